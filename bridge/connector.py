@@ -1,0 +1,262 @@
+"""The connector contract: what a channel connector implements and what the core gives it.
+
+The core owns everything Matrix: portal rooms, ghost users, the message table, per-portal
+ordering, retries and the notices staff see. A connector owns exactly one channel account
+(one Telegram bot, one WhatsApp number, one mailbox, one webhook endpoint) and does two
+things:
+
+* it turns remote traffic into typed remote events (``bridge.events.Remote*``) and hands them
+  to ``BridgeHost.handle_remote_event``, which returns only once the event is durably
+  recorded; a connector acknowledges the remote side (answers a webhook, advances a poll
+  offset, marks a mail seen) only after that call returned;
+* it sends what staff write in Matrix to the remote side, through ``send_message`` and the
+  optional capability protocols below.
+
+A connector never talks to Matrix itself.
+
+Required core
+    ``NetworkConnector`` (an ABC): ``parse_config`` (a classmethod, validates the account's
+    config section without network calls), ``__init__`` (no network calls either), ``start``,
+    ``stop``, ``capabilities`` (data, see ``Capabilities``), ``state`` and ``send_message``.
+
+Optional capabilities
+    One ``typing.Protocol`` per feature, checked with ``isinstance`` at the point of use:
+    ``EditHandler``, ``DeleteHandler``, ``ReactionHandler``, ``ReplyHandler``,
+    ``ReadReceiptHandler``, ``TypingHandler``, ``MediaSender``, ``MediaDownloader``. When a
+    staff member does something the connector cannot carry (edits a message on a channel
+    without edits), the core tells them so in the room; nothing is dropped silently.
+
+Errors
+    ``send_*`` and ``handle_matrix_*`` methods raise ``TemporaryDeliveryError`` for failures
+    worth retrying (network, 5xx, rate limits: set ``retry_after`` when the remote said how
+    long to wait) and ``PermanentDeliveryError`` for failures that will not heal (rejected
+    content, closed window). The core retries temporary failures in order, with backoff,
+    until ``Capabilities.delivery_deadline`` passes, and shows permanent ones in the room.
+    Any other exception is treated as temporary.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from .events import (
+    MatrixEdit,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixTyping,
+    RemoteAttachment,
+    RemoteEvent,
+    SentMessage,
+)
+from .types import AccountID
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import web
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered; ``reason`` is shown to the staff member."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth retrying later; ``retry_after`` (seconds) if the remote side said so."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Will not heal by retrying; the core reports it and moves on."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can carry, as data. One frozen instance per connector class."""
+
+    html: bool = False
+    """Whether formatted text reaches the remote side (else the core sends plain text)."""
+    max_text_length: int | None = None
+    """Longest text the remote side takes in one message; the connector splits or rejects."""
+    max_file_size: Mapping[str, int] = field(default_factory=dict)
+    """Largest upload per Matrix msgtype (``m.image``, ``m.file``...); ``*`` for any."""
+    edit_window: float | None = None
+    """Seconds after sending during which a message can still be edited (None: no limit)."""
+    delete_window: float | None = None
+    """Seconds after sending during which a message can still be deleted (None: no limit)."""
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
+    """Documented remote limits, messages per second, e.g. ``{"chat": 1, "global": 30}``."""
+    delivery_deadline: float = 24 * 3600.0
+    """How long the core keeps retrying a temporarily failing delivery before giving up."""
+
+
+class StateKind(enum.StrEnum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DEGRADED = "degraded"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    kind: StateKind
+    message: str = ""
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; ``key`` is its dotted path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config key '{key}': {message}")
+        self.key = key
+        self.message = message
+
+
+class BridgeHost(Protocol):
+    """What the core offers a connector."""
+
+    log: logging.Logger
+    """A logger named after the channel account."""
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """A shared HTTP client session for talking to the remote side."""
+        ...
+
+    async def handle_remote_event(self, event: RemoteEvent) -> bool:
+        """Record ``event`` durably and queue it for Matrix. Returns False when the same event
+        (same ``dedup_key()``) was recorded before, in which case nothing new is stored.
+        Acknowledge the remote side only after this returned."""
+        ...
+
+    def add_route(
+        self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> str:
+        """Serve ``handler`` on the bridge's HTTP listener under
+        ``/connectors/<account id><path>``; returns the full path."""
+        ...
+
+    def set_state(self, state: ConnectorState) -> None:
+        """Report the connection state shown by the ``channels`` command."""
+        ...
+
+    async def load_data(self) -> dict[str, Any]:
+        """The account's persisted connector data (poll offsets, UIDs...), {} at first."""
+        ...
+
+    async def save_data(self, data: dict[str, Any]) -> None:
+        """Persist the account's connector data durably."""
+        ...
+
+
+class NetworkConnector(ABC):
+    """The required core of every connector: one instance per channel account."""
+
+    channel: ClassVar[str]
+    """The ``type`` value that selects this connector in the config (``webhook``...)."""
+    title: ClassVar[str]
+    """Human name of the channel, used in room topics and command output."""
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, account_id: AccountID, config: Any, host: BridgeHost) -> None:
+        """Keep the parsed config and host; no network calls here."""
+        self.account_id = account_id
+        self.config = config
+        self.host = host
+        self._state = ConnectorState(StateKind.STARTING)
+
+    @classmethod
+    @abstractmethod
+    def parse_config(cls, raw: Mapping[str, Any], key: str) -> Any:
+        """Validate the account's config section (``key`` is its dotted path, for errors) and
+        return a parsed config object. Raise ``ConfigError`` naming the exact key."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect to the remote side, register routes, begin handing events to the host."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving; return when no more events will be handed to the host."""
+
+    @property
+    def state(self) -> ConnectorState:
+        return self._state
+
+    def set_state(self, kind: StateKind, message: str = "") -> None:
+        self._state = ConnectorState(kind, message)
+        self.host.set_state(self._state)
+
+    @abstractmethod
+    async def send_message(self, msg: MatrixMessage) -> SentMessage:
+        """Deliver a staff text message (or notice/emote) to the remote chat.
+
+        Media messages go to ``MediaSender.send_media`` instead; replies go to
+        ``ReplyHandler.send_reply`` when the connector has it."""
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+@runtime_checkable
+class ReplyHandler(Protocol):
+    """Sends a message as a reply to ``msg.reply_to`` (set by the core)."""
+
+    async def send_reply(self, msg: MatrixMessage) -> SentMessage: ...
+
+
+@runtime_checkable
+class EditHandler(Protocol):
+    async def handle_matrix_edit(self, edit: MatrixEdit) -> None: ...
+
+
+@runtime_checkable
+class DeleteHandler(Protocol):
+    async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None: ...
+
+
+@runtime_checkable
+class ReactionHandler(Protocol):
+    async def handle_matrix_reaction(self, reaction: MatrixReaction) -> None: ...
+
+    async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None: ...
+
+
+@runtime_checkable
+class ReadReceiptHandler(Protocol):
+    async def handle_matrix_read_receipt(self, receipt: MatrixReadReceipt) -> None: ...
+
+
+@runtime_checkable
+class TypingHandler(Protocol):
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None: ...
+
+
+@runtime_checkable
+class MediaSender(Protocol):
+    """Sends a staff message with ``msg.media`` set (image, file, audio, video)."""
+
+    async def send_media(self, msg: MatrixMessage) -> SentMessage: ...
+
+
+@runtime_checkable
+class MediaDownloader(Protocol):
+    """Fetches a remote attachment so the core can upload it to the Matrix media repo.
+    Returns the bytes and the mimetype. Raise ``PermanentDeliveryError`` with a readable
+    reason when the file cannot be had (too large, expired); the core shows it in the room."""
+
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]: ...

@@ -1,0 +1,292 @@
+"""The typed events that cross the connector contract.
+
+Remote events flow from a connector into the core (``BridgeHost.handle_remote_event``); the
+core records them durably before the connector acknowledges them to the remote side, so they
+are plain data that round-trips through JSON. Matrix events flow from the core into a
+connector's ``send_*``/``handle_matrix_*`` methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .types import MessageID, PortalKey, RemoteChatID, RemoteUserID
+
+# --------------------------------------------------------------------------- remote side
+
+
+@dataclass(frozen=True)
+class RemoteChat:
+    """The remote chat an event belongs to, with what the connector knows of it."""
+
+    id: RemoteChatID
+    name: str | None = None
+    topic: str | None = None
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteUser:
+    """The remote person behind an event; becomes a ghost user in Matrix."""
+
+    id: RemoteUserID
+    displayname: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteAttachment:
+    """A file attached to a remote message; the core asks the connector to download it."""
+
+    url: str
+    filename: str | None = None
+    mimetype: str | None = None
+    size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """Base of everything a connector hands to the core."""
+
+    kind: ClassVar[str] = "event"
+    chat: RemoteChat
+    sender: RemoteUser
+    timestamp: float | None = None
+    """Seconds since the epoch, as the remote side stamped the event."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Connector-specific data kept with the event (e.g. a deep-link payload)."""
+
+    def dedup_key(self) -> str:
+        """A key that is equal for two deliveries of the same remote event."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["kind"] = self.kind
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> RemoteEvent:
+        data = dict(data)
+        cls = _EVENT_KINDS[data.pop("kind")]
+        data["chat"] = RemoteChat(**data["chat"])
+        data["sender"] = RemoteUser(**data["sender"])
+        if "attachments" in data:
+            data["attachments"] = tuple(RemoteAttachment(**a) for a in data["attachments"])
+        return cls(**data)
+
+
+def _digest(*parts: str | None) -> str:
+    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RemoteMessage(RemoteEvent):
+    kind: ClassVar[str] = "message"
+    message_id: MessageID = MessageID("")
+    text: str = ""
+    html: str | None = None
+    attachments: tuple[RemoteAttachment, ...] = ()
+    reply_to: MessageID | None = None
+    notice: bool = False
+    """Sent as m.notice (automatic or system text rather than a person's words)."""
+
+    def dedup_key(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class RemoteEdit(RemoteEvent):
+    kind: ClassVar[str] = "edit"
+    message_id: MessageID = MessageID("")
+    text: str = ""
+    html: str | None = None
+    edit_id: str | None = None
+    """Identifies this edit if the remote side has edit ids; otherwise the new text does."""
+
+    def dedup_key(self) -> str:
+        return f"edit:{self.message_id}:{self.edit_id or _digest(self.text, self.html)}"
+
+
+@dataclass(frozen=True)
+class RemoteDelete(RemoteEvent):
+    kind: ClassVar[str] = "delete"
+    message_id: MessageID = MessageID("")
+
+    def dedup_key(self) -> str:
+        return f"delete:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class RemoteReaction(RemoteEvent):
+    kind: ClassVar[str] = "reaction"
+    message_id: MessageID = MessageID("")
+    emoji: str = ""
+
+    def dedup_key(self) -> str:
+        return f"reaction:{self.message_id}:{self.sender.id}:{self.emoji}"
+
+
+@dataclass(frozen=True)
+class RemoteReactionRemove(RemoteEvent):
+    kind: ClassVar[str] = "reaction_remove"
+    message_id: MessageID = MessageID("")
+    emoji: str = ""
+    removal_id: str | None = None
+
+    def dedup_key(self) -> str:
+        return f"unreact:{self.message_id}:{self.sender.id}:{self.emoji}:{self.removal_id}"
+
+
+@dataclass(frozen=True)
+class RemoteReadReceipt(RemoteEvent):
+    """The remote user has read everything up to ``message_id``."""
+
+    kind: ClassVar[str] = "read_receipt"
+    message_id: MessageID = MessageID("")
+
+    def dedup_key(self) -> str:
+        return f"read:{self.message_id}:{self.sender.id}"
+
+
+@dataclass(frozen=True)
+class RemoteTyping(RemoteEvent):
+    kind: ClassVar[str] = "typing"
+    timeout_ms: int = 5000
+
+    def dedup_key(self) -> str:
+        return f"typing:{self.sender.id}:{self.timestamp}"
+
+
+@dataclass(frozen=True)
+class RemoteDeliveryFailure(RemoteEvent):
+    """A message the bridge sent earlier could not be delivered after all (bounce, failed
+    status). The core shows ``reason`` in the room, tied to the Matrix event."""
+
+    kind: ClassVar[str] = "delivery_failure"
+    message_id: MessageID = MessageID("")
+    reason: str = ""
+
+    def dedup_key(self) -> str:
+        return f"failure:{self.message_id}:{_digest(self.reason)}"
+
+
+_EVENT_KINDS: dict[str, type[RemoteEvent]] = {
+    cls.kind: cls
+    for cls in (
+        RemoteMessage,
+        RemoteEdit,
+        RemoteDelete,
+        RemoteReaction,
+        RemoteReactionRemove,
+        RemoteReadReceipt,
+        RemoteTyping,
+        RemoteDeliveryFailure,
+    )
+}
+
+# --------------------------------------------------------------------------- Matrix side
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A bridged message as the remote side knows it."""
+
+    message_id: MessageID
+    sender: RemoteUserID | None = None
+    """The remote author, or None when the message came from Matrix staff."""
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class MatrixMedia:
+    """Media attached to a staff message; ``download()`` fetches it from the homeserver."""
+
+    url: str
+    filename: str
+    mimetype: str
+    size: int | None
+    download: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class MatrixMessage:
+    """A staff message to send to the remote chat of ``portal``."""
+
+    portal: PortalKey
+    event_id: str
+    sender: str
+    sender_name: str
+    msgtype: str
+    text: str
+    """Plain text with the configured sender prefix already applied."""
+    html: str | None = None
+    """Matrix HTML with the prefix applied, or None for plain messages."""
+    prefix: str = ""
+    """The sender prefix that ``text``/``html`` start with (for connectors that need it apart)."""
+    reply_to: MessageRef | None = None
+    media: MatrixMedia | None = None
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class MatrixEdit:
+    portal: PortalKey
+    event_id: str
+    sender: str
+    target: MessageRef
+    text: str
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class MatrixRedaction:
+    portal: PortalKey
+    event_id: str
+    sender: str
+    target: MessageRef
+
+
+@dataclass(frozen=True)
+class MatrixReaction:
+    portal: PortalKey
+    event_id: str
+    sender: str
+    target: MessageRef
+    emoji: str
+
+
+@dataclass(frozen=True)
+class MatrixReactionRemove:
+    portal: PortalKey
+    event_id: str
+    sender: str
+    target: MessageRef
+    emoji: str
+
+
+@dataclass(frozen=True)
+class MatrixReadReceipt:
+    portal: PortalKey
+    sender: str
+    target: MessageRef
+
+
+@dataclass(frozen=True)
+class MatrixTyping:
+    portal: PortalKey
+    sender: str
+    typing: bool
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What the remote side answered for a message the connector sent."""
+
+    message_id: MessageID
+    timestamp: float | None = None
