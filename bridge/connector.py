@@ -170,7 +170,8 @@ class NetworkConnector(ABC):
     """The ``type`` value that selects this connector in the config (``webhook``...)."""
     title: ClassVar[str]
     """Human name of the channel, used in room topics and command output."""
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
+    """May be a class attribute, or set per account in ``__init__`` (a deadline from config)."""
 
     def __init__(self, account_id: AccountID, config: Any, host: BridgeHost) -> None:
         """Keep the parsed config and host; no network calls here."""
