@@ -1,0 +1,29 @@
+"""Database access: one module per table, an attrs row class each."""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Database
+
+from .account import ChannelAccount
+from .as_txn import ASTransaction
+from .ghost import Ghost
+from .message import Message
+from .portal import Portal
+from .queue import QueueItem
+from .reaction import Reaction
+from .remote_dedup import RemoteDedup
+from .upgrade import upgrade_table
+
+ROW_CLASSES = (ChannelAccount, ASTransaction, Ghost, Message, Portal, QueueItem, Reaction, RemoteDedup)
+
+
+def init(db: Database) -> None:
+    """Point every row class at ``db``."""
+    for cls in ROW_CLASSES:
+        cls.db = db
+
+
+__all__ = [
+    "ChannelAccount", "ASTransaction", "Ghost", "Message", "Portal", "QueueItem", "Reaction",
+    "RemoteDedup", "upgrade_table", "init", "Database",
+]  # fmt: skip

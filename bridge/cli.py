@@ -1,0 +1,98 @@
+"""Command line: run the bridge, or write an appservice registration with ``-g``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.config
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from ruamel.yaml import YAML
+
+from . import __version__, registration
+from .config import ConfigError, load, load_raw
+
+log = logging.getLogger("bridge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bridge",
+        description="A Matrix appservice bridge for business messaging channels.",
+    )
+    p.add_argument("-c", "--config", default="config.yaml", help="config file (default: %(default)s)")
+    p.add_argument(
+        "-g", "--generate-registration", action="store_true",
+        help="write fresh tokens into the config and an appservice registration, then exit",
+    )  # fmt: skip
+    p.add_argument(
+        "-r", "--registration", default="registration.yaml",
+        help="where -g writes the registration (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def generate(config_path: str, registration_path: str) -> None:
+    """Put fresh tokens into the config file (comments kept) and write the registration."""
+    load(config_path, need_tokens=False)  # validate everything else first
+    raw = load_raw(config_path)
+    raw["appservice.as_token"] = registration.new_token()
+    raw["appservice.hs_token"] = registration.new_token()
+    raw.save()
+    config = load(config_path)
+    yaml = YAML()
+    yaml.default_flow_style = False
+    with open(registration_path, "w") as f:
+        yaml.dump(registration.build(config), f)
+    os.chmod(registration_path, 0o600)
+    print(f"Wrote {registration_path}; add it to the homeserver's app_service_config_files.")
+
+
+async def _run(config_path: str) -> int:
+    from .core.bridge import Bridge
+
+    config = load(config_path)
+    if config.logging:
+        logging.config.dictConfig({"disable_existing_loggers": False, **config.logging})
+    else:
+        logging.basicConfig(level=logging.INFO)
+    bridge = Bridge(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(bridge.start())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            # Stopped while still waiting for the homeserver or the database.
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        else:
+            starting.result()
+            log.info("Bridge started")
+            await stopping
+    finally:
+        stopping.cancel()
+        log.info("Stopping")
+        await bridge.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.generate_registration:
+            generate(args.config, args.registration)
+            return 0
+        load(args.config)  # fail before anything starts
+    except ConfigError as e:
+        print(f"Configuration error in {args.config}: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args.config))

@@ -1,0 +1,297 @@
+"""Loading and validating the bridge config (``example-config.yaml`` is the documented schema)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from yarl import URL
+
+from .connector import ConfigError, NetworkConnector
+from .connectors import connector_class
+from .types import AccountID
+
+ENV_PREFIX = "BRIDGE_"
+SECTIONS = (
+    "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
+    "channels", "logging",
+)  # fmt: skip
+LEVELS = ("none", "staff", "admin")
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$")
+_MXID = re.compile(r"^@[^:]+:.+$")
+
+
+class FileConfig(BaseFileConfig):
+    """The raw YAML, comments kept, so that ``-g`` can write tokens back into the file."""
+
+    def do_update(self, helper: ConfigUpdateHelper) -> None:  # pragma: no cover - unused
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ChannelAccountConfig:
+    id: AccountID
+    type: str
+    staff: tuple[str, ...]
+    connector: type[NetworkConnector]
+    options: Any
+    """The connector's own parsed config."""
+
+
+@dataclass(frozen=True)
+class Config:
+    hs_address: URL
+    hs_domain: str
+    hs_verify_ssl: bool
+    as_address: URL
+    as_hostname: str
+    as_port: int
+    as_id: str
+    as_token: str
+    hs_token: str
+    max_body_size: int
+    db_url: str
+    db_args: dict[str, Any]
+    bot_username: str
+    bot_displayname: str
+    command_prefix: str
+    ghost_username_template: str
+    ghost_displayname_template: str
+    sender_prefix_template: str
+    topic_template: str
+    permissions: dict[str, str]
+    channels: dict[AccountID, ChannelAccountConfig]
+    logging: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bot_mxid(self) -> str:
+        return f"@{self.bot_username}:{self.hs_domain}"
+
+    def permission_level(self, mxid: str) -> str:
+        """The level of a Matrix user: their own entry, else their domain's, else ``*``'s."""
+        if mxid in self.permissions:
+            return self.permissions[mxid]
+        domain = mxid.split(":", 1)[1] if ":" in mxid else ""
+        if domain in self.permissions:
+            return self.permissions[domain]
+        return self.permissions.get("*", "none")
+
+
+def load_raw(path: str) -> FileConfig:
+    """Read the YAML file with comments; errors name the file and the line."""
+    raw = FileConfig(path, "pkg://bridge/example-config.yaml")
+    try:
+        raw.load()
+    except FileNotFoundError as e:
+        raise ConfigError("(file)", f"{path} does not exist") from e
+    except YAMLError as e:
+        raise ConfigError("(file)", f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw._data, Mapping):
+        raise ConfigError("(file)", f"{path} must contain a mapping at the top level")
+    return raw
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> None:
+    """Override keys from ``BRIDGE_A__B=value`` variables (values parsed as YAML)."""
+    yaml = YAML(typ="safe")
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path) or path[0] not in SECTIONS:
+            continue
+        try:
+            parsed = yaml.load(value) if value else ""
+        except YAMLError as e:
+            raise ConfigError(".".join(path), f"environment variable {name}: {e}") from e
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = parsed
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Reader:
+    """Typed access to nested keys; every error names the dotted key."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                if default is ...:
+                    raise ConfigError(key, "is missing")
+                return default
+            node = node[part]
+        if node is None and default is ...:
+            raise ConfigError(key, "is missing")
+        return default if node is None else node
+
+    def str(self, key: str, default: Any = ..., *, empty_ok: bool = False) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, not {type(value).__name__}")
+        if not value and not empty_ok:
+            raise ConfigError(key, "must not be empty")
+        return value
+
+    def int(self, key: str, default: Any = ..., *, minimum: int = 1, maximum: int | None = None) -> int:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, not {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum else f"at least {minimum}"
+            raise ConfigError(key, f"must be {bound}, not {value}")
+        return value
+
+    def bool(self, key: str, default: Any = ...) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, not {value!r}")
+        return value
+
+    def url(self, key: str, schemes: tuple[str, ...] = ("http", "https")) -> URL:
+        value = self.str(key)
+        url = URL(value)
+        if url.scheme not in schemes or not url.host:
+            raise ConfigError(key, f"must be a {'/'.join(schemes)} URL with a host, not {value!r}")
+        return url
+
+    def mapping(self, key: str, default: Any = ...) -> Mapping[str, Any]:
+        value = self.get(key, default)
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"must be a mapping, not {type(value).__name__}")
+        return value
+
+
+def _check_template(key: str, template: str, names: tuple[str, ...], required: tuple[str, ...]) -> None:
+    try:
+        template.format(**{n: "x" for n in names})
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(key, f"bad template {template!r}: unknown or malformed field {e}") from e
+    for name in required:
+        if "{" + name + "}" not in template:
+            raise ConfigError(key, f"must contain {{{name}}}")
+
+
+def parse(data: Mapping[str, Any]) -> Config:
+    """Validate the whole config, raising ``ConfigError`` for the first bad key."""
+    r = _Reader(data)
+    domain = r.str("homeserver.domain")
+    db_url = r.str("database.url", "sqlite:bridge.db")
+    if URL(db_url).scheme not in ("sqlite", "sqlite3", "postgres", "postgresql"):
+        raise ConfigError("database.url", f"must start with sqlite: or postgres://, not {db_url!r}")
+    bot_username = r.str("bot.username", "bridgebot")
+    if not _LOCALPART.match(bot_username):
+        raise ConfigError("bot.username", f"{bot_username!r} is not a valid Matrix localpart")
+    ghost_user = r.str("ghosts.username_template", "bridge_{account}_{user}")
+    _check_template("ghosts.username_template", ghost_user, ("account", "user"), ("account", "user"))
+    if not _LOCALPART.match(ghost_user.replace("{account}", "a").replace("{user}", "u")):
+        raise ConfigError("ghosts.username_template", "has characters not allowed in a localpart")
+    ghost_name = r.str("ghosts.displayname_template", "{name} ({channel})")
+    _check_template("ghosts.displayname_template", ghost_name, ("name", "channel"), ("name",))
+    prefix = r.str("portals.sender_prefix_template", "{displayname}: ", empty_ok=True)
+    _check_template("portals.sender_prefix_template", prefix, ("displayname", "mxid"), ())
+    topic = r.str("portals.topic_template", "{channel} conversation via {account} ({chat})")
+    _check_template("portals.topic_template", topic, ("channel", "account", "chat"), ())
+
+    permissions: dict[str, str] = {}
+    for who, level in r.mapping("permissions").items():
+        key = f"permissions.{who}"
+        if level not in LEVELS:
+            raise ConfigError(key, f"must be one of {', '.join(LEVELS)}, not {level!r}")
+        if who != "*" and who.startswith("@") and not _MXID.match(who):
+            raise ConfigError(key, f"{who!r} is not a Matrix user ID")
+        permissions[who] = level
+
+    channels: dict[AccountID, ChannelAccountConfig] = {}
+    for account_id, section in r.mapping("channels", {}).items():
+        key = f"channels.{account_id}"
+        if not _ACCOUNT_ID.match(account_id):
+            raise ConfigError(key, "account ids may use only letters, digits, '-' and '_'")
+        if not isinstance(section, Mapping):
+            raise ConfigError(key, "must be a mapping")
+        ctype = _Reader(section).str("type", ...) if "type" in section else None
+        if ctype is None:
+            raise ConfigError(f"{key}.type", "is missing")
+        cls = connector_class(ctype)
+        if cls is None:
+            raise ConfigError(f"{key}.type", f"unknown channel type {ctype!r}")
+        staff = section.get("staff") or []
+        if not isinstance(staff, list) or not all(isinstance(s, str) and _MXID.match(s) for s in staff):
+            raise ConfigError(f"{key}.staff", "must be a list of Matrix user IDs")
+        options = cls.parse_config(section, key)
+        channels[AccountID(account_id)] = ChannelAccountConfig(
+            id=AccountID(account_id), type=ctype, staff=tuple(staff), connector=cls, options=options
+        )
+
+    as_token = r.str("appservice.as_token")
+    hs_token = r.str("appservice.hs_token")
+    log_config = r.get("logging", {})
+    return Config(
+        hs_address=r.url("homeserver.address"),
+        hs_domain=domain,
+        hs_verify_ssl=r.bool("homeserver.verify_ssl", True),
+        as_address=r.url("appservice.address"),
+        as_hostname=r.str("appservice.hostname", "127.0.0.1"),
+        as_port=r.int("appservice.port", minimum=1, maximum=65535),
+        as_id=r.str("appservice.id"),
+        as_token=as_token,
+        hs_token=hs_token,
+        max_body_size=r.int("appservice.max_body_size", 16 * 1024 * 1024, minimum=8 * 1024 * 1024),
+        db_url=db_url,
+        db_args=dict(r.mapping("database.args", {})),
+        bot_username=bot_username,
+        bot_displayname=r.str("bot.displayname", "Business Bridge"),
+        command_prefix=r.str("bot.command_prefix", "!bridge"),
+        ghost_username_template=ghost_user,
+        ghost_displayname_template=ghost_name,
+        sender_prefix_template=prefix,
+        topic_template=topic,
+        permissions=permissions,
+        channels=channels,
+        logging=log_config if isinstance(log_config, dict) else {},
+    )
+
+
+def load(path: str, environ: Mapping[str, str] = os.environ, *, need_tokens: bool = True) -> Config:
+    """Load, override from the environment and validate ``path``."""
+    data = _plain(load_raw(path)._data)
+    apply_env(data, environ)
+    if not need_tokens:
+        data.setdefault("appservice", {})
+        for name in ("as_token", "hs_token"):
+            data["appservice"].setdefault(name, "generate")
+    config = parse(data)
+    if need_tokens:
+        for name in ("as_token", "hs_token"):
+            if getattr(config, name) == "generate":
+                raise ConfigError(
+                    f"appservice.{name}",
+                    "is still 'generate': run with -g to write a registration first",
+                )
+    return config
+
+
+__all__ = ["Config", "ChannelAccountConfig", "ConfigError", "load", "load_raw", "parse"]

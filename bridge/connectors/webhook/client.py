@@ -1,0 +1,182 @@
+"""Outbound HTTP: signed POSTs to the receiver and attachment downloads, with every HTTP
+outcome mapped to a temporary or permanent delivery error. No retries here: the core retries
+temporary errors with backoff until the delivery deadline."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from typing import Any
+
+import aiohttp
+
+from ...connector import BridgeHost, PermanentDeliveryError, TemporaryDeliveryError
+from ...events import RemoteAttachment
+from .config import WebhookConfig
+from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, read_limited, sign
+
+NOT_CONFIGURED = "outbound delivery is not configured for this channel"
+MAX_RESPONSE_SIZE = 64 * 1024
+"""Longest answer body read from the receiver (it only needs to carry a message id)."""
+EXCERPT_LENGTH = 200
+MAX_REMOTE_ID_LENGTH = 255
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _excerpt(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    text = " ".join(text.split())
+    if len(text) > EXCERPT_LENGTH:
+        text = text[: EXCERPT_LENGTH - 1] + "…"
+    return text
+
+
+def _is_temporary(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+class WebhookClient:
+    def __init__(self, config: WebhookConfig, host: BridgeHost) -> None:
+        self.config = config
+        self.host = host
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.config.request_timeout)
+
+    async def post(self, payload: dict[str, Any], idempotency_key: str) -> str | None:
+        """POST ``payload`` to the receiver. Returns the remote message id if the receiver
+        answered one (a JSON object with a string ``id``), else None."""
+        if self.config.outbound_url is None:
+            raise PermanentDeliveryError(NOT_CONFIGURED)
+        body = encode(payload)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.config.secret, body),
+            IDEMPOTENCY_HEADER: idempotency_key,
+        }
+        try:
+            async with self.host.http.post(
+                self.config.outbound_url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout(),
+                allow_redirects=False,
+            ) as resp:
+                if 200 <= resp.status < 300:
+                    return await self._remote_id(resp)
+                answer, _ = await self._read_quietly(resp)
+                reason = f"webhook receiver answered HTTP {resp.status}"
+                if answer:
+                    reason += f": {_excerpt(answer)}"
+                if _is_temporary(resp.status):
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    raise TemporaryDeliveryError(reason, retry_after=retry_after)
+                raise PermanentDeliveryError(reason)
+        except TimeoutError as e:
+            raise TemporaryDeliveryError(
+                f"webhook receiver did not answer within {self.config.request_timeout:g} seconds"
+            ) from e
+        except aiohttp.ClientError as e:
+            raise TemporaryDeliveryError(f"webhook receiver unreachable: {_describe(e)}") from e
+
+    async def _read_quietly(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        try:
+            return await read_limited(resp.content, MAX_RESPONSE_SIZE)
+        except (TimeoutError, aiohttp.ClientError):
+            return b"", False
+
+    async def _remote_id(self, resp: aiohttp.ClientResponse) -> str | None:
+        # The receiver has the message once it answered 2xx: a broken answer body is no
+        # reason to send it again, so read problems only lose the optional id.
+        body, over = await self._read_quietly(resp)
+        if over or not body:
+            return None
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        remote_id = data.get("id") if isinstance(data, dict) else None
+        if isinstance(remote_id, str) and 0 < len(remote_id) <= MAX_REMOTE_ID_LENGTH:
+            return remote_id
+        return None
+
+    async def download(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+        """Fetch an inbound attachment, refusing more than ``max_file_size`` bytes."""
+        limit = self.config.max_file_size
+        if attachment.size is not None and attachment.size > limit:
+            raise PermanentDeliveryError(_too_large(attachment, attachment.size, limit))
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.config.request_timeout,
+            sock_read=self.config.request_timeout,
+        )
+        try:
+            async with self.host.http.get(attachment.url, timeout=timeout) as resp:
+                if resp.status >= 300:
+                    raise _download_error(attachment, resp)
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise PermanentDeliveryError(
+                        _too_large(attachment, resp.content_length, limit)
+                    )
+                data, over = await read_limited(resp.content, limit)
+                if over:
+                    raise PermanentDeliveryError(_too_large(attachment, None, limit))
+                mimetype = attachment.mimetype or resp.content_type or "application/octet-stream"
+                return data, mimetype
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise TemporaryDeliveryError(
+                f"could not download attachment {_name(attachment)}: {_describe(e)}"
+            ) from e
+
+
+def _name(attachment: RemoteAttachment) -> str:
+    return repr(attachment.filename) if attachment.filename else "from the webhook"
+
+
+def _too_large(attachment: RemoteAttachment, size: int | None, limit: int) -> str:
+    actual = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    return (
+        f"attachment {_name(attachment)} is too large ({actual}; "
+        f"this channel accepts at most {limit} bytes)"
+    )
+
+
+def _download_error(
+    attachment: RemoteAttachment, resp: aiohttp.ClientResponse
+) -> TemporaryDeliveryError | PermanentDeliveryError:
+    reason = f"could not download attachment {_name(attachment)}: HTTP {resp.status}"
+    if _is_temporary(resp.status):
+        return TemporaryDeliveryError(
+            reason, retry_after=parse_retry_after(resp.headers.get("Retry-After"))
+        )
+    if resp.status in (404, 410):
+        reason += " (the file is no longer available)"
+    return PermanentDeliveryError(reason)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error) or type(error).__name__

@@ -1,0 +1,296 @@
+"""Inbound: the ``POST /events`` endpoint and the payload schema it accepts.
+
+Checks run in this order, and nothing from a rejected request reaches the host: body size
+(413), signature (401), JSON syntax (400), schema (400, naming the bad field). An accepted
+event is answered only after ``BridgeHost.handle_remote_event`` returned; if that fails the
+answer is 503 so the sender retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from aiohttp import web
+from yarl import URL
+
+from ...connector import BridgeHost
+from ...events import (
+    RemoteAttachment,
+    RemoteChat,
+    RemoteDelete,
+    RemoteEdit,
+    RemoteEvent,
+    RemoteMessage,
+    RemoteReaction,
+    RemoteReactionRemove,
+    RemoteUser,
+)
+from ...types import MessageID, RemoteChatID, RemoteUserID
+from .config import WebhookConfig
+from .protocol import SIGNATURE_HEADER, read_limited, verify
+
+MAX_ID_LENGTH = 255
+MAX_NAME_LENGTH = 255
+MAX_TOPIC_LENGTH = 4096
+MAX_URL_LENGTH = 4096
+MAX_TIMESTAMP = 1e11
+"""Timestamps are seconds; anything from the year 5138 on is milliseconds sent by mistake."""
+EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove")
+
+
+class PayloadError(ValueError):
+    """The payload does not match the schema; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class _Object:
+    """One JSON object of the payload, read field by field with the path kept for errors."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise PayloadError(path or "body", "must be a JSON object")
+        self.data: dict[str, Any] = data
+        self.path = path
+
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise PayloadError(self.name(key), problem)
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def string(
+        self, key: str, *, required: bool = False, max_length: int | None = None
+    ) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.fail(key, "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(key, "must be a string")
+        if "\x00" in value:
+            self.fail(key, "must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail(key, "must be valid Unicode (no lone surrogates)")
+        if max_length is not None and len(value) > max_length:
+            self.fail(key, f"must be at most {max_length} characters")
+        return value
+
+    def ident(self, key: str, *, required: bool = False) -> str | None:
+        value = self.string(key, required=required, max_length=MAX_ID_LENGTH)
+        if value is not None and not value:
+            self.fail(key, "must not be empty")
+        return value
+
+    def required_ident(self, key: str) -> str:
+        value = self.ident(key, required=True)
+        assert value is not None
+        return value
+
+    def boolean(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, bool):
+            self.fail(key, "must be true or false")
+        return value
+
+    def number(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key, "must be a number")
+        if not math.isfinite(value):
+            self.fail(key, "must be a finite number")
+        return value
+
+    def url(self, key: str, *, required: bool = False) -> str | None:
+        value = self.string(key, required=required, max_length=MAX_URL_LENGTH)
+        if value is None:
+            return None
+        try:
+            url = URL(value)
+        except (ValueError, TypeError):
+            self.fail(key, "must be an http(s) URL")
+        if url.scheme not in ("http", "https") or not url.host:
+            self.fail(key, "must be an http(s) URL")
+        return value
+
+    def child(self, key: str, *, required: bool = False) -> _Object | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.fail(key, "is required")
+            return None
+        return _Object(value, self.name(key))
+
+
+def parse_event(data: Any) -> RemoteEvent:
+    """Map a decoded payload to a typed remote event, or raise ``PayloadError``."""
+    body = _Object(data, "")
+    kind = body.string("type") or "message"
+    if kind not in EVENT_TYPES:
+        body.fail("type", f"must be one of {', '.join(EVENT_TYPES)}")
+    message_id = MessageID(body.required_ident("id"))
+    chat = _chat(body)
+    sender = _sender(body)
+    timestamp = body.number("timestamp")
+    if timestamp is not None and not 0 <= timestamp < MAX_TIMESTAMP:
+        body.fail("timestamp", "must be seconds since the epoch")
+    common: dict[str, Any] = {"chat": chat, "sender": sender, "timestamp": timestamp}
+
+    if kind == "message":
+        attachments = _attachments(body)
+        text = body.string("text") or ""
+        if not text and not attachments:
+            body.fail("text", "is required unless an attachment is given")
+        reply_to = body.ident("reply_to")
+        return RemoteMessage(
+            **common,
+            message_id=message_id,
+            text=text,
+            html=body.string("html"),
+            attachments=attachments,
+            reply_to=MessageID(reply_to) if reply_to is not None else None,
+            notice=bool(body.boolean("notice")),
+        )
+    if kind == "edit":
+        new_text = body.string("text", required=True)
+        if not new_text:
+            body.fail("text", "must not be empty")
+        return RemoteEdit(
+            **common,
+            message_id=message_id,
+            text=new_text,
+            html=body.string("html"),
+            edit_id=body.ident("edit_id"),
+        )
+    if kind == "delete":
+        return RemoteDelete(**common, message_id=message_id)
+    emoji = body.string("emoji", required=True, max_length=MAX_ID_LENGTH)
+    if not emoji:
+        body.fail("emoji", "must not be empty")
+    if kind == "reaction":
+        return RemoteReaction(**common, message_id=message_id, emoji=emoji)
+    return RemoteReactionRemove(
+        **common, message_id=message_id, emoji=emoji, removal_id=body.ident("removal_id")
+    )
+
+
+def _chat(body: _Object) -> RemoteChat:
+    chat = body.child("chat", required=True)
+    assert chat is not None
+    return RemoteChat(
+        id=RemoteChatID(chat.required_ident("id")),
+        name=chat.string("name", max_length=MAX_NAME_LENGTH),
+        topic=chat.string("topic", max_length=MAX_TOPIC_LENGTH),
+        is_group=bool(chat.boolean("is_group")),
+    )
+
+
+def _sender(body: _Object) -> RemoteUser:
+    sender = body.child("sender", required=True)
+    assert sender is not None
+    return RemoteUser(
+        id=RemoteUserID(sender.required_ident("id")),
+        displayname=sender.string("name", max_length=MAX_NAME_LENGTH),
+        avatar_url=sender.url("avatar_url"),
+    )
+
+
+def _attachments(body: _Object) -> tuple[RemoteAttachment, ...]:
+    if body.has("attachments") and body.has("attachment"):
+        body.fail("attachment", "give either attachment or attachments, not both")
+    if body.has("attachment"):
+        single = body.child("attachment")
+        assert single is not None
+        return (_attachment(single),)
+    items = body.data.get("attachments")
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        body.fail("attachments", "must be a list of objects")
+    return tuple(_attachment(_Object(item, f"attachments[{i}]")) for i, item in enumerate(items))
+
+
+def _attachment(item: _Object) -> RemoteAttachment:
+    size = item.data.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        item.fail("size", "must be a whole number of bytes")
+    url = item.url("url", required=True)
+    assert url is not None
+    return RemoteAttachment(
+        url=url,
+        filename=item.string("filename", max_length=MAX_NAME_LENGTH),
+        mimetype=item.string("mimetype", max_length=MAX_NAME_LENGTH),
+        size=size,
+    )
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class InboundEndpoint:
+    """Serves ``POST /events`` for one account."""
+
+    def __init__(self, config: WebhookConfig, host: BridgeHost) -> None:
+        self.config = config
+        self.host = host
+        self.log: logging.Logger = host.log
+        self.open = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        limit = self.config.max_body_size
+        too_large = f"body is larger than {limit} bytes"
+        if request.content_length is not None and request.content_length > limit:
+            return _error(413, too_large)
+        try:
+            body, over = await read_limited(request.content, limit)
+        except Exception as e:
+            self.log.debug("Could not read webhook body: %s", e)
+            return _error(400, "could not read the request body")
+        if over:
+            return _error(413, too_large)
+
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            return _error(401, f"missing {SIGNATURE_HEADER} header")
+        if not verify(self.config.secret, body, signature):
+            return _error(401, f"{SIGNATURE_HEADER} does not match the body")
+
+        try:
+            data = json.loads(body, parse_constant=_reject_constant)
+        except RecursionError:
+            return _error(400, "body is nested too deeply")
+        except ValueError:
+            return _error(400, "body is not valid JSON")
+        try:
+            event = parse_event(data)
+        except PayloadError as e:
+            return _error(400, str(e))
+
+        # No await between this check and the hand-over: after stop() nothing new is handed.
+        if not self.open:
+            return _error(503, "the connector is stopped", {"Retry-After": "30"})
+        try:
+            new = await self.host.handle_remote_event(event)
+        except Exception:
+            self.log.exception("Could not record webhook event %s", event.dedup_key())
+            return _error(503, "could not record the event, retry later", {"Retry-After": "5"})
+        return web.json_response({"status": "accepted" if new else "duplicate"})

@@ -1,0 +1,302 @@
+"""The bridge core: wires config, database, homeserver API, connectors and queues together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from mautrix.appservice import AppServiceAPI, IntentAPI
+from mautrix.appservice.state_store import ASStateStore
+from mautrix.client.state_store.memory import MemoryStateStore
+from mautrix.types import EventID, RoomID, StateEvent, UserID
+from mautrix.util.async_db import Database
+
+from .. import db as dbm
+from ..config import Config
+from ..connector import NetworkConnector
+from ..db import Portal, QueueItem
+from ..events import RemoteEvent
+from ..types import AccountID
+from .appservice import AppServiceServer
+from .commands import CommandContext, run_command
+from .dispatcher import Dispatcher, GiveUp
+from .ghosts import GhostManager
+from .host import ConnectorHost
+from .matrix import MatrixHandler
+from .notices import Notices
+from .portals import PortalManager
+from .remote import RemoteHandler
+
+log = logging.getLogger("bridge")
+
+STARTUP_RETRY_MAX = 30.0
+
+
+class StateStore(ASStateStore, MemoryStateStore):
+    def __init__(self) -> None:
+        ASStateStore.__init__(self)
+        MemoryStateStore.__init__(self)
+
+
+def remote_queue_key(account: str, chat: str) -> str:
+    return f"rm:{account}/{chat}"
+
+
+class Bridge:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db = Database.create(
+            config.db_url,
+            upgrade_table=dbm.upgrade_table,
+            db_args=_db_args(config),
+            log=logging.getLogger("bridge.db"),
+        )
+        dbm.init(self.db)
+        self.state_store = StateStore()
+        self.session: aiohttp.ClientSession | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.api: AppServiceAPI | None = None
+        self.server = AppServiceServer(config.hs_token, config.max_body_size, self._submit_all)
+        self.dispatcher = Dispatcher(self._process)
+        self.connectors: dict[str, NetworkConnector] = {}
+        self._hosts: dict[str, ConnectorHost] = {}
+        self._ping_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.db.start()
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, ssl=None if self.config.hs_verify_ssl else False)
+        )
+        self.http = aiohttp.ClientSession()
+        self.api = AppServiceAPI(
+            base_url=self.config.hs_address,
+            bot_mxid=UserID(self.config.bot_mxid),
+            token=self.config.as_token,
+            state_store=self.state_store,
+            client_session=self.session,
+            log=logging.getLogger("bridge.api"),  # type: ignore[arg-type]
+        )
+        self.bot: IntentAPI = self.api.bot_intent()
+        self.notices = Notices(self.bot)
+        self.ghosts = GhostManager(self.config, self.api)
+        self.portals = PortalManager(self.config, self.api, self.connectors)
+        self.matrix = MatrixHandler(self.config, self.bot, self.connectors, self.notices)
+        self.remote = RemoteHandler(self.portals, self.ghosts, self.connectors, self.notices)
+        for account_id, account in self.config.channels.items():
+            await dbm.ChannelAccount.ensure(account_id, account.type)
+            host = ConnectorHost(self, account_id)
+            self._hosts[account_id] = host
+            self.connectors[account_id] = account.connector(account_id, account.options, host)
+        # Older work first: what was queued before the last stop is submitted before anything
+        # new can arrive, so per-conversation order holds across restarts.
+        pending = await self.dispatcher.load_pending()
+        if pending:
+            log.info("Resuming %d queued event(s) from before the last stop", pending)
+        await self.server.start(self.config.as_hostname, self.config.as_port)
+        log.info("Listening on %s:%d", self.config.as_hostname, self.config.as_port)
+        await self._wait_for_homeserver()
+        for account_id, connector in self.connectors.items():
+            try:
+                await connector.start()
+            except Exception:
+                log.exception("Channel account %s failed to start", account_id)
+        self._ping_task = asyncio.create_task(self._ping_homeserver())
+
+    async def _wait_for_homeserver(self) -> None:
+        assert self.api is not None
+        delay = 1.0
+        while True:
+            try:
+                await self.bot.versions()
+                await self.bot.ensure_registered()
+                break
+            except Exception as e:
+                log.warning("Homeserver not reachable yet (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STARTUP_RETRY_MAX)
+        try:
+            await self.bot.set_displayname(self.config.bot_displayname)
+        except Exception as e:
+            log.warning("Could not set the bot's display name: %s", e)
+
+    async def _ping_homeserver(self) -> None:
+        """Ping once at start (so the homeserver retries queued transactions at once), and
+        again whenever the homeserver came back after being unreachable."""
+        delay = 1.0
+        while True:
+            try:
+                took = await self.bot.appservice_ping(self.config.as_id)
+                log.info("Homeserver ping OK (%s ms)", took)
+                return
+            except Exception as e:
+                log.warning("Homeserver ping failed (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STARTUP_RETRY_MAX)
+
+    async def stop(self) -> None:
+        if self._ping_task:
+            self._ping_task.cancel()
+        for account_id, connector in self.connectors.items():
+            try:
+                await connector.stop()
+            except Exception:
+                log.exception("Channel account %s failed to stop cleanly", account_id)
+        await self.server.stop()
+        await self.dispatcher.stop()
+        for session in (self.session, self.http):
+            if session:
+                await session.close()
+        await self.db.stop()
+
+    # ------------------------------------------------------------------ queue
+
+    def _submit_all(self, items: list[QueueItem]) -> None:
+        for item in items:
+            self.dispatcher.submit(item)
+
+    async def record_remote(self, account: AccountID, event: RemoteEvent) -> bool:
+        item = await QueueItem.record_remote(
+            account,
+            event.dedup_key(),
+            remote_queue_key(account, event.chat.id),
+            {"account": account, "event": event.to_json()},
+        )
+        if item is None:
+            return False
+        self.dispatcher.submit(item)
+        return True
+
+    async def _process(self, item: QueueItem) -> None:
+        if item.kind == "remote":
+            try:
+                event = RemoteEvent.from_json(item.payload["event"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise GiveUp(f"unreadable remote event: {e}") from e
+            await self.remote.handle(item.payload["account"], event)
+        elif item.kind == "matrix":
+            await self._matrix_event(item, item.payload)
+
+    # ------------------------------------------------------------------ Matrix events
+
+    def _is_own(self, user: str) -> bool:
+        return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
+
+    async def _matrix_event(self, item: QueueItem, evt: dict[str, Any]) -> None:
+        etype = evt.get("type")
+        room_id = evt.get("room_id")
+        if not isinstance(etype, str):
+            return
+        if etype == "m.receipt" and isinstance(room_id, str):
+            await self._receipts(RoomID(room_id), evt.get("content") or {})
+            return
+        if etype == "m.typing" and isinstance(room_id, str):
+            portal = await Portal.get_by_room(room_id)
+            users = (evt.get("content") or {}).get("user_ids") or []
+            if portal:
+                for user in users:
+                    if isinstance(user, str) and not self._is_own(user):
+                        await self.matrix.typing(portal, user, True)
+            return
+        sender = evt.get("sender")
+        if not isinstance(room_id, str) or not isinstance(sender, str) or "event_id" not in evt:
+            return
+        if "state_key" in evt:
+            await self._state_event(evt)
+        if self._is_own(sender):
+            return
+        if etype == "m.room.member":
+            await self._member(evt)
+            return
+        if etype not in ("m.room.message", "m.reaction", "m.room.redaction"):
+            return
+        level = self.config.permission_level(sender)
+        portal = await Portal.get_by_room(room_id)
+        if etype == "m.room.message":
+            content = evt.get("content") or {}
+            body = content.get("body") if isinstance(content.get("body"), str) else ""
+            prefix = self.config.command_prefix
+            is_command = body == prefix or body.startswith(prefix + " ")
+            if portal is None or is_command:
+                if level == "none":
+                    return
+                if is_command:
+                    await self._command(evt, portal, body[len(prefix) :].strip())
+                elif await self._is_management_room(RoomID(room_id)):
+                    await self._command(evt, portal, body.strip())
+                return
+        if portal is None:
+            return
+        if level == "none":
+            if etype == "m.room.message":
+                await self.notices.failure(
+                    RoomID(room_id), EventID(evt["event_id"]),
+                    "you are not allowed to use this bridge",
+                )  # fmt: skip
+            return
+        if etype == "m.room.message":
+            await self.matrix.message(item, portal, evt)
+        elif etype == "m.reaction":
+            await self.matrix.reaction(item, portal, evt)
+        elif etype == "m.room.redaction":
+            await self.matrix.redaction(item, portal, evt)
+
+    async def _state_event(self, evt: dict[str, Any]) -> None:
+        try:
+            await self.state_store.update_state(StateEvent.deserialize(evt))
+        except Exception as e:
+            log.debug("Ignoring unreadable state event %s: %s", evt.get("event_id"), e)
+
+    async def _member(self, evt: dict[str, Any]) -> None:
+        content = evt.get("content") or {}
+        if evt.get("state_key") != self.config.bot_mxid or content.get("membership") != "invite":
+            return
+        room_id = RoomID(evt["room_id"])
+        if self.config.permission_level(evt["sender"]) == "none":
+            log.info("Ignoring invite to %s from %s (no permission)", room_id, evt["sender"])
+            return
+        await self.bot.join_room(room_id)
+        if content.get("is_direct"):
+            await self.notices.send(
+                room_id, "Hello! I am the bridge bot. Send `help` to see what I can do."
+            )
+
+    async def _is_management_room(self, room_id: RoomID) -> bool:
+        try:
+            members = await self.bot.get_joined_members(room_id)
+        except Exception:
+            return False
+        return len(members) == 2
+
+    async def _command(self, evt: dict[str, Any], portal: Portal | None, text: str) -> None:
+        ctx = CommandContext(
+            self, RoomID(evt["room_id"]), EventID(evt["event_id"]), evt["sender"], portal
+        )
+        await run_command(ctx, text)
+
+    async def _receipts(self, room_id: RoomID, content: dict[str, Any]) -> None:
+        portal = await Portal.get_by_room(room_id)
+        if portal is None or not isinstance(content, dict):
+            return
+        for event_id, receipts in content.items():
+            readers = (receipts or {}).get("m.read") if isinstance(receipts, dict) else None
+            if not isinstance(readers, dict):
+                continue
+            for user in readers:
+                if isinstance(user, str) and not self._is_own(user):
+                    if self.config.permission_level(user) != "none":
+                        await self.matrix.receipt(portal, room_id, event_id, user)
+
+
+def _db_args(config: Config) -> dict[str, Any]:
+    args = dict(config.db_args)
+    if config.db_url.startswith("sqlite"):
+        init = list(args.pop("init_commands", []))
+        if not any("synchronous" in c for c in init):
+            # FULL: a transaction the homeserver was told is recorded survives a power cut.
+            init.append("PRAGMA synchronous = FULL")
+        args["init_commands"] = init
+    return args

@@ -1,0 +1,147 @@
+"""Management commands answered by the bridge bot."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mautrix.types import EventID, RoomID
+
+from ..db import Portal
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+    level: str
+    help: str
+    run: Callable[[CommandContext, list[str]], Awaitable[str]]
+
+
+@dataclass
+class CommandContext:
+    bridge: Bridge
+    room_id: RoomID
+    event_id: EventID
+    sender: str
+    portal: Portal | None
+
+
+async def _help(ctx: CommandContext, _: list[str]) -> str:
+    level = ctx.bridge.config.permission_level(ctx.sender)
+    prefix = ctx.bridge.config.command_prefix
+    lines = [f"Commands (prefix them with {prefix} in portal rooms):"]
+    for cmd in COMMANDS.values():
+        if _allowed(level, cmd.level):
+            lines.append(f"• {cmd.name} {cmd.args}".rstrip() + f" — {cmd.help}")
+    return "\n".join(lines)
+
+
+async def _channels(ctx: CommandContext, _: list[str]) -> str:
+    if not ctx.bridge.connectors:
+        return "No channel accounts are configured."
+    lines = ["Channel accounts:"]
+    for account, connector in ctx.bridge.connectors.items():
+        state = connector.state
+        count = len(await Portal.all(account))
+        detail = f" ({state.message})" if state.message else ""
+        lines.append(
+            f"• {account} — {connector.title}, {state.kind.value}{detail}, {count} portal(s)"
+        )
+    return "\n".join(lines)
+
+
+async def _portals(ctx: CommandContext, args: list[str]) -> str:
+    account = args[0] if args else None
+    portals = await Portal.all(account)
+    if not portals:
+        return "No portals" + (f" for {account}." if account else ".")
+    lines = [f"{len(portals)} portal(s):"]
+    for p in portals[:100]:
+        lines.append(f"• {p.account} / {p.chat} — {p.name or '(no name)'} — {p.room_id}")
+    if len(portals) > 100:
+        lines.append(f"… and {len(portals) - 100} more")
+    return "\n".join(lines)
+
+
+async def _link(ctx: CommandContext, args: list[str]) -> str:
+    if len(args) != 2:
+        return "Usage: link <account> <remote chat id>"
+    account, chat = args
+    if account not in ctx.bridge.connectors:
+        return f"There is no channel account {account!r}. See `channels`."
+    if ctx.portal is not None:
+        return f"This room is already linked to {ctx.portal.account} / {ctx.portal.chat}."
+    existing = await Portal.get(account, chat)
+    if existing is not None and existing.room_id:
+        return f"{account} / {chat} is already bridged to {existing.room_id}; unlink it first."
+    if existing is None:
+        await Portal(account, chat, ctx.room_id, created_at=int(time.time() * 1000)).insert()
+    else:
+        existing.room_id = ctx.room_id
+        await existing.save()
+    return f"Linked this room to {account} / {chat}."
+
+
+async def _unlink(ctx: CommandContext, _: list[str]) -> str:
+    if ctx.portal is None:
+        return "This room is not a portal."
+    await ctx.portal.delete()
+    return f"Unlinked this room from {ctx.portal.account} / {ctx.portal.chat}."
+
+
+async def _ping(ctx: CommandContext, _: list[str]) -> str:
+    started = time.monotonic()
+    try:
+        duration = await ctx.bridge.bot.appservice_ping(ctx.bridge.config.as_id)
+    except Exception as e:
+        return f"Pong. The homeserver could not reach the bridge: {e}"
+    took = (time.monotonic() - started) * 1000
+    return f"Pong. Homeserver → bridge round trip {duration} ms (request {took:.0f} ms)."
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("help", "", "staff", "this list", _help),
+        Command("ping", "", "staff", "check that the homeserver and the bridge reach each other", _ping),
+        Command("channels", "", "staff", "channel accounts and their state", _channels),
+        Command("portals", "[account]", "staff", "bridged conversations", _portals),
+        Command("link", "<account> <remote chat>", "admin", "bridge this room to a remote chat", _link),
+        Command("unlink", "", "admin", "stop bridging this room", _unlink),
+    )
+}
+
+_LEVELS = {"none": 0, "staff": 1, "admin": 2}
+
+
+def _allowed(level: str, needed: str) -> bool:
+    return _LEVELS.get(level, 0) >= _LEVELS[needed]
+
+
+async def run_command(ctx: CommandContext, text: str) -> None:
+    """Run ``text`` (without prefix) and answer in the room, replying to the command."""
+    words = text.split()
+    if not words:
+        words = ["help"]
+    cmd = COMMANDS.get(words[0].lower())
+    level = ctx.bridge.config.permission_level(ctx.sender)
+    if cmd is None:
+        answer = f"Unknown command {words[0]!r}. Try `help`."
+    elif not _allowed(level, cmd.level):
+        answer = f"You need the {cmd.level} permission for {cmd.name}."
+    else:
+        answer = await cmd.run(ctx, words[1:])
+    await ctx.bridge.notices.send(
+        ctx.room_id,
+        answer,
+        reply_to=ctx.event_id,
+        html_text=html.escape(answer).replace("\n", "<br>"),
+    )

@@ -1,0 +1,113 @@
+"""Portal rooms: one Matrix room per remote chat of a channel account."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from mautrix.appservice import AppServiceAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import RoomAlias, RoomID, UserID
+
+from ..config import Config
+from ..connector import NetworkConnector
+from ..db import Portal
+from ..events import RemoteChat, RemoteUser
+from .util import escape_localpart
+
+log = logging.getLogger("bridge.portals")
+
+
+class PortalManager:
+    def __init__(
+        self, config: Config, api: AppServiceAPI, connectors: dict[str, NetworkConnector]
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.bot = api.bot_intent()
+        self.connectors = connectors
+
+    def alias_localpart(self, account: str, chat: str) -> str:
+        return f"{self.config.bot_username}_{escape_localpart(account)}_{escape_localpart(chat)}"
+
+    def alias_regex(self) -> str:
+        return f"#{re.escape(self.config.bot_username)}_.+:{re.escape(self.config.hs_domain)}"
+
+    def channel_title(self, account: str) -> str:
+        connector = self.connectors.get(account)
+        if connector is None:
+            return account
+        return getattr(connector.config, "title", None) or connector.title
+
+    async def get_or_create(
+        self, account: str, chat: RemoteChat, sender: RemoteUser, ghost: UserID
+    ) -> Portal:
+        """The portal of ``chat``, creating its room (idempotently, through a room alias
+        derived from the portal key) the first time the chat is seen."""
+        portal = await Portal.get(account, chat.id)
+        if portal is not None and portal.room_id:
+            await self._update_info(portal, chat)
+            return portal
+        name = chat.name or sender.displayname or sender.id
+        topic = chat.topic or self.config.topic_template.format(
+            channel=self.channel_title(account), account=account, chat=chat.id
+        )
+        room_id = await self._create_room(account, chat, name, topic, ghost)
+        if portal is None:
+            portal = Portal(
+                account, chat.id, room_id, name, topic, chat.is_group, created_at=_now_ms()
+            )
+            await portal.insert()
+        else:
+            portal.room_id, portal.name, portal.topic = room_id, name, topic
+            await portal.save()
+        log.info("Created portal %s/%s in %s", account, chat.id, room_id)
+        return portal
+
+    async def _create_room(
+        self, account: str, chat: RemoteChat, name: str, topic: str, ghost: UserID
+    ) -> RoomID:
+        alias_local = self.alias_localpart(account, chat.id)
+        alias = RoomAlias(f"#{alias_local}:{self.config.hs_domain}")
+        channel = self.config.channels.get(account)  # type: ignore[call-overload]
+        staff = [UserID(s) for s in channel.staff] if channel else []
+        try:
+            existing = await self.bot.resolve_room_alias(alias)
+        except MatrixRequestError as e:
+            if e.http_status != 404:
+                raise
+        else:
+            # A previous attempt created the room and then stopped (crash, error): finish it.
+            log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
+            for user in (ghost, *staff):
+                await self._invite(existing.room_id, user)
+            return existing.room_id
+        # The creator (the bot) has the highest power level implicitly; newer room versions
+        # refuse it in the users map.
+        power_users = {ghost: 0, **{s: 50 for s in staff}}
+        return await self.bot.create_room(
+            alias_localpart=alias_local,
+            name=name,
+            topic=topic,
+            invitees=[ghost, *staff],
+            power_level_override={"users": power_users},
+        )
+
+    async def _invite(self, room_id: RoomID, user: UserID) -> None:
+        try:
+            await self.bot.invite_user(room_id, user)
+        except MatrixRequestError as e:
+            # Already invited or joined: nothing to finish.
+            if e.http_status not in (400, 403):
+                raise
+
+    async def _update_info(self, portal: Portal, chat: RemoteChat) -> None:
+        if chat.name and chat.name != portal.name and portal.room_id:
+            await self.bot.set_room_name(RoomID(portal.room_id), chat.name)
+            portal.name = chat.name
+            await portal.save()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,263 @@
+"""Remote -> Matrix: turns recorded remote events into Matrix events in portal rooms."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventID, EventType, RoomID
+
+from ..connector import (
+    DeliveryError,
+    MediaDownloader,
+    NetworkConnector,
+    TemporaryDeliveryError,
+)
+from ..db import Message, Portal, Reaction
+from ..events import (
+    RemoteAttachment,
+    RemoteDelete,
+    RemoteDeliveryFailure,
+    RemoteEdit,
+    RemoteEvent,
+    RemoteMessage,
+    RemoteReaction,
+    RemoteReactionRemove,
+    RemoteReadReceipt,
+    RemoteTyping,
+)
+from .dispatcher import GiveUp
+from .ghosts import GhostManager
+from .portals import PortalManager
+from .util import txn_id
+
+log = logging.getLogger("bridge.remote")
+
+_MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
+
+
+def _msgtype_for(mimetype: str) -> str:
+    return _MSGTYPES.get(mimetype.split("/", 1)[0], "m.file")
+
+
+class RemoteHandler:
+    def __init__(
+        self,
+        portals: PortalManager,
+        ghosts: GhostManager,
+        connectors: dict[str, NetworkConnector],
+        notices: Any,
+    ) -> None:
+        self.portals = portals
+        self.ghosts = ghosts
+        self.connectors = connectors
+        self.notices = notices
+
+    async def handle(self, account: str, event: RemoteEvent) -> None:
+        if account not in self.connectors:
+            raise GiveUp(f"channel account {account!r} is no longer configured")
+        title = self.portals.channel_title(account)
+        intent = await self.ghosts.ensure(account, event.sender, title)
+        if isinstance(event, RemoteMessage):
+            portal = await self.portals.get_or_create(account, event.chat, event.sender, intent.mxid)
+        else:
+            found = await Portal.get(account, event.chat.id)
+            if found is None or not found.room_id:
+                log.info("Dropping %s for unknown chat %s/%s", event.kind, account, event.chat.id)
+                return
+            portal = found
+        room_id = RoomID(portal.room_id or "")
+        await intent.ensure_joined(room_id)
+        if isinstance(event, RemoteMessage):
+            await self._message(portal, room_id, intent, event)
+        elif isinstance(event, RemoteEdit):
+            await self._edit(portal, room_id, intent, event)
+        elif isinstance(event, RemoteDelete):
+            await self._delete(portal, intent, event)
+        elif isinstance(event, RemoteReaction):
+            await self._reaction(portal, room_id, intent, event)
+        elif isinstance(event, RemoteReactionRemove):
+            await self._reaction_remove(portal, intent, event)
+        elif isinstance(event, RemoteReadReceipt):
+            await self._receipt(portal, room_id, intent, event)
+        elif isinstance(event, RemoteTyping):
+            await intent.set_typing(room_id, timeout=event.timeout_ms)
+        elif isinstance(event, RemoteDeliveryFailure):
+            await self._failure(portal, room_id, event)
+
+    async def _message(
+        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteMessage
+    ) -> None:
+        done = {m.part for m in await Message.get_parts(portal.account, portal.chat, event.message_id)}
+        parts: list[dict[str, Any]] = []
+        for attachment in event.attachments:
+            parts.append(await self._attachment_content(portal.account, intent, attachment))
+        if event.text or event.html or not parts:
+            content: dict[str, Any] = {
+                "msgtype": "m.notice" if event.notice else "m.text",
+                "body": event.text or "",
+            }
+            if event.html:
+                content["format"] = "org.matrix.custom.html"
+                content["formatted_body"] = event.html
+            parts.insert(0, content)
+        reply_event = None
+        if event.reply_to:
+            target = await Message.get_parts(portal.account, portal.chat, event.reply_to)
+            if target:
+                reply_event = target[0].event_id
+        for index, content in enumerate(parts):
+            if index in done:
+                continue
+            if reply_event and index == 0:
+                content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_event}}
+            txn = txn_id("msg", portal.account, portal.chat, event.message_id, str(index))
+            event_id = await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
+            await Message(
+                portal.account,
+                portal.chat,
+                event.message_id,
+                index,
+                event_id,
+                room_id,
+                event.sender.id,
+                intent.mxid,
+                _ts_ms(event.timestamp),
+            ).insert()
+
+    async def _attachment_content(
+        self, account: str, intent: IntentAPI, attachment: RemoteAttachment
+    ) -> dict[str, Any]:
+        connector = self.connectors[account]
+        name = attachment.filename or attachment.url.rsplit("/", 1)[-1] or "file"
+        if not isinstance(connector, MediaDownloader):
+            return {"msgtype": "m.notice", "body": f"⚠️ Attachment {name} not bridged: "
+                    f"{connector.title} attachments are not supported"}  # fmt: skip
+        try:
+            data, mimetype = await connector.download_attachment(attachment)
+        except TemporaryDeliveryError:
+            raise
+        except DeliveryError as e:
+            return {"msgtype": "m.notice", "body": f"⚠️ Attachment {name} not bridged: {e.reason}"}
+        mimetype = mimetype or attachment.mimetype or "application/octet-stream"
+        mxc = await intent.upload_media(data, mime_type=mimetype, filename=name)
+        return {
+            "msgtype": _msgtype_for(mimetype),
+            "body": name,
+            "filename": name,
+            "url": mxc,
+            "info": {"mimetype": mimetype, "size": len(data)},
+        }
+
+    async def _edit(
+        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteEdit
+    ) -> None:
+        target = await Message.get_parts(portal.account, portal.chat, event.message_id)
+        if not target:
+            log.info("Edit of unknown message %s in %s/%s", event.message_id, portal.account, portal.chat)
+            return
+        new: dict[str, Any] = {"msgtype": "m.text", "body": event.text}
+        if event.html:
+            new["format"] = "org.matrix.custom.html"
+            new["formatted_body"] = event.html
+        content = {
+            **new,
+            "body": f"* {event.text}",
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target[0].event_id},
+        }
+        if event.html:
+            content["formatted_body"] = f"* {event.html}"
+        txn = txn_id("edit", portal.account, portal.chat, event.dedup_key())
+        await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
+
+    async def _delete(self, portal: Portal, intent: IntentAPI, event: RemoteDelete) -> None:
+        for part in await Message.get_parts(portal.account, portal.chat, event.message_id):
+            txn = txn_id("redact", part.event_id)
+            await self._redact(intent, RoomID(part.room_id), EventID(part.event_id), txn)
+            await part.delete()
+
+    async def _reaction(
+        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteReaction
+    ) -> None:
+        target = await Message.get_parts(portal.account, portal.chat, event.message_id)
+        if not target:
+            return
+        existing = await Reaction.get(
+            portal.account, portal.chat, event.message_id, event.sender.id, event.emoji
+        )
+        if existing:
+            return
+        content = {
+            "m.relates_to": {
+                "rel_type": "m.annotation",
+                "event_id": target[0].event_id,
+                "key": event.emoji,
+            }
+        }
+        txn = txn_id("react", portal.account, portal.chat, event.dedup_key())
+        event_id = await self._send(intent, room_id, EventType.REACTION, content, txn, event)
+        await Reaction(
+            portal.account, portal.chat, event.message_id, event.sender.id, event.emoji,
+            event_id, room_id,
+        ).insert()  # fmt: skip
+
+    async def _reaction_remove(
+        self, portal: Portal, intent: IntentAPI, event: RemoteReactionRemove
+    ) -> None:
+        existing = await Reaction.get(
+            portal.account, portal.chat, event.message_id, event.sender.id, event.emoji
+        )
+        if not existing:
+            return
+        txn = txn_id("redact", existing.event_id)
+        await self._redact(intent, RoomID(existing.room_id), EventID(existing.event_id), txn)
+        await existing.delete()
+
+    async def _receipt(
+        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteReadReceipt
+    ) -> None:
+        parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
+        if parts:
+            await intent.mark_read(room_id, EventID(parts[-1].event_id))
+
+    async def _failure(self, portal: Portal, room_id: RoomID, event: RemoteDeliveryFailure) -> None:
+        parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
+        target = EventID(parts[0].event_id) if parts else None
+        await self.notices.failure(
+            room_id, target, event.reason, txn=txn_id("failure", portal.account, event.dedup_key())
+        )
+
+    async def _send(
+        self,
+        intent: IntentAPI,
+        room_id: RoomID,
+        event_type: EventType,
+        content: dict[str, Any],
+        txn: str,
+        event: RemoteEvent,
+    ) -> EventID:
+        if event.timestamp:
+            # Keep the remote time visible to clients that show it; the event order is ours.
+            content.setdefault("fi.mau.remote_timestamp", _ts_ms(event.timestamp))
+        try:
+            return await intent.send_message_event(room_id, event_type, content, txn_id=txn)
+        except MatrixRequestError as e:
+            if 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED":
+                raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
+            raise
+
+    async def _redact(self, intent: IntentAPI, room_id: RoomID, event_id: EventID, txn: str) -> None:
+        await intent.ensure_joined(room_id)
+        await intent.api.request(
+            Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {}
+        )
+
+
+def _ts_ms(timestamp: float | None) -> int:
+    return int((timestamp if timestamp else time.time()) * 1000)
+

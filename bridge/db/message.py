@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from attrs import define, field
+from mautrix.util.async_db import Database
+
+Record = Any
+
+_COLUMNS = (
+    "account, chat, message_id, part, event_id, room_id, sender, sender_mxid, timestamp, metadata"
+)
+
+
+@define
+class Message:
+    """One part of a bridged message: remote message id (and part) <-> Matrix event id.
+    ``sender`` is the remote author, or None for a message staff sent from Matrix."""
+
+    db: ClassVar[Database]
+
+    account: str
+    chat: str
+    message_id: str
+    part: int
+    event_id: str
+    room_id: str
+    sender: str | None
+    sender_mxid: str
+    timestamp: int
+    metadata: dict[str, Any] = field(factory=dict)
+
+    @classmethod
+    def _from_row(cls, row: Record | None) -> Message | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["metadata"] = json.loads(data["metadata"])
+        return cls(**data)
+
+    @classmethod
+    async def get_parts(cls, account: str, chat: str, message_id: str) -> list[Message]:
+        q = (
+            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat=$2 AND message_id=$3 "
+            "ORDER BY part"
+        )
+        rows = await cls.db.fetch(q, account, chat, message_id)
+        return [m for m in (cls._from_row(r) for r in rows) if m]
+
+    @classmethod
+    async def get_by_event(cls, room_id: str, event_id: str) -> Message | None:
+        q = f"SELECT {_COLUMNS} FROM message WHERE room_id=$1 AND event_id=$2"
+        return cls._from_row(await cls.db.fetchrow(q, room_id, event_id))
+
+    @classmethod
+    async def last_in_chat(cls, account: str, chat: str, remote: bool) -> Message | None:
+        cond = "sender IS NOT NULL" if remote else "sender IS NULL"
+        q = (
+            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat=$2 AND {cond} "
+            "ORDER BY timestamp DESC LIMIT 1"
+        )
+        return cls._from_row(await cls.db.fetchrow(q, account, chat))
+
+    async def insert(self) -> None:
+        q = (
+            f"INSERT INTO message ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "ON CONFLICT (account, chat, message_id, part) DO NOTHING"
+        )
+        await self.db.execute(
+            q,
+            self.account,
+            self.chat,
+            self.message_id,
+            self.part,
+            self.event_id,
+            self.room_id,
+            self.sender,
+            self.sender_mxid,
+            self.timestamp,
+            json.dumps(self.metadata),
+        )
+
+    async def delete(self) -> None:
+        q = "DELETE FROM message WHERE account=$1 AND chat=$2 AND message_id=$3 AND part=$4"
+        await self.db.execute(q, self.account, self.chat, self.message_id, self.part)
+
+    @classmethod
+    async def delete_all(cls, account: str, chat: str, message_id: str) -> None:
+        q = "DELETE FROM message WHERE account=$1 AND chat=$2 AND message_id=$3"
+        await cls.db.execute(q, account, chat, message_id)

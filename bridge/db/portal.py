@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from attrs import define, field
+from mautrix.util.async_db import Database
+
+Record = Any
+
+_COLUMNS = "account, chat, room_id, name, topic, is_group, metadata, created_at"
+
+
+@define
+class Portal:
+    """A remote chat of a channel account and the Matrix room it is bridged to."""
+
+    db: ClassVar[Database]
+
+    account: str
+    chat: str
+    room_id: str | None
+    name: str | None = None
+    topic: str | None = None
+    is_group: bool = False
+    metadata: dict[str, Any] = field(factory=dict)
+    created_at: int = 0
+
+    @classmethod
+    def _from_row(cls, row: Record | None) -> Portal | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["metadata"] = json.loads(data["metadata"])
+        data["is_group"] = bool(data["is_group"])
+        return cls(**data)
+
+    @classmethod
+    async def get(cls, account: str, chat: str) -> Portal | None:
+        q = f"SELECT {_COLUMNS} FROM portal WHERE account=$1 AND chat=$2"
+        return cls._from_row(await cls.db.fetchrow(q, account, chat))
+
+    @classmethod
+    async def get_by_room(cls, room_id: str) -> Portal | None:
+        q = f"SELECT {_COLUMNS} FROM portal WHERE room_id=$1"
+        return cls._from_row(await cls.db.fetchrow(q, room_id))
+
+    @classmethod
+    async def all(cls, account: str | None = None) -> list[Portal]:
+        if account is None:
+            rows = await cls.db.fetch(f"SELECT {_COLUMNS} FROM portal ORDER BY account, chat")
+        else:
+            q = f"SELECT {_COLUMNS} FROM portal WHERE account=$1 ORDER BY chat"
+            rows = await cls.db.fetch(q, account)
+        return [p for p in (cls._from_row(r) for r in rows) if p]
+
+    @classmethod
+    async def count(cls) -> int:
+        return int(await cls.db.fetchval("SELECT COUNT(*) FROM portal") or 0)
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.account,
+            self.chat,
+            self.room_id,
+            self.name,
+            self.topic,
+            self.is_group,
+            json.dumps(self.metadata),
+            self.created_at,
+        )
+
+    async def insert(self) -> None:
+        q = f"INSERT INTO portal ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        await self.db.execute(q, *self._values())
+
+    async def save(self) -> None:
+        q = (
+            "UPDATE portal SET room_id=$3, name=$4, topic=$5, is_group=$6, metadata=$7, "
+            "created_at=$8 WHERE account=$1 AND chat=$2"
+        )
+        await self.db.execute(q, *self._values())
+
+    async def delete(self) -> None:
+        await self.db.execute(
+            "DELETE FROM portal WHERE account=$1 AND chat=$2", self.account, self.chat
+        )

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from attrs import define
+from mautrix.util.async_db import Database
+
+Record = Any
+
+_COLUMNS = "id, queue_key, kind, payload, created_at, attempts"
+_INSERT = (
+    "INSERT INTO queue (queue_key, kind, payload, created_at, attempts) "
+    "VALUES ($1, $2, $3, $4, 0) RETURNING id"
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@define
+class QueueItem:
+    """Work the bridge accepted and has not finished: a Matrix event from an appservice
+    transaction (``kind='matrix'``) or a remote event from a connector (``kind='remote'``).
+    Items of one ``queue_key`` (a room or a portal) are processed one at a time, in id order,
+    and deleted once done, so a crash at any point leaves the unfinished ones here."""
+
+    db: ClassVar[Database]
+
+    id: int
+    queue_key: str
+    kind: str
+    payload: dict[str, Any]
+    created_at: int
+    attempts: int
+
+    @classmethod
+    def _from_row(cls, row: Record) -> QueueItem:
+        data = dict(row)
+        data["payload"] = json.loads(data["payload"])
+        return cls(**data)
+
+    @classmethod
+    async def pending(cls) -> list[QueueItem]:
+        rows = await cls.db.fetch(f"SELECT {_COLUMNS} FROM queue ORDER BY id")
+        return [cls._from_row(r) for r in rows]
+
+    @classmethod
+    async def pending_for(cls, queue_key: str, after_id: int = 0) -> list[QueueItem]:
+        q = f"SELECT {_COLUMNS} FROM queue WHERE queue_key=$1 AND id>$2 ORDER BY id"
+        return [cls._from_row(r) for r in await cls.db.fetch(q, queue_key, after_id)]
+
+    @classmethod
+    async def count(cls) -> int:
+        return int(await cls.db.fetchval("SELECT COUNT(*) FROM queue") or 0)
+
+    @classmethod
+    async def record_transaction(
+        cls, txn_id: str, items: Iterable[tuple[str, str, dict[str, Any]]]
+    ) -> list[QueueItem] | None:
+        """Record an appservice transaction and its events atomically. Returns None (and
+        stores nothing) when ``txn_id`` was recorded before."""
+        ts = now_ms()
+        recorded: list[QueueItem] = []
+        async with cls.db.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO as_txn (txn_id, received_at) VALUES ($1, $2) "
+                "ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id",
+                txn_id,
+                ts,
+            )
+            if inserted is None:
+                return None
+            for key, kind, payload in items:
+                item_id = await conn.fetchval(_INSERT, key, kind, json.dumps(payload), ts)
+                recorded.append(cls(item_id, key, kind, payload, ts, 0))
+        return recorded
+
+    @classmethod
+    async def record_remote(
+        cls, account: str, dedup_key: str, queue_key: str, payload: dict[str, Any]
+    ) -> QueueItem | None:
+        """Record a remote event atomically with its dedup key. Returns None (and stores
+        nothing) when the same event was recorded before."""
+        ts = now_ms()
+        async with cls.db.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO remote_dedup (account, dedup_key, received_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (account, dedup_key) DO NOTHING RETURNING dedup_key",
+                account,
+                dedup_key,
+                ts,
+            )
+            if inserted is None:
+                return None
+            item_id = await conn.fetchval(_INSERT, queue_key, "remote", json.dumps(payload), ts)
+        return cls(item_id, queue_key, "remote", payload, ts, 0)
+
+    @classmethod
+    async def enqueue(cls, queue_key: str, kind: str, payload: dict[str, Any]) -> QueueItem:
+        ts = now_ms()
+        item_id = await cls.db.fetchval(_INSERT, queue_key, kind, json.dumps(payload), ts)
+        return cls(item_id, queue_key, kind, payload, ts, 0)
+
+    async def bump_attempts(self) -> None:
+        self.attempts += 1
+        await self.db.execute("UPDATE queue SET attempts=$2 WHERE id=$1", self.id, self.attempts)
+
+    async def delete(self) -> None:
+        await self.db.execute("DELETE FROM queue WHERE id=$1", self.id)

@@ -1,0 +1,40 @@
+"""The appservice registration file the homeserver loads (``-g``)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from .config import Config
+from .core.util import template_regex
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def build(config: Config) -> dict[str, Any]:
+    """The registration for ``config``: ghost and bot users, portal aliases, our tokens."""
+    domain = re.escape(config.hs_domain)
+    ghost_local = template_regex(config.ghost_username_template, account="", user="")
+    return {
+        "id": config.as_id,
+        "url": str(config.as_address),
+        "as_token": config.as_token,
+        "hs_token": config.hs_token,
+        "sender_localpart": config.bot_username,
+        "rate_limited": False,
+        "receive_ephemeral": True,
+        "de.sorunome.msc2409.push_ephemeral": True,
+        "namespaces": {
+            "users": [
+                {"exclusive": True, "regex": f"@{ghost_local}:{domain}"},
+                {"exclusive": True, "regex": f"@{re.escape(config.bot_username)}:{domain}"},
+            ],
+            "aliases": [
+                {"exclusive": True, "regex": f"#{re.escape(config.bot_username)}_.+:{domain}"}
+            ],
+            "rooms": [],
+        },
+    }

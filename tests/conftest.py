@@ -1,0 +1,93 @@
+"""Shared fixtures: a real PostgreSQL, a real Synapse with the bridge's own registration, the
+bridge as a process, a staff user and the webhook peer."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.infra.bridge_proc import BridgeProcess, run_cli, write_bridge_config
+from tests.infra.postgres import PostgresServer
+from tests.infra.staff import StaffClient
+from tests.infra.synapse import SynapseServer
+from tests.infra.webhook_peer import WebhookPeer
+
+SERVER_NAME = "localhost"
+ACCOUNT = "hooks"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path_factory.mktemp("pg"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    synapse: SynapseServer
+    bridge: BridgeProcess
+    peer: WebhookPeer
+    config_path: Path
+    registration_path: Path
+    staff_id: str
+    staff_password: str
+    bot_id: str
+    account: str = ACCOUNT
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    secret = secrets.token_hex(16)
+    peer = WebhookPeer(secret)
+    await peer.start()
+    synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
+    staff_id = f"@staff:{SERVER_NAME}"
+    config_path = workdir / "config.yaml"
+    data = write_bridge_config(
+        config_path,
+        hs_url=synapse.base_url,
+        domain=SERVER_NAME,
+        db_url=f"sqlite:{workdir / 'bridge.db'}",
+        staff=[staff_id],
+        admins=[staff_id],
+        outbound_url=peer.inbox_url,
+        secret=secret,
+    )
+    result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
+    assert result.returncode == 0, result.stderr
+    await synapse.astart()
+    password = secrets.token_hex(8)
+    await synapse.aregister_user("staff", password, admin=True)
+    bridge = BridgeProcess(config_path, data["appservice"]["port"], workdir / "bridge.log")
+    peer.bridge_url = bridge.url
+    await bridge.astart()
+    st = Stack(
+        workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
+        password, f"@{data['bot']['username']}:{SERVER_NAME}",
+    )  # fmt: skip
+    try:
+        yield st
+    finally:
+        bridge.stop()
+        await synapse.astop()
+        await peer.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def staff(stack: Stack) -> AsyncIterator[StaffClient]:
+    client = await StaffClient.login(stack.synapse.base_url, stack.staff_id, stack.staff_password)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,1 @@
+"""Connector-specific tests and the harnesses the contract suite runs them through."""

@@ -1,0 +1,387 @@
+"""The connector contract: every registered connector, through its harness, passes these."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bridge.connector import (
+    Capabilities,
+    ConfigError,
+    DeleteHandler,
+    EditHandler,
+    MediaDownloader,
+    MediaSender,
+    NetworkConnector,
+    PermanentDeliveryError,
+    ReactionHandler,
+    ReadReceiptHandler,
+    ReplyHandler,
+    StateKind,
+    TemporaryDeliveryError,
+    TypingHandler,
+)
+from bridge.events import (
+    MatrixEdit,
+    MatrixMedia,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixTyping,
+    MessageRef,
+    RemoteMessage,
+    SentMessage,
+)
+from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
+
+from .fake_host import FakeHost
+from .harness import ConnectorHarness, Received
+from .registry import harness_classes
+
+_event_ids = itertools.count(1)
+
+
+@pytest.fixture(params=harness_classes(), ids=lambda cls: cls.name)
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[ConnectorHarness]:
+    instance: ConnectorHarness = request.param()
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def host(harness: ConnectorHarness) -> AsyncIterator[FakeHost]:
+    async with FakeHost(harness.account_id) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def connector(harness: ConnectorHarness, host: FakeHost) -> AsyncIterator[NetworkConnector]:
+    instance = harness.make_connector(host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+def portal(harness: ConnectorHarness, chat: str = "chat-1") -> PortalKey:
+    return PortalKey(harness.account_id, RemoteChatID(chat))
+
+
+def matrix_message(harness: ConnectorHarness, text: str, **fields: Any) -> MatrixMessage:
+    fields.setdefault("portal", portal(harness))
+    fields.setdefault("msgtype", "m.text")
+    return MatrixMessage(
+        event_id=f"$event{next(_event_ids)}:example.com",
+        sender="@alice:example.com",
+        sender_name="Alice",
+        text=text,
+        **fields,
+    )
+
+
+async def received_of(harness: ConnectorHarness, kind: str) -> list[Received]:
+    return [item for item in await harness.remote_received() if item["type"] == kind]
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def test_valid_config_parses(harness: ConnectorHarness) -> None:
+    harness.connector_class.parse_config(harness.valid_config(), harness.config_key)
+
+
+def test_invalid_configs_name_the_key(harness: ConnectorHarness) -> None:
+    cases = harness.invalid_configs()
+    assert cases, "a harness must list invalid configs"
+    for raw, expected_key in cases:
+        with pytest.raises(ConfigError) as caught:
+            harness.connector_class.parse_config(raw, harness.config_key)
+        assert caught.value.key == expected_key, (raw, str(caught.value))
+        assert caught.value.message
+
+
+def test_class_declares_channel_and_title(harness: ConnectorHarness) -> None:
+    cls = harness.connector_class
+    assert isinstance(cls.channel, str) and cls.channel
+    assert isinstance(cls.title, str) and cls.title
+
+
+async def test_init_is_offline(harness: ConnectorHarness, host: FakeHost) -> None:
+    connector = harness.make_connector(host)
+    assert isinstance(connector, NetworkConnector)
+    assert host.routes == {} and host.events == []
+    assert await harness.remote_received() == []
+
+
+async def test_capabilities_are_data(harness: ConnectorHarness, host: FakeHost) -> None:
+    connector = harness.make_connector(host)
+    caps = connector.capabilities
+    assert isinstance(caps, Capabilities)
+    assert caps.delivery_deadline > 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        caps.html = not caps.html  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+async def test_connected_after_start(connector: NetworkConnector, host: FakeHost) -> None:
+    assert connector.state.kind == StateKind.CONNECTED
+    assert host.state == connector.state
+
+
+async def test_stop_completes(harness: ConnectorHarness, host: FakeHost) -> None:
+    connector = harness.make_connector(host)
+    await connector.start()
+    await asyncio.wait_for(connector.stop(), timeout=5)
+
+
+# ---------------------------------------------------------------------------- remote -> host
+
+
+async def test_remote_message_reaches_host(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    await harness.remote_sends_message("chat-7", "customer-3", "Hello, shop!", "msg-1")
+    (event,) = await host.wait_for_events(1)
+    assert isinstance(event, RemoteMessage)
+    assert event.chat.id == RemoteChatID("chat-7")
+    assert event.sender.id == RemoteUserID("customer-3")
+    assert event.text == "Hello, shop!"
+    assert event.message_id == MessageID("msg-1")
+
+
+async def test_sender_name_reaches_host(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    await harness.remote_sends_message("c", "u", "hi", "m1", sender_name="Carla Customer")
+    (event,) = await host.wait_for_events(1)
+    assert event.sender.displayname == "Carla Customer"
+
+
+async def test_duplicate_delivery_recorded_once(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    await harness.remote_sends_message("chat-1", "customer-1", "once", "msg-dup")
+    await harness.remote_sends_duplicate("chat-1", "customer-1", "once", "msg-dup")
+    await harness.remote_sends_message("chat-1", "customer-1", "twice", "msg-next")
+    await host.wait_for_events(2)
+    assert [e.message_id for e in host.events] == ["msg-dup", "msg-next"]  # type: ignore[attr-defined]
+    assert len(host.duplicates) == 1
+
+
+# ---------------------------------------------------------------------------- Matrix -> remote
+
+
+async def test_send_message_reaches_remote(
+    harness: ConnectorHarness, connector: NetworkConnector
+) -> None:
+    sent = await connector.send_message(matrix_message(harness, "Alice: your order shipped"))
+    assert isinstance(sent, SentMessage)
+    assert isinstance(sent.message_id, str) and sent.message_id
+    (item,) = await received_of(harness, "message")
+    assert item["chat_id"] == "chat-1"
+    assert "your order shipped" in (item["text"] or "")
+    assert item["id"] == sent.message_id
+
+
+async def test_temporary_failure(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    await harness.make_remote_fail("temporary")
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await connector.send_message(matrix_message(harness, "try later"))
+    assert caught.value.reason
+    # The core retries; the remote side has recovered by then.
+    sent = await connector.send_message(matrix_message(harness, "try later"))
+    assert sent.message_id
+
+
+async def test_permanent_failure(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    await harness.make_remote_fail("permanent")
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await connector.send_message(matrix_message(harness, "rejected"))
+    assert caught.value.reason
+    assert not isinstance(caught.value, TemporaryDeliveryError)
+
+
+# ---------------------------------------------------------------------------- capabilities
+
+
+def _require(connector: NetworkConnector, protocol: type) -> None:
+    if not isinstance(connector, protocol):
+        pytest.skip(f"{type(connector).__name__} does not claim {protocol.__name__}")
+
+
+async def test_reply(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    _require(connector, ReplyHandler)
+    assert isinstance(connector, ReplyHandler)
+    await harness.remote_sends_message("chat-1", "customer-1", "Where is it?", "msg-q")
+    await host.wait_for_events(1)
+    ref = MessageRef(MessageID("msg-q"), sender=RemoteUserID("customer-1"))
+    sent = await connector.send_reply(matrix_message(harness, "On its way", reply_to=ref))
+    assert sent.message_id
+    (item,) = await received_of(harness, "message")
+    assert item["reply_to"] == "msg-q"
+    assert "On its way" in (item["text"] or "")
+
+
+async def test_edit(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    _require(connector, EditHandler)
+    assert isinstance(connector, EditHandler)
+    sent = await connector.send_message(matrix_message(harness, "Teh answer"))
+    await connector.handle_matrix_edit(
+        MatrixEdit(
+            portal=portal(harness),
+            event_id="$edit:example.com",
+            sender="@alice:example.com",
+            target=MessageRef(sent.message_id),
+            text="The answer",
+        )
+    )
+    (item,) = await received_of(harness, "edit")
+    assert item["target"] == sent.message_id
+    assert "The answer" in (item["text"] or "")
+
+
+async def test_delete(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    _require(connector, DeleteHandler)
+    assert isinstance(connector, DeleteHandler)
+    sent = await connector.send_message(matrix_message(harness, "oops"))
+    await connector.handle_matrix_redaction(
+        MatrixRedaction(
+            portal=portal(harness),
+            event_id="$redaction:example.com",
+            sender="@alice:example.com",
+            target=MessageRef(sent.message_id),
+        )
+    )
+    (item,) = await received_of(harness, "delete")
+    assert item["target"] == sent.message_id
+
+
+async def test_reactions(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    _require(connector, ReactionHandler)
+    assert isinstance(connector, ReactionHandler)
+    await harness.remote_sends_message("chat-1", "customer-1", "Thanks!", "msg-thanks")
+    await host.wait_for_events(1)
+    target = MessageRef(MessageID("msg-thanks"), sender=RemoteUserID("customer-1"))
+    common: dict[str, Any] = {
+        "portal": portal(harness),
+        "sender": "@alice:example.com",
+        "target": target,
+    }
+    await connector.handle_matrix_reaction(
+        MatrixReaction(event_id="$react:example.com", emoji="👍", **common)
+    )
+    await connector.handle_matrix_reaction_remove(
+        MatrixReactionRemove(event_id="$unreact:example.com", emoji="👍", **common)
+    )
+    (added,) = await received_of(harness, "reaction")
+    (removed,) = await received_of(harness, "reaction_remove")
+    assert added["target"] == removed["target"] == "msg-thanks"
+    assert added["emoji"] == removed["emoji"] == "👍"
+
+
+async def test_send_media(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    _require(connector, MediaSender)
+    assert isinstance(connector, MediaSender)
+    data = bytes(range(256)) * 8
+
+    async def download() -> bytes:
+        return data
+
+    media = MatrixMedia(
+        "mxc://example.com/abc", "invoice.pdf", "application/pdf", len(data), download
+    )
+    sent = await connector.send_media(
+        matrix_message(harness, "invoice.pdf", msgtype="m.file", media=media)
+    )
+    assert sent.message_id
+    (item,) = await received_of(harness, "message")
+    attachment = item.get("attachment")
+    assert attachment is not None
+    assert attachment["data"] == data
+    assert attachment["filename"] == "invoice.pdf"
+
+
+async def test_send_media_over_limit_is_permanent(
+    harness: ConnectorHarness, connector: NetworkConnector
+) -> None:
+    _require(connector, MediaSender)
+    assert isinstance(connector, MediaSender)
+    limits = connector.capabilities.max_file_size
+    limit = limits.get("m.file", limits.get("*"))
+    if limit is None:
+        pytest.skip("the connector declares no file size limit")
+    downloads = 0
+
+    async def download() -> bytes:
+        nonlocal downloads
+        downloads += 1
+        return b"\0" * (limit + 1)
+
+    media = MatrixMedia(
+        "mxc://example.com/big", "big.bin", "application/octet-stream", limit + 1, download
+    )
+    with pytest.raises(PermanentDeliveryError):
+        await connector.send_media(
+            matrix_message(harness, "big.bin", msgtype="m.file", media=media)
+        )
+    assert downloads == 0, "a declared size over the limit must be refused before downloading"
+    assert await received_of(harness, "message") == []
+
+
+async def test_download_attachment(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    _require(connector, MediaDownloader)
+    assert isinstance(connector, MediaDownloader)
+    data = b"\x89PNG\r\n\x1a\n" + bytes(1000)
+    await harness.remote_sends_attachment(
+        "chat-1", "customer-1", "msg-pic", data, "pic.png", "image/png"
+    )
+    (event,) = await host.wait_for_events(1)
+    assert isinstance(event, RemoteMessage)
+    (attachment,) = event.attachments
+    content, mimetype = await connector.download_attachment(attachment)
+    assert content == data
+    assert mimetype == "image/png"
+
+
+async def test_read_receipt(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    _require(connector, ReadReceiptHandler)
+    assert isinstance(connector, ReadReceiptHandler)
+    await harness.remote_sends_message("chat-1", "customer-1", "Hi", "msg-read")
+    await host.wait_for_events(1)
+    target = MessageRef(MessageID("msg-read"), sender=RemoteUserID("customer-1"))
+    await connector.handle_matrix_read_receipt(
+        MatrixReadReceipt(portal=portal(harness), sender="@alice:example.com", target=target)
+    )
+    (item,) = await received_of(harness, "read_receipt")
+    assert item["target"] == "msg-read"
+
+
+async def test_typing(harness: ConnectorHarness, connector: NetworkConnector) -> None:
+    _require(connector, TypingHandler)
+    assert isinstance(connector, TypingHandler)
+    await connector.handle_matrix_typing(
+        MatrixTyping(portal=portal(harness), sender="@alice:example.com", typing=True)
+    )
+    items = await received_of(harness, "typing")
+    assert items and items[-1]["chat_id"] == "chat-1"
