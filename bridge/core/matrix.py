@@ -190,6 +190,8 @@ class MatrixHandler:
 
     async def reaction(self, item: QueueItem, portal: Portal, evt: dict[str, Any]) -> None:
         room_id = RoomID(evt["room_id"])
+        if await Reaction.get_by_event(room_id, EventID(evt["event_id"])):
+            return  # delivered before a crash
         relates = (evt.get("content") or {}).get("m.relates_to") or {}
         emoji, target_id = relates.get("key"), relates.get("event_id")
         if not isinstance(emoji, str) or not isinstance(target_id, str):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable
@@ -62,14 +63,20 @@ class QueueItem:
         cls, txn_id: str, items: Iterable[tuple[str, str, dict[str, Any]]]
     ) -> list[QueueItem] | None:
         """Record an appservice transaction and its events atomically. Returns None (and
-        stores nothing) when ``txn_id`` was recorded before."""
+        stores nothing) when the same transaction (same id, same events) was recorded before.
+        """
         ts = now_ms()
+        items = list(items)
+        body_hash = hashlib.sha256(
+            json.dumps([p for _, _, p in items], sort_keys=True).encode()
+        ).hexdigest()
         recorded: list[QueueItem] = []
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
-                "INSERT INTO as_txn (txn_id, received_at) VALUES ($1, $2) "
-                "ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id",
+                "INSERT INTO as_txn (txn_id, body_hash, received_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (txn_id, body_hash) DO NOTHING RETURNING txn_id",
                 txn_id,
+                body_hash,
                 ts,
             )
             if inserted is None:

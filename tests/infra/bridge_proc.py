@@ -52,7 +52,17 @@ def write_bridge_config(
             "delivery_deadline": delivery_deadline,
             "request_timeout": 5,
             "title": "Webhook",
-        }
+        },
+        # Outbound goes nowhere (a closed port) and gives up fast: for deadline tests.
+        "dead-end": {
+            "type": "webhook",
+            "staff": staff,
+            "secret": secret,
+            "outbound_url": f"http://{LOOPBACK}:{free_port()}/inbox",
+            "delivery_deadline": 3,
+            "request_timeout": 2,
+            "title": "Dead end",
+        },
     }
     data["logging"]["root"]["level"] = "DEBUG" if os.environ.get("BRIDGE_TEST_DEBUG") else "INFO"
     with path.open("w") as f:

@@ -21,6 +21,10 @@ class WebhookPeer:
         self.port = free_port()
         self.received: list[dict[str, Any]] = []
         self.idempotency_keys: list[str] = []
+        self.deliveries: list[dict[str, Any]] = []
+        """Every accepted POST, repeats included (``received`` keeps the first of each)."""
+        self.files: dict[str, tuple[bytes, str]] = {}
+        """Served at /files/<name> for inbound attachments: name -> (data, mimetype)."""
         self.bad_signatures = 0
         self.fail_next: list[int] = []
         """Statuses to answer to the next requests (e.g. [503, 503]) before accepting."""
@@ -36,6 +40,7 @@ class WebhookPeer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/inbox", self._inbox)
+        app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, LOOPBACK, self.port).start()
@@ -56,6 +61,7 @@ class WebhookPeer:
             return web.json_response({"error": "try later"}, status=self.fail_next.pop(0))
         payload = json.loads(body)
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
+        self.deliveries.append(payload)
         async with self._arrived:
             if key and key in self.idempotency_keys and payload.get("type") == "message":
                 return web.json_response({"id": f"remote-{key}", "duplicate": True})
@@ -63,6 +69,15 @@ class WebhookPeer:
             self.received.append(payload)
             self._arrived.notify_all()
         return web.json_response({"id": f"remote-{payload.get('id')}"})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
+
+    def file_url(self, name: str) -> str:
+        return f"http://{LOOPBACK}:{self.port}/files/{name}"
 
     async def wait_for(self, predicate: Any, timeout: float = 30) -> dict[str, Any]:  # noqa: ASYNC109
         async def find() -> dict[str, Any]:

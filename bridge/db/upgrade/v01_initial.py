@@ -72,9 +72,13 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
     )
     await conn.execute("CREATE INDEX reaction_event_idx ON reaction (room_id, event_id)")
     await conn.execute(
+        # Keyed by id and content: Synapse on SQLite restarts its transaction ids at 1 after
+        # a restart, so an id alone does not identify a transaction.
         """CREATE TABLE as_txn (
-            txn_id      TEXT PRIMARY KEY,
-            received_at BIGINT NOT NULL
+            txn_id      TEXT NOT NULL,
+            body_hash   TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            PRIMARY KEY (txn_id, body_hash)
         )"""
     )
     await conn.execute(

@@ -1,0 +1,67 @@
+"""Shared bits of the demo scripts: where demo-data lives, its settings, the webhook signature.
+
+Everything the demo creates is under ``demo-data/`` at the repository root (``DEMO_DATA`` to
+put it elsewhere). ``demo-data/demo.json`` holds the settings the scripts share: ports, the
+staff user's password, the webhook secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DEMO_DATA") or REPO / "demo-data").resolve()
+STATE_FILE = DATA / "demo.json"
+LOOPBACK = "127.0.0.1"
+
+SERVER_NAME = "localhost"
+STAFF_LOCALPART = "staff"
+STAFF_USER = f"@{STAFF_LOCALPART}:{SERVER_NAME}"
+ACCOUNT = "demo"
+"""The webhook channel account of the demo (``channels.demo`` in the bridge config)."""
+
+SIGNATURE_HEADER = "X-Bridge-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def load_state() -> dict[str, Any]:
+    """``demo-data/demo.json``; exits with a hint when the demo was never set up."""
+    try:
+        return dict(json.loads(STATE_FILE.read_text()))
+    except FileNotFoundError:
+        raise SystemExit(f"{STATE_FILE} is missing: start the demo first (bash scripts/demo.sh)")
+
+
+def save_state(state: dict[str, Any]) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = STATE_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(STATE_FILE)
+
+
+def hs_url(state: dict[str, Any]) -> str:
+    return f"http://{LOOPBACK}:{state['hs_port']}"
+
+
+def bridge_url(state: dict[str, Any]) -> str:
+    return f"http://{LOOPBACK}:{state['bridge_port']}"
+
+
+def customer_url(state: dict[str, Any]) -> str:
+    return f"http://{LOOPBACK}:{state['customer_port']}"
+
+
+# The signature of the webhook protocol, written out here on purpose (rather than imported from
+# the bridge) to show how little an integrator needs: HMAC-SHA256 of the raw body, in hex.
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    return bool(header) and hmac.compare_digest(sign(secret, body), header.strip().lower())

@@ -1,0 +1,455 @@
+"""Sets up (first run) or refreshes (later runs) ``demo-data/`` for ``scripts/demo.sh``.
+
+    python demo/setup.py prepare     # settings, Synapse config, bridge config, registration
+    python demo/setup.py wait URL    # wait until URL answers (while a given pid lives)
+    python demo/setup.py staff       # make sure @staff:localhost exists (Synapse running)
+    python demo/setup.py banner      # print how to use the running demo
+
+Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340) and DEMO_CUSTOMER_PORT (8090)
+on every run; secrets and the staff password are made once and kept in demo-data/demo.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from common import (
+    ACCOUNT,
+    DATA,
+    LOOPBACK,
+    REPO,
+    SERVER_NAME,
+    STAFF_LOCALPART,
+    STAFF_USER,
+    bridge_url,
+    customer_url,
+    hs_url,
+    load_state,
+    save_state,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+SYNAPSE_DIR = DATA / "synapse"
+BRIDGE_CONFIG = DATA / "config.yaml"
+REGISTRATION = DATA / "registration.yaml"
+DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090}
+PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
+            "customer_port": "DEMO_CUSTOMER_PORT"}  # fmt: skip
+PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge", "customer_port": "the customer app"}
+
+_FAST = {"per_second": 10000, "burst_count": 100000}
+RELAXED_RATE_LIMITS: dict[str, Any] = {
+    "rc_message": _FAST,
+    "rc_registration": _FAST,
+    "rc_registration_token_validity": _FAST,
+    "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
+    "rc_admin_redaction": _FAST,
+    "rc_joins": {"local": _FAST, "remote": _FAST},
+    "rc_joins_per_room": _FAST,
+    "rc_3pid_validation": _FAST,
+    "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
+    "rc_third_party_invite": _FAST,
+    "rc_media_create": _FAST,
+    "rc_presence": {"per_user": _FAST},
+    "rc_delayed_event_mgmt": _FAST,
+    "rc_room_creation": _FAST,
+    "rc_reports": _FAST,
+    "rc_user_directory": _FAST,
+    "rc_profile": _FAST,
+    "rc_key_requests": _FAST,
+}
+
+
+def fail(message: str) -> None:
+    print(f"ERROR: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def _ports() -> dict[str, int]:
+    ports = {}
+    for key, default in DEFAULT_PORTS.items():
+        raw = os.environ.get(PORT_ENV[key]) or str(default)
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            fail(f"{PORT_ENV[key]}={raw!r} is not a port number")
+        ports[key] = int(raw)
+    if len(set(ports.values())) != len(ports):
+        fail(f"the demo needs three different ports, got {ports}")
+    return ports
+
+
+def _check_ports_free(ports: dict[str, int]) -> None:
+    for key, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                fail(
+                    f"port {port} on {LOOPBACK} (for {PORT_WHAT[key]}) is already in use. "
+                    f"Stop whatever uses it, or pick another port: {PORT_ENV[key]}=... "
+                    "bash scripts/demo.sh"
+                )
+
+
+def _state(ports: dict[str, int]) -> dict[str, Any]:
+    try:
+        state = load_state() if (DATA / "demo.json").exists() else {}
+    except (ValueError, OSError) as e:
+        fail(f"{DATA / 'demo.json'} is unreadable ({e}); remove demo-data/ to start afresh")
+    fresh = not state
+    state.setdefault("staff_user", STAFF_USER)
+    state.setdefault("staff_password", secrets.token_urlsafe(12))
+    state.setdefault("webhook_secret", secrets.token_hex(32))
+    state.setdefault("registration_shared_secret", secrets.token_hex(32))
+    state.setdefault("macaroon_secret_key", secrets.token_hex(32))
+    state.setdefault("form_secret", secrets.token_hex(32))
+    state.setdefault("account", ACCOUNT)
+    state.update(ports)
+    save_state(state)
+    print(("Created" if fresh else "Reusing") + f" {DATA}")
+    return state
+
+
+def _write_synapse_config(state: dict[str, Any]) -> None:
+    SYNAPSE_DIR.mkdir(parents=True, exist_ok=True)
+    (SYNAPSE_DIR / "media_store").mkdir(exist_ok=True)
+    log_config = {
+        "version": 1,
+        "formatters": {
+            "precise": {
+                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
+                "%(request)s - %(message)s"
+            }
+        },
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": str(DATA / "synapse.log"),
+                "encoding": "utf8",
+            }
+        },
+        "loggers": {
+            "synapse": {"level": "INFO"},
+            "synapse.storage.SQL": {"level": "WARNING"},
+            "synapse.access": {"level": "INFO"},
+            "twisted": {"level": "WARNING"},
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
+    config: dict[str, Any] = {
+        "server_name": SERVER_NAME,
+        "public_baseurl": hs_url(state) + "/",
+        "listeners": [
+            {
+                "port": state["hs_port"],
+                "bind_addresses": [LOOPBACK],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
+        "database": {
+            "name": "sqlite3",
+            "args": {"database": str(SYNAPSE_DIR / "homeserver.db")},
+        },
+        "log_config": str(SYNAPSE_DIR / "log.config"),
+        "media_store_path": str(SYNAPSE_DIR / "media_store"),
+        "signing_key_path": str(SYNAPSE_DIR / "signing.key"),
+        "registration_shared_secret": state["registration_shared_secret"],
+        "macaroon_secret_key": state["macaroon_secret_key"],
+        "form_secret": state["form_secret"],
+        "report_stats": False,
+        "enable_registration": False,
+        "enable_metrics": False,
+        "app_service_config_files": [str(REGISTRATION)],
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": True,
+        "url_preview_enabled": False,
+        "presence": {"enabled": False},
+        "federation_domain_whitelist": [],
+        "allow_public_rooms_over_federation": False,
+        "user_directory": {"enabled": True, "search_all_users": True},
+        "require_auth_for_profile_requests": False,
+        **RELAXED_RATE_LIMITS,
+    }
+    yaml = YAML()
+    yaml.default_flow_style = False
+    with open(SYNAPSE_DIR / "log.config", "w") as f:
+        yaml.dump(log_config, f)
+    with open(SYNAPSE_DIR / "homeserver.yaml", "w") as f:
+        f.write("# Written by demo/setup.py on every demo start: a throwaway homeserver for the\n")
+        f.write("# demo only (SQLite, loopback, no federation, relaxed rate limits).\n")
+        yaml.dump(config, f)
+    key_path = SYNAPSE_DIR / "signing.key"
+    if not key_path.exists():
+        # signedjson comes with Synapse; quicker than `synapse.app.homeserver --generate-keys`.
+        from signedjson.key import generate_signing_key, write_signing_keys
+
+        with open(key_path, "w") as f:
+            write_signing_keys(f, [generate_signing_key("a_" + secrets.token_hex(2))])
+
+
+def _write_bridge_config(state: dict[str, Any]) -> bool:
+    """Write or update demo-data/config.yaml; True when the registration must be (re)made."""
+    yaml = YAML()
+    fresh = not BRIDGE_CONFIG.exists()
+    source = REPO / "example-config.yaml" if fresh else BRIDGE_CONFIG
+    data = yaml.load(source.read_text())
+    before = json.dumps(data.get("appservice"), sort_keys=True, default=str)
+
+    data["homeserver"]["address"] = hs_url(state)
+    data["homeserver"]["domain"] = SERVER_NAME
+    data["appservice"]["address"] = bridge_url(state)
+    data["appservice"]["hostname"] = LOOPBACK
+    data["appservice"]["port"] = state["bridge_port"]
+    # The bridge runs with demo-data/ as its working directory.
+    data["database"]["url"] = "sqlite:bridge.db"
+    data["permissions"] = CommentedMap([("*", "none"), (SERVER_NAME, "admin")])
+    channel = CommentedMap()
+    channel["type"] = "webhook"
+    channel["staff"] = [state["staff_user"]]
+    channel["secret"] = state["webhook_secret"]
+    channel["outbound_url"] = customer_url(state) + "/inbox"
+    channel["max_body_size"] = 1048576
+    channel["delivery_deadline"] = 600
+    channel["request_timeout"] = 10
+    channel["title"] = "Web chat"
+    data["channels"] = CommentedMap([(state["account"], channel)])
+    if fresh:
+        data.yaml_set_start_comment(
+            "Bridge config of the local demo, made by demo/setup.py from example-config.yaml.\n"
+            "Ports and addresses are rewritten on every demo start; the rest is kept."
+        )
+
+    after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
+    with open(BRIDGE_CONFIG, "w") as f:
+        yaml.dump(data, f)
+    os.chmod(BRIDGE_CONFIG, 0o600)
+    tokens_missing = "generate" in (data["appservice"]["as_token"], data["appservice"]["hs_token"])
+    return fresh or tokens_missing or before != after or not REGISTRATION.exists()
+
+
+def _generate_registration() -> None:
+    """The registration is written by the bridge itself (``-g``), as in production."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "-c", BRIDGE_CONFIG.name, "-g", "-r", REGISTRATION.name],
+        cwd=DATA,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        fail(f"python -m bridge -g failed:\n{result.stdout}{result.stderr}")
+    print("Wrote the appservice registration with python -m bridge -g")
+
+
+def prepare(_: argparse.Namespace) -> None:
+    ports = _ports()
+    _check_ports_free(ports)
+    state = _state(ports)
+    _write_synapse_config(state)
+    if _write_bridge_config(state):
+        _generate_registration()
+
+
+# --------------------------------------------------------------------------- wait
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by the shell) counts as dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _tail(path: str | None, lines: int = 40) -> str:
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return f"\n--- last lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def wait(args: argparse.Namespace) -> None:
+    """Poll ``args.url`` until it answers one of ``args.status``; fail if ``args.pid`` dies."""
+    wanted = {int(s) for s in args.status.split(",")}
+    started = time.monotonic()
+    deadline = started + args.timeout
+    last = "no answer"
+    while True:
+        if args.pid and not _pid_alive(args.pid):
+            fail(f"{args.what} exited during startup.{_tail(args.log)}")
+        try:
+            with urllib.request.urlopen(args.url, timeout=2) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+            e.close()
+        except OSError as e:
+            status, last = None, str(e)
+        if status in wanted:
+            print(f"{args.what} is up ({time.monotonic() - started:.1f} s)")
+            return
+        if status is not None:
+            last = f"HTTP {status}"
+        if time.monotonic() > deadline:
+            fail(f"{args.what} did not come up within {args.timeout:.0f} s ({last}).{_tail(args.log)}")
+        time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- staff user
+
+
+def _post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        with e:
+            try:
+                return e.code, json.loads(e.read() or b"{}")
+            except ValueError:
+                return e.code, {}
+
+
+def staff(_: argparse.Namespace) -> None:
+    """Create @staff:localhost with the saved password (shared-secret registration), once."""
+    state = load_state()
+    base = hs_url(state)
+    status, _answer = _post_json(
+        base + "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": state["staff_user"]},
+            "password": state["staff_password"],
+            "initial_device_display_name": "demo setup check",
+        },
+    )
+    if status == 200:
+        # Log that device out again, so it does not pile up in the user's session list.
+        token = _answer.get("access_token")
+        if token:
+            req = urllib.request.Request(
+                base + "/_matrix/client/v3/logout", b"{}",
+                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                method="POST",
+            )  # fmt: skip
+            try:
+                urllib.request.urlopen(req, timeout=10).close()
+            except OSError:
+                pass
+        print(f"Staff user {state['staff_user']} exists")
+        return
+    url = base + "/_synapse/admin/v1/register"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        nonce = json.loads(resp.read())["nonce"]
+    password = state["staff_password"]
+    mac = hmac.new(state["registration_shared_secret"].encode(), digestmod=hashlib.sha1)
+    mac.update(nonce.encode() + b"\x00" + STAFF_LOCALPART.encode() + b"\x00")
+    mac.update(password.encode() + b"\x00" + b"notadmin")
+    status, answer = _post_json(
+        url,
+        {
+            "nonce": nonce,
+            "username": STAFF_LOCALPART,
+            "displayname": "Demo Staff",
+            "password": password,
+            "admin": False,
+            "mac": mac.hexdigest(),
+        },
+    )
+    if status != 200:
+        fail(
+            f"could not create {state['staff_user']}: HTTP {status} {answer}. "
+            "If demo-data/ is half-made, remove it (rm -rf demo-data) and start again."
+        )
+    print(f"Created staff user {state['staff_user']}")
+
+
+# --------------------------------------------------------------------------- banner
+
+
+def banner(_: argparse.Namespace) -> None:
+    s = load_state()
+    rule = "=" * 78
+    python = os.path.relpath(sys.executable, Path.cwd()) if sys.executable else "python"
+    print(
+        f"""
+{rule}
+  The demo is running: Synapse, the bridge and a customer web app, all on {LOOPBACK}.
+
+  1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
+     edit the homeserver and enter:   {hs_url(s)}
+        user name:  {STAFF_LOCALPART}        (full ID {s['staff_user']})
+        password:   {s['staff_password']}
+
+  2. Write to the company as a customer, either
+        - in a browser:  {customer_url(s)}   (a form, and the conversation below it), or
+        - from a shell:  {python} demo/customer.py send "Hello, I need help"
+
+  3. In the Matrix client, accept the invite to the new room ("Web chat" conversation)
+     and answer. The customer app shows the answer; this terminal prints it too.
+
+  Bridge commands: start a direct chat with @bridgebot:{SERVER_NAME} and send "help"
+  (in portal rooms prefix them: "!bridge help").
+
+  Logs: {DATA}/*.log      Stop everything: Ctrl-C
+{rule}
+""",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare").set_defaults(run=prepare)
+    w = sub.add_parser("wait")
+    w.add_argument("url")
+    w.add_argument("--status", default="200", help="comma-separated HTTP statuses that mean up")
+    w.add_argument("--pid", type=int, default=0, help="fail at once if this process exits")
+    w.add_argument("--timeout", type=float, default=120)
+    w.add_argument("--log", help="log file to show on failure")
+    w.add_argument("--what", default="the service")
+    w.set_defaults(run=wait)
+    sub.add_parser("staff").set_defaults(run=staff)
+    sub.add_parser("banner").set_defaults(run=banner)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
