@@ -168,8 +168,9 @@ class NetworkConnector(ABC):
 
     channel: ClassVar[str]
     """The ``type`` value that selects this connector in the config (``webhook``...)."""
-    title: ClassVar[str]
-    """Human name of the channel, used in room topics and command output."""
+    title: str
+    """Human name of the channel, used in room topics, ghost names and command output. A class
+    attribute, or set per account in ``__init__`` (a name from config)."""
     capabilities: Capabilities
     """May be a class attribute, or set per account in ``__init__`` (a deadline from config)."""
 

@@ -224,29 +224,49 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     data["appservice"]["port"] = state["bridge_port"]
     # The bridge runs with demo-data/ as its working directory.
     data["database"]["url"] = "sqlite:bridge.db"
-    data["permissions"] = CommentedMap([("*", "none"), (SERVER_NAME, "admin")])
-    channel = CommentedMap()
+    # Edit the example's sections in place, so that their documenting comments stay.
+    _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
+    channels = data["channels"]
+    if state["account"] not in channels:  # fresh: turn the example account into ours
+        example = next(iter(channels))
+        _replace_keys(channels, [(state["account"], channels[example])])
+    channel = channels[state["account"]]
     channel["type"] = "webhook"
-    channel["staff"] = [state["staff_user"]]
+    staff = channel["staff"]
+    del staff[1:]
+    if staff:
+        staff[0] = state["staff_user"]
+    else:
+        staff.append(state["staff_user"])
     channel["secret"] = state["webhook_secret"]
     channel["outbound_url"] = customer_url(state) + "/inbox"
-    channel["max_body_size"] = 1048576
     channel["delivery_deadline"] = 600
-    channel["request_timeout"] = 10
     channel["title"] = "Web chat"
-    data["channels"] = CommentedMap([(state["account"], channel)])
-    if fresh:
-        data.yaml_set_start_comment(
-            "Bridge config of the local demo, made by demo/setup.py from example-config.yaml.\n"
-            "Ports and addresses are rewritten on every demo start; the rest is kept."
-        )
 
     after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
     with open(BRIDGE_CONFIG, "w") as f:
+        if fresh:
+            f.write(
+                "# The bridge config of the local demo, written by demo/setup.py from\n"
+                "# example-config.yaml. Addresses and ports are rewritten on every start.\n#\n"
+            )
         yaml.dump(data, f)
     os.chmod(BRIDGE_CONFIG, 0o600)
     tokens_missing = "generate" in (data["appservice"]["as_token"], data["appservice"]["hs_token"])
     return fresh or tokens_missing or before != after or not REGISTRATION.exists()
+
+
+def _replace_keys(mapping: CommentedMap, items: list[tuple[str, Any]]) -> None:
+    """Give ``mapping`` exactly ``items``, keeping the comment that trailed its last entry
+    (in ruamel that is where the next section's heading comment lives)."""
+    last = next(reversed(mapping), None)
+    trailing = mapping.ca.items.get(last) if last is not None else None
+    for key in list(mapping):
+        del mapping[key]
+    for key, value in items:
+        mapping[key] = value
+    if trailing and items:
+        mapping.ca.items[items[-1][0]] = trailing
 
 
 def _generate_registration() -> None:

@@ -83,9 +83,11 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
     if existing is not None and existing.room_id:
         return f"{account} / {chat} is already bridged to {existing.room_id}; unlink it first."
     if existing is None:
-        await Portal(account, chat, ctx.room_id, created_at=int(time.time() * 1000)).insert()
+        now = int(time.time() * 1000)
+        await Portal(account, chat, ctx.room_id, metadata={"linked": True}, created_at=now).insert()
     else:
         existing.room_id = ctx.room_id
+        existing.metadata["linked"] = True
         await existing.save()
     return f"Linked this room to {account} / {chat}."
 

@@ -36,9 +36,7 @@ class PortalManager:
 
     def channel_title(self, account: str) -> str:
         connector = self.connectors.get(account)
-        if connector is None:
-            return account
-        return getattr(connector.config, "title", None) or connector.title
+        return connector.title if connector is not None else account
 
     async def get_or_create(
         self, account: str, chat: RemoteChat, sender: RemoteUser, ghost: UserID
@@ -103,10 +101,17 @@ class PortalManager:
                 raise
 
     async def _update_info(self, portal: Portal, chat: RemoteChat) -> None:
-        if chat.name and chat.name != portal.name and portal.room_id:
-            await self.bot.set_room_name(RoomID(portal.room_id), chat.name)
-            portal.name = chat.name
-            await portal.save()
+        """Follow a renamed remote chat. Rooms linked by staff keep the name staff gave them;
+        a failure here is cosmetic and must not hold up the message."""
+        if not chat.name or chat.name == portal.name or not portal.room_id:
+            return
+        if not portal.metadata.get("linked"):
+            try:
+                await self.bot.set_room_name(RoomID(portal.room_id), chat.name)
+            except Exception as e:
+                log.warning("Could not rename %s to %r: %s", portal.room_id, chat.name, e)
+        portal.name = chat.name
+        await portal.save()
 
 
 def _now_ms() -> int:

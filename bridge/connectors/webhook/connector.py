@@ -37,6 +37,7 @@ class WebhookConnector(NetworkConnector):
     def __init__(self, account_id: AccountID, config: WebhookConfig, host: BridgeHost) -> None:
         super().__init__(account_id, config, host)
         self.capabilities = capabilities_for(config)
+        self.title = config.title
         self.client = WebhookClient(config, host)
         self.matrix = MatrixHandler(config, self.client)
         self.endpoint = InboundEndpoint(config, host)

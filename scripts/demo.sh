@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# A local demo of the bridge in one command: a throwaway Synapse, the bridge, and a small
+# "customer" web app on the far side of the webhook connector, all on 127.0.0.1.
+#
+#   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
+#   bash scripts/demo.sh --check   # start, drive one conversation end to end, print PASS/FAIL
+#                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
+#
+# Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
+#        DEMO_CUSTOMER_PORT (customer app, 8090).
+# Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
+# later runs; rm -rf demo-data to start afresh.
+#
+# Works on a fresh Debian machine with Python >= 3.11: creates .venv and installs the project
+# with its test extra (which brings Synapse and matrix-nio) the first time.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+DATA="$ROOT/demo-data"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+CHECK=${DEMO_CHECK:-0}
+[ "$CHECK" = 1 ] || CHECK=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK=1 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $arg (try --help)" ;;
+  esac
+done
+
+APT_UPDATED=0
+apt_install() {
+  is_root || die "missing system packages: $*. Install them (sudo apt-get install $*) or run as root."
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --------------------------------------------------------------------------- Python venv
+# Same venv, same install and same stamp as scripts/test.sh, so either script reuses the other's.
+PYTHON=${PYTHON:-python3}
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python >= 3.11"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$PYTHON is $("$PYTHON" --version 2>&1); the project needs Python >= 3.11"
+  log "creating .venv with $("$PYTHON" --version 2>&1)"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    # Debian's python3 needs python3-venv for ensurepip.
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+PY="$VENV/bin/python"
+
+STAMP="$VENV/.test-deps.sha256"
+WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, ruamel.yaml' 2>/dev/null; then
+  log "pip install -e '.[test]' (the first time this takes a few minutes)"
+  "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+  echo "$WANT" >"$STAMP"
+fi
+
+# --------------------------------------------------------------------------- processes
+mkdir -p "$DATA"
+export PYTHONUNBUFFERED=1
+
+# An earlier run that was killed hard (kill -9, a closed terminal) may have left its processes.
+for pidfile in "$DATA"/*.pid; do
+  [ -e "$pidfile" ] || continue
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py'; then
+    die "an earlier demo is still running ($(basename "$pidfile" .pid), pid $pid). Stop it first: kill $pid"
+  fi
+  rm -f "$pidfile"
+done
+
+PIDS=()
+NAMES=()
+LOGS=()
+
+# start NAME LOG DIR COMMAND...: run COMMAND in DIR in the background, output appended to LOG.
+start() {
+  local name=$1 logfile=$2 dir=$3
+  shift 3
+  (cd "$dir" && exec "$@") >>"$logfile" 2>&1 </dev/null &
+  remember "$name" "$!" "$logfile"
+}
+remember() {
+  PIDS+=("$2")
+  NAMES+=("$1")
+  LOGS+=("$3")
+  echo "$2" >"$DATA/$1.pid"
+}
+
+stop_pid() {  # SIGTERM, then SIGKILL after $2 seconds
+  local pid=$1 grace=$2 waited=0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((grace * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid did not stop in ${grace}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  trap - EXIT INT TERM HUP
+  if [ "${#PIDS[@]}" -gt 0 ]; then
+    log "stopping the demo"
+    # Reverse order: customer app, bridge, then Synapse.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+      stop_pid "${PIDS[i]}" 20
+      rm -f "$DATA/${NAMES[i]}.pid"
+    done
+    log "stopped; data kept in demo-data/ (rm -rf demo-data to start afresh)"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+log "preparing demo-data/"
+"$PY" demo/setup.py prepare
+# shellcheck disable=SC2046
+eval "$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print("HS_PORT=%d BRIDGE_PORT=%d CUSTOMER_PORT=%d ACCOUNT=%s" % (s["hs_port"], s["bridge_port"], s["customer_port"], s["account"]))' "$DATA/demo.json")"
+
+log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
+start synapse "$DATA/synapse-console.log" "$DATA/synapse" \
+  "$PY" -m synapse.app.homeserver -c "$DATA/synapse/homeserver.yaml"
+"$PY" demo/setup.py wait "http://127.0.0.1:$HS_PORT/_matrix/client/versions" \
+  --pid "${PIDS[-1]}" --what Synapse --log "$DATA/synapse-console.log" --timeout 180
+"$PY" demo/setup.py staff
+
+log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
+start bridge "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
+# The webhook route exists once the connector started: GET on it answers 405 from then on.
+"$PY" demo/setup.py wait "http://127.0.0.1:$BRIDGE_PORT/connectors/$ACCOUNT/events" --status 405 \
+  --pid "${PIDS[-1]}" --what "The bridge" --log "$DATA/bridge.log" --timeout 180
+
+log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
+if [ "$CHECK" = 1 ]; then
+  "$PY" demo/customer.py serve --log "$DATA/customer.log" --quiet >/dev/null 2>>"$DATA/customer.log" </dev/null &
+else
+  # Its terminal output ("Staff replied: ...") is part of the demo.
+  "$PY" demo/customer.py serve --log "$DATA/customer.log" 2>>"$DATA/customer.log" </dev/null &
+fi
+remember customer "$!" "$DATA/customer.log"
+"$PY" demo/setup.py wait "http://127.0.0.1:$CUSTOMER_PORT/api/messages" \
+  --pid "${PIDS[-1]}" --what "The customer app" --log "$DATA/customer.log" --timeout 60
+
+if [ "$CHECK" = 1 ]; then
+  set +e
+  "$PY" demo/check.py
+  rc=$?
+  set -e
+  exit "$rc"
+fi
+
+"$PY" demo/setup.py banner
+
+# Run until Ctrl-C, or until one of the three stops on its own.
+while true; do
+  set +e
+  wait -n
+  set -e
+  for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[i]}" 2>/dev/null; then
+      log "${NAMES[i]} stopped unexpectedly; last lines of ${LOGS[i]}:"
+      tail -n 30 "${LOGS[i]}" >&2 || true
+      exit 1
+    fi
+  done
+done
