@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m bridge",
         description="A Matrix appservice bridge for business messaging channels.",
     )
-    p.add_argument("-c", "--config", default="config.yaml", help="config file (default: %(default)s)")
+    p.add_argument(
+        "-c", "--config", default="config.yaml", help="config file (default: %(default)s)"
+    )
     p.add_argument(
         "-g", "--generate-registration", action="store_true",
         help="write fresh tokens into the config and an appservice registration, then exit",

@@ -156,7 +156,9 @@ class _Reader:
             raise ConfigError(key, "must not be empty")
         return value
 
-    def int(self, key: str, default: Any = ..., *, minimum: int = 1, maximum: int | None = None) -> int:
+    def int(
+        self, key: str, default: Any = ..., *, minimum: int = 1, maximum: int | None = None
+    ) -> int:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(key, f"must be an integer, not {value!r}")
@@ -185,7 +187,9 @@ class _Reader:
         return value
 
 
-def _check_template(key: str, template: str, names: tuple[str, ...], required: tuple[str, ...]) -> None:
+def _check_template(
+    key: str, template: str, names: tuple[str, ...], required: tuple[str, ...]
+) -> None:
     try:
         template.format(**{n: "x" for n in names})
     except (KeyError, IndexError, ValueError) as e:
@@ -201,12 +205,16 @@ def parse(data: Mapping[str, Any]) -> Config:
     domain = r.str("homeserver.domain")
     db_url = r.str("database.url", "sqlite:bridge.db")
     if URL(db_url).scheme not in ("sqlite", "sqlite3", "postgres", "postgresql"):
-        raise ConfigError("database.url", f"must start with sqlite: or postgres://, not {db_url!r}")
+        raise ConfigError(
+            "database.url", f"must start with sqlite: or postgres://, not {db_url!r}"
+        )
     bot_username = r.str("bot.username", "bridgebot")
     if not _LOCALPART.match(bot_username):
         raise ConfigError("bot.username", f"{bot_username!r} is not a valid Matrix localpart")
     ghost_user = r.str("ghosts.username_template", "bridge_{account}_{user}")
-    _check_template("ghosts.username_template", ghost_user, ("account", "user"), ("account", "user"))
+    _check_template(
+        "ghosts.username_template", ghost_user, ("account", "user"), ("account", "user")
+    )
     if not _LOCALPART.match(ghost_user.replace("{account}", "a").replace("{user}", "u")):
         raise ConfigError("ghosts.username_template", "has characters not allowed in a localpart")
     ghost_name = r.str("ghosts.displayname_template", "{name} ({channel})")
@@ -239,11 +247,17 @@ def parse(data: Mapping[str, Any]) -> Config:
         if cls is None:
             raise ConfigError(f"{key}.type", f"unknown channel type {ctype!r}")
         staff = section.get("staff") or []
-        if not isinstance(staff, list) or not all(isinstance(s, str) and _MXID.match(s) for s in staff):
+        if not isinstance(staff, list) or not all(
+            isinstance(s, str) and _MXID.match(s) for s in staff
+        ):
             raise ConfigError(f"{key}.staff", "must be a list of Matrix user IDs")
         options = cls.parse_config(section, key)
         channels[AccountID(account_id)] = ChannelAccountConfig(
-            id=AccountID(account_id), type=ctype, staff=tuple(staff), connector=cls, options=options
+            id=AccountID(account_id),
+            type=ctype,
+            staff=tuple(staff),
+            connector=cls,
+            options=options,
         )
 
     as_token = r.str("appservice.as_token")
@@ -275,7 +289,9 @@ def parse(data: Mapping[str, Any]) -> Config:
     )
 
 
-def load(path: str, environ: Mapping[str, str] = os.environ, *, need_tokens: bool = True) -> Config:
+def load(
+    path: str, environ: Mapping[str, str] = os.environ, *, need_tokens: bool = True
+) -> Config:
     """Load, override from the environment and validate ``path``."""
     data = _plain(load_raw(path)._data)
     apply_env(data, environ)

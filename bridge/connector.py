@@ -144,7 +144,10 @@ class BridgeHost(Protocol):
         ...
 
     def add_route(
-        self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> str:
         """Serve ``handler`` on the bridge's HTTP listener under
         ``/connectors/<account id><path>``; returns the full path."""

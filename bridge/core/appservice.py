@@ -82,9 +82,7 @@ class AppServiceServer:
             if not isinstance(value, list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")
             events.extend(value)
-        items = [
-            (matrix_queue_key(evt), "matrix", evt) for evt in events if isinstance(evt, dict)
-        ]
+        items = [(matrix_queue_key(evt), "matrix", evt) for evt in events if isinstance(evt, dict)]
         try:
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:

@@ -69,7 +69,9 @@ class Bridge:
     async def start(self) -> None:
         await self.db.start()
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=100, ssl=None if self.config.hs_verify_ssl else False)
+            connector=aiohttp.TCPConnector(
+                limit=100, ssl=None if self.config.hs_verify_ssl else False
+            )
         )
         self.http = aiohttp.ClientSession()
         self.api = AppServiceAPI(

@@ -84,7 +84,9 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
         return f"{account} / {chat} is already bridged to {existing.room_id}; unlink it first."
     if existing is None:
         now = int(time.time() * 1000)
-        await Portal(account, chat, ctx.room_id, metadata={"linked": True}, created_at=now).insert()
+        await Portal(
+            account, chat, ctx.room_id, metadata={"linked": True}, created_at=now
+        ).insert()
     else:
         existing.room_id = ctx.room_id
         existing.metadata["linked"] = True
@@ -113,10 +115,14 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("help", "", "staff", "this list", _help),
-        Command("ping", "", "staff", "check that the homeserver and the bridge reach each other", _ping),
+        Command(
+            "ping", "", "staff", "check that the homeserver and the bridge reach each other", _ping
+        ),
         Command("channels", "", "staff", "channel accounts and their state", _channels),
         Command("portals", "[account]", "staff", "bridged conversations", _portals),
-        Command("link", "<account> <remote chat>", "admin", "bridge this room to a remote chat", _link),
+        Command(
+            "link", "<account> <remote chat>", "admin", "bridge this room to a remote chat", _link
+        ),
         Command("unlink", "", "admin", "stop bridging this room", _unlink),
     )
 }

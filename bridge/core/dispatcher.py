@@ -85,7 +85,9 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("Queue item %d (%s) failed, retrying in %.1fs", item.id, item.queue_key, delay)
+                log.exception(
+                    "Queue item %d (%s) failed, retrying in %.1fs", item.id, item.queue_key, delay
+                )
                 try:
                     await item.bump_attempts()
                 except Exception:

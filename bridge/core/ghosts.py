@@ -59,4 +59,3 @@ class GhostManager:
             ghost.displayname = name
             await ghost.save()
         return intent
-

@@ -7,6 +7,7 @@ import html
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -96,7 +97,9 @@ class MatrixHandler:
         )
         if msgtype in MEDIA_TYPES:
             if "url" not in content:
-                await self.notices.failure(room_id, event_id, "encrypted files are not supported yet")
+                await self.notices.failure(
+                    room_id, event_id, "encrypted files are not supported yet"
+                )
                 return
             if not isinstance(connector, MediaSender):
                 await self.notices.failure(
@@ -109,14 +112,16 @@ class MatrixHandler:
                 msgtype, connector.capabilities.max_file_size.get("*")
             )
             if limit and media.size and media.size > limit:
-                reason = f"the file is {_mb(media.size)}, {connector.title} takes at most {_mb(limit)}"
+                reason = (
+                    f"the file is {_mb(media.size)}, {connector.title} takes at most {_mb(limit)}"
+                )
                 await self.notices.failure(room_id, event_id, reason)
                 return
             caption = content.get("filename") and body != content.get("filename")
             msg = MatrixMessage(
                 **base, text=prefix + (body if caption else ""), html=None, media=media
             )  # type: ignore[arg-type]
-            send: Callable[[], Awaitable[SentMessage]] = lambda: connector.send_media(msg)
+            send: Callable[[], Awaitable[SentMessage]] = partial(connector.send_media, msg)
         elif msgtype in TEXT_TYPES:
             if not body:
                 return
@@ -129,9 +134,9 @@ class MatrixHandler:
             text = _strip_plain_reply_fallback(text) if reply_to else text
             msg = MatrixMessage(**base, text=prefix + text, html=html_body)  # type: ignore[arg-type]
             if reply_to and isinstance(connector, ReplyHandler):
-                send = lambda: connector.send_reply(msg)
+                send = partial(connector.send_reply, msg)
             else:
-                send = lambda: connector.send_message(msg)
+                send = partial(connector.send_message, msg)
         else:
             await self.notices.failure(room_id, event_id, f"{msgtype} messages are not supported")
             return
@@ -160,7 +165,11 @@ class MatrixHandler:
             if not isinstance(connector, ReactionHandler):
                 return
             removal = MatrixReactionRemove(
-                key, evt["event_id"], evt["sender"], MessageRef(reaction.message_id), reaction.emoji
+                key,
+                evt["event_id"],
+                evt["sender"],
+                MessageRef(reaction.message_id),
+                reaction.emoji,
             )
             if await self.deliver(item, portal, room_id, EventID(redacts), lambda: _done(
                 connector.handle_matrix_reaction_remove(removal)
@@ -265,14 +274,20 @@ class MatrixHandler:
                 raise
             except Exception as e:
                 reason = e.reason if isinstance(e, DeliveryError) else f"{type(e).__name__}: {e}"
-                wait = getattr(e, "retry_after", None) if isinstance(e, TemporaryDeliveryError) else None
+                wait = (
+                    getattr(e, "retry_after", None)
+                    if isinstance(e, TemporaryDeliveryError)
+                    else None
+                )
                 wait = max(wait or delay, 0.05)
                 if time.time() + wait > deadline:
                     tries = item.attempts + 1
                     reason = f"{reason} (gave up after {tries} attempt{'s' * (tries > 1)})"
                     await self.notices.failure(room_id, event_id, reason, txn=_ntxn(item))
                     return None
-                log.warning("Delivery of %s failed (%s), retrying in %.1fs", event_id, reason, wait)
+                log.warning(
+                    "Delivery of %s failed (%s), retrying in %.1fs", event_id, reason, wait
+                )
                 await item.bump_attempts()
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, RETRY_MAX)
@@ -343,7 +358,9 @@ class MatrixHandler:
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
         body = new.get("body") if isinstance(new.get("body"), str) else ""
         html_body = None
-        if new.get("format") == "org.matrix.custom.html" and isinstance(new.get("formatted_body"), str):
+        if new.get("format") == "org.matrix.custom.html" and isinstance(
+            new.get("formatted_body"), str
+        ):
             html_body = html.escape(prefix) + new["formatted_body"]
         key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
         ref = MessageRef(target.message_id, target.sender, target.timestamp / 1000)
@@ -364,7 +381,11 @@ def _ntxn(item: QueueItem) -> str:
 
 def _strip_reply_fallback(formatted: str) -> str:
     end = formatted.find("</mx-reply>")
-    return formatted[end + len("</mx-reply>") :] if formatted.startswith("<mx-reply>") and end >= 0 else formatted
+    return (
+        formatted[end + len("</mx-reply>") :]
+        if formatted.startswith("<mx-reply>") and end >= 0
+        else formatted
+    )
 
 
 def _strip_plain_reply_fallback(text: str) -> str:

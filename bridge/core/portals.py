@@ -77,7 +77,9 @@ class PortalManager:
                 raise
         else:
             # A previous attempt created the room and then stopped (crash, error): finish it.
-            log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
+            log.info(
+                "Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id
+            )
             for user in (ghost, *staff):
                 await self._invite(existing.room_id, user)
             return existing.room_id

@@ -63,7 +63,9 @@ class RemoteHandler:
         title = self.portals.channel_title(account)
         intent = await self.ghosts.ensure(account, event.sender, title)
         if isinstance(event, RemoteMessage):
-            portal = await self.portals.get_or_create(account, event.chat, event.sender, intent.mxid)
+            portal = await self.portals.get_or_create(
+                account, event.chat, event.sender, intent.mxid
+            )
         else:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:
@@ -92,7 +94,9 @@ class RemoteHandler:
     async def _message(
         self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteMessage
     ) -> None:
-        done = {m.part for m in await Message.get_parts(portal.account, portal.chat, event.message_id)}
+        done = {
+            m.part for m in await Message.get_parts(portal.account, portal.chat, event.message_id)
+        }
         parts: list[dict[str, Any]] = []
         for attachment in event.attachments:
             parts.append(await self._attachment_content(portal.account, intent, attachment))
@@ -116,7 +120,9 @@ class RemoteHandler:
             if reply_event and index == 0:
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_event}}
             txn = txn_id("msg", portal.account, portal.chat, event.message_id, str(index))
-            event_id = await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
+            event_id = await self._send(
+                intent, room_id, EventType.ROOM_MESSAGE, content, txn, event
+            )
             await Message(
                 portal.account,
                 portal.chat,
@@ -158,7 +164,12 @@ class RemoteHandler:
     ) -> None:
         target = await Message.get_parts(portal.account, portal.chat, event.message_id)
         if not target:
-            log.info("Edit of unknown message %s in %s/%s", event.message_id, portal.account, portal.chat)
+            log.info(
+                "Edit of unknown message %s in %s/%s",
+                event.message_id,
+                portal.account,
+                portal.chat,
+            )
             return
         new: dict[str, Any] = {"msgtype": "m.text", "body": event.text}
         if event.html:
@@ -225,7 +236,9 @@ class RemoteHandler:
         if parts:
             await intent.mark_read(room_id, EventID(parts[-1].event_id))
 
-    async def _failure(self, portal: Portal, room_id: RoomID, event: RemoteDeliveryFailure) -> None:
+    async def _failure(
+        self, portal: Portal, room_id: RoomID, event: RemoteDeliveryFailure
+    ) -> None:
         parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
         target = EventID(parts[0].event_id) if parts else None
         await self.notices.failure(
@@ -247,17 +260,20 @@ class RemoteHandler:
         try:
             return await intent.send_message_event(room_id, event_type, content, txn_id=txn)
         except MatrixRequestError as e:
-            if 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED":
+            if (
+                400 <= e.http_status < 500
+                and e.http_status != 429
+                and e.errcode != "M_LIMIT_EXCEEDED"
+            ):
                 raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
             raise
 
-    async def _redact(self, intent: IntentAPI, room_id: RoomID, event_id: EventID, txn: str) -> None:
+    async def _redact(
+        self, intent: IntentAPI, room_id: RoomID, event_id: EventID, txn: str
+    ) -> None:
         await intent.ensure_joined(room_id)
-        await intent.api.request(
-            Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {}
-        )
+        await intent.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {})
 
 
 def _ts_ms(timestamp: float | None) -> int:
     return int((timestamp if timestamp else time.time()) * 1000)
-

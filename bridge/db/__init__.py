@@ -14,7 +14,16 @@ from .reaction import Reaction
 from .remote_dedup import RemoteDedup
 from .upgrade import upgrade_table
 
-ROW_CLASSES = (ChannelAccount, ASTransaction, Ghost, Message, Portal, QueueItem, Reaction, RemoteDedup)
+ROW_CLASSES = (
+    ChannelAccount,
+    ASTransaction,
+    Ghost,
+    Message,
+    Portal,
+    QueueItem,
+    Reaction,
+    RemoteDedup,
+)
 
 
 def init(db: Database) -> None:

@@ -13,8 +13,11 @@ async def _ask(staff: StaffClient, room_id: str, text: str) -> str:
     """Send a command and return the bot's answer (a notice replying to it)."""
     event_id = await staff.send_text(room_id, text)
     answer = await staff.wait_for_event(
-        lambda e: e.get("content", {}).get("msgtype") == "m.notice"
-        and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id,
+        lambda e: (
+            e.get("content", {}).get("msgtype") == "m.notice"
+            and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            == event_id
+        ),
         room_id=room_id,
     )
     return str(answer["content"]["body"])
@@ -68,7 +71,9 @@ async def test_link_and_unlink_an_existing_room(stack: Stack, staff: StaffClient
     marker_room = await _room_with_bot(stack, staff, is_direct=True)
     await _ask(staff, marker_room, "ping")  # the bridge has handled events up to here
     assert after not in [p.get("id") for p in stack.peer.deliveries]
-    assert "There is no channel account 'nope'" in await _ask(staff, room_id, "!bridge link nope x")
+    assert "There is no channel account 'nope'" in await _ask(
+        staff, room_id, "!bridge link nope x"
+    )
 
 
 async def test_staff_without_admin_cannot_link(stack: Stack) -> None:
@@ -77,7 +82,9 @@ async def test_staff_without_admin_cannot_link(stack: Stack) -> None:
     client = await StaffClient.login(stack.synapse.base_url, f"@staff2:{SERVER_NAME}", password)
     try:
         room_id = await _room_with_bot(stack, client, is_direct=True)
-        assert "You need the admin permission for link" in await _ask(client, room_id, "link hooks x")
+        assert "You need the admin permission for link" in await _ask(
+            client, room_id, "link hooks x"
+        )
         help_text = await _ask(client, room_id, "help")
         assert "• ping" in help_text and "• link" not in help_text
     finally:

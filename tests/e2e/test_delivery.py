@@ -19,12 +19,17 @@ def _hs_token(stack: Stack) -> str:
     return str(YAML(typ="safe").load(stack.config_path.read_text())["appservice"]["hs_token"])
 
 
-async def _put_txn(stack: Stack, txn: str, events: list[dict[str, Any]], token: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s, s.put(
-        f"{stack.bridge.url}/_matrix/app/v1/transactions/{txn}",
-        json={"events": events},
-        headers={"Authorization": f"Bearer {token}"},
-    ) as resp:
+async def _put_txn(
+    stack: Stack, txn: str, events: list[dict[str, Any]], token: str
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.put(
+            f"{stack.bridge.url}/_matrix/app/v1/transactions/{txn}",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp,
+    ):
         return resp.status, await resp.json()
 
 
@@ -50,7 +55,8 @@ async def test_replayed_transaction_is_a_no_op(stack: Stack, staff: StaffClient)
     event_id = f"$synthetic-{uuid.uuid4().hex}"
     event = {
         "type": "m.room.message", "room_id": room_id, "event_id": event_id,
-        "sender": stack.staff_id, "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "replayed"},
+        "sender": stack.staff_id, "origin_server_ts": 1,
+        "content": {"msgtype": "m.text", "body": "replayed"},
     }  # fmt: skip
     txn = f"replay-{uuid.uuid4().hex}"
     token = _hs_token(stack)
@@ -69,8 +75,11 @@ async def test_permanent_failure_is_shown_in_the_room(stack: Stack, staff: Staff
     stack.peer.fail_next = [400]
     event_id = await staff.send_text(room_id, "this one is refused")
     notice = await staff.wait_for_event(
-        lambda e: e.get("content", {}).get("msgtype") == "m.notice"
-        and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id,
+        lambda e: (
+            e.get("content", {}).get("msgtype") == "m.notice"
+            and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            == event_id
+        ),
         room_id=room_id,
     )
     assert notice["sender"] == stack.bot_id
@@ -94,8 +103,10 @@ async def test_deadline_passed_is_shown_in_the_room(stack: Stack, staff: StaffCl
     room_id = await join_invite_named(staff, "Customer c-dead")
     event_id = await staff.send_text(room_id, "we are")
     notice = await staff.wait_for_event(
-        lambda e: e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get(
-            "event_id") == event_id,
+        lambda e: (
+            e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            == event_id
+        ),
         room_id=room_id,
         timeout=60,
     )
@@ -125,7 +136,9 @@ async def test_bridge_killed_after_accepting_remote_events_loses_nothing(
     await stack.synapse.astop()  # Matrix is down: the bridge accepts but cannot deliver
     try:
         for i in range(5):
-            status, body = await stack.peer.send(stack.account, customer_msg("c-kill-in", f"r{i}", f"kin-{i}"))
+            status, body = await stack.peer.send(
+                stack.account, customer_msg("c-kill-in", f"r{i}", f"kin-{i}")
+            )
             assert status == 200, body
         stack.bridge.kill()
     finally:

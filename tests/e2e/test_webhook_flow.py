@@ -65,7 +65,9 @@ async def test_duplicate_remote_delivery_is_bridged_once(stack: Stack, staff: St
     assert len(events) == 1
 
 
-async def test_wrong_signature_is_refused_and_nothing_bridged(stack: Stack, staff: StaffClient) -> None:
+async def test_wrong_signature_is_refused_and_nothing_bridged(
+    stack: Stack, staff: StaffClient
+) -> None:
     status, body = await stack.peer.send(
         stack.account, customer_msg("c-forged", "forged"), secret="not-the-secret-at-all"
     )
@@ -106,22 +108,35 @@ async def test_replies_edits_deletes_reactions_both_ways(stack: Stack, staff: St
     )))[0] == 200  # fmt: skip
     reply = await staff.wait_for_event(body_is("Yes, one more"), room_id=room_id)
     assert reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == staff_msg
-    assert (await send(stack.account, {**customer_msg("c-rel", "Yes, two more", "c-rel-2"), "type": "edit"}))[0] == 200
+    assert (
+        await send(
+            stack.account, {**customer_msg("c-rel", "Yes, two more", "c-rel-2"), "type": "edit"}
+        )
+    )[0] == 200
     edit = await staff.wait_for_event(
-        lambda e: e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace"
-        and e["sender"] == reply["sender"],
+        lambda e: (
+            e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace"
+            and e["sender"] == reply["sender"]
+        ),
         room_id=room_id,
     )
     assert edit["content"]["m.relates_to"]["event_id"] == reply["event_id"]
     assert edit["content"]["m.new_content"]["body"] == "Yes, two more"
-    assert (await send(stack.account, {**customer_msg("c-rel", "", "c-rel-2"), "type": "reaction", "emoji": "❤️"}))[0] == 200
+    assert (
+        await send(
+            stack.account,
+            {**customer_msg("c-rel", "", "c-rel-2"), "type": "reaction", "emoji": "❤️"},
+        )
+    )[0] == 200
     reaction = await staff.wait_for_event(
         lambda e: e.get("type") == "m.reaction" and e["sender"] == reply["sender"], room_id=room_id
     )
     assert reaction["content"]["m.relates_to"] == {
         "rel_type": "m.annotation", "event_id": reply["event_id"], "key": "❤️"
     }  # fmt: skip
-    assert (await send(stack.account, {**customer_msg("c-rel", "", "c-rel-2"), "type": "delete"}))[0] == 200
+    assert (await send(stack.account, {**customer_msg("c-rel", "", "c-rel-2"), "type": "delete"}))[
+        0
+    ] == 200
     redaction = await staff.wait_for_event(
         lambda e: e.get("type") == "m.room.redaction" and e["sender"] == reply["sender"],
         room_id=room_id,
@@ -153,8 +168,10 @@ async def test_attachments_both_ways(stack: Stack, staff: StaffClient) -> None:
     gone["attachments"] = [{"url": stack.peer.file_url("missing.pdf"), "filename": "missing.pdf"}]
     assert (await stack.peer.send(stack.account, gone))[0] == 200
     notice = await staff.wait_for_event(
-        lambda e: "missing.pdf" in e.get("content", {}).get("body", "")
-        and e["content"].get("msgtype") == "m.notice",
+        lambda e: (
+            "missing.pdf" in e.get("content", {}).get("body", "")
+            and e["content"].get("msgtype") == "m.notice"
+        ),
         room_id=room_id,
     )
     assert "not bridged" in notice["content"]["body"]
