@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from collections.abc import Mapping
@@ -40,7 +41,7 @@ class ChannelAccountConfig:
     id: AccountID
     type: str
     staff: tuple[str, ...]
-    connector: type[NetworkConnector]
+    connector: builtins.type[NetworkConnector]
     options: Any
     """The connector's own parsed config."""
 
@@ -148,7 +149,7 @@ class _Reader:
             raise ConfigError(key, "is missing")
         return default if node is None else node
 
-    def str(self, key: str, default: Any = ..., *, empty_ok: bool = False) -> str:
+    def str(self, key: str, default: Any = ..., *, empty_ok: bool = False) -> builtins.str:
         value = self.get(key, default)
         if not isinstance(value, str):
             raise ConfigError(key, f"must be a string, not {type(value).__name__}")
@@ -157,7 +158,12 @@ class _Reader:
         return value
 
     def int(
-        self, key: str, default: Any = ..., *, minimum: int = 1, maximum: int | None = None
+        self,
+        key: builtins.str,
+        default: Any = ...,
+        *,
+        minimum: int = 1,
+        maximum: int | None = None,
     ) -> int:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -167,20 +173,20 @@ class _Reader:
             raise ConfigError(key, f"must be {bound}, not {value}")
         return value
 
-    def bool(self, key: str, default: Any = ...) -> bool:
+    def bool(self, key: builtins.str, default: Any = ...) -> builtins.bool:
         value = self.get(key, default)
         if not isinstance(value, bool):
             raise ConfigError(key, f"must be true or false, not {value!r}")
         return value
 
-    def url(self, key: str, schemes: tuple[str, ...] = ("http", "https")) -> URL:
+    def url(self, key: builtins.str, schemes: tuple[builtins.str, ...] = ("http", "https")) -> URL:
         value = self.str(key)
         url = URL(value)
         if url.scheme not in schemes or not url.host:
             raise ConfigError(key, f"must be a {'/'.join(schemes)} URL with a host, not {value!r}")
         return url
 
-    def mapping(self, key: str, default: Any = ...) -> Mapping[str, Any]:
+    def mapping(self, key: builtins.str, default: Any = ...) -> Mapping[builtins.str, Any]:
         value = self.get(key, default)
         if not isinstance(value, Mapping):
             raise ConfigError(key, f"must be a mapping, not {type(value).__name__}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI, IntentAPI
@@ -68,11 +68,8 @@ class Bridge:
 
     async def start(self) -> None:
         await self.db.start()
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=100, ssl=None if self.config.hs_verify_ssl else False
-            )
-        )
+        ssl = bool(self.config.hs_verify_ssl)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, ssl=ssl))
         self.http = aiohttp.ClientSession()
         self.api = AppServiceAPI(
             base_url=self.config.hs_address,
@@ -92,7 +89,8 @@ class Bridge:
             await dbm.ChannelAccount.ensure(account_id, account.type)
             host = ConnectorHost(self, account_id)
             self._hosts[account_id] = host
-            self.connectors[account_id] = account.connector(account_id, account.options, host)
+            connector_cls: Any = account.connector
+            self.connectors[account_id] = connector_cls(account_id, account.options, host)
         # Older work first: what was queued before the last stop is submitted before anything
         # new can arrive, so per-conversation order holds across restarts.
         pending = await self.dispatcher.load_pending()
@@ -101,11 +99,11 @@ class Bridge:
         await self.server.start(self.config.as_hostname, self.config.as_port)
         log.info("Listening on %s:%d", self.config.as_hostname, self.config.as_port)
         await self._wait_for_homeserver()
-        for account_id, connector in self.connectors.items():
+        for account_name, connector in self.connectors.items():
             try:
                 await connector.start()
             except Exception:
-                log.exception("Channel account %s failed to start", account_id)
+                log.exception("Channel account %s failed to start", account_name)
         self._ping_task = asyncio.create_task(self._ping_homeserver())
 
     async def _wait_for_homeserver(self) -> None:
@@ -219,7 +217,7 @@ class Bridge:
         portal = await Portal.get_by_room(room_id)
         if etype == "m.room.message":
             content = evt.get("content") or {}
-            body = content.get("body") if isinstance(content.get("body"), str) else ""
+            body: str = content["body"] if isinstance(content.get("body"), str) else ""
             prefix = self.config.command_prefix
             is_command = body == prefix or body.startswith(prefix + " ")
             if portal is None or is_command:
@@ -248,7 +246,7 @@ class Bridge:
 
     async def _state_event(self, evt: dict[str, Any]) -> None:
         try:
-            await self.state_store.update_state(StateEvent.deserialize(evt))
+            await self.state_store.update_state(StateEvent.deserialize(cast(Any, evt)))
         except Exception as e:
             log.debug("Ignoring unreadable state event %s: %s", evt.get("event_id"), e)
 

@@ -46,7 +46,7 @@ class GhostManager:
     async def ensure(self, account: str, user: RemoteUser, channel_title: str) -> IntentAPI:
         """Register the ghost for ``user`` if needed and keep its display name current."""
         ghost = await Ghost.get(account, user.id)
-        mxid = ghost.mxid if ghost else self.mxid(account, user.id)
+        mxid = UserID(ghost.mxid) if ghost else self.mxid(account, user.id)
         intent = self.intent(mxid)
         name = self.displayname(user, channel_title)
         if ghost is None:

@@ -40,7 +40,7 @@ from ..events import (
     MessageRef,
     SentMessage,
 )
-from ..types import PortalKey
+from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
 from .notices import Notices
 from .util import txn_id
 
@@ -83,10 +83,11 @@ class MatrixHandler:
         sender = UserID(evt["sender"])
         name = await self._displayname(room_id, sender)
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        body: str = content["body"] if isinstance(content.get("body"), str) else ""
         reply_to = await self._reply_target(portal, room_id, relates)
-        base = dict(
-            portal=PortalKey(portal.account, portal.chat),  # type: ignore[arg-type]
+        base = partial(
+            MatrixMessage,
+            portal=_key(portal),
             event_id=event_id,
             sender=sender,
             sender_name=name,
@@ -118,9 +119,7 @@ class MatrixHandler:
                 await self.notices.failure(room_id, event_id, reason)
                 return
             caption = content.get("filename") and body != content.get("filename")
-            msg = MatrixMessage(
-                **base, text=prefix + (body if caption else ""), html=None, media=media
-            )  # type: ignore[arg-type]
+            msg = base(text=prefix + (body if caption else ""), html=None, media=media)
             send: Callable[[], Awaitable[SentMessage]] = partial(connector.send_media, msg)
         elif msgtype in TEXT_TYPES:
             if not body:
@@ -132,7 +131,7 @@ class MatrixHandler:
             ):
                 html_body = html.escape(prefix) + _strip_reply_fallback(content["formatted_body"])
             text = _strip_plain_reply_fallback(text) if reply_to else text
-            msg = MatrixMessage(**base, text=prefix + text, html=html_body)  # type: ignore[arg-type]
+            msg = base(text=prefix + text, html=html_body)
             if reply_to and isinstance(connector, ReplyHandler):
                 send = partial(connector.send_reply, msg)
             else:
@@ -159,7 +158,7 @@ class MatrixHandler:
         if not isinstance(redacts, str):
             return
         connector = self._connector(portal)
-        key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
+        key = _key(portal)
         reaction = await Reaction.get_by_event(room_id, EventID(redacts))
         if reaction is not None:
             if not isinstance(connector, ReactionHandler):
@@ -168,7 +167,7 @@ class MatrixHandler:
                 key,
                 evt["event_id"],
                 evt["sender"],
-                MessageRef(reaction.message_id),
+                MessageRef(MessageID(reaction.message_id)),
                 reaction.emoji,
             )
             if await self.deliver(item, portal, room_id, EventID(redacts), lambda: _done(
@@ -190,7 +189,7 @@ class MatrixHandler:
             reason = f"{connector.title} allows deleting only within {_duration(window)}"
             await self.notices.failure(room_id, EventID(redacts), f"deletion failed: {reason}")
             return
-        ref = MessageRef(target.message_id, target.sender, target.timestamp / 1000)
+        ref = message_ref(target)
         redaction = MatrixRedaction(key, evt["event_id"], evt["sender"], ref)
         if await self.deliver(item, portal, room_id, EventID(redacts), lambda: _done(
             connector.handle_matrix_redaction(redaction)
@@ -214,8 +213,8 @@ class MatrixHandler:
                 room_id, EventID(evt["event_id"]), f"{connector.title} has no reactions"
             )
             return
-        key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
-        ref = MessageRef(target.message_id, target.sender, target.timestamp / 1000)
+        key = _key(portal)
+        ref = message_ref(target)
         reaction = MatrixReaction(key, evt["event_id"], evt["sender"], ref, emoji)
         if await self.deliver(item, portal, room_id, EventID(evt["event_id"]), lambda: _done(
             connector.handle_matrix_reaction(reaction)
@@ -232,8 +231,8 @@ class MatrixHandler:
         target = await Message.get_by_event(room_id, EventID(event_id))
         if target is None:
             return
-        key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
-        ref = MessageRef(target.message_id, target.sender, target.timestamp / 1000)
+        key = _key(portal)
+        ref = message_ref(target)
         try:
             await connector.handle_matrix_read_receipt(MatrixReadReceipt(key, user, ref))
         except DeliveryError as e:
@@ -242,7 +241,7 @@ class MatrixHandler:
     async def typing(self, portal: Portal, user: str, typing: bool) -> None:
         connector = self._connector(portal)
         if isinstance(connector, TypingHandler):
-            key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
+            key = _key(portal)
             try:
                 await connector.handle_matrix_typing(MatrixTyping(key, user, typing))
             except DeliveryError as e:
@@ -319,7 +318,7 @@ class MatrixHandler:
         target = await Message.get_by_event(room_id, EventID(target_id))
         if target is None:
             return None
-        return MessageRef(target.message_id, target.sender, target.timestamp / 1000)
+        return message_ref(target)
 
     def _media(self, content: dict[str, Any], info: dict[str, Any], msgtype: str) -> MatrixMedia:
         url = ContentURI(content["url"])
@@ -356,23 +355,35 @@ class MatrixHandler:
         sender = UserID(evt["sender"])
         name = await self._displayname(room_id, sender)
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
-        body = new.get("body") if isinstance(new.get("body"), str) else ""
+        body: str = new["body"] if isinstance(new.get("body"), str) else ""
         html_body = None
         if new.get("format") == "org.matrix.custom.html" and isinstance(
             new.get("formatted_body"), str
         ):
             html_body = html.escape(prefix) + new["formatted_body"]
-        key = PortalKey(portal.account, portal.chat)  # type: ignore[arg-type]
-        ref = MessageRef(target.message_id, target.sender, target.timestamp / 1000)
+        key = _key(portal)
+        ref = message_ref(target)
         edit = MatrixEdit(key, event_id, sender, ref, prefix + body, html_body)
         await self.deliver(item, portal, room_id, event_id, lambda: _done(
             connector.handle_matrix_edit(edit)
         ))  # fmt: skip
 
 
+def _key(portal: Portal) -> PortalKey:
+    return PortalKey(AccountID(portal.account), RemoteChatID(portal.chat))
+
+
 async def _done(awaitable: Awaitable[None]) -> SentMessage:
     await awaitable
     return SentMessage(message_id="")  # type: ignore[arg-type]
+
+
+def message_ref(target: Message) -> MessageRef:
+    return MessageRef(
+        MessageID(target.message_id),
+        RemoteUserID(target.sender) if target.sender else None,
+        target.timestamp / 1000,
+    )
 
 
 def _ntxn(item: QueueItem) -> str:

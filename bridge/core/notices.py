@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
+from typing import Any, cast
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
@@ -34,7 +34,7 @@ class Notices:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         try:
             return await self.bot.send_message_event(
-                room_id, EventType.ROOM_MESSAGE, content, txn_id=txn
+                room_id, EventType.ROOM_MESSAGE, cast(Any, content), txn_id=txn
             )
         except MatrixRequestError as e:
             if 400 <= e.http_status < 500 and e.http_status != 429:

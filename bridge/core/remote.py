@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
@@ -258,7 +258,9 @@ class RemoteHandler:
             # Keep the remote time visible to clients that show it; the event order is ours.
             content.setdefault("fi.mau.remote_timestamp", _ts_ms(event.timestamp))
         try:
-            return await intent.send_message_event(room_id, event_type, content, txn_id=txn)
+            return await intent.send_message_event(
+                room_id, event_type, cast(Any, content), txn_id=txn
+            )
         except MatrixRequestError as e:
             if (
                 400 <= e.http_status < 500

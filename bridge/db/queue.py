@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from attrs import define
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Connection, Database
 
 Record = Any
 
@@ -71,6 +71,7 @@ class QueueItem:
             json.dumps([p for _, _, p in items], sort_keys=True).encode()
         ).hexdigest()
         recorded: list[QueueItem] = []
+        conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO as_txn (txn_id, body_hash, received_at) VALUES ($1, $2, $3) "
@@ -93,6 +94,7 @@ class QueueItem:
         """Record a remote event atomically with its dedup key. Returns None (and stores
         nothing) when the same event was recorded before."""
         ts = now_ms()
+        conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO remote_dedup (account, dedup_key, received_at) VALUES ($1, $2, $3) "

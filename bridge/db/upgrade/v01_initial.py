@@ -8,7 +8,7 @@ from mautrix.util.async_db import Connection, Scheme
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Initial revision")
+@upgrade_table.register(description="Initial revision")  # type: ignore[call-arg,arg-type]
 async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
     serial = "BIGSERIAL" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER"
     await conn.execute(
