@@ -79,6 +79,13 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
 fi
 
 # --------------------------------------------------------------------------- run
+if [ "$#" -eq 0 ]; then
+  # The whole suite also holds the code to its style and types.
+  log "ruff check, ruff format --check, mypy"
+  "$VENV/bin/ruff" check bridge tests demo
+  "$VENV/bin/ruff" format --check bridge tests demo
+  "$VENV/bin/mypy" bridge
+fi
 log "pytest $*"
 set +e
 "$PY" -m pytest -q "$@"

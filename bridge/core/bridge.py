@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, cast
 
 import aiohttp
@@ -32,6 +33,10 @@ from .remote import RemoteHandler
 log = logging.getLogger("bridge")
 
 STARTUP_RETRY_MAX = 30.0
+DEDUP_RETENTION_MS = 30 * 24 * 3600 * 1000
+"""How long remote delivery keys and appservice transaction ids are remembered. Remote systems
+retry for at most days (WhatsApp: 7); Synapse retries a transaction until it succeeds."""
+HOUSEKEEPING_INTERVAL = 3600.0
 
 
 class StateStore(ASStateStore, MemoryStateStore):
@@ -63,6 +68,7 @@ class Bridge:
         self.connectors: dict[str, NetworkConnector] = {}
         self._hosts: dict[str, ConnectorHost] = {}
         self._ping_task: asyncio.Task[None] | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -105,6 +111,7 @@ class Bridge:
             except Exception:
                 log.exception("Channel account %s failed to start", account_name)
         self._ping_task = asyncio.create_task(self._ping_homeserver())
+        self._housekeeping_task = asyncio.create_task(self._housekeeping())
 
     async def _wait_for_homeserver(self) -> None:
         assert self.api is not None
@@ -137,9 +144,20 @@ class Bridge:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STARTUP_RETRY_MAX)
 
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                cutoff = int(time.time() * 1000) - DEDUP_RETENTION_MS
+                await dbm.RemoteDedup.prune(cutoff)
+                await dbm.ASTransaction.prune(cutoff)
+            except Exception as e:
+                log.warning("Housekeeping failed: %s", e)
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
     async def stop(self) -> None:
-        if self._ping_task:
-            self._ping_task.cancel()
+        for task in (self._ping_task, self._housekeeping_task):
+            if task:
+                task.cancel()
         for account_id, connector in self.connectors.items():
             try:
                 await connector.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.types import UserID
@@ -43,8 +44,15 @@ class GhostManager:
             name=user.displayname or user.id, channel=channel_title
         )
 
-    async def ensure(self, account: str, user: RemoteUser, channel_title: str) -> IntentAPI:
-        """Register the ghost for ``user`` if needed and keep its display name current."""
+    async def ensure(
+        self,
+        account: str,
+        user: RemoteUser,
+        channel_title: str,
+        fetch: Callable[[str], Awaitable[tuple[bytes, str]]] | None = None,
+    ) -> IntentAPI:
+        """Register the ghost for ``user`` if needed and keep its display name and avatar
+        current. ``fetch`` downloads a remote avatar URL (the connector's downloader)."""
         ghost = await Ghost.get(account, user.id)
         mxid = UserID(ghost.mxid) if ghost else self.mxid(account, user.id)
         intent = self.intent(mxid)
@@ -52,10 +60,29 @@ class GhostManager:
         if ghost is None:
             await intent.ensure_registered()
             await intent.set_displayname(name)
-            ghost = Ghost(account, user.id, mxid, name, user.avatar_url)
+            ghost = Ghost(account, user.id, mxid, name)
             await ghost.insert()
         elif ghost.displayname != name and (user.displayname or not ghost.displayname):
             await intent.set_displayname(name)
             ghost.displayname = name
             await ghost.save()
+        if user.avatar_url and user.avatar_url != ghost.avatar_url and fetch is not None:
+            await self._set_avatar(ghost, intent, user.avatar_url, fetch)
         return intent
+
+    async def _set_avatar(
+        self,
+        ghost: Ghost,
+        intent: IntentAPI,
+        url: str,
+        fetch: Callable[[str], Awaitable[tuple[bytes, str]]],
+    ) -> None:
+        """Best effort: a missing avatar must not hold up the message that came with it."""
+        try:
+            data, mimetype = await fetch(url)
+            mxc = await intent.upload_media(data, mime_type=mimetype, filename="avatar")
+            await intent.set_avatar_url(mxc)
+        except Exception as e:
+            log.warning("Could not set the avatar of %s from %s: %s", ghost.mxid, url, e)
+        ghost.avatar_url = url  # not retried for every message; a new URL is tried again
+        await ghost.save()

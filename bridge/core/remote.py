@@ -61,7 +61,15 @@ class RemoteHandler:
         if account not in self.connectors:
             raise GiveUp(f"channel account {account!r} is no longer configured")
         title = self.portals.channel_title(account)
-        intent = await self.ghosts.ensure(account, event.sender, title)
+        connector = self.connectors[account]
+        fetch = None
+        if isinstance(connector, MediaDownloader):
+            download = connector.download_attachment
+
+            async def fetch(url: str) -> tuple[bytes, str]:
+                return await download(RemoteAttachment(url=url, filename="avatar"))
+
+        intent = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage):
             portal = await self.portals.get_or_create(
                 account, event.chat, event.sender, intent.mxid

@@ -6,7 +6,7 @@ import asyncio
 import base64
 
 from tests.conftest import Stack
-from tests.e2e.helpers import body_is, customer_msg, open_portal
+from tests.e2e.helpers import body_is, customer_msg, join_invite_named, open_portal
 from tests.infra.staff import StaffClient
 
 
@@ -186,3 +186,22 @@ async def test_attachments_both_ways(stack: Stack, staff: StaffClient) -> None:
     out = await stack.peer.wait_for(lambda p: p.get("id") == file_id)
     assert out["attachment"]["filename"] == "offer.pdf"
     assert base64.b64decode(out["attachment"]["data_base64"]) == b"%PDF-1.4 test"
+
+
+async def test_ghost_takes_the_remote_avatar(stack: Stack, staff: StaffClient) -> None:
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    stack.peer.files["face.png"] = (png, "image/png")
+    payload = customer_msg("c-avatar", "hi with a face", "c-avatar-1")
+    payload["sender"] = {
+        "id": "face-1",
+        "name": "Faced",
+        "avatar_url": stack.peer.file_url("face.png"),
+    }
+    assert (await stack.peer.send(stack.account, payload))[0] == 200
+    room_id = await join_invite_named(staff, "Customer c-avatar")
+    event = await staff.wait_for_event(body_is("hi with a face"), room_id=room_id)
+    profile = await staff.api("GET", f"/_matrix/client/v3/profile/{event['sender']}")
+    assert profile["displayname"] == "Faced (Webhook)"
+    assert profile["avatar_url"].startswith("mxc://")
