@@ -32,6 +32,7 @@ from nio import (
 )
 
 STEP_TIMEOUT = 90.0
+TOTAL_TIMEOUT = 300.0
 
 
 class CheckFailed(Exception):
@@ -52,7 +53,7 @@ class Steps:
         print(f" ok ({took:.1f} s){': ' + detail if detail else ''}", flush=True)
 
 
-async def _wait(what: str, probe: Any, timeout: float = STEP_TIMEOUT) -> Any:
+async def _wait(what: str, probe: Any, timeout: float = STEP_TIMEOUT) -> Any:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while True:
         result = await probe()
@@ -80,7 +81,9 @@ async def run(state: dict[str, Any]) -> None:
     client = AsyncClient(
         hs_url(state),
         staff_user,
-        config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+        config=AsyncClientConfig(
+            encryption_enabled=False, store_sync_tokens=False, request_timeout=30
+        ),
     )
     try:
         steps.begin(f"log in to {hs_url(state)} as {staff_user}")
@@ -94,7 +97,8 @@ async def run(state: dict[str, Any]) -> None:
         steps.ok()
 
         steps.begin(f"customer CLI sends {customer_text!r} in chat {chat!r}")
-        result = subprocess.run(
+        result = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, str(Path(__file__).with_name("customer.py")), "send",
              customer_text, "--chat", chat, "--name", "Check Customer"],
             capture_output=True, text=True, timeout=60,
@@ -110,8 +114,10 @@ async def run(state: dict[str, Any]) -> None:
             resp = await client.sync(timeout=3000)
             if not isinstance(resp, SyncResponse):
                 return None
-            for room_id in resp.rooms.invite:
-                if room_id not in known_rooms and room_id not in invited:
+            for room_id, info in resp.rooms.invite.items():
+                # The portal's topic and alias name the chat; other invites are not ours.
+                state = json.dumps([getattr(e, "source", None) for e in info.invite_state])
+                if room_id not in known_rooms and chat in state:
                     invited.append(room_id)
             return invited[0] if invited else None
 
@@ -174,7 +180,11 @@ def main() -> int:
     state = load_state()
     print("Checking the demo end to end:")
     try:
-        asyncio.run(run(state))
+        asyncio.run(asyncio.wait_for(run(state), TOTAL_TIMEOUT))
+    except TimeoutError:
+        print(f" FAILED\n  the check did not finish within {TOTAL_TIMEOUT:.0f} s")
+        print("FAIL (logs: demo-data/*.log)")
+        return 1
     except CheckFailed as e:
         print(f" FAILED\n  {e}")
         print("FAIL (logs: demo-data/*.log)")

@@ -34,7 +34,9 @@ def load_state() -> dict[str, Any]:
     try:
         return dict(json.loads(STATE_FILE.read_text()))
     except FileNotFoundError:
-        raise SystemExit(f"{STATE_FILE} is missing: start the demo first (bash scripts/demo.sh)")
+        raise SystemExit(
+            f"{STATE_FILE} is missing: start the demo first (bash scripts/demo.sh)"
+        ) from None
 
 
 def save_state(state: dict[str, Any]) -> None:
@@ -64,4 +66,6 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(sign(secret, body), header.strip().lower())
+    if not header:
+        return False
+    return hmac.compare_digest(sign(secret, body), header.strip().lower())

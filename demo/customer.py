@@ -262,7 +262,8 @@ class CustomerApp:
         chat = r["chat_id"]
         kind = r["type"]
         if kind == "message":
-            extra = f" [file {r['file']['name']}, {r['file']['size']} bytes]" if r.get("file") else ""
+            file = r.get("file")
+            extra = f" [file {file['name']}, {file['size']} bytes]" if file else ""
             return f"Staff replied (chat {chat}): {r['text']}{extra}"
         if kind == "edit":
             return f"Staff edited a message (chat {chat}): {r['text']}"
@@ -374,12 +375,18 @@ async function refresh() {
 $('f').addEventListener('submit', async ev => {
   ev.preventDefault();
   $('status').textContent = 'Sending…';
-  const r = await fetch('/api/send', { method: 'POST', headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({ name: $('name').value, chat: $('chat').value, text: $('text').value }) });
+  const r = await fetch('/api/send', {
+    method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({ name: $('name').value, chat: $('chat').value, text: $('text').value }),
+  });
   const res = await r.json();
-  if (res.status === 200) { $('status').textContent = 'Delivered to the bridge.'; $('text').value = ''; }
-  else { $('status').textContent = 'Not sent: ' + (res.error || ('HTTP ' + res.status + ' '
-    + JSON.stringify(res.answer))); }
+  if (res.status === 200) {
+    $('status').textContent = 'Delivered to the bridge.';
+    $('text').value = '';
+  } else {
+    $('status').textContent = 'Not sent: '
+      + (res.error || ('HTTP ' + res.status + ' ' + JSON.stringify(res.answer)));
+  }
   refresh();
 });
 $('chat').addEventListener('change', refresh);

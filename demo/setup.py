@@ -49,7 +49,8 @@ REGISTRATION = DATA / "registration.yaml"
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090}
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
             "customer_port": "DEMO_CUSTOMER_PORT"}  # fmt: skip
-PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge", "customer_port": "the customer app"}
+PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
+             "customer_port": "the customer app"}  # fmt: skip
 
 _FAST = {"per_second": 10000, "burst_count": 100000}
 RELAXED_RATE_LIMITS: dict[str, Any] = {
@@ -343,7 +344,10 @@ def wait(args: argparse.Namespace) -> None:
         if status is not None:
             last = f"HTTP {status}"
         if time.monotonic() > deadline:
-            fail(f"{args.what} did not come up within {args.timeout:.0f} s ({last}).{_tail(args.log)}")
+            fail(
+                f"{args.what} did not come up within {args.timeout:.0f} s ({last})."
+                + _tail(args.log)
+            )
         time.sleep(0.2)
 
 
@@ -433,8 +437,8 @@ def banner(_: argparse.Namespace) -> None:
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
-        user name:  {STAFF_LOCALPART}        (full ID {s['staff_user']})
-        password:   {s['staff_password']}
+        user name:  {STAFF_LOCALPART}        (full ID {s["staff_user"]})
+        password:   {s["staff_password"]}
 
   2. Write to the company as a customer, either
         - in a browser:  {customer_url(s)}   (a form, and the conversation below it), or

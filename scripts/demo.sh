@@ -76,26 +76,42 @@ fi
 mkdir -p "$DATA"
 export PYTHONUNBUFFERED=1
 
-# An earlier run that was killed hard (kill -9, a closed terminal) may have left its processes.
+# An earlier run that was killed hard (kill -9, a crash) may have left its processes behind.
+LEFTOVER=()
 for pidfile in "$DATA"/*.pid; do
   [ -e "$pidfile" ] || continue
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
-    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py'; then
-    die "an earlier demo is still running ($(basename "$pidfile" .pid), pid $pid). Stop it first: kill $pid"
+    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+      | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py'; then
+    LEFTOVER+=("$pid")
+  else
+    rm -f "$pidfile"
   fi
-  rm -f "$pidfile"
 done
+if [ "${#LEFTOVER[@]}" -gt 0 ]; then
+  die "an earlier demo is still running (pids ${LEFTOVER[*]}). Stop it first: kill ${LEFTOVER[*]}"
+fi
 
 PIDS=()
 NAMES=()
 LOGS=()
 
-# start NAME LOG DIR COMMAND...: run COMMAND in DIR in the background, output appended to LOG.
+# Children run in their own session (setsid), so that Ctrl-C reaches only this script, which
+# then stops them in order; otherwise each would get the SIGINT and quit on its own.
+SETSID=()
+command -v setsid >/dev/null && SETSID=(setsid)
+
+# start NAME OUT LOG DIR COMMAND...: run COMMAND in DIR in the background; its stdout is
+# appended to OUT ("-": this terminal), its stderr to LOG.
 start() {
-  local name=$1 logfile=$2 dir=$3
-  shift 3
-  (cd "$dir" && exec "$@") >>"$logfile" 2>&1 </dev/null &
+  local name=$1 out=$2 logfile=$3 dir=$4
+  shift 4
+  if [ "$out" = - ]; then
+    (cd "$dir" && exec "${SETSID[@]}" "$@") 2>>"$logfile" </dev/null &
+  else
+    (cd "$dir" && exec "${SETSID[@]}" "$@") >>"$out" 2>>"$logfile" </dev/null &
+  fi
   remember "$name" "$!" "$logfile"
 }
 remember() {
@@ -138,30 +154,32 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-# shellcheck disable=SC2046
-eval "$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print("HS_PORT=%d BRIDGE_PORT=%d CUSTOMER_PORT=%d ACCOUNT=%s" % (s["hs_port"], s["bridge_port"], s["customer_port"], s["account"]))' "$DATA/demo.json")"
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT ACCOUNT < <("$PY" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["hs_port"], s["bridge_port"], s["customer_port"], s["account"])' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
-start synapse "$DATA/synapse-console.log" "$DATA/synapse" \
+start synapse "$DATA/synapse-console.log" "$DATA/synapse-console.log" "$DATA/synapse" \
   "$PY" -m synapse.app.homeserver -c "$DATA/synapse/homeserver.yaml"
 "$PY" demo/setup.py wait "http://127.0.0.1:$HS_PORT/_matrix/client/versions" \
   --pid "${PIDS[-1]}" --what Synapse --log "$DATA/synapse-console.log" --timeout 180
 "$PY" demo/setup.py staff
 
 log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
-start bridge "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
+start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
 # The webhook route exists once the connector started: GET on it answers 405 from then on.
 "$PY" demo/setup.py wait "http://127.0.0.1:$BRIDGE_PORT/connectors/$ACCOUNT/events" --status 405 \
   --pid "${PIDS[-1]}" --what "The bridge" --log "$DATA/bridge.log" --timeout 180
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then
-  "$PY" demo/customer.py serve --log "$DATA/customer.log" --quiet >/dev/null 2>>"$DATA/customer.log" </dev/null &
+  start customer /dev/null "$DATA/customer.log" "$ROOT" \
+    "$PY" demo/customer.py serve --log "$DATA/customer.log" --quiet
 else
   # Its terminal output ("Staff replied: ...") is part of the demo.
-  "$PY" demo/customer.py serve --log "$DATA/customer.log" 2>>"$DATA/customer.log" </dev/null &
+  start customer - "$DATA/customer.log" "$ROOT" "$PY" demo/customer.py serve --log "$DATA/customer.log"
 fi
-remember customer "$!" "$DATA/customer.log"
 "$PY" demo/setup.py wait "http://127.0.0.1:$CUSTOMER_PORT/api/messages" \
   --pid "${PIDS[-1]}" --what "The customer app" --log "$DATA/customer.log" --timeout 60
 

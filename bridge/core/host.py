@@ -43,7 +43,8 @@ class ConnectorHost:
 
     def set_state(self, state: ConnectorState) -> None:
         if state != self.state:
-            self.log.info("State: %s %s", state.kind.value, state.message)
+            detail = f" ({state.message})" if state.message else ""
+            self.log.info("State: %s%s", state.kind.value, detail)
         self.state = state
 
     async def load_data(self) -> dict[str, Any]:

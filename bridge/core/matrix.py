@@ -119,7 +119,8 @@ class MatrixHandler:
                 await self.notices.failure(room_id, event_id, reason)
                 return
             caption = content.get("filename") and body != content.get("filename")
-            msg = base(text=prefix + (body if caption else ""), html=None, media=media)
+            # No caption: no text at all (the sender's name travels with the message anyway).
+            msg = base(text=prefix + body if caption else "", html=None, media=media)
             send: Callable[[], Awaitable[SentMessage]] = partial(connector.send_media, msg)
         elif msgtype in TEXT_TYPES:
             if not body:
@@ -147,6 +148,13 @@ class MatrixHandler:
             )
         sent = await self.deliver(item, portal, room_id, event_id, send)
         if sent is not None:
+            log.info(
+                "Delivered %s to %s/%s as %s",
+                event_id,
+                portal.account,
+                portal.chat,
+                sent.message_id,
+            )
             await Message(
                 portal.account, portal.chat, sent.message_id, 0, event_id, room_id, None, sender,
                 int((sent.timestamp or time.time()) * 1000),

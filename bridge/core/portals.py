@@ -70,29 +70,26 @@ class PortalManager:
         alias = RoomAlias(f"#{alias_local}:{self.config.hs_domain}")
         channel = self.config.channels.get(account)  # type: ignore[call-overload]
         staff = [UserID(s) for s in channel.staff] if channel else []
-        try:
-            existing = await self.bot.resolve_room_alias(alias)
-        except MatrixRequestError as e:
-            if e.http_status != 404:
-                raise
-        else:
-            # A previous attempt created the room and then stopped (crash, error): finish it.
-            log.info(
-                "Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id
-            )
-            for user in (ghost, *staff):
-                await self._invite(existing.room_id, user)
-            return existing.room_id
         # The creator (the bot) has the highest power level implicitly; newer room versions
         # refuse it in the users map.
         power_users = {ghost: 0, **{s: 50 for s in staff}}
-        return await self.bot.create_room(
-            alias_localpart=alias_local,
-            name=name,
-            topic=topic,
-            invitees=[ghost, *staff],
-            power_level_override={"users": power_users},
-        )
+        try:
+            return await self.bot.create_room(
+                alias_localpart=alias_local,
+                name=name,
+                topic=topic,
+                invitees=[ghost, *staff],
+                power_level_override={"users": power_users},
+            )
+        except MatrixRequestError as e:
+            if e.errcode != "M_ROOM_IN_USE":
+                raise
+        # A previous attempt created the room and then stopped (crash, error): finish it.
+        existing = await self.bot.resolve_room_alias(alias)
+        log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
+        for user in (ghost, *staff):
+            await self._invite(existing.room_id, user)
+        return existing.room_id
 
     async def _invite(self, room_id: RoomID, user: UserID) -> None:
         try:

@@ -142,6 +142,10 @@ class RemoteHandler:
                 intent.mxid,
                 _ts_ms(event.timestamp),
             ).insert()
+            log.info(
+                "Bridged %s/%s message %s part %d as %s",
+                portal.account, portal.chat, event.message_id, index, event_id,
+            )  # fmt: skip
 
     async def _attachment_content(
         self, account: str, intent: IntentAPI, attachment: RemoteAttachment
