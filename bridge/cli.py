@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import logging.config
 import os
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from ruamel.yaml import YAML
 
 from . import __version__, registration
-from .config import ConfigError, load, load_raw
+from .config import ConfigError, FileConfig, load, load_raw
 
 log = logging.getLogger("bridge")
 
@@ -41,18 +42,41 @@ def _parser() -> argparse.ArgumentParser:
 
 def generate(config_path: str, registration_path: str) -> None:
     """Put fresh tokens into the config file (comments kept) and write the registration."""
-    load(config_path, need_tokens=False)  # validate everything else first
+    config = load(config_path, need_tokens=False)  # validate everything else first
+    as_token, hs_token = registration.new_token(), registration.new_token()
+    config = dataclasses.replace(config, as_token=as_token, hs_token=hs_token)
+    # The registration first: if it cannot be written, the config keeps its old tokens and
+    # an existing homeserver setup keeps working.
+    tmp = f"{registration_path}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml = YAML()
+            yaml.default_flow_style = False
+            yaml.dump(registration.build(config), f)
+        os.replace(tmp, registration_path)
+    except OSError as e:
+        raise ConfigError("(registration)", f"cannot write {registration_path}: {e}") from e
     raw = load_raw(config_path)
-    raw["appservice.as_token"] = registration.new_token()
-    raw["appservice.hs_token"] = registration.new_token()
-    raw.save()
-    config = load(config_path)
-    yaml = YAML()
-    yaml.default_flow_style = False
-    with open(registration_path, "w") as f:
-        yaml.dump(registration.build(config), f)
-    os.chmod(registration_path, 0o600)
+    raw["appservice.as_token"] = as_token
+    raw["appservice.hs_token"] = hs_token
+    try:
+        _save(raw, config_path)
+    except OSError as e:
+        raise ConfigError("(file)", f"cannot write the new tokens into {config_path}: {e}") from e
     print(f"Wrote {registration_path}; add it to the homeserver's app_service_config_files.")
+
+
+def _save(raw: FileConfig, path: str) -> None:
+    """Write the config with its comments, atomically, raising on failure (mautrix's
+    ``save()`` only logs)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        yaml = YAML()
+        yaml.indent(4)
+        yaml.width = 200
+        yaml.dump(raw._data, f)
+    os.replace(tmp, path)
 
 
 async def _run(config_path: str) -> int:

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from string import Formatter
 from typing import Any
 
 from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper
@@ -16,6 +17,7 @@ from yarl import URL
 
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
+from .core.util import SAFE_LOCALPART_CHARS
 from .types import AccountID
 
 ENV_PREFIX = "BRIDGE_"
@@ -105,21 +107,39 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str] = os.environ) -> 
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if not all(path) or path[0] not in SECTIONS:
+        raw_path = name[len(ENV_PREFIX) :].split("__")
+        if not all(raw_path) or raw_path[0].lower() not in SECTIONS:
             continue
-        try:
-            parsed = yaml.load(value) if value else ""
-        except YAMLError as e:
-            raise ConfigError(".".join(path), f"environment variable {name}: {e}") from e
         node = data
-        for part in path[:-1]:
+        path: list[str] = []
+        for index, raw in enumerate(raw_path):
+            part = _match_key(node, raw)
+            path.append(part)
+            if index == len(raw_path) - 1:
+                break
             child = node.get(part)
             if not isinstance(child, dict):
                 child = {}
                 node[part] = child
             node = child
+        try:
+            parsed = yaml.load(value) if value else ""
+        except YAMLError as e:
+            raise ConfigError(".".join(path), f"environment variable {name}: {e}") from e
         node[path[-1]] = parsed
+
+
+def _match_key(node: Mapping[str, Any], raw: str) -> str:
+    """The existing key an environment name part stands for: compared without case, and with
+    ``_`` standing for ``-`` (shells cannot export names with dashes). New keys are lower case.
+    """
+    for key in node:
+        if key.lower() == raw.lower():
+            return key
+    for key in node:
+        if key.lower().replace("-", "_") == raw.lower():
+            return key
+    return raw.lower()
 
 
 def _plain(value: Any) -> Any:
@@ -181,7 +201,7 @@ class _Reader:
 
     def url(self, key: builtins.str, schemes: tuple[builtins.str, ...] = ("http", "https")) -> URL:
         value = self.str(key)
-        url = URL(value)
+        url = _url(value, key)
         if url.scheme not in schemes or not url.host:
             raise ConfigError(key, f"must be a {'/'.join(schemes)} URL with a host, not {value!r}")
         return url
@@ -193,13 +213,26 @@ class _Reader:
         return value
 
 
+def _url(value: str, key: str) -> URL:
+    try:
+        return URL(value)
+    except ValueError as e:
+        raise ConfigError(key, f"{value!r} is not a valid URL: {e}") from e
+
+
 def _check_template(
     key: str, template: str, names: tuple[str, ...], required: tuple[str, ...]
 ) -> None:
     try:
-        template.format(**{n: "x" for n in names})
-    except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError(key, f"bad template {template!r}: unknown or malformed field {e}") from e
+        fields = [f for _, f, spec, conv in Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise ConfigError(key, f"bad template {template!r}: {e}") from e
+    for field_name in fields:
+        if field_name not in names:
+            allowed = ", ".join("{" + n + "}" for n in names)
+            raise ConfigError(
+                key, f"bad template {template!r}: unknown field {{{field_name}}} (use {allowed})"
+            )
     for name in required:
         if "{" + name + "}" not in template:
             raise ConfigError(key, f"must contain {{{name}}}")
@@ -210,7 +243,7 @@ def parse(data: Mapping[str, Any]) -> Config:
     r = _Reader(data)
     domain = r.str("homeserver.domain")
     db_url = r.str("database.url", "sqlite:bridge.db")
-    if URL(db_url).scheme not in ("sqlite", "sqlite3", "postgres", "postgresql"):
+    if _url(db_url, "database.url").scheme not in ("sqlite", "sqlite3", "postgres", "postgresql"):
         raise ConfigError(
             "database.url", f"must start with sqlite: or postgres://, not {db_url!r}"
         )
@@ -223,6 +256,18 @@ def parse(data: Mapping[str, Any]) -> Config:
     )
     if not _LOCALPART.match(ghost_user.replace("{account}", "a").replace("{user}", "u")):
         raise ConfigError("ghosts.username_template", "has characters not allowed in a localpart")
+    between = (
+        ghost_user.split("{account}")[1].split("{user}")[0]
+        if (ghost_user.index("{account}") < ghost_user.index("{user}"))
+        else ghost_user.split("{user}")[1].split("{account}")[0]
+    )
+    if not set(between) - SAFE_LOCALPART_CHARS:
+        # Inside the fields every character but [a-z0-9.-/+] is escaped, so a separator with
+        # one other character ("_", "=") keeps the ghosts of different accounts apart.
+        raise ConfigError(
+            "ghosts.username_template",
+            "needs a separator with a character such as '_' between {account} and {user}",
+        )
     ghost_name = r.str("ghosts.displayname_template", "{name} ({channel})")
     _check_template("ghosts.displayname_template", ghost_name, ("name", "channel"), ("name",))
     prefix = r.str("portals.sender_prefix_template", "{displayname}: ", empty_ok=True)
@@ -246,13 +291,13 @@ def parse(data: Mapping[str, Any]) -> Config:
             raise ConfigError(key, "account ids may use only letters, digits, '-' and '_'")
         if not isinstance(section, Mapping):
             raise ConfigError(key, "must be a mapping")
-        ctype = _Reader(section).str("type", ...) if "type" in section else None
-        if ctype is None:
-            raise ConfigError(f"{key}.type", "is missing")
+        ctype = r.str(f"{key}.type")
         cls = connector_class(ctype)
         if cls is None:
             raise ConfigError(f"{key}.type", f"unknown channel type {ctype!r}")
-        staff = section.get("staff") or []
+        staff = section.get("staff", [])
+        if staff is None:
+            staff = []
         if not isinstance(staff, list) or not all(
             isinstance(s, str) and _MXID.match(s) for s in staff
         ):

@@ -77,7 +77,10 @@ class AppServiceServer:
         if not isinstance(body, dict):
             return _error(400, "M_BAD_JSON", "Body must be a JSON object")
         events: list[Any] = []
-        for key in ("events", *EPHEMERAL_KEYS):
+        # Synapse sends ephemeral events under the stable and the unstable key at once: take
+        # the stable list when it is there, the unstable one otherwise, never both.
+        ephemeral_key = next((k for k in EPHEMERAL_KEYS if k in body), EPHEMERAL_KEYS[0])
+        for key in ("events", ephemeral_key):
             value = body.get(key, [])
             if not isinstance(value, list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")

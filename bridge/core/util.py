@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-_SAFE = set("abcdefghijklmnopqrstuvwxyz0123456789.-/+")
+SAFE_LOCALPART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-/+")
+"""Kept as they are by ``escape_localpart``; everything else is escaped."""
 
 
 def escape_localpart(value: str) -> str:
     """Map any string injectively onto Matrix localpart characters (``=`` + hex for others)."""
     out = []
     for ch in value:
-        if ch in _SAFE:
+        if ch in SAFE_LOCALPART_CHARS:
             out.append(ch)
         else:
             out.extend(f"={b:02x}" for b in ch.encode())

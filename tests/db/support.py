@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from mautrix.util.async_db import Database
 
 import bridge.db
@@ -44,7 +46,29 @@ class Databases:
             await db.stop()
 
     async def close_all(self) -> None:
+        """Stop every open ``Database`` (the data stays, as after a shutdown)."""
         while self._open:
             await self.close(self._open[-1])
+
+    async def dispose(self) -> None:
+        """Stop everything and drop the PostgreSQL database."""
+        await self.close_all()
         if self._pg is not None and self._pg_name is not None:
             await asyncio.to_thread(self._pg.drop_database, self._pg_name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Databases]:
+    """A database URL for this test, on each backend in turn."""
+    pg = request.getfixturevalue("postgres") if request.param == "postgres" else None
+    dbs = Databases(request.param, tmp_path, pg)
+    try:
+        yield dbs
+    finally:
+        await dbs.dispose()
+
+
+@pytest.fixture
+async def database(databases: Databases) -> Database:
+    """The test's database, upgraded, started and set on every row class."""
+    return await databases.open()

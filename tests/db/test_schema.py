@@ -69,19 +69,23 @@ async def test_migration_creates_the_same_tables_on_both(
         assert BRIDGE_INDEXES <= sqlite_idx
         assert BRIDGE_INDEXES <= pg_idx
     finally:
-        await sqlite.close_all()
-        await pg.close_all()
+        await sqlite.dispose()
+        await pg.dispose()
 
 
 async def test_upgrade_runs_once_and_restarting_keeps_the_data(databases: Databases) -> None:
     db = await databases.open()
-    assert await db.fetchval("SELECT version FROM version") == len(bridge.db.upgrade_table.upgrades)
+    assert await db.fetchval("SELECT version FROM version") == len(
+        bridge.db.upgrade_table.upgrades
+    )
     await Portal("acc", "chat", "!room:example.com", created_at=1).insert()
     await databases.close(db)
 
     db = await databases.open()  # the upgrade table is consulted again: nothing to do
     assert await db.fetchval("SELECT COUNT(*) FROM version") == 1
-    assert await db.fetchval("SELECT version FROM version") == len(bridge.db.upgrade_table.upgrades)
+    assert await db.fetchval("SELECT version FROM version") == len(
+        bridge.db.upgrade_table.upgrades
+    )
     portal = await Portal.get("acc", "chat")
     assert portal is not None and portal.room_id == "!room:example.com"
     await databases.close(db)

@@ -1,0 +1,392 @@
+"""The appservice listener on a real TCP port with a real database: authentication, durable
+transactions, limits, ephemeral events and connector routes."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bridge.core.appservice import AppServiceServer
+from bridge.db import ASTransaction, QueueItem
+from tests.db.support import Databases
+from tests.infra.ports import LOOPBACK, free_port
+
+HS_TOKEN = "hs-token-Zm9vYmFyYmF6cXV4"
+MIB = 1024 * 1024
+TXN_PATH = "/_matrix/app/v1/transactions/{}"
+
+
+class Listener:
+    """An ``AppServiceServer`` on a free loopback port and a client session to call it."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_body_size: int = 16 * MIB) -> None:
+        self.session = session
+        self.max_body_size = max_body_size
+        self.port = free_port()
+        self.recorded: list[list[QueueItem]] = []
+        self.server: AppServiceServer | None = None
+
+    async def start(self) -> AppServiceServer:
+        self.server = AppServiceServer(HS_TOKEN, self.max_body_size, self.recorded.append)
+        await self.server.start(LOOPBACK, self.port)
+        return self.server
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def url(self, path: str) -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    async def request(
+        self, method: str, path: str, *, token: str | None = HS_TOKEN, **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.session.request(method, self.url(path), headers=headers, **kwargs) as r:
+            text = await r.text()
+            try:
+                return r.status, json.loads(text)
+            except ValueError:
+                return r.status, text
+
+    async def put_txn(
+        self, txn_id: str, body: Any = None, *, data: bytes | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            # A file-like body: aiohttp warns about large raw byte strings.
+            kwargs["data"] = io.BytesIO(data)
+            kwargs.setdefault("headers", {"Content-Type": "application/json"})
+        return await self.request("PUT", TXN_PATH.format(txn_id), **kwargs)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def listener(database: object, session: aiohttp.ClientSession) -> AsyncIterator[Listener]:
+    instance = Listener(session)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+def message(n: int, room: str = "!room:example.com", body: str = "hi") -> dict[str, Any]:
+    return {
+        "type": "m.room.message", "room_id": room, "sender": "@staff:example.com",
+        "event_id": f"$event{n}", "origin_server_ts": 1000 + n,
+        "content": {"msgtype": "m.text", "body": body},
+    }  # fmt: skip
+
+
+async def stored() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(i.queue_key, i.kind, i.payload) for i in await QueueItem.pending()]
+
+
+# ---------------------------------------------------------------------------- authentication
+
+
+BAD_TOKENS: dict[str, str | None] = {
+    "missing": None,
+    "empty": "",
+    "wrong": "wrong",
+    "prefix": HS_TOKEN[:-1],
+    "first-char": HS_TOKEN[:1],
+    "longer": HS_TOKEN + "x",
+    "upper": HS_TOKEN.upper(),
+    "space": f" {HS_TOKEN}",
+}
+
+
+@pytest.mark.parametrize("token", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
+async def test_bad_token_is_refused_and_nothing_stored(
+    listener: Listener, token: str | None
+) -> None:
+    status, body = await listener.put_txn("t1", {"events": [message(1)]}, token=token)
+    assert status == 403
+    assert body["errcode"] == "M_FORBIDDEN"
+    assert await QueueItem.count() == 0
+    assert not await ASTransaction.seen("t1")
+    assert listener.recorded == []
+
+
+async def test_other_authorization_schemes_are_refused(listener: Listener) -> None:
+    for header in (f"Basic {HS_TOKEN}", HS_TOKEN, f"Token {HS_TOKEN}"):
+        status, body = await listener.put_txn(
+            "t1", {"events": []}, token=None, headers={"Authorization": header}
+        )
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), header
+
+
+async def test_right_token_as_bearer_is_accepted(listener: Listener) -> None:
+    status, body = await listener.put_txn("t1", {"events": [message(1)]})
+    assert (status, body) == (200, {})
+    assert await stored() == [("mx:!room:example.com", "matrix", message(1))]
+
+
+async def test_right_token_as_query_parameter_is_accepted(listener: Listener) -> None:
+    status, _ = await listener.put_txn(
+        "t1", {"events": [message(1)]}, token=None, params={"access_token": HS_TOKEN}
+    )
+    assert status == 200
+    status, _ = await listener.put_txn(
+        "t2", {"events": [message(2)]}, token=None, params={"access_token": "nope"}
+    )
+    assert status == 403
+    assert [p["event_id"] for _, _, p in await stored()] == ["$event1"]
+
+
+async def test_ping_and_queries_need_the_token(listener: Listener) -> None:
+    assert (await listener.request("POST", "/_matrix/app/v1/ping", json={}))[0] == 200
+    assert (await listener.request("POST", "/_matrix/app/v1/ping", token="x", json={}))[0] == 403
+    users = "/_matrix/app/v1/users/@bridge_a_b:example.com"
+    assert (await listener.request("GET", users, token=None))[0] == 403
+    status, body = await listener.request("GET", users)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    assert (await listener.request("GET", "/_matrix/app/v1/rooms/%23x:example.com"))[0] == 404
+    assert (await listener.request("GET", "/_matrix/mau/live", token=None))[0] == 200
+
+
+# ---------------------------------------------------------------------------- durability
+
+
+async def test_events_are_committed_before_the_200(
+    listener: Listener, databases: Databases
+) -> None:
+    events = [message(1), message(2, room="!other:example.com"), message(3)]
+    status, _ = await listener.put_txn("t1", {"events": events})
+    assert status == 200
+    # Straight after the answer, and from a fresh connection after closing the database:
+    assert [p for _, _, p in await stored()] == events
+    await databases.close_all()
+    await databases.open()
+    assert await stored() == [
+        ("mx:!room:example.com", "matrix", events[0]),
+        ("mx:!other:example.com", "matrix", events[1]),
+        ("mx:!room:example.com", "matrix", events[2]),
+    ]
+    assert await ASTransaction.seen("t1")
+
+
+async def test_on_recorded_gets_the_new_items(listener: Listener) -> None:
+    await listener.put_txn("t1", {"events": [message(1), message(2)]})
+    await listener.put_txn("t2", {"events": [message(3)]})
+    assert len(listener.recorded) == 2
+    first, second = listener.recorded
+    assert [i.payload for i in first] == [message(1), message(2)]
+    assert [i.payload for i in second] == [message(3)]
+    in_db = await QueueItem.pending()
+    assert [(i.id, i.queue_key, i.kind) for i in first + second] == [
+        (i.id, i.queue_key, i.kind) for i in in_db
+    ]
+
+
+async def test_repeated_transaction_is_a_no_op(listener: Listener) -> None:
+    body = {"events": [message(1), message(2)]}
+    assert (await listener.put_txn("t1", body))[0] == 200
+    before = await QueueItem.pending()
+    status, answer = await listener.put_txn("t1", body)
+    assert (status, answer) == (200, {})
+    assert await QueueItem.pending() == before
+    assert len(listener.recorded) == 1
+
+
+async def test_repeated_transaction_after_a_restart_is_a_no_op(
+    listener: Listener, databases: Databases
+) -> None:
+    body = {"events": [message(1)], "ephemeral": [{"type": "m.typing", "room_id": "!r:x"}]}
+    assert (await listener.put_txn("t1", body))[0] == 200
+    before = await QueueItem.pending()
+    assert len(before) == 2
+
+    await listener.stop()
+    await databases.close_all()
+    await databases.open()
+    await listener.start()
+
+    assert (await listener.put_txn("t1", body))[0] == 200
+    assert await QueueItem.pending() == before
+    assert len(listener.recorded) == 1
+    assert (await listener.put_txn("t2", {"events": [message(2)]}))[0] == 200
+    assert await QueueItem.count() == 3
+
+
+async def test_database_failure_is_500_and_the_retry_succeeds(
+    listener: Listener, databases: Databases
+) -> None:
+    await databases.close_all()
+    body = {"events": [message(1), message(2)]}
+    status, answer = await listener.put_txn("t1", body)
+    assert status == 500
+    assert answer["errcode"] == "M_UNKNOWN"
+    assert listener.recorded == []
+
+    await databases.open()  # the database is back; the homeserver retries
+    assert await QueueItem.count() == 0
+    status, _ = await listener.put_txn("t1", body)
+    assert status == 200
+    assert [p for _, _, p in await stored()] == body["events"]
+    assert [[i.payload for i in items] for items in listener.recorded] == [body["events"]]
+
+
+# ---------------------------------------------------------------------------- bodies
+
+
+async def test_an_8_mib_transaction_is_accepted(listener: Listener) -> None:
+    events = [message(n, body=f"{n:03d}" + "x" * (80 * 1024)) for n in range(100)]
+    raw = json.dumps({"events": events}).encode()
+    assert len(raw) > 7.8 * MIB
+    status, _ = await listener.put_txn("big", data=raw)
+    assert status == 200
+    items = await QueueItem.pending()
+    assert len(items) == 100
+    assert [i.payload for i in items] == events
+
+
+async def test_a_body_over_the_limit_is_413_and_stores_nothing(
+    database: object, session: aiohttp.ClientSession
+) -> None:
+    small = Listener(session, max_body_size=8 * MIB)
+    await small.start()
+    try:
+        raw = json.dumps({"events": [message(1, body="x" * (9 * MIB))]}).encode()
+        status, body = await small.put_txn("huge", data=raw)
+        assert status == 413
+        assert body["errcode"] == "M_TOO_LARGE"
+        assert await QueueItem.count() == 0
+        status, _ = await small.put_txn("ok", {"events": [message(2, body="y" * (7 * MIB))]})
+        assert status == 200
+    finally:
+        await small.stop()
+
+
+@pytest.mark.parametrize(
+    ("data", "errcode"),
+    [
+        (b"not json", "M_NOT_JSON"),
+        (b'{"events": [', "M_NOT_JSON"),
+        (b"\xff\xfe{}", "M_NOT_JSON"),
+        (b"", "M_NOT_JSON"),
+        (b"[]", "M_BAD_JSON"),
+        (b'"events"', "M_BAD_JSON"),
+        (b'{"events": {"0": {}}}', "M_BAD_JSON"),
+        (b'{"events": "x"}', "M_BAD_JSON"),
+        (b'{"events": [], "ephemeral": {}}', "M_BAD_JSON"),
+        (b'{"events": [], "de.sorunome.msc2409.ephemeral": 1}', "M_BAD_JSON"),
+    ],
+    ids=[
+        "text", "truncated", "not-utf8", "empty", "array", "string", "events-object",
+        "events-string", "ephemeral-object", "unstable-ephemeral-number",
+    ],
+)  # fmt: skip
+async def test_malformed_body_is_400(listener: Listener, data: bytes, errcode: str) -> None:
+    status, body = await listener.put_txn("t1", data=data)
+    assert status == 400
+    assert body["errcode"] == errcode
+    assert await QueueItem.count() == 0
+    assert not await ASTransaction.seen("t1")
+    # the id is not used up: the same id with a good body is recorded
+    assert (await listener.put_txn("t1", {"events": [message(1)]}))[0] == 200
+    assert await QueueItem.count() == 1
+
+
+async def test_events_that_are_not_objects_are_skipped(listener: Listener) -> None:
+    events: list[Any] = [1, "x", None, [message(9)], message(1), {"type": "m.presence"}]
+    assert (await listener.put_txn("t1", {"events": events}))[0] == 200
+    assert await stored() == [
+        ("mx:!room:example.com", "matrix", message(1)),
+        ("mx:", "matrix", {"type": "m.presence"}),
+    ]
+
+
+# ---------------------------------------------------------------------------- ephemeral
+
+
+def typing(room: str) -> dict[str, Any]:
+    return {"type": "m.typing", "room_id": room, "content": {"user_ids": ["@staff:example.com"]}}
+
+
+def receipt(room: str) -> dict[str, Any]:
+    return {
+        "type": "m.receipt", "room_id": room,
+        "content": {"$event1": {"m.read": {"@staff:example.com": {"ts": 1}}}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["ephemeral", "de.sorunome.msc2409.ephemeral"])
+async def test_ephemeral_events_are_queued(listener: Listener, key: str) -> None:
+    body = {"events": [message(1)], key: [typing("!a:example.com"), receipt("!b:example.com")]}
+    assert (await listener.put_txn("t1", body))[0] == 200
+    assert await stored() == [
+        ("mx:!room:example.com", "matrix", message(1)),
+        ("mx:!a:example.com", "matrix", typing("!a:example.com")),
+        ("mx:!b:example.com", "matrix", receipt("!b:example.com")),
+    ]
+    assert [i.payload for i in listener.recorded[0]] == [e for _, _, e in await stored()]
+
+
+async def test_ephemeral_events_sent_under_both_keys_are_queued_once(listener: Listener) -> None:
+    # The registration -g writes sets both receive_ephemeral and
+    # de.sorunome.msc2409.push_ephemeral, so Synapse puts the same list under both keys.
+    ephemeral = [typing("!a:example.com"), receipt("!a:example.com")]
+    body = {"events": [], "ephemeral": ephemeral, "de.sorunome.msc2409.ephemeral": ephemeral}
+    assert (await listener.put_txn("t1", body))[0] == 200
+    assert [p for _, _, p in await stored()] == ephemeral
+
+
+# ---------------------------------------------------------------------------- connector routes
+
+
+async def test_connector_routes_are_dispatched(listener: Listener) -> None:
+    server = listener.server
+    assert server is not None
+    calls: list[tuple[str, str, bytes]] = []
+
+    def handler(name: str) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            calls.append((name, request.method, await request.read()))
+            return web.json_response({"handled_by": name}, status=202)
+
+        return handle
+
+    assert server.add_route("acc", "post", "inbound", handler("inbound")) == (
+        "/connectors/acc/inbound"
+    )
+    assert server.add_route("acc", "GET", "/files/a/b", handler("file")) == (
+        "/connectors/acc/files/a/b"
+    )
+    server.add_route("other", "POST", "inbound", handler("other"))
+
+    status, body = await listener.request("POST", "/connectors/acc/inbound", token=None, data=b"x")
+    assert (status, body) == (202, {"handled_by": "inbound"})
+    status, body = await listener.request("GET", "/connectors/acc/files/a/b", token=None)
+    assert (status, body) == (202, {"handled_by": "file"})
+    status, body = await listener.request("POST", "/connectors/other/inbound", token=None)
+    assert (status, body) == (202, {"handled_by": "other"})
+    assert calls == [("inbound", "POST", b"x"), ("file", "GET", b""), ("other", "POST", b"")]
+
+    for method, path in [
+        ("POST", "/connectors/acc/unknown"),
+        ("POST", "/connectors/nobody/inbound"),
+        ("POST", "/connectors/acc/inbound/extra"),
+        ("GET", "/connectors/acc/files/a"),
+        ("POST", "/connectors/acc"),
+    ]:
+        assert (await listener.request(method, path, token=None))[0] == 404, path
+    assert (await listener.request("GET", "/connectors/acc/inbound", token=None))[0] == 405
+    assert len(calls) == 3
