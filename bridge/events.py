@@ -27,6 +27,8 @@ class RemoteChat:
     name: str | None = None
     topic: str | None = None
     is_group: bool = False
+    avatar_url: str | None = None
+    """Fetched with the connector's ``MediaDownloader`` when it changes (best effort)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class RemoteEvent:
     timestamp: float | None = None
     """Seconds since the epoch, as the remote side stamped the event."""
     metadata: dict[str, Any] = field(default_factory=dict)
-    """Connector-specific data kept with the event (e.g. a deep-link payload)."""
+    """Connector-specific data kept with the event. Its ``"portal"`` entry, a dict, is merged
+    into the portal's stored metadata (e.g. the deep-link payload a conversation began with)."""
 
     def dedup_key(self) -> str:
         """A key that is equal for two deliveries of the same remote event."""

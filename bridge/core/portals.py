@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 from mautrix.appservice import AppServiceAPI
 from mautrix.errors import MatrixRequestError
@@ -17,6 +18,9 @@ from ..events import RemoteChat, RemoteUser
 from .util import escape_localpart
 
 log = logging.getLogger("bridge.portals")
+
+Fetch = Callable[[str], Awaitable[tuple[bytes, str]]]
+"""Downloads a remote media URL: (bytes, mimetype)."""
 
 
 class PortalManager:
@@ -39,13 +43,19 @@ class PortalManager:
         return connector.title if connector is not None else account
 
     async def get_or_create(
-        self, account: str, chat: RemoteChat, sender: RemoteUser, ghost: UserID
+        self,
+        account: str,
+        chat: RemoteChat,
+        sender: RemoteUser,
+        ghost: UserID,
+        fetch: Fetch | None = None,
     ) -> Portal:
         """The portal of ``chat``, creating its room (idempotently, through a room alias
-        derived from the portal key) the first time the chat is seen."""
+        derived from the portal key) the first time the chat is seen. ``fetch`` downloads
+        the chat's avatar."""
         portal = await Portal.get(account, chat.id)
         if portal is not None and portal.room_id:
-            await self._update_info(portal, chat)
+            await self._update_info(portal, chat, fetch)
             return portal
         name = chat.name or sender.displayname or sender.id
         topic = chat.topic or self.config.topic_template.format(
@@ -61,6 +71,7 @@ class PortalManager:
             portal.room_id, portal.name, portal.topic = room_id, name, topic
             await portal.save()
         log.info("Created portal %s/%s in %s", account, chat.id, room_id)
+        await self._update_info(portal, chat, fetch)
         return portal
 
     async def _create_room(
@@ -99,18 +110,35 @@ class PortalManager:
             if e.http_status not in (400, 403):
                 raise
 
-    async def _update_info(self, portal: Portal, chat: RemoteChat) -> None:
-        """Follow a renamed remote chat. Rooms linked by staff keep the name staff gave them;
-        a failure here is cosmetic and must not hold up the message."""
-        if not chat.name or chat.name == portal.name or not portal.room_id:
+    async def _update_info(self, portal: Portal, chat: RemoteChat, fetch: Fetch | None) -> None:
+        """Follow a renamed remote chat and its avatar. Rooms linked by staff keep the name and
+        avatar staff gave them; a failure here is cosmetic and must not hold up the message."""
+        if not portal.room_id:
             return
-        if not portal.metadata.get("linked"):
-            try:
-                await self.bot.set_room_name(RoomID(portal.room_id), chat.name)
-            except Exception as e:
-                log.warning("Could not rename %s to %r: %s", portal.room_id, chat.name, e)
-        portal.name = chat.name
-        await portal.save()
+        room_id = RoomID(portal.room_id)
+        linked = bool(portal.metadata.get("linked"))
+        changed = False
+        if chat.name and chat.name != portal.name:
+            if not linked:
+                try:
+                    await self.bot.set_room_name(room_id, chat.name)
+                except Exception as e:
+                    log.warning("Could not rename %s to %r: %s", room_id, chat.name, e)
+            portal.name = chat.name
+            changed = True
+        avatar = chat.avatar_url
+        if avatar and avatar != portal.metadata.get("avatar_url") and fetch is not None:
+            if not linked:
+                try:
+                    data, mimetype = await fetch(avatar)
+                    mxc = await self.bot.upload_media(data, mime_type=mimetype, filename="avatar")
+                    await self.bot.set_room_avatar(room_id, mxc)
+                except Exception as e:
+                    log.warning("Could not set the avatar of %s from %s: %s", room_id, avatar, e)
+            portal.metadata["avatar_url"] = avatar  # a new URL is tried again
+            changed = True
+        if changed:
+            await portal.save()
 
 
 def _now_ms() -> int:

@@ -72,8 +72,12 @@ class RemoteHandler:
         intent = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage):
             portal = await self.portals.get_or_create(
-                account, event.chat, event.sender, intent.mxid
+                account, event.chat, event.sender, intent.mxid, fetch
             )
+            extra = event.metadata.get("portal")
+            if isinstance(extra, dict) and extra:
+                portal.metadata.update(extra)
+                await portal.save()
         else:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
 from ...connector import ConfigError
+from ..options import Options
 
 MIB = 1024 * 1024
 MIN_SECRET_LENGTH = 16
-CORE_KEYS = frozenset({"type", "staff"})
-"""Keys of a channel section that belong to the core, not to this connector."""
 
 
 @dataclass(frozen=True)
@@ -35,23 +31,16 @@ class WebhookConfig:
 
 
 def parse_config(raw: Any, key: str) -> WebhookConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(key, "must be a mapping of settings")
-    known = CORE_KEYS | set(WebhookConfig.__dataclass_fields__)
-    for name in raw:
-        if name not in known:
-            raise ConfigError(f"{key}.{name}", "unknown key for a webhook account")
+    opts = Options(raw, key, WebhookConfig.__dataclass_fields__, "webhook")
     defaults = WebhookConfig(secret="")
     return WebhookConfig(
         secret=_secret(raw, key),
-        outbound_url=_outbound_url(raw, key),
-        max_body_size=_positive_int(raw, key, "max_body_size", defaults.max_body_size),
-        delivery_deadline=_positive_seconds(
-            raw, key, "delivery_deadline", defaults.delivery_deadline
-        ),
-        request_timeout=_positive_seconds(raw, key, "request_timeout", defaults.request_timeout),
+        outbound_url=opts.url("outbound_url", None) if raw.get("outbound_url") else None,
+        max_body_size=opts.positive_int("max_body_size", defaults.max_body_size),
+        delivery_deadline=opts.seconds("delivery_deadline", defaults.delivery_deadline),
+        request_timeout=opts.seconds("request_timeout", defaults.request_timeout),
         title=_title(raw, key, defaults.title),
-        max_file_size=_positive_int(raw, key, "max_file_size", defaults.max_file_size),
+        max_file_size=opts.positive_int("max_file_size", defaults.max_file_size),
     )
 
 
@@ -64,43 +53,6 @@ def _secret(raw: Mapping[str, Any], key: str) -> str:
     if len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(f"{key}.secret", f"must be at least {MIN_SECRET_LENGTH} characters long")
     return secret
-
-
-def _outbound_url(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get("outbound_url")
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}.outbound_url", "must be an http(s) URL or empty")
-    try:
-        url = URL(value)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{key}.outbound_url", f"is not a valid URL: {e}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{key}.outbound_url", "must be an http:// or https:// URL")
-    return value
-
-
-def _positive_int(raw: Mapping[str, Any], key: str, name: str, default: int) -> int:
-    value = raw.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}.{name}", "must be a whole number of bytes")
-    if value <= 0:
-        raise ConfigError(f"{key}.{name}", "must be greater than 0")
-    return value
-
-
-def _positive_seconds(raw: Mapping[str, Any], key: str, name: str, default: float) -> float:
-    value = raw.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{key}.{name}", "must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}.{name}", "must be a finite number greater than 0")
-    return float(value)
 
 
 def _title(raw: Mapping[str, Any], key: str, default: str) -> str:
