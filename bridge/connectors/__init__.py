@@ -8,6 +8,7 @@ from ..connector import NetworkConnector
 
 CONNECTORS: dict[str, str] = {
     "webhook": "bridge.connectors.webhook:WebhookConnector",
+    "telegram": "bridge.connectors.telegram:TelegramConnector",
 }
 
 

@@ -72,7 +72,9 @@ class Options:
             or not math.isfinite(value)
             or value <= 0
         ):
-            raise ConfigError(f"{self.key}.{name}", "must be a finite number of seconds greater than 0")
+            raise ConfigError(
+                f"{self.key}.{name}", "must be a finite number of seconds greater than 0"
+            )
         return float(value)
 
     def url(

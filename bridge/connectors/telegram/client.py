@@ -1,0 +1,111 @@
+"""The Bot API client: aiogram's Bot pointed at the configured server, the documented rate
+limits applied before each send, and Bot API errors mapped to delivery errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+
+from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from .config import TelegramConfig
+
+T = TypeVar("T")
+
+
+class RateLimiter:
+    """Spaces sends as the Bot API documents: about 1 message/s per private chat, 20/min per
+    group, 30/s overall. Waiting here is cheaper than a 429 and keeps the order."""
+
+    def __init__(self, per_chat: float = 1.0, per_group: float = 60 / 20, overall: float = 1 / 30):
+        self.per_chat = per_chat
+        self.per_group = per_group
+        self.overall = overall
+        self._next_chat: dict[int, float] = {}
+        self._next_global = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, chat_id: int) -> None:
+        interval = self.per_group if chat_id < 0 else self.per_chat
+        async with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next_chat.get(chat_id, 0.0), self._next_global)
+            self._next_chat[chat_id] = at + interval
+            self._next_global = at + self.overall
+        if at > now:
+            await asyncio.sleep(at - now)
+
+    def backoff(self, chat_id: int, seconds: float) -> None:
+        """Telegram said to wait: no send to this chat before then."""
+        until = time.monotonic() + seconds
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), until)
+
+
+class TelegramClient:
+    def __init__(self, config: TelegramConfig) -> None:
+        self.config = config
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(config.api_url), timeout=config.request_timeout
+        )
+        self.bot = Bot(config.token, session=session)
+        self.limiter = RateLimiter()
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+    async def send(self, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
+        """A rate-limited send to ``chat_id``; errors become delivery errors."""
+        await self.limiter.acquire(chat_id)
+        try:
+            return await self.call(call)
+        except TemporaryDeliveryError as e:
+            if e.retry_after:
+                self.limiter.backoff(chat_id, e.retry_after)
+            raise
+
+    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except TelegramRetryAfter as e:
+            raise TemporaryDeliveryError(
+                f"Telegram rate limit, retry after {e.retry_after} s", retry_after=e.retry_after
+            ) from e
+        except TelegramEntityTooLarge as e:
+            raise PermanentDeliveryError("the file is too large for Telegram") from e
+        except (TelegramNetworkError, TelegramServerError) as e:
+            raise TemporaryDeliveryError(f"Telegram unreachable: {e.message}") from e
+        except TelegramUnauthorizedError as e:
+            raise TemporaryDeliveryError(f"Telegram refused the bot token: {e.message}") from e
+        except TelegramForbiddenError as e:
+            raise PermanentDeliveryError(f"Telegram refused: {_describe(e)}") from e
+        except TelegramMigrateToChat as e:
+            raise PermanentDeliveryError(
+                f"the group became a supergroup (new id {e.migrate_to_chat_id})"
+            ) from e
+        except TelegramBadRequest as e:
+            raise PermanentDeliveryError(f"Telegram refused: {_describe(e)}") from e
+        except TelegramAPIError as e:
+            raise TemporaryDeliveryError(f"Telegram error: {e.message}") from e
+
+
+def _describe(error: TelegramAPIError) -> str:
+    text = error.message
+    if "bot was blocked by the user" in text:
+        return "the customer has blocked the bot"
+    return text.removeprefix("Telegram server says - ")

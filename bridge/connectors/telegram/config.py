@@ -1,0 +1,70 @@
+"""The Telegram account's config section: parsing and validation, without network calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ...connector import ConfigError
+from ..options import Options
+
+MIB = 1024 * 1024
+TOKEN_PATTERN = r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}"
+SECRET_PATTERN = r"[A-Za-z0-9_-]{1,256}"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    token: str
+    """The bot token from @BotFather."""
+    mode: str = "polling"
+    """``polling`` (getUpdates) or ``webhook`` (served on the bridge's listener)."""
+    api_url: str = "https://api.telegram.org"
+    """Bot API server; a local Bot API server or the test simulator."""
+    webhook_url: str | None = None
+    """Public base URL at which Telegram reaches the bridge's listener (webhook mode)."""
+    webhook_secret: str | None = None
+    """``secret_token`` Telegram sends back in X-Telegram-Bot-Api-Secret-Token."""
+    business: bool = False
+    """Bridge Telegram Business chats (business_message and relatives)."""
+    poll_timeout: float = 30.0
+    delivery_deadline: float = 24 * 3600.0
+    request_timeout: float = 60.0
+    title: str = "Telegram"
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.token.split(":", 1)[0])
+
+
+def parse_config(raw: Any, key: str) -> TelegramConfig:
+    opts = Options(raw, key, (f.name for f in fields(TelegramConfig)), "telegram")
+    d = TelegramConfig(token="0:x")
+    mode = opts.choice("mode", ("polling", "webhook"), d.mode)
+    webhook_url = opts.url("webhook_url") if raw.get("webhook_url") is not None else None
+    secret = None
+    if raw.get("webhook_secret") is not None:
+        secret = opts.string(
+            "webhook_secret",
+            pattern=SECRET_PATTERN,
+            hint="must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'",
+        )
+    if mode == "webhook":
+        if webhook_url is None:
+            raise ConfigError(f"{key}.webhook_url", "is required in webhook mode")
+        if secret is None:
+            raise ConfigError(f"{key}.webhook_secret", "is required in webhook mode")
+    return TelegramConfig(
+        token=opts.string(
+            "token", pattern=TOKEN_PATTERN, hint="is not a bot token (<digits>:<secret>)"
+        ),
+        mode=mode,
+        api_url=opts.url("api_url", d.api_url),
+        webhook_url=webhook_url,
+        webhook_secret=secret,
+        business=opts.boolean("business", d.business),
+        poll_timeout=opts.seconds("poll_timeout", d.poll_timeout),
+        delivery_deadline=opts.seconds("delivery_deadline", d.delivery_deadline),
+        request_timeout=opts.seconds("request_timeout", d.request_timeout),
+        title=opts.string("title", d.title),
+    )

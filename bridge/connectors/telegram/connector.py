@@ -1,0 +1,252 @@
+"""The Telegram connector: one bot per channel account, by long polling or by webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from ...connector import (
+    BridgeHost,
+    NetworkConnector,
+    PermanentDeliveryError,
+    StateKind,
+    TemporaryDeliveryError,
+)
+from ...events import (
+    MatrixEdit,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixRedaction,
+    MatrixTyping,
+    RemoteAttachment,
+    RemoteChat,
+    RemoteEvent,
+    RemoteMessage,
+    SentMessage,
+)
+from ...types import AccountID
+from .capabilities import DOWNLOAD_LIMIT, TELEGRAM_CAPABILITIES, capabilities_for
+from .client import TelegramClient
+from .config import TelegramConfig, parse_config
+from .handle_matrix import MatrixHandler, parse_chat
+from .handle_remote import FILE_PREFIX, update_to_events
+
+WEBHOOK_PATH = "/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_UPDATE_SIZE = 1024 * 1024
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "message_reaction",
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+]
+AVATAR_REFRESH = 6 * 3600.0
+
+
+class TelegramConnector(NetworkConnector):
+    """Bridges the private chats and groups of one Telegram bot (and its Business chats)."""
+
+    channel = "telegram"
+    title = "Telegram"
+    capabilities = TELEGRAM_CAPABILITIES
+    config: TelegramConfig
+
+    def __init__(self, account_id: AccountID, config: TelegramConfig, host: BridgeHost) -> None:
+        super().__init__(account_id, config, host)
+        self.capabilities = capabilities_for(config)
+        self.title = config.title
+        self.client = TelegramClient(config)
+        self.matrix = MatrixHandler(self.client)
+        self._poller: asyncio.Task[None] | None = None
+        self._route: str | None = None
+        self._open = False
+        self._avatars: dict[str, tuple[float, str | None]] = {}
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], key: str) -> TelegramConfig:
+        return parse_config(raw, key)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._open = True
+        if self.config.mode == "webhook" and self._route is None:
+            self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
+        self._poller = asyncio.create_task(self._run(), name=f"telegram:{self.account_id}")
+
+    async def stop(self) -> None:
+        self._open = False
+        if self._poller:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        await self.client.close()
+        self.set_state(StateKind.STOPPED)
+
+    async def _run(self) -> None:
+        """Connect (retrying until the token is accepted), then poll or set the webhook."""
+        delay = 1.0
+        while True:
+            try:
+                me = await self.client.bot.get_me()
+                if self.config.mode == "webhook":
+                    assert self._route is not None and self.config.webhook_url
+                    await self.client.bot.set_webhook(
+                        self.config.webhook_url + self._route,
+                        secret_token=self.config.webhook_secret,
+                        allowed_updates=ALLOWED_UPDATES,
+                    )
+                    self.set_state(StateKind.CONNECTED, f"@{me.username}, webhook")
+                    return
+                await self.client.bot.delete_webhook(drop_pending_updates=False)
+                self.set_state(StateKind.CONNECTED, f"@{me.username}, polling")
+                await self._poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.set_state(StateKind.DISCONNECTED, str(e))
+                self.host.log.warning("Telegram not reachable (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    # ------------------------------------------------------------------ Telegram -> Matrix
+
+    async def _poll(self) -> None:
+        data = await self.host.load_data()
+        offset = int(data.get("offset", 0))
+        while True:
+            updates = await self.client.bot.get_updates(
+                offset=offset or None,
+                timeout=int(self.config.poll_timeout),
+                allowed_updates=ALLOWED_UPDATES,
+                request_timeout=int(self.config.poll_timeout + self.config.request_timeout),
+            )
+            for update in updates:
+                await self._handle_update(update)
+                offset = update.update_id + 1
+            if updates:
+                # Only once every event of the batch is recorded: a crash before this line
+                # fetches the batch again, and the dedup keys keep it from doubling.
+                await self.host.save_data({**data, "offset": offset})
+            self.set_state(StateKind.CONNECTED, self._state.message)
+
+    async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
+        secret = (self.config.webhook_secret or "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, secret):
+            self.host.log.warning("Refused a webhook request with a wrong secret token")
+            return web.json_response({"error": "wrong secret token"}, status=401)
+        if not self._open:
+            return web.json_response({"error": "not running"}, status=503)
+        if (request.content_length or 0) > MAX_UPDATE_SIZE:
+            return web.json_response({"error": "update too large"}, status=413)
+        body = await request.content.read(MAX_UPDATE_SIZE + 1)
+        if len(body) > MAX_UPDATE_SIZE:
+            return web.json_response({"error": "update too large"}, status=413)
+        try:
+            update = Update.model_validate(json.loads(body), context={"bot": self.client.bot})
+        except (ValueError, ValidationError) as e:
+            return web.json_response({"error": f"not a Telegram update: {e}"[:500]}, status=400)
+        try:
+            await self._handle_update(update)
+        except Exception:
+            self.host.log.exception("Could not record update %s", update.update_id)
+            return web.json_response({"error": "try again later"}, status=503)
+        return web.json_response({"ok": True})
+
+    async def _handle_update(self, update: Update) -> None:
+        events = update_to_events(update, bot_id=self.config.bot_id, business=self.config.business)
+        for event in events:
+            if isinstance(event, RemoteMessage):
+                event = await self._with_avatars(event)
+            await self.host.handle_remote_event(event)
+
+    async def _with_avatars(self, event: RemoteMessage) -> RemoteEvent:
+        """Add the chat's and the sender's profile photos (cached, best effort)."""
+        chat_avatar = await self._avatar(event.chat.id)
+        sender_avatar = await self._avatar(event.sender.id)
+        chat: RemoteChat = dataclasses.replace(event.chat, avatar_url=chat_avatar)
+        sender = dataclasses.replace(event.sender, avatar_url=sender_avatar)
+        return dataclasses.replace(event, chat=chat, sender=sender)
+
+    async def _avatar(self, chat: str) -> str | None:
+        cached = self._avatars.get(chat)
+        if cached and time.monotonic() - cached[0] < AVATAR_REFRESH:
+            return cached[1]
+        url = None
+        try:
+            chat_id, _ = parse_chat(chat)
+            info = await self.client.bot.get_chat(chat_id)
+            if info.photo:
+                url = FILE_PREFIX + info.photo.big_file_id
+        except Exception as e:
+            self.host.log.debug("No profile photo for %s: %s", chat, e)
+        self._avatars[chat] = (time.monotonic(), url)
+        return url
+
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+        if not attachment.url.startswith(FILE_PREFIX):
+            raise PermanentDeliveryError(f"not a Telegram file: {attachment.url}")
+        file_id = attachment.url[len(FILE_PREFIX) :]
+        name = attachment.filename or "file"
+        if attachment.size and attachment.size > DOWNLOAD_LIMIT:
+            raise PermanentDeliveryError(_too_big(name, attachment.size))
+        try:
+            info = await self.client.call(lambda: self.client.bot.get_file(file_id))
+        except PermanentDeliveryError as e:
+            if "file is too big" in e.reason:
+                raise PermanentDeliveryError(_too_big(name, attachment.size)) from e
+            raise
+        if info.file_size and info.file_size > DOWNLOAD_LIMIT:
+            raise PermanentDeliveryError(_too_big(name, info.file_size))
+        if not info.file_path:
+            raise TemporaryDeliveryError(f"Telegram gave no download path for {name}")
+        path = info.file_path
+        stream = await self.client.call(lambda: self.client.bot.download_file(path))
+        if stream is None:
+            raise TemporaryDeliveryError(f"could not download {name} from Telegram")
+        return stream.read(), attachment.mimetype or "application/octet-stream"
+
+    # ------------------------------------------------------------------ Matrix -> Telegram
+
+    async def send_message(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_message(msg)
+
+    async def send_reply(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_reply(msg)
+
+    async def send_media(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_media(msg)
+
+    async def handle_matrix_edit(self, edit: MatrixEdit) -> None:
+        await self.matrix.edit(edit)
+
+    async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None:
+        await self.matrix.delete(redaction)
+
+    async def handle_matrix_reaction(self, reaction: MatrixReaction) -> None:
+        await self.matrix.react(reaction)
+
+    async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None:
+        await self.matrix.unreact(removal)
+
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
+        await self.matrix.typing(typing)
+
+
+def _too_big(name: str, size: int | None) -> str:
+    shown = f" ({size / 1024 / 1024:.1f} MB)" if size else ""
+    return f"{name}{shown} is over the 20 MB that Telegram lets bots download"

@@ -1,0 +1,208 @@
+"""Matrix -> Telegram: staff messages, media, edits, deletions, reactions and typing."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from typing import Any
+
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import (
+    BufferedInputFile,
+    Message,
+    ReactionTypeCustomEmoji,
+    ReactionTypeEmoji,
+    ReactionTypePaid,
+    ReplyParameters,
+)
+
+from ...connector import PermanentDeliveryError
+from ...events import (
+    MatrixEdit,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixRedaction,
+    MatrixTyping,
+    MessageRef,
+    SentMessage,
+)
+from ...types import MessageID
+from .capabilities import CAPTION_LIMIT
+from .client import TelegramClient
+from .format import matrix_html_to_telegram, split_telegram_html, telegram_length
+
+VARIATION_SELECTOR = "\ufe0f"
+
+
+def parse_chat(chat: str) -> tuple[int, str | None]:
+    """The Telegram chat id and, for Business chats (``b:<connection>:<chat>``), the
+    business connection id to send through."""
+    if chat.startswith("b:"):
+        connection, _, chat_id = chat[2:].rpartition(":")
+        return int(chat_id), connection
+    return int(chat), None
+
+
+def to_telegram_html(text: str, matrix_html: str | None) -> str:
+    if matrix_html:
+        return matrix_html_to_telegram(matrix_html)
+    return html.escape(text, quote=False)
+
+
+class MatrixHandler:
+    def __init__(self, client: TelegramClient) -> None:
+        self.client = client
+        self.bot = client.bot
+
+    async def send_message(self, msg: MatrixMessage) -> SentMessage:
+        if msg.media is not None:
+            return await self.send_media(msg)
+        chat_id, connection = parse_chat(msg.portal.chat)
+        text = to_telegram_html(msg.text, msg.html)
+        chunks = split_telegram_html(text)
+        chunks = [c for c in chunks if c.strip()]
+        if not chunks:
+            raise PermanentDeliveryError("the message is empty")
+        first: Message | None = None
+        for index, chunk in enumerate(chunks):
+            reply = _reply(msg.reply_to) if index == 0 else None
+            sent = await self.client.send(
+                chat_id,
+                lambda chunk=chunk, reply=reply: self.bot.send_message(  # type: ignore[misc]
+                    chat_id,
+                    chunk,
+                    parse_mode="HTML",
+                    reply_parameters=reply,
+                    business_connection_id=connection,
+                ),
+            )
+            first = first or sent
+        assert first is not None
+        return _sent(first)
+
+    async def send_reply(self, msg: MatrixMessage) -> SentMessage:
+        return await self.send_message(msg)
+
+    async def send_media(self, msg: MatrixMessage) -> SentMessage:
+        media = msg.media
+        if media is None:
+            return await self.send_message(msg)
+        chat_id, connection = parse_chat(msg.portal.chat)
+        data = await media.download()
+        upload = BufferedInputFile(data, filename=media.filename)
+        caption = to_telegram_html(msg.text, msg.html) if msg.text else None
+        if caption and telegram_length(caption) > CAPTION_LIMIT:
+            # A long caption goes first as its own message; the file follows it.
+            await self.send_message(_without_media(msg))
+            caption = None
+        common: dict[str, Any] = {
+            "caption": caption,
+            "parse_mode": "HTML" if caption else None,
+            "reply_parameters": _reply(msg.reply_to),
+            "business_connection_id": connection,
+        }
+        bot = self.bot
+        if msg.msgtype == "m.image" and media.mimetype in (
+            "image/jpeg",
+            "image/png",
+            "image/webp",
+        ):
+            call = lambda: bot.send_photo(chat_id, upload, **common)  # noqa: E731
+        elif msg.msgtype == "m.image" and media.mimetype == "image/gif":
+            call = lambda: bot.send_animation(chat_id, upload, **common)  # noqa: E731
+        elif msg.msgtype == "m.video":
+            call = lambda: bot.send_video(chat_id, upload, **common)  # noqa: E731
+        elif msg.msgtype == "m.audio":
+            call = lambda: bot.send_audio(chat_id, upload, **common)  # noqa: E731
+        else:
+            call = lambda: bot.send_document(chat_id, upload, **common)  # noqa: E731
+        return _sent(await self.client.send(chat_id, call))
+
+    async def edit(self, edit: MatrixEdit) -> None:
+        chat_id, connection = parse_chat(edit.portal.chat)
+        text = to_telegram_html(edit.text, edit.html)
+        message_id = int(edit.target.message_id)
+        try:
+            await self.client.send(
+                chat_id,
+                lambda: self.bot.edit_message_text(
+                    text=text,
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    parse_mode="HTML",
+                    business_connection_id=connection,
+                ),
+            )
+        except PermanentDeliveryError as e:
+            if "message is not modified" in e.reason:
+                return
+            if "no text in the message" not in e.reason:
+                raise
+            await self.client.send(
+                chat_id,
+                lambda: self.bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=text,
+                    parse_mode="HTML",
+                    business_connection_id=connection,
+                ),
+            )
+
+    async def delete(self, redaction: MatrixRedaction) -> None:
+        chat_id, connection = parse_chat(redaction.portal.chat)
+        message_id = int(redaction.target.message_id)
+        if connection:
+            await self.client.call(
+                lambda: self.bot.delete_business_messages(connection, [message_id])
+            )
+            return
+        await self.client.call(lambda: self.bot.delete_message(chat_id, message_id))
+
+    async def react(self, reaction: MatrixReaction) -> None:
+        await self._set_reaction(reaction.portal.chat, reaction.target, reaction.emoji)
+
+    async def unreact(self, removal: MatrixReactionRemove) -> None:
+        await self._set_reaction(removal.portal.chat, removal.target, None)
+
+    async def _set_reaction(self, chat: str, target: MessageRef, emoji: str | None) -> None:
+        chat_id, _ = parse_chat(chat)
+        reaction: list[ReactionTypeEmoji | ReactionTypeCustomEmoji | ReactionTypePaid] = []
+        if emoji:
+            reaction.append(ReactionTypeEmoji(emoji=emoji.replace(VARIATION_SELECTOR, "")))
+        try:
+            await self.client.call(
+                lambda: self.bot.set_message_reaction(chat_id, int(target.message_id), reaction)
+            )
+        except PermanentDeliveryError as e:
+            if "REACTION_INVALID" in e.reason:
+                raise PermanentDeliveryError(
+                    f"Telegram does not offer {emoji} as a reaction"
+                ) from e
+            raise
+
+    async def typing(self, typing: MatrixTyping) -> None:
+        if not typing.typing:
+            return
+        chat_id, connection = parse_chat(typing.portal.chat)
+        try:
+            await self.bot.send_chat_action(chat_id, "typing", business_connection_id=connection)
+        except TelegramBadRequest:
+            pass
+
+
+def _reply(ref: MessageRef | None) -> ReplyParameters | None:
+    if ref is None:
+        return None
+    return ReplyParameters(message_id=int(ref.message_id), allow_sending_without_reply=True)
+
+
+def _sent(message: Message) -> SentMessage:
+    return SentMessage(
+        message_id=MessageID(str(message.message_id)), timestamp=message.date.timestamp()
+    )
+
+
+def _without_media(msg: MatrixMessage) -> MatrixMessage:
+    return dataclasses.replace(msg, media=None)
