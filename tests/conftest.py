@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.connectors.telegram.simulator import TelegramSimulator
 from tests.infra.bridge_proc import BridgeProcess, run_cli, write_bridge_config
+from tests.infra.ports import free_port
 from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 from tests.infra.synapse import SynapseServer
@@ -19,6 +21,9 @@ from tests.infra.webhook_peer import WebhookPeer
 
 SERVER_NAME = "localhost"
 ACCOUNT = "hooks"
+POLL_TOKEN = "111111:POLL-simulator-token-aaaa"
+HOOK_TOKEN = "222222:HOOK-simulator-token-bbbb"
+WEBHOOK_SECRET = "webhook-secret_123"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +47,10 @@ class Stack:
     staff_id: str
     staff_password: str
     bot_id: str
+    telegram: TelegramSimulator
+    """The Bot API of the polling bot (account ``tg``)."""
+    telegram_hook: TelegramSimulator
+    """The Bot API of the webhook bot (account ``tg-hook``)."""
     account: str = ACCOUNT
 
 
@@ -51,6 +60,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
+    telegram = TelegramSimulator(POLL_TOKEN, bot_username="company_bot")
+    telegram_hook = TelegramSimulator(HOOK_TOKEN, bot_username="company_hook_bot")
+    await telegram.start()
+    await telegram_hook.start()
+    bridge_port = free_port()
     synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
     staff_id = f"@staff:{SERVER_NAME}"
     config_path = workdir / "config.yaml"
@@ -63,7 +77,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         admins=[staff_id],
         outbound_url=peer.inbox_url,
         secret=secret,
-    )
+        port=bridge_port,
+        extra_channels={
+            "tg": {
+                "type": "telegram", "staff": [staff_id], "token": POLL_TOKEN,
+                "api_url": telegram.base_url, "poll_timeout": 2, "delivery_deadline": 120,
+                "business": True,
+            },
+            "tg-hook": {
+                "type": "telegram", "staff": [staff_id], "token": HOOK_TOKEN, "mode": "webhook",
+                "api_url": telegram_hook.base_url, "webhook_url": f"http://127.0.0.1:{bridge_port}",
+                "webhook_secret": WEBHOOK_SECRET, "delivery_deadline": 120,
+            },
+        },
+    )  # fmt: skip
     result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
     assert result.returncode == 0, result.stderr
     await synapse.astart()
@@ -74,7 +101,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     await bridge.astart()
     st = Stack(
         workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
-        password, f"@{data['bot']['username']}:{SERVER_NAME}",
+        password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
     )  # fmt: skip
     try:
         yield st
@@ -82,6 +109,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         bridge.stop()
         await synapse.astop()
         await peer.stop()
+        await telegram.stop()
+        await telegram_hook.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

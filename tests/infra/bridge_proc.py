@@ -32,6 +32,7 @@ def write_bridge_config(
     secret: str,
     delivery_deadline: float = 60,
     port: int | None = None,
+    extra_channels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config."""
     yaml = YAML()
@@ -63,6 +64,7 @@ def write_bridge_config(
             "request_timeout": 2,
             "title": "Dead end",
         },
+        **(extra_channels or {}),
     }
     data["logging"]["root"]["level"] = "DEBUG" if os.environ.get("BRIDGE_TEST_DEBUG") else "INFO"
     with path.open("w") as f:
