@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from yarl import URL
 
 from bridge.config import ConfigError, load, parse
+from bridge.connectors.telegram import TelegramConfig, TelegramConnector
 from bridge.connectors.webhook import WebhookConfig, WebhookConnector
 from bridge.types import AccountID
 
@@ -74,7 +75,11 @@ def test_example_config_loads(config_path: Path) -> None:
     assert config.permissions == {
         "*": "none", "example.com": "staff", "@admin:example.com": "admin",
     }  # fmt: skip
-    assert list(config.channels) == ["support-webhook"]
+    assert list(config.channels) == ["support-webhook", "support-telegram"]
+    telegram = config.channels[AccountID("support-telegram")]
+    assert telegram.connector is TelegramConnector
+    assert isinstance(telegram.options, TelegramConfig)
+    assert telegram.options.mode == "polling" and telegram.options.webhook_url is None
     channel = config.channels[WEBHOOK]
     assert channel.type == "webhook"
     assert channel.connector is WebhookConnector
