@@ -56,7 +56,7 @@ from .events import (
     RemoteEvent,
     SentMessage,
 )
-from .types import AccountID
+from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
     import aiohttp
@@ -165,6 +165,11 @@ class BridgeHost(Protocol):
         """Persist the account's connector data durably."""
         ...
 
+    async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
+        """The stored metadata of the portal of ``chat`` ({} if there is none): what remote
+        events put under ``metadata["portal"]``, e.g. when the customer last wrote."""
+        ...
+
 
 class NetworkConnector(ABC):
     """The required core of every connector: one instance per channel account."""
@@ -256,6 +261,41 @@ class MediaSender(Protocol):
     """Sends a staff message with ``msg.media`` set (image, file, audio, video)."""
 
     async def send_media(self, msg: MatrixMessage) -> SentMessage: ...
+
+
+@dataclass(frozen=True)
+class Template:
+    """A pre-approved message (WhatsApp templates): the only thing some channels let a
+    business send outside a conversation window or to start a conversation."""
+
+    name: str
+    language: str
+    text: str
+    """The body with ``{{1}}``, ``{{2}}``... placeholders."""
+    parameters: int
+    category: str = ""
+
+    def render(self, params: list[str]) -> str:
+        text = self.text
+        for index, value in enumerate(params, start=1):
+            text = text.replace("{{" + str(index) + "}}", value)
+        return text
+
+
+@runtime_checkable
+class TemplateHandler(Protocol):
+    """Lists and sends templates; the core's ``template`` command uses it."""
+
+    async def list_templates(self) -> list[Template]: ...
+
+    async def send_template(
+        self, chat: RemoteChatID, template: Template, params: list[str]
+    ) -> SentMessage: ...
+
+    def chat_for_address(self, address: str) -> RemoteChatID:
+        """The chat id for an address staff typed (a phone number); ValueError with a
+        readable message when it is not one."""
+        ...
 
 
 @runtime_checkable

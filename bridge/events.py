@@ -140,6 +140,7 @@ class RemoteReactionRemove(RemoteEvent):
     kind: ClassVar[str] = "reaction_remove"
     message_id: MessageID = MessageID("")
     emoji: str = ""
+    """Empty: the sender's reactions to the message, whichever they were."""
     removal_id: str | None = None
 
     def dedup_key(self) -> str:
@@ -155,6 +156,18 @@ class RemoteReadReceipt(RemoteEvent):
 
     def dedup_key(self) -> str:
         return f"read:{self.message_id}:{self.sender.id}"
+
+
+@dataclass(frozen=True)
+class RemoteDeliveryReceipt(RemoteEvent):
+    """A message the bridge sent reached the remote person's device (not yet read). The
+    bridge bot's read receipt on the Matrix event shows it."""
+
+    kind: ClassVar[str] = "delivered"
+    message_id: MessageID = MessageID("")
+
+    def dedup_key(self) -> str:
+        return f"delivered:{self.message_id}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,7 @@ _EVENT_KINDS: dict[str, type[RemoteEvent]] = {
         RemoteReaction,
         RemoteReactionRemove,
         RemoteReadReceipt,
+        RemoteDeliveryReceipt,
         RemoteTyping,
         RemoteDeliveryFailure,
     )

@@ -9,6 +9,7 @@ from ..connector import NetworkConnector
 CONNECTORS: dict[str, str] = {
     "webhook": "bridge.connectors.webhook:WebhookConnector",
     "telegram": "bridge.connectors.telegram:TelegramConnector",
+    "whatsapp": "bridge.connectors.whatsapp:WhatsAppConnector",
 }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mautrix.types import EventID, RoomID
 
 from ..db import Portal
+from .templates import template_command
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -124,6 +125,13 @@ COMMANDS: dict[str, Command] = {
             "link", "<account> <remote chat>", "admin", "bridge this room to a remote chat", _link
         ),
         Command("unlink", "", "admin", "stop bridging this room", _unlink),
+        Command(
+            "template",
+            "[account] [phone] [name] [language] [parameters…]",
+            "staff",
+            "list or send pre-approved templates (WhatsApp), also to start a conversation",
+            template_command,
+        ),
     )
 }
 

@@ -10,9 +10,9 @@ import aiohttp
 from aiohttp import web
 
 from ..connector import ConnectorState, StateKind
-from ..db import ChannelAccount
+from ..db import ChannelAccount, Portal
 from ..events import RemoteEvent
-from ..types import AccountID
+from ..types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -50,6 +50,10 @@ class ConnectorHost:
     async def load_data(self) -> dict[str, Any]:
         account = await ChannelAccount.get(self.account)
         return dict(account.data) if account else {}
+
+    async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
+        portal = await Portal.get(self.account, chat)
+        return dict(portal.metadata) if portal else {}
 
     async def save_data(self, data: dict[str, Any]) -> None:
         account = await ChannelAccount.get(self.account)

@@ -81,7 +81,7 @@ class MatrixHandler:
         connector = self._connector(portal)
         msgtype = content.get("msgtype")
         sender = UserID(evt["sender"])
-        name = await self._displayname(room_id, sender)
+        name = await self.displayname(room_id, sender)
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
         body: str = content["body"] if isinstance(content.get("body"), str) else ""
         reply_to = await self._reply_target(portal, room_id, relates)
@@ -307,7 +307,7 @@ class MatrixHandler:
             raise PermanentDeliveryError(f"channel account {portal.account} is not configured")
         return connector
 
-    async def _displayname(self, room_id: RoomID, user: UserID) -> str:
+    async def displayname(self, room_id: RoomID, user: UserID) -> str:
         try:
             member = await self.bot.get_room_member_info(room_id, user)
             if member and member.displayname:
@@ -361,7 +361,7 @@ class MatrixHandler:
             return
         new = (evt.get("content") or {}).get("m.new_content") or {}
         sender = UserID(evt["sender"])
-        name = await self._displayname(room_id, sender)
+        name = await self.displayname(room_id, sender)
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
         body: str = new["body"] if isinstance(new.get("body"), str) else ""
         html_body = None

@@ -99,10 +99,10 @@ class PortalManager:
         existing = await self.bot.resolve_room_alias(alias)
         log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
         for user in (ghost, *staff):
-            await self._invite(existing.room_id, user)
+            await self.invite(existing.room_id, user)
         return existing.room_id
 
-    async def _invite(self, room_id: RoomID, user: UserID) -> None:
+    async def invite(self, room_id: RoomID, user: UserID) -> None:
         try:
             await self.bot.invite_user(room_id, user)
         except MatrixRequestError as e:

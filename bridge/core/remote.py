@@ -22,6 +22,7 @@ from ..events import (
     RemoteAttachment,
     RemoteDelete,
     RemoteDeliveryFailure,
+    RemoteDeliveryReceipt,
     RemoteEdit,
     RemoteEvent,
     RemoteMessage,
@@ -98,6 +99,8 @@ class RemoteHandler:
             await self._reaction_remove(portal, intent, event)
         elif isinstance(event, RemoteReadReceipt):
             await self._receipt(portal, room_id, intent, event)
+        elif isinstance(event, RemoteDeliveryReceipt):
+            await self._receipt(portal, room_id, self.portals.bot, event)
         elif isinstance(event, RemoteTyping):
             await intent.set_typing(room_id, timeout=event.timeout_ms)
         elif isinstance(event, RemoteDeliveryFailure):
@@ -236,17 +239,26 @@ class RemoteHandler:
     async def _reaction_remove(
         self, portal: Portal, intent: IntentAPI, event: RemoteReactionRemove
     ) -> None:
-        existing = await Reaction.get(
-            portal.account, portal.chat, event.message_id, event.sender.id, event.emoji
-        )
-        if not existing:
-            return
-        txn = txn_id("redact", existing.event_id)
-        await self._redact(intent, RoomID(existing.room_id), EventID(existing.event_id), txn)
-        await existing.delete()
+        if event.emoji:
+            found = await Reaction.get(
+                portal.account, portal.chat, event.message_id, event.sender.id, event.emoji
+            )
+            reactions = [found] if found else []
+        else:
+            reactions = await Reaction.by_sender(
+                portal.account, portal.chat, event.message_id, event.sender.id
+            )
+        for existing in reactions:
+            txn = txn_id("redact", existing.event_id)
+            await self._redact(intent, RoomID(existing.room_id), EventID(existing.event_id), txn)
+            await existing.delete()
 
     async def _receipt(
-        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteReadReceipt
+        self,
+        portal: Portal,
+        room_id: RoomID,
+        intent: IntentAPI,
+        event: RemoteReadReceipt | RemoteDeliveryReceipt,
     ) -> None:
         parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
         if parts:

@@ -39,6 +39,17 @@ class Reaction:
         return cls._from_row(await cls.db.fetchrow(q, account, chat, message_id, sender, emoji))
 
     @classmethod
+    async def by_sender(
+        cls, account: str, chat: str, message_id: str, sender: str
+    ) -> list[Reaction]:
+        q = (
+            f"SELECT {_COLUMNS} FROM reaction WHERE account=$1 AND chat=$2 AND message_id=$3 "
+            "AND sender=$4"
+        )
+        rows = await cls.db.fetch(q, account, chat, message_id, sender)
+        return [r for r in (cls._from_row(row) for row in rows) if r]
+
+    @classmethod
     async def get_by_event(cls, room_id: str, event_id: str) -> Reaction | None:
         q = f"SELECT {_COLUMNS} FROM reaction WHERE room_id=$1 AND event_id=$2"
         return cls._from_row(await cls.db.fetchrow(q, room_id, event_id))

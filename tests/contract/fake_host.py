@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.connector import ConnectorState
 from bridge.events import RemoteEvent
-from bridge.types import AccountID
+from bridge.types import AccountID, RemoteChatID
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -113,6 +113,15 @@ class FakeHost:
 
     async def save_data(self, data: dict[str, Any]) -> None:
         self.data = json.loads(json.dumps(data))
+
+    async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
+        """As the core does: the ``metadata["portal"]`` of the chat's recorded events, merged."""
+        merged: dict[str, Any] = {}
+        for event in self.events:
+            extra = event.metadata.get("portal")
+            if event.chat.id == chat and isinstance(extra, dict):
+                merged.update(extra)
+        return merged
 
     # ------------------------------------------------------------------ test helpers
 

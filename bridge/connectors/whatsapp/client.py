@@ -1,0 +1,137 @@
+"""The Graph API client for one business number: requests with the bearer token, the
+documented throughput limits applied before each send, Graph errors mapped to delivery errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+
+from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from .config import WhatsAppConfig
+
+RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
+"""Throughput (130429), pair rate (131056), spam rate (131048), app/account limits."""
+TRANSIENT_CODES = {1, 2, 131000, 131016, 133004}
+"""Unknown error, service unavailable, something went wrong, server temporarily unavailable."""
+WINDOW_CLOSED = 131047
+RETRY_AFTER = {130429: 1.0, 131056: 6.0, 131048: 60.0, 4: 60.0, 80007: 60.0}
+EXPLAIN = {
+    131047: "the customer last wrote more than 24 hours ago; WhatsApp now only allows templates",
+    131026: "WhatsApp cannot deliver to this number (not on WhatsApp, or an old app version)",
+    131051: "WhatsApp does not support this message type",
+    131052: "WhatsApp could not download the media",
+    131053: "WhatsApp refused the media file (type or size)",
+    132000: "the template's parameter count does not match",
+    132001: "the template does not exist in this language",
+    133010: "the phone number is not registered with the Cloud API",
+}
+
+
+class PairLimiter:
+    """About one message per 6 s to the same customer after a small burst, and at most 80
+    messages per second for the whole number: the documented Cloud API throughput."""
+
+    def __init__(self, burst: int, per_user: float = 6.0, per_number: float = 1 / 80) -> None:
+        self.burst = burst
+        self.per_user = per_user
+        self.per_number = per_number
+        self._tokens: dict[str, tuple[float, float]] = {}
+        self._next_number = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, user: str) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            tokens, stamp = self._tokens.get(user, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - stamp) / self.per_user)
+            if tokens >= 1:
+                at_user, tokens, stamp = now, tokens - 1, now
+            else:
+                at_user = now + (1 - tokens) * self.per_user
+                tokens, stamp = 0.0, at_user
+            self._tokens[user] = (tokens, stamp)
+            at = max(at_user, self._next_number)
+            self._next_number = at + self.per_number
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class GraphClient:
+    def __init__(self, config: WhatsAppConfig, http: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.http = http
+        self.limiter = PairLimiter(config.pair_burst)
+        self.base = f"{config.base_url}/{config.api_version}"
+        self.timeout = aiohttp.ClientTimeout(total=config.request_timeout)
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.access_token}"}
+
+    async def send(self, to: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a message to ``to`` (rate limited for that customer)."""
+        await self.limiter.acquire(to)
+        payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        return await self.request("POST", f"{self.config.phone_number_id}/messages", json={
+            **payload, **body,
+        })  # fmt: skip
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, data: Any = None, params: Any = None
+    ) -> dict[str, Any]:
+        url = f"{self.base}/{path}"
+        try:
+            async with self.http.request(
+                method, url, json=json, data=data, params=params, headers=self._auth,
+                timeout=self.timeout,
+            ) as resp:  # fmt: skip
+                try:
+                    answer = await resp.json(content_type=None)
+                except ValueError:
+                    answer = None
+                if 200 <= resp.status < 300 and isinstance(answer, dict):
+                    return answer
+                raise _error(resp.status, answer)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise TemporaryDeliveryError(f"WhatsApp unreachable: {e or type(e).__name__}") from e
+
+    async def download(self, url: str, limit: int) -> bytes:
+        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes."""
+        try:
+            async with self.http.get(url, headers=self._auth, timeout=self.timeout) as resp:
+                if resp.status >= 500:
+                    raise TemporaryDeliveryError(f"WhatsApp media server answered {resp.status}")
+                if resp.status != 200:
+                    raise PermanentDeliveryError(f"WhatsApp media download answered {resp.status}")
+                data = await resp.content.read(limit + 1)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise TemporaryDeliveryError(f"WhatsApp media unreachable: {e}") from e
+        if len(data) > limit:
+            raise PermanentDeliveryError(f"the file is over {limit // (1024 * 1024)} MB")
+        return data
+
+
+def _error(status: int, answer: Any) -> Exception:
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict):
+        if status >= 500 or status == 429:
+            return TemporaryDeliveryError(f"WhatsApp answered HTTP {status}")
+        return PermanentDeliveryError(f"WhatsApp answered HTTP {status}")
+    code = error["code"] if isinstance(error.get("code"), int) else -1
+    details = (
+        (error.get("error_data") or {}).get("details")
+        if isinstance(error.get("error_data"), dict)
+        else None
+    )
+    message = str(details or error.get("message") or f"HTTP {status}")
+    reason = f"{EXPLAIN.get(code, message)} (WhatsApp error {code})"
+    if code in RATE_LIMIT_CODES:
+        return TemporaryDeliveryError(reason, retry_after=RETRY_AFTER.get(code, 5.0))
+    if code in TRANSIENT_CODES or status >= 500:
+        return TemporaryDeliveryError(reason)
+    if code == 190 or status == 401:
+        return TemporaryDeliveryError(f"WhatsApp refused the access token: {message}")
+    return PermanentDeliveryError(reason)

@@ -1,0 +1,158 @@
+"""Matrix -> WhatsApp: text in WhatsApp's markup, media through /media, replies, reactions,
+read receipts; free-form messages only inside the 24-hour customer-service window."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import aiohttp
+
+from ...connector import BridgeHost, PermanentDeliveryError
+from ...events import (
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    SentMessage,
+)
+from ...types import MessageID, RemoteChatID
+from .capabilities import CAPTION_LIMIT, UPLOAD_LIMITS, WINDOW
+from .client import GraphClient
+from .format import matrix_to_whatsapp, split_text
+
+WINDOW_CLOSED = (
+    "the customer last wrote more than 24 hours ago, so WhatsApp only accepts a template now."
+    " `!bridge template` lists the approved ones; `!bridge template <name> <parameters…>`"
+    " sends one"
+)
+STICKER_TYPES = ("image/webp",)
+IMAGE_TYPES = ("image/jpeg", "image/png")
+
+
+class MatrixHandler:
+    def __init__(self, client: GraphClient, host: BridgeHost, last_inbound: dict[str, float]):
+        self.client = client
+        self.host = host
+        self.last_inbound = last_inbound
+
+    async def check_window(self, chat: RemoteChatID) -> None:
+        seen = self.last_inbound.get(chat, 0.0)
+        if time.time() - seen <= WINDOW:
+            return
+        meta = await self.host.portal_metadata(chat)
+        last = meta.get("last_inbound_at")
+        if isinstance(last, int | float):
+            self.last_inbound[chat] = max(seen, float(last))
+        if time.time() - self.last_inbound.get(chat, 0.0) > WINDOW:
+            raise PermanentDeliveryError(WINDOW_CLOSED)
+
+    async def send_message(self, msg: MatrixMessage) -> SentMessage:
+        if msg.media is not None:
+            return await self.send_media(msg)
+        await self.check_window(msg.portal.chat)
+        text = matrix_to_whatsapp(msg.text, msg.html)
+        chunks = [c for c in split_text(text) if c.strip()]
+        if not chunks:
+            raise PermanentDeliveryError("the message is empty")
+        first: SentMessage | None = None
+        for index, chunk in enumerate(chunks):
+            body: dict[str, Any] = {"type": "text", "text": {"body": chunk, "preview_url": False}}
+            if index == 0 and msg.reply_to:
+                body["context"] = {"message_id": msg.reply_to.message_id}
+            sent = _sent(await self.client.send(msg.portal.chat, body))
+            first = first or sent
+        assert first is not None
+        return first
+
+    async def send_media(self, msg: MatrixMessage) -> SentMessage:
+        media = msg.media
+        if media is None:
+            return await self.send_message(msg)
+        await self.check_window(msg.portal.chat)
+        kind = _kind(msg.msgtype, media.mimetype)
+        limit = UPLOAD_LIMITS[kind]
+        if media.size and media.size > limit:
+            raise PermanentDeliveryError(_too_big(media.filename, media.size, limit, kind))
+        data = await media.download()
+        if len(data) > limit:
+            raise PermanentDeliveryError(_too_big(media.filename, len(data), limit, kind))
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", media.mimetype)
+        form.add_field("file", data, filename=media.filename, content_type=media.mimetype)
+        uploaded = await self.client.request(
+            "POST", f"{self.client.config.phone_number_id}/media", data=form
+        )
+        media_id = uploaded.get("id")
+        if not isinstance(media_id, str):
+            raise PermanentDeliveryError("WhatsApp gave no media id for the upload")
+        obj: dict[str, Any] = {"id": media_id}
+        caption = matrix_to_whatsapp(msg.text, msg.html) if msg.text else ""
+        if caption and len(caption) > CAPTION_LIMIT:
+            # Too long for a caption: the text goes first as its own message.
+            await self.send_message(_text_only(msg))
+            caption = ""
+        if caption and kind in ("image", "video", "document"):
+            obj["caption"] = caption
+        if kind == "document":
+            obj["filename"] = media.filename
+        body: dict[str, Any] = {"type": kind, kind: obj}
+        if msg.reply_to:
+            body["context"] = {"message_id": msg.reply_to.message_id}
+        return _sent(await self.client.send(msg.portal.chat, body))
+
+    async def react(self, reaction: MatrixReaction) -> None:
+        await self._reaction(reaction.portal.chat, reaction.target.message_id, reaction.emoji)
+
+    async def unreact(self, removal: MatrixReactionRemove) -> None:
+        await self._reaction(removal.portal.chat, removal.target.message_id, "")
+
+    async def _reaction(self, chat: RemoteChatID, message_id: str, emoji: str) -> None:
+        await self.check_window(chat)
+        body = {"type": "reaction", "reaction": {"message_id": message_id, "emoji": emoji}}
+        await self.client.send(chat, body)
+
+    async def read(self, receipt: MatrixReadReceipt) -> None:
+        if receipt.target.sender is None:
+            return  # our own message: nothing to mark
+        body = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": receipt.target.message_id,
+        }
+        path = f"{self.client.config.phone_number_id}/messages"
+        await self.client.request("POST", path, json=body)
+
+
+def _kind(msgtype: str, mimetype: str) -> str:
+    if msgtype == "m.image" and mimetype in IMAGE_TYPES:
+        return "image"
+    if msgtype == "m.image" and mimetype in STICKER_TYPES:
+        return "sticker"
+    if msgtype == "m.audio":
+        return "audio"
+    if msgtype == "m.video":
+        return "video"
+    return "document"
+
+
+def _too_big(name: str, size: int, limit: int, kind: str) -> str:
+    mb = 1024 * 1024
+    shown = f"{size / mb:.1f} MB" if size >= mb else f"{size // 1024} KB"
+    cap = f"{limit / mb:g} MB" if limit >= mb else f"{limit // 1024} KB"
+    return f"{name} is {shown}; WhatsApp takes {kind} files up to {cap}"
+
+
+def _sent(answer: dict[str, Any]) -> SentMessage:
+    messages = answer.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        wamid = messages[0].get("id")
+        if isinstance(wamid, str) and wamid:
+            return SentMessage(message_id=MessageID(wamid), timestamp=time.time())
+    raise PermanentDeliveryError("WhatsApp accepted the message but returned no message id")
+
+
+def _text_only(msg: MatrixMessage) -> MatrixMessage:
+    return dataclasses.replace(msg, media=None)
