@@ -1,11 +1,15 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
-1. a customer writes through the customer CLI (``demo/customer.py send``) in a new chat;
-2. the staff user logs in with matrix-nio and waits for the bridge's invite to the new
-   portal room, and joins it;
+The staff user logs in with matrix-nio. Then, for the webhook customer and for a Telegram
+customer in turn:
+
+1. the customer writes through its CLI in a new chat (``demo/customer.py send``, or
+   ``demo/telegram_customer.py send`` as a new Telegram user);
+2. the staff user waits for the bridge's invite to the new portal room, and joins it;
 3. the customer's message is visible in that room;
 4. the staff user answers;
-5. the customer app received the answer (signed POST to /inbox).
+5. the answer arrived: at the customer app (signed POST to /inbox), or at the Telegram
+   simulator as a ``sendMessage`` to that chat, with the "Demo Staff: " sender prefix.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import customer_url, hs_url, load_state
+from common import customer_url, hs_url, load_state, telegram_url
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -70,12 +74,164 @@ def _body(event: dict[str, Any]) -> str:
     return body if isinstance(body, str) else ""
 
 
-async def run(state: dict[str, Any]) -> None:
-    steps = Steps()
-    nonce = secrets.token_hex(3)
+async def _run_cli(script: str, *args: str) -> str:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise CheckFailed(f"{script} {args[0]} failed: {result.stdout}{result.stderr}".strip())
+    return result.stdout.strip()
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Staff:
+    """The staff user's Matrix session: invites, joins, reading and answering."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.known_rooms: set[str] = set()
+
+    async def wait_for_invite(self, marker: str) -> str:
+        """The new room the bridge invites the staff user to whose state names ``marker``
+        (the portal's topic and alias name the remote chat; other invites are not ours)."""
+
+        async def invite() -> str | None:
+            resp = await self.client.sync(timeout=3000)
+            if not isinstance(resp, SyncResponse):
+                return None
+            for room_id, info in resp.rooms.invite.items():
+                state = json.dumps([getattr(e, "source", None) for e in info.invite_state])
+                if room_id not in self.known_rooms and marker in state:
+                    return room_id
+            return None
+
+        room_id: str = await _wait("an invite to the portal room", invite)
+        self.known_rooms.add(room_id)
+        return room_id
+
+    async def join(self, room_id: str) -> None:
+        joined = await self.client.join(room_id)
+        if not isinstance(joined, JoinResponse):
+            raise CheckFailed(f"join failed: {joined}")
+
+    async def wait_for_message(self, room_id: str, text: str) -> dict[str, Any]:
+        async def message() -> dict[str, Any] | None:
+            resp = await self.client.room_messages(room_id, limit=50)
+            if not isinstance(resp, RoomMessagesResponse):
+                return None
+            for event in resp.chunk:
+                if _body(event.source) == text:
+                    return dict(event.source)
+            return None
+
+        found: dict[str, Any] = await _wait("the customer's message in the portal room", message)
+        return found
+
+    async def answer(self, room_id: str, text: str) -> str:
+        sent = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": text}
+        )
+        if not isinstance(sent, RoomSendResponse):
+            raise CheckFailed(f"sending the answer failed: {sent}")
+        return str(sent.event_id)
+
+
+async def check_webhook(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     chat = f"check-{time.strftime('%Y%m%d-%H%M%S')}-{nonce}"
     customer_text = f"Hello from the demo check ({nonce})"
     reply_text = f"Thanks, we are on it ({nonce})"
+
+    steps.begin(f"webhook: customer CLI sends {customer_text!r} in chat {chat!r}")
+    out = await _run_cli(
+        "customer.py", "send", customer_text, "--chat", chat, "--name", "Check Customer"
+    )
+    steps.ok(out)
+
+    steps.begin("webhook: wait for the bridge's invite to the new portal room")
+    room_id = await staff.wait_for_invite(chat)
+    steps.ok(room_id)
+
+    steps.begin("webhook: join the portal room")
+    await staff.join(room_id)
+    steps.ok()
+
+    steps.begin("webhook: see the customer's message in the room")
+    seen = await staff.wait_for_message(room_id, customer_text)
+    steps.ok(f"from {seen.get('sender')}")
+
+    steps.begin(f"webhook: staff answers {reply_text!r}")
+    steps.ok(await staff.answer(room_id, reply_text))
+
+    steps.begin("webhook: the customer app receives the answer at /inbox")
+    url = f"{customer_url(state)}/api/messages?chat={chat}"
+
+    async def delivered() -> dict[str, Any] | None:
+        for msg in await asyncio.to_thread(_get_json, url):
+            if msg.get("direction") == "staff" and reply_text in str(msg.get("text")):
+                return dict(msg)
+        return None
+
+    got = await _wait("the answer at the customer app", delivered)
+    steps.ok(repr(got.get("text")))
+
+
+async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new Telegram user (private chat id = user id), so that the bridge makes a new portal.
+    user_id = str(6_000_000_000 + secrets.randbelow(1_000_000_000))
+    customer_text = f"Привет from the demo check ({nonce})"
+    reply_text = f"Здравствуйте, we are on it ({nonce})"
+    expected = f"Demo Staff: {reply_text}"
+
+    steps.begin(f"telegram: customer CLI sends {customer_text!r} as user {user_id}")
+    out = await _run_cli(
+        "telegram_customer.py", "send", customer_text, "--user-id", user_id,
+        "--name", "Check Telegram",
+    )  # fmt: skip
+    steps.ok(out)
+
+    steps.begin("telegram: wait for the bridge's invite to the new portal room")
+    room_id = await staff.wait_for_invite(user_id)
+    steps.ok(room_id)
+
+    steps.begin("telegram: join the portal room")
+    await staff.join(room_id)
+    steps.ok()
+
+    steps.begin("telegram: see the customer's message in the room")
+    seen = await staff.wait_for_message(room_id, customer_text)
+    steps.ok(f"from {seen.get('sender')}")
+
+    steps.begin(f"telegram: staff answers {reply_text!r}")
+    steps.ok(await staff.answer(room_id, reply_text))
+
+    steps.begin(f"telegram: the simulator gets sendMessage to chat {user_id} with the prefix")
+    url = f"{telegram_url(state)}/api/messages?chat={user_id}"
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(_get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != "staff":
+                continue
+            if msg.get("method") != "sendMessage" or str(msg.get("chat_id")) != user_id:
+                raise CheckFailed(f"the bot sent something else: {msg}")
+            if msg.get("text") != expected:
+                raise CheckFailed(f"the bot sent {msg.get('text')!r}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got = await _wait("the answer at the Telegram simulator", delivered)
+    steps.ok(f"sendMessage {got.get('text')!r}")
+
+
+async def run(state: dict[str, Any]) -> None:
+    steps = Steps()
+    nonce = secrets.token_hex(3)
     staff_user = state["staff_user"]
 
     client = AsyncClient(
@@ -85,6 +241,7 @@ async def run(state: dict[str, Any]) -> None:
             encryption_enabled=False, store_sync_tokens=False, request_timeout=30
         ),
     )
+    staff = Staff(client)
     try:
         steps.begin(f"log in to {hs_url(state)} as {staff_user}")
         resp = await client.login(state["staff_password"], device_name="demo check")
@@ -93,80 +250,11 @@ async def run(state: dict[str, Any]) -> None:
         first = await client.sync(timeout=0, full_state=False)
         if not isinstance(first, SyncResponse):
             raise CheckFailed(f"sync failed: {first}")
-        known_rooms = set(first.rooms.join) | set(first.rooms.invite)
+        staff.known_rooms = set(first.rooms.join) | set(first.rooms.invite)
         steps.ok()
 
-        steps.begin(f"customer CLI sends {customer_text!r} in chat {chat!r}")
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, str(Path(__file__).with_name("customer.py")), "send",
-             customer_text, "--chat", chat, "--name", "Check Customer"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise CheckFailed(f"customer.py send failed: {result.stdout}{result.stderr}".strip())
-        steps.ok(result.stdout.strip())
-
-        steps.begin("wait for the bridge's invite to the new portal room")
-        invited: list[str] = []
-
-        async def invite() -> str | None:
-            resp = await client.sync(timeout=3000)
-            if not isinstance(resp, SyncResponse):
-                return None
-            for room_id, info in resp.rooms.invite.items():
-                # The portal's topic and alias name the chat; other invites are not ours.
-                state = json.dumps([getattr(e, "source", None) for e in info.invite_state])
-                if room_id not in known_rooms and chat in state:
-                    invited.append(room_id)
-            return invited[0] if invited else None
-
-        room_id = await _wait("an invite to the portal room", invite)
-        steps.ok(room_id)
-
-        steps.begin("join the portal room")
-        joined = await client.join(room_id)
-        if not isinstance(joined, JoinResponse):
-            raise CheckFailed(f"join failed: {joined}")
-        steps.ok()
-
-        steps.begin("see the customer's message in the room")
-
-        async def customer_message() -> dict[str, Any] | None:
-            resp = await client.room_messages(room_id, limit=50)
-            if not isinstance(resp, RoomMessagesResponse):
-                return None
-            for event in resp.chunk:
-                if _body(event.source) == customer_text:
-                    return event.source
-            return None
-
-        seen = await _wait("the customer's message in the portal room", customer_message)
-        steps.ok(f"from {seen.get('sender')}")
-
-        steps.begin(f"staff answers {reply_text!r}")
-        sent = await client.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": reply_text}
-        )
-        if not isinstance(sent, RoomSendResponse):
-            raise CheckFailed(f"sending the answer failed: {sent}")
-        steps.ok(sent.event_id)
-
-        steps.begin("the customer app receives the answer at /inbox")
-        url = f"{customer_url(state)}/api/messages?chat={chat}"
-
-        async def delivered() -> dict[str, Any] | None:
-            def fetch() -> list[dict[str, Any]]:
-                with urllib.request.urlopen(url, timeout=10) as r:
-                    return list(json.loads(r.read()))
-
-            for msg in await asyncio.to_thread(fetch):
-                if msg.get("direction") == "staff" and reply_text in str(msg.get("text")):
-                    return msg
-            return None
-
-        got = await _wait("the answer at the customer app", delivered)
-        steps.ok(repr(got.get("text")))
+        await check_webhook(state, staff, steps, nonce)
+        await check_telegram(state, staff, steps, nonce)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")
     finally:
         try:

@@ -2,7 +2,7 @@
 
 Everything the demo creates is under ``demo-data/`` at the repository root (``DEMO_DATA`` to
 put it elsewhere). ``demo-data/demo.json`` holds the settings the scripts share: ports, the
-staff user's password, the webhook secret.
+staff user's password, the webhook secret, the Telegram bot token.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ STAFF_LOCALPART = "staff"
 STAFF_USER = f"@{STAFF_LOCALPART}:{SERVER_NAME}"
 ACCOUNT = "demo"
 """The webhook channel account of the demo (``channels.demo`` in the bridge config)."""
+TELEGRAM_ACCOUNT = "demo-telegram"
+"""The Telegram channel account of the demo, a bot on the local Bot API simulator."""
+TELEGRAM_BOT_USERNAME = "demo_company_bot"
 
 SIGNATURE_HEADER = "X-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -57,6 +60,11 @@ def bridge_url(state: dict[str, Any]) -> str:
 
 def customer_url(state: dict[str, Any]) -> str:
     return f"http://{LOOPBACK}:{state['customer_port']}"
+
+
+def telegram_url(state: dict[str, Any]) -> str:
+    """The Telegram simulator: the Bot API for the bridge, a customer page for people."""
+    return f"http://{LOOPBACK}:{state['telegram_port']}"
 
 
 # The signature of the webhook protocol, written out here on purpose (rather than imported from

@@ -5,8 +5,9 @@
     python demo/setup.py staff       # make sure @staff:localhost exists (Synapse running)
     python demo/setup.py banner      # print how to use the running demo
 
-Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340) and DEMO_CUSTOMER_PORT (8090)
-on every run; secrets and the staff password are made once and kept in demo-data/demo.json.
+Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090) and
+DEMO_TELEGRAM_PORT (8091) on every run; secrets, the staff password and the Telegram bot token
+are made once and kept in demo-data/demo.json.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from common import (
     SERVER_NAME,
     STAFF_LOCALPART,
     STAFF_USER,
+    TELEGRAM_ACCOUNT,
+    TELEGRAM_BOT_USERNAME,
     bridge_url,
     customer_url,
     hs_url,
     load_state,
     save_state,
+    telegram_url,
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -46,11 +50,15 @@ from ruamel.yaml.comments import CommentedMap
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
-DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090}
+EXAMPLE_CONFIG = REPO / "example-config.yaml"
+DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
+                 "telegram_port": 8091}  # fmt: skip
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
-            "customer_port": "DEMO_CUSTOMER_PORT"}  # fmt: skip
+            "customer_port": "DEMO_CUSTOMER_PORT",
+            "telegram_port": "DEMO_TELEGRAM_PORT"}  # fmt: skip
 PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
-             "customer_port": "the customer app"}  # fmt: skip
+             "customer_port": "the customer app",
+             "telegram_port": "the Telegram simulator"}  # fmt: skip
 
 _FAST = {"per_second": 10000, "burst_count": 100000}
 RELAXED_RATE_LIMITS: dict[str, Any] = {
@@ -91,7 +99,7 @@ def _ports() -> dict[str, int]:
             fail(f"{PORT_ENV[key]}={raw!r} is not a port number")
         ports[key] = int(raw)
     if len(set(ports.values())) != len(ports):
-        fail(f"the demo needs three different ports, got {ports}")
+        fail(f"the demo needs {len(ports)} different ports, got {ports}")
     return ports
 
 
@@ -122,6 +130,11 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     state.setdefault("macaroon_secret_key", secrets.token_hex(32))
     state.setdefault("form_secret", secrets.token_hex(32))
     state.setdefault("account", ACCOUNT)
+    state.setdefault("telegram_account", TELEGRAM_ACCOUNT)
+    # A bot token shaped like @BotFather's (<bot id>:<secret>); the simulator accepts only it.
+    bot_id = 7_000_000_000 + secrets.randbelow(1_000_000_000)
+    state.setdefault("telegram_token", f"{bot_id}:{secrets.token_urlsafe(26)}")
+    state.setdefault("telegram_bot_username", TELEGRAM_BOT_USERNAME)
     state.update(ports)
     save_state(state)
     print(("Created" if fresh else "Reusing") + f" {DATA}")
@@ -213,8 +226,10 @@ def _write_synapse_config(state: dict[str, Any]) -> None:
 def _write_bridge_config(state: dict[str, Any]) -> bool:
     """Write or update demo-data/config.yaml; True when the registration must be (re)made."""
     yaml = YAML()
+    yaml.indent(4)  # as example-config.yaml and the bridge's own -g, so comments line up
+    yaml.width = 200
     fresh = not BRIDGE_CONFIG.exists()
-    source = REPO / "example-config.yaml" if fresh else BRIDGE_CONFIG
+    source = EXAMPLE_CONFIG if fresh else BRIDGE_CONFIG
     data = yaml.load(source.read_text())
     before = json.dumps(data.get("appservice"), sort_keys=True, default=str)
 
@@ -228,17 +243,21 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     # Edit the example's sections in place, so that their documenting comments stay.
     _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
     channels = data["channels"]
-    if state["account"] not in channels:  # fresh: turn the example account into ours
-        example = next(iter(channels))
-        _replace_keys(channels, [(state["account"], channels[example])])
+    if state["account"] not in channels:  # fresh: turn the example accounts into ours
+        webhook = _channel_of_type(channels, "webhook") or channels[next(iter(channels))]
+        telegram = _channel_of_type(channels, "telegram")
+        items = [(state["account"], webhook)]
+        if telegram is not None:
+            items.append((state["telegram_account"], telegram))
+        _replace_keys(channels, items)
+    if state["telegram_account"] not in channels:
+        # demo-data/ from before the demo had Telegram: add the example's account.
+        example = _channel_of_type(YAML().load(EXAMPLE_CONFIG.read_text())["channels"], "telegram")
+        channels[state["telegram_account"]] = example if example is not None else CommentedMap()
+    _set_telegram_channel(channels[state["telegram_account"]], state)
     channel = channels[state["account"]]
     channel["type"] = "webhook"
-    staff = channel["staff"]
-    del staff[1:]
-    if staff:
-        staff[0] = state["staff_user"]
-    else:
-        staff.append(state["staff_user"])
+    _set_staff(channel, state["staff_user"])
     channel["secret"] = state["webhook_secret"]
     channel["outbound_url"] = customer_url(state) + "/inbox"
     channel["delivery_deadline"] = 600
@@ -255,6 +274,41 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     os.chmod(BRIDGE_CONFIG, 0o600)
     tokens_missing = "generate" in (data["appservice"]["as_token"], data["appservice"]["hs_token"])
     return fresh or tokens_missing or before != after or not REGISTRATION.exists()
+
+
+def _set_staff(channel: CommentedMap, user: str) -> None:
+    """``staff: [user]``, editing the list in place so the comment after it stays."""
+    staff = channel.get("staff")
+    if not isinstance(staff, list):
+        channel["staff"] = [user]
+        return
+    del staff[1:]
+    if staff:
+        staff[0] = user
+    else:
+        staff.append(user)
+
+
+def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
+    return next((c for c in channels.values() if c.get("type") == kind), None)
+
+
+def _set_telegram_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
+    """The demo's Telegram account: a bot on the local simulator, polled for updates."""
+    channel["type"] = "telegram"
+    _set_staff(channel, state["staff_user"])
+    channel["token"] = state["telegram_token"]
+    channel["mode"] = "polling"
+    channel["api_url"] = telegram_url(state)
+    channel["webhook_url"] = None
+    channel["webhook_secret"] = None
+    channel["business"] = False
+    # The simulator answers a waiting getUpdates as soon as a customer writes; a short poll
+    # only bounds how long a poll hangs when the simulator goes away.
+    channel["poll_timeout"] = 2
+    channel["delivery_deadline"] = 600
+    channel["request_timeout"] = 10
+    channel["title"] = "Telegram"
 
 
 def _replace_keys(mapping: CommentedMap, items: list[tuple[str, Any]]) -> None:
@@ -433,7 +487,8 @@ def banner(_: argparse.Namespace) -> None:
     print(
         f"""
 {rule}
-  The demo is running: Synapse, the bridge and a customer web app, all on {LOOPBACK}.
+  The demo is running: Synapse, the bridge, a customer web app and a simulated
+  Telegram (a local Bot API server with the company's bot), all on {LOOPBACK}.
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
@@ -443,9 +498,13 @@ def banner(_: argparse.Namespace) -> None:
   2. Write to the company as a customer, either
         - in a browser:  {customer_url(s)}   (a form, and the conversation below it), or
         - from a shell:  {python} demo/customer.py send "Hello, I need help"
+     or as a Telegram customer writing to the bot @{s["telegram_bot_username"]}:
+        - in a browser:  {telegram_url(s)}   (name, text, an optional file), or
+        - from a shell:  {python} demo/telegram_customer.py send "Привет"
 
-  3. In the Matrix client, accept the invite to the new room ("Web chat" conversation)
-     and answer. The customer app shows the answer; this terminal prints it too.
+  3. In the Matrix client, accept the invite to the new room ("Web chat" or "Telegram"
+     conversation) and answer. The customer's page shows the answer; this terminal
+     prints it too.
 
   Bridge commands: start a direct chat with @bridgebot:{SERVER_NAME} and send "help"
   (in portal rooms prefix them: "!bridge help").

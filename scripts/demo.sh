@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# A local demo of the bridge in one command: a throwaway Synapse, the bridge, and a small
-# "customer" web app on the far side of the webhook connector, all on 127.0.0.1.
+# A local demo of the bridge in one command: a throwaway Synapse, the bridge, a small
+# "customer" web app on the far side of the webhook connector, and a simulated Telegram (a
+# local Bot API server with the company's bot and a page to write to it), all on 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive one conversation end to end, print PASS/FAIL
-#                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
+#   bash scripts/demo.sh --check   # start, drive a webhook and a Telegram conversation end
+#                                  # to end, print PASS/FAIL (or DEMO_CHECK=1 bash scripts/demo.sh)
 #
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
-#        DEMO_CUSTOMER_PORT (customer app, 8090).
+#        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091).
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
 # later runs; rm -rf demo-data to start afresh.
 #
@@ -28,7 +29,7 @@ CHECK=${DEMO_CHECK:-0}
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done
@@ -66,7 +67,7 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, ruamel.yaml' 2>/dev/null; then
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, aiogram, ruamel.yaml' 2>/dev/null; then
   log "pip install -e '.[test]' (the first time this takes a few minutes)"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$WANT" >"$STAMP"
@@ -83,7 +84,8 @@ for pidfile in "$DATA"/*.pid; do
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
-      | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py'; then
+      | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py' \
+        -e 'demo/telegram_customer.py'; then
     LEFTOVER+=("$pid")
   else
     rm -f "$pidfile"
@@ -139,7 +141,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, then Synapse.
+    # Reverse order: customer app, bridge, Telegram simulator, then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
       rm -f "$DATA/${NAMES[i]}.pid"
@@ -154,10 +156,11 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT ACCOUNT < <("$PY" -c '
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT ACCOUNT < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(s["hs_port"], s["bridge_port"], s["customer_port"], s["account"])' "$DATA/demo.json")
+print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"], s["account"])
+' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
 start synapse "$DATA/synapse-console.log" "$DATA/synapse-console.log" "$DATA/synapse" \
@@ -166,11 +169,27 @@ start synapse "$DATA/synapse-console.log" "$DATA/synapse-console.log" "$DATA/syn
   --pid "${PIDS[-1]}" --what Synapse --log "$DATA/synapse-console.log" --timeout 180
 "$PY" demo/setup.py staff
 
+# Telegram before the bridge, so that the bridge's Telegram account connects at once.
+log "starting the Telegram simulator on 127.0.0.1:$TELEGRAM_PORT (log: demo-data/telegram.log)"
+if [ "$CHECK" = 1 ]; then
+  start telegram /dev/null "$DATA/telegram.log" "$ROOT" \
+    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log" --quiet
+else
+  # Its terminal output ("the bot answered ...") is part of the demo.
+  start telegram - "$DATA/telegram.log" "$ROOT" \
+    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log"
+fi
+"$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/messages" \
+  --pid "${PIDS[-1]}" --what "The Telegram simulator" --log "$DATA/telegram.log" --timeout 60
+
 log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
 start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
 # The webhook route exists once the connector started: GET on it answers 405 from then on.
 "$PY" demo/setup.py wait "http://127.0.0.1:$BRIDGE_PORT/connectors/$ACCOUNT/events" --status 405 \
   --pid "${PIDS[-1]}" --what "The bridge" --log "$DATA/bridge.log" --timeout 180
+# The simulator answers 200 here once the bridge's Telegram account has reached the bot.
+"$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/ready" \
+  --pid "${PIDS[-1]}" --what "The bridge's Telegram account" --log "$DATA/bridge.log" --timeout 60
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then
@@ -193,7 +212,7 @@ fi
 
 "$PY" demo/setup.py banner
 
-# Run until Ctrl-C, or until one of the three stops on its own.
+# Run until Ctrl-C, or until one of them stops on its own.
 while true; do
   set +e
   wait -n

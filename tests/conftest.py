@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tests.connectors.telegram.simulator import TelegramSimulator
+from tests.connectors.whatsapp.simulator import WhatsAppSimulator
 from tests.infra.bridge_proc import BridgeProcess, run_cli, write_bridge_config
 from tests.infra.ports import free_port
 from tests.infra.postgres import PostgresServer
@@ -24,6 +25,8 @@ ACCOUNT = "hooks"
 POLL_TOKEN = "111111:POLL-simulator-token-aaaa"
 HOOK_TOKEN = "222222:HOOK-simulator-token-bbbb"
 WEBHOOK_SECRET = "webhook-secret_123"
+WA_APP_SECRET = "wa-app-secret-for-tests"
+WA_VERIFY_TOKEN = "wa-verify-token"
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +54,8 @@ class Stack:
     """The Bot API of the polling bot (account ``tg``)."""
     telegram_hook: TelegramSimulator
     """The Bot API of the webhook bot (account ``tg-hook``)."""
+    whatsapp: WhatsAppSimulator
+    """The Cloud API of the business number (account ``wa``)."""
     account: str = ACCOUNT
 
 
@@ -64,7 +69,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     telegram_hook = TelegramSimulator(HOOK_TOKEN, bot_username="company_hook_bot")
     await telegram.start()
     await telegram_hook.start()
+    whatsapp = WhatsAppSimulator(app_secret=WA_APP_SECRET, verify_token=WA_VERIFY_TOKEN)
+    await whatsapp.start()
     bridge_port = free_port()
+    whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
     synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
     staff_id = f"@staff:{SERVER_NAME}"
     config_path = workdir / "config.yaml"
@@ -89,6 +97,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "api_url": telegram_hook.base_url, "webhook_url": f"http://127.0.0.1:{bridge_port}",
                 "webhook_secret": WEBHOOK_SECRET, "delivery_deadline": 120,
             },
+            "wa": {
+                "type": "whatsapp", "staff": [staff_id],
+                "phone_number_id": whatsapp.phone_number_id,
+                "business_account_id": whatsapp.waba_id,
+                "access_token": whatsapp.access_token, "app_secret": WA_APP_SECRET,
+                "verify_token": WA_VERIFY_TOKEN, "base_url": whatsapp.base_url,
+                "reorder_window": 0.5, "delivery_deadline": 120, "template_cache": 1,
+            },
         },
     )  # fmt: skip
     result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
@@ -102,6 +118,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     st = Stack(
         workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
         password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
+        whatsapp,
     )  # fmt: skip
     try:
         yield st
@@ -111,6 +128,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await peer.stop()
         await telegram.stop()
         await telegram_hook.stop()
+        await whatsapp.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

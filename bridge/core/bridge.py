@@ -179,7 +179,8 @@ class Bridge:
     async def record_remote(self, account: AccountID, event: RemoteEvent) -> bool:
         item = await QueueItem.record_remote(
             account,
-            event.dedup_key(),
+            # Remote ids are unique per chat only (Telegram numbers messages per chat).
+            f"{event.chat.id}/{event.dedup_key()}",
             remote_queue_key(account, event.chat.id),
             {"account": account, "event": event.to_json()},
         )

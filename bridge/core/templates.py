@@ -12,7 +12,7 @@ from mautrix.types import RoomID, UserID
 from ..connector import DeliveryError, NetworkConnector, Template, TemplateHandler
 from ..db import Message
 from ..events import RemoteChat, RemoteUser
-from ..types import RemoteChatID
+from ..types import RemoteChatID, RemoteUserID
 
 if TYPE_CHECKING:
     from .commands import CommandContext
@@ -46,12 +46,13 @@ async def template_command(ctx: CommandContext, args: list[str]) -> str:
         templates = await connector.list_templates()
     except DeliveryError as e:
         return f"Could not fetch the templates: {e.reason}"
+    address = None
     if chat is None and len(words) >= 1:
         try:
             chat = connector.chat_for_address(words[0])
         except ValueError as e:
             return str(e)
-        words = words[1:]
+        address, words = words[0], words[1:]
     if not words:
         return _listing(connector, templates)
     template, params = _pick(templates, words)
@@ -63,7 +64,7 @@ async def template_command(ctx: CommandContext, args: list[str]) -> str:
             f" not {len(params)}: {template.text}"
         )
     assert chat is not None
-    return await _send(ctx, connector, chat, template, params)
+    return await _send(ctx, connector, chat, template, params, address or chat)
 
 
 def _listing(connector: NetworkConnector, templates: list[Template]) -> str:
@@ -91,6 +92,7 @@ async def _send(
     chat: RemoteChatID,
     template: Template,
     params: list[str],
+    address: str,
 ) -> str:
     assert isinstance(connector, TemplateHandler)
     bridge = ctx.bridge
@@ -101,10 +103,10 @@ async def _send(
         return f"Template not sent: {e.reason}"
     portal = ctx.portal
     if portal is None:
-        user = RemoteUser(id=chat, displayname=chat)  # type: ignore[arg-type]
+        user = RemoteUser(id=RemoteUserID(chat), displayname=address)
         intent = await bridge.ghosts.ensure(account, user, connector.title)
         portal = await bridge.portals.get_or_create(
-            account, RemoteChat(id=chat, name=chat), user, intent.mxid
+            account, RemoteChat(id=chat, name=address), user, intent.mxid
         )
         assert portal.room_id
         await bridge.portals.invite(RoomID(portal.room_id), UserID(ctx.sender))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .fake_host import FakeHost
 
 FailureKind = Literal["temporary", "permanent"]
+IdKind = Literal["chat", "user", "message"]
 
 
 class ReceivedAttachment(TypedDict):
@@ -88,6 +89,17 @@ class ConnectorHarness(ABC):
         config = self.connector_class.parse_config(self.valid_config(), self.config_key)
         return self.connector_class(self.account_id, config, host)
 
+    # ------------------------------------------------------------------ ids
+
+    def remote_id(self, kind: IdKind, label: str) -> str:
+        """The remote side's id for the chat, user or message the suite calls ``label``
+        (``chat-1``, ``customer-1``, ``msg-q``). The suite passes labels to the methods below
+        and compares what the connector produced (events, ``Received``) with this id. Remotes
+        that take any string keep the label (the default); a remote with ids of its own format
+        maps each label to a stable id of that format (Telegram: numbers, a private chat's id
+        being its user's id)."""
+        return label
+
     # ------------------------------------------------------------------ remote to connector
 
     @abstractmethod
@@ -109,6 +121,7 @@ class ConnectorHarness(ABC):
     ) -> None:
         """Deliver the same message again, as the remote does when an acknowledgement was
         lost. The default repeats ``remote_sends_message``."""
+        # Ids here and in the methods below are the suite's labels, see ``remote_id``.
         await self.remote_sends_message(chat_id, sender_id, text, message_id)
 
     async def remote_sends_attachment(

@@ -8,6 +8,7 @@ from .harness import ConnectorHarness
 
 HARNESSES = [
     "connectors.webhook.harness:WebhookHarness",
+    "connectors.telegram.harness:TelegramHarness",
 ]
 """``module:Class`` of each harness, relative to the ``tests`` directory."""
 

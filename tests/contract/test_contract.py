@@ -75,7 +75,15 @@ async def connector(harness: ConnectorHarness, host: FakeHost) -> AsyncIterator[
 
 
 def portal(harness: ConnectorHarness, chat: str = "chat-1") -> PortalKey:
-    return PortalKey(harness.account_id, RemoteChatID(chat))
+    return PortalKey(harness.account_id, RemoteChatID(harness.remote_id("chat", chat)))
+
+
+def message_ref(harness: ConnectorHarness, message: str, sender: str) -> MessageRef:
+    """A remote message the suite had the remote side send (labels, see ``remote_id``)."""
+    return MessageRef(
+        MessageID(harness.remote_id("message", message)),
+        sender=RemoteUserID(harness.remote_id("user", sender)),
+    )
 
 
 def matrix_message(harness: ConnectorHarness, text: str, **fields: Any) -> MatrixMessage:
@@ -156,10 +164,10 @@ async def test_remote_message_reaches_host(
     await harness.remote_sends_message("chat-7", "customer-3", "Hello, shop!", "msg-1")
     (event,) = await host.wait_for_events(1)
     assert isinstance(event, RemoteMessage)
-    assert event.chat.id == RemoteChatID("chat-7")
-    assert event.sender.id == RemoteUserID("customer-3")
+    assert event.chat.id == harness.remote_id("chat", "chat-7")
+    assert event.sender.id == harness.remote_id("user", "customer-3")
     assert event.text == "Hello, shop!"
-    assert event.message_id == MessageID("msg-1")
+    assert event.message_id == harness.remote_id("message", "msg-1")
 
 
 async def test_sender_name_reaches_host(
@@ -177,7 +185,8 @@ async def test_duplicate_delivery_recorded_once(
     await harness.remote_sends_duplicate("chat-1", "customer-1", "once", "msg-dup")
     await harness.remote_sends_message("chat-1", "customer-1", "twice", "msg-next")
     await host.wait_for_events(2)
-    assert [e.message_id for e in host.events] == ["msg-dup", "msg-next"]  # type: ignore[attr-defined]
+    expected = [harness.remote_id("message", "msg-dup"), harness.remote_id("message", "msg-next")]
+    assert [e.message_id for e in host.events] == expected  # type: ignore[attr-defined]
     assert len(host.duplicates) == 1
 
 
@@ -191,7 +200,7 @@ async def test_send_message_reaches_remote(
     assert isinstance(sent, SentMessage)
     assert isinstance(sent.message_id, str) and sent.message_id
     (item,) = await received_of(harness, "message")
-    assert item["chat_id"] == "chat-1"
+    assert item["chat_id"] == harness.remote_id("chat", "chat-1")
     assert "your order shipped" in (item["text"] or "")
     assert item["id"] == sent.message_id
 
@@ -239,11 +248,11 @@ async def test_reply(
     assert isinstance(connector, ReplyHandler)
     await harness.remote_sends_message("chat-1", "customer-1", "Where is it?", "msg-q")
     await host.wait_for_events(1)
-    ref = MessageRef(MessageID("msg-q"), sender=RemoteUserID("customer-1"))
+    ref = message_ref(harness, "msg-q", "customer-1")
     sent = await connector.send_reply(matrix_message(harness, "On its way", reply_to=ref))
     assert sent.message_id
     (item,) = await received_of(harness, "message")
-    assert item["reply_to"] == "msg-q"
+    assert item["reply_to"] == harness.remote_id("message", "msg-q")
     assert "On its way" in (item["text"] or "")
 
 
@@ -291,7 +300,7 @@ async def test_reactions(
     assert isinstance(connector, ReactionHandler)
     await harness.remote_sends_message("chat-1", "customer-1", "Thanks!", "msg-thanks")
     await host.wait_for_events(1)
-    target = MessageRef(MessageID("msg-thanks"), sender=RemoteUserID("customer-1"))
+    target = message_ref(harness, "msg-thanks", "customer-1")
     common: dict[str, Any] = {
         "portal": portal(harness),
         "sender": "@alice:example.com",
@@ -305,7 +314,7 @@ async def test_reactions(
     )
     (added,) = await received_of(harness, "reaction")
     (removed,) = await received_of(harness, "reaction_remove")
-    assert added["target"] == removed["target"] == "msg-thanks"
+    assert added["target"] == removed["target"] == harness.remote_id("message", "msg-thanks")
     assert added["emoji"] == removed["emoji"] == "👍"
 
 
@@ -386,12 +395,12 @@ async def test_read_receipt(
     assert isinstance(connector, ReadReceiptHandler)
     await harness.remote_sends_message("chat-1", "customer-1", "Hi", "msg-read")
     await host.wait_for_events(1)
-    target = MessageRef(MessageID("msg-read"), sender=RemoteUserID("customer-1"))
+    target = message_ref(harness, "msg-read", "customer-1")
     await connector.handle_matrix_read_receipt(
         MatrixReadReceipt(portal=portal(harness), sender="@alice:example.com", target=target)
     )
     (item,) = await received_of(harness, "read_receipt")
-    assert item["target"] == "msg-read"
+    assert item["target"] == harness.remote_id("message", "msg-read")
 
 
 async def test_typing(harness: ConnectorHarness, connector: NetworkConnector) -> None:
@@ -402,4 +411,4 @@ async def test_typing(harness: ConnectorHarness, connector: NetworkConnector) ->
         MatrixTyping(portal=portal(harness), sender="@alice:example.com", typing=True)
     )
     items = await received_of(harness, "typing")
-    assert items and items[-1]["chat_id"] == "chat-1"
+    assert items and items[-1]["chat_id"] == harness.remote_id("chat", "chat-1")

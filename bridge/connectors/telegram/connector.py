@@ -54,6 +54,7 @@ ALLOWED_UPDATES = [
     "deleted_business_messages",
 ]
 AVATAR_REFRESH = 6 * 3600.0
+CONNECT_TIMEOUT = 10.0
 
 
 class TelegramConnector(NetworkConnector):
@@ -85,7 +86,16 @@ class TelegramConnector(NetworkConnector):
         self._open = True
         if self.config.mode == "webhook" and self._route is None:
             self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
-        self._poller = asyncio.create_task(self._run(), name=f"telegram:{self.account_id}")
+        try:
+            await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
+            connected = True
+        except Exception as e:
+            # Not fatal: the background task keeps trying, the state says why meanwhile.
+            self.set_state(StateKind.DISCONNECTED, str(e) or type(e).__name__)
+            connected = False
+        self._poller = asyncio.create_task(
+            self._run(connected), name=f"telegram:{self.account_id}"
+        )
 
     async def stop(self) -> None:
         self._open = False
@@ -96,27 +106,37 @@ class TelegramConnector(NetworkConnector):
         await self.client.close()
         self.set_state(StateKind.STOPPED)
 
-    async def _run(self) -> None:
-        """Connect (retrying until the token is accepted), then poll or set the webhook."""
+    async def _connect(self) -> None:
+        """Check the token and set (or, for polling, remove) the webhook."""
+        me = await self.client.bot.get_me()
+        if self.config.mode == "webhook":
+            assert self._route is not None and self.config.webhook_url
+            await self.client.bot.set_webhook(
+                self.config.webhook_url + self._route,
+                secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            self.set_state(StateKind.CONNECTED, f"@{me.username}, webhook")
+        else:
+            await self.client.bot.delete_webhook(drop_pending_updates=False)
+            self.set_state(StateKind.CONNECTED, f"@{me.username}, polling")
+
+    async def _run(self, connected: bool) -> None:
+        """Connect (retrying until the token is accepted), then poll; webhook mode is done
+        once connected."""
         delay = 1.0
         while True:
             try:
-                me = await self.client.bot.get_me()
+                if not connected:
+                    await self._connect()
+                    connected = True
                 if self.config.mode == "webhook":
-                    assert self._route is not None and self.config.webhook_url
-                    await self.client.bot.set_webhook(
-                        self.config.webhook_url + self._route,
-                        secret_token=self.config.webhook_secret,
-                        allowed_updates=ALLOWED_UPDATES,
-                    )
-                    self.set_state(StateKind.CONNECTED, f"@{me.username}, webhook")
                     return
-                await self.client.bot.delete_webhook(drop_pending_updates=False)
-                self.set_state(StateKind.CONNECTED, f"@{me.username}, polling")
                 await self._poll()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                connected = False
                 self.set_state(StateKind.DISCONNECTED, str(e))
                 self.host.log.warning("Telegram not reachable (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
@@ -153,7 +173,11 @@ class TelegramConnector(NetworkConnector):
             return web.json_response({"error": "not running"}, status=503)
         if (request.content_length or 0) > MAX_UPDATE_SIZE:
             return web.json_response({"error": "update too large"}, status=413)
-        body = await request.content.read(MAX_UPDATE_SIZE + 1)
+        body = b""
+        while chunk := await request.content.read(MAX_UPDATE_SIZE + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_UPDATE_SIZE:
+                break
         if len(body) > MAX_UPDATE_SIZE:
             return web.json_response({"error": "update too large"}, status=413)
         try:
@@ -248,5 +272,5 @@ class TelegramConnector(NetworkConnector):
 
 
 def _too_big(name: str, size: int | None) -> str:
-    shown = f" ({size / 1024 / 1024:.1f} MB)" if size else ""
-    return f"{name}{shown} is over the 20 MB that Telegram lets bots download"
+    shown = f" ({size / 1024 / 1024:.2f} MiB)" if size else ""
+    return f"{name}{shown} is over the 20 MiB (20 MB) that Telegram lets bots download"

@@ -28,9 +28,9 @@ from ...events import (
     SentMessage,
 )
 from ...types import MessageID
-from .capabilities import CAPTION_LIMIT
+from .capabilities import CAPTION_LIMIT, MIB, TELEGRAM_CAPABILITIES
 from .client import TelegramClient
-from .format import matrix_html_to_telegram, split_telegram_html, telegram_length
+from .format import matrix_html_to_telegram, split_telegram_html
 
 VARIATION_SELECTOR = "\ufe0f"
 
@@ -89,10 +89,19 @@ class MatrixHandler:
         if media is None:
             return await self.send_message(msg)
         chat_id, connection = parse_chat(msg.portal.chat)
+        limits = TELEGRAM_CAPABILITIES.max_file_size
+        limit = limits.get(msg.msgtype, limits["*"])
+        if media.size is not None and media.size > limit:
+            raise PermanentDeliveryError(
+                f"{media.filename} is {media.size / MIB:.1f} MB; Telegram takes at most"
+                f" {limit / MIB:.0f} MB"
+            )
         data = await media.download()
         upload = BufferedInputFile(data, filename=media.filename)
-        caption = to_telegram_html(msg.text, msg.html) if msg.text else None
-        if caption and telegram_length(caption) > CAPTION_LIMIT:
+        # Without a caption the file would arrive without the sender's name: the prefix is it.
+        caption_text = msg.text or msg.prefix.strip()
+        caption = to_telegram_html(caption_text, msg.html if msg.text else None) or None
+        if caption and len(split_telegram_html(caption, CAPTION_LIMIT)) > 1:
             # A long caption goes first as its own message; the file follows it.
             await self.send_message(_without_media(msg))
             caption = None
@@ -167,7 +176,10 @@ class MatrixHandler:
         await self._set_reaction(removal.portal.chat, removal.target, None)
 
     async def _set_reaction(self, chat: str, target: MessageRef, emoji: str | None) -> None:
-        chat_id, _ = parse_chat(chat)
+        chat_id, connection = parse_chat(chat)
+        if connection:
+            # setMessageReaction has no business connection: it would hit the bot's own chat.
+            raise PermanentDeliveryError("Telegram does not let bots react in Business chats")
         reaction: list[ReactionTypeEmoji | ReactionTypeCustomEmoji | ReactionTypePaid] = []
         if emoji:
             reaction.append(ReactionTypeEmoji(emoji=emoji.replace(VARIATION_SELECTOR, "")))

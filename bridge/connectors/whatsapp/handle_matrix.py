@@ -89,7 +89,8 @@ class MatrixHandler:
         if not isinstance(media_id, str):
             raise PermanentDeliveryError("WhatsApp gave no media id for the upload")
         obj: dict[str, Any] = {"id": media_id}
-        caption = matrix_to_whatsapp(msg.text, msg.html) if msg.text else ""
+        # Without a caption the file would arrive without the sender's name: the prefix is it.
+        caption = matrix_to_whatsapp(msg.text, msg.html) if msg.text else msg.prefix.strip()
         if caption and len(caption) > CAPTION_LIMIT:
             # Too long for a caption: the text goes first as its own message.
             await self.send_message(_text_only(msg))

@@ -1,0 +1,686 @@
+"""The demo's Telegram: a local Bot API server with the company's bot, and a customer writing
+to that bot.
+
+    python demo/telegram_customer.py serve                  # started by scripts/demo.sh
+    python demo/telegram_customer.py send "Привет"          # write to the bot as a customer
+    python demo/telegram_customer.py send "Hi" --user-id 5550002 --name "Olga Smirnova"
+    python demo/telegram_customer.py send "The receipt" --file receipt.jpg
+    python demo/telegram_customer.py send "/start spring-promo"   # as a t.me deep link does
+
+``serve`` runs the test suite's Telegram Bot API simulator
+(``tests/connectors/telegram/simulator.py``) on DEMO_TELEGRAM_PORT (8091). The bridge's
+``demo-telegram`` account talks to it exactly as it would to api.telegram.org: it polls
+``getUpdates`` and answers with ``sendMessage``, ``sendPhoto``, ``editMessageText`` and so on.
+The same port serves, outside the Bot API, a page for people (write as a Telegram customer,
+see the bot's answers) and a small control API that the page and ``send`` use: a customer's
+message comes from Telegram's side, so it is pushed into the simulator as an update rather
+than sent through the Bot API.
+
+The conversation is kept in ``demo-data/telegram-messages.jsonl`` (and files in
+``demo-data/telegram-files/``), so that it, the chats and the id counters survive a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import json
+import re
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from common import DATA, LOOPBACK, REPO, load_state, telegram_url
+
+# The simulator lives in the test suite (the demo installs the project's test extra).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MESSAGES = DATA / "telegram-messages.jsonl"
+COUNTERS = DATA / "telegram-counters.json"
+FILES = DATA / "telegram-files"
+DEFAULT_USER_ID = 5550001
+DEFAULT_NAME = "Ivan Petrov"
+BOT_NAME = "Demo Company"
+TYPING_SHOWN = 6.0
+"""Seconds a "typing" chat action is shown on the page (Telegram shows it for 5 s)."""
+START = re.compile(r"/start(?:@\w+)?(?: .*)?", re.DOTALL)
+MAX_USER_ID = 2**52
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def append(record: dict[str, Any]) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    with MESSAGES.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def records() -> list[dict[str, Any]]:
+    try:
+        lines = MESSAGES.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def conversation(chat: int | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages of ``chat`` (every chat if None) with edits, deletions and the bot's
+    reactions applied, oldest first."""
+    shown: list[dict[str, Any]] = []
+    by_id: dict[tuple[int, int], dict[str, Any]] = {}
+    for r in log:
+        if chat is not None and r.get("chat_id") != chat:
+            continue
+        key = (int(r.get("chat_id") or 0), int(r.get("message_id") or r.get("target") or 0))
+        if r.get("type") == "message":
+            msg = dict(r, reactions=[], edited=False, deleted=False)
+            shown.append(msg)
+            by_id[key] = msg
+            continue
+        target = by_id.get(key)
+        if target is None:
+            continue
+        if r["type"] == "edit":
+            target.update(text=r.get("text") or "", edited=True)
+            if r.get("message"):
+                target["message"] = r["message"]
+        elif r["type"] == "delete":
+            target.update(deleted=True)
+        elif r["type"] == "reaction":
+            target["reactions"] = list(r.get("emojis") or [])
+    return shown
+
+
+def _load_counters() -> dict[str, int]:
+    try:
+        return {k: int(v) for k, v in json.loads(COUNTERS.read_text()).items()}
+    except (FileNotFoundError, ValueError, AttributeError):
+        return {}
+
+
+def _save_counters(counters: dict[str, int]) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = COUNTERS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(counters) + "\n")
+    tmp.replace(COUNTERS)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut for the terminal."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _joined(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "file"
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+class DemoTelegram:
+    """The simulator plus what a person needs around it: the page, the control API, the
+    conversation log, and the terminal lines saying what the bot did."""
+
+    def __init__(self, state: dict[str, Any], log_path: Path | None, quiet: bool) -> None:
+        from tests.connectors.telegram import updates as tg
+        from tests.connectors.telegram.simulator import TelegramSimulator
+
+        self.tg = tg
+        self.state = state
+        self.log_path = log_path
+        self.quiet = quiet
+        self.sim = TelegramSimulator(
+            state["telegram_token"], bot_username=state["telegram_bot_username"], bot_name=BOT_NAME
+        )
+        self.log = records()
+        self.counters = _load_counters()
+        self.seen = {"sent": 0, "edits": 0, "deletions": 0, "reactions": 0, "actions": 0}
+        self.typing: dict[int, float] = {}
+        self.bridge_connected = False
+        self.names: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ output
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+        if self.log_path:
+            with self.log_path.open("a", encoding="utf-8") as f:
+                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.log.append(record)
+        append(record)
+
+    def who(self, chat_id: int) -> str:
+        name = self.names.get(chat_id)
+        return f"{name} ({chat_id})" if name else str(chat_id)
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(self) -> None:
+        """Give a fresh simulator what the last run knew: its chats and messages (so the bot
+        can answer, edit and delete there) and ids larger than any handed out before (the
+        bridge keeps its getUpdates offset and remembers message ids)."""
+        sim, tg = self.sim, self.tg
+        highest = self.counters.get("message_id", 0)
+        for r in self.log:
+            highest = max(highest, int(r.get("message_id") or 0))
+        # Bot messages are logged a moment after they are sent: leave room for a few lost ones.
+        tg.note_message_id(highest + 100)
+        last_update = self.counters.get("update_id", 0)
+        if last_update and hasattr(sim, "_next_update_id"):
+            sim._next_update_id = max(sim._next_update_id, last_update)
+        store = getattr(sim, "_store", None)
+        for msg in conversation(None, self.log):
+            chat = (msg.get("message") or {}).get("chat")
+            if not isinstance(chat, dict):
+                continue
+            if chat["id"] not in self.names:
+                parts = (chat.get("first_name"), chat.get("last_name"), chat.get("title"))
+                self.names[chat["id"]] = " ".join(p for p in parts if p) or str(chat["id"])
+                sim.add_chat(chat)
+                if chat.get("type") == "private":
+                    sim.add_user(
+                        chat["id"], chat.get("first_name") or "User",
+                        last_name=chat.get("last_name"), started=False,
+                    )  # fmt: skip
+            if store is not None and not msg["deleted"]:
+                store(msg["message"], outgoing=msg["direction"] == "staff")
+
+    def remember_ids(self, update_id: int | None = None) -> None:
+        if update_id is not None:
+            self.counters["update_id"] = update_id
+        self.counters["message_id"] = max(
+            [self.counters.get("message_id", 0)]
+            + [int(r.get("message_id") or 0) for r in self.log[-50:]]
+        )
+        _save_counters(self.counters)
+
+    # ------------------------------------------------------------------ customer -> bot
+
+    def customer_message(
+        self, user_id: int, name: str, text: str, file: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Push one message from a Telegram user to the bot, as Telegram would."""
+        sim, tg = self.sim, self.tg
+        first, _, last = name.strip().partition(" ")
+        user = tg.user(user_id, first or "User", last_name=last.strip() or None)
+        chat = tg.private_chat(user)
+        caption = text or None
+        saved = None
+        if file is not None:
+            data, filename, mimetype = file["data"], file["name"], file["mimetype"]
+            if mimetype == "image/jpeg":
+                # Telegram apps send pictures as photos (re-encoded as JPEG); other files as
+                # documents with their name and type.
+                stored = sim.add_file(data, kind="photo", mime_type=mimetype)
+                # One size only: the builders' extra thumbnail is not downloadable.
+                size = tg.photo_size(stored.ref(), stored.width or 1280, stored.height or 960)
+                msg = tg.message(chat, user, photo=[size], caption=caption)
+            else:
+                stored = sim.add_file(
+                    data, kind="document", file_name=filename, mime_type=mimetype
+                )
+                msg = tg.document_message(
+                    chat, user, stored.ref(), file_name=filename, mime_type=mimetype,
+                    caption=caption,
+                )  # fmt: skip
+            saved = self.save_file(f"c{msg['message_id']}", filename, data)
+        elif START.fullmatch(text):
+            # A deep link t.me/<bot>?start=<payload> makes the app send "/start <payload>".
+            command = text.split(" ", 1)[0]
+            msg = tg.text_message(
+                chat, user, text, entities=[tg.entity("bot_command", 0, len(command))]
+            )
+        else:
+            msg = tg.text_message(chat, user, text)
+        update = sim.push_update(tg.message_update(msg))
+        self.names[user_id] = name
+        record = {
+            "direction": "customer",
+            "type": "message",
+            "chat_id": user_id,
+            "message_id": msg["message_id"],
+            "update_id": update["update_id"],
+            "name": name,
+            "text": text,
+            "time": msg["date"],
+            "message": msg,
+        }
+        if saved:
+            record["file"] = saved
+        self.record(record)
+        self.remember_ids(update["update_id"])
+        extra = f"[file {saved['name']}, {saved['size']} bytes]" if saved else ""
+        self.say(f"Telegram: {self.who(user_id)} wrote to the bot: {_joined(_short(text), extra)}")
+        return {"chat_id": user_id, "message_id": msg["message_id"],
+                "update_id": update["update_id"]}  # fmt: skip
+
+    def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
+        stored = f"{prefix}-{_safe_name(name)}"
+        FILES.mkdir(parents=True, exist_ok=True)
+        (FILES / stored).write_bytes(data)
+        return {"name": name, "size": len(data), "url": f"/files/{stored}"}
+
+    # ------------------------------------------------------------------ bot -> customer
+
+    async def watch(self) -> None:
+        """Log what the bot (that is, the bridge) does in the simulator, as it happens."""
+        sim = self.sim
+        while True:
+            self.collect()
+            if not self.bridge_connected and any(
+                r.status == 200 and r.method.lower() in ("getme", "getupdates")
+                for r in sim.requests
+            ):
+                self.bridge_connected = True
+                self.say("Telegram: the bridge is connected to the bot (polling getUpdates)")
+            if len(sim.requests) > 1000:  # every poll is recorded; keep the list short
+                del sim.requests[:-100]
+            await asyncio.sleep(0.2)
+
+    def collect(self) -> None:
+        sim, seen = self.sim, self.seen
+        changed = False
+        for sent in sim.sent[seen["sent"] :]:
+            seen["sent"] += 1
+            changed = True
+            record: dict[str, Any] = {
+                "direction": "staff",
+                "type": "message",
+                "method": sent.method,
+                "chat_id": sent.chat_id,
+                "message_id": sent.message_id,
+                "text": sent.rendered or "",
+                "raw": sent.text,
+                "reply_to": sent.reply_to,
+                "time": sent.message.get("date") or time.time(),
+                "message": sent.message,
+            }
+            if sent.file is not None:
+                record["file"] = self.save_file(
+                    f"b{sent.message_id}", sent.file.filename or "file", sent.file.data
+                )
+            self.record(record)
+            what = f"[{sent.method}: {record['file']['name']}]" if sent.file else ""
+            shown = _joined(_short(record["text"]), what)
+            self.say(f"Telegram: the bot answered {self.who(sent.chat_id)}: {shown}")
+        for edit in sim.edits[seen["edits"] :]:
+            seen["edits"] += 1
+            changed = True
+            self.record({"type": "edit", "chat_id": edit.chat_id, "target": edit.message_id,
+                         "text": edit.rendered or "", "message": edit.message})  # fmt: skip
+            self.say(f"Telegram: the bot edited a message to {self.who(edit.chat_id)}: "
+                     f"{_short(edit.rendered or '')}")  # fmt: skip
+        for deletion in sim.deletions[seen["deletions"] :]:
+            seen["deletions"] += 1
+            self.record({"type": "delete", "chat_id": deletion.chat_id,
+                         "target": deletion.message_id})  # fmt: skip
+            self.say(f"Telegram: the bot deleted a message in the chat with "
+                     f"{self.who(deletion.chat_id)}")  # fmt: skip
+        for reaction in sim.reactions[seen["reactions"] :]:
+            seen["reactions"] += 1
+            self.record({"type": "reaction", "chat_id": reaction.chat_id,
+                         "target": reaction.message_id, "emojis": reaction.emojis})  # fmt: skip
+            shown = " ".join(reaction.emojis) or "(none)"
+            self.say(f"Telegram: the bot set the reaction {shown} in the chat with "
+                     f"{self.who(reaction.chat_id)}")  # fmt: skip
+        for action in sim.actions[seen["actions"] :]:
+            seen["actions"] += 1
+            if action.action == "typing":
+                self.typing[action.chat_id] = time.monotonic()
+        if changed:
+            self.remember_ids()
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def page(self, _request: Any) -> Any:
+        from aiohttp import web
+
+        bot = self.state["telegram_bot_username"]
+        text = PAGE.replace("@BOT@", bot).replace("@BOT_NAME@", BOT_NAME)
+        text = text.replace("@USER_ID@", str(DEFAULT_USER_ID)).replace("@NAME@", DEFAULT_NAME)
+        return web.Response(text=text, content_type="text/html")
+
+    async def api_messages(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self.collect()
+        raw = request.query.get("chat", "").strip()
+        chat = int(raw) if raw.lstrip("-").isdigit() else None
+        messages = [
+            {k: v for k, v in m.items() if k != "message"} for m in conversation(chat, self.log)
+        ]
+        typing_at = self.typing.get(chat) if chat is not None else None
+        return web.json_response(
+            {
+                "bot": f"@{self.state['telegram_bot_username']}",
+                "messages": messages,
+                "typing": bool(typing_at and time.monotonic() - typing_at < TYPING_SHOWN),
+            },
+            dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+        )
+
+    async def api_ready(self, _request: Any) -> Any:
+        from aiohttp import web
+
+        status = 200 if self.bridge_connected else 503
+        return web.json_response({"bridge_connected": self.bridge_connected}, status=status)
+
+    async def api_send(self, request: Any) -> Any:
+        from aiohttp import web
+
+        def refuse(error: str) -> Any:
+            return web.json_response({"ok": False, "error": error}, status=400)
+
+        try:
+            data = await request.json()
+        except ValueError:
+            return refuse("send a JSON object")
+        if not isinstance(data, dict):
+            return refuse("send a JSON object")
+        name = str(data.get("name") or "").strip()
+        text = str(data.get("text") or "").strip()
+        raw_id = data.get("user_id")
+        try:
+            user_id = int(str(DEFAULT_USER_ID if raw_id in (None, "") else raw_id).strip())
+        except ValueError:
+            return refuse("the user id must be a number")
+        if not 0 < user_id < MAX_USER_ID:
+            return refuse(f"the user id must be between 1 and {MAX_USER_ID - 1}")
+        if not name:
+            return refuse("the name is required")
+        if user_id == self.sim.bot_user["id"]:
+            return refuse("that is the bot's own id")
+        file = None
+        raw_file = data.get("file")
+        if raw_file:
+            if not isinstance(raw_file, dict):
+                return refuse("file must be an object: name, mimetype, data_base64")
+            try:
+                content = base64.b64decode(str(raw_file.get("data_base64") or ""), validate=True)
+            except (ValueError, binascii.Error):
+                return refuse("file.data_base64 is not base64")
+            if not content:
+                return refuse("the file is empty")
+            file = {
+                "name": str(raw_file.get("name") or "file").strip() or "file",
+                "mimetype": str(raw_file.get("mimetype") or "") or "application/octet-stream",
+                "data": content,
+            }
+        length = self.tg.utf16_len(text)
+        if file is None and not text:
+            return refuse("write a text or choose a file")
+        if file is None and length > 4096:
+            return refuse(f"a Telegram message is at most 4096 characters (this one: {length})")
+        if file is not None and length > 1024:
+            return refuse(f"a Telegram caption is at most 1024 characters (this one: {length})")
+        result = self.customer_message(user_id, name, text, file)
+        return web.json_response({"ok": True, **result})
+
+    async def file(self, request: Any) -> Any:
+        from aiohttp import web
+
+        name = request.match_info["name"]
+        path = FILES / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    state = load_state()
+    demo = DemoTelegram(state, Path(args.log) if args.log else None, args.quiet)
+    sim = demo.sim
+    # The simulator opens its own listener on a random port; the demo serves the same Bot API
+    # handlers on the fixed port the bridge is configured with, next to its own pages.
+    await sim.start()
+    demo.restore()
+    app = web.Application(client_max_size=sim.limits.upload_max * 2 + (1 << 20))
+    app.router.add_route("*", "/bot{token}/{method}", sim._handle_api)
+    app.router.add_get("/file/bot{token}/{path:.+}", sim._handle_file)
+    app.router.add_get("/", demo.page)
+    app.router.add_get("/api/messages", demo.api_messages)
+    app.router.add_get("/api/ready", demo.api_ready)
+    app.router.add_post("/api/send", demo.api_send)
+    app.router.add_get("/files/{name}", demo.file)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, state["telegram_port"]).start()
+    demo.say(
+        f"Telegram simulator listening on {telegram_url(state)}: the Bot API of "
+        f"@{state['telegram_bot_username']} for the bridge, the customer page for you"
+    )
+    watcher = asyncio.create_task(demo.watch())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    watcher.cancel()
+    demo.collect()
+    await sim.stop()
+    await runner.cleanup()
+    return 0
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def send_to_simulator(
+    state: dict[str, Any], user_id: int, name: str, text: str, file: Path | None = None
+) -> tuple[int, Any]:
+    """Ask the running simulator to deliver a customer's message to the bot."""
+    body: dict[str, Any] = {"user_id": user_id, "name": name, "text": text}
+    if file is not None:
+        mimetype = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else None
+        if mimetype is None:
+            import mimetypes
+
+            mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        body["file"] = {
+            "name": file.name,
+            "mimetype": mimetype,
+            "data_base64": base64.b64encode(file.read_bytes()).decode(),
+        }
+    url = f"{telegram_url(state)}/api/send"
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            status, raw = e.code, e.read()
+    except OSError as e:
+        return 0, f"the Telegram simulator is not reachable at {url} ({e}); is the demo running?"
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    state = load_state()
+    if args.file is not None and not args.file.is_file():
+        print(f"{args.file} is not a file", file=sys.stderr)
+        return 1
+    status, answer = send_to_simulator(state, args.user_id, args.name, args.text, args.file)
+    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
+        print(
+            f"Sent to @{state['telegram_bot_username']} as {args.name} (Telegram user "
+            f"{args.user_id}): message {answer['message_id']}, update {answer['update_id']}"
+        )
+        return 0
+    error = answer.get("error") if isinstance(answer, dict) else answer
+    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="The demo's Telegram: the Bot API simulator and a customer of the bot."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("send", help="write to the company's bot as a Telegram customer")
+    s.add_argument("text", nargs="?", default="", help="the message (a caption with --file)")
+    s.add_argument(
+        "--user-id", type=int, default=DEFAULT_USER_ID,
+        help="the customer's Telegram user id, which is also the chat id (default: %(default)s)",
+    )  # fmt: skip
+    s.add_argument("--name", default=DEFAULT_NAME, help="first and last name (%(default)s)")
+    s.add_argument("--file", type=Path, help="send this file (.jpg as a photo, else a document)")
+    w = sub.add_parser("serve", help="run the simulator with the customer page")
+    w.add_argument("--log", help="also append what happens to this file")
+    w.add_argument("--quiet", action="store_true", help="print nothing to the terminal")
+    args = parser.parse_args()
+    if args.command == "send":
+        return cmd_send(args)
+    return asyncio.run(serve(args))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Telegram customer (bridge demo)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
+        color: #222; }
+ h1 { font-size: 1.3rem; } .hint { color: #666; font-size: .9rem; }
+ form { display: grid; grid-template-columns: 8rem 1fr; gap: .5rem; align-items: center;
+        background: #eef4fa; padding: 1rem; border-radius: .5rem; }
+ form textarea { height: 4rem; } form button { grid-column: 2; justify-self: start;
+        padding: .4rem 1.2rem; }
+ #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
+ #head { margin-top: 1.5rem; font-weight: 600; } #typing { color: #2a8bd6; font-size: .85rem;
+        min-height: 1.2em; font-weight: normal; }
+ #log { margin-top: .5rem; display: flex; flex-direction: column; gap: .5rem; }
+ .msg { padding: .5rem .8rem; border-radius: .6rem; max-width: 80%; white-space: pre-wrap; }
+ .customer { align-self: flex-end; background: #dcf8c6; }
+ .staff { align-self: flex-start; background: #f1f1f1; }
+ .meta { font-size: .75rem; color: #666; } .deleted { color: #999; font-style: italic; }
+ .quote { border-left: 3px solid #2a8bd6; padding-left: .4rem; color: #555; font-size: .85rem;
+        margin-bottom: .2rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+</style></head>
+<body>
+<h1>Telegram &mdash; a customer writes to @@BOT@</h1>
+<p class="hint">This page plays a customer in the Telegram app. The bot @@BOT@ ("@BOT_NAME@")
+lives on a local Telegram Bot API simulator; the bridge polls it like api.telegram.org, so
+what you send here reaches the company's staff in Matrix, and their answers (the bot's
+messages, edits, deletions and reactions) appear below. The page refreshes itself.
+Try <code>/start spring-promo</code>, as a t.me deep link would send.</p>
+<form id="f">
+ <label for="name">Your name</label><input id="name" value="@NAME@" required>
+ <label for="user">Telegram user id</label><input id="user" value="@USER_ID@" required
+   inputmode="numeric" pattern="[0-9]+">
+ <label for="text">Message</label><textarea id="text"></textarea>
+ <label for="file">File (optional)</label><input id="file" type="file">
+ <button>Send</button><div id="status"></div>
+</form>
+<div id="head">Chat with @BOT_NAME@ <div id="typing"></div></div>
+<div id="log"></div>
+<script>
+const $ = id => document.getElementById(id);
+function fmt(t) { return new Date(t * 1000).toLocaleTimeString(); }
+async function refresh() {
+  try {
+    const r = await fetch('/api/messages?chat=' + encodeURIComponent($('user').value.trim()));
+    const res = await r.json();
+    $('typing').textContent = res.typing ? 'typing…' : '';
+    const log = $('log'); log.textContent = '';
+    if (!res.messages.length) { log.textContent = 'No messages in this chat yet.'; }
+    const byId = {};
+    for (const m of res.messages) { byId[m.message_id] = m; }
+    for (const m of res.messages) {
+      const div = document.createElement('div');
+      div.className = 'msg ' + m.direction;
+      const meta = document.createElement('div'); meta.className = 'meta';
+      meta.textContent = (m.direction === 'staff' ? res.bot : m.name) + ' · ' + fmt(m.time)
+        + (m.edited ? ' · edited' : '');
+      div.append(meta);
+      const quoted = m.reply_to && byId[m.reply_to];
+      if (quoted && !m.deleted) {
+        const q = document.createElement('div'); q.className = 'quote';
+        q.textContent = quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name);
+        div.append(q);
+      }
+      const text = document.createElement('div');
+      if (m.deleted) { text.className = 'deleted'; text.textContent = '(deleted)'; }
+      else { text.textContent = m.text; }
+      div.append(text);
+      if (m.file && !m.deleted) {
+        const a = document.createElement('a'); a.href = m.file.url; a.target = '_blank';
+        a.textContent = '📎 ' + m.file.name + ' (' + m.file.size + ' bytes)';
+        div.append(a);
+      }
+      if (m.reactions.length && !m.deleted) {
+        const re = document.createElement('div'); re.textContent = m.reactions.join(' ');
+        div.append(re);
+      }
+      log.append(div);
+    }
+  } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
+}
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result.split(',', 2)[1] || '');
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+$('f').addEventListener('submit', async ev => {
+  ev.preventDefault();
+  $('status').textContent = 'Sending…';
+  const body = { name: $('name').value, user_id: $('user').value, text: $('text').value };
+  const file = $('file').files[0];
+  if (file) {
+    body.file = { name: file.name, mimetype: file.type || 'application/octet-stream',
+                  data_base64: await readFile(file) };
+  }
+  try {
+    const r = await fetch('/api/send', {
+      method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
+    });
+    const res = await r.json();
+    if (res.ok) {
+      $('status').textContent = 'Delivered to the bot (update ' + res.update_id + ').';
+      $('text').value = ''; $('file').value = '';
+    } else {
+      $('status').textContent = 'Not sent: ' + res.error;
+    }
+  } catch (e) { $('status').textContent = 'Not sent: ' + e; }
+  refresh();
+});
+$('user').addEventListener('change', refresh);
+refresh(); setInterval(refresh, 1500);
+</script>
+</body></html>
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
