@@ -165,6 +165,11 @@ class BridgeHost(Protocol):
         """Persist the account's connector data durably."""
         ...
 
+    async def find_chat(self, message_ids: list[str]) -> RemoteChatID | None:
+        """The chat of the most recent bridged message (either direction) among
+        ``message_ids``, or None: how mail threads find their conversation."""
+        ...
+
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
         """The stored metadata of the portal of ``chat`` ({} if there is none): what remote
         events put under ``metadata["portal"]``, e.g. when the customer last wrote."""

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ..connector import ConnectorState, StateKind
-from ..db import ChannelAccount, Portal
+from ..db import ChannelAccount, Message, Portal
 from ..events import RemoteEvent
 from ..types import AccountID, RemoteChatID
 
@@ -50,6 +50,10 @@ class ConnectorHost:
     async def load_data(self) -> dict[str, Any]:
         account = await ChannelAccount.get(self.account)
         return dict(account.data) if account else {}
+
+    async def find_chat(self, message_ids: list[str]) -> RemoteChatID | None:
+        chat = await Message.chat_of(self.account, message_ids)
+        return RemoteChatID(chat) if chat else None
 
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
         portal = await Portal.get(self.account, chat)

@@ -62,6 +62,20 @@ class Message:
         )
         return cls._from_row(await cls.db.fetchrow(q, account, chat))
 
+    @classmethod
+    async def chat_of(cls, account: str, message_ids: list[str]) -> str | None:
+        """The chat of the newest message among ``message_ids`` in ``account``."""
+        ids = [m for m in message_ids if m][-50:]
+        if not ids:
+            return None
+        marks = ", ".join(f"${i + 2}" for i in range(len(ids)))
+        q = (
+            f"SELECT chat FROM message WHERE account=$1 AND message_id IN ({marks}) "
+            "ORDER BY timestamp DESC LIMIT 1"
+        )
+        chat = await cls.db.fetchval(q, account, *ids)
+        return str(chat) if chat is not None else None
+
     async def insert(self) -> None:
         q = (
             f"INSERT INTO message ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "

@@ -114,6 +114,13 @@ class FakeHost:
     async def save_data(self, data: dict[str, Any]) -> None:
         self.data = json.loads(json.dumps(data))
 
+    async def find_chat(self, message_ids: list[str]) -> RemoteChatID | None:
+        """As the core does, from the recorded events (the fake has no message table)."""
+        for event in reversed(self.events):
+            if getattr(event, "message_id", None) in message_ids:
+                return event.chat.id
+        return None
+
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
         """As the core does: the ``metadata["portal"]`` of the chat's recorded events, merged."""
         merged: dict[str, Any] = {}
