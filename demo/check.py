@@ -1,15 +1,19 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
-The staff user logs in with matrix-nio. Then, for the webhook customer and for a Telegram
-customer in turn:
+The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer
+and a WhatsApp customer in turn:
 
-1. the customer writes through its CLI in a new chat (``demo/customer.py send``, or
-   ``demo/telegram_customer.py send`` as a new Telegram user);
+1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
+   ``demo/telegram_customer.py send`` as a new Telegram user, or
+   ``demo/whatsapp_customer.py send`` from a new phone number);
 2. the staff user waits for the bridge's invite to the new portal room, and joins it;
 3. the customer's message is visible in that room;
 4. the staff user answers;
-5. the answer arrived: at the customer app (signed POST to /inbox), or at the Telegram
-   simulator as a ``sendMessage`` to that chat, with the "Demo Staff: " sender prefix.
+5. the answer arrived: at the customer app (signed POST to /inbox), at the Telegram
+   simulator as a ``sendMessage`` to that chat, or at the WhatsApp simulator as a text
+   message to that number, with the "Demo Staff: " sender prefix;
+6. WhatsApp only: the phone's ``delivered`` and ``read`` statuses come back as read receipts
+   on the answer, of the bridge bot and of the customer's ghost.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import customer_url, hs_url, load_state, telegram_url
+from common import DATA, SERVER_NAME, customer_url, hs_url, load_state, telegram_url, whatsapp_url
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -34,6 +39,7 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
+from ruamel.yaml import YAML
 
 STEP_TIMEOUT = 90.0
 TOTAL_TIMEOUT = 300.0
@@ -133,6 +139,33 @@ class Staff:
         found: dict[str, Any] = await _wait("the customer's message in the portal room", message)
         return found
 
+    async def read_by(self, room_id: str, event_id: str, user: str) -> bool:
+        """Whether ``user`` has a read receipt on ``event_id``, from a fresh sync of the room.
+        The filter is new each time: Synapse answers a repeated identical initial sync from its
+        response cache."""
+        room_filter = json.dumps({
+            "room": {"rooms": [room_id], "timeline": {"limit": 1}},
+            "account_data": {"types": [f"nonce.{time.monotonic_ns()}"]},
+        })  # fmt: skip
+        query = urllib.parse.urlencode({"filter": room_filter})
+        url = f"{self.client.homeserver}/_matrix/client/v3/sync?{query}"
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.client.access_token}"}
+        )
+
+        def fetch() -> Any:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return json.loads(r.read())
+
+        data = await asyncio.to_thread(fetch)
+        joined = data.get("rooms", {}).get("join", {}).get(room_id, {})
+        for event in joined.get("ephemeral", {}).get("events", []):
+            if event.get("type") == "m.receipt":
+                readers = event["content"].get(event_id, {}).get("m.read", {})
+                if user in readers:
+                    return True
+        return False
+
     async def answer(self, room_id: str, text: str) -> str:
         sent = await self.client.room_send(
             room_id, "m.room.message", {"msgtype": "m.text", "body": text}
@@ -229,6 +262,65 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     steps.ok(f"sendMessage {got.get('text')!r}")
 
 
+async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new phone number, so that the bridge makes a new portal.
+    number = f"49151{secrets.randbelow(10**7):07d}"
+    customer_text = f"Hallo from the demo check ({nonce})"
+    reply_text = f"Danke, wir kümmern uns ({nonce})"
+    expected = f"Demo Staff: {reply_text}"
+
+    steps.begin(f"whatsapp: customer CLI sends {customer_text!r} from +{number}")
+    out = await _run_cli(
+        "whatsapp_customer.py", "send", customer_text, "--number", f"+{number}",
+        "--name", "Check WhatsApp",
+    )  # fmt: skip
+    steps.ok(out)
+
+    steps.begin("whatsapp: wait for the bridge's invite to the new portal room")
+    room_id = await staff.wait_for_invite(number)
+    steps.ok(room_id)
+
+    steps.begin("whatsapp: join the portal room")
+    await staff.join(room_id)
+    steps.ok()
+
+    steps.begin("whatsapp: see the customer's message in the room")
+    seen = await staff.wait_for_message(room_id, customer_text)
+    ghost = str(seen.get("sender"))
+    steps.ok(f"from {ghost}")
+
+    steps.begin(f"whatsapp: staff answers {reply_text!r}")
+    event_id = await staff.answer(room_id, reply_text)
+    steps.ok(event_id)
+
+    steps.begin(f"whatsapp: the simulator gets a text message to +{number} with the prefix")
+    url = f"{whatsapp_url(state)}/api/messages?number={number}"
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(_get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != "business":
+                continue
+            if msg.get("kind") != "text" or msg.get("number") != number:
+                raise CheckFailed(f"the business sent something else: {msg}")
+            if msg.get("text") != expected:
+                raise CheckFailed(f"the business sent {msg.get('text')!r}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got = await _wait("the answer at the WhatsApp simulator", delivered)
+    steps.ok(f"text {got.get('text')!r}")
+
+    bot = f"@{YAML().load((DATA / 'config.yaml').read_text())['bot']['username']}:{SERVER_NAME}"
+    steps.begin("whatsapp: the phone's statuses come back: delivered as the bot's read receipt")
+    await _wait("the bot's read receipt", lambda: staff.read_by(room_id, event_id, bot))
+    steps.ok(bot)
+
+    steps.begin("whatsapp: ... and read as the customer's read receipt")
+    await _wait("the customer's read receipt", lambda: staff.read_by(room_id, event_id, ghost))
+    steps.ok(ghost)
+
+
 async def run(state: dict[str, Any]) -> None:
     steps = Steps()
     nonce = secrets.token_hex(3)
@@ -255,6 +347,7 @@ async def run(state: dict[str, Any]) -> None:
 
         await check_webhook(state, staff, steps, nonce)
         await check_telegram(state, staff, steps, nonce)
+        await check_whatsapp(state, staff, steps, nonce)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")
     finally:
         try:

@@ -2,7 +2,8 @@
 
 Everything the demo creates is under ``demo-data/`` at the repository root (``DEMO_DATA`` to
 put it elsewhere). ``demo-data/demo.json`` holds the settings the scripts share: ports, the
-staff user's password, the webhook secret, the Telegram bot token.
+staff user's password, the webhook secret, the Telegram bot token, the WhatsApp app secret and
+access token.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ ACCOUNT = "demo"
 TELEGRAM_ACCOUNT = "demo-telegram"
 """The Telegram channel account of the demo, a bot on the local Bot API simulator."""
 TELEGRAM_BOT_USERNAME = "demo_company_bot"
+WHATSAPP_ACCOUNT = "demo-whatsapp"
+"""The WhatsApp channel account of the demo, a business number on the local Cloud API simulator."""
+WHATSAPP_PHONE_NUMBER_ID = "106540352242922"
+"""Ids as Meta's dashboard shows them: the business number's id and the WhatsApp Business
+Account's (WABA) id. The simulator answers only for these."""
+WHATSAPP_WABA_ID = "102290129340398"
+WHATSAPP_DISPLAY_NUMBER = "4930901820"
+"""The business's own phone number, as customers see it (+49 30 901820)."""
+WHATSAPP_BUSINESS_NAME = "Demo Company"
 
 SIGNATURE_HEADER = "X-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -65,6 +75,16 @@ def customer_url(state: dict[str, Any]) -> str:
 def telegram_url(state: dict[str, Any]) -> str:
     """The Telegram simulator: the Bot API for the bridge, a customer page for people."""
     return f"http://{LOOPBACK}:{state['telegram_port']}"
+
+
+def whatsapp_url(state: dict[str, Any]) -> str:
+    """The WhatsApp simulator: the Graph API for the bridge, a customer page for people."""
+    return f"http://{LOOPBACK}:{state['whatsapp_port']}"
+
+
+def whatsapp_webhook_url(state: dict[str, Any]) -> str:
+    """Where "Meta" (the simulator) delivers the webhooks of the demo's WhatsApp account."""
+    return f"{bridge_url(state)}/connectors/{state['whatsapp_account']}/webhook"
 
 
 # The signature of the webhook protocol, written out here on purpose (rather than imported from

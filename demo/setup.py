@@ -5,9 +5,10 @@
     python demo/setup.py staff       # make sure @staff:localhost exists (Synapse running)
     python demo/setup.py banner      # print how to use the running demo
 
-Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090) and
-DEMO_TELEGRAM_PORT (8091) on every run; secrets, the staff password and the Telegram bot token
-are made once and kept in demo-data/demo.json.
+Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090),
+DEMO_TELEGRAM_PORT (8091) and DEMO_WHATSAPP_PORT (8092) on every run; secrets, the staff
+password, the Telegram bot token and the WhatsApp app secret, verify token and access token are
+made once and kept in demo-data/demo.json.
 """
 
 from __future__ import annotations
@@ -37,12 +38,17 @@ from common import (
     STAFF_USER,
     TELEGRAM_ACCOUNT,
     TELEGRAM_BOT_USERNAME,
+    WHATSAPP_ACCOUNT,
+    WHATSAPP_DISPLAY_NUMBER,
+    WHATSAPP_PHONE_NUMBER_ID,
+    WHATSAPP_WABA_ID,
     bridge_url,
     customer_url,
     hs_url,
     load_state,
     save_state,
     telegram_url,
+    whatsapp_url,
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -52,13 +58,15 @@ BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
 EXAMPLE_CONFIG = REPO / "example-config.yaml"
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
-                 "telegram_port": 8091}  # fmt: skip
+                 "telegram_port": 8091, "whatsapp_port": 8092}  # fmt: skip
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
             "customer_port": "DEMO_CUSTOMER_PORT",
-            "telegram_port": "DEMO_TELEGRAM_PORT"}  # fmt: skip
+            "telegram_port": "DEMO_TELEGRAM_PORT",
+            "whatsapp_port": "DEMO_WHATSAPP_PORT"}  # fmt: skip
 PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
              "customer_port": "the customer app",
-             "telegram_port": "the Telegram simulator"}  # fmt: skip
+             "telegram_port": "the Telegram simulator",
+             "whatsapp_port": "the WhatsApp simulator"}  # fmt: skip
 
 _FAST = {"per_second": 10000, "burst_count": 100000}
 RELAXED_RATE_LIMITS: dict[str, Any] = {
@@ -135,6 +143,14 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     bot_id = 7_000_000_000 + secrets.randbelow(1_000_000_000)
     state.setdefault("telegram_token", f"{bot_id}:{secrets.token_urlsafe(26)}")
     state.setdefault("telegram_bot_username", TELEGRAM_BOT_USERNAME)
+    # The WhatsApp business number: what Meta's dashboard would show (ids, a system-user access
+    # token, the app secret that signs webhooks) and the verify token typed in there.
+    state.setdefault("whatsapp_account", WHATSAPP_ACCOUNT)
+    state.setdefault("whatsapp_phone_number_id", WHATSAPP_PHONE_NUMBER_ID)
+    state.setdefault("whatsapp_waba_id", WHATSAPP_WABA_ID)
+    state.setdefault("whatsapp_access_token", "EAAdemo" + secrets.token_urlsafe(48))
+    state.setdefault("whatsapp_app_secret", secrets.token_hex(16))
+    state.setdefault("whatsapp_verify_token", secrets.token_urlsafe(24))
     state.update(ports)
     save_state(state)
     print(("Created" if fresh else "Reusing") + f" {DATA}")
@@ -242,19 +258,14 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     data["database"]["url"] = "sqlite:bridge.db"
     # Edit the example's sections in place, so that their documenting comments stay.
     _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
+    if state["whatsapp_account"] not in data["channels"]:
+        # Fresh, or demo-data/ from before the demo had Telegram or WhatsApp: make the demo's
+        # accounts from the example's (with their comments). Everything the demo needs in them
+        # is set below, on every start.
+        data["channels"] = _demo_channels(state)
     channels = data["channels"]
-    if state["account"] not in channels:  # fresh: turn the example accounts into ours
-        webhook = _channel_of_type(channels, "webhook") or channels[next(iter(channels))]
-        telegram = _channel_of_type(channels, "telegram")
-        items = [(state["account"], webhook)]
-        if telegram is not None:
-            items.append((state["telegram_account"], telegram))
-        _replace_keys(channels, items)
-    if state["telegram_account"] not in channels:
-        # demo-data/ from before the demo had Telegram: add the example's account.
-        example = _channel_of_type(YAML().load(EXAMPLE_CONFIG.read_text())["channels"], "telegram")
-        channels[state["telegram_account"]] = example if example is not None else CommentedMap()
     _set_telegram_channel(channels[state["telegram_account"]], state)
+    _set_whatsapp_channel(channels[state["whatsapp_account"]], state)
     channel = channels[state["account"]]
     channel["type"] = "webhook"
     _set_staff(channel, state["staff_user"])
@@ -293,6 +304,17 @@ def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
     return next((c for c in channels.values() if c.get("type") == kind), None)
 
 
+def _demo_channels(state: dict[str, Any]) -> CommentedMap:
+    """The example config's channel accounts turned into the demo's: a webhook, a Telegram and
+    a WhatsApp account, in this order."""
+    channels = YAML().load(EXAMPLE_CONFIG.read_text())["channels"]
+    items = [(state["account"], _channel_of_type(channels, "webhook") or CommentedMap())]
+    for key, kind in (("telegram_account", "telegram"), ("whatsapp_account", "whatsapp")):
+        items.append((state[key], _channel_of_type(channels, kind) or CommentedMap()))
+    _replace_keys(channels, items)
+    return channels
+
+
 def _set_telegram_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     """The demo's Telegram account: a bot on the local simulator, polled for updates."""
     channel["type"] = "telegram"
@@ -309,6 +331,25 @@ def _set_telegram_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     channel["delivery_deadline"] = 600
     channel["request_timeout"] = 10
     channel["title"] = "Telegram"
+
+
+def _set_whatsapp_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
+    """The demo's WhatsApp account: a business number on the local Cloud API simulator, which
+    plays Meta both ways (the Graph API for sending, signed webhooks for receiving)."""
+    channel["type"] = "whatsapp"
+    _set_staff(channel, state["staff_user"])
+    channel["phone_number_id"] = state["whatsapp_phone_number_id"]
+    channel["business_account_id"] = state["whatsapp_waba_id"]
+    channel["access_token"] = state["whatsapp_access_token"]
+    channel["app_secret"] = state["whatsapp_app_secret"]
+    channel["verify_token"] = state["whatsapp_verify_token"]
+    channel["api_version"] = "v21.0"
+    channel["base_url"] = whatsapp_url(state)
+    # One customer's messages come one at a time here; a short hold keeps the demo snappy.
+    channel["reorder_window"] = 0.3
+    channel["delivery_deadline"] = 600
+    channel["request_timeout"] = 10
+    channel["title"] = "WhatsApp"
 
 
 def _replace_keys(mapping: CommentedMap, items: list[tuple[str, Any]]) -> None:
@@ -480,15 +521,25 @@ def staff(_: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- banner
 
 
+def _bot_username() -> str:
+    try:
+        return str(YAML().load(BRIDGE_CONFIG.read_text())["bot"]["username"])
+    except (OSError, KeyError, TypeError):
+        return "bridgebot"
+
+
 def banner(_: argparse.Namespace) -> None:
     s = load_state()
     rule = "=" * 78
     python = os.path.relpath(sys.executable, Path.cwd()) if sys.executable else "python"
+    bot = _bot_username()
     print(
         f"""
 {rule}
-  The demo is running: Synapse, the bridge, a customer web app and a simulated
-  Telegram (a local Bot API server with the company's bot), all on {LOOPBACK}.
+  The demo is running: Synapse, the bridge, a customer web app, a simulated
+  Telegram (a local Bot API server with the company's bot) and a simulated
+  WhatsApp (a local Cloud API with the company's business number
+  +{WHATSAPP_DISPLAY_NUMBER}), all on {LOOPBACK}.
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
@@ -501,12 +552,23 @@ def banner(_: argparse.Namespace) -> None:
      or as a Telegram customer writing to the bot @{s["telegram_bot_username"]}:
         - in a browser:  {telegram_url(s)}   (name, text, an optional file), or
         - from a shell:  {python} demo/telegram_customer.py send "Привет"
+     or as a WhatsApp customer writing to the business number:
+        - in a browser:  {whatsapp_url(s)}   (name, phone number, text, a file), or
+        - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"
 
-  3. In the Matrix client, accept the invite to the new room ("Web chat" or "Telegram"
-     conversation) and answer. The customer's page shows the answer; this terminal
-     prints it too.
+  3. In the Matrix client, accept the invite to the new room ("Web chat", "Telegram"
+     or "WhatsApp" conversation) and answer. The customer's page shows the answer (on
+     WhatsApp with ticks: the phone reports sent, delivered, read, which the room shows
+     as read receipts of the bridge bot and of the customer); this terminal prints it.
 
-  Bridge commands: start a direct chat with @bridgebot:{SERVER_NAME} and send "help"
+  WhatsApp templates (order_update (de), hello_world (en_US)), which the business may
+  send even after the customer's 24 hours have passed:
+     - in the WhatsApp room:  !bridge template          (lists them)
+                              !bridge template hello_world en_US ACME
+     - to any number, in a direct chat with @{bot}:{SERVER_NAME}:
+          template {s["whatsapp_account"]} +491701234567 hello_world en_US ACME
+
+  Bridge commands: start a direct chat with @{bot}:{SERVER_NAME} and send "help"
   (in portal rooms prefix them: "!bridge help").
 
   Logs: {DATA}/*.log      Stop everything: Ctrl-C

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # A local demo of the bridge in one command: a throwaway Synapse, the bridge, a small
-# "customer" web app on the far side of the webhook connector, and a simulated Telegram (a
-# local Bot API server with the company's bot and a page to write to it), all on 127.0.0.1.
+# "customer" web app on the far side of the webhook connector, a simulated Telegram (a local
+# Bot API server with the company's bot and a page to write to it) and a simulated WhatsApp (a
+# local Cloud API with the company's business number and a page to write to it), all on
+# 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive a webhook and a Telegram conversation end
-#                                  # to end, print PASS/FAIL (or DEMO_CHECK=1 bash scripts/demo.sh)
+#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram and a WhatsApp
+#                                  # conversation end to end, print PASS/FAIL
+#                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
-#        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091).
+#        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
+#        DEMO_WHATSAPP_PORT (WhatsApp, 8092).
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
 # later runs; rm -rf demo-data to start afresh.
 #
@@ -29,7 +33,7 @@ CHECK=${DEMO_CHECK:-0}
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done
@@ -85,7 +89,7 @@ for pidfile in "$DATA"/*.pid; do
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
       | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py' \
-        -e 'demo/telegram_customer.py'; then
+        -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py'; then
     LEFTOVER+=("$pid")
   else
     rm -f "$pidfile"
@@ -141,7 +145,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, Telegram simulator, then Synapse.
+    # Reverse order: customer app, bridge, WhatsApp and Telegram simulators, then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
       rm -f "$DATA/${NAMES[i]}.pid"
@@ -156,10 +160,11 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT ACCOUNT < <("$PY" -c '
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT ACCOUNT < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"], s["account"])
+print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"],
+      s["whatsapp_port"], s["account"])
 ' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
@@ -182,6 +187,20 @@ fi
 "$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/messages" \
   --pid "${PIDS[-1]}" --what "The Telegram simulator" --log "$DATA/telegram.log" --timeout 60
 
+# WhatsApp too: it plays Meta, which verifies the bridge's webhook as soon as it answers.
+log "starting the WhatsApp simulator on 127.0.0.1:$WHATSAPP_PORT (log: demo-data/whatsapp.log)"
+if [ "$CHECK" = 1 ]; then
+  start whatsapp /dev/null "$DATA/whatsapp.log" "$ROOT" \
+    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log" --quiet
+else
+  # Its terminal output ("the business answered ...") is part of the demo.
+  start whatsapp - "$DATA/whatsapp.log" "$ROOT" \
+    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log"
+fi
+WHATSAPP_PID=${PIDS[-1]}
+"$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/messages" \
+  --pid "$WHATSAPP_PID" --what "The WhatsApp simulator" --log "$DATA/whatsapp.log" --timeout 60
+
 log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
 start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
 # The webhook route exists once the connector started: GET on it answers 405 from then on.
@@ -190,6 +209,9 @@ start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c co
 # The simulator answers 200 here once the bridge's Telegram account has reached the bot.
 "$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/ready" \
   --pid "${PIDS[-1]}" --what "The bridge's Telegram account" --log "$DATA/bridge.log" --timeout 60
+# ... and 200 here once it has verified the bridge's WhatsApp webhook (hub.challenge).
+"$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/ready" \
+  --pid "${PIDS[-1]}" --what "The bridge's WhatsApp webhook" --log "$DATA/bridge.log" --timeout 60
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then

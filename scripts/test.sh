@@ -45,11 +45,16 @@ if is_root && ! id -u postgres >/dev/null 2>&1; then
   useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
 fi
 
-# ---- IMAP server (dovecot) -- TO BE ADDED ----------------------------------------------------
-# The email connector's end-to-end tests will run their own dovecot on loopback.  Install its
-# binaries here, the same way as PostgreSQL above, e.g.:
-#   command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || apt_install dovecot-imapd
-# ----------------------------------------------------------------------------------------------
+# IMAP server binaries (dovecot).  tests/infra/dovecot.py runs a throwaway dovecot master on
+# 127.0.0.1 with its own config in a temporary directory (never /etc/dovecot, no system service).
+# The Debian package also creates the `dovecot`/`dovenull` users it needs when run as root.
+have_dovecot() {
+  command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] \
+    || { [ -n "${DOVECOT_BIN:-}" ] && [ -x "$DOVECOT_BIN" ]; }
+}
+if ! have_dovecot; then
+  apt_install dovecot-imapd
+fi
 
 # --------------------------------------------------------------------------- Python venv
 PYTHON=${PYTHON:-python3}

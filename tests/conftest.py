@@ -14,8 +14,10 @@ import pytest_asyncio
 from tests.connectors.telegram.simulator import TelegramSimulator
 from tests.connectors.whatsapp.simulator import WhatsAppSimulator
 from tests.infra.bridge_proc import BridgeProcess, run_cli, write_bridge_config
+from tests.infra.dovecot import DovecotServer
 from tests.infra.ports import free_port
 from tests.infra.postgres import PostgresServer
+from tests.infra.smtp_capture import SmtpCapture
 from tests.infra.staff import StaffClient
 from tests.infra.synapse import SynapseServer
 from tests.infra.webhook_peer import WebhookPeer
@@ -27,6 +29,8 @@ HOOK_TOKEN = "222222:HOOK-simulator-token-bbbb"
 WEBHOOK_SECRET = "webhook-secret_123"
 WA_APP_SECRET = "wa-app-secret-for-tests"
 WA_VERIFY_TOKEN = "wa-verify-token"
+MAIL_USER = "support"
+MAIL_PASSWORD = "mailbox-password"
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +60,10 @@ class Stack:
     """The Bot API of the webhook bot (account ``tg-hook``)."""
     whatsapp: WhatsAppSimulator
     """The Cloud API of the business number (account ``wa``)."""
+    dovecot: DovecotServer
+    """The IMAP server with the company mailbox ``support`` (account ``mail``)."""
+    smtp: SmtpCapture
+    """The SMTP server the mailbox account sends through."""
     account: str = ACCOUNT
 
 
@@ -71,6 +79,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     await telegram_hook.start()
     whatsapp = WhatsAppSimulator(app_secret=WA_APP_SECRET, verify_token=WA_VERIFY_TOKEN)
     await whatsapp.start()
+    dovecot = DovecotServer()
+    dovecot.add_user(MAIL_USER, MAIL_PASSWORD)
+    await dovecot.astart()
+    smtp = SmtpCapture(credentials={MAIL_USER: MAIL_PASSWORD})
+    await smtp.astart()
     bridge_port = free_port()
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
     synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
@@ -105,6 +118,15 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "verify_token": WA_VERIFY_TOKEN, "base_url": whatsapp.base_url,
                 "reorder_window": 0.5, "delivery_deadline": 120, "template_cache": 1,
             },
+            "mail": {
+                "type": "email", "staff": [staff_id],
+                "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "starttls",
+                         "verify_tls": False, "user": MAIL_USER, "password": MAIL_PASSWORD},
+                "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none",
+                         "user": MAIL_USER, "password": MAIL_PASSWORD},
+                "from_address": "support@company.test", "from_name": "ACME Support",
+                "poll_interval": 1, "delivery_deadline": 30,
+            },
         },
     )  # fmt: skip
     result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
@@ -118,7 +140,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     st = Stack(
         workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
         password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
-        whatsapp,
+        whatsapp, dovecot, smtp,
     )  # fmt: skip
     try:
         yield st
@@ -129,6 +151,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await telegram.stop()
         await telegram_hook.stop()
         await whatsapp.stop()
+        await smtp.astop()
+        await dovecot.astop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -10,6 +10,7 @@ CONNECTORS: dict[str, str] = {
     "webhook": "bridge.connectors.webhook:WebhookConnector",
     "telegram": "bridge.connectors.telegram:TelegramConnector",
     "whatsapp": "bridge.connectors.whatsapp:WhatsAppConnector",
+    "email": "bridge.connectors.email:EmailConnector",
 }
 
 

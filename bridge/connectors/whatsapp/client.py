@@ -53,8 +53,11 @@ class PairLimiter:
                 at_user = now + (1 - tokens) * self.per_user
                 tokens, stamp = 0.0, at_user
             self._tokens[user] = (tokens, stamp)
-            at = max(at_user, self._next_number)
-            self._next_number = at + self.per_number
+            # The number's own rate is a separate slot: a customer waiting out the pair rate
+            # must not hold up messages to everyone else.
+            slot = max(now, self._next_number)
+            self._next_number = slot + self.per_number
+            at = max(at_user, slot)
         if at > now:
             await asyncio.sleep(at - now)
 

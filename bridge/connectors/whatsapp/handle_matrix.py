@@ -23,7 +23,7 @@ from .client import GraphClient
 from .format import matrix_to_whatsapp, split_text
 
 WINDOW_CLOSED = (
-    "the customer last wrote more than 24 hours ago, so WhatsApp only accepts a template now."
+    "the customer has not written in the last 24 hours, so WhatsApp only accepts a template."
     " `!bridge template` lists the approved ones; `!bridge template <name> <parameters…>`"
     " sends one"
 )

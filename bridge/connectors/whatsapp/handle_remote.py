@@ -9,6 +9,8 @@ import hmac
 import html
 import itertools
 import json
+import math
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,9 +111,10 @@ def _contact_names(value: dict[str, Any], where: str) -> dict[str, str]:
 
 def _timestamp(value: Any) -> float | None:
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        ts = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return ts if math.isfinite(ts) and 0 < ts < 1e11 else None
 
 
 def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
@@ -159,7 +162,9 @@ def _content(
         media = _obj(msg.get(kind), f"message.{kind}")
         media_id = _str(media.get("id"), f"{kind}.id")
         mimetype = media.get("mime_type") if isinstance(media.get("mime_type"), str) else None
-        ext = EXTENSIONS[kind]
+        ext = (mimetypes.guess_extension((mimetype or "").split(";")[0].strip()) or "").lstrip(
+            "."
+        ) or EXTENSIONS[kind]
         filename = media.get("filename") if isinstance(media.get("filename"), str) else None
         attachment = RemoteAttachment(
             url=MEDIA_PREFIX + media_id,
@@ -200,7 +205,8 @@ def _content(
         return f"🔘 {button.get('text') or button.get('payload') or ''}", None, [], False
     errors = [e for e in _list(msg.get("errors"), "message.errors") if isinstance(e, dict)]
     detail = "; ".join(str(e.get("title") or e.get("message") or e.get("code")) for e in errors)
-    text = f"⚠️ The customer sent a {kind or 'message'} that WhatsApp cannot pass on"
+    what = f"{kind} message" if isinstance(kind, str) and kind else "message"
+    text = f"⚠️ The customer sent an {what} that WhatsApp cannot pass on"
     return text + (f" ({detail})" if detail else ""), None, [], True
 
 
@@ -276,8 +282,15 @@ class ReorderBuffer:
             item.done.set_result(True)
 
     async def close(self) -> None:
+        """Stop: webhooks still held are answered with an error, so Meta sends them again."""
         for task in list(self._flushers.values()):
             task.cancel()
+        self._flushers.clear()
+        for items in self._pending.values():
+            for item in items:
+                if not item.done.done():
+                    item.done.set_exception(RuntimeError("the connector stopped"))
+        self._pending.clear()
 
 
 class Webhook:
@@ -303,7 +316,11 @@ class Webhook:
     async def receive(self, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_BODY:
             return web.json_response({"error": "body too large"}, status=413)
-        body = await request.content.read(MAX_BODY + 1)
+        body = b""
+        while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_BODY:
+                break
         if len(body) > MAX_BODY:
             return web.json_response({"error": "body too large"}, status=413)
         if not verify_signature(

@@ -1,0 +1,131 @@
+"""Reading the mailbox: IMAP with IDLE where offered (polling otherwise), UIDs and UIDVALIDITY
+kept by the caller so that a restart neither loses nor repeats a mail."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aioimaplib
+from aioimaplib import Command
+
+from .config import ServerConfig
+
+UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+FETCH_UID = re.compile(rb"UID (\d+)")
+
+
+class IMAPError(Exception):
+    pass
+
+
+def tls_context(server: ServerConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not server.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _starttls(client: aioimaplib.IMAP4, context: ssl.SSLContext, host: str) -> None:
+    """aioimaplib has no STARTTLS: send it, then upgrade the transport in place."""
+    proto = client.protocol
+    response = await proto.execute(Command("STARTTLS", proto.new_tag(), loop=proto.loop))
+    if response.result != "OK":
+        raise IMAPError(f"STARTTLS refused: {response.lines}")
+    loop = asyncio.get_running_loop()
+    transport = await loop.start_tls(proto.transport, proto, context, server_hostname=host)
+    if transport is None:
+        raise IMAPError("STARTTLS failed")
+    proto.transport = transport
+    await proto.capability()
+
+
+class Mailbox:
+    """One logged-in IMAP session on the configured folder."""
+
+    def __init__(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
+        self.client = client
+        self.uidvalidity = uidvalidity
+
+    @property
+    def has_idle(self) -> bool:
+        return self.client.has_capability("IDLE")
+
+    async def uids_after(self, last_uid: int) -> list[int]:
+        response = await self.client.uid_search(f"UID {last_uid + 1}:*", charset=None)
+        if response.result != "OK":
+            raise IMAPError(f"UID SEARCH failed: {response.lines}")
+        uids: list[int] = []
+        for line in response.lines[:-1]:  # the last line is the completion text
+            words = bytes(line).split()
+            if words and words[0] == b"SEARCH":  # aioimaplib strips it; others may not
+                words = words[1:]
+            if words and all(w.isdigit() for w in words):
+                uids += [int(w) for w in words]
+        # "n:*" always matches the newest mail, even below n.
+        return sorted(u for u in uids if u > last_uid)
+
+    async def fetch(self, uid: int) -> bytes | None:
+        response = await self.client.uid("fetch", str(uid), "(BODY.PEEK[])")
+        if response.result != "OK":
+            raise IMAPError(f"UID FETCH {uid} failed: {response.lines}")
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+        return None
+
+    async def wait(self, idle_timeout: float, poll_interval: float) -> None:
+        """Until the server announces a change (IDLE) or ``poll_interval`` passed."""
+        if not self.has_idle:
+            await asyncio.sleep(poll_interval)
+            return
+        idle = await self.client.idle_start(timeout=idle_timeout)
+        try:
+            await self.client.wait_server_push(timeout=idle_timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.client.idle_done()
+            await asyncio.wait_for(idle, 10)
+
+
+@asynccontextmanager
+async def open_mailbox(server: ServerConfig, folder: str) -> AsyncIterator[Mailbox]:
+    context = tls_context(server)
+    if server.security == "tls":
+        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+            server.host, server.port, ssl_context=context, timeout=30
+        )
+    else:
+        client = aioimaplib.IMAP4(server.host, server.port, timeout=30)
+    try:
+        await client.wait_hello_from_server()
+        if server.security == "starttls":
+            await _starttls(client, context, server.host)
+        response = await client.login(server.user or "", server.password or "")
+        if response.result != "OK":
+            raise IMAPError(f"IMAP login refused for {server.user}")
+        response = await client.select(folder)
+        if response.result != "OK":
+            raise IMAPError(f"cannot open the folder {folder!r}: {response.lines}")
+        found = next(
+            (m for line in response.lines if isinstance(line, bytes | bytearray)
+             for m in [UIDVALIDITY.search(bytes(line))] if m),
+            None,
+        )  # fmt: skip
+        if found is None:
+            raise IMAPError("the server gave no UIDVALIDITY")
+        yield Mailbox(client, int(found.group(1)))
+    finally:
+        try:
+            if (
+                client.protocol.transport is not None
+                and not client.protocol.transport.is_closing()
+            ):
+                await asyncio.wait_for(client.logout(), 5)
+        except Exception:
+            pass

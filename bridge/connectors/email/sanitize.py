@@ -1,0 +1,356 @@
+"""HTML from mail is hostile: an allow-list sanitiser for Matrix, and a plain-text rendering.
+
+``sanitize_html`` keeps only what ``org.matrix.custom.html`` allows, with links limited to
+http(s) and mailto and images limited to ``mxc:`` sources, so remote images (tracking pixels)
+never reach a Matrix client. ``html_to_text`` renders a mail that has only HTML as plain text.
+``parse_html`` builds a small, forgiving element tree (``HtmlNode``) that the quote trimmer in
+``parse.py`` and ``html_to_text`` walk; its nesting depth is bounded so walking it never
+recurses deeply, whatever the input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html import escape
+from html.parser import HTMLParser
+
+import nh3
+
+ALLOWED_TAGS = frozenset(
+    {
+        "font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a", "ul", "ol",
+        "sup", "sub", "li", "b", "i", "u", "strong", "em", "strike", "code", "hr", "br",
+        "div", "table", "thead", "tbody", "tr", "th", "td", "caption", "pre", "span", "img",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "font": {"color", "data-mx-bg-color", "data-mx-color"},
+    "span": {"data-mx-bg-color", "data-mx-color", "data-mx-spoiler"},
+    "a": {"href", "name", "target"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "ol": {"start"},
+    "code": {"class"},
+}
+LINK_SCHEMES = ("http://", "https://", "mailto:")
+# Removed together with their content; everything else not allowed keeps its text.
+_DROP_WITH_CONTENT = {"script", "style", "head", "title", "template", "noscript", "object"}
+
+_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+_DIGITS = re.compile(r"[0-9]{1,5}")
+_LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,64}")
+# nh3 serialises every attribute as name="value" with '"' escaped, so this matches any <img>.
+_IMG = re.compile(r'<img((?:\s+[^\s=>]+(?:="[^"]*")?)*)\s*/?>')
+_EMPTY_ELEMENT = re.compile(r"<(\w+)>\s*</\1>")
+
+
+def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    if attr == "rel":
+        return value
+    if tag == "a" and attr == "href":
+        url = value.strip()
+        return url if url.lower().startswith(LINK_SCHEMES) and len(url) > 7 else None
+    if tag == "a" and attr == "target":
+        return "_blank" if value.strip() == "_blank" else None
+    if tag == "img" and attr == "src":
+        url = value.strip()
+        return url if url.startswith("mxc://") else None
+    if attr in ("color", "data-mx-color", "data-mx-bg-color"):
+        return value if _COLOR.fullmatch(value.strip()) else None
+    if attr in ("width", "height", "start"):
+        return value.strip() if _DIGITS.fullmatch(value.strip()) else None
+    if tag == "code" and attr == "class":
+        kept = [c for c in value.split() if _LANGUAGE_CLASS.fullmatch(c)]
+        return kept[0] if kept else None
+    if attr == "data-mx-spoiler":
+        return value[:200]
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=_DROP_WITH_CONTENT,
+    attributes=ALLOWED_ATTRIBUTES,
+    attribute_filter=_attribute_filter,
+    strip_comments=True,
+    link_rel="noopener",
+    url_schemes={"http", "https", "mailto", "mxc"},
+)
+
+
+def _drop_sourceless_images(html: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        return match.group(0) if re.search(r'\ssrc="mxc://', match.group(1)) else ""
+
+    return _IMG.sub(keep, html)
+
+
+def sanitize_html(html: str) -> str:
+    """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
+    links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources.
+    Scripts, styles, comments, event handlers and ``javascript:`` URLs are gone."""
+    cleaned = _CLEANER.clean(_valid_unicode(html))
+    cleaned = _drop_sourceless_images(cleaned)
+    return _strip_blank_edges(cleaned)
+
+
+def _strip_blank_edges(html: str) -> str:
+    """``html`` without leading/trailing whitespace, ``<br>``, ``&nbsp;`` and empty elements."""
+    start, end = 0, len(html)
+    while True:
+        before = (start, end)
+        while start < end and html[start].isspace():
+            start += 1
+        while end > start and html[end - 1].isspace():
+            end -= 1
+        for junk in ("<br>", "&nbsp;"):
+            if html.startswith(junk, start, end):
+                start += len(junk)
+            if end - start >= len(junk) and html.endswith(junk, start, end):
+                end -= len(junk)
+        if end > start and html[end - 1] == ">":
+            close = html.rfind("</", start, end)
+            opening = html.rfind("<", start, close) if close > start else -1
+            if opening >= start and _EMPTY_ELEMENT.fullmatch(html, opening, end):
+                end = opening
+        if (start, end) == before:
+            return html[start:end]
+
+
+def _valid_unicode(text: str) -> str:
+    """``text`` without NUL and with lone surrogates replaced (neither survives JSON/SQL)."""
+    text = text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- element tree
+
+VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+     "source", "track", "wbr"}
+)  # fmt: skip
+_ATTR_NAME = re.compile(r"[A-Za-z_:][-A-Za-z0-9_:.]*")
+MAX_DEPTH = 120
+"""Elements nested deeper than this become siblings: walking the tree stays shallow."""
+
+
+@dataclass(eq=False)
+class HtmlNode:
+    """An element (``tag`` set) or a text node (``tag`` None, ``text`` set)."""
+
+    tag: str | None
+    attrs: dict[str, str] = field(default_factory=dict)
+    children: list[HtmlNode] = field(default_factory=list)
+    parent: HtmlNode | None = field(default=None, repr=False)
+    text: str = ""
+
+    def classes(self) -> list[str]:
+        return self.attrs.get("class", "").lower().split()
+
+    def iter(self) -> list[HtmlNode]:
+        """This node and all below it, in document order."""
+        out: list[HtmlNode] = []
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.children))
+        return out
+
+    def remove(self) -> None:
+        if self.parent is not None:
+            self.parent.children = [c for c in self.parent.children if c is not self]
+            self.parent = None
+
+
+_IMPLIED_CLOSE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "li": (frozenset({"li"}), frozenset({"ul", "ol", "table"})),
+    "dt": (frozenset({"dt", "dd"}), frozenset({"dl", "table"})),
+    "dd": (frozenset({"dt", "dd"}), frozenset({"dl", "table"})),
+    "tr": (frozenset({"tr"}), frozenset({"table", "tbody", "thead", "tfoot"})),
+    "td": (frozenset({"td", "th"}), frozenset({"tr", "table"})),
+    "th": (frozenset({"td", "th"}), frozenset({"tr", "table"})),
+    "p": (frozenset({"p"}), frozenset({"div", "td", "th", "li", "blockquote", "table"})),
+}
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = HtmlNode("#root")
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._close_implied(tag)
+        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
+        self.stack[-1].children.append(node)
+        if tag not in VOID_TAGS and len(self.stack) < MAX_DEPTH:
+            self.stack.append(node)
+
+    def _close_implied(self, tag: str) -> None:
+        """Close what a start tag implicitly ends in HTML (an open <li> at the next <li>...)."""
+        closes = _IMPLIED_CLOSE.get(tag)
+        if closes is None:
+            if tag in _BLOCK_TAGS and self.stack[-1].tag == "p":
+                self.stack.pop()
+            return
+        ends, scope = closes
+        for i in range(len(self.stack) - 1, 0, -1):
+            current = self.stack[i].tag
+            if current in scope:
+                return
+            if current in ends:
+                del self.stack[i:]
+                return
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
+        self.stack[-1].children.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(HtmlNode(None, parent=self.stack[-1], text=data))
+
+
+def parse_html(html: str) -> HtmlNode:
+    """A forgiving element tree of ``html`` under a ``#root`` node. Raises ``ValueError`` if
+    the stdlib parser gives up (it may, on some malformed declarations)."""
+    builder = _TreeBuilder()
+    try:
+        builder.feed(html)
+        builder.close()
+    except Exception as e:  # html.parser raises AssertionError on some broken markup
+        raise ValueError(f"unparsable HTML: {e}") from e
+    return builder.root
+
+
+def serialize(root: HtmlNode) -> str:
+    """HTML for the children of ``root`` (not sanitised: pass it through ``sanitize_html``)."""
+    out: list[str] = []
+    # Work items: a node to open, or a closing tag (str) to emit.
+    stack: list[HtmlNode | str] = list(reversed(root.children))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif item.tag is None:
+            out.append(escape(item.text, quote=False))
+        else:
+            attrs = "".join(
+                f' {k}="{escape(v)}"' for k, v in item.attrs.items() if _ATTR_NAME.fullmatch(k)
+            )
+            out.append(f"<{item.tag}{attrs}>")
+            if item.tag not in VOID_TAGS:
+                stack.append(f"</{item.tag}>")
+                stack.extend(reversed(item.children))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- HTML → text
+
+_BLOCK_TAGS = frozenset(
+    {"address", "article", "aside", "blockquote", "center", "dd", "details", "div", "dl",
+     "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+     "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary",
+     "table", "tbody", "thead", "tfoot", "tr", "ul", "caption"}
+)  # fmt: skip
+_PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
+_SKIP_TAGS = frozenset(_DROP_WITH_CONTENT | {"iframe", "svg", "math", "select", "button"})
+_INVISIBLE = re.compile("[\u00ad\u034f\u200b-\u200d\u2060\ufeff\ue000-\ue003]")
+_SPACE = re.compile(r"[ \t\r\n\f\v\u00a0]+")
+# Private-use markers while rendering: kept spaces/newlines of <pre>, block and paragraph breaks.
+_PRE_SPACE, _PRE_NEWLINE, _BLOCK, _PARAGRAPH = "\ue000", "\ue001", "\ue002", "\ue003"
+_BREAKS = re.compile("[\n\ue002\ue003]+")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text for ``html``: block elements on their own lines, list items with "- ",
+    quotes with "> ", links as ``text (url)``. Never raises."""
+    html = _INVISIBLE.sub("", _valid_unicode(html))
+    try:
+        root = parse_html(html)
+    except ValueError:
+        return _finish(_SPACE.sub(" ", re.sub(r"<[^>]*>", " ", html)))
+    return _finish(_render(root))
+
+
+def _render(node: HtmlNode, pre: bool = False) -> str:
+    if node.tag is None:
+        if pre:
+            return node.text.replace(" ", _PRE_SPACE).replace("\n", _PRE_NEWLINE)
+        return _SPACE.sub(" ", node.text)
+    tag = node.tag
+    if tag in _SKIP_TAGS or tag == "img":
+        return ""
+    if tag == "br":
+        return "\n"
+    if tag == "hr":
+        return _PARAGRAPH
+    pre = pre or tag == "pre"
+    parts: list[str] = []
+    counter = _int(node.attrs.get("start"), 1) if tag == "ol" else 0
+    cells = 0
+    for child in node.children:
+        text = _render(child, pre)
+        if child.tag == "li" and tag in ("ol", "ul"):
+            bullet = f"{counter}. " if tag == "ol" else "- "
+            counter += 1
+            text = _BLOCK + bullet + _finish(text, final=False) + _BLOCK
+        elif child.tag in ("td", "th"):
+            # Data cells side by side; layout cells holding blocks on lines of their own.
+            cell = _finish(text, final=False)
+            text = _BLOCK + cell + _BLOCK if "\n" in cell else (" " if cells else "") + cell
+            cells += bool(cell)
+        parts.append(text)
+    inner = "".join(parts)
+    if tag == "a":
+        href = node.attrs.get("href", "").strip()
+        if href.lower().startswith(LINK_SCHEMES):
+            shown = href[7:] if href.lower().startswith("mailto:") else href
+            label = inner.strip()
+            if not label:
+                inner = shown
+            elif label != shown and label != href:
+                inner = f"{inner} ({shown})"
+        return inner
+    if tag == "blockquote":
+        lines = _finish(inner, final=False).split("\n")
+        return _BLOCK + "\n".join(("> " + line).rstrip() for line in lines) + _BLOCK
+    if tag in _PARAGRAPH_TAGS:
+        return _PARAGRAPH + inner + _PARAGRAPH
+    if tag in _BLOCK_TAGS:
+        return _BLOCK + inner + _BLOCK
+    return inner
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value and _DIGITS.fullmatch(value.strip()) else default
+
+
+def _breaks(match: re.Match[str]) -> str:
+    run = match.group(0)
+    hard = run.count("\n")
+    return "\n" * max(hard, 2 if _PARAGRAPH in run else 1)
+
+
+def _finish(text: str, final: bool = True) -> str:
+    """Rendered text with breaks resolved, spaces trimmed per line, at most one blank line;
+    ``<pre>`` whitespace is restored only in the ``final`` pass."""
+    text = _BREAKS.sub(_breaks, text)
+    text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    text = text.strip("\n")
+    return text.replace(_PRE_SPACE, " ").replace(_PRE_NEWLINE, "\n") if final else text

@@ -1,0 +1,97 @@
+"""Writing mail: a staff reply as a threaded multipart mail, sent through SMTP."""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+import aiosmtplib
+
+from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from .config import EmailConfig
+from .imap import tls_context
+
+REPLY_PREFIXES = ("re:", "aw:", "sv:", "antw:")
+
+
+def reply_subject(subject: str | None) -> str:
+    subject = (subject or "").strip()
+    if not subject:
+        return "Re: (no subject)"
+    return subject if subject.lower().startswith(REPLY_PREFIXES) else f"Re: {subject}"
+
+
+def build_reply(
+    config: EmailConfig,
+    *,
+    sender_name: str,
+    meta: dict[str, Any],
+    text: str,
+    html: str | None,
+    attachment: tuple[bytes, str, str] | None = None,
+    automatic: bool = False,
+) -> EmailMessage:
+    """A reply in the conversation described by the portal's ``meta`` (contact, subject,
+    last message id, references)."""
+    contact = meta.get("contact")
+    if not isinstance(contact, str) or "@" not in contact:
+        raise PermanentDeliveryError("this conversation has no e-mail address to answer")
+    msg = EmailMessage(policy=email.policy.SMTP)
+    name = config.sender_name_template.format(displayname=sender_name, from_name=config.from_name)
+    msg["From"] = formataddr((name, config.from_address))
+    msg["To"] = formataddr((str(meta.get("contact_name") or ""), contact))
+    msg["Subject"] = reply_subject(meta.get("subject"))
+    msg["Date"] = format_datetime(email.utils.localtime())
+    msg["Message-ID"] = make_msgid(domain=config.from_address.split("@", 1)[1])
+    last = meta.get("last_message_id")
+    references = [r for r in meta.get("references") or [] if isinstance(r, str)]
+    if isinstance(last, str) and last:
+        msg["In-Reply-To"] = f"<{last}>"
+        if last not in references:
+            references.append(last)
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references[-20:])
+    if automatic:
+        msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: never answered by other robots
+    msg.set_content(text or " ")
+    if html:
+        msg.add_alternative(html, subtype="html")
+    if attachment is not None:
+        data, mimetype, filename = attachment
+        maintype, _, subtype = mimetype.partition("/")
+        msg.add_attachment(
+            data, maintype=maintype or "application", subtype=subtype or "octet-stream",
+            filename=filename,
+        )  # fmt: skip
+    return msg
+
+
+async def send(config: EmailConfig, msg: EmailMessage) -> None:
+    server = config.smtp
+    try:
+        await aiosmtplib.send(
+            msg,
+            hostname=server.host,
+            port=server.port,
+            username=server.user,
+            password=server.password,
+            use_tls=server.security == "tls",
+            start_tls=True if server.security == "starttls" else False,
+            tls_context=tls_context(server) if server.security != "none" else None,
+            timeout=60,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as e:
+        codes = [r.code for r in e.recipients]
+        reason = "; ".join(f"{r.code} {r.message}" for r in e.recipients)
+        if codes and all(c >= 500 for c in codes):
+            raise PermanentDeliveryError(f"the recipient was refused: {reason}") from e
+        raise TemporaryDeliveryError(f"the recipient was refused for now: {reason}") from e
+    except aiosmtplib.SMTPResponseException as e:
+        reason = f"the mail server answered {e.code} {e.message}"
+        if 400 <= e.code < 500:
+            raise TemporaryDeliveryError(reason) from e
+        raise PermanentDeliveryError(reason) from e
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+        raise TemporaryDeliveryError(f"the mail server is unreachable: {e}") from e

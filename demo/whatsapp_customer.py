@@ -1,0 +1,809 @@
+"""The demo's WhatsApp: a local WhatsApp Business Cloud API with the company's business number,
+and a customer writing to that number.
+
+    python demo/whatsapp_customer.py serve                  # started by scripts/demo.sh
+    python demo/whatsapp_customer.py send "Hallo"           # write to the business as a customer
+    python demo/whatsapp_customer.py send "Hi" --number "+49 170 9876543" --name "Max Muster"
+    python demo/whatsapp_customer.py send "Die Rechnung" --file rechnung.pdf
+
+``serve`` runs the test suite's Cloud API simulator (``tests/connectors/whatsapp/simulator.py``)
+on DEMO_WHATSAPP_PORT (8092). It plays Meta for the bridge's ``demo-whatsapp`` account both
+ways, as graph.facebook.com would: it answers the Graph API (``/v21.0/<number id>/messages``,
+media uploads and downloads, the template list) and it delivers what customers write to the
+bridge as signed webhooks (``X-Hub-Signature-256``) at ``/connectors/demo-whatsapp/webhook``,
+after the verification handshake (``hub.challenge``) Meta makes when a callback URL is set.
+A simulated phone reports each of the business's messages back with status webhooks: ``sent``
+at once, ``delivered`` after a second and ``read`` after three. Two approved templates exist,
+``order_update`` (de) and ``hello_world`` (en_US).
+
+The same port serves, outside the Graph API, a page for people (write as a WhatsApp customer,
+see the business's answers and templates) and a small control API that the page and ``send``
+use: a customer's message comes from WhatsApp's side, so the simulator sends it to the bridge
+as a webhook rather than the bridge fetching it.
+
+The conversation is kept in ``demo-data/whatsapp-messages.jsonl`` (and files in
+``demo-data/whatsapp-files/``), so that it and the customers' 24-hour windows survive a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import mimetypes
+import re
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from common import (
+    DATA,
+    LOOPBACK,
+    REPO,
+    WHATSAPP_BUSINESS_NAME,
+    WHATSAPP_DISPLAY_NUMBER,
+    load_state,
+    whatsapp_url,
+    whatsapp_webhook_url,
+)
+
+# The simulator lives in the test suite (the demo installs the project's test extra).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MESSAGES = DATA / "whatsapp-messages.jsonl"
+FILES = DATA / "whatsapp-files"
+DEFAULT_NUMBER = "+491701234567"
+DEFAULT_NAME = "Jana Schmidt"
+TEMPLATES = (
+    ("order_update", "de", "Hallo {{1}}, Ihre Bestellung {{2}} ist unterwegs."),
+    ("hello_world", "en_US", "Hello from {{1}}!"),
+)
+"""The business's approved message templates (name, language, body)."""
+PHONE_STATUSES = (("sent", 0.3), ("delivered", 1.0), ("read", 3.0))
+"""When the customer's phone reports a business message, in seconds after it was accepted."""
+STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+NO_CAPTION = ("audio", "sticker")
+"""WhatsApp sends these without a caption: a text with them goes as a message of its own."""
+
+
+def normalize_number(raw: str) -> str:
+    """A phone number in international form (``+49 170 1234567``) as a wa_id (digits)."""
+    text = raw.strip()
+    if not re.fullmatch(r"\+?[0-9][0-9 ()./-]*", text):
+        raise ValueError(f"{raw!r} is not a phone number; write it like {DEFAULT_NUMBER}")
+    digits = re.sub(r"\D", "", text)
+    if not 7 <= len(digits) <= 15:
+        raise ValueError(f"{raw!r} does not have 7 to 15 digits")
+    return digits
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def append(record: dict[str, Any]) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    with MESSAGES.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def records() -> list[dict[str, Any]]:
+    try:
+        lines = MESSAGES.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def conversation(number: str | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with ``number`` (every number if None), oldest first, with the statuses
+    of the business's messages, its reactions, and which customer messages it has read."""
+    shown: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for r in log:
+        if number is not None and r.get("number") != number:
+            continue
+        kind = r.get("type")
+        if kind == "message":
+            msg = dict(r, reactions=[], status=None, read=False)
+            shown.append(msg)
+            by_id[str(r.get("wamid"))] = msg
+            continue
+        target = by_id.get(str(r.get("target")))
+        if target is None:
+            continue
+        if kind == "status":
+            old = STATUS_ORDER.get(str(target["status"]), 0)
+            if STATUS_ORDER.get(str(r.get("status")), 0) > old:
+                target["status"] = r.get("status")
+        elif kind == "reaction":
+            target["reactions"] = [r["emoji"]] if r.get("emoji") else []
+        elif kind == "read":
+            # Marking one message read marks the earlier ones of the chat read too.
+            for msg in shown:
+                if msg["number"] == target["number"] and msg["direction"] == "customer":
+                    msg["read"] = True
+                if msg is target:
+                    break
+    return shown
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _joined(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def _digest(wamid: str) -> str:
+    """A short file-name-safe stand-in for a message id (wamids are base64)."""
+    return hashlib.sha256(wamid.encode()).hexdigest()[:12]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "file"
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+class DemoWhatsApp:
+    """The simulator plus what a person needs around it: the page, the control API, the
+    conversation log, the customer's phone reporting statuses, and terminal lines."""
+
+    def __init__(self, state: dict[str, Any], log_path: Path | None, quiet: bool) -> None:
+        from tests.connectors.whatsapp import payloads as wa
+        from tests.connectors.whatsapp import simulator
+
+        self.wa = wa
+        self.simulator = simulator
+        self.state = state
+        self.log_path = log_path
+        self.quiet = quiet
+        self.sim = simulator.WhatsAppSimulator(
+            state["whatsapp_access_token"],
+            phone_number_id=state["whatsapp_phone_number_id"],
+            display_phone_number=WHATSAPP_DISPLAY_NUMBER,
+            waba_id=state["whatsapp_waba_id"],
+            verified_name=WHATSAPP_BUSINESS_NAME,
+            app_secret=state["whatsapp_app_secret"],
+            verify_token=state["whatsapp_verify_token"],
+            webhook_url=whatsapp_webhook_url(state),
+            # Meta retries a webhook the bridge did not take for days; a few tries do here.
+            webhook_max_attempts=4,
+            webhook_retry_delay=1.0,
+        )
+        for name, language, body in TEMPLATES:
+            self.sim.add_template(name, language, body)
+        self.log = records()
+        self.seen = {"sent": 0, "read_receipts": 0, "rejected": 0}
+        self.names: dict[str, str] = {}
+        self.verified = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ output
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+        if self.log_path:
+            with self.log_path.open("a", encoding="utf-8") as f:
+                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.log.append(record)
+        append(record)
+
+    def who(self, number: str) -> str:
+        name = self.names.get(number)
+        return f"{name} (+{number})" if name else f"+{number}"
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(self) -> None:
+        """Give a fresh simulator what the last run knew: the customers' messages (so the bridge
+        can mark them read and react to them) and when each customer last wrote (their 24-hour
+        windows, so the business may still answer them freely)."""
+        sim = self.sim
+        for r in self.log:
+            if r.get("type") != "message" or r.get("direction") != "customer":
+                continue
+            number, wamid, at = str(r["number"]), str(r["wamid"]), float(r["time"])
+            self.names[number] = str(r.get("name") or number)
+            sim.inbound[wamid] = self.simulator.InboundMessage(
+                wamid, number, str(r.get("kind") or "text"), at
+            )
+            sim.open_window(number, at)  # the log is in time order: the last one wins
+
+    # ------------------------------------------------------------------ customer -> business
+
+    async def customer_message(
+        self, number: str, name: str, text: str, file: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Send one message from a WhatsApp user to the business, as Meta would: a signed
+        webhook to the bridge. Returns what the page and the CLI show."""
+        sim, wa = self.sim, self.wa
+        messages: list[dict[str, Any]] = []
+        saved = None
+        kind = "text"
+        if file is not None:
+            data, filename, mimetype = file["data"], file["name"], file["mimetype"]
+            kind = file["kind"]
+            caption = text if text and kind not in NO_CAPTION else None
+            only_documents = filename if kind == "document" else None  # others have no name
+            media = sim.media_message(
+                kind, number, data, mimetype, caption=caption, filename=only_documents
+            )
+            messages.append(media)
+            saved = self.save_file(f"c-{_digest(media['id'])}", filename, data)
+            if text and caption is None:
+                messages.append(wa.text_message(number, text))
+        else:
+            messages.append(wa.text_message(number, text))
+        self.names[number] = name
+        delivery = await sim.receive(*messages, names={number: name})
+        for msg in messages:
+            content = msg[msg["type"]]
+            record: dict[str, Any] = {
+                "direction": "customer",
+                "type": "message",
+                "kind": msg["type"],
+                "number": number,
+                "wamid": msg["id"],
+                "name": name,
+                "text": content.get("body" if msg["type"] == "text" else "caption") or "",
+                "time": float(msg["timestamp"]),
+                "accepted": delivery.ok,
+            }
+            if msg["type"] != "text" and saved:
+                record["file"] = saved
+            self.record(record)
+        extra = f"[{kind} {saved['name']}, {saved['size']} bytes]" if saved else ""
+        answer = {"number": number, "wamids": [m["id"] for m in messages]}
+        if not delivery.ok:
+            last = delivery.attempts[-1] if delivery.attempts else None
+            why = (
+                (f"HTTP {last.status} {last.answer}" if last.status else str(last.error))
+                if last else "no attempt"
+            )  # fmt: skip
+            self.say(
+                f"WhatsApp: {self.who(number)} wrote, but the bridge did not take the webhook "
+                f"({len(delivery.attempts)} attempts, last: {_short(why, 120)})"
+            )
+            return {**answer, "ok": False, "error": f"the bridge did not take the webhook: {why}"}
+        self.say(f"WhatsApp: {self.who(number)} wrote: {_joined(_short(text), extra)}")
+        return {**answer, "ok": True}
+
+    def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
+        stored = f"{prefix}-{_safe_name(name)}"
+        FILES.mkdir(parents=True, exist_ok=True)
+        (FILES / stored).write_bytes(data)
+        return {"name": name, "size": len(data), "url": f"/files/{stored}"}
+
+    # ------------------------------------------------------------------ business -> customer
+
+    async def watch(self) -> None:
+        """Verify the bridge's webhook once it is up (as Meta does when the callback URL is
+        saved), then log what the business (that is, the bridge) does, as it happens."""
+        loop = asyncio.get_running_loop()
+        next_verify = 0.0
+        while True:
+            if not self.verified and loop.time() >= next_verify:
+                next_verify = loop.time() + 0.5
+                await self.verify()
+            self.collect()
+            # Every webhook the simulator sends is recorded with its body; keep the list short.
+            if len(self.sim.webhook_deliveries) > 1000:
+                del self.sim.webhook_deliveries[:-100]
+            await asyncio.sleep(0.2)
+
+    async def verify(self) -> None:
+        challenge = str(int(time.time() * 1000))
+        try:
+            status, body = await self.sim.verify_webhook(challenge=challenge)
+        except Exception:  # noqa: BLE001 - the bridge is not listening yet
+            return
+        if status == 200 and body == challenge:
+            self.verified = True
+            self.say(
+                f"WhatsApp: the bridge's webhook {self.sim.webhook_url} is verified "
+                "(hub.challenge answered with the right verify token)"
+            )
+
+    def collect(self) -> None:
+        sim, seen = self.sim, self.seen
+        for sent in sim.sent[seen["sent"] :]:
+            seen["sent"] += 1
+            self.business_message(sent)
+            task = asyncio.get_running_loop().create_task(self.phone(sent))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        for receipt in sim.read_receipts[seen["read_receipts"] :]:
+            seen["read_receipts"] += 1
+            inbound = sim.inbound.get(receipt.message_id)
+            if inbound is None:
+                continue
+            self.record({"type": "read", "number": inbound.wa_id, "target": receipt.message_id,
+                         "time": receipt.at})  # fmt: skip
+        for rejection in sim.rejected[seen["rejected"] :]:
+            seen["rejected"] += 1
+            error = rejection.error
+            details = (error.get("error_data") or {}).get("details") or error.get("message")
+            self.say(
+                f"WhatsApp: refused {rejection.method} {rejection.path} from the bridge: "
+                f"error {rejection.code}, {_short(str(details), 160)}"
+            )
+
+    def business_message(self, sent: Any) -> None:
+        number = sent.wa_id
+        if sent.type == "reaction":
+            emoji = sent.content.get("emoji") or ""
+            self.record({"type": "reaction", "number": number, "time": sent.at,
+                         "target": sent.content.get("message_id"), "emoji": emoji})  # fmt: skip
+            shown = f"reacted {emoji}" if emoji else "removed its reaction"
+            self.say(f"WhatsApp: the business {shown} in the chat with {self.who(number)}")
+            return
+        record: dict[str, Any] = {
+            "direction": "business",
+            "type": "message",
+            "kind": sent.type,
+            "number": number,
+            "wamid": sent.wamid,
+            "text": sent.text or "",
+            "reply_to": sent.context_id,
+            "time": sent.at,
+        }
+        if sent.template is not None:
+            record["template"] = {"name": sent.template.name, "language": sent.template.language}
+        if sent.media is not None:
+            name = sent.content.get("filename") or sent.media.filename or f"{sent.type}"
+            record["file"] = self.save_file(f"b-{_digest(sent.wamid)}", name, sent.media.data)
+        self.record(record)
+        if sent.template is not None:
+            what = f"sent the template {sent.template.name} ({sent.template.language}) to"
+        else:
+            what = "answered"
+        extra = f"[{sent.type} {record['file']['name']}]" if "file" in record else ""
+        shown = _joined(_short(record["text"]), extra)
+        self.say(f"WhatsApp: the business {what} {self.who(number)}: {shown}")
+
+    async def phone(self, sent: Any) -> None:
+        """The customer's phone: status webhooks for a business message, as a real one sends
+        them (a reaction gets only ``sent``)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        plan = PHONE_STATUSES[:1] if sent.type == "reaction" else PHONE_STATUSES
+        for status, after in plan:
+            await asyncio.sleep(max(0.0, start + after - loop.time()))
+            deliveries = await self.sim.emit_statuses(sent.wamid, [status])
+            if sent.type != "reaction":
+                self.record({"type": "status", "number": sent.wa_id, "target": sent.wamid,
+                             "status": status, "time": time.time(),
+                             "ok": all(d.ok for d in deliveries)})  # fmt: skip
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def page(self, _request: Any) -> Any:
+        from aiohttp import web
+
+        templates = "".join(
+            f"<li><code>{name}</code> ({language}): {body}</li>"
+            for name, language, body in TEMPLATES
+        )
+        text = PAGE.replace("@BUSINESS@", WHATSAPP_BUSINESS_NAME)
+        text = text.replace("@BUSINESS_NUMBER@", "+" + WHATSAPP_DISPLAY_NUMBER)
+        text = text.replace("@NUMBER@", DEFAULT_NUMBER).replace("@NAME@", DEFAULT_NAME)
+        text = text.replace("@TEMPLATES@", templates)
+        text = text.replace("@ACCOUNT@", self.state["whatsapp_account"])
+        return web.Response(text=text, content_type="text/html")
+
+    async def api_messages(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self.collect()
+        raw = request.query.get("number", "").strip()
+        try:
+            number = normalize_number(raw) if raw else None
+        except ValueError:
+            number = None
+        chats: dict[str, dict[str, Any]] = {}
+        for r in self.log:
+            if r.get("type") == "message":
+                chat = chats.setdefault(r["number"], {"number": r["number"], "name": None})
+                if r.get("direction") == "customer":
+                    chat["name"] = r.get("name")
+                chat["time"] = r.get("time")
+        return web.json_response(
+            {
+                "business": WHATSAPP_BUSINESS_NAME,
+                "verified": self.verified,
+                "chats": sorted(chats.values(), key=lambda c: -(c.get("time") or 0)),
+                "messages": conversation(number, self.log) if number else [],
+            },
+            dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+        )
+
+    async def api_ready(self, _request: Any) -> Any:
+        from aiohttp import web
+
+        status = 200 if self.verified else 503
+        return web.json_response({"webhook_verified": self.verified}, status=status)
+
+    async def api_send(self, request: Any) -> Any:
+        from aiohttp import web
+
+        def refuse(error: str) -> Any:
+            return web.json_response({"ok": False, "error": error}, status=400)
+
+        try:
+            data = await request.json()
+        except ValueError:
+            return refuse("send a JSON object")
+        if not isinstance(data, dict):
+            return refuse("send a JSON object")
+        name = str(data.get("name") or "").strip()
+        text = str(data.get("text") or "").strip()
+        try:
+            number = normalize_number(str(data.get("number") or DEFAULT_NUMBER))
+        except ValueError as e:
+            return refuse(str(e))
+        if number == WHATSAPP_DISPLAY_NUMBER:
+            return refuse("that is the business's own number")
+        if not name:
+            return refuse("the name is required")
+        file = None
+        raw_file = data.get("file")
+        if raw_file:
+            if not isinstance(raw_file, dict):
+                return refuse("file must be an object: name, mimetype, data_base64")
+            try:
+                content = base64.b64decode(str(raw_file.get("data_base64") or ""), validate=True)
+            except (ValueError, binascii.Error):
+                return refuse("file.data_base64 is not base64")
+            if not content:
+                return refuse("the file is empty")
+            mimetype = str(raw_file.get("mimetype") or "") or "application/octet-stream"
+            kind = self.wa.kind_for_mime(mimetype) or "document"
+            limit = self.sim.limits.media_bytes(kind, content)
+            if len(content) > limit:
+                return refuse(
+                    f"WhatsApp carries {kind} files up to {limit / (1 << 20):g} MB "
+                    f"(this one: {len(content) / (1 << 20):.1f} MB)"
+                )
+            file = {
+                "name": str(raw_file.get("name") or "file").strip() or "file",
+                "mimetype": mimetype,
+                "kind": kind,
+                "data": content,
+            }
+        if file is None and not text:
+            return refuse("write a text or choose a file")
+        if len(text) > TEXT_LIMIT:
+            return refuse(f"a WhatsApp message is at most {TEXT_LIMIT} characters")
+        if file is not None and file["kind"] not in NO_CAPTION and len(text) > CAPTION_LIMIT:
+            return refuse(f"a WhatsApp caption is at most {CAPTION_LIMIT} characters")
+        result = await self.customer_message(number, name, text, file)
+        return web.json_response(result, status=200 if result["ok"] else 502)
+
+    async def file(self, request: Any) -> Any:
+        from aiohttp import web
+
+        name = request.match_info["name"]
+        path = FILES / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    state = load_state()
+    demo = DemoWhatsApp(state, Path(args.log) if args.log else None, args.quiet)
+    sim = demo.sim
+    # The simulator opens its own listener on a random port; the demo serves the same Graph API
+    # handlers on the fixed port the bridge is configured with, next to its own pages, and
+    # tells the simulator so: media download URLs and template paging links point there.
+    await sim.start()
+    sim.port = state["whatsapp_port"]
+    demo.restore()
+    version = demo.simulator.VERSION
+    endpoint = sim._endpoint
+    max_upload = max(sim.limits.document_bytes + 8 * (1 << 20), (1 << 20) * 160)
+    app = web.Application(client_max_size=max_upload)
+    app.router.add_get("/", demo.page)
+    app.router.add_get("/api/messages", demo.api_messages)
+    app.router.add_get("/api/ready", demo.api_ready)
+    app.router.add_post("/api/send", demo.api_send)
+    app.router.add_get("/files/{name}", demo.file)
+    app.router.add_post(f"/{version}/{{node}}/messages", endpoint(sim._messages))
+    app.router.add_post(f"/{version}/{{node}}/media", endpoint(sim._upload))
+    app.router.add_get(f"/{version}/{{node}}/message_templates", endpoint(sim._list_templates))
+    app.router.add_get(f"/{version}/{{node}}", endpoint(sim._get_node))
+    app.router.add_delete(f"/{version}/{{node}}", endpoint(sim._delete_node))
+    app.router.add_get("/whatsapp_business/attachments/", sim._download)
+    app.router.add_route("*", "/{tail:.*}", endpoint(sim._unknown_path))
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, state["whatsapp_port"]).start()
+    demo.say(
+        f"WhatsApp simulator listening on {whatsapp_url(state)}: the Cloud API of the business "
+        f"number +{WHATSAPP_DISPLAY_NUMBER} ({WHATSAPP_BUSINESS_NAME}) for the bridge, the "
+        "customer page for you"
+    )
+    watcher = asyncio.create_task(demo.watch())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    watcher.cancel()
+    for task in list(demo.tasks):
+        task.cancel()
+    demo.collect()
+    await sim.stop()
+    await runner.cleanup()
+    return 0
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def send_to_simulator(
+    state: dict[str, Any], number: str, name: str, text: str, file: Path | None = None
+) -> tuple[int, Any]:
+    """Ask the running simulator to deliver a customer's message to the business."""
+    body: dict[str, Any] = {"number": number, "name": name, "text": text}
+    if file is not None:
+        mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        body["file"] = {
+            "name": file.name,
+            "mimetype": mimetype,
+            "data_base64": base64.b64encode(file.read_bytes()).decode(),
+        }
+    url = f"{whatsapp_url(state)}/api/send"
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            status, raw = e.code, e.read()
+    except OSError as e:
+        return 0, f"the WhatsApp simulator is not reachable at {url} ({e}); is the demo running?"
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    state = load_state()
+    if args.file is not None and not args.file.is_file():
+        print(f"{args.file} is not a file", file=sys.stderr)
+        return 1
+    status, answer = send_to_simulator(state, args.number, args.name, args.text, args.file)
+    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
+        print(
+            f"Sent to {WHATSAPP_BUSINESS_NAME} (+{WHATSAPP_DISPLAY_NUMBER}) as {args.name} "
+            f"(+{answer['number']}): {', '.join(answer['wamids'])}"
+        )
+        return 0
+    error = answer.get("error") if isinstance(answer, dict) else answer
+    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="The demo's WhatsApp: the Cloud API simulator and a customer of the business."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("send", help="write to the business's number as a WhatsApp customer")
+    s.add_argument("text", nargs="?", default="", help="the message (a caption with --file)")
+    s.add_argument(
+        "--number", default=DEFAULT_NUMBER,
+        help="the customer's phone number in international form (default: %(default)s)",
+    )  # fmt: skip
+    s.add_argument("--name", default=DEFAULT_NAME, help="the WhatsApp profile name (%(default)s)")
+    s.add_argument("--file", type=Path, help="send this file (an image, audio, video, document)")
+    w = sub.add_parser("serve", help="run the simulator with the customer page")
+    w.add_argument("--log", help="also append what happens to this file")
+    w.add_argument("--quiet", action="store_true", help="print nothing to the terminal")
+    args = parser.parse_args()
+    if args.command == "send":
+        return cmd_send(args)
+    return asyncio.run(serve(args))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>WhatsApp customer (bridge demo)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
+        color: #222; }
+ h1 { font-size: 1.3rem; } .hint { color: #666; font-size: .9rem; }
+ form { display: grid; grid-template-columns: 8rem 1fr; gap: .5rem; align-items: center;
+        background: #e7f6ec; padding: 1rem; border-radius: .5rem; }
+ form textarea { height: 4rem; } form button { grid-column: 2; justify-self: start;
+        padding: .4rem 1.2rem; }
+ #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
+ #chats { margin-top: 1rem; font-size: .85rem; color: #555; }
+ #chats a { margin-right: .6rem; cursor: pointer; color: #128c7e; }
+ #head { margin-top: 1rem; font-weight: 600; }
+ #log { margin-top: .5rem; display: flex; flex-direction: column; gap: .5rem; background: #efeae2;
+        padding: .8rem; border-radius: .5rem; }
+ .msg { padding: .5rem .8rem; border-radius: .6rem; max-width: 80%; white-space: pre-wrap;
+        box-shadow: 0 1px 1px rgba(0,0,0,.1); }
+ .customer { align-self: flex-end; background: #d9fdd3; }
+ .business { align-self: flex-start; background: #fff; }
+ .template { border-left: 4px solid #25d366; }
+ .meta { font-size: .75rem; color: #666; } .ticks { font-size: .75rem; color: #888; }
+ .ticks.read { color: #34b7f1; } .ticks.failed { color: #c00; }
+ .quote { border-left: 3px solid #25d366; padding-left: .4rem; color: #555; font-size: .85rem;
+        margin-bottom: .2rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+ .reaction { font-size: 1.1rem; }
+ code { background: #f3f3f3; padding: 0 .2rem; }
+</style></head>
+<body>
+<h1>WhatsApp &mdash; a customer writes to @BUSINESS@ (@BUSINESS_NUMBER@)</h1>
+<p class="hint">This page plays a customer in the WhatsApp app. The business number lives on a
+local WhatsApp Business Cloud API simulator, which delivers what you send here to the bridge as
+a signed webhook, as Meta does; the company's staff answer in Matrix, and their answers appear
+below (the page refreshes itself). The ticks are what your phone reports back to the business:
+✓ sent, ✓✓ delivered, <span style="color:#34b7f1">✓✓</span> read. Templates the business may
+send even when you have not written for 24 hours:</p>
+<ul class="hint">@TEMPLATES@</ul>
+<p class="hint">Try them from Matrix: <code>!bridge template</code> in the WhatsApp room lists
+them, <code>!bridge template hello_world en_US ACME</code> sends one; in a direct chat with the
+bridge bot <code>template @ACCOUNT@ +491701234567 hello_world en_US ACME</code> writes to any
+number.</p>
+<form id="f">
+ <label for="name">Your name</label><input id="name" value="@NAME@" required>
+ <label for="number">Phone number</label><input id="number" value="@NUMBER@" required
+   inputmode="tel">
+ <label for="text">Message</label><textarea id="text"></textarea>
+ <label for="file">File (optional)</label><input id="file" type="file">
+ <button>Send</button><div id="status"></div>
+</form>
+<div id="chats"></div>
+<div id="head">Chat with @BUSINESS@</div>
+<div id="log"></div>
+<script>
+const $ = id => document.getElementById(id);
+function fmt(t) { return new Date(t * 1000).toLocaleTimeString(); }
+function digits(s) { return s.replace(/[^0-9]/g, ''); }
+function esc(s) {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+// WhatsApp's markup, roughly as the app shows it.
+function markup(text) {
+  let h = esc(text);
+  h = h.replace(/```([\\s\\S]+?)```/g, '<code>$1</code>');
+  const B = '(^|[\\\\s.,;:!?(])', E = '(?=$|[\\\\s.,;:!?)])';
+  h = h.replace(new RegExp(B + '\\\\*([^*\\\\n]*[^*\\\\s])\\\\*' + E, 'gm'), '$1<b>$2</b>');
+  h = h.replace(new RegExp(B + '_([^_\\\\n]*[^_\\\\s])_' + E, 'gm'), '$1<i>$2</i>');
+  h = h.replace(new RegExp(B + '~([^~\\\\n]*[^~\\\\s])~' + E, 'gm'), '$1<s>$2</s>');
+  return h;
+}
+const TICKS = { sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠ failed' };
+async function refresh() {
+  try {
+    const number = digits($('number').value);
+    const r = await fetch('/api/messages?number=' + encodeURIComponent(number));
+    const res = await r.json();
+    const chats = $('chats'); chats.textContent = '';
+    if (res.chats.length) {
+      chats.append('Chats: ');
+      for (const c of res.chats) {
+        const a = document.createElement('a');
+        a.textContent = '+' + c.number + (c.name ? ' (' + c.name + ')' : '');
+        a.onclick = () => { $('number').value = '+' + c.number;
+                            if (c.name) { $('name').value = c.name; } refresh(); };
+        chats.append(a);
+      }
+    }
+    const log = $('log'); log.textContent = '';
+    if (!res.messages.length) { log.textContent = 'No messages with this number yet.'; }
+    const byId = {};
+    for (const m of res.messages) { byId[m.wamid] = m; }
+    for (const m of res.messages) {
+      const div = document.createElement('div');
+      div.className = 'msg ' + m.direction + (m.template ? ' template' : '');
+      const meta = document.createElement('div'); meta.className = 'meta';
+      meta.textContent = (m.direction === 'business' ? res.business : m.name) + ' · '
+        + fmt(m.time) + (m.template ? ' · template ' + m.template.name + ' ('
+        + m.template.language + ')' : '');
+      div.append(meta);
+      const quoted = m.reply_to && byId[m.reply_to];
+      if (quoted) {
+        const q = document.createElement('div'); q.className = 'quote';
+        q.textContent = quoted.text || (quoted.file || {}).name || quoted.kind;
+        div.append(q);
+      }
+      if (m.text) {
+        const text = document.createElement('div'); text.innerHTML = markup(m.text);
+        div.append(text);
+      }
+      if (m.file) {
+        const a = document.createElement('a'); a.href = m.file.url; a.target = '_blank';
+        a.textContent = '📎 ' + m.file.name + ' (' + m.file.size + ' bytes)';
+        div.append(a);
+      }
+      if (m.reactions.length) {
+        const re = document.createElement('div'); re.className = 'reaction';
+        re.textContent = m.reactions.join(' '); div.append(re);
+      }
+      const ticks = document.createElement('div');
+      if (m.direction === 'business' && m.status) {
+        ticks.className = 'ticks ' + m.status; ticks.textContent = TICKS[m.status] || m.status;
+      } else if (m.direction === 'customer' && !m.accepted) {
+        ticks.className = 'ticks failed'; ticks.textContent = '⚠ the bridge did not take it';
+      } else if (m.direction === 'customer' && m.read) {
+        ticks.className = 'ticks read'; ticks.textContent = 'read by ' + res.business;
+      }
+      div.append(ticks);
+      log.append(div);
+    }
+  } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
+}
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result.split(',', 2)[1] || '');
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+$('f').addEventListener('submit', async ev => {
+  ev.preventDefault();
+  $('status').textContent = 'Sending…';
+  const body = { name: $('name').value, number: $('number').value, text: $('text').value };
+  const file = $('file').files[0];
+  if (file) {
+    body.file = { name: file.name, mimetype: file.type || 'application/octet-stream',
+                  data_base64: await readFile(file) };
+  }
+  try {
+    const r = await fetch('/api/send', {
+      method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
+    });
+    const res = await r.json();
+    if (res.ok) {
+      $('status').textContent = 'Delivered to the bridge as a signed webhook.';
+      $('text').value = ''; $('file').value = '';
+    } else {
+      $('status').textContent = 'Not sent: ' + res.error;
+    }
+  } catch (e) { $('status').textContent = 'Not sent: ' + e; }
+  refresh();
+});
+$('number').addEventListener('change', refresh);
+refresh(); setInterval(refresh, 1500);
+</script>
+</body></html>
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
