@@ -75,7 +75,9 @@ def test_example_config_loads(config_path: Path) -> None:
     assert config.permissions == {
         "*": "none", "example.com": "staff", "@admin:example.com": "admin",
     }  # fmt: skip
-    assert list(config.channels) == ["support-webhook", "support-telegram", "support-whatsapp"]
+    assert list(config.channels) == [
+        "support-webhook", "support-telegram", "support-whatsapp", "support-email",
+    ]  # fmt: skip
     telegram = config.channels[AccountID("support-telegram")]
     assert telegram.connector is TelegramConnector
     assert isinstance(telegram.options, TelegramConfig)
