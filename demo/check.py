@@ -1,17 +1,22 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
-The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer
-and a WhatsApp customer in turn:
+The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer,
+a WhatsApp customer and (when the demo runs with email) an email customer in turn:
 
 1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
-   ``demo/telegram_customer.py send`` as a new Telegram user, or
-   ``demo/whatsapp_customer.py send`` from a new phone number);
-2. the staff user waits for the bridge's invite to the new portal room, and joins it;
+   ``demo/telegram_customer.py send`` as a new Telegram user,
+   ``demo/whatsapp_customer.py send`` from a new phone number, or
+   ``demo/email_customer.py send`` from a new address, which puts the mail into the support
+   mailbox on the demo's Dovecot);
+2. the staff user waits for the bridge's invite to the new portal room, and joins it (for
+   email: the room is named after the sender);
 3. the customer's message is visible in that room;
 4. the staff user answers;
 5. the answer arrived: at the customer app (signed POST to /inbox), at the Telegram
    simulator as a ``sendMessage`` to that chat, or at the WhatsApp simulator as a text
-   message to that number, with the "Demo Staff: " sender prefix;
+   message to that number, with the "Demo Staff: " sender prefix; or at the demo's SMTP
+   server as a mail to that address with ``Re: <subject>`` and ``In-Reply-To`` the
+   customer's Message-ID;
 6. WhatsApp only: the phone's ``delivered`` and ``read`` statuses come back as read receipts
    on the answer, of the bridge bot and of the customer's ghost.
 """
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from common import DATA, SERVER_NAME, customer_url, hs_url, load_state, telegram_url, whatsapp_url
+from email_customer import mail_url
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -126,13 +132,16 @@ class Staff:
         if not isinstance(joined, JoinResponse):
             raise CheckFailed(f"join failed: {joined}")
 
-    async def wait_for_message(self, room_id: str, text: str) -> dict[str, Any]:
+    async def wait_for_message(
+        self, room_id: str, text: str, *, contains: bool = False
+    ) -> dict[str, Any]:
         async def message() -> dict[str, Any] | None:
             resp = await self.client.room_messages(room_id, limit=50)
             if not isinstance(resp, RoomMessagesResponse):
                 return None
             for event in resp.chunk:
-                if _body(event.source) == text:
+                body = _body(event.source)
+                if body == text or (contains and text in body):
                     return dict(event.source)
             return None
 
@@ -321,6 +330,63 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     steps.ok(ghost)
 
 
+async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new address and name (the portal room's name), so that the bridge makes a new portal.
+    name = f"Check Email {nonce}"
+    address = f"check-{nonce}-{secrets.token_hex(2)}@customer.test"
+    subject = f"Order 42 ({nonce})"
+    customer_text = f"Hello from the demo check by mail ({nonce})"
+    reply_text = f"Thanks for your mail, we are on it ({nonce})"
+
+    steps.begin(f"email: customer CLI mails {customer_text!r} as {address}")
+    out = await _run_cli(
+        "email_customer.py", "send", customer_text, "--subject", subject,
+        "--name", name, "--address", address,
+    )  # fmt: skip
+    message_id = out.rsplit(": ", 1)[-1].strip()
+    if not (message_id.startswith("<") and message_id.endswith(">")):
+        raise CheckFailed(f"email_customer.py send printed no Message-ID: {out!r}")
+    steps.ok(out)
+
+    steps.begin(f"email: wait for the bridge's invite to the new portal room {name!r}")
+    room_id = await staff.wait_for_invite(name)
+    steps.ok(room_id)
+
+    steps.begin("email: join the portal room")
+    await staff.join(room_id)
+    steps.ok()
+
+    steps.begin("email: see the customer's mail in the room")
+    seen = await staff.wait_for_message(room_id, customer_text, contains=True)
+    steps.ok(f"from {seen.get('sender')}")
+
+    steps.begin(f"email: staff answers {reply_text!r}")
+    steps.ok(await staff.answer(room_id, reply_text))
+
+    steps.begin(f"email: the SMTP server gets a mail to {address}, Re: subject, In-Reply-To")
+    url = f"{mail_url(state)}/api/messages?address={urllib.parse.quote(address)}"
+    want_subject = f"Re: {subject}"
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(_get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != "company":
+                continue
+            if msg.get("to") != address or reply_text not in str(msg.get("text")):
+                raise CheckFailed(f"the company sent something else: {msg}")
+            if msg.get("subject") != want_subject:
+                raise CheckFailed(f"the reply's subject is {msg.get('subject')!r}, "
+                                  f"expected {want_subject!r}")  # fmt: skip
+            if msg.get("in_reply_to") != message_id:
+                raise CheckFailed(f"the reply's In-Reply-To is {msg.get('in_reply_to')!r}, "
+                                  f"expected {message_id!r}")  # fmt: skip
+            return dict(msg)
+        return None
+
+    got = await _wait("the answer at the demo's SMTP server", delivered)
+    steps.ok(f"{got.get('subject')!r}, In-Reply-To {got.get('in_reply_to')}")
+
+
 async def run(state: dict[str, Any]) -> None:
     steps = Steps()
     nonce = secrets.token_hex(3)
@@ -348,6 +414,10 @@ async def run(state: dict[str, Any]) -> None:
         await check_webhook(state, staff, steps, nonce)
         await check_telegram(state, staff, steps, nonce)
         await check_whatsapp(state, staff, steps, nonce)
+        if state.get("email_enabled"):
+            await check_email(state, staff, steps, nonce)
+        else:
+            print("  - email: skipped (Dovecot is not installed)", flush=True)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")
     finally:
         try:

@@ -37,6 +37,8 @@ WHATSAPP_WABA_ID = "102290129340398"
 WHATSAPP_DISPLAY_NUMBER = "4930901820"
 """The business's own phone number, as customers see it (+49 30 901820)."""
 WHATSAPP_BUSINESS_NAME = "Demo Company"
+EMAIL_ACCOUNT = "demo-email"
+"""The email channel account of the demo: the support mailbox on the demo's Dovecot."""
 
 SIGNATURE_HEADER = "X-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -6,9 +6,11 @@
     python demo/setup.py banner      # print how to use the running demo
 
 Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090),
-DEMO_TELEGRAM_PORT (8091) and DEMO_WHATSAPP_PORT (8092) on every run; secrets, the staff
-password, the Telegram bot token and the WhatsApp app secret, verify token and access token are
-made once and kept in demo-data/demo.json.
+DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the email page),
+DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the staff password, the
+Telegram bot token, the WhatsApp app secret, verify token and access token and the support
+mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0 (scripts/demo.sh
+sets it when Dovecot is missing) leaves the email account out of the bridge config.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from common import (
     ACCOUNT,
     DATA,
+    EMAIL_ACCOUNT,
     LOOPBACK,
     REPO,
     SERVER_NAME,
@@ -58,15 +61,22 @@ BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
 EXAMPLE_CONFIG = REPO / "example-config.yaml"
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
-                 "telegram_port": 8091, "whatsapp_port": 8092}  # fmt: skip
+                 "telegram_port": 8091, "whatsapp_port": 8092, "mail_port": 8093,
+                 "imap_port": 8143, "smtp_port": 8025}  # fmt: skip
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
             "customer_port": "DEMO_CUSTOMER_PORT",
             "telegram_port": "DEMO_TELEGRAM_PORT",
-            "whatsapp_port": "DEMO_WHATSAPP_PORT"}  # fmt: skip
+            "whatsapp_port": "DEMO_WHATSAPP_PORT",
+            "mail_port": "DEMO_MAIL_PORT",
+            "imap_port": "DEMO_IMAP_PORT",
+            "smtp_port": "DEMO_SMTP_PORT"}  # fmt: skip
 PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
              "customer_port": "the customer app",
              "telegram_port": "the Telegram simulator",
-             "whatsapp_port": "the WhatsApp simulator"}  # fmt: skip
+             "whatsapp_port": "the WhatsApp simulator",
+             "mail_port": "the email customer page",
+             "imap_port": "the demo's Dovecot (IMAP)",
+             "smtp_port": "the demo's SMTP server"}  # fmt: skip
 
 _FAST = {"per_second": 10000, "burst_count": 100000}
 RELAXED_RATE_LIMITS: dict[str, Any] = {
@@ -151,6 +161,10 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     state.setdefault("whatsapp_access_token", "EAAdemo" + secrets.token_urlsafe(48))
     state.setdefault("whatsapp_app_secret", secrets.token_hex(16))
     state.setdefault("whatsapp_verify_token", secrets.token_urlsafe(24))
+    # The support mailbox on the demo's Dovecot, which the bridge reads and sends as.
+    state.setdefault("email_account", EMAIL_ACCOUNT)
+    state.setdefault("email_password", secrets.token_urlsafe(12))
+    state["email_enabled"] = os.environ.get("DEMO_EMAIL", "1") != "0"
     state.update(ports)
     save_state(state)
     print(("Created" if fresh else "Reusing") + f" {DATA}")
@@ -258,14 +272,17 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     data["database"]["url"] = "sqlite:bridge.db"
     # Edit the example's sections in place, so that their documenting comments stay.
     _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
-    if state["whatsapp_account"] not in data["channels"]:
-        # Fresh, or demo-data/ from before the demo had Telegram or WhatsApp: make the demo's
-        # accounts from the example's (with their comments). Everything the demo needs in them
-        # is set below, on every start.
+    has_email = state["email_account"] in data["channels"]
+    if state["whatsapp_account"] not in data["channels"] or has_email != state["email_enabled"]:
+        # Fresh, or demo-data/ from before the demo had Telegram, WhatsApp or email, or email
+        # was switched on or off: make the demo's accounts from the example's (with their
+        # comments). Everything the demo needs in them is set below, on every start.
         data["channels"] = _demo_channels(state)
     channels = data["channels"]
     _set_telegram_channel(channels[state["telegram_account"]], state)
     _set_whatsapp_channel(channels[state["whatsapp_account"]], state)
+    if state["email_enabled"]:
+        _set_email_channel(channels[state["email_account"]], state)
     channel = channels[state["account"]]
     channel["type"] = "webhook"
     _set_staff(channel, state["staff_user"])
@@ -305,11 +322,14 @@ def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
 
 
 def _demo_channels(state: dict[str, Any]) -> CommentedMap:
-    """The example config's channel accounts turned into the demo's: a webhook, a Telegram and
-    a WhatsApp account, in this order."""
+    """The example config's channel accounts turned into the demo's: a webhook, a Telegram, a
+    WhatsApp and (unless switched off) an email account, in this order."""
     channels = YAML().load(EXAMPLE_CONFIG.read_text())["channels"]
     items = [(state["account"], _channel_of_type(channels, "webhook") or CommentedMap())]
-    for key, kind in (("telegram_account", "telegram"), ("whatsapp_account", "whatsapp")):
+    kinds = [("telegram_account", "telegram"), ("whatsapp_account", "whatsapp")]
+    if state["email_enabled"]:
+        kinds.append(("email_account", "email"))
+    for key, kind in kinds:
         items.append((state[key], _channel_of_type(channels, kind) or CommentedMap()))
     _replace_keys(channels, items)
     return channels
@@ -350,6 +370,29 @@ def _set_whatsapp_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     channel["delivery_deadline"] = 600
     channel["request_timeout"] = 10
     channel["title"] = "WhatsApp"
+
+
+def _set_email_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
+    """The demo's email account: the support mailbox on the demo's Dovecot (IMAP, STARTTLS
+    with its self-signed certificate) and the demo's SMTP server, which keeps what it gets."""
+    channel["type"] = "email"
+    _set_staff(channel, state["staff_user"])
+    for key, port, security in (("imap", "imap_port", "starttls"), ("smtp", "smtp_port", "none")):
+        server = channel.get(key)
+        if not isinstance(server, dict):
+            server = channel[key] = CommentedMap()
+        server["host"] = LOOPBACK
+        server["port"] = state[port]
+        server["security"] = security
+        server["user"] = "support"
+        server["password"] = state["email_password"]
+        server["verify_tls"] = False
+    channel["from_address"] = "support@demo.test"
+    channel["from_name"] = "Demo Company Support"
+    channel["threading"] = "thread"
+    channel["poll_interval"] = 1
+    channel["delivery_deadline"] = 600
+    channel["title"] = "Email"
 
 
 def _replace_keys(mapping: CommentedMap, items: list[tuple[str, Any]]) -> None:
@@ -533,13 +576,31 @@ def banner(_: argparse.Namespace) -> None:
     rule = "=" * 78
     python = os.path.relpath(sys.executable, Path.cwd()) if sys.executable else "python"
     bot = _bot_username()
+    mail = f"http://{LOOPBACK}:{s['mail_port']}"
+    mailbox = ""
+    if s.get("email_enabled"):
+        mailbox = (
+            ",\n  and a support mailbox (a local Dovecot and an SMTP server that keeps what"
+            "\n  it is sent)"
+        )
+        email_part = f"""
+     or as an email customer writing to support@demo.test (the bridge account
+     {s["email_account"]} reads that mailbox over IMAP, {LOOPBACK}:{s["imap_port"]}, and
+     answers through SMTP, {LOOPBACK}:{s["smtp_port"]}):
+        - in a browser:  {mail}   (From name and address, subject, text;
+                                          the company's replies below), or
+        - from a shell:  {python} demo/email_customer.py send "Hello" --subject "Order 42\""""
+    else:
+        email_part = """
+     (email is off in this run: Dovecot is not installed; as root, or after
+      apt-get install dovecot-imapd, the next start adds an email customer)"""
     print(
         f"""
 {rule}
   The demo is running: Synapse, the bridge, a customer web app, a simulated
-  Telegram (a local Bot API server with the company's bot) and a simulated
+  Telegram (a local Bot API server with the company's bot), a simulated
   WhatsApp (a local Cloud API with the company's business number
-  +{WHATSAPP_DISPLAY_NUMBER}), all on {LOOPBACK}.
+  +{WHATSAPP_DISPLAY_NUMBER}){mailbox}, all on {LOOPBACK}.
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
@@ -554,12 +615,13 @@ def banner(_: argparse.Namespace) -> None:
         - from a shell:  {python} demo/telegram_customer.py send "Привет"
      or as a WhatsApp customer writing to the business number:
         - in a browser:  {whatsapp_url(s)}   (name, phone number, text, a file), or
-        - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"
+        - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"{email_part}
 
-  3. In the Matrix client, accept the invite to the new room ("Web chat", "Telegram"
-     or "WhatsApp" conversation) and answer. The customer's page shows the answer (on
-     WhatsApp with ticks: the phone reports sent, delivered, read, which the room shows
-     as read receipts of the bridge bot and of the customer); this terminal prints it.
+  3. In the Matrix client, accept the invite to the new room ("Web chat", "Telegram",
+     "WhatsApp" or, for a mail, the sender's name) and answer. The customer's page
+     shows the answer (on WhatsApp with ticks: the phone reports sent, delivered,
+     read, which the room shows as read receipts of the bridge bot and of the
+     customer); this terminal prints it.
 
   WhatsApp templates (order_update (de), hello_world (en_US)), which the business may
   send even after the customer's 24 hours have passed:

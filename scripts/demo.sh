@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # A local demo of the bridge in one command: a throwaway Synapse, the bridge, a small
 # "customer" web app on the far side of the webhook connector, a simulated Telegram (a local
-# Bot API server with the company's bot and a page to write to it) and a simulated WhatsApp (a
-# local Cloud API with the company's business number and a page to write to it), all on
+# Bot API server with the company's bot and a page to write to it), a simulated WhatsApp (a
+# local Cloud API with the company's business number and a page to write to it) and a support
+# mailbox (a local Dovecot, an SMTP server that keeps the replies, a page to mail from), all on
 # 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram and a WhatsApp
-#                                  # conversation end to end, print PASS/FAIL
+#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp and an
+#                                  # email conversation end to end, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
 #        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
-#        DEMO_WHATSAPP_PORT (WhatsApp, 8092).
+#        DEMO_WHATSAPP_PORT (WhatsApp, 8092), DEMO_MAIL_PORT (email page, 8093),
+#        DEMO_IMAP_PORT (Dovecot, 8143), DEMO_SMTP_PORT (SMTP, 8025).
+# Email needs Dovecot (dovecot-imapd), which is installed with apt when missing and root;
+# otherwise the demo runs without email.
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
 # later runs; rm -rf demo-data to start afresh.
 #
@@ -33,7 +37,7 @@ CHECK=${DEMO_CHECK:-0}
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done
@@ -77,6 +81,27 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
   echo "$WANT" >"$STAMP"
 fi
 
+# --------------------------------------------------------------------------- email
+# Dovecot for the support mailbox: installed as scripts/test.sh does (the Debian package also
+# creates the dovecot/dovenull users it needs as root). Without it the demo runs without email.
+have_dovecot() {
+  command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] \
+    || { [ -n "${DOVECOT_BIN:-}" ] && [ -x "$DOVECOT_BIN" ]; }
+}
+EMAIL=1
+if ! have_dovecot; then
+  if is_root; then
+    apt_install dovecot-imapd || EMAIL=0
+  else
+    EMAIL=0
+  fi
+  if [ "$EMAIL" = 0 ]; then
+    log "Dovecot is not installed (and could not be installed here): running the demo WITHOUT"
+    log "the email customer. For email: sudo apt-get install dovecot-imapd, or run as root."
+  fi
+fi
+export DEMO_EMAIL=$EMAIL
+
 # --------------------------------------------------------------------------- processes
 mkdir -p "$DATA"
 export PYTHONUNBUFFERED=1
@@ -89,7 +114,8 @@ for pidfile in "$DATA"/*.pid; do
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
       | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py' \
-        -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py'; then
+        -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' \
+        -e 'demo/email_customer.py' -e 'dovecot'; then
     LEFTOVER+=("$pid")
   else
     rm -f "$pidfile"
@@ -145,7 +171,8 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, WhatsApp and Telegram simulators, then Synapse.
+    # Reverse order: customer app, bridge, mail servers, WhatsApp and Telegram simulators,
+    # then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
       rm -f "$DATA/${NAMES[i]}.pid"
@@ -160,11 +187,12 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT ACCOUNT < <("$PY" -c '
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT ACCOUNT \
+  < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"],
-      s["whatsapp_port"], s["account"])
+      s["whatsapp_port"], s["mail_port"], s["account"])
 ' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
@@ -200,6 +228,22 @@ fi
 WHATSAPP_PID=${PIDS[-1]}
 "$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/messages" \
   --pid "$WHATSAPP_PID" --what "The WhatsApp simulator" --log "$DATA/whatsapp.log" --timeout 60
+
+# The mail servers too: the bridge's email account logs in to the mailbox when it starts.
+if [ "$EMAIL" = 1 ]; then
+  log "starting Dovecot, the SMTP server and the email page on 127.0.0.1:$MAIL_PORT" \
+    "(log: demo-data/email.log)"
+  if [ "$CHECK" = 1 ]; then
+    start email /dev/null "$DATA/email.log" "$ROOT" \
+      "$PY" demo/email_customer.py serve --log "$DATA/email.log" --quiet
+  else
+    # Its terminal output ("The company answered ...") is part of the demo.
+    start email - "$DATA/email.log" "$ROOT" \
+      "$PY" demo/email_customer.py serve --log "$DATA/email.log"
+  fi
+  "$PY" demo/setup.py wait "http://127.0.0.1:$MAIL_PORT/api/messages" \
+    --pid "${PIDS[-1]}" --what "The email customer page" --log "$DATA/email.log" --timeout 60
+fi
 
 log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
 start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml

@@ -9,6 +9,7 @@ from .harness import ConnectorHarness
 HARNESSES = [
     "connectors.webhook.harness:WebhookHarness",
     "connectors.telegram.harness:TelegramHarness",
+    "connectors.whatsapp.harness:WhatsAppHarness",
 ]
 """``module:Class`` of each harness, relative to the ``tests`` directory."""
 

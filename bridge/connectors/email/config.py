@@ -64,8 +64,10 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
         raise ConfigError(f"{key}.smtp", "is required (the server that sends replies)")
     imap = _server(raw["imap"], f"{key}.imap", {"tls": 993, "starttls": 143, "none": 143})
     smtp = _server(raw["smtp"], f"{key}.smtp", {"tls": 465, "starttls": 587, "none": 25})
-    if imap.user is None or imap.password is None:
-        raise ConfigError(f"{key}.imap.user", "the mailbox needs a user and a password")
+    if imap.user is None:
+        raise ConfigError(f"{key}.imap.user", "is required (the mailbox login)")
+    if imap.password is None:
+        raise ConfigError(f"{key}.imap.password", "is required (the mailbox password)")
     d = EmailConfig(imap, smtp, "x@example.com")
     template = opts.string("sender_name_template", d.sender_name_template)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import html as html_lib
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from .parse import ParsedMail, attachment_bytes, parse_mail, to_remote_event
 from .smtp import build_reply, send
 
 PART_PREFIX = "imap:"
+CONNECT_TIMEOUT = 20.0
 
 EMAIL_CAPABILITIES = Capabilities(
     html=True,
@@ -57,13 +59,19 @@ class EmailConnector(NetworkConnector):
         )
         self.title = config.title
         self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
         return parse_config(raw, key)
 
     async def start(self) -> None:
+        self._connected = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"email:{self.account_id}")
+        # Report the mailbox state when start() returns; an unreachable server is not fatal:
+        # the loop keeps trying and the state says why.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
 
     async def stop(self) -> None:
         if self._task:
@@ -83,6 +91,7 @@ class EmailConnector(NetworkConnector):
                 raise
             except Exception as e:
                 self.set_state(StateKind.DISCONNECTED, str(e) or type(e).__name__)
+                self._connected.set()  # start() need not wait any longer: the state says why
                 self.host.log.warning("Mailbox not reachable (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 300.0)
@@ -90,6 +99,7 @@ class EmailConnector(NetworkConnector):
     async def _read_mailbox(self) -> None:
         async with open_mailbox(self.config.imap, self.config.folder) as box:
             self.set_state(StateKind.CONNECTED, f"{self.config.imap.user}, {self.config.folder}")
+            self._connected.set()
             data = await self.host.load_data()
             if data.get("uidvalidity") != box.uidvalidity:
                 # The server renumbered the folder: read it again from the start; mails

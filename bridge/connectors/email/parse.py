@@ -38,15 +38,26 @@ from bridge.events import (
 )
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 
-from .sanitize import VOID_TAGS, HtmlNode, html_to_text, parse_html, sanitize_html, serialize
+from .sanitize import (
+    VOID_TAGS,
+    HtmlNode,
+    clean_text,
+    html_to_text,
+    parse_html,
+    sanitize_html,
+    serialize,
+)
 
 AUTO_REPLY_PREFIX = "🤖 Automatic reply: "
 UNKNOWN_SENDER = "unknown@invalid"
 EML_FILENAME = "original.eml"
 MAX_REFERENCES = 100
 MAX_MIME_DEPTH = 30
-MAX_TRIM_HTML = 2_000_000
-"""Larger HTML bodies are sanitised but not trimmed (the tree walk would be slow)."""
+MAX_PARTS = 500
+"""MIME parts looked at; the rest is only in ``original.eml``."""
+MAX_TRIM_TEXT = 500_000
+MAX_TRIM_HTML = 1_000_000
+"""Larger bodies are shown untrimmed (trimming them would be slow)."""
 
 
 class MailAttachment(NamedTuple):
@@ -109,7 +120,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
     sender = _safe(lambda: _sender(headers), no_sender)
     report = _safe(lambda: _bounce(msg), None) if msg is not None else None
     display: tuple[str, str | None, frozenset[int]] = ("", None, frozenset())
-    text, html, hidden = _safe(lambda: _display(body), display)
+    forwarded = bool(_FORWARD_PREFIX.match(subject))
+    text, html, hidden = _safe(lambda: _display(body, trim=not forwarded), display)
 
     in_reply_to: list[str] = _safe(lambda: _ids(get("in-reply-to")), [])
     original_id = report.original_id if report else None
@@ -229,16 +241,6 @@ def _safe(fn: Callable[[], T], default: T) -> T:
         return fn()
     except Exception:  # a broken mail must not stop the rest of it from being bridged
         return default
-
-
-def clean_text(text: str) -> str:
-    """``text`` without NUL characters and lone surrogates (JSON and SQL reject them)."""
-    text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 # --------------------------------------------------------------------------- charsets
@@ -465,6 +467,12 @@ _SUBJECT_PREFIX = re.compile(
 )
 
 
+_FORWARD_PREFIX = re.compile(
+    r"\s*(?:fwd?|wg|tr|enc|rv|转发|轉寄)\s*(?:\[\d{1,4}\]|\(\d{1,4}\))?\s*[:：]", re.IGNORECASE
+)
+"""A forward: what looks like quoted history is the content, so nothing is trimmed."""
+
+
 def normalize_subject(subject: str) -> str:
     """``subject`` without Re:/Fwd:/AW:/WG:/Sv:... prefixes, whitespace collapsed."""
     return " ".join(_SUBJECT_PREFIX.sub("", subject).split())
@@ -478,11 +486,19 @@ class _Body:
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     attachments: list[MailAttachment] = field(default_factory=list)
+    parts_left: list[int] = field(default_factory=lambda: [MAX_PARTS])
+    """Shared by the bodies of one mail (alternatives collect into bodies of their own)."""
+
+
+_CONTENT_TYPE_LINE = re.compile(rb"^content-type:", re.IGNORECASE | re.MULTILINE)
 
 
 def _structure(raw: bytes) -> tuple[Message | None, _Body]:
     """The parsed message and its bodies and attachments; the same for the same bytes."""
-    for mail_policy in (policy.default, policy.compat32):
+    # policy.default parses each part's headers into objects, slow for thousands of parts.
+    many_parts = len(_CONTENT_TYPE_LINE.findall(raw)) > 2 * MAX_PARTS
+    policies = (policy.compat32,) if many_parts else (policy.default, policy.compat32)
+    for mail_policy in policies:
         try:
             msg = email.message_from_bytes(raw, policy=mail_policy)
             body = _Body()
@@ -507,8 +523,9 @@ def _content_type(part: Message) -> str:
 
 
 def _collect(part: Message, body: _Body, depth: int) -> None:
-    if depth > MAX_MIME_DEPTH:
+    if depth > MAX_MIME_DEPTH or body.parts_left[0] <= 0:
         return
+    body.parts_left[0] -= 1
     ctype = _content_type(part)
     payload = part.get_payload()
     if ctype in ("message/rfc822", "message/global") or ctype in _REPORT_PARTS:
@@ -516,7 +533,7 @@ def _collect(part: Message, body: _Body, depth: int) -> None:
     elif isinstance(payload, list) and ctype == "multipart/alternative":
         choices = []
         for child in _messages(payload):
-            sub = _Body()
+            sub = _Body(parts_left=body.parts_left)
             _collect(child, sub, depth + 1)
             choices.append(sub)
         plain = next((c.plain for c in choices if any(p.strip() for p in c.plain)), [])
@@ -678,29 +695,31 @@ def _quoted(depth: int, content: str) -> str:
 # --------------------------------------------------------------------------- display
 
 
-def _display(body: _Body) -> tuple[str, str | None, frozenset[int]]:
-    """Trimmed plain text, trimmed sanitised HTML and the hidden attachment indices."""
+def _display(body: _Body, trim: bool = True) -> tuple[str, str | None, frozenset[int]]:
+    """Plain text, sanitised HTML (both trimmed if ``trim``) and the hidden attachments."""
     plain = "\n".join(p.strip("\n") for p in body.plain if p.strip())
     raw_html = "\n".join(h for h in body.html if h.strip())
     html: str | None = None
     hidden: frozenset[int] = frozenset()
+    html_text = ""
     if raw_html:
-        trimmed = trim_html(raw_html)
+        trimmed = trim_html(raw_html) if trim else raw_html
         html = sanitize_html(trimmed)
-        if not html_to_text(html):
+        html_text = html_to_text(html)
+        if not html_text:
             trimmed, html = raw_html, sanitize_html(raw_html)
+            html_text = html_to_text(html)
         html = html or None
-        shown = _cids(trimmed)
+        used, shown = _cids(raw_html), _cids(trimmed)
         hidden = frozenset(
             i
             for i, part in enumerate(body.attachments)
-            if part.content_id
-            and part.content_id.lower() in _cids(raw_html)
-            and part.content_id.lower() not in shown
+            if part.content_id and part.content_id.lower() in used - shown
         )
-    text = trim_text(plain) if plain.strip() else ""
-    if not text and html:
-        text = html_to_text(html)
+    if plain.strip():
+        text = trim_text(plain) if trim else plain.strip()
+    else:
+        text = html_text
     return clean_text(text), clean_text(html) if html else None, hidden
 
 
@@ -722,7 +741,7 @@ _ATTRIBUTIONS = (
 _ATTRIBUTION = re.compile(
     r"^[ \t]*(?:"
     + "|".join(
-        rf"{start}\b[^\n]{{0,300}}?(?:\n[^\n>]{{0,300}}?){{0,2}}\b{verb}[ \t]*:"
+        rf"{start}\b[^\n]{{0,300}}?(?:\n(?![ \t]*>)[^\n]{{0,300}}?){{0,2}}\b{verb}[ \t]*:"
         for start, verb in _ATTRIBUTIONS
     )
     + r")[ \t]*$",
@@ -783,6 +802,8 @@ def trim_text(text: str) -> str:
     ``>`` blocks) and without the signature (from a "-- " line on). Falls back to the whole
     text rather than return nothing."""
     original = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip("\n")
+    if len(original) > MAX_TRIM_TEXT:
+        return original
     cut = _reply_header_start(original)
     trimmed = original[:cut] if cut is not None else original
     lines = trimmed.split("\n")

@@ -3,16 +3,16 @@
 ``sanitize_html`` keeps only what ``org.matrix.custom.html`` allows, with links limited to
 http(s) and mailto and images limited to ``mxc:`` sources, so remote images (tracking pixels)
 never reach a Matrix client. ``html_to_text`` renders a mail that has only HTML as plain text.
-``parse_html`` builds a small, forgiving element tree (``HtmlNode``) that the quote trimmer in
-``parse.py`` and ``html_to_text`` walk; its nesting depth is bounded so walking it never
-recurses deeply, whatever the input.
+``parse_html`` builds a small element tree (``HtmlNode``) that the quote trimmer in ``parse.py``
+and ``html_to_text`` walk: html5ever (through nh3) makes the input well formed first, and the
+nesting depth is bounded, so building and walking it stays fast whatever the input.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from html import escape
+from html import escape, unescape
 from html.parser import HTMLParser
 
 import nh3
@@ -89,7 +89,7 @@ def sanitize_html(html: str) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
     links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources.
     Scripts, styles, comments, event handlers and ``javascript:`` URLs are gone."""
-    cleaned = _CLEANER.clean(_valid_unicode(html))
+    cleaned = _CLEANER.clean(clean_text(html))
     cleaned = _drop_sourceless_images(cleaned)
     return _strip_blank_edges(cleaned)
 
@@ -109,26 +109,22 @@ def _strip_blank_edges(html: str) -> str:
             if end - start >= len(junk) and html.endswith(junk, start, end):
                 end -= len(junk)
         if end > start and html[end - 1] == ">":
-            close = html.rfind("</", start, end)
-            opening = html.rfind("<", start, close) if close > start else -1
+            close = html.rfind("</", max(start, end - 100), end)
+            opening = html.rfind("<", max(start, close - 100), close) if close > start else -1
             if opening >= start and _EMPTY_ELEMENT.fullmatch(html, opening, end):
                 end = opening
         if (start, end) == before:
             return html[start:end]
 
 
-def _valid_unicode(text: str) -> str:
-    """``text`` without NUL and with lone surrogates replaced (neither survives JSON/SQL)."""
+def clean_text(text: str) -> str:
+    """``text`` without NUL characters and lone surrogates (JSON and SQL reject them)."""
     text = text.replace("\x00", "")
-    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
-
-
-def _has_surrogates(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 # --------------------------------------------------------------------------- element tree
@@ -138,6 +134,8 @@ VOID_TAGS = frozenset(
      "source", "track", "wbr"}
 )  # fmt: skip
 _ATTR_NAME = re.compile(r"[A-Za-z_:][-A-Za-z0-9_:.]*")
+MAX_TREE_HTML = 1_000_000
+"""Larger HTML is rendered as text by stripping tags (the tree would be slow to build)."""
 MAX_DEPTH = 120
 """Elements nested deeper than this become siblings: walking the tree stays shallow."""
 
@@ -165,22 +163,6 @@ class HtmlNode:
             stack.extend(reversed(node.children))
         return out
 
-    def remove(self) -> None:
-        if self.parent is not None:
-            self.parent.children = [c for c in self.parent.children if c is not self]
-            self.parent = None
-
-
-_IMPLIED_CLOSE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "li": (frozenset({"li"}), frozenset({"ul", "ol", "table"})),
-    "dt": (frozenset({"dt", "dd"}), frozenset({"dl", "table"})),
-    "dd": (frozenset({"dt", "dd"}), frozenset({"dl", "table"})),
-    "tr": (frozenset({"tr"}), frozenset({"table", "tbody", "thead", "tfoot"})),
-    "td": (frozenset({"td", "th"}), frozenset({"tr", "table"})),
-    "th": (frozenset({"td", "th"}), frozenset({"tr", "table"})),
-    "p": (frozenset({"p"}), frozenset({"div", "td", "th", "li", "blockquote", "table"})),
-}
-
 
 class _TreeBuilder(HTMLParser):
     def __init__(self) -> None:
@@ -189,27 +171,10 @@ class _TreeBuilder(HTMLParser):
         self.stack = [self.root]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._close_implied(tag)
         node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
         self.stack[-1].children.append(node)
         if tag not in VOID_TAGS and len(self.stack) < MAX_DEPTH:
             self.stack.append(node)
-
-    def _close_implied(self, tag: str) -> None:
-        """Close what a start tag implicitly ends in HTML (an open <li> at the next <li>...)."""
-        closes = _IMPLIED_CLOSE.get(tag)
-        if closes is None:
-            if tag in _BLOCK_TAGS and self.stack[-1].tag == "p":
-                self.stack.pop()
-            return
-        ends, scope = closes
-        for i in range(len(self.stack) - 1, 0, -1):
-            current = self.stack[i].tag
-            if current in scope:
-                return
-            if current in ends:
-                del self.stack[i:]
-                return
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
@@ -225,12 +190,25 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].children.append(HtmlNode(None, parent=self.stack[-1], text=data))
 
 
+# Makes any HTML well formed (and drops scripts, styles, comments) before the stdlib parser sees
+# it: html.parser is slow, even quadratic, on some malformed input, never on well-formed HTML.
+# Keeps what the quote trimmer looks at (class, id, type, style) and what sanitising may keep.
+_NORMALIZER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS | nh3.ALLOWED_TAGS | {"font", "section", "main", "address"}),
+    clean_content_tags=_DROP_WITH_CONTENT,
+    attributes={**ALLOWED_ATTRIBUTES, "*": {"class", "id", "type", "style", "dir"}},
+    strip_comments=True,
+    link_rel=None,
+    url_schemes={"http", "https", "mailto", "mxc", "cid"},
+)
+
+
 def parse_html(html: str) -> HtmlNode:
-    """A forgiving element tree of ``html`` under a ``#root`` node. Raises ``ValueError`` if
-    the stdlib parser gives up (it may, on some malformed declarations)."""
+    """An element tree of ``html`` (normalised by html5ever first) under a ``#root`` node.
+    Raises ``ValueError`` if the stdlib parser gives up."""
     builder = _TreeBuilder()
     try:
-        builder.feed(html)
+        builder.feed(_NORMALIZER.clean(clean_text(html)))
         builder.close()
     except Exception as e:  # html.parser raises AssertionError on some broken markup
         raise ValueError(f"unparsable HTML: {e}") from e
@@ -279,12 +257,30 @@ _BREAKS = re.compile("[\n\ue002\ue003]+")
 def html_to_text(html: str) -> str:
     """Plain text for ``html``: block elements on their own lines, list items with "- ",
     quotes with "> ", links as ``text (url)``. Never raises."""
-    html = _INVISIBLE.sub("", _valid_unicode(html))
+    html = _INVISIBLE.sub("", clean_text(html))
     try:
+        if len(html) > MAX_TREE_HTML:
+            raise ValueError("too large to render structurally")
         root = parse_html(html)
     except ValueError:
-        return _finish(_SPACE.sub(" ", re.sub(r"<[^>]*>", " ", html)))
+        return _flat_text(html)
     return _finish(_render(root))
+
+
+_BLOCKS_ONLY = nh3.Cleaner(
+    tags={"br", "hr", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"},
+    clean_content_tags=_DROP_WITH_CONTENT,
+    attributes={},
+    link_rel=None,
+)
+
+
+def _flat_text(html: str) -> str:
+    """A quick rendering for huge HTML: line breaks at block ends, no other structure."""
+    cleaned = re.sub(r"<(?:br|hr|/\w+)>", "\n", _BLOCKS_ONLY.clean(html))
+    text = unescape(re.sub(r"<\w+>", "", cleaned))
+    lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
 
 
 def _render(node: HtmlNode, pre: bool = False) -> str:

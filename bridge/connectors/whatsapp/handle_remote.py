@@ -170,7 +170,11 @@ def _content(
             url=MEDIA_PREFIX + media_id,
             filename=filename or f"{kind}_{media_id[-12:]}.{ext}",
             mimetype=(mimetype or "").split(";")[0].strip() or None,
-            extra={"kind": kind, "sha256": media.get("sha256"), "voice": media.get("voice")},
+            extra={
+                "kind": kind,
+                "sha256": media["sha256"] if isinstance(media.get("sha256"), str) else None,
+                "voice": media.get("voice") is True,
+            },
         )
         caption = media["caption"] if isinstance(media.get("caption"), str) else ""
         return caption, whatsapp_to_matrix(caption) if caption else None, [attachment], False

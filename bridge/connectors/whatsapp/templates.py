@@ -58,13 +58,25 @@ class Templates:
 
 
 def chat_for_address(address: str) -> RemoteChatID:
-    """A phone number in international form → the wa_id (digits only)."""
-    if not PHONE.match(address.strip()):
+    """A phone number in international form (``+49 151 …`` or ``0049 151 …``) → the wa_id
+    (digits only, starting with the country code, which never starts with 0)."""
+    text = address.strip()
+    if not PHONE.match(text):
         raise ValueError(
             f"{address!r} is not a phone number; write it in international form,"
             " e.g. +491701234567"
         )
-    digits = re.sub(r"\D", "", address)
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("00"):
+        digits = digits[2:]
+    elif not text.startswith("+"):
+        raise ValueError(
+            f"{address!r} is not a phone number in international form (+<country><number>)"
+        )
+    if digits.startswith("0"):
+        raise ValueError(
+            f"{address!r} is not a phone number in international form (+<country><number>)"
+        )
     if len(digits) < 7 or len(digits) > 15:
         raise ValueError(f"{address!r} does not have 7 to 15 digits")
     return RemoteChatID(digits)

@@ -1,0 +1,185 @@
+"""The email connector against a real Dovecot, an SMTP capture and the FakeHost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge.connector import PermanentDeliveryError, TemporaryDeliveryError
+from bridge.connectors.email import EmailConnector
+from bridge.events import MatrixMessage, RemoteMessage
+from bridge.types import PortalKey, RemoteChatID
+from tests.contract.fake_host import FakeHost
+
+from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail
+
+
+@pytest.fixture(params=["contact"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[EmailHarness]:
+    instance = EmailHarness(threading=request.param)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def host(harness: EmailHarness) -> AsyncIterator[FakeHost]:
+    async with FakeHost(harness.account_id) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def connector(harness: EmailHarness, host: FakeHost) -> AsyncIterator[EmailConnector]:
+    instance = harness.make_connector(host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+thread_mode = pytest.mark.parametrize("harness", ["thread"], indirect=True)
+
+
+def staff_message(chat: str, text: str) -> MatrixMessage:
+    return MatrixMessage(
+        portal=PortalKey(EmailHarness.account_id, RemoteChatID(chat)),
+        event_id="$e:example.com",
+        sender="@alice:example.com",
+        sender_name="Alice",
+        text=text,
+        msgtype="m.text",
+    )
+
+
+async def deliver(harness: EmailHarness, sender: str, subject: str, mid: str, **kw) -> None:
+    raw = build_mail(sender, subject, f"Body of {mid}", message_id=mid, **kw)
+    await harness.deliver(raw, mid)
+
+
+def by_id(host: FakeHost, mid: str) -> RemoteMessage:
+    (event,) = [e for e in host.events if getattr(e, "message_id", None) == mid]
+    assert isinstance(event, RemoteMessage)
+    return event
+
+
+async def test_contact_mode_one_chat_per_sender(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    anna = harness.address("anna")
+    await deliver(harness, anna, "Order 4711", "a1@customer.test")
+    await deliver(harness, anna, "Invoice question", "a2@customer.test")
+    assert by_id(host, "a1@customer.test").chat.id == anna
+    assert by_id(host, "a2@customer.test").chat.id == anna
+
+
+@thread_mode
+async def test_thread_mode_replies_and_other_senders(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    anna, ben = harness.address("anna"), harness.address("ben")
+    await deliver(harness, anna, "Order 4711", "t1@customer.test")
+    chat = by_id(host, "t1@customer.test").chat.id
+    assert chat == f"{anna}/t1@customer.test"
+    await deliver(
+        harness, anna, "Re: Order 4711", "t2@customer.test",
+        in_reply_to="t1@customer.test", references=["t1@customer.test"],
+    )  # fmt: skip
+    assert by_id(host, "t2@customer.test").chat.id == chat
+    await deliver(
+        harness, ben, "Re: Order 4711", "t3@customer.test",
+        in_reply_to="t1@customer.test", references=["t1@customer.test"],
+    )  # fmt: skip
+    assert by_id(host, "t3@customer.test").chat.id == f"{ben}/t3@customer.test"
+    await deliver(harness, anna, "Something else", "t4@customer.test")
+    assert by_id(host, "t4@customer.test").chat.id == f"{anna}/t4@customer.test"
+
+
+async def test_last_uid_persisted_nothing_repeated(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    anna = harness.address("anna")
+    await deliver(harness, anna, "One", "u1@customer.test")
+    await deliver(harness, anna, "Two", "u2@customer.test")
+    assert host.data.get("last_uid", 0) >= 2 and host.data.get("uidvalidity")
+    await connector.stop()
+    async with FakeHost(harness.account_id) as second:
+        second.data = dict(host.data)
+        again = harness.make_connector(second)
+        await again.start()
+        try:
+            await deliver(harness, anna, "Three", "u3@customer.test")
+        finally:
+            await again.stop()
+        assert [e.message_id for e in second.events] == ["u3@customer.test"]  # type: ignore[attr-defined]
+        assert second.duplicates == []
+
+
+async def test_download_attachment_and_original(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 4
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="d1@customer.test",
+        attachment=(data, "application/pdf", "invoice.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "d1@customer.test")
+    event = by_id(host, "d1@customer.test")
+    files = {a.filename: a for a in event.attachments}
+    assert set(files) == {"invoice.pdf", "original.eml"}
+    content, mimetype = await connector.download_attachment(files["invoice.pdf"])
+    assert (content, mimetype) == (data, "application/pdf")
+    content, mimetype = await connector.download_attachment(files["original.eml"])
+    assert mimetype == "message/rfc822"
+    assert content.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.parametrize(
+    ("code", "error"), [(451, TemporaryDeliveryError), (550, PermanentDeliveryError)]
+)
+async def test_smtp_failures(
+    harness: EmailHarness,
+    connector: EmailConnector,
+    host: FakeHost,
+    code: int,
+    error: type[Exception],
+) -> None:
+    anna = harness.address("anna")
+    await deliver(harness, anna, "Order", "f1@customer.test")
+    harness.smtp.fail_next(1, code)
+    with pytest.raises(error) as caught:
+        await connector.send_message(staff_message(anna, "Reply"))
+    assert str(code) in caught.value.reason  # type: ignore[attr-defined]
+    if code == 451:
+        assert not isinstance(caught.value, PermanentDeliveryError)
+    else:
+        assert not isinstance(caught.value, TemporaryDeliveryError)
+    assert harness.smtp.messages == []
+
+
+@pytest.mark.parametrize("harness", ["contact", "thread"], indirect=True)
+async def test_reply_is_threaded(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    anna = harness.address("anna")
+    await deliver(harness, anna, "Order 4711", "r1@customer.test", name="Anna Kunde")
+    await deliver(
+        harness, anna, "Re: Order 4711", "r2@customer.test", name="Anna Kunde",
+        in_reply_to="r1@customer.test", references=["r1@customer.test"],
+    )  # fmt: skip
+    chat = by_id(host, "r2@customer.test").chat.id
+    sent = await connector.send_message(staff_message(chat, "It ships tomorrow."))
+    out = (await harness.smtp.wait_for()).message
+    assert out["Subject"] == "Re: Order 4711"
+    assert out["In-Reply-To"] == "<r2@customer.test>"
+    assert out["References"].split() == ["<r1@customer.test>", "<r2@customer.test>"]
+    assert out["Message-ID"] == f"<{sent.message_id}>"
+    (sender,) = out["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Alice (ACME Support)", FROM_ADDRESS)
+    (to,) = out["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("Anna Kunde", anna)
+    assert out.get_body(("plain",)).get_content().strip() == "It ships tomorrow."
+    assert harness.smtp.messages[0].auth_login == MAIL_USER
