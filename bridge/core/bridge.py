@@ -19,6 +19,7 @@ from ..config import Config
 from ..connector import NetworkConnector
 from ..db import Portal, QueueItem
 from ..events import RemoteEvent
+from ..tasks import cancel_and_wait
 from ..types import AccountID
 from .appservice import AppServiceServer
 from .commands import CommandContext, run_command
@@ -155,9 +156,7 @@ class Bridge:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
     async def stop(self) -> None:
-        for task in (self._ping_task, self._housekeeping_task):
-            if task:
-                task.cancel()
+        await cancel_and_wait([self._ping_task, self._housekeeping_task])
         for account_id, connector in self.connectors.items():
             try:
                 await connector.stop()

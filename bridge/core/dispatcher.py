@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ..db import QueueItem
+from ..tasks import cancel_and_wait
 
 Handler = Callable[[QueueItem], Awaitable[None]]
 log = logging.getLogger("bridge.dispatcher")
@@ -108,7 +109,4 @@ class Dispatcher:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = list(self._workers.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._workers.values()))

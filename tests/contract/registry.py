@@ -10,6 +10,7 @@ HARNESSES = [
     "connectors.webhook.harness:WebhookHarness",
     "connectors.telegram.harness:TelegramHarness",
     "connectors.whatsapp.harness:WhatsAppHarness",
+    "connectors.email.harness:EmailHarness",
 ]
 """``module:Class`` of each harness, relative to the ``tests`` directory."""
 

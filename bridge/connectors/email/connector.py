@@ -24,6 +24,7 @@ from ...events import (
     RemoteEvent,
     SentMessage,
 )
+from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, open_mailbox
@@ -74,10 +75,8 @@ class EmailConnector(NetworkConnector):
             await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         self.set_state(StateKind.STOPPED)
 
     # ------------------------------------------------------------------ mail -> Matrix

@@ -34,6 +34,7 @@ from ...events import (
     RemoteMessage,
     SentMessage,
 )
+from ...tasks import cancel_and_wait
 from ...types import AccountID
 from .capabilities import DOWNLOAD_LIMIT, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
@@ -99,10 +100,8 @@ class TelegramConnector(NetworkConnector):
 
     async def stop(self) -> None:
         self._open = False
-        if self._poller:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-            self._poller = None
+        await cancel_and_wait([self._poller])
+        self._poller = None
         await self.client.close()
         self.set_state(StateKind.STOPPED)
 

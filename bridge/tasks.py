@@ -1,0 +1,28 @@
+"""Stopping background tasks reliably, for the core and the connectors alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+RECANCEL_INTERVAL = 0.2
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[object] | None]) -> None:
+    """Cancel ``tasks`` and return once every one has finished.
+
+    A single ``cancel()`` is not enough on Python 3.11: ``asyncio.wait_for`` (used inside
+    aioimaplib, aiohttp and others) drops a cancellation that arrives in the same loop turn
+    as its inner awaitable completes, and the task carries on (an IMAP loop then sits in its
+    next IDLE for minutes). So the tasks are cancelled again until they are done. Their
+    results and exceptions are consumed.
+    """
+    every = [task for task in tasks if task is not None]
+    pending = {task for task in every if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_INTERVAL)
+    for task in every:
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: a stopped task's error is not news
