@@ -11,6 +11,7 @@ HARNESSES = [
     "connectors.telegram.harness:TelegramHarness",
     "connectors.whatsapp.harness:WhatsAppHarness",
     "connectors.email.harness:EmailHarness",
+    "connectors.email.harness:EmailLmtpHarness",
 ]
 """``module:Class`` of each harness, relative to the ``tests`` directory."""
 

@@ -1,4 +1,4 @@
-"""The mailbox account's config section: IMAP in, SMTP out, without network calls."""
+"""The mailbox account's config section: IMAP (or LMTP) in, SMTP out, without network calls."""
 
 from __future__ import annotations
 
@@ -24,8 +24,18 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class LmtpConfig:
+    """Where the company's MTA pushes the mailbox's mail (RFC 2033), instead of or beside IMAP."""
+
+    host: str = "127.0.0.1"
+    port: int = 2424
+    max_message_size: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class EmailConfig:
-    imap: ServerConfig
+    imap: ServerConfig | None
+    """``None`` when mail arrives only over LMTP."""
     smtp: ServerConfig
     from_address: str
     from_name: str = "Support"
@@ -41,6 +51,7 @@ class EmailConfig:
     max_size: int = 25 * 1024 * 1024
     delivery_deadline: float = 24 * 3600.0
     title: str = "Email"
+    lmtp: LmtpConfig | None = None
 
 
 def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
@@ -56,18 +67,36 @@ def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
     )
 
 
+def _lmtp(raw: Any, key: str) -> LmtpConfig:
+    opts = Options(raw, key, (f.name for f in fields(LmtpConfig)), "LMTP listener")
+    d = LmtpConfig()
+    port = opts.positive_int("port", d.port)
+    if port > 65535:
+        raise ConfigError(f"{key}.port", "must be a port number (1-65535)")
+    return LmtpConfig(
+        host=opts.string("host", d.host),
+        port=port,
+        max_message_size=opts.positive_int("max_message_size", d.max_message_size),
+    )
+
+
 def parse_config(raw: Any, key: str) -> EmailConfig:
     opts = Options(raw, key, (f.name for f in fields(EmailConfig)), "email")
-    if raw.get("imap") is None:
-        raise ConfigError(f"{key}.imap", "is required (the mailbox to read)")
+    if raw.get("imap") is None and raw.get("lmtp") is None:
+        raise ConfigError(
+            f"{key}.imap", "is required (the mailbox to read), unless mail arrives over lmtp"
+        )
     if raw.get("smtp") is None:
         raise ConfigError(f"{key}.smtp", "is required (the server that sends replies)")
-    imap = _server(raw["imap"], f"{key}.imap", {"tls": 993, "starttls": 143, "none": 143})
+    imap = None
+    if raw.get("imap") is not None:
+        imap = _server(raw["imap"], f"{key}.imap", {"tls": 993, "starttls": 143, "none": 143})
+        if imap.user is None:
+            raise ConfigError(f"{key}.imap.user", "is required (the mailbox login)")
+        if imap.password is None:
+            raise ConfigError(f"{key}.imap.password", "is required (the mailbox password)")
     smtp = _server(raw["smtp"], f"{key}.smtp", {"tls": 465, "starttls": 587, "none": 25})
-    if imap.user is None:
-        raise ConfigError(f"{key}.imap.user", "is required (the mailbox login)")
-    if imap.password is None:
-        raise ConfigError(f"{key}.imap.password", "is required (the mailbox password)")
+    lmtp = _lmtp(raw["lmtp"], f"{key}.lmtp") if raw.get("lmtp") is not None else None
     d = EmailConfig(imap, smtp, "x@example.com")
     template = opts.string("sender_name_template", d.sender_name_template)
     try:
@@ -92,4 +121,5 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
         max_size=opts.positive_int("max_size", d.max_size),
         delivery_deadline=opts.seconds("delivery_deadline", d.delivery_deadline),
         title=opts.string("title", d.title),
+        lmtp=lmtp,
     )

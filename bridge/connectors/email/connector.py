@@ -1,8 +1,9 @@
-"""The email connector: one company mailbox (IMAP in, SMTP out) as conversations."""
+"""The email connector: one company mailbox (IMAP or LMTP in, SMTP out) as conversations."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import html as html_lib
@@ -28,10 +29,13 @@ from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, open_mailbox
+from .lmtp import LmtpListener
 from .parse import ParsedMail, attachment_bytes, parse_mail, to_remote_event
 from .smtp import build_reply, send
 
 PART_PREFIX = "imap:"
+INLINE_PREFIX = "inline:"
+"""Parts of mail pushed over LMTP travel in the event itself: no mailbox keeps that mail."""
 CONNECT_TIMEOUT = 20.0
 
 EMAIL_CAPABILITIES = Capabilities(
@@ -61,6 +65,7 @@ class EmailConnector(NetworkConnector):
         self.title = config.title
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self.lmtp: LmtpListener | None = None
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
@@ -68,6 +73,18 @@ class EmailConnector(NetworkConnector):
 
     async def start(self) -> None:
         self._connected = asyncio.Event()
+        if self.config.lmtp is not None:
+            self.lmtp = LmtpListener(self.config.lmtp, self._accept_pushed)
+            try:
+                await self.lmtp.start()
+            except OSError as e:
+                self.lmtp = None
+                self.set_state(StateKind.DISCONNECTED, f"cannot listen for LMTP: {e}")
+                self.host.log.error("Cannot listen for LMTP: %s", e)
+        if self.config.imap is None:
+            if self.lmtp is not None:
+                self.set_state(StateKind.CONNECTED, f"LMTP on port {self.lmtp.port}")
+            return
         self._task = asyncio.create_task(self._run(), name=f"email:{self.account_id}")
         # Report the mailbox state when start() returns; an unreachable server is not fatal:
         # the loop keeps trying and the state says why.
@@ -75,6 +92,9 @@ class EmailConnector(NetworkConnector):
             await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
 
     async def stop(self) -> None:
+        if self.lmtp is not None:
+            await self.lmtp.stop()
+            self.lmtp = None
         await cancel_and_wait([self._task])
         self._task = None
         self.set_state(StateKind.STOPPED)
@@ -96,6 +116,7 @@ class EmailConnector(NetworkConnector):
                 delay = min(delay * 2, 300.0)
 
     async def _read_mailbox(self) -> None:
+        assert self.config.imap is not None
         async with open_mailbox(self.config.imap, self.config.folder) as box:
             self.set_state(StateKind.CONNECTED, f"{self.config.imap.user}, {self.config.folder}")
             self._connected.set()
@@ -111,25 +132,29 @@ class EmailConnector(NetworkConnector):
                 for uid in await box.uids_after(int(data.get("last_uid", 0))):
                     raw = await box.fetch(uid)
                     if raw is not None:
-                        await self._handle_mail(raw, box.uidvalidity, uid)
+                        await self._handle_mail(raw, f"{PART_PREFIX}{box.uidvalidity}:{uid}:")
                     data = {**data, "last_uid": uid}
                     await self.host.save_data(data)
                 await box.wait(self.config.idle_timeout, self.config.poll_interval)
 
-    async def _handle_mail(self, raw: bytes, uidvalidity: int, uid: int) -> None:
+    async def _accept_pushed(self, raw: bytes) -> None:
+        """A mail the MTA pushed over LMTP; returns once the core committed it."""
+        await self._handle_mail(raw, None)
+
+    async def _handle_mail(self, raw: bytes, imap_prefix: str | None) -> None:
+        """Bridge one mail. Its parts are fetched again from IMAP later (``imap_prefix``, e.g.
+        ``imap:<uidvalidity>:<uid>:``) or, without a mailbox, carried in the event."""
         try:
             mail = parse_mail(raw)
         except Exception:  # parse_mail is meant never to raise; a mailbox loop must not die
-            self.host.log.exception("Could not read mail UID %d", uid)
+            self.host.log.exception("Could not read mail %s", imap_prefix or "pushed over LMTP")
             return
         event = await self._event_for(mail)
         if event is None:
             return
         if not isinstance(event, RemoteDeliveryFailure):
-            prefix = f"{PART_PREFIX}{uidvalidity}:{uid}:"
             attachments = tuple(
-                dataclasses.replace(a, url=prefix + str(a.extra.get("index", 0)))
-                for a in getattr(event, "attachments", ())
+                self._part_source(a, raw, imap_prefix) for a in getattr(event, "attachments", ())
             )
             event = dataclasses.replace(event, attachments=attachments)  # type: ignore[call-arg]
         await self.host.handle_remote_event(event)
@@ -159,8 +184,25 @@ class EmailConnector(NetworkConnector):
         # The subject is the room's topic.
         return dataclasses.replace(event, chat=dataclasses.replace(event.chat, topic=mail.subject))
 
+    @staticmethod
+    def _part_source(
+        attachment: RemoteAttachment, raw: bytes, imap_prefix: str | None
+    ) -> RemoteAttachment:
+        index = int(attachment.extra.get("index", 0))
+        if imap_prefix is not None:
+            return dataclasses.replace(attachment, url=f"{imap_prefix}{index}")
+        data, _, _ = attachment_bytes(raw, index)
+        extra = {**attachment.extra, "data": base64.b64encode(data).decode()}
+        return dataclasses.replace(attachment, url=f"{INLINE_PREFIX}{index}", extra=extra)
+
     async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
-        if not attachment.url.startswith(PART_PREFIX):
+        if attachment.url.startswith(INLINE_PREFIX):
+            try:
+                data = base64.b64decode(attachment.extra["data"], validate=True)
+            except (KeyError, TypeError, ValueError) as e:
+                raise PermanentDeliveryError("the pushed mail part is missing") from e
+            return data, attachment.mimetype or "application/octet-stream"
+        if self.config.imap is None or not attachment.url.startswith(PART_PREFIX):
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
         uidvalidity, uid, index = (int(p) for p in attachment.url[len(PART_PREFIX) :].split(":"))
         try:

@@ -97,6 +97,7 @@ class ParsedMail:
     auto_submitted: bool
     """Machine-generated: never answer it automatically (RFC 3834)."""
     envelope_empty: bool
+    """``Return-Path: <>``: sent by a machine (RFC 5321 4.5.5); never answered either."""
     text: str
     """Plain text for display: quoted history and signature trimmed."""
     html: str | None
@@ -108,6 +109,11 @@ class ParsedMail:
     raw: bytes = field(repr=False)
     hidden_attachments: frozenset[int] = frozenset()
     """Indices of inline images used only by the trimmed-away quoted history or signature."""
+
+    @property
+    def automatic(self) -> bool:
+        """Sent by a machine: shown as a notice and never answered automatically."""
+        return self.auto_submitted or self.envelope_empty
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -213,7 +219,7 @@ def to_remote_event(
     if mail.is_bounce:  # a bounce of something we cannot point at: say so in the room
         text = f"⚠️ A message could not be delivered: {mail.bounce_reason}"
         html = None
-    elif mail.auto_submitted:
+    elif mail.automatic:
         text = AUTO_REPLY_PREFIX + text
         html = escape(AUTO_REPLY_PREFIX) + html if html else None
     references = [*mail.references, mail.message_id][-20:]
@@ -228,6 +234,7 @@ def to_remote_event(
                 "contact_name": mail.from_name,
                 "last_message_id": mail.message_id,
                 "references": references,
+                "last_automatic": mail.automatic,
             }
         },
         message_id=MessageID(mail.message_id),
@@ -235,7 +242,7 @@ def to_remote_event(
         html=html,
         attachments=tuple(attachments),
         reply_to=None,
-        notice=mail.auto_submitted or mail.is_bounce,
+        notice=mail.automatic or mail.is_bounce,
     )
 
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from bridge.connectors.email import EmailConnector
 from bridge.types import AccountID, RemoteChatID
 from tests.infra.dovecot import DovecotServer
+from tests.infra.lmtp_client import push_mail
+from tests.infra.ports import free_port
 from tests.infra.smtp_capture import CapturedMail, SmtpCapture
 
 # ``tests/contract`` is imported as ``tests.contract`` or ``contract`` depending on whether
@@ -155,28 +157,45 @@ class EmailHarness(ConnectorHarness):
             section = {k: v for k, v in valid[name].items() if k != drop}
             return {**valid, name: {**section, **values}}
 
+        if "imap" in valid:
+            incoming = [
+                (without("imap"), f"{key}.imap"),
+                (changed(imap="imap.example.com"), f"{key}.imap"),
+                (server("imap", drop="host"), f"{key}.imap.host"),
+                (server("imap", host=""), f"{key}.imap.host"),
+                (server("imap", host=42), f"{key}.imap.host"),
+                (server("imap", security="ssl"), f"{key}.imap.security"),
+                (server("imap", security="STARTTLS"), f"{key}.imap.security"),
+                (server("imap", port=0), f"{key}.imap.port"),
+                (server("imap", port="143"), f"{key}.imap.port"),
+                (server("imap", verify_tls="no"), f"{key}.imap.verify_tls"),
+                (server("imap", drop="user"), f"{key}.imap.user"),
+                (server("imap", user=""), f"{key}.imap.user"),
+                (server("imap", password=""), f"{key}.imap.password"),
+                (server("imap", tls=True), f"{key}.imap.tls"),
+            ]
+        else:
+            incoming = [
+                (without("lmtp"), f"{key}.imap"),
+                (changed(lmtp="127.0.0.1:2424"), f"{key}.lmtp"),
+                (changed(lmtp=[]), f"{key}.lmtp"),
+                (server("lmtp", port=0), f"{key}.lmtp.port"),
+                (server("lmtp", port=70000), f"{key}.lmtp.port"),
+                (server("lmtp", port="2424"), f"{key}.lmtp.port"),
+                (server("lmtp", host=""), f"{key}.lmtp.host"),
+                (server("lmtp", max_message_size=0), f"{key}.lmtp.max_message_size"),
+                (server("lmtp", user="x"), f"{key}.lmtp.user"),
+                (changed(imap="imap.example.com"), f"{key}.imap"),
+            ]
         return [
-            (without("imap"), f"{key}.imap"),
+            *incoming,
             (without("smtp"), f"{key}.smtp"),
-            (changed(imap="imap.example.com"), f"{key}.imap"),
             (changed(smtp=["smtp.example.com"]), f"{key}.smtp"),
-            (server("imap", drop="host"), f"{key}.imap.host"),
-            (server("imap", host=""), f"{key}.imap.host"),
-            (server("imap", host=42), f"{key}.imap.host"),
             (server("smtp", drop="host"), f"{key}.smtp.host"),
-            (server("imap", security="ssl"), f"{key}.imap.security"),
-            (server("imap", security="STARTTLS"), f"{key}.imap.security"),
             (server("smtp", security=True), f"{key}.smtp.security"),
-            (server("imap", port=0), f"{key}.imap.port"),
-            (server("imap", port="143"), f"{key}.imap.port"),
             (server("smtp", port=-25), f"{key}.smtp.port"),
-            (server("imap", verify_tls="no"), f"{key}.imap.verify_tls"),
             (server("smtp", verify_tls=0), f"{key}.smtp.verify_tls"),
-            (server("imap", drop="user"), f"{key}.imap.user"),
-            (server("imap", user=""), f"{key}.imap.user"),
-            (server("imap", password=""), f"{key}.imap.password"),
             (server("smtp", password=7), f"{key}.smtp.password"),
-            (server("imap", tls=True), f"{key}.imap.tls"),
             (server("smtp", username="x"), f"{key}.smtp.username"),
             (without("from_address"), f"{key}.from_address"),
             (changed(from_address="support"), f"{key}.from_address"),
@@ -266,12 +285,16 @@ class EmailHarness(ConnectorHarness):
             )
 
         before = seen()
-        await self.dovecot.adeliver(MAIL_USER, raw)
+        await self.push(raw)
         async with asyncio.timeout(seconds):
             while True:  # polled: FakeHost's event is set for new events, not for repeats
                 if seen() != before:
                     return
                 await asyncio.sleep(0.02)
+
+    async def push(self, raw: bytes) -> None:
+        """Put ``raw`` where the connector reads mail: the IMAP mailbox."""
+        await self.dovecot.adeliver(MAIL_USER, raw)
 
     async def remote_sends_message(
         self,
@@ -352,6 +375,31 @@ class EmailHarness(ConnectorHarness):
             return meta
 
         host.portal_metadata = portal_metadata  # type: ignore[method-assign]
+
+
+class EmailLmtpHarness(EmailHarness):
+    """The same mailbox with mail pushed over LMTP by the company's MTA instead of IMAP: no
+    Dovecot; the harness is the MTA."""
+
+    name = "email-lmtp"
+
+    def __init__(self, *, threading: str = "contact") -> None:
+        super().__init__(threading=threading)
+        self.lmtp_port = free_port()
+
+    async def start(self) -> None:
+        await self.smtp.astart()
+
+    async def stop(self) -> None:
+        await self.smtp.astop()
+
+    def valid_config(self) -> dict[str, Any]:
+        config = {k: v for k, v in super().valid_config().items() if k != "imap"}
+        return {**config, "lmtp": {"host": "127.0.0.1", "port": self.lmtp_port}}
+
+    async def push(self, raw: bytes) -> None:
+        replies = await push_mail("127.0.0.1", self.lmtp_port, raw)
+        assert all(code == 250 for code, _ in replies), replies
 
 
 def _strip(value: object) -> str | None:

@@ -471,6 +471,10 @@ def test_envelope_empty() -> None:
     assert parse_mail(mail("Return-Path: < >", "x")).envelope_empty
     assert not parse_mail(mail("Return-Path: <a@b.example>", "x")).envelope_empty
     assert not parse_mail(mail("Subject: x", "x")).envelope_empty
+    event = to_remote_event(parse_mail(mail("Return-Path: <>", "x")), chat_id="c", chat_name="n")
+    assert isinstance(event, RemoteMessage)
+    assert event.notice and event.text == AUTO_REPLY_PREFIX + "x"
+    assert event.metadata["portal"]["last_automatic"] is True
 
 
 def test_auto_reply_html_is_prefixed() -> None:
@@ -843,6 +847,7 @@ def test_to_remote_event_message() -> None:
             "contact_name": None,
             "last_message_id": "mixed@example.com",
             "references": ["mixed@example.com"],
+            "last_automatic": False,
         }
     }
     # the event survives the core's JSON round trip

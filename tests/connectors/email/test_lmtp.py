@@ -1,0 +1,128 @@
+"""Mail pushed over LMTP by the company's MTA: per-recipient replies, ``250`` only once the
+host has the mail, ``451`` (and a retry that is not doubled) when it cannot, and the envelope
+sender kept as ``Return-Path``."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge.connector import StateKind
+from bridge.connectors.email import EmailConnector
+from bridge.events import RemoteMessage
+from tests.contract.fake_host import FakeHost
+from tests.infra.lmtp_client import push_mail
+
+from .harness import EmailLmtpHarness, build_mail
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[EmailLmtpHarness]:
+    instance = EmailLmtpHarness()
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def host(harness: EmailLmtpHarness) -> AsyncIterator[FakeHost]:
+    async with FakeHost(harness.account_id) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def connector(harness: EmailLmtpHarness, host: FakeHost) -> AsyncIterator[EmailConnector]:
+    instance = harness.make_connector(host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+def mail(harness: EmailLmtpHarness, mid: str) -> bytes:
+    return build_mail(harness.address("pat"), "Order", f"Body of {mid}", message_id=mid)
+
+
+async def push(harness: EmailLmtpHarness, raw: bytes, **kw: object) -> list[int]:
+    replies = await push_mail("127.0.0.1", harness.lmtp_port, raw, **kw)  # type: ignore[arg-type]
+    return [code for code, _ in replies]
+
+
+async def test_listening_is_the_connected_state(connector: EmailConnector, host: FakeHost) -> None:
+    assert connector.state.kind == StateKind.CONNECTED
+    assert str(connector.lmtp.port if connector.lmtp else "") in (connector.state.message or "")
+
+
+async def test_one_reply_per_recipient_after_the_host_has_the_mail(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    rcpts = ("support@company.test", "sales@company.test", "info@company.test")
+    assert await push(harness, mail(harness, "m1@customer.test"), recipients=rcpts) == [250] * 3
+    # The 250s came after the event was recorded, not before.
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage) and event.message_id == "m1@customer.test"
+    assert event.text == "Body of m1@customer.test"
+
+
+async def test_host_failure_is_a_temporary_reply_and_the_retry_is_not_doubled(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    raw = mail(harness, "m2@customer.test")
+    host.fail_next_events(1)
+    rcpts = ("support@company.test", "sales@company.test")
+    assert await push(harness, raw, recipients=rcpts) == [451, 451]
+    assert host.events == []
+    assert await push(harness, raw) == [250]  # the MTA tries again
+    assert await push(harness, raw) == [250]  # and again, its 250 having been lost
+    assert [e.message_id for e in host.events] == ["m2@customer.test"]  # type: ignore[attr-defined]
+    assert len(host.duplicates) == 1
+
+
+async def test_envelope_sender_becomes_return_path(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """A mail with an empty envelope sender (``MAIL FROM:<>``) is automatic: shown as a
+    notice, never answered; with a sender it is an ordinary message."""
+    assert await push(harness, mail(harness, "m3@customer.test"), sender="") == [250]
+    assert await push(harness, mail(harness, "m4@customer.test")) == [250]
+    auto, normal = host.events
+    assert isinstance(auto, RemoteMessage) and isinstance(normal, RemoteMessage)
+    assert auto.notice and not normal.notice
+
+
+async def test_pushed_attachment_is_carried_in_the_event(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    data = bytes(range(256)) * 40
+    raw = build_mail(
+        harness.address("pat"), "Scan", "See attached.", message_id="m5@customer.test",
+        attachment=(data, "application/pdf", "scan.pdf"),
+    )  # fmt: skip
+    assert await push(harness, raw) == [250]
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    by_name = {a.filename: a for a in event.attachments}
+    assert await connector.download_attachment(by_name["scan.pdf"]) == (data, "application/pdf")
+    eml, mimetype = await connector.download_attachment(by_name["original.eml"])
+    assert mimetype == "message/rfc822"
+    assert eml.replace(b"\r\n", b"\n").endswith(raw.replace(b"\r\n", b"\n"))
+    assert eml.startswith(b"Return-Path: <mta@example.net>\r\n")
+
+
+async def test_busy_port_is_reported_in_the_state(harness: EmailLmtpHarness) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", harness.lmtp_port))
+        taken.listen()
+        async with FakeHost(harness.account_id) as host:
+            connector = harness.make_connector(host)
+            await connector.start()
+            try:
+                assert connector.state.kind == StateKind.DISCONNECTED
+                assert "LMTP" in (connector.state.message or "")
+            finally:
+                await connector.stop()
