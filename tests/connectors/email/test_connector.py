@@ -12,33 +12,14 @@ from bridge.events import MatrixMessage, RemoteMessage
 from bridge.types import PortalKey, RemoteChatID
 from tests.contract.fake_host import FakeHost
 
+from ..conftest import running
 from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail
 
 
 @pytest.fixture(params=["contact"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[EmailHarness]:
-    instance = EmailHarness(threading=request.param)
-    await instance.start()
-    try:
+    async for instance in running(EmailHarness(threading=request.param)):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: EmailHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: EmailHarness, host: FakeHost) -> AsyncIterator[EmailConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 thread_mode = pytest.mark.parametrize("harness", ["thread"], indirect=True)

@@ -15,33 +15,14 @@ from bridge.events import RemoteMessage
 from tests.contract.fake_host import FakeHost
 from tests.infra.lmtp_client import push_mail
 
+from ..conftest import running
 from .harness import EmailLmtpHarness, build_mail
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[EmailLmtpHarness]:
-    instance = EmailLmtpHarness()
-    await instance.start()
-    try:
+    async for instance in running(EmailLmtpHarness()):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: EmailLmtpHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: EmailLmtpHarness, host: FakeHost) -> AsyncIterator[EmailConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 def mail(harness: EmailLmtpHarness, mid: str) -> bytes:

@@ -33,6 +33,7 @@ from bridge.events import (
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID
 
+from ..conftest import running
 from . import updates as tg
 from .harness import WEBHOOK_SECRET, FakeHost, TelegramHarness
 from .simulator import SECRET_HEADER, MiB, TelegramSimulator
@@ -61,25 +62,15 @@ def png(width: int = 4, height: int = 3) -> bytes:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[TelegramHarness]:
-    instance = TelegramHarness()
-    await instance.start()
-    instance.sim.add_user(ALICE, "Alice", last_name="Archer", username="alice")
-    instance.sim.add_user(BOB, "Bob")
-    try:
+    async for instance in running(TelegramHarness()):
+        instance.sim.add_user(ALICE, "Alice", last_name="Archer", username="alice")
+        instance.sim.add_user(BOB, "Bob")
         yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture
 def sim(harness: TelegramHarness) -> TelegramSimulator:
     return harness.sim
-
-
-@pytest.fixture
-async def host(harness: TelegramHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
 
 
 @pytest.fixture

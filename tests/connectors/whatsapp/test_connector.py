@@ -45,6 +45,7 @@ from bridge.events import (
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
 
+from ..conftest import running
 from . import payloads as wa
 from .harness import FakeHost, WhatsAppHarness
 from .simulator import MiB, WebhookDelivery, WhatsAppSimulator
@@ -88,33 +89,14 @@ async def harness() -> AsyncIterator[WhatsAppHarness]:
             webhook_retry_delay=0.02,
         ),
     )
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
+    async for started in running(instance):
+        yield started
 
 
 @pytest.fixture
 def sim(harness: WhatsAppHarness) -> MediaServingSimulator:
     assert isinstance(harness.sim, MediaServingSimulator)
     return harness.sim
-
-
-@pytest.fixture
-async def host(harness: WhatsAppHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: WhatsAppHarness, host: FakeHost) -> AsyncIterator[WhatsAppConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 # --------------------------------------------------------------------------- helpers
