@@ -8,10 +8,17 @@ access token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import mimetypes
 import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +106,88 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     return hmac.compare_digest(sign(secret, body), header.strip().lower())
+
+
+# --------------------------------------------------------------------------- customer scripts
+
+
+class JsonLines:
+    """A customer script's message store: one JSON object a line, appended by the CLI and the
+    web page alike, read whole (a line being written right now is skipped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+def post_json(
+    url: str, body: bytes, what: str, headers: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, Any]:
+    """POST ``body`` (JSON) to ``url``; returns (HTTP status, decoded answer), or (0, why) when
+    ``what`` (e.g. "the bridge") cannot be reached."""
+    req = urllib.request.Request(
+        url, body, {"Content-Type": "application/json", **(headers or {})}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            status, raw = e.code, e.read()
+    except OSError as e:
+        return 0, f"{what} is not reachable at {url} ({e}); is the demo running?"
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def file_payload(file: Path) -> dict[str, str]:
+    """A file for a simulator's ``/api/send``: name, MIME type and base64 content."""
+    return {
+        "name": file.name,
+        "mimetype": mimetypes.guess_type(file.name)[0] or "application/octet-stream",
+        "data_base64": base64.b64encode(file.read_bytes()).decode(),
+    }
+
+
+def print_send_result(status: int, answer: Any, success: Callable[[dict[str, Any]], str]) -> int:
+    """The end of a ``send`` command: ``success(answer)`` on an ok answer, else the error."""
+    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
+        print(success(answer))
+        return 0
+    error = answer.get("error") if isinstance(answer, dict) else answer
+    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
+    return 1
+
+
+def short(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut for the terminal."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def joined(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def safe_name(name: str) -> str:
+    """``name`` usable as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "file"

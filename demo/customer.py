@@ -22,8 +22,6 @@ import secrets
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,11 @@ from common import (
     IDEMPOTENCY_HEADER,
     LOOPBACK,
     SIGNATURE_HEADER,
+    JsonLines,
     bridge_url,
     customer_url,
     load_state,
+    post_json,
     sign,
     verify,
 )
@@ -48,25 +48,8 @@ DEFAULT_NAME = "Alice Example"
 # --------------------------------------------------------------------------- the store
 
 
-def append(record: dict[str, Any]) -> None:
-    """One JSON line per event; the CLI and the web app both append here."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    with MESSAGES.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def records() -> list[dict[str, Any]]:
-    try:
-        lines = MESSAGES.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # a line being written right now
-    return out
+STORE = JsonLines(MESSAGES)
+append, records = STORE.append, STORE.records
 
 
 def conversation(chat: str | None) -> list[dict[str, Any]]:
@@ -113,27 +96,8 @@ def send_to_bridge(state: dict[str, Any], chat: str, name: str, text: str) -> tu
     }
     body = json.dumps(payload).encode()
     url = f"{bridge_url(state)}/connectors/{state['account']}/events"
-    req = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(state["webhook_secret"], body),
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            status, raw = e.code, e.read()
-    except OSError as e:
-        return 0, f"the bridge is not reachable at {url} ({e}); is the demo running?"
-    try:
-        answer: Any = json.loads(raw)
-    except ValueError:
-        answer = raw.decode(errors="replace")
+    headers = {SIGNATURE_HEADER: sign(state["webhook_secret"], body)}
+    status, answer = post_json(url, body, "the bridge", headers, timeout=30)
     if status == 200:
         append(
             {

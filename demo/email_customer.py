@@ -30,14 +30,20 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
-from common import DATA, LOOPBACK, REPO, load_state
+from common import (
+    DATA,
+    LOOPBACK,
+    REPO,
+    JsonLines,
+    load_state,
+    post_json,
+    print_send_result,
+)
 
 # The mail servers live in the test suite (the demo installs the project's test extra).
 if str(REPO) not in sys.path:
@@ -58,24 +64,8 @@ def mail_url(state: dict[str, Any]) -> str:
     return f"http://{LOOPBACK}:{state['mail_port']}"
 
 
-def append(record: dict[str, Any]) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
-    with MAIL_LOG.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def records() -> list[dict[str, Any]]:
-    try:
-        lines = MAIL_LOG.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+STORE = JsonLines(MAIL_LOG)
+append, records = STORE.append, STORE.records
 
 
 def _text_of(message: Any) -> str:
@@ -269,21 +259,7 @@ def send_mail(
 ) -> tuple[int, Any]:
     body = {"name": name, "address": address, "subject": subject, "text": text}
     url = f"{mail_url(state)}/api/send"
-    req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            status, raw = e.code, e.read()
-    except OSError as e:
-        return 0, f"the demo's mail server is not reachable at {url} ({e}); is the demo running?"
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return post_json(url, json.dumps(body).encode(), "the demo's mail server")
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -292,15 +268,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         print("The demo runs without email (Dovecot is not installed).", file=sys.stderr)
         return 1
     status, answer = send_mail(state, args.name, args.address, args.subject, args.text)
-    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
-        print(
+    return print_send_result(
+        status,
+        answer,
+        lambda a: (
             f"Mailed {COMPANY_ADDRESS} as {args.name} <{args.address}>, subject "
-            f"{answer['subject']!r}: {answer['message_id']}"
-        )
-        return 0
-    error = answer.get("error") if isinstance(answer, dict) else answer
-    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
-    return 1
+            f"{a['subject']!r}: {a['message_id']}"
+        ),
+    )
 
 
 def main() -> int:

@@ -31,12 +31,23 @@ import re
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import DATA, LOOPBACK, REPO, load_state, telegram_url
+from common import (
+    DATA,
+    LOOPBACK,
+    REPO,
+    JsonLines,
+    file_payload,
+    joined,
+    load_state,
+    post_json,
+    print_send_result,
+    safe_name,
+    short,
+    telegram_url,
+)
 
 # The simulator lives in the test suite (the demo installs the project's test extra).
 if str(REPO) not in sys.path:
@@ -57,24 +68,8 @@ MAX_USER_ID = 2**52
 # --------------------------------------------------------------------------- the store
 
 
-def append(record: dict[str, Any]) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
-    with MESSAGES.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def records() -> list[dict[str, Any]]:
-    try:
-        lines = MESSAGES.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+STORE = JsonLines(MESSAGES)
+append, records = STORE.append, STORE.records
 
 
 def conversation(chat: int | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,20 +112,6 @@ def _save_counters(counters: dict[str, int]) -> None:
     tmp = COUNTERS.with_suffix(".tmp")
     tmp.write_text(json.dumps(counters) + "\n")
     tmp.replace(COUNTERS)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    """``text`` on one line, cut for the terminal."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _joined(*parts: str) -> str:
-    return " ".join(part for part in parts if part)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "file"
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -272,12 +253,12 @@ class DemoTelegram:
         self.record(record)
         self.remember_ids(update["update_id"])
         extra = f"[file {saved['name']}, {saved['size']} bytes]" if saved else ""
-        self.say(f"Telegram: {self.who(user_id)} wrote to the bot: {_joined(_short(text), extra)}")
+        self.say(f"Telegram: {self.who(user_id)} wrote to the bot: {joined(short(text), extra)}")
         return {"chat_id": user_id, "message_id": msg["message_id"],
                 "update_id": update["update_id"]}  # fmt: skip
 
     def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
-        stored = f"{prefix}-{_safe_name(name)}"
+        stored = f"{prefix}-{safe_name(name)}"
         FILES.mkdir(parents=True, exist_ok=True)
         (FILES / stored).write_bytes(data)
         return {"name": name, "size": len(data), "url": f"/files/{stored}"}
@@ -323,7 +304,7 @@ class DemoTelegram:
                 )
             self.record(record)
             what = f"[{sent.method}: {record['file']['name']}]" if sent.file else ""
-            shown = _joined(_short(record["text"]), what)
+            shown = joined(short(record["text"]), what)
             self.say(f"Telegram: the bot answered {self.who(sent.chat_id)}: {shown}")
         for edit in sim.edits[seen["edits"] :]:
             seen["edits"] += 1
@@ -331,7 +312,7 @@ class DemoTelegram:
             self.record({"type": "edit", "chat_id": edit.chat_id, "target": edit.message_id,
                          "text": edit.rendered or "", "message": edit.message})  # fmt: skip
             self.say(f"Telegram: the bot edited a message to {self.who(edit.chat_id)}: "
-                     f"{_short(edit.rendered or '')}")  # fmt: skip
+                     f"{short(edit.rendered or '')}")  # fmt: skip
         for deletion in sim.deletions[seen["deletions"] :]:
             seen["deletions"] += 1
             self.record({"type": "delete", "chat_id": deletion.chat_id,
@@ -495,32 +476,9 @@ def send_to_simulator(
     """Ask the running simulator to deliver a customer's message to the bot."""
     body: dict[str, Any] = {"user_id": user_id, "name": name, "text": text}
     if file is not None:
-        mimetype = "image/jpeg" if file.suffix.lower() in (".jpg", ".jpeg") else None
-        if mimetype is None:
-            import mimetypes
-
-            mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        body["file"] = {
-            "name": file.name,
-            "mimetype": mimetype,
-            "data_base64": base64.b64encode(file.read_bytes()).decode(),
-        }
+        body["file"] = file_payload(file)
     url = f"{telegram_url(state)}/api/send"
-    req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            status, raw = e.code, e.read()
-    except OSError as e:
-        return 0, f"the Telegram simulator is not reachable at {url} ({e}); is the demo running?"
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return post_json(url, json.dumps(body).encode(), "the Telegram simulator", timeout=30)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -529,15 +487,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"{args.file} is not a file", file=sys.stderr)
         return 1
     status, answer = send_to_simulator(state, args.user_id, args.name, args.text, args.file)
-    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
-        print(
+    return print_send_result(
+        status,
+        answer,
+        lambda a: (
             f"Sent to @{state['telegram_bot_username']} as {args.name} (Telegram user "
-            f"{args.user_id}): message {answer['message_id']}, update {answer['update_id']}"
-        )
-        return 0
-    error = answer.get("error") if isinstance(answer, dict) else answer
-    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
-    return 1
+            f"{args.user_id}): message {a['message_id']}, update {a['update_id']}"
+        ),
+    )
 
 
 def main() -> int:

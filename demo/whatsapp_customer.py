@@ -33,13 +33,10 @@ import base64
 import binascii
 import hashlib
 import json
-import mimetypes
 import re
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +46,14 @@ from common import (
     REPO,
     WHATSAPP_BUSINESS_NAME,
     WHATSAPP_DISPLAY_NUMBER,
+    JsonLines,
+    file_payload,
+    joined,
     load_state,
+    post_json,
+    print_send_result,
+    safe_name,
+    short,
     whatsapp_url,
     whatsapp_webhook_url,
 )
@@ -90,24 +94,8 @@ def normalize_number(raw: str) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-def append(record: dict[str, Any]) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
-    with MESSAGES.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def records() -> list[dict[str, Any]]:
-    try:
-        lines = MESSAGES.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+STORE = JsonLines(MESSAGES)
+append, records = STORE.append, STORE.records
 
 
 def conversation(number: str | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,22 +131,9 @@ def conversation(number: str | None, log: list[dict[str, Any]]) -> list[dict[str
     return shown
 
 
-def _short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _joined(*parts: str) -> str:
-    return " ".join(part for part in parts if part)
-
-
 def _digest(wamid: str) -> str:
     """A short file-name-safe stand-in for a message id (wamids are base64)."""
     return hashlib.sha256(wamid.encode()).hexdigest()[:12]
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "file"
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -285,14 +260,14 @@ class DemoWhatsApp:
             )  # fmt: skip
             self.say(
                 f"WhatsApp: {self.who(number)} wrote, but the bridge did not take the webhook "
-                f"({len(delivery.attempts)} attempts, last: {_short(why, 120)})"
+                f"({len(delivery.attempts)} attempts, last: {short(why, 120)})"
             )
             return {**answer, "ok": False, "error": f"the bridge did not take the webhook: {why}"}
-        self.say(f"WhatsApp: {self.who(number)} wrote: {_joined(_short(text), extra)}")
+        self.say(f"WhatsApp: {self.who(number)} wrote: {joined(short(text), extra)}")
         return {**answer, "ok": True}
 
     def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
-        stored = f"{prefix}-{_safe_name(name)}"
+        stored = f"{prefix}-{safe_name(name)}"
         FILES.mkdir(parents=True, exist_ok=True)
         (FILES / stored).write_bytes(data)
         return {"name": name, "size": len(data), "url": f"/files/{stored}"}
@@ -348,7 +323,7 @@ class DemoWhatsApp:
             details = (error.get("error_data") or {}).get("details") or error.get("message")
             self.say(
                 f"WhatsApp: refused {rejection.method} {rejection.path} from the bridge: "
-                f"error {rejection.code}, {_short(str(details), 160)}"
+                f"error {rejection.code}, {short(str(details), 160)}"
             )
 
     def business_message(self, sent: Any) -> None:
@@ -381,7 +356,7 @@ class DemoWhatsApp:
         else:
             what = "answered"
         extra = f"[{sent.type} {record['file']['name']}]" if "file" in record else ""
-        shown = _joined(_short(record["text"]), extra)
+        shown = joined(short(record["text"]), extra)
         self.say(f"WhatsApp: the business {what} {self.who(number)}: {shown}")
 
     async def phone(self, sent: Any) -> None:
@@ -572,28 +547,9 @@ def send_to_simulator(
     """Ask the running simulator to deliver a customer's message to the business."""
     body: dict[str, Any] = {"number": number, "name": name, "text": text}
     if file is not None:
-        mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        body["file"] = {
-            "name": file.name,
-            "mimetype": mimetype,
-            "data_base64": base64.b64encode(file.read_bytes()).decode(),
-        }
+        body["file"] = file_payload(file)
     url = f"{whatsapp_url(state)}/api/send"
-    req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            status, raw = e.code, e.read()
-    except OSError as e:
-        return 0, f"the WhatsApp simulator is not reachable at {url} ({e}); is the demo running?"
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return post_json(url, json.dumps(body).encode(), "the WhatsApp simulator")
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -602,15 +558,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"{args.file} is not a file", file=sys.stderr)
         return 1
     status, answer = send_to_simulator(state, args.number, args.name, args.text, args.file)
-    if status == 200 and isinstance(answer, dict) and answer.get("ok"):
-        print(
+    return print_send_result(
+        status,
+        answer,
+        lambda a: (
             f"Sent to {WHATSAPP_BUSINESS_NAME} (+{WHATSAPP_DISPLAY_NUMBER}) as {args.name} "
-            f"(+{answer['number']}): {', '.join(answer['wamids'])}"
-        )
-        return 0
-    error = answer.get("error") if isinstance(answer, dict) else answer
-    print(f"Not sent: {f'HTTP {status} ' if status else ''}{error}", file=sys.stderr)
-    return 1
+            f"(+{a['number']}): {', '.join(a['wamids'])}"
+        ),
+    )
 
 
 def main() -> int:

@@ -26,7 +26,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-DATA="$ROOT/demo-data"
+DATA="${DEMO_DATA:-$ROOT/demo-data}"
+export DEMO_DATA="$DATA"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
