@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,68 @@ log = logging.getLogger("bridge.appservice")
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 EPHEMERAL_KEYS = ("ephemeral", "de.sorunome.msc2409.ephemeral")
+MAX_EVENT_DEPTH = 256
+"""Events nested deeper are skipped (no client makes them): storing an event and reading it
+back uses recursive JSON code that needs room on the stack."""
+MAX_ID_LENGTH = 255
+REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def load_json(raw: bytes) -> Any:
+    """Strict UTF-8 JSON (no NaN, no Infinity, no number out of range, as no homeserver sends
+    them); ValueError for anything else, also for nesting too deep to parse."""
+    try:
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except RecursionError as e:
+        raise ValueError("nested too deeply") from e
+
+
+def _storable(text: str) -> str:
+    """``text`` without what no database column or wire format takes: lone surrogates (JSON
+    escapes can make them) and NUL (PostgreSQL text cannot hold it) become U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if not text.isascii():
+        text = _SURROGATE.sub(REPLACEMENT, text)
+    return text
+
+
+def clean_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``event`` with every string (keys too) storable, or None when it is nested
+    more than ``MAX_EVENT_DEPTH`` levels deep. Iterative, so depth cannot exhaust the stack."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, int]] = [(event, root, 1)]
+    while stack:
+        source, target, depth = stack.pop()
+        if depth > MAX_EVENT_DEPTH:
+            return None
+        items: Any = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, str):
+                value = _storable(value)
+            elif isinstance(value, dict | list):
+                child: Any = {} if isinstance(value, dict) else [None] * len(value)
+                stack.append((value, child, depth + 1))
+                value = child
+            if isinstance(target, dict):
+                target[_storable(key)] = value
+            else:
+                target[key] = value
+    return root
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -25,7 +88,11 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
 
 def matrix_queue_key(event: dict[str, Any]) -> str:
     room_id = event.get("room_id")
-    return f"mx:{room_id}" if isinstance(room_id, str) and room_id else "mx:"
+    # Matrix ids have at most 255 bytes; a longer one names no room the bridge is in (and
+    # would not fit PostgreSQL's index).
+    if isinstance(room_id, str) and room_id and len(room_id.encode()) <= MAX_ID_LENGTH:
+        return f"mx:{room_id}"
+    return "mx:"
 
 
 class AppServiceServer:
@@ -61,17 +128,18 @@ class AppServiceServer:
         if not token:
             # Older homeservers send ?access_token=; accept it the same way.
             token = request.query.get("access_token", "")
-        return hmac.compare_digest(token.encode(), self._hs_token)
+        # Header values are decoded with surrogateescape; compare bytes so odd input cannot raise.
+        return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._hs_token)
 
     async def handle_transaction(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             log.warning("Refused a transaction with a wrong or missing hs_token")
             return _error(403, "M_FORBIDDEN", "Bad or missing hs_token")
-        txn_id = request.match_info["txn_id"]
+        txn_id = _storable(request.match_info["txn_id"])
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "M_NOT_JSON", "Body is not JSON")
+            body = load_json(await request.read())
+        except ValueError as e:  # also UnicodeDecodeError
+            return _error(400, "M_NOT_JSON", f"Body is not JSON: {e}"[:200])
         except web.HTTPRequestEntityTooLarge:
             return _error(413, "M_TOO_LARGE", "Transaction body too large")
         if not isinstance(body, dict):
@@ -85,7 +153,14 @@ class AppServiceServer:
             if not isinstance(value, list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")
             events.extend(value)
-        items = [(matrix_queue_key(evt), "matrix", evt) for evt in events if isinstance(evt, dict)]
+        items = []
+        for evt in events:
+            # Anything but an object is no event; unreadable depth is skipped the same way.
+            cleaned = clean_event(evt) if isinstance(evt, dict) else None
+            if cleaned is None:
+                log.warning("Skipping a malformed event in transaction %s", txn_id)
+            else:
+                items.append((matrix_queue_key(cleaned), "matrix", cleaned))
         try:
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:
