@@ -206,21 +206,26 @@ class Bridge:
     async def _matrix_event(self, item: QueueItem, evt: dict[str, Any]) -> None:
         etype = evt.get("type")
         room_id = evt.get("room_id")
-        if not isinstance(etype, str):
+        content = evt.get("content", {})
+        # Fields of the wrong type make an event nothing the bridge can act on.
+        if not isinstance(etype, str) or not isinstance(content, dict):
             return
         if etype == "m.receipt" and isinstance(room_id, str):
-            await self._receipts(RoomID(room_id), evt.get("content") or {})
+            await self._receipts(RoomID(room_id), content)
             return
         if etype == "m.typing" and isinstance(room_id, str):
             portal = await Portal.get_by_room(room_id)
-            users = (evt.get("content") or {}).get("user_ids") or []
-            if portal:
+            users = content.get("user_ids")
+            if portal and isinstance(users, list):
                 for user in users:
                     if isinstance(user, str) and not self._is_own(user):
                         await self.matrix.typing(portal, user, True)
             return
         sender = evt.get("sender")
-        if not isinstance(room_id, str) or not isinstance(sender, str) or "event_id" not in evt:
+        event_id = evt.get("event_id")
+        if not (
+            isinstance(room_id, str) and isinstance(sender, str) and isinstance(event_id, str)
+        ):
             return
         if "state_key" in evt:
             await self._state_event(evt)
@@ -234,7 +239,6 @@ class Bridge:
         level = self.config.permission_level(sender)
         portal = await Portal.get_by_room(room_id)
         if etype == "m.room.message":
-            content = evt.get("content") or {}
             body: str = content["body"] if isinstance(content.get("body"), str) else ""
             prefix = self.config.command_prefix
             is_command = body == prefix or body.startswith(prefix + " ")

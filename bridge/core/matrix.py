@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -74,7 +75,7 @@ class MatrixHandler:
         event_id = EventID(evt["event_id"])
         if await Message.get_by_event(room_id, event_id):
             return  # delivered before a crash; never send twice
-        relates = content.get("m.relates_to") or {}
+        relates = _object(content.get("m.relates_to"))
         if relates.get("rel_type") == "m.replace":
             await self._edit(item, portal, evt, relates)
             return
@@ -94,10 +95,10 @@ class MatrixHandler:
             msgtype=msgtype or "m.text",
             reply_to=reply_to,
             prefix=prefix,
-            timestamp=(evt.get("origin_server_ts") or 0) / 1000 or None,
+            timestamp=_seconds(evt.get("origin_server_ts")),
         )
         if msgtype in MEDIA_TYPES:
-            if "url" not in content:
+            if not isinstance(content.get("url"), str):
                 await self.notices.failure(
                     room_id, event_id, "encrypted files are not supported yet"
                 )
@@ -107,7 +108,7 @@ class MatrixHandler:
                     room_id, event_id, f"{connector.title} does not accept files from the bridge"
                 )
                 return
-            info = content.get("info") or {}
+            info = _object(content.get("info"))
             media = self._media(content, info, msgtype)
             limit = connector.capabilities.max_file_size.get(
                 msgtype, connector.capabilities.max_file_size.get("*")
@@ -208,7 +209,7 @@ class MatrixHandler:
         room_id = RoomID(evt["room_id"])
         if await Reaction.get_by_event(room_id, EventID(evt["event_id"])):
             return  # delivered before a crash
-        relates = (evt.get("content") or {}).get("m.relates_to") or {}
+        relates = _object(_object(evt.get("content")).get("m.relates_to"))
         emoji, target_id = relates.get("key"), relates.get("event_id")
         if not isinstance(emoji, str) or not isinstance(target_id, str):
             return
@@ -330,12 +331,14 @@ class MatrixHandler:
 
     def _media(self, content: dict[str, Any], info: dict[str, Any], msgtype: str) -> MatrixMedia:
         url = ContentURI(content["url"])
-        filename = content.get("filename") or content.get("body") or "file"
+        names = (content.get("filename"), content.get("body"), "file")
+        filename = next(name for name in names if isinstance(name, str) and name)
         size = info.get("size") if isinstance(info.get("size"), int) else None
+        mimetype = info.get("mimetype") if _text(info.get("mimetype")) else None
         return MatrixMedia(
             url=url,
             filename=filename,
-            mimetype=info.get("mimetype") or "application/octet-stream",
+            mimetype=mimetype or "application/octet-stream",
             size=size,
             download=lambda: self.bot.download_media(url),
         )
@@ -345,7 +348,10 @@ class MatrixHandler:
     ) -> None:
         room_id = RoomID(evt["room_id"])
         event_id = EventID(evt["event_id"])
-        target = await Message.get_by_event(room_id, EventID(relates.get("event_id") or ""))
+        target_id = relates.get("event_id")
+        if not isinstance(target_id, str):
+            return
+        target = await Message.get_by_event(room_id, EventID(target_id))
         if target is None:
             return
         connector = self._connector(portal)
@@ -359,7 +365,7 @@ class MatrixHandler:
             reason = f"{connector.title} allows edits only within {_duration(window)}"
             await self.notices.failure(room_id, event_id, reason)
             return
-        new = (evt.get("content") or {}).get("m.new_content") or {}
+        new = _object(_object(evt.get("content")).get("m.new_content"))
         sender = UserID(evt["sender"])
         name = await self.displayname(room_id, sender)
         prefix = self.config.sender_prefix_template.format(displayname=name, mxid=sender)
@@ -375,6 +381,27 @@ class MatrixHandler:
         await self.deliver(item, portal, room_id, event_id, lambda: _done(
             connector.handle_matrix_edit(edit)
         ))  # fmt: skip
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (hostile events have any type
+    anywhere)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _seconds(timestamp_ms: Any) -> float | None:
+    """A Matrix millisecond timestamp in seconds, None when it is no sensible number."""
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
+        return None
+    try:
+        seconds = timestamp_ms / 1000
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _key(portal: Portal) -> PortalKey:
