@@ -1,0 +1,156 @@
+"""Shared pieces of the fuzz tests: hypothesis strategies for hostile values, a way to put them
+anywhere in a valid payload, and a log watcher that fails a test on any logged exception."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+
+REQUEST_TIMEOUT = 10.0
+"""Seconds one answer may take: a hang fails the test instead of stalling the suite."""
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """No deadline (the first example pays for warm-up), a fixed number of examples. The
+    fixtures (a running bridge, a simulator) are built once per test function and shared by
+    its examples on purpose: each example cleans up after itself, and building them anew per
+    example would cost seconds each."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- values
+
+SPECIAL_CHARS = ["\x00", "\ud800", "\udfff", "😀", "\u202e", "\ufeff", "\n", "<", "&", "%", "/"]
+
+awkward_text = st.text(
+    st.one_of(st.characters(codec=None), st.sampled_from(SPECIAL_CHARS)),
+    max_size=30,
+)
+"""Text with what breaks naive code: NUL, lone surrogates, astral planes, bidi overrides."""
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    awkward_text,
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(awkward_text, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+huge_strings = st.builds(
+    lambda piece, count: piece * count,
+    st.sampled_from(["x", "é", "😀", "\ud800", "<b>", "> quote\n", "\x00"]),
+    st.sampled_from([5_000, 60_000, 300_000]),
+)
+huge_numbers = st.sampled_from(
+    [10**400, -(10**400), 2**63, -(2**63) - 1, 2**53 + 1, 1e308, -1e308, 5e-324, 0, -1]
+)
+number_strings = st.sampled_from(["NaN", "inf", "-Infinity", "1e999", "", " ", "0", "0x10"])
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+deep_values = st.builds(nested, st.integers(min_value=20, max_value=600), json_scalars)
+"""Deep, but not so deep that the test itself cannot encode (or hypothesis print) them; deeper
+nesting is sent as raw text where it matters."""
+hostile_values = st.one_of(
+    json_values,
+    huge_strings,
+    huge_numbers,
+    number_strings,
+    deep_values,
+    st.lists(json_values, max_size=3),
+)
+
+
+# --------------------------------------------------------------------------- mutation
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every place in ``value`` a value can be put (dict keys and list indexes)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*prefix, index)
+            yield from paths(item, (*prefix, index))
+
+
+def mutate(draw: st.DrawFn, payload: Any, *, max_changes: int = 3) -> Any:
+    """A copy of ``payload`` with up to ``max_changes`` places replaced by a hostile value or
+    removed, so every field meets every wrong type."""
+    payload = copy.deepcopy(payload)
+    places = list(paths(payload))
+    if not places:
+        return payload
+    for path in draw(st.lists(st.sampled_from(places), max_size=max_changes)):
+        parent: Any = payload
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]]  # noqa: B018 - still there (an earlier change may have moved it)
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(parent, dict) and draw(st.booleans()):
+            event("field removed")
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(hostile_values)
+    return payload
+
+
+# --------------------------------------------------------------------------- logs
+
+
+class ExceptionLog(logging.Handler):
+    """Collects every record logged with an exception (``log.exception``, aiohttp's "Error
+    handling request") or at ERROR and above: a fuzz example must produce none of them."""
+
+    def __init__(self, ignore_loggers: tuple[str, ...] = ()) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.ignore_loggers = ignore_loggers
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or record.levelno >= logging.ERROR:
+            if not record.name.startswith(self.ignore_loggers):
+                self.records.append(record)
+
+    def take(self) -> list[str]:
+        """The collected records, formatted, and forget them."""
+        formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+        out = [formatter.format(r) for r in self.records]
+        self.records.clear()
+        return out
+
+    def __enter__(self) -> ExceptionLog:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
