@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram.exceptions import TelegramBadRequest
@@ -28,6 +29,7 @@ from ...events import (
     SentMessage,
 )
 from ...types import MessageID
+from ..parts import PartSender
 from .capabilities import CAPTION_LIMIT, MIB, TELEGRAM_CAPABILITIES
 from .client import TelegramClient
 from .format import matrix_html_to_telegram, split_telegram_html
@@ -54,6 +56,7 @@ class MatrixHandler:
     def __init__(self, client: TelegramClient) -> None:
         self.client = client
         self.bot = client.bot
+        self.parts = PartSender()
 
     async def send_message(self, msg: MatrixMessage) -> SentMessage:
         if msg.media is not None:
@@ -64,12 +67,12 @@ class MatrixHandler:
         chunks = [c for c in chunks if c.strip()]
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
-        first: Message | None = None
-        for index, chunk in enumerate(chunks):
+
+        def part(index: int, chunk: str) -> Callable[[], Awaitable[Message]]:
             reply = _reply(msg.reply_to) if index == 0 else None
-            sent = await self.client.send(
+            return lambda: self.client.send(
                 chat_id,
-                lambda chunk=chunk, reply=reply: self.bot.send_message(  # type: ignore[misc]
+                lambda: self.bot.send_message(
                     chat_id,
                     chunk,
                     parse_mode="HTML",
@@ -77,9 +80,11 @@ class MatrixHandler:
                     business_connection_id=connection,
                 ),
             )
-            first = first or sent
-        assert first is not None
-        return _sent(first)
+
+        sent = await self.parts.send(
+            f"{msg.event_id}:text", [part(i, c) for i, c in enumerate(chunks)]
+        )
+        return _sent(sent[0])
 
     async def send_reply(self, msg: MatrixMessage) -> SentMessage:
         return await self.send_message(msg)
@@ -101,10 +106,9 @@ class MatrixHandler:
         # Without a caption the file would arrive without the sender's name: the prefix is it.
         caption_text = msg.text or msg.prefix.strip()
         caption = to_telegram_html(caption_text, msg.html if msg.text else None) or None
-        if caption and len(split_telegram_html(caption, CAPTION_LIMIT)) > 1:
-            # A long caption goes first as its own message; the file follows it.
-            await self.send_message(_without_media(msg))
-            caption = None
+        long_caption = bool(caption and len(split_telegram_html(caption, CAPTION_LIMIT)) > 1)
+        if long_caption:
+            caption = None  # it goes first as its own message; the file follows it
         common: dict[str, Any] = {
             "caption": caption,
             "parse_mode": "HTML" if caption else None,
@@ -126,7 +130,10 @@ class MatrixHandler:
             call = lambda: bot.send_audio(chat_id, upload, **common)  # noqa: E731
         else:
             call = lambda: bot.send_document(chat_id, upload, **common)  # noqa: E731
-        return _sent(await self.client.send(chat_id, call))
+        parts: list[Callable[[], Awaitable[Any]]] = [lambda: self.client.send(chat_id, call)]
+        if long_caption:
+            parts.insert(0, lambda: self.send_message(_without_media(msg)))
+        return _sent((await self.parts.send(f"{msg.event_id}:media", parts))[-1])
 
     async def edit(self, edit: MatrixEdit) -> None:
         chat_id, connection = parse_chat(edit.portal.chat)

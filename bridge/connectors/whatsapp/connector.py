@@ -49,6 +49,7 @@ class WhatsAppConnector(NetworkConnector):
         self.title = config.title
         self.webhook = Webhook(config, host)
         self._client: GraphClient | None = None
+        self._matrix: MatrixHandler | None = None
         self._routes = False
 
     @classmethod
@@ -63,7 +64,10 @@ class WhatsAppConnector(NetworkConnector):
 
     @property
     def matrix(self) -> MatrixHandler:
-        return MatrixHandler(self.client, self.host, self.webhook.last_inbound)
+        # One handler for the connector's life: it remembers the parts of long messages sent.
+        if self._matrix is None:
+            self._matrix = MatrixHandler(self.client, self.host, self.webhook.last_inbound)
+        return self._matrix
 
     async def start(self) -> None:
         if not self._routes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from ...events import (
     SentMessage,
 )
 from ...types import MessageID, RemoteChatID
+from ..parts import PartSender
 from .capabilities import CAPTION_LIMIT, UPLOAD_LIMITS, WINDOW
 from .client import GraphClient
 from .format import matrix_to_whatsapp, split_text
@@ -36,6 +38,7 @@ class MatrixHandler:
         self.client = client
         self.host = host
         self.last_inbound = last_inbound
+        self.parts = PartSender()
 
     async def check_window(self, chat: RemoteChatID) -> None:
         seen = self.last_inbound.get(chat, 0.0)
@@ -56,15 +59,17 @@ class MatrixHandler:
         chunks = [c for c in split_text(text) if c.strip()]
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
-        first: SentMessage | None = None
-        for index, chunk in enumerate(chunks):
+
+        def part(index: int, chunk: str) -> Callable[[], Awaitable[dict[str, Any]]]:
             body: dict[str, Any] = {"type": "text", "text": {"body": chunk, "preview_url": False}}
             if index == 0 and msg.reply_to:
                 body["context"] = {"message_id": msg.reply_to.message_id}
-            sent = _sent(await self.client.send(msg.portal.chat, body))
-            first = first or sent
-        assert first is not None
-        return first
+            return lambda: self.client.send(msg.portal.chat, body)
+
+        sent = await self.parts.send(
+            f"{msg.event_id}:text", [part(i, c) for i, c in enumerate(chunks)]
+        )
+        return _sent(sent[0])
 
     async def send_media(self, msg: MatrixMessage) -> SentMessage:
         media = msg.media
@@ -91,10 +96,9 @@ class MatrixHandler:
         obj: dict[str, Any] = {"id": media_id}
         # Without a caption the file would arrive without the sender's name: the prefix is it.
         caption = matrix_to_whatsapp(msg.text, msg.html) if msg.text else msg.prefix.strip()
-        if caption and len(caption) > CAPTION_LIMIT:
-            # Too long for a caption: the text goes first as its own message.
-            await self.send_message(_text_only(msg))
-            caption = ""
+        long_caption = len(caption) > CAPTION_LIMIT
+        if long_caption:
+            caption = ""  # too long for a caption: the text goes first as its own message
         if caption and kind in ("image", "video", "document"):
             obj["caption"] = caption
         if kind == "document":
@@ -102,7 +106,12 @@ class MatrixHandler:
         body: dict[str, Any] = {"type": kind, kind: obj}
         if msg.reply_to:
             body["context"] = {"message_id": msg.reply_to.message_id}
-        return _sent(await self.client.send(msg.portal.chat, body))
+        parts: list[Callable[[], Awaitable[Any]]] = [
+            lambda: self.client.send(msg.portal.chat, body)
+        ]
+        if long_caption:
+            parts.insert(0, lambda: self.send_message(_text_only(msg)))
+        return _sent((await self.parts.send(f"{msg.event_id}:media", parts))[-1])
 
     async def react(self, reaction: MatrixReaction) -> None:
         await self._reaction(reaction.portal.chat, reaction.target.message_id, reaction.emoji)

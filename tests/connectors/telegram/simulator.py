@@ -909,10 +909,10 @@ class TelegramSimulator:
             body = {"update_id": self._next_update_id, **body}
         return await self._post_update(target, body, secret, attempt=1, manual=True)
 
-    def rate_limit_storm(self, count: int, retry_after: int = 5) -> None:
-        """The next ``count`` counted send calls answer 429 with ``retry_after``, whatever the
-        limits say."""
-        self._storm.extend([retry_after] * count)
+    def rate_limit_storm(self, count: int, retry_after: int = 5, *, after: int = 0) -> None:
+        """The next ``count`` counted send calls (after ``after`` that pass) answer 429 with
+        ``retry_after``, whatever the limits say."""
+        self._storm.extend([0] * after + [retry_after] * count)
 
     # -- waiting ----------------------------------------------------------------------------------
 
@@ -1060,8 +1060,8 @@ class TelegramSimulator:
 
     def _throttle(self, method: str, chat: Json, bc: str) -> None:
         chat_id = int(chat["id"])
-        if self._storm:
-            seconds = self._storm.pop(0)
+        seconds = self._storm.pop(0) if self._storm else 0
+        if seconds:
             self._record_throttle(method, chat_id, seconds, "storm")
         limits = self.rate_limits
         if not limits.enabled:

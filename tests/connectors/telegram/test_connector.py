@@ -496,6 +496,24 @@ async def test_long_text_is_split_into_accepted_messages(
         assert sent.message_id == str(parts[0].message_id)
 
 
+async def test_long_text_retried_after_a_failure_midway_is_not_doubled(
+    harness: TelegramHarness, sim: TelegramSimulator, connector: TelegramConnector
+) -> None:
+    """The second chunk hits flood control: the core retries the whole message, and only the
+    chunks not yet sent go out again."""
+    text = " ".join(f"word{n}" for n in range(2500))
+    msg = matrix_message(harness, text)
+    sim.rate_limit_storm(1, retry_after=1, after=1)
+    with pytest.raises(TemporaryDeliveryError):
+        await connector.send_message(msg)
+    assert len(sim.sent) == 1
+    sent = await connector.send_message(msg)
+    parts = [s.rendered or "" for s in sim.sent]
+    assert len(parts) >= 3
+    assert " ".join(parts).split() == text.split()  # each word once, in order
+    assert sent.message_id == str(sim.sent[0].message_id)
+
+
 HOSTILE_HTML = [
     "<b>bold <i>both</b> italic</i> end",
     "<script>alert(1)</script>visible",

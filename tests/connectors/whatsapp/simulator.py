@@ -300,7 +300,8 @@ class WhatsAppSimulator:
         self._media: dict[str, StoredMedia] = {}
         self._last_inbound: dict[str, float] = {}
         self._undeliverable: dict[str, str] = {}
-        self._storm: list[tuple[int, int | None]] = []
+        self._storm: list[tuple[int, int | None] | None] = []
+        """Failures of the next message sends; ``None`` lets one pass."""
         self._failures: list[tuple[int, int | None]] = []
         self._throughput: deque[float] = deque()
         self._pairs: dict[str, tuple[float, float]] = {}
@@ -402,10 +403,13 @@ class WhatsAppSimulator:
         last = self._last_inbound.get(wa_id)
         return last is not None and self.clock.now() - last < self.limits.service_window
 
-    def storm(self, count: int, code: int = 130429, *, status: int | None = None) -> None:
-        """The next ``count`` message sends fail with ``code`` (130429, 131056, 1, 2, 131000,
-        ...), whatever the limits say. ``status`` overrides the HTTP status."""
-        self._storm.extend([(code, status)] * count)
+    def storm(
+        self, count: int, code: int = 130429, *, status: int | None = None, after: int = 0
+    ) -> None:
+        """The next ``count`` message sends (after ``after`` that pass) fail with ``code``
+        (130429, 131056, 1, 2, 131000, ...), whatever the limits say. ``status`` overrides the
+        HTTP status."""
+        self._storm.extend([None] * after + [(code, status)] * count)
 
     def fail_next(self, count: int = 1, code: int = 1, *, status: int | None = None) -> None:
         """The next ``count`` Graph requests of any kind fail with ``code`` (default 1, "An
@@ -749,8 +753,9 @@ class WhatsAppSimulator:
             raise _param("The parameter messaging_product is required and must be whatsapp.")
         if "status" in body:
             return self._mark_read(body)
-        if self._storm:
-            code, status = self._storm.pop(0)
+        failure = self._storm.pop(0) if self._storm else None
+        if failure is not None:
+            code, status = failure
             raise ApiError(code, status=status)
         type_, wa_id, content = wa.check_message(
             body, text_length=self.limits.text_length, caption_length=self.limits.caption_length

@@ -901,6 +901,22 @@ async def test_text_reply_reaction_and_read_receipt_reach_the_api(
     ]  # fmt: skip
 
 
+async def test_long_text_retried_after_a_failure_midway_is_not_doubled(
+    harness: WhatsAppHarness, sim: WhatsAppSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    await customer_writes(sim, wa.text_message(ALICE, "tell me everything"))
+    text = " ".join(f"word{n}" for n in range(1500))
+    msg = matrix_message(harness, text)
+    sim.storm(1, 131000, after=1)  # "Something went wrong" on the second chunk
+    with pytest.raises(TemporaryDeliveryError):
+        await connector.send_message(msg)
+    assert len(sim.sent) == 1
+    sent = await connector.send_message(msg)
+    assert len(sim.sent) >= 3
+    assert " ".join((s.text or "").strip() for s in sim.sent).split() == text.split()
+    assert sent.message_id == sim.sent[0].wamid
+
+
 async def test_long_text_is_split(
     harness: WhatsAppHarness, sim: WhatsAppSimulator, host: FakeHost, connector: WhatsAppConnector
 ) -> None:
