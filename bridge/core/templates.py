@@ -3,19 +3,31 @@ to start a new conversation with an address (a phone number)."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from typing import TYPE_CHECKING
 
 from mautrix.types import RoomID, UserID
 
-from ..connector import DeliveryError, NetworkConnector, Template, TemplateHandler
+from ..connector import (
+    DeliveryError,
+    NetworkConnector,
+    SentMessage,
+    Template,
+    TemplateHandler,
+    TemporaryDeliveryError,
+)
 from ..db import Message
 from ..events import RemoteChat, RemoteUser
 from ..types import RemoteChatID, RemoteUserID
 
 if TYPE_CHECKING:
     from .commands import CommandContext
+
+RETRY_FOR = 60.0
+"""How long a template refused for the moment (rate limits, an unreachable API) is retried
+before the command answers that it was not sent: the staff member waits for the answer."""
 
 USAGE = (
     "Usage: in a portal room `template` (list) or `template <name> [language] [parameters…]`;"
@@ -98,7 +110,7 @@ async def _send(
     bridge = ctx.bridge
     account = connector.account_id
     try:
-        sent = await connector.send_template(chat, template, params)
+        sent = await _send_retrying(connector, chat, template, params)
     except DeliveryError as e:
         return f"Template not sent: {e.reason}"
     portal = ctx.portal
@@ -122,3 +134,19 @@ async def _send(
     if ctx.portal is not None:
         return "Sent."
     return f"Sent; the conversation is in {room_id}."
+
+
+async def _send_retrying(
+    connector: TemplateHandler, chat: RemoteChatID, template: Template, params: list[str]
+) -> SentMessage:
+    deadline = time.monotonic() + RETRY_FOR
+    delay = 1.0
+    while True:
+        try:
+            return await connector.send_template(chat, template, params)
+        except TemporaryDeliveryError as e:
+            wait = e.retry_after or delay
+            if time.monotonic() + wait > deadline:
+                raise
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 15.0)

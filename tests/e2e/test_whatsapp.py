@@ -234,8 +234,13 @@ async def test_window_and_templates(stack: Stack, staff: StaffClient) -> None:
     listing = await staff.send_text(room_id, "!bridge template")
     answer = await staff.wait_for_event(_replying_to(listing), room_id=room_id)
     assert "order_update (de, 2 parameter(s))" in answer["content"]["body"]
+    limited = len([r for r in sim.rejected if r.code == 130429])
+    sim.storm(2, 130429)  # rate limited twice: the command retries, then it goes out
     cmd = await staff.send_text(room_id, '!bridge template order_update de "Frau Kunde" A-17')
-    await staff.wait_for_event(_replying_to(cmd), room_id=room_id)
+    assert (await staff.wait_for_event(_replying_to(cmd), room_id=room_id, timeout=60))["content"][
+        "body"
+    ] == "Sent."
+    assert len([r for r in sim.rejected if r.code == 130429]) == limited + 2
     sent = await sim.wait_for_sent(lambda s: s.to == number and s.type == "template", timeout=30)
     assert sent.rendered == "Hallo Frau Kunde, Ihre Bestellung A-17 ist da."
     await staff.wait_for_event(
