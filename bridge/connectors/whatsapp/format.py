@@ -1,10 +1,4 @@
-"""Text formatting between Matrix and WhatsApp, and splitting to WhatsApp's length limit.
-
-WhatsApp marks text up inline: ``*bold*``, ``_italic_``, ``~strikethrough~``, ```` `code` ````
-and ```` ```monospace``` ````, plus ``> `` quote lines and ``* ``, ``- `` and ``1. `` list lines.
-A marker only counts when it opens at the start of a line or after a space or punctuation, closes
-before a space, punctuation or the end, and touches text on its inner side; bold, italic and
-strikethrough end at the line. There is no escape character.
+"""Matrix HTML to WhatsApp markup; ``markup.py`` has the rules both directions share.
 
 Outbound, Matrix HTML (which may be hostile) becomes that markup. Markers are placed so that
 WhatsApp honours them: surrounding spaces move outside, empty formatting and formatting inside a
@@ -14,60 +8,40 @@ would corrupt copied text, links and code, and its own rules already leave ``sna
 ``2*3`` and most URLs alone. Only where a literal marker would run into one of ours (``*`` at the
 edge of bold text) is that formatting dropped rather than made ambiguous. Link addresses are
 written outside any formatting, so an ``_`` in a URL cannot end it.
-
-Inbound, WhatsApp text becomes Matrix HTML following the same rules, or None when it has no
-markup, so the core can send plain text.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
-MAX_MESSAGE_LENGTH = 4096
-
-_BOLD, _ITALIC, _STRIKE, _CODE = "*", "_", "~", "`"
-_STYLE_ORDER = (_BOLD, _ITALIC, _STRIKE, _CODE)
-"""Which style goes outside when two cover the same text; code is always innermost."""
-
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-
-
-def _valid_unicode(text: str) -> str:
-    """``text`` with surrogate halves paired up and lone ones replaced by U+FFFD."""
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
-
-
-def _is_boundary(ch: str | None) -> bool:
-    """Whether a marker may sit next to ``ch`` on its outer side (None: the line's edge)."""
-    return ch is None or not ch.isalnum()
-
-
-# --------------------------------------------------------------------------- Matrix → WhatsApp
+from .markup import (
+    BOLD,
+    CODE,
+    HTML_SPACE,
+    ITALIC,
+    SCHEME,
+    STRIKE,
+    STYLE_ORDER,
+    is_boundary,
+    valid_unicode,
+)
 
 _INLINE = {
-    "b": _BOLD,
-    "strong": _BOLD,
-    "i": _ITALIC,
-    "em": _ITALIC,
-    "s": _STRIKE,
-    "del": _STRIKE,
-    "strike": _STRIKE,
-    "code": _CODE,
-    "tt": _CODE,
-    "kbd": _CODE,
-    "samp": _CODE,
+    "b": BOLD,
+    "strong": BOLD,
+    "i": ITALIC,
+    "em": ITALIC,
+    "s": STRIKE,
+    "del": STRIKE,
+    "strike": STRIKE,
+    "code": CODE,
+    "tt": CODE,
+    "kbd": CODE,
+    "samp": CODE,
 }
 _SKIPPED = frozenset({"mx-reply", "script", "style", "head", "title", "template", "noscript"})
 _VOID = frozenset(
@@ -138,7 +112,7 @@ def _display_url(href: str) -> str | None:
     href = href.strip()
     if not href or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in href):
         return None
-    match = _SCHEME.match(href)
+    match = SCHEME.match(href)
     if match is None:
         return None
     scheme, rest = match.group(1).lower(), href[match.end() :]
@@ -247,7 +221,7 @@ class _MatrixToWhatsApp(HTMLParser):
         elif tag in _HEADINGS:
             self._breaks(2)
             frame.breaks_after = 1
-            self._push_style(frame, _BOLD)
+            self._push_style(frame, BOLD)
         elif tag in ("ul", "ol"):
             self._breaks(1)
             frame.breaks_after = 1
@@ -281,7 +255,7 @@ class _MatrixToWhatsApp(HTMLParser):
             self.pending_space = self.current is not None and not self.pending_breaks
 
     def _push_style(self, frame: _Frame, style: str) -> None:
-        if style != _CODE and self.styles.get(_CODE):
+        if style != CODE and self.styles.get(CODE):
             return  # WhatsApp formats nothing inside code
         frame.style = style
         self.styles[style] = self.styles.get(style, 0) + 1
@@ -310,7 +284,7 @@ class _MatrixToWhatsApp(HTMLParser):
         elif tag == "hr":
             self._breaks(2)
         elif tag == "img":
-            alt = _HTML_SPACE.sub(" ", values.get("alt", "")).strip()
+            alt = HTML_SPACE.sub(" ", values.get("alt", "")).strip()
             if alt:
                 self.handle_data(alt)
 
@@ -375,7 +349,7 @@ class _MatrixToWhatsApp(HTMLParser):
                 link.text.append(data)
             return
         styles = frozenset(style for style, count in self.styles.items() if count)
-        for index, word in enumerate(_HTML_SPACE.split(data)):
+        for index, word in enumerate(HTML_SPACE.split(data)):
             if index > 0 and self.current is not None:
                 self.pending_space = True
             if word:
@@ -411,13 +385,13 @@ def _group(runs: Runs, applied: frozenset[str]) -> Tokens:
             out.append(text)
             index += 1
             continue
-        candidates = todo - {_CODE} or todo
-        best, best_end = _CODE, index
-        for style in _STYLE_ORDER:
+        candidates = todo - {CODE} or todo
+        best, best_end = CODE, index
+        for style in STYLE_ORDER:
             if style in candidates:
                 end = index
                 while end < len(runs) and style in runs[end][1]:
-                    if style == _CODE and runs[end][1] - applied != {_CODE}:
+                    if style == CODE and runs[end][1] - applied != {CODE}:
                         break  # code cannot hold the other styles of that run
                     end += 1
                 if end > best_end:
@@ -461,7 +435,7 @@ def _wrap(tokens: Tokens, style: str) -> Tokens:
     if not tokens:
         return [lead + trail] if lead + trail else []
     marker: str | None = style
-    if style == _CODE:
+    if style == CODE:
         marker = _code_marker("".join(t for t in tokens if isinstance(t, str)))
     else:
         first_token, last_token = tokens[0], tokens[-1]
@@ -477,9 +451,9 @@ def _wrap(tokens: Tokens, style: str) -> Tokens:
 
 
 def _code_marker(content: str) -> str | None:
-    if _CODE not in content:
-        return _CODE
-    if "```" not in content and not content.startswith(_CODE) and not content.endswith(_CODE):
+    if CODE not in content:
+        return CODE
+    if "```" not in content and not content.startswith(CODE) and not content.endswith(CODE):
         return "```"
     return None
 
@@ -516,7 +490,7 @@ def _drop_unusable(tokens: Tokens, prefix: str) -> None:
                 before = prefix[-1]
             after = _neighbour(tokens, positions[id(closing)], 1)
             char = token.text[0]
-            if not (_is_boundary(before) and _is_boundary(after)) or char in (before, after):
+            if not (is_boundary(before) and is_boundary(after)) or char in (before, after):
                 token.alive = closing.alive = False
                 changed = True
 
@@ -533,364 +507,7 @@ def matrix_to_whatsapp(text: str, html: str | None) -> str:
     if html is None:
         return text
     parser = _MatrixToWhatsApp()
-    parser.feed(_valid_unicode(html))
+    parser.feed(valid_unicode(html))
     parser.close()
     result = parser.finish()
     return result if result.strip() else text
-
-
-# --------------------------------------------------------------------------- WhatsApp → Matrix
-
-_URL = re.compile(r"(?:https?://|www\.)[^\s]+", re.IGNORECASE)
-_URL_TRAILING = ".,;:!?'\"*_~`"
-_LINE_START = re.compile(r"(> )|([*-] )|(0|[1-9][0-9]{0,8})\. ")
-_HTML_TAGS = {_BOLD: "strong", _ITALIC: "em", _STRIKE: "del"}
-
-
-@dataclass(frozen=True)
-class _Atom:
-    """Text the inline markers cannot reach into: a one-line ```code``` span or a URL."""
-
-    text: str
-    code: bool
-
-
-@dataclass(frozen=True)
-class _Pre:
-    text: str
-
-
-Segments = list[str | _Atom]
-
-
-def _monospace(text: str) -> list[str | _Atom | _Pre]:
-    """``text`` with its ```monospace``` spans cut out: one-line ones as code atoms, others
-    as blocks."""
-    out: list[str | _Atom | _Pre] = []
-    position = 0
-    start = text.find("```")
-    while start != -1:
-        if not _is_boundary(text[start - 1] if start else None):
-            start = text.find("```", start + 1)
-            continue
-        end = text.find("```", start + 4)
-        while end != -1 and not (
-            _is_boundary(text[end + 3] if end + 3 < len(text) else None)
-            and text[start + 3 : end].strip()
-        ):
-            end = text.find("```", end + 1)
-        if end == -1:
-            break  # no later opener has a closer either
-        out.append(text[position:start])
-        content = text[start + 3 : end]
-        if "\n" in content.strip("\n"):
-            out.append(_Pre(content.removeprefix("\n").removesuffix("\n")))
-        else:
-            out.append(_Atom(content.strip("\n"), code=True))
-        position = end + 3
-        start = text.find("```", position)
-    out.append(text[position:])
-    return [piece for piece in out if piece != ""]
-
-
-def _lines(pieces: list[str | _Atom | _Pre]) -> list[Segments | _Pre]:
-    """Pieces as lines of segments, with code blocks on lines of their own; the line break on
-    either side of a block belongs to the block."""
-    lines: list[Segments | _Pre] = []
-    current: Segments = []
-    after_block = False
-    for piece in pieces:
-        if isinstance(piece, _Pre):
-            if current:
-                lines.append(current)
-            lines.append(piece)
-            current, after_block = [], True
-        elif isinstance(piece, _Atom):
-            current.append(piece)
-            after_block = False
-        else:
-            parts = piece.split("\n")
-            for index, part in enumerate(parts):
-                if index > 0:
-                    if current or not after_block:
-                        lines.append(current)
-                    current, after_block = [], False
-                if part:
-                    current.append(part)
-                    after_block = False
-    if current or not after_block:
-        lines.append(current)
-    return lines
-
-
-def _units(segments: Segments) -> list[str | _Atom]:
-    """Segments as single characters, with code spans and URLs as opaque atoms."""
-    units: list[str | _Atom] = []
-    for segment in segments:
-        if isinstance(segment, _Atom):
-            units.append(segment)
-            continue
-        position = 0
-        for match in _URL.finditer(segment):
-            url = match.group(0)
-            while url and (
-                url[-1] in _URL_TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))
-            ):
-                url = url[:-1]
-            if "://" not in url and "." not in url[4:]:
-                continue
-            units.extend(segment[position : match.start()])
-            units.append(_Atom(url, code=False))
-            position = match.start() + len(url)
-        units.extend(segment[position:])
-    return units
-
-
-class _Inline:
-    """One line of WhatsApp text as Matrix HTML."""
-
-    def __init__(self, segments: Segments) -> None:
-        self.units = _units(segments)
-        self.formatted = any(isinstance(s, _Atom) and s.code for s in segments)
-        self.closers: dict[str, list[int]] = {m: [] for m in (_BOLD, _ITALIC, _STRIKE, _CODE)}
-        for index, unit in enumerate(self.units):
-            if isinstance(unit, str) and unit in self.closers and self._can_close(index):
-                self.closers[unit].append(index)
-
-    def _char(self, index: int) -> str | None:
-        if 0 <= index < len(self.units):
-            unit = self.units[index]
-            return unit if isinstance(unit, str) else "a"  # atoms count as word characters
-        return None
-
-    def _can_open(self, index: int) -> bool:
-        before, after = self._char(index - 1), self._char(index + 1)
-        if self.units[index] == _CODE and _CODE in (before, after):
-            return False  # a run of backticks is no code marker
-        return _is_boundary(before) and after is not None and not after.isspace()
-
-    def _can_close(self, index: int) -> bool:
-        before, after = self._char(index - 1), self._char(index + 1)
-        if self.units[index] == _CODE and _CODE in (before, after):
-            return False
-        return before is not None and not before.isspace() and _is_boundary(after)
-
-    def _closer(self, marker: str, start: int, stop: int) -> int | None:
-        closers = self.closers[marker]
-        found = bisect_left(closers, start)
-        return closers[found] if found < len(closers) and closers[found] < stop else None
-
-    def render(
-        self, start: int = 0, stop: int | None = None, active: frozenset[str] = frozenset()
-    ) -> str:
-        stop = len(self.units) if stop is None else stop
-        out: list[str] = []
-        index = start
-        while index < stop:
-            unit = self.units[index]
-            if isinstance(unit, _Atom):
-                out.append(
-                    f"<code>{_escape(unit.text)}</code>" if unit.code else _escape(unit.text)
-                )
-                index += 1
-                continue
-            if unit in self.closers and unit not in active and self._can_open(index):
-                end = self._closer(unit, index + 2, stop)
-                if end is not None:
-                    self.formatted = True
-                    if unit == _CODE:
-                        content = "".join(
-                            u if isinstance(u, str) else u.text
-                            for u in self.units[index + 1 : end]
-                        )
-                        out.append(f"<code>{_escape(content)}</code>")
-                    else:
-                        tag = _HTML_TAGS[unit]
-                        inner = self.render(index + 1, end, active | {unit})
-                        out.append(f"<{tag}>{inner}</{tag}>")
-                    index = end + 1
-                    continue
-            out.append(_escape(unit))
-            index += 1
-        return "".join(out)
-
-
-def whatsapp_to_matrix(text: str) -> str | None:
-    """A customer's WhatsApp text as Matrix HTML, or None when it has no markup.
-
-    ``*bold*``, ``_italic_``, ``~strikethrough~`` (within a line), ```` `code` ```` and
-    ```` ```monospace``` ```` (a code block when it spans lines) follow WhatsApp's rules for
-    where markers count; nothing is formatted inside code or URLs. ``> `` lines become
-    blockquotes, ``* ``/``- `` and ``1. `` lines lists. Everything else is escaped, line
-    breaks become ``<br>``."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = _lines(_monospace(text))
-    out: list[str] = []
-    formatted = False
-    inline_before = False
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if isinstance(line, _Pre):
-            out.append(f"<pre><code>{_escape(line.text)}</code></pre>")
-            formatted, inline_before = True, False
-            index += 1
-            continue
-        kind, rest, number = _line_kind(line)
-        if kind is None:
-            inline = _Inline(line)
-            if inline_before:
-                out.append("<br>")
-            out.append(inline.render())
-            formatted = formatted or inline.formatted
-            inline_before = True
-            index += 1
-            continue
-        items: list[str] = []
-        while True:
-            items.append(_Inline(rest).render())
-            index += 1
-            following = lines[index] if index < len(lines) else None
-            if not isinstance(following, list):
-                break
-            next_kind, next_rest, next_number = _line_kind(following)
-            if next_kind != kind or (kind == "ol" and next_number != number + len(items)):
-                break
-            rest = next_rest
-        if kind == "quote":
-            out.append(f"<blockquote>{'<br>'.join(items)}</blockquote>")
-        else:
-            start = f' start="{number}"' if kind == "ol" and number != 1 else ""
-            body = "".join(f"<li>{item}</li>" for item in items)
-            out.append(f"<{kind}{start}>{body}</{kind}>")
-        formatted, inline_before = True, False
-    return "".join(out) if formatted else None
-
-
-def _line_kind(line: Segments) -> tuple[str | None, Segments, int]:
-    """Whether ``line`` is a quote, bullet or numbered line, and its text after the marker."""
-    if not line or not isinstance(line[0], str):
-        return None, line, 0
-    head = line[0]
-    match = _LINE_START.match(head)
-    if match is None:
-        return None, line, 0
-    rest = [head[match.end() :], *line[1:]] if head[match.end() :] else line[1:]
-    if match.group(1):
-        return "quote", rest, 0
-    first = rest[0] if rest else None
-    if first is None or (isinstance(first, str) and first[0].isspace()):
-        return None, line, 0  # a list item needs text right after its marker
-    if match.group(2):
-        return "ul", rest, 0
-    return "ol", rest, int(match.group(3))
-
-
-# --------------------------------------------------------------------------- splitting
-
-
-def _code_regions(text: str) -> list[tuple[int, int]]:
-    """The spans of ```blocks```, pairing the fences in order."""
-    fences: list[int] = []
-    position = text.find("```")
-    while position != -1:
-        fences.append(position)
-        position = text.find("```", position + 3)
-    return [(fences[i], fences[i + 1] + 3) for i in range(0, len(fences) - 1, 2)]
-
-
-def _inside(regions: list[tuple[int, int]], starts: list[int], position: int) -> bool:
-    index = bisect_right(starts, position) - 1
-    return index >= 0 and regions[index][0] < position < regions[index][1]
-
-
-def _joins(text: str, position: int) -> bool:
-    """Whether cutting before ``text[position]`` would split a character or an emoji."""
-    before, after = text[position - 1], text[position]
-    if "\ud800" <= before <= "\udbff" and "\udc00" <= after <= "\udfff":
-        return True
-    code = ord(after)
-    return (
-        unicodedata.combining(after) != 0
-        or unicodedata.category(after) in ("Mn", "Mc", "Me")
-        or after == "\u200d"
-        or before == "\u200d"
-        or 0xFE00 <= code <= 0xFE0F
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F
-        or (_regional(after) and _regional(before) and _regional_run(text, position) % 2 == 1)
-    )
-
-
-def _regional(ch: str) -> bool:
-    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
-
-
-def _regional_run(text: str, position: int) -> int:
-    """How many regional indicators (flag halves) come right before ``position``."""
-    count = 0
-    while position - count > 0 and _regional(text[position - count - 1]):
-        count += 1
-    return count
-
-
-def _cut(
-    text: str, start: int, end: int, regions: list[tuple[int, int]], starts: list[int]
-) -> tuple[int, int]:
-    """Where the chunk from ``start`` that may reach ``end`` (exclusive) ends, and where the
-    next begins: at a paragraph, else line, else word break outside code blocks (preferring
-    one that leaves the chunk a quarter full), else inside a code block too big to fit, else
-    at ``end`` (moved back so as not to split a character)."""
-    visible = start
-    while visible < end and text[visible].isspace():
-        visible += 1
-    quarter = start + (end - start) // 4
-    tests = (
-        lambda p: text.startswith("\n\n", p),
-        lambda p: text[p] == "\n",
-        lambda p: text[p].isspace(),
-    )
-    for low, in_code in ((quarter, False), (start + 1, False), (quarter, True), (start + 1, True)):
-        for test in tests:
-            for position in range(end, max(low, visible + 1) - 1, -1):
-                if test(position) and (in_code or not _inside(regions, starts, position)):
-                    stop, resume = position, position
-                    while stop > start and text[stop - 1].isspace():
-                        stop -= 1
-                    while resume < len(text) and text[resume].isspace():
-                        resume += 1
-                    return stop, resume
-    position = end
-    while position > start + 1 and end - position < 32 and _joins(text, position):
-        position -= 1
-    if not _joins(text, position):
-        return position, position
-    if (
-        end - 1 > start
-        and "\udc00" <= text[end] <= "\udfff"
-        and "\ud800" <= text[end - 1] <= "\udbff"
-    ):
-        return end - 1, end - 1
-    return end, end
-
-
-def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
-    """Split WhatsApp text into chunks of at most ``limit`` characters, at paragraph, line or
-    word breaks and outside ```blocks``` where possible, never inside a surrogate pair;
-    whitespace at the cuts is dropped. Blank text gives no chunks.
-
-    A block longer than ``limit`` is cut like other text, so its pieces lose the monospace."""
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    if not text.strip():
-        return []
-    regions = _code_regions(text)
-    starts = [region[0] for region in regions]
-    chunks: list[str] = []
-    start = 0
-    while len(text) - start > limit:
-        stop, resume = _cut(text, start, start + limit, regions, starts)
-        chunks.append(text[start:stop])
-        start = resume
-    chunks.append(text[start:])
-    return [chunk for chunk in chunks if chunk.strip()]

@@ -22,7 +22,8 @@ from ...types import MessageID, RemoteChatID
 from ..parts import PartSender
 from .capabilities import CAPTION_LIMIT, UPLOAD_LIMITS, WINDOW
 from .client import GraphClient
-from .format import matrix_to_whatsapp, split_text
+from .format import matrix_to_whatsapp
+from .split import split_text
 
 WINDOW_CLOSED = (
     "the customer has not written in the last 24 hours, so WhatsApp only accepts a template."

@@ -32,7 +32,7 @@ from ...events import (
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
 from .config import WhatsAppConfig
-from .format import whatsapp_to_matrix
+from .inbound import whatsapp_to_matrix
 
 MAX_BODY = 3 * 1024 * 1024
 """Meta's webhook payloads are at most 3 MB."""

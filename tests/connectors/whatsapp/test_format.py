@@ -10,12 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.connectors.whatsapp.format import (
-    MAX_MESSAGE_LENGTH,
-    matrix_to_whatsapp,
-    split_text,
-    whatsapp_to_matrix,
-)
+from bridge.connectors.whatsapp.format import matrix_to_whatsapp
+from bridge.connectors.whatsapp.inbound import whatsapp_to_matrix
+from bridge.connectors.whatsapp.markup import MAX_MESSAGE_LENGTH
+from bridge.connectors.whatsapp.split import split_text
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MARKERS = "*_~`"
