@@ -321,4 +321,14 @@ def _db_args(config: Config) -> dict[str, Any]:
             # FULL: a transaction the homeserver was told is recorded survives a power cut.
             init.append("PRAGMA synchronous = FULL")
         args["init_commands"] = init
+    elif config.db_url.startswith(("postgres", "cockroach")):
+        # asyncpg's default clean-up of a connection taken back into the pool is one more
+        # round trip per query; the bridge sets no session state (no SET, LISTEN, advisory
+        # locks or cursors), so the rollback of an open transaction, which asyncpg always
+        # does, is all that is needed.
+        args.setdefault("reset", _no_session_reset)
     return args
+
+
+async def _no_session_reset(conn: Any) -> None:
+    return None

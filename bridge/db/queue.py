@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from attrs import define
-from mautrix.util.async_db import Connection, Database
+from mautrix.util.async_db import Connection, Database, Scheme
 
 Record = Any
 
@@ -15,6 +15,15 @@ _COLUMNS = "id, queue_key, kind, payload, created_at, attempts"
 _INSERT = (
     "INSERT INTO queue (queue_key, kind, payload, created_at, attempts) "
     "VALUES ($1, $2, $3, $4, 0) RETURNING id"
+)
+_RECORD_REMOTE_PG = (
+    # One statement, so one round trip and atomic by itself: the item is inserted only if
+    # the dedup key was.
+    "WITH seen AS ("
+    " INSERT INTO remote_dedup (account, dedup_key, received_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (account, dedup_key) DO NOTHING RETURNING 1"
+    ") INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
+    " SELECT $4, 'remote', $5, $3, 0 FROM seen RETURNING id"
 )
 
 
@@ -94,6 +103,10 @@ class QueueItem:
         """Record a remote event atomically with its dedup key. Returns None (and stores
         nothing) when the same event was recorded before."""
         ts = now_ms()
+        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
+            args = (account, dedup_key, ts, queue_key, json.dumps(payload))
+            new_id = await cls.db.fetchval(_RECORD_REMOTE_PG, *args)
+            return None if new_id is None else cls(new_id, queue_key, "remote", payload, ts, 0)
         conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
