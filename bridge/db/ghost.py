@@ -6,7 +6,13 @@ from typing import Any, ClassVar
 from attrs import define, field
 from mautrix.util.async_db import Database
 
+from .cache import RowCache
+
 Record = Any
+
+CACHE_SIZE = 10_000
+"""Ghosts whose rows are kept in memory (the most recently used)."""
+_cache = RowCache(CACHE_SIZE)
 
 _COLUMNS = "account, remote_user, mxid, displayname, avatar_url, metadata"
 
@@ -33,9 +39,23 @@ class Ghost:
         return cls(**data)
 
     @classmethod
+    def _cache(cls) -> RowCache:
+        return _cache.bind(cls.db)
+
+    @classmethod
     async def get(cls, account: str, remote_user: str) -> Ghost | None:
+        cache = cls._cache()
+        cached = cache.get((account, remote_user))
+        if cached is not None:
+            return cls._from_row(cached)
+        writes = cache.writes
         q = f"SELECT {_COLUMNS} FROM ghost WHERE account=$1 AND remote_user=$2"
-        return cls._from_row(await cls.db.fetchrow(q, account, remote_user))
+        row = await cls.db.fetchrow(q, account, remote_user)
+        if row is None:
+            return None
+        values = dict(row)
+        cache.fill((account, remote_user), values, writes)
+        return cls._from_row(values)
 
     @classmethod
     async def get_by_mxid(cls, mxid: str) -> Ghost | None:
@@ -52,13 +72,17 @@ class Ghost:
             json.dumps(self.metadata),
         )
 
+    async def _write(self, query: str) -> None:
+        try:
+            await self.db.execute(query, *self._values())
+        finally:
+            self._cache().invalidate((self.account, self.remote_user))
+
     async def insert(self) -> None:
-        q = f"INSERT INTO ghost ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        await self.db.execute(q, *self._values())
+        await self._write(f"INSERT INTO ghost ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")
 
     async def save(self) -> None:
-        q = (
+        await self._write(
             "UPDATE ghost SET mxid=$3, displayname=$4, avatar_url=$5, metadata=$6 "
             "WHERE account=$1 AND remote_user=$2"
         )
-        await self.db.execute(q, *self._values())

@@ -6,7 +6,13 @@ from typing import Any, ClassVar
 from attrs import define, field
 from mautrix.util.async_db import Database
 
+from .cache import RowCache
+
 Record = Any
+
+CACHE_SIZE = 10_000
+"""Portals whose rows are kept in memory (the most recently used)."""
+_cache = RowCache(CACHE_SIZE)
 
 _COLUMNS = "account, chat, room_id, name, topic, is_group, metadata, created_at"
 
@@ -36,14 +42,38 @@ class Portal:
         return cls(**data)
 
     @classmethod
+    def _cache(cls) -> RowCache:
+        return _cache.bind(cls.db, "room_id")
+
+    @classmethod
+    def forget_cached(cls) -> None:
+        """Drop every cached row: the next look-ups go to the database."""
+        cls._cache().clear()
+
+    @classmethod
+    async def _fetch_one(cls, where: str, *args: Any) -> Portal | None:
+        cache = cls._cache()
+        writes = cache.writes
+        row = await cls.db.fetchrow(f"SELECT {_COLUMNS} FROM portal WHERE {where}", *args)
+        if row is None:
+            return None
+        values = dict(row)
+        cache.fill((values["account"], values["chat"]), values, writes)
+        return cls._from_row(values)
+
+    @classmethod
     async def get(cls, account: str, chat: str) -> Portal | None:
-        q = f"SELECT {_COLUMNS} FROM portal WHERE account=$1 AND chat=$2"
-        return cls._from_row(await cls.db.fetchrow(q, account, chat))
+        cached = cls._cache().get((account, chat))
+        if cached is not None:
+            return cls._from_row(cached)
+        return await cls._fetch_one("account=$1 AND chat=$2", account, chat)
 
     @classmethod
     async def get_by_room(cls, room_id: str) -> Portal | None:
-        q = f"SELECT {_COLUMNS} FROM portal WHERE room_id=$1"
-        return cls._from_row(await cls.db.fetchrow(q, room_id))
+        cached = cls._cache().get_secondary(room_id)
+        if cached is not None:
+            return cls._from_row(cached)
+        return await cls._fetch_one("room_id=$1", room_id)
 
     @classmethod
     async def all(cls, account: str | None = None) -> list[Portal]:
@@ -70,18 +100,23 @@ class Portal:
             self.created_at,
         )
 
+    async def _write(self, query: str, *args: Any) -> None:
+        try:
+            await self.db.execute(query, *args)
+        finally:
+            self._cache().invalidate((self.account, self.chat))
+
     async def insert(self) -> None:
         q = f"INSERT INTO portal ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        await self.db.execute(q, *self._values())
+        await self._write(q, *self._values())
 
     async def save(self) -> None:
         q = (
             "UPDATE portal SET room_id=$3, name=$4, topic=$5, is_group=$6, metadata=$7, "
             "created_at=$8 WHERE account=$1 AND chat=$2"
         )
-        await self.db.execute(q, *self._values())
+        await self._write(q, *self._values())
 
     async def delete(self) -> None:
-        await self.db.execute(
-            "DELETE FROM portal WHERE account=$1 AND chat=$2", self.account, self.chat
-        )
+        q = "DELETE FROM portal WHERE account=$1 AND chat=$2"
+        await self._write(q, self.account, self.chat)
