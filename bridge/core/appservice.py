@@ -104,9 +104,11 @@ class AppServiceServer:
         hs_token: str,
         max_body_size: int,
         on_recorded: Callable[[list[QueueItem]], None],
+        skip: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self._hs_token = hs_token.encode()
         self._on_recorded = on_recorded
+        self._skip = skip
         self._routes: dict[tuple[str, str, str], RouteHandler] = {}
         self.app = web.Application(client_max_size=max_body_size)
         self.app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.handle_transaction)
@@ -159,8 +161,12 @@ class AppServiceServer:
             cleaned = clean_event(evt) if isinstance(evt, dict) else None
             if cleaned is None:
                 log.warning("Skipping a malformed event in transaction %s", txn_id)
-            else:
+            elif not (self._skip and self._skip(cleaned)):
                 items.append((matrix_queue_key(cleaned), "matrix", cleaned))
+        if events and not items:
+            # Nothing the bridge would act on (e.g. only its own messages coming back): no
+            # work to keep, so nothing to record; a repeat of it is as harmless.
+            return web.json_response({})
         try:
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:

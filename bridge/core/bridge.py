@@ -64,7 +64,9 @@ class Bridge:
         self.session: aiohttp.ClientSession | None = None
         self.http: aiohttp.ClientSession | None = None
         self.api: AppServiceAPI | None = None
-        self.server = AppServiceServer(config.hs_token, config.max_body_size, self._submit_all)
+        self.server = AppServiceServer(
+            config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo
+        )
         self.dispatcher = Dispatcher(self._process)
         self.connectors: dict[str, NetworkConnector] = {}
         self._hosts: dict[str, ConnectorHost] = {}
@@ -202,6 +204,12 @@ class Bridge:
 
     def _is_own(self, user: str) -> bool:
         return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
+
+    def _is_echo(self, evt: dict[str, Any]) -> bool:
+        """An event of the bot or a ghost that is no state: the bridge's own messages coming
+        back, which ``_matrix_event`` ignores, so they are not even queued."""
+        sender = evt.get("sender")
+        return "state_key" not in evt and isinstance(sender, str) and self._is_own(sender)
 
     async def _matrix_event(self, item: QueueItem, evt: dict[str, Any]) -> None:
         etype = evt.get("type")

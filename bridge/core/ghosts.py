@@ -21,6 +21,7 @@ class GhostManager:
     def __init__(self, config: Config, api: AppServiceAPI) -> None:
         self.config = config
         self.api = api
+        self._ghost_re = re.compile(self.user_regex())
 
     def mxid(self, account: str, remote_user: str) -> UserID:
         localpart = self.config.ghost_username_template.format(
@@ -34,7 +35,7 @@ class GhostManager:
         return f"@{local}:{re.escape(self.config.hs_domain)}"
 
     def is_ghost(self, mxid: str) -> bool:
-        return re.fullmatch(self.user_regex(), mxid) is not None
+        return self._ghost_re.fullmatch(mxid) is not None
 
     def intent(self, mxid: UserID) -> IntentAPI:
         return self.api.intent(mxid)
