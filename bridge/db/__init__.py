@@ -9,6 +9,7 @@ from .as_txn import ASTransaction
 from .ghost import Ghost
 from .message import Message
 from .portal import Portal
+from .postgres import BridgePostgres
 from .queue import QueueItem
 from .reaction import Reaction
 from .remote_dedup import RemoteDedup
@@ -34,5 +35,5 @@ def init(db: Database) -> None:
 
 __all__ = [
     "ChannelAccount", "ASTransaction", "Ghost", "Message", "Portal", "QueueItem", "Reaction",
-    "RemoteDedup", "upgrade_table", "init", "Database",
+    "RemoteDedup", "upgrade_table", "init", "Database", "BridgePostgres",
 ]  # fmt: skip
