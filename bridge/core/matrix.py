@@ -50,6 +50,8 @@ log = logging.getLogger("bridge.matrix")
 MEDIA_TYPES = ("m.image", "m.file", "m.audio", "m.video")
 TEXT_TYPES = ("m.text", "m.notice", "m.emote")
 RETRY_MAX = 60.0
+RECORD_RETRY = 0.5
+RECORD_RETRY_MAX = 5.0
 
 
 class MatrixHandler:
@@ -156,10 +158,10 @@ class MatrixHandler:
                 portal.chat,
                 sent.message_id,
             )
-            await Message(
+            await _record(f"the delivery of {event_id}", Message(
                 portal.account, portal.chat, sent.message_id, 0, event_id, room_id, None, sender,
                 int((sent.timestamp or time.time()) * 1000),
-            ).insert()  # fmt: skip
+            ).insert)  # fmt: skip
 
     async def redaction(self, item: QueueItem, portal: Portal, evt: dict[str, Any]) -> None:
         room_id = RoomID(evt["room_id"])
@@ -182,7 +184,7 @@ class MatrixHandler:
             if await self.deliver(item, portal, room_id, EventID(redacts), lambda: _done(
                 connector.handle_matrix_reaction_remove(removal)
             )) is not None:  # fmt: skip
-                await reaction.delete()
+                await _record(f"the removal of reaction {redacts}", reaction.delete)
             return
         target = await Message.get_by_event(room_id, EventID(redacts))
         if target is None:
@@ -203,7 +205,9 @@ class MatrixHandler:
         if await self.deliver(item, portal, room_id, EventID(redacts), lambda: _done(
             connector.handle_matrix_redaction(redaction)
         )) is not None:  # fmt: skip
-            await Message.delete_all(portal.account, portal.chat, target.message_id)
+            await _record(f"the deletion of {redacts}", partial(
+                Message.delete_all, portal.account, portal.chat, target.message_id
+            ))  # fmt: skip
 
     async def reaction(self, item: QueueItem, portal: Portal, evt: dict[str, Any]) -> None:
         room_id = RoomID(evt["room_id"])
@@ -228,10 +232,10 @@ class MatrixHandler:
         if await self.deliver(item, portal, room_id, EventID(evt["event_id"]), lambda: _done(
             connector.handle_matrix_reaction(reaction)
         )) is not None:  # fmt: skip
-            await Reaction(
+            await _record(f"the delivery of reaction {evt['event_id']}", Reaction(
                 portal.account, portal.chat, target.message_id, evt["sender"], emoji,
                 evt["event_id"], room_id,
-            ).insert()  # fmt: skip
+            ).insert)  # fmt: skip
 
     async def receipt(self, portal: Portal, room_id: RoomID, event_id: str, user: str) -> None:
         connector = self._connector(portal)
@@ -402,6 +406,23 @@ def _seconds(timestamp_ms: Any) -> float | None:
     except OverflowError:
         return None
     return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+async def _record(what: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Store what a delivery changed. The remote side has the message now: if the database
+    fails here, running the queue item again would deliver it a second time, so the write
+    itself is retried until the database is back."""
+    delay = RECORD_RETRY
+    while True:
+        try:
+            await write()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("Could not record %s (%s), retrying in %.1fs", what, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX)
 
 
 def _key(portal: Portal) -> PortalKey:
