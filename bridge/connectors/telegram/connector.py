@@ -181,6 +181,9 @@ class TelegramConnector(NetworkConnector):
             return web.json_response({"error": "update too large"}, status=413)
         try:
             update = Update.model_validate(json.loads(body), context={"bot": self.client.bot})
+        except RecursionError:
+            error = "not a Telegram update: nested too deeply"
+            return web.json_response({"error": error}, status=400)
         except (ValueError, ValidationError) as e:
             return web.json_response({"error": f"not a Telegram update: {e}"[:500]}, status=400)
         try:
