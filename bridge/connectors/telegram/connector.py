@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
@@ -147,16 +148,27 @@ class TelegramConnector(NetworkConnector):
         data = await self.host.load_data()
         offset = int(data.get("offset", 0))
         while True:
-            updates = await self.client.bot.get_updates(
-                offset=offset or None,
-                timeout=int(self.config.poll_timeout),
-                allowed_updates=ALLOWED_UPDATES,
+            batch: list[Any] = await self.client.bot(
+                _RawUpdates(
+                    offset=offset or None,
+                    timeout=int(self.config.poll_timeout),
+                    allowed_updates=ALLOWED_UPDATES,
+                ),
                 request_timeout=int(self.config.poll_timeout + self.config.request_timeout),
             )
-            for update in updates:
-                await self._handle_update(update)
-                offset = update.update_id + 1
-            if updates:
+            for raw in batch:
+                update_id = raw.get("update_id") if isinstance(raw, dict) else None
+                if isinstance(update_id, bool) or not isinstance(update_id, int):
+                    self.host.log.warning("Skipping a polled update without an id: %.200r", raw)
+                    continue
+                try:
+                    update = Update.model_validate(raw, context={"bot": self.client.bot})
+                except (ValueError, RecursionError) as e:  # ValidationError is a ValueError
+                    self.host.log.warning("Skipping unreadable update %d: %.300s", update_id, e)
+                else:
+                    await self._handle_update(update)
+                offset = max(offset, update_id + 1)
+            if batch:
                 # Only once every event of the batch is recorded: a crash before this line
                 # fetches the batch again, and the dedup keys keep it from doubling.
                 await self.host.save_data({**data, "offset": offset})
@@ -271,6 +283,14 @@ class TelegramConnector(NetworkConnector):
 
     async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
         await self.matrix.typing(typing)
+
+
+class _RawUpdates(GetUpdates):
+    """getUpdates with the updates left as plain JSON: aiogram reads a whole batch at once, so
+    one update it cannot read would make every later one unreachable; read one by one instead,
+    the unreadable one is skipped."""
+
+    __returning__ = list[Any]  # type: ignore[assignment]
 
 
 def _too_big(name: str, size: int | None) -> str:
