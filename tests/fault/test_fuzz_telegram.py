@@ -1,0 +1,409 @@
+"""Property tests of the Telegram connector's inputs: its webhook endpoint (account in webhook
+mode, secret header ``X-Telegram-Bot-Api-Secret-Token``) and updates fetched by long polling.
+
+Whatever arrives - arbitrary bytes, arbitrary JSON, updates of every kind with hostile values
+in any field (wrong types, huge ids, unknown update kinds, entities beyond the text, deep
+reply chains) - the webhook answers 200, 400, 401 or 413 within a timeout, never a 5xx; nothing
+is recorded unless the answer was 200; no exception is logged; and a plain message sent next is
+still bridged. Polling gets the same updates from the Bot API simulator and must keep going."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+
+from bridge.connectors.telegram import TelegramConnector
+from bridge.connectors.telegram.connector import SECRET_HEADER
+from bridge.events import RemoteMessage
+from tests.connectors.telegram import updates as tg
+from tests.connectors.telegram.harness import WEBHOOK_SECRET, TelegramHarness
+from tests.connectors.telegram.simulator import _Pending
+from tests.contract.fake_host import FakeHost
+
+from .fuzz_support import (
+    REQUEST_TIMEOUT,
+    ExceptionLog,
+    awkward_text,
+    fuzz_settings,
+    hostile_values,
+    json_values,
+    mutate,
+)
+
+ALICE = 5_200_001
+ALLOWED = {200, 400, 401, 413}
+_ids = itertools.count(1_000)
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[TelegramHarness]:
+    instance = TelegramHarness()
+    await instance.start()
+    instance.sim.add_user(ALICE, "Alice")
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def host(harness: TelegramHarness) -> AsyncIterator[FakeHost]:
+    async with FakeHost(harness.account_id) as fake:
+        yield fake
+
+
+@pytest.fixture
+def errors() -> Iterator[ExceptionLog]:
+    with ExceptionLog() as log:
+        yield log
+
+
+@pytest.fixture
+async def hook(
+    harness: TelegramHarness, host: FakeHost, errors: ExceptionLog
+) -> AsyncIterator[TelegramConnector]:
+    """A connector in webhook mode, with Business chats on (so every update kind is read)."""
+    instance = harness.make_connector(
+        host,
+        mode="webhook",
+        webhook_url=host.base_url,
+        webhook_secret=WEBHOOK_SECRET,
+        business=True,
+    )
+    await instance.start()
+    try:
+        await harness.sim.wait_for(lambda: harness.sim.webhook_url)
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def poller(
+    harness: TelegramHarness, host: FakeHost, errors: ExceptionLog
+) -> AsyncIterator[TelegramConnector]:
+    instance = harness.make_connector(host, business=True)
+    await instance.start()
+    try:
+        await harness.sim.wait_for_consumer()
+        yield instance
+    finally:
+        await instance.stop()
+
+
+# --------------------------------------------------------------------------- updates
+
+ALICE_USER = tg.user(ALICE, "Alice")
+CHAT = tg.private_chat(ALICE_USER)
+GROUP = tg.group_chat(-1001234567890, "Group")
+
+
+def reply_chain(depth: int) -> dict[str, Any]:
+    """A message replying to a message replying to ... ``depth`` levels down."""
+    msg: dict[str, Any] = tg.text_message(CHAT, ALICE_USER, "bottom", message_id=1)
+    for level in range(depth):
+        msg = {**tg.text_message(CHAT, ALICE_USER, f"level {level}"), "reply_to_message": msg}
+    return msg
+
+
+def templates() -> list[dict[str, Any]]:
+    """One valid update of every kind the connector reads, and some it does not."""
+    file = tg.file_ref()
+    text = "Hi *there* 😀 https://example.com"
+    entities = [tg.entity("bold", 3, 7), tg.entity("url", 14, 19), tg.entity("italic", 0, 2)]
+    message = tg.text_message(CHAT, ALICE_USER, text, entities=entities)
+    conn = "BCONN1"
+    return [
+        tg.message_update(message),
+        tg.message_update(tg.text_message(GROUP, ALICE_USER, "in a group")),
+        tg.message_update(tg.photo_message(CHAT, ALICE_USER, file, caption="a photo")),
+        tg.message_update(tg.document_message(CHAT, ALICE_USER, file, file_name="a.pdf")),
+        tg.message_update(tg.sticker_message(CHAT, ALICE_USER, file)),
+        tg.message_update(tg.voice_message(CHAT, ALICE_USER, file)),
+        tg.message_update(tg.location_message(CHAT, ALICE_USER, 52.5, 13.4)),
+        tg.message_update(tg.contact_message(CHAT, ALICE_USER, "+49 170 1", "Bob")),
+        tg.message_update(tg.poll_message(CHAT, ALICE_USER, "Which?", ["a", "b"])),
+        tg.message_update(tg.start_message(CHAT, ALICE_USER, "payload_1")),
+        tg.message_update(reply_chain(3)),
+        tg.edited_message_update(tg.edited(message, text="edited")),
+        {"message_reaction": tg.message_reaction(CHAT, 1, ALICE_USER, old=["👍"], new=["❤"])},
+        tg.business_message_update(
+            tg.text_message(CHAT, ALICE_USER, "biz", business_connection_id=conn)
+        ),
+        tg.edited_business_message_update(
+            tg.text_message(CHAT, ALICE_USER, "biz edit", business_connection_id=conn)
+        ),
+        {"deleted_business_messages": tg.deleted_business_messages(conn, CHAT, [1, 2])},
+        {"business_connection": tg.business_connection(conn, ALICE_USER)},
+        {"channel_post": tg.text_message(GROUP, None, "post")},
+        {"callback_query": {"id": "1", "from": ALICE_USER, "chat_instance": "x"}},
+        {"some_future_update_kind": {"field": 1}},
+    ]
+
+
+TEMPLATES = templates()
+
+
+@st.composite
+def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
+    update = mutate(draw, draw(st.sampled_from(TEMPLATES)))
+    update.setdefault("update_id", next(_ids))
+    return update
+
+
+ENTITY_TYPES = (
+    "bold italic code pre text_link url mention spoiler blockquote custom_emoji text_mention "
+    "underline strikethrough"
+).split()
+
+
+@st.composite
+def odd_entities(draw: st.DrawFn) -> dict[str, Any]:
+    """A text message whose entities point anywhere: past the end, negative, overlapping,
+    into the middle of a surrogate pair, with odd extra fields."""
+    text = draw(awkward_text.filter(lambda t: "\x00" not in t))
+    count = draw(st.integers(min_value=0, max_value=8))
+    entities = []
+    for _ in range(count):
+        entity: dict[str, Any] = {
+            "type": draw(st.sampled_from(ENTITY_TYPES)),
+            "offset": draw(st.integers(min_value=-5, max_value=80) | st.just(2**40)),
+            "length": draw(st.integers(min_value=-5, max_value=80) | st.just(2**40)),
+        }
+        if entity["type"] == "text_link":
+            entity["url"] = draw(st.sampled_from(["https://a.example", "javascript:x", ""]))
+        if entity["type"] == "pre":
+            entity["language"] = draw(awkward_text)
+        if entity["type"] == "custom_emoji":
+            entity["custom_emoji_id"] = draw(awkward_text)
+        if entity["type"] == "text_mention":
+            entity["user"] = ALICE_USER
+        entities.append(entity)
+    caption = draw(st.booleans())
+    if caption:
+        msg = tg.photo_message(CHAT, ALICE_USER, tg.file_ref(), caption=text or None)
+        msg["caption_entities"] = entities
+    else:
+        msg = tg.message(CHAT, ALICE_USER, text=text, entities=entities)
+    return {"update_id": next(_ids), **tg.message_update(msg)}
+
+
+def encode(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+async def post(
+    host: FakeHost, body: bytes, *, secret: str | None = WEBHOOK_SECRET
+) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with host.http.post(
+        host.route_url("/webhook"), data=io.BytesIO(body), headers=headers, timeout=timeout
+    ) as resp:
+        return resp.status, await resp.text()
+
+
+async def check(
+    host: FakeHost, errors: ExceptionLog, body: bytes, *, secret: str | None = WEBHOOK_SECRET
+) -> int:
+    before = len(host.events)
+    status, answer = await post(host, body, secret=secret)
+    if currently_in_test_context():
+        event(f"status {status}")
+    assert status in ALLOWED, (status, answer[:300])
+    if status != 200:
+        assert len(host.events) == before, f"refused with {status}, but recorded: {answer[:200]}"
+    logged = errors.take()
+    assert not logged, "exceptions were logged:\n" + "\n".join(logged)
+    return status
+
+
+async def still_bridged(host: FakeHost, errors: ExceptionLog) -> None:
+    """A plain message after the hostile input is recorded as usual."""
+    text = f"still here {next(_ids)}"
+    update = {
+        "update_id": next(_ids),
+        **tg.message_update(tg.text_message(CHAT, ALICE_USER, text)),
+    }
+    assert await check(host, errors, encode(update)) == 200
+    assert isinstance(host.events[-1], RemoteMessage) and host.events[-1].text == text
+
+
+@fuzz_settings(80)
+@given(body=st.binary(max_size=2048))
+async def test_webhook_arbitrary_bytes(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, body: bytes
+) -> None:
+    await check(host, errors, body)
+
+
+@fuzz_settings(40)
+@given(
+    body=st.binary(max_size=512) | hostile_updates().map(encode),
+    secret=st.none() | st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=80),
+)
+async def test_webhook_without_the_secret(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, body: bytes, secret: str | None
+) -> None:
+    if secret == WEBHOOK_SECRET:
+        secret = None
+    assert await check(host, errors, body, secret=secret) == 401
+
+
+@fuzz_settings(60)
+@given(value=json_values)
+async def test_webhook_arbitrary_json(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, value: Any
+) -> None:
+    await check(host, errors, encode(value))
+
+
+@fuzz_settings(200)
+@given(update=hostile_updates())
+async def test_webhook_hostile_updates(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, update: dict[str, Any]
+) -> None:
+    await check(host, errors, encode(update))
+    await still_bridged(host, errors)
+
+
+@fuzz_settings(100)
+@given(update=odd_entities())
+async def test_webhook_entities_anywhere(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, update: dict[str, Any]
+) -> None:
+    """Entities are Telegram's own data, but the connector must not trust their offsets: a
+    valid update with odd entities is bridged (text intact), never refused or crashed on."""
+    before = len(host.events)
+    assert await check(host, errors, encode(update)) == 200
+    (recorded,) = host.events[before:]
+    assert isinstance(recorded, RemoteMessage)
+    message = update["message"]
+    assert recorded.text == message.get("text", message.get("caption") or "")
+
+
+@pytest.mark.parametrize("depth", [1, 10, 100, 300])
+async def test_webhook_deep_reply_chains(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, depth: int
+) -> None:
+    """Telegram nests one level of reply; a longer chain (under the 1 MiB limit) is still one
+    message replying to the next one down."""
+    update = {"update_id": next(_ids), **tg.message_update(reply_chain(depth))}
+    status = await check(host, errors, encode(update))
+    assert status in (200, 400)
+    if status == 200:
+        assert isinstance(host.events[-1], RemoteMessage)
+    await still_bridged(host, errors)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["update_id", "message.message_id", "message.chat.id", "message.from.id", "message.date"],
+)
+@pytest.mark.parametrize("value", [2**63, 10**30, -(2**63) - 1, 0, -1, 1.5, "12", 10**400])
+async def test_webhook_odd_numbers(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, field: str, value: Any
+) -> None:
+    update: dict[str, Any] = {
+        "update_id": next(_ids),
+        **tg.message_update(tg.text_message(CHAT, ALICE_USER, "n")),
+    }
+    parent = update
+    *parents, last = field.split(".")
+    for key in parents:
+        parent = parent[key]
+    parent[last] = value
+    await check(host, errors, encode(update))
+    await still_bridged(host, errors)
+
+
+# --------------------------------------------------------------------------- polling
+
+
+def queue_raw(harness: TelegramHarness, update: dict[str, Any]) -> int:
+    """Put ``update`` as it is into the simulator's getUpdates queue (``push_update`` would
+    first read it as a well-formed update, which a hostile one is not)."""
+    sim = harness.sim
+    sim._next_update_id += 1
+    # The simulator writes UTF-8, as Telegram does: lone surrogates cannot pass (they become
+    # "?"); the webhook tests send them.
+    update = json.loads(json.dumps(update, ensure_ascii=False).encode("utf-8", "replace"))
+    full = {**update, "update_id": sim._next_update_id}
+    sim._queue.append(_Pending(full, 0))
+    sim._notify()
+    return sim._next_update_id
+
+
+@fuzz_settings(40)
+@given(update=hostile_updates() | odd_entities())
+async def test_polling_survives_hostile_updates(
+    harness: TelegramHarness,
+    host: FakeHost,
+    poller: TelegramConnector,
+    errors: ExceptionLog,
+    update: dict[str, Any],
+) -> None:
+    """A hostile update in a getUpdates batch is skipped or bridged, and the plain message
+    after it is bridged: polling does not stop at (or loop on) the bad update."""
+    queue_raw(harness, update)
+    text = f"after {next(_ids)}"
+    good = queue_raw(harness, tg.message_update(tg.text_message(CHAT, ALICE_USER, text)))
+    await harness.sim.wait_for_confirmed(good, timeout=REQUEST_TIMEOUT)
+    assert any(isinstance(e, RemoteMessage) and e.text == text for e in host.events)
+    logged = errors.take()
+    assert not logged, "exceptions were logged:\n" + "\n".join(logged)
+
+
+@fuzz_settings(20)
+@given(value=hostile_values)
+async def test_polling_survives_an_update_that_is_no_update(
+    harness: TelegramHarness,
+    host: FakeHost,
+    poller: TelegramConnector,
+    errors: ExceptionLog,
+    value: Any,
+) -> None:
+    """The Bot API answers a batch with something that is not an update in it: the updates
+    around it still arrive."""
+    queue_raw(harness, {"message": value})
+    text = f"after junk {next(_ids)}"
+    good = queue_raw(harness, tg.message_update(tg.text_message(CHAT, ALICE_USER, text)))
+    await harness.sim.wait_for_confirmed(good, timeout=REQUEST_TIMEOUT)
+    assert any(isinstance(e, RemoteMessage) and e.text == text for e in host.events)
+    errors.take()  # a batch that cannot be read is logged as a warning at most
+
+
+@fuzz_settings(15)
+@given(
+    depth=st.integers(min_value=500, max_value=100_000),
+    where=st.sampled_from(["body", "message", "reply"]),
+)
+async def test_webhook_deeply_nested_json(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, depth: int, where: str
+) -> None:
+    """Nesting beyond Python's recursion limit, as the body, as the message and as a reply
+    chain, is refused with a 400, not a 500."""
+    deep = "[" * depth + "]" * depth
+    if where == "reply":
+        deep = '{"reply_to_message": ' * depth + "{}" + "}" * depth
+    body = {
+        "body": deep,
+        "message": f'{{"update_id": 1, "message": {deep}}}',
+        "reply": f'{{"update_id": 1, "message": {deep}}}',
+    }[where]
+    assert await check(host, errors, body.encode()) == 400
+    await still_bridged(host, errors)
