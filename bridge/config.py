@@ -96,6 +96,14 @@ def load_raw(path: str) -> FileConfig:
         raise ConfigError("(file)", f"{path} does not exist") from e
     except YAMLError as e:
         raise ConfigError("(file)", f"{path} is not valid YAML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError("(file)", f"{path} is not UTF-8 text: {e}") from e
+    except RecursionError as e:
+        raise ConfigError("(file)", f"{path} is not valid YAML: nested too deeply") from e
+    except OSError as e:
+        raise ConfigError("(file)", f"{path} cannot be read: {e}") from e
+    except Exception as e:  # noqa: BLE001 - ruamel fails on some input with plain errors
+        raise ConfigError("(file)", f"{path} is not valid YAML: {type(e).__name__}: {e}") from e
     if not isinstance(raw._data, Mapping):
         raise ConfigError("(file)", f"{path} must contain a mapping at the top level")
     return raw
