@@ -69,7 +69,7 @@ class Options:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not math.isfinite(value)
+            or not _finite(value)
             or value <= 0
         ):
             raise ConfigError(
@@ -90,3 +90,10 @@ class Options:
                 f"{self.key}.{name}", f"must be a {'/'.join(schemes)} URL with a host"
             )
         return value.rstrip("/")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
