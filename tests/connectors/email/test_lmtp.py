@@ -107,3 +107,15 @@ async def test_busy_port_is_reported_in_the_state(harness: EmailLmtpHarness) -> 
                 assert "LMTP" in (connector.state.message or "")
             finally:
                 await connector.stop()
+
+
+async def test_line_too_long_is_refused_and_the_listener_lives(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """SMTP forbids lines over 1,000 bytes: the MTA gets a clean 500 (and bounces the mail);
+    nothing is recorded and the next mail goes through."""
+    replies = await push_mail("127.0.0.1", harness.lmtp_port, b"Subject: x\r\n\r\n" + b"y" * 5000)
+    assert [code for code, _ in replies] == [500]
+    assert host.events == []
+    assert await push(harness, mail(harness, "m6@customer.test")) == [250]
+    assert len(host.events) == 1
