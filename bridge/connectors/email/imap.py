@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import aioimaplib
 from aioimaplib import Command
 
+from ...tasks import cancel_and_wait
 from .config import ServerConfig
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
@@ -47,9 +48,13 @@ async def _starttls(client: aioimaplib.IMAP4, context: ssl.SSLContext, host: str
 class Mailbox:
     """One logged-in IMAP session on the configured folder."""
 
-    def __init__(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
+    def __init__(
+        self, client: aioimaplib.IMAP4, uidvalidity: int, lost: asyncio.Event | None = None
+    ) -> None:
         self.client = client
         self.uidvalidity = uidvalidity
+        self.lost = lost or asyncio.Event()
+        """Set when the server closed the connection."""
 
     @property
     def has_idle(self) -> bool:
@@ -84,24 +89,37 @@ class Mailbox:
             await asyncio.sleep(poll_interval)
             return
         idle = await self.client.idle_start(timeout=idle_timeout)
+        # aioimaplib does not end the wait when the connection drops (a server restart):
+        # without watching for that the loop would sit here until ``idle_timeout``.
+        push = asyncio.ensure_future(self.client.wait_server_push(timeout=idle_timeout))
+        lost = asyncio.ensure_future(self.lost.wait())
         try:
-            await self.client.wait_server_push(timeout=idle_timeout)
-        except TimeoutError:
-            pass
+            await asyncio.wait([push, lost], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.client.idle_done()
-            await asyncio.wait_for(idle, 10)
+            await cancel_and_wait([push, lost])
+        if self.lost.is_set():
+            raise IMAPError("the server closed the connection")
+        self.client.idle_done()
+        await asyncio.wait_for(idle, 10)
 
 
 @asynccontextmanager
 async def open_mailbox(server: ServerConfig, folder: str) -> AsyncIterator[Mailbox]:
     context = tls_context(server)
+    lost = asyncio.Event()
+
+    def connection_lost(_: Exception | None) -> None:
+        lost.set()
+
     if server.security == "tls":
         client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-            server.host, server.port, ssl_context=context, timeout=30
-        )
+            server.host, server.port, ssl_context=context, timeout=30,
+            conn_lost_cb=connection_lost,
+        )  # fmt: skip
     else:
-        client = aioimaplib.IMAP4(server.host, server.port, timeout=30)
+        client = aioimaplib.IMAP4(
+            server.host, server.port, timeout=30, conn_lost_cb=connection_lost
+        )
     try:
         await client.wait_hello_from_server()
         if server.security == "starttls":
@@ -119,7 +137,7 @@ async def open_mailbox(server: ServerConfig, folder: str) -> AsyncIterator[Mailb
         )  # fmt: skip
         if found is None:
             raise IMAPError("the server gave no UIDVALIDITY")
-        yield Mailbox(client, int(found.group(1)))
+        yield Mailbox(client, int(found.group(1)), lost)
     finally:
         try:
             if (
