@@ -39,6 +39,10 @@ from .util import txn_id
 log = logging.getLogger("bridge.remote")
 
 _MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
+TXN_KEY = "net.business_bridge.txn_id"
+"""In the content of every event the bridge sends for a remote event: its transaction id."""
+LOOKBACK = 100
+"""Events searched for one whose sending failed without an answer."""
 
 
 def _msgtype_for(mimetype: str) -> str:
@@ -57,6 +61,8 @@ class RemoteHandler:
         self.ghosts = ghosts
         self.connectors = connectors
         self.notices = notices
+        self._unsure: set[str] = set()
+        """Transactions whose last sending failed without telling whether it was stored."""
 
     async def handle(self, account: str, event: RemoteEvent) -> None:
         if account not in self.connectors:
@@ -285,8 +291,16 @@ class RemoteHandler:
         if event.timestamp:
             # Keep the remote time visible to clients that show it; the event order is ours.
             content.setdefault("fi.mau.remote_timestamp", _ts_ms(event.timestamp))
+        content[TXN_KEY] = txn
+        if txn in self._unsure:
+            # An earlier attempt failed without an answer: the homeserver may have stored the
+            # event and lost the transaction id with a restart, so look before sending again.
+            sent = await self._find_sent(intent, room_id, txn)
+            if sent is not None:
+                self._unsure.discard(txn)
+                return sent
         try:
-            return await intent.send_message_event(
+            event_id = await intent.send_message_event(
                 room_id, event_type, cast(Any, content), txn_id=txn
             )
         except MatrixRequestError as e:
@@ -296,7 +310,30 @@ class RemoteHandler:
                 and e.errcode != "M_LIMIT_EXCEEDED"
             ):
                 raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
+            self._unsure.add(txn)
             raise
+        except Exception:
+            self._unsure.add(txn)
+            raise
+        self._unsure.discard(txn)
+        return event_id
+
+    async def _find_sent(self, intent: IntentAPI, room_id: RoomID, txn: str) -> EventID | None:
+        """The event ``intent`` sent to ``room_id`` in transaction ``txn``, if among the
+        room's latest events."""
+        path = Path.v3.rooms[room_id].messages
+        query = {"dir": "b", "limit": str(LOOKBACK)}
+        answer = await intent.api.request(Method.GET, path, query_params=query)
+        for evt in answer.get("chunk", []):
+            content = evt.get("content")
+            if (
+                evt.get("sender") == intent.mxid
+                and isinstance(content, dict)
+                and content.get(TXN_KEY) == txn
+            ):
+                log.info("Event of transaction %s was stored before: %s", txn, evt["event_id"])
+                return EventID(evt["event_id"])
+        return None
 
     async def _redact(
         self, intent: IntentAPI, room_id: RoomID, event_id: EventID, txn: str
