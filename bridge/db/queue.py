@@ -16,6 +16,18 @@ _INSERT = (
     "INSERT INTO queue (queue_key, kind, payload, created_at, attempts) "
     "VALUES ($1, $2, $3, $4, 0) RETURNING id"
 )
+_RECORD_TRANSACTION_PG = (
+    # One statement (one round trip, atomic by itself): the events are inserted, in their
+    # order, only if the transaction was.
+    "WITH txn AS ("
+    " INSERT INTO as_txn (txn_id, body_hash, received_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (txn_id, body_hash) DO NOTHING RETURNING 1"
+    ") INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
+    " SELECT e.queue_key, e.kind, e.payload, $3, 0"
+    " FROM txn, unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY"
+    " AS e(queue_key, kind, payload, n)"
+    " ORDER BY e.n RETURNING id"
+)
 _RECORD_REMOTE_PG = (
     # One statement, so one round trip and atomic by itself: the item is inserted only if
     # the dedup key was.
@@ -80,6 +92,20 @@ class QueueItem:
             json.dumps([p for _, _, p in items], sort_keys=True).encode()
         ).hexdigest()
         recorded: list[QueueItem] = []
+        if items and cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
+            keys, kinds, payloads = ([it[i] for it in items] for i in range(3))
+            rows = await cls.db.fetch(
+                _RECORD_TRANSACTION_PG, txn_id, body_hash, ts, keys, kinds,
+                [json.dumps(p) for p in payloads],
+            )  # fmt: skip
+            if not rows:
+                return None
+            # Ids come from the sequence in the order the rows were inserted: the items' order.
+            ids = sorted(row["id"] for row in rows)
+            return [
+                cls(item_id, key, kind, payload, ts, 0)
+                for item_id, (key, kind, payload) in zip(ids, items, strict=True)
+            ]
         conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
