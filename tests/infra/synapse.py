@@ -45,6 +45,7 @@ __all__ = [
     "SynapseServer",
     "async_synapse_server",
     "http_json",
+    "postgres_database_config",
     "synapse_server",
     "write_appservice_registration",
 ]
@@ -108,6 +109,24 @@ def http_json(
     return json.loads(raw) if raw else None
 
 
+def postgres_database_config(
+    host: str, port: int, user: str, dbname: str, *, cp_max: int = 10
+) -> dict[str, Any]:
+    """Synapse's ``database`` section for PostgreSQL (needs ``psycopg2``).  The database must
+    have been created with ``ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0``."""
+    return {
+        "name": "psycopg2",
+        "args": {
+            "user": user,
+            "host": host,
+            "port": port,
+            "dbname": dbname,
+            "cp_min": 1,
+            "cp_max": cp_max,
+        },
+    }
+
+
 _live_servers: weakref.WeakSet[SynapseServer] = weakref.WeakSet()
 
 
@@ -128,6 +147,8 @@ class SynapseServer:
     :param port: HTTP port on 127.0.0.1; free one if None.  Kept across restarts.
     :param extra_config: merged (shallowly) over the generated ``homeserver.yaml``.
     :param startup_timeout: seconds to wait for ``/_matrix/client/versions`` to answer.
+    :param database: Synapse's ``database`` section; SQLite in ``workdir`` if None.  For
+        PostgreSQL see :func:`postgres_database_config`.
     """
 
     def __init__(
@@ -139,6 +160,7 @@ class SynapseServer:
         port: int | None = None,
         extra_config: dict[str, Any] | None = None,
         startup_timeout: float = 60.0,
+        database: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.appservice_registration_files = [
@@ -148,6 +170,7 @@ class SynapseServer:
         self.port = port or free_port()
         self.extra_config = dict(extra_config or {})
         self.startup_timeout = startup_timeout
+        self.database = database
         self.registration_shared_secret = secrets.token_hex(16)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
@@ -202,7 +225,8 @@ class SynapseServer:
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],
-            "database": {"name": "sqlite3", "args": {"database": str(self.database_path)}},
+            "database": self.database
+            or {"name": "sqlite3", "args": {"database": str(self.database_path)}},
             "log_config": str(wd / "log.config"),
             "media_store_path": str(wd / "media_store"),
             "signing_key_path": str(wd / "signing.key"),

@@ -1,0 +1,226 @@
+"""Turns the raw results of all repeats into figures (bridge, reference, their ratio or
+difference, the goal and whether it is met), prints them as a table and as JSON."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .stats import median, ratio, spread
+
+Raw = dict[str, Any]
+"""One repeat's raw results, as the runner collects them."""
+
+
+@dataclass
+class Goal:
+    on: Literal["compare", "bridge"]
+    op: Literal["<", ">="]
+    limit: float
+    text: str
+
+    def met(self, value: float) -> bool | None:
+        if not math.isfinite(value):
+            return None
+        return value < self.limit if self.op == "<" else value >= self.limit
+
+
+@dataclass
+class Figure:
+    key: str
+    name: str
+    unit: str
+    bridge: list[float]
+    reference: list[float]
+    reference_name: str
+    compare: Literal["ratio", "added", "none"]
+    goal: Goal | None = None
+
+    def compared(self) -> list[float]:
+        pairs = zip(self.bridge, self.reference, strict=False)
+        if self.compare == "ratio":
+            return [ratio(b, r) for b, r in pairs]
+        if self.compare == "added":
+            return [b - r for b, r in pairs]
+        return []
+
+    def as_dict(self) -> dict[str, Any]:
+        comp = self.compared()
+        value = median(comp) if comp else math.nan
+        goal_value = value if self.goal and self.goal.on == "compare" else median(self.bridge)
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "bridge": _num(median(self.bridge)),
+            "bridge_runs": [_num(v) for v in self.bridge],
+            "reference": _num(median(self.reference)),
+            "reference_runs": [_num(v) for v in self.reference],
+            "reference_is": self.reference_name,
+            "compare": self.compare,
+            "compared": _num(value) if comp else None,
+            "compared_runs": [_num(v) for v in comp],
+            "goal": self.goal.text if self.goal else None,
+            "met": self.goal.met(goal_value) if self.goal else None,
+        }
+
+
+def _num(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def _series(runs: Sequence[Raw], *path: str) -> list[float]:
+    out: list[float] = []
+    for run in runs:
+        node: Any = run
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        out.append(float(node) if isinstance(node, int | float) else math.nan)
+    return out
+
+
+def _cpu_per_1000(runs: Sequence[Raw], path: str, groups: Sequence[str]) -> list[float]:
+    """CPU seconds of ``groups`` per 1,000 messages over the bridge's bulk remote -> Matrix
+    runs (one room and many rooms) of each repeat."""
+    out: list[float] = []
+    for run in runs:
+        seconds = messages = 0.0
+        for scenario in ("r2m_1room", "r2m_rooms"):
+            measured = run.get(scenario, {}).get(path)
+            if measured:
+                seconds += sum(measured["cpu_seconds"].get(g, 0.0) for g in groups)
+                messages += measured["messages"]
+        out.append(seconds / messages * 1000 if messages else math.nan)
+    return out
+
+
+def build_figures(
+    runs: Sequence[Raw], scale: dict[str, list[dict[str, Any]]], opts: Raw
+) -> list[Figure]:
+    rooms, conc = opts["rooms"], opts["concurrency"]
+    figs: list[Figure] = []
+    tput = Goal("compare", ">=", 0.9, "ratio >= 0.9")
+    added = Goal("compare", "<", 5.0, "added < 5 ms")
+
+    def r2m(key: str, label: str, goal_tput: bool) -> None:
+        b, d = (key, "bridge"), (key, "direct")
+        figs.extend([
+            Figure(f"{key}_per_second", f"remote→Matrix msg/s, {label}", "msg/s",
+                   _series(runs, *b, "per_second"), _series(runs, *d, "per_second"),
+                   "direct appservice API", "ratio", tput if goal_tput else None),
+            Figure(f"{key}_p50_ms", f"remote→Matrix p50, {label}", "ms",
+                   _series(runs, *b, "p50_ms"), _series(runs, *d, "p50_ms"),
+                   "direct appservice API", "added"),
+            Figure(f"{key}_p99_ms", f"remote→Matrix p99, {label}", "ms",
+                   _series(runs, *b, "p99_ms"), _series(runs, *d, "p99_ms"),
+                   "direct appservice API", "added"),
+        ])  # fmt: skip
+
+    r2m("r2m_1room", f"1 room, {conc} in flight", True)
+    figs.append(
+        # Like for like: the bridge keeps the order of a conversation, so it has one message
+        # at a time on its way into a room; so does a direct sender that keeps order.
+        Figure("r2m_1room_vs_in_order", f"remote→Matrix msg/s, 1 room, {conc} in flight",
+               "msg/s", _series(runs, "r2m_1room", "bridge", "per_second"),
+               _series(runs, "r2m_seq", "direct", "per_second"),
+               "direct, in order: 1 in flight", "ratio")
+    )  # fmt: skip
+    r2m("r2m_rooms", f"{rooms} rooms, {conc} in flight", True)
+    figs.extend([
+        Figure("r2m_seq_p50_ms", "remote→Matrix p50, 1 in flight", "ms",
+               _series(runs, "r2m_seq", "bridge", "p50_ms"),
+               _series(runs, "r2m_seq", "direct", "p50_ms"),
+               "direct appservice API", "added", added),
+        Figure("r2m_seq_p99_ms", "remote→Matrix p99, 1 in flight", "ms",
+               _series(runs, "r2m_seq", "bridge", "p99_ms"),
+               _series(runs, "r2m_seq", "direct", "p99_ms"),
+               "direct appservice API", "added"),
+        Figure("m2r_p50_ms", "Matrix→remote p50, 1 in flight", "ms",
+               _series(runs, "m2r_seq", "bridge", "p50_ms"),
+               _series(runs, "m2r_seq", "bare", "p50_ms"),
+               "bare appservice", "added", added),
+        Figure("m2r_p99_ms", "Matrix→remote p99, 1 in flight", "ms",
+               _series(runs, "m2r_seq", "bridge", "p99_ms"),
+               _series(runs, "m2r_seq", "bare", "p99_ms"),
+               "bare appservice", "added"),
+        Figure("cpu_per_1000", "CPU s per 1,000 msgs (process)", "s",
+               _cpu_per_1000(runs, "bridge", ["bridge"]),
+               _cpu_per_1000(runs, "bridge", ["synapse"]),
+               "Synapse process", "ratio", Goal("compare", "<", 0.15, "ratio < 0.15")),
+        Figure("cpu_per_1000_with_db", "CPU s per 1,000 msgs (+ own DB)", "s",
+               _cpu_per_1000(runs, "bridge", ["bridge", "bridge_db"]),
+               _cpu_per_1000(runs, "bridge", ["synapse", "synapse_db"]),
+               "Synapse + its DB", "ratio"),
+    ])  # fmt: skip
+    for kind, points in scale.items():
+        if len(points) < 2:
+            continue
+        small, big = points[0], points[-1]
+        n = f"{big['portals']:,}"
+        figs.extend([
+            Figure(f"scale_{kind}_startup_s", f"start-up, {n} portals ({kind})", "s",
+                   big["startup_s"], small["startup_s"], f"{small['portals']} portals", "ratio",
+                   Goal("bridge", "<", 3.0, "< 3 s")),
+            Figure(f"scale_{kind}_rss_mb", f"memory (RSS), {n} portals ({kind})", "MB",
+                   big["rss_mb"], small["rss_mb"], f"{small['portals']} portals", "ratio",
+                   Goal("bridge", "<", 150.0, "< 150 MB")),
+            Figure(f"scale_{kind}_lookup_key_ms", f"portal by key, DB p50, {n} ({kind})", "ms",
+                   [big["lookup_key_p50_ms"]], [small["lookup_key_p50_ms"]],
+                   f"{small['portals']} portals", "ratio"),
+            Figure(f"scale_{kind}_lookup_room_ms", f"portal by room, DB p50, {n} ({kind})", "ms",
+                   [big["lookup_room_p50_ms"]], [small["lookup_room_p50_ms"]],
+                   f"{small['portals']} portals", "ratio"),
+            Figure(f"scale_{kind}_lookup_cached_ms", f"portal, cached p50, {n} ({kind})", "ms",
+                   [big["lookup_cached_p50_ms"]], [small["lookup_cached_p50_ms"]],
+                   f"{small['portals']} portals", "ratio"),
+        ])  # fmt: skip
+    return figs
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+    return f"{value:.{digits}f}{unit}"
+
+
+def _with_spread(values: list[float | None], mid: float | None, fmt: Callable[..., str]) -> str:
+    finite = [v for v in values if v is not None]
+    text = fmt(mid)
+    if len(finite) > 1:
+        low, high = spread(finite)
+        text += f" [{fmt(low)}–{fmt(high)}]"
+    return text
+
+
+def table(figures: list[dict[str, Any]]) -> str:
+    """A plain-text table: figure, bridge, reference, ratio or added, goal, met."""
+    header = ("figure", "bridge", "reference", "ratio / added", "goal", "met?")
+    rows = [header]
+    for f in figures:
+        comp_fmt: Callable[..., str]
+        if f["compare"] == "added":
+
+            def comp_fmt(v: float | None, unit: str = f["unit"]) -> str:
+                return "-" if v is None else f"{v:+.1f} {unit}"
+
+        else:
+            comp_fmt = _fmt
+        met = {True: "yes", False: "NO", None: ""}[f["met"]]
+        rows.append((
+            f"{f['name']} [{f['unit']}]",
+            _with_spread(f["bridge_runs"], f["bridge"], _fmt),
+            _with_spread(f["reference_runs"], f["reference"], _fmt) + f"  ({f['reference_is']})",
+            _with_spread(f["compared_runs"], f["compared"], comp_fmt) if f["compared_runs"]
+            else "-",
+            f["goal"] or "",
+            met,
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,51 @@
+"""The benchmark in its quickest mode, so that ``python -m bench`` cannot rot: it must run
+through and write every figure."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MISSING = "the bench extra is not installed (pip install -e '.[bench]')"
+pytest.importorskip("psycopg2", reason=MISSING)
+pytest.importorskip("psutil", reason=MISSING)
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = {
+    "r2m_1room_per_second", "r2m_1room_p50_ms", "r2m_1room_p99_ms", "r2m_1room_vs_in_order",
+    "r2m_rooms_per_second", "r2m_rooms_p50_ms", "r2m_rooms_p99_ms",
+    "r2m_seq_p50_ms", "r2m_seq_p99_ms", "m2r_p50_ms", "m2r_p99_ms",
+    "cpu_per_1000", "cpu_per_1000_with_db",
+    "scale_sqlite_startup_s", "scale_sqlite_rss_mb", "scale_sqlite_lookup_key_ms",
+    "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
+}  # fmt: skip
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "figure" in result.stdout and "goal" in result.stdout
+    data = json.loads(out.read_text())
+    assert FIGURES <= set(data["figures"])
+    for key in FIGURES:
+        figure = data["figures"][key]
+        for side in ("bridge", "reference"):
+            value = figure[side]
+            assert isinstance(value, float | int) and math.isfinite(value), (key, side, value)
+            assert value >= 0, (key, side, value)
+        if figure["goal"] is not None:
+            assert figure["met"] in (True, False), key
+    assert len(data["runs"]) == 1
+    assert data["scale"]["sqlite"][-1]["portals"] == data["options"]["portals"]
