@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -67,83 +69,105 @@ class Stack:
     account: str = ACCOUNT
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    workdir = tmp_path_factory.mktemp("stack")
+@asynccontextmanager
+async def build_stack(
+    workdir: Path,
+    *,
+    db_url: str | None = None,
+    telegram: TelegramSimulator | None = None,
+    telegram_hook: TelegramSimulator | None = None,
+    whatsapp: WhatsAppSimulator | None = None,
+    channel_options: dict[str, dict[str, Any]] | None = None,
+    bridge_port: int | None = None,
+    appservice_address: str | None = None,
+) -> AsyncIterator[Stack]:
+    """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
+    ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
+    unless ``db_url`` is given; ``channel_options`` are merged over the options of the
+    named channel accounts; simulators passed in (not started yet) replace the defaults;
+    ``bridge_port`` is the bridge's listener (default: a free port) and
+    ``appservice_address`` where Synapse pushes transactions (default: that listener)."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
-    telegram = TelegramSimulator(POLL_TOKEN, bot_username="company_bot")
-    telegram_hook = TelegramSimulator(HOOK_TOKEN, bot_username="company_hook_bot")
+    telegram = telegram or TelegramSimulator(POLL_TOKEN, bot_username="company_bot")
+    telegram_hook = telegram_hook or TelegramSimulator(HOOK_TOKEN, bot_username="company_hook_bot")
     await telegram.start()
     await telegram_hook.start()
-    whatsapp = WhatsAppSimulator(app_secret=WA_APP_SECRET, verify_token=WA_VERIFY_TOKEN)
+    whatsapp = whatsapp or WhatsAppSimulator(
+        app_secret=WA_APP_SECRET, verify_token=WA_VERIFY_TOKEN
+    )
     await whatsapp.start()
     dovecot = DovecotServer()
     dovecot.add_user(MAIL_USER, MAIL_PASSWORD)
     await dovecot.astart()
     smtp = SmtpCapture(credentials={MAIL_USER: MAIL_PASSWORD})
     await smtp.astart()
-    bridge_port = free_port()
+    bridge_port = bridge_port or free_port()
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
     synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
     staff_id = f"@staff:{SERVER_NAME}"
     config_path = workdir / "config.yaml"
+    channels: dict[str, dict[str, Any]] = {
+        "tg": {
+            "type": "telegram", "staff": [staff_id], "token": POLL_TOKEN,
+            "api_url": telegram.base_url, "poll_timeout": 2, "delivery_deadline": 120,
+            "business": True,
+        },
+        "tg-hook": {
+            "type": "telegram", "staff": [staff_id], "token": HOOK_TOKEN, "mode": "webhook",
+            "api_url": telegram_hook.base_url, "webhook_url": f"http://127.0.0.1:{bridge_port}",
+            "webhook_secret": WEBHOOK_SECRET, "delivery_deadline": 120,
+        },
+        "wa": {
+            "type": "whatsapp", "staff": [staff_id],
+            "phone_number_id": whatsapp.phone_number_id,
+            "business_account_id": whatsapp.waba_id,
+            "access_token": whatsapp.access_token, "app_secret": WA_APP_SECRET,
+            "verify_token": WA_VERIFY_TOKEN, "base_url": whatsapp.base_url,
+            "reorder_window": 0.5, "delivery_deadline": 120, "template_cache": 1,
+        },
+        "mail": {
+            "type": "email", "staff": [staff_id],
+            "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "starttls",
+                     "verify_tls": False, "user": MAIL_USER, "password": MAIL_PASSWORD},
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none",
+                     "user": MAIL_USER, "password": MAIL_PASSWORD},
+            "from_address": "support@company.test", "from_name": "ACME Support",
+            "poll_interval": 1, "delivery_deadline": 30,
+        },
+    }  # fmt: skip
+    for name, options in (channel_options or {}).items():
+        channels[name] = {**channels.get(name, {}), **options}
+    hooks = channels.pop(ACCOUNT, {})  # write_bridge_config writes the webhook account
     data = write_bridge_config(
         config_path,
         hs_url=synapse.base_url,
         domain=SERVER_NAME,
-        db_url=f"sqlite:{workdir / 'bridge.db'}",
+        db_url=db_url or f"sqlite:{workdir / 'bridge.db'}",
         staff=[staff_id],
         admins=[staff_id],
         outbound_url=peer.inbox_url,
         secret=secret,
         port=bridge_port,
-        extra_channels={
-            "tg": {
-                "type": "telegram", "staff": [staff_id], "token": POLL_TOKEN,
-                "api_url": telegram.base_url, "poll_timeout": 2, "delivery_deadline": 120,
-                "business": True,
-            },
-            "tg-hook": {
-                "type": "telegram", "staff": [staff_id], "token": HOOK_TOKEN, "mode": "webhook",
-                "api_url": telegram_hook.base_url, "webhook_url": f"http://127.0.0.1:{bridge_port}",
-                "webhook_secret": WEBHOOK_SECRET, "delivery_deadline": 120,
-            },
-            "wa": {
-                "type": "whatsapp", "staff": [staff_id],
-                "phone_number_id": whatsapp.phone_number_id,
-                "business_account_id": whatsapp.waba_id,
-                "access_token": whatsapp.access_token, "app_secret": WA_APP_SECRET,
-                "verify_token": WA_VERIFY_TOKEN, "base_url": whatsapp.base_url,
-                "reorder_window": 0.5, "delivery_deadline": 120, "template_cache": 1,
-            },
-            "mail": {
-                "type": "email", "staff": [staff_id],
-                "imap": {"host": "127.0.0.1", "port": dovecot.imap_port, "security": "starttls",
-                         "verify_tls": False, "user": MAIL_USER, "password": MAIL_PASSWORD},
-                "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none",
-                         "user": MAIL_USER, "password": MAIL_PASSWORD},
-                "from_address": "support@company.test", "from_name": "ACME Support",
-                "poll_interval": 1, "delivery_deadline": 30,
-            },
-        },
-    )  # fmt: skip
+        address=appservice_address,
+        extra_channels=channels,
+        delivery_deadline=float(hooks.get("delivery_deadline", 60)),
+    )
     result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
     assert result.returncode == 0, result.stderr
-    await synapse.astart()
-    password = secrets.token_hex(8)
-    await synapse.aregister_user("staff", password, admin=True)
     bridge = BridgeProcess(config_path, data["appservice"]["port"], workdir / "bridge.log")
-    peer.bridge_url = bridge.url
-    await bridge.astart()
-    st = Stack(
-        workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
-        password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
-        whatsapp, dovecot, smtp,
-    )  # fmt: skip
     try:
-        yield st
+        await synapse.astart()
+        password = secrets.token_hex(8)
+        await synapse.aregister_user("staff", password, admin=True)
+        peer.bridge_url = bridge.url
+        await bridge.astart()
+        yield Stack(
+            workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
+            password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
+            whatsapp, dovecot, smtp,
+        )  # fmt: skip
     finally:
         bridge.stop()
         await synapse.astop()
@@ -153,6 +177,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await whatsapp.stop()
         await smtp.astop()
         await dovecot.astop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with build_stack(tmp_path_factory.mktemp("stack")) as st:
+        yield st
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -32,15 +32,17 @@ def write_bridge_config(
     secret: str,
     delivery_deadline: float = 60,
     port: int | None = None,
+    address: str | None = None,
     extra_channels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config."""
+    """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
+    ``address`` is where the homeserver reaches the bridge (default: its own listener)."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
     data["homeserver"]["address"] = hs_url
     data["homeserver"]["domain"] = domain
-    data["appservice"]["address"] = f"http://{LOOPBACK}:{port}"
+    data["appservice"]["address"] = address or f"http://{LOOPBACK}:{port}"
     data["appservice"]["port"] = port
     data["database"]["url"] = db_url
     data["permissions"] = {"*": "none", domain: "staff", **{a: "admin" for a in admins}}
