@@ -105,10 +105,12 @@ class AppServiceServer:
         max_body_size: int,
         on_recorded: Callable[[list[QueueItem]], None],
         skip: Callable[[dict[str, Any]], bool] | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self._hs_token = hs_token.encode()
         self._on_recorded = on_recorded
         self._skip = skip
+        self._on_refused = on_refused
         self._routes: dict[tuple[str, str, str], RouteHandler] = {}
         self.app = web.Application(client_max_size=max_body_size)
         self.app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.handle_transaction)
@@ -171,6 +173,8 @@ class AppServiceServer:
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:
             log.exception("Could not record transaction %s", txn_id)
+            if self._on_refused is not None:
+                self._on_refused()
             return _error(500, "M_UNKNOWN", "Could not store the transaction; retry later")
         if new is not None:
             log.debug("Recorded transaction %s with %d events", txn_id, len(new))

@@ -38,6 +38,8 @@ DEDUP_RETENTION_MS = 30 * 24 * 3600 * 1000
 """How long remote delivery keys and appservice transaction ids are remembered. Remote systems
 retry for at most days (WhatsApp: 7); Synapse retries a transaction until it succeeds."""
 HOUSEKEEPING_INTERVAL = 3600.0
+DATABASE_PROBE_INTERVAL = 0.5
+"""Seconds between checks whether the database is back after transactions were refused."""
 
 
 class StateStore(ASStateStore, MemoryStateStore):
@@ -64,9 +66,11 @@ class Bridge:
         self.session: aiohttp.ClientSession | None = None
         self.http: aiohttp.ClientSession | None = None
         self.api: AppServiceAPI | None = None
+        self._refused = asyncio.Event()
         self.server = AppServiceServer(
-            config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo
-        )
+            config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo,
+            on_refused=self._refused.set,
+        )  # fmt: skip
         self.dispatcher = Dispatcher(self._process)
         self.connectors: dict[str, NetworkConnector] = {}
         self._hosts: dict[str, ConnectorHost] = {}
@@ -134,8 +138,17 @@ class Bridge:
             log.warning("Could not set the bot's display name: %s", e)
 
     async def _ping_homeserver(self) -> None:
-        """Ping once at start (so the homeserver retries queued transactions at once), and
-        again whenever the homeserver came back after being unreachable."""
+        """Ping at start, and again once the database works after the bridge had to refuse
+        transactions. A homeserver backs off on an appservice that failed (Synapse: 2, 4, 8 s
+        ... up to 8.5 minutes); a successful ping makes it retry what it holds at once."""
+        await self._ping()
+        while True:
+            await self._refused.wait()
+            self._refused.clear()
+            await self._wait_for_database()
+            await self._ping()
+
+    async def _ping(self) -> None:
         delay = 1.0
         while True:
             try:
@@ -146,6 +159,15 @@ class Bridge:
                 log.warning("Homeserver ping failed (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STARTUP_RETRY_MAX)
+
+    async def _wait_for_database(self) -> None:
+        while True:
+            try:
+                await self.db.fetchval("SELECT 1")
+                return
+            except Exception as e:
+                log.debug("Database not back yet: %s", e)
+                await asyncio.sleep(DATABASE_PROBE_INTERVAL)
 
     async def _housekeeping(self) -> None:
         while True:
