@@ -9,12 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-MISSING = "the bench extra is not installed (pip install -e '.[bench]')"
-pytest.importorskip("psycopg2", reason=MISSING)
-pytest.importorskip("psutil", reason=MISSING)
-
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = {
     "r2m_1room_per_second", "r2m_1room_p50_ms", "r2m_1room_p99_ms", "r2m_1room_vs_in_order",
