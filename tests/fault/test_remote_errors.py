@@ -44,6 +44,7 @@ async def test_rate_limits_and_server_errors(
     smtp_before = len(st.smtp.rejections)
     tg_before = [(t.server_errors, _storms(t)) for t in telegrams]
     injected = 0
+    streamed = asyncio.Event()
 
     def unmet() -> list[str]:
         """The kinds of fault injected so far that were not all answered yet."""
@@ -74,14 +75,22 @@ async def test_rate_limits_and_server_errors(
                 # The mailbox server restarts: the IMAP connection drops, mail waits there.
                 await st.dovecot.arestart(downtime=rng.uniform(0.5, 1.5))
             if n < ROUNDS - 1:
-                # The next round once this one was met (the streams are still running); the
-                # last one meets the end markers at the latest.
+                # The next round once this one was met, while the streams run; after them the
+                # end markers meet what is left.
                 try:
-                    await wait_until(f"round {n} met (FAULT_SEED={seed})", lambda: not unmet(), 60)
+                    await wait_until(
+                        f"round {n} met (FAULT_SEED={seed})",
+                        lambda: not unmet() or streamed.is_set(),
+                        60,
+                    )
                 except AssertionError as e:
                     raise AssertionError(f"{e}; not met: {unmet()}") from None
 
-    await asyncio.gather(run_streams(fault_staff, convs, N, seed), inject())
+    async def streams() -> None:
+        await run_streams(fault_staff, convs, N, seed)
+        streamed.set()
+
+    await asyncio.gather(streams(), inject())
     await settle(fault_staff, convs, seed)
     await check(fault_staff, convs, N, seed)
     assert not unmet(), f"faults not met: {unmet()} (FAULT_SEED={seed})"
