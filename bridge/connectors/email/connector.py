@@ -66,6 +66,7 @@ class EmailConnector(NetworkConnector):
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.lmtp: LmtpListener | None = None
+        self._logged_in = False
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
@@ -104,11 +105,14 @@ class EmailConnector(NetworkConnector):
     async def _run(self) -> None:
         delay = 1.0
         while True:
+            self._logged_in = False
             try:
                 await self._read_mailbox()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self._logged_in:
+                    delay = 1.0  # the session worked for a while: this is a new outage
                 self.set_state(StateKind.DISCONNECTED, str(e) or type(e).__name__)
                 self._connected.set()  # start() need not wait any longer: the state says why
                 self.host.log.warning("Mailbox not reachable (%s); retrying in %.0fs", e, delay)
@@ -118,6 +122,7 @@ class EmailConnector(NetworkConnector):
     async def _read_mailbox(self) -> None:
         assert self.config.imap is not None
         async with open_mailbox(self.config.imap, self.config.folder) as box:
+            self._logged_in = True
             self.set_state(StateKind.CONNECTED, f"{self.config.imap.user}, {self.config.folder}")
             self._connected.set()
             data = await self.host.load_data()
@@ -234,7 +239,7 @@ class EmailConnector(NetworkConnector):
             attachment = (await msg.media.download(), msg.media.mimetype, msg.media.filename)
         mail = build_reply(
             self.config, sender_name=msg.sender_name, meta=meta, text=text, html=html,
-            attachment=attachment,
+            attachment=attachment, source_id=msg.event_id,
         )  # fmt: skip
         await send(self.config, mail)
         return SentMessage(message_id=MessageID(str(mail["Message-ID"]).strip("<>")))

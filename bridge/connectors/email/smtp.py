@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import hashlib
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
@@ -32,9 +33,12 @@ def build_reply(
     html: str | None,
     attachment: tuple[bytes, str, str] | None = None,
     automatic: bool = False,
+    source_id: str | None = None,
 ) -> EmailMessage:
     """A reply in the conversation described by the portal's ``meta`` (contact, subject,
-    last message id, references)."""
+    last message id, references). With ``source_id`` (the Matrix event id) the Message-ID is
+    derived from it, so a mail sent again after a crash has the same Message-ID and mail
+    systems can recognise the repeat."""
     contact = meta.get("contact")
     if not isinstance(contact, str) or "@" not in contact:
         raise PermanentDeliveryError("this conversation has no e-mail address to answer")
@@ -44,7 +48,12 @@ def build_reply(
     msg["To"] = formataddr((str(meta.get("contact_name") or ""), contact))
     msg["Subject"] = reply_subject(meta.get("subject"))
     msg["Date"] = format_datetime(email.utils.localtime())
-    msg["Message-ID"] = make_msgid(domain=config.from_address.split("@", 1)[1])
+    domain = config.from_address.split("@", 1)[1]
+    if source_id:
+        digest = hashlib.sha256(source_id.encode("utf-8", "replace")).hexdigest()[:32]
+        msg["Message-ID"] = f"<bridge.{digest}@{domain}>"
+    else:
+        msg["Message-ID"] = make_msgid(domain=domain)
     last = meta.get("last_message_id")
     references = [r for r in meta.get("references") or [] if isinstance(r, str)]
     if isinstance(last, str) and last:

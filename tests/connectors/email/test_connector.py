@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,10 +27,13 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[EmailHarness]
 thread_mode = pytest.mark.parametrize("harness", ["thread"], indirect=True)
 
 
-def staff_message(chat: str, text: str) -> MatrixMessage:
+_event_ids = itertools.count(1)
+
+
+def staff_message(chat: str, text: str, event_id: str | None = None) -> MatrixMessage:
     return MatrixMessage(
         portal=PortalKey(EmailHarness.account_id, RemoteChatID(chat)),
-        event_id="$e:example.com",
+        event_id=event_id or f"$e{next(_event_ids)}:example.com",
         sender="@alice:example.com",
         sender_name="Alice",
         text=text,
@@ -164,3 +169,44 @@ async def test_reply_is_threaded(
     assert (to.display_name, to.addr_spec) == ("Anna Kunde", anna)
     assert out.get_body(("plain",)).get_content().strip() == "It ships tomorrow."
     assert harness.smtp.messages[0].auth_login == MAIL_USER
+
+
+async def test_a_reply_sent_again_keeps_its_message_id(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """After a crash the core sends an unconfirmed reply again: the same Matrix event gives the
+    same Message-ID, so mail systems can recognise the repeat; another event another one."""
+    anna = harness.address("anna")
+    await deliver(harness, anna, "Order 4711", "k1@customer.test")
+    chat = by_id(host, "k1@customer.test").chat.id
+    first = await connector.send_message(staff_message(chat, "On its way.", "$same:example.com"))
+    again = await connector.send_message(staff_message(chat, "On its way.", "$same:example.com"))
+    other = await connector.send_message(staff_message(chat, "Anything else?"))
+    ids = [str(m.message["Message-ID"]) for m in harness.smtp.messages]
+    assert ids[0] == ids[1] == f"<{first.message_id}>" == f"<{again.message_id}>"
+    assert ids[2] == f"<{other.message_id}>" != ids[0]
+
+
+async def test_reconnect_backoff_starts_over_after_a_working_session(
+    harness: EmailHarness, host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed logins back off 1, 2, 4 s...; a session that worked and then broke (a server
+    restart) is retried after 1 s again, not after the backoff of an outage long past."""
+    connector = harness.make_connector(host)
+    outcomes = iter([False, False, False, True, False, True])  # True: logged in, then lost
+    delays: list[float] = []
+
+    async def read_mailbox() -> None:
+        connector._logged_in = next(outcomes)
+        raise ConnectionError("lost")
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 6:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(connector, "_read_mailbox", read_mailbox)
+    monkeypatch.setattr("bridge.connectors.email.connector.asyncio.sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await connector._run()
+    assert delays == [1.0, 2.0, 4.0, 1.0, 2.0, 1.0]
