@@ -95,12 +95,15 @@ class Mailbox:
         lost = asyncio.ensure_future(self.lost.wait())
         try:
             await asyncio.wait([push, lost], return_when=asyncio.FIRST_COMPLETED)
+            if not self.lost.is_set():
+                self.client.idle_done()
+                await asyncio.wait_for(idle, 10)
         finally:
-            await cancel_and_wait([push, lost])
+            # Also when stopped (cancelled) or the connection is gone: no IDLE task may be
+            # left pending (asyncio would complain when it is collected).
+            await cancel_and_wait([push, lost, idle])
         if self.lost.is_set():
             raise IMAPError("the server closed the connection")
-        self.client.idle_done()
-        await asyncio.wait_for(idle, 10)
 
 
 @asynccontextmanager

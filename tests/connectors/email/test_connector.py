@@ -210,3 +210,15 @@ async def test_reconnect_backoff_starts_over_after_a_working_session(
     with pytest.raises(asyncio.CancelledError):
         await connector._run()
     assert delays == [1.0, 2.0, 4.0, 1.0, 2.0, 1.0]
+
+
+async def test_stop_in_idle_leaves_no_task_behind(harness: EmailHarness, host: FakeHost) -> None:
+    """Stopped while the mailbox waits in IDLE, the connector leaves no IMAP task pending
+    (asyncio would log "Task was destroyed but it is pending" when it is collected)."""
+    connector = harness.make_connector(host)
+    before = set(asyncio.all_tasks())
+    await connector.start()
+    await asyncio.sleep(0.5)  # logged in, in IDLE
+    await connector.stop()
+    left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
+    assert not left, left
