@@ -35,30 +35,47 @@ def fuzz_settings(max_examples: int) -> settings:
 
 SPECIAL_CHARS = ["\x00", "\ud800", "\udfff", "😀", "\u202e", "\ufeff", "\n", "<", "&", "%", "/"]
 
-awkward_text = st.text(
-    st.one_of(st.characters(codec=None), st.sampled_from(SPECIAL_CHARS)),
-    max_size=30,
-)
-"""Text with what breaks naive code: NUL, lone surrogates, astral planes, bidi overrides."""
 
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    awkward_text,
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(awkward_text, children, max_size=4)
-    ),
-    max_leaves=20,
-)
-huge_strings = st.builds(
-    lambda piece, count: piece * count,
-    st.sampled_from(["x", "é", "😀", "\ud800", "<b>", "> quote\n", "\x00"]),
-    st.sampled_from([5_000, 60_000, 300_000]),
+def awkward_text_of(specials: list[str]) -> st.SearchStrategy[str]:
+    """Short text with what breaks naive code: NUL, lone surrogates, astral planes, bidi
+    overrides, and the channel's own ``specials`` (markup characters)."""
+    return st.text(st.one_of(st.characters(codec=None), st.sampled_from(specials)), max_size=30)
+
+
+def json_scalars_of(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """JSON scalars, also NaN, infinities and integers too big for 64 bits, and ``text``."""
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        text,
+    )
+
+
+def json_values_of(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """Any JSON value built of ``json_scalars_of(text)``, with ``text`` as keys."""
+    return st.recursive(
+        json_scalars_of(text),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4), st.dictionaries(text, children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+
+def huge_strings_of(pieces: list[str], counts: list[int]) -> st.SearchStrategy[str]:
+    """One of ``pieces`` repeated one of ``counts`` times."""
+    return st.builds(
+        lambda piece, count: piece * count, st.sampled_from(pieces), st.sampled_from(counts)
+    )
+
+
+awkward_text = awkward_text_of(SPECIAL_CHARS)
+json_scalars = json_scalars_of(awkward_text)
+json_values = json_values_of(awkward_text)
+huge_strings = huge_strings_of(
+    ["x", "é", "😀", "\ud800", "<b>", "> quote\n", "\x00"], [5_000, 60_000, 300_000]
 )
 huge_numbers = st.sampled_from(
     [10**400, -(10**400), 2**63, -(2**63) - 1, 2**53 + 1, 1e308, -1e308, 5e-324, 0, -1]

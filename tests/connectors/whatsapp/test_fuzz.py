@@ -17,6 +17,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.connectors.whatsapp import WhatsAppConnector
+from tests.fault.fuzz_support import (
+    awkward_text_of,
+    huge_strings_of,
+    json_scalars_of,
+    json_values_of,
+)
 
 from . import payloads as wa
 from .harness import FakeHost, WhatsAppHarness
@@ -77,34 +83,15 @@ async def check(
 
 # --------------------------------------------------------------------------- values
 
-# Text with the characters that break naive code: NUL, lone surrogates, astral planes, markup.
-awkward_text = st.text(
-    st.one_of(
-        st.characters(codec=None),
-        st.sampled_from(["\x00", "\ud800", "\udfff", "😀", "\u202e", "*", "_", "~", "`", "\n"]),
-    ),
-    max_size=30,
+# Text with the characters that break naive code, WhatsApp's markup among them.
+awkward_text = awkward_text_of(
+    ["\x00", "\ud800", "\udfff", "😀", "\u202e", "*", "_", "~", "`", "\n"]
 )
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    awkward_text,
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(awkward_text, children, max_size=4)
-    ),
-    max_leaves=20,
-)
-huge_strings = st.builds(
-    lambda piece, count: piece * count,
-    st.sampled_from(
-        ["x", "é", "😀", "\ud800", "*bold* _it_ ~s~ `c` ", "> quote\n", "a" * 7 + " "]
-    ),
-    st.sampled_from([5_000, 60_000, 400_000]),
+json_scalars = json_scalars_of(awkward_text)
+json_values = json_values_of(awkward_text)
+huge_strings = huge_strings_of(
+    ["x", "é", "😀", "\ud800", "*bold* _it_ ~s~ `c` ", "> quote\n", "a" * 7 + " "],
+    [5_000, 60_000, 400_000],
 )
 huge_numbers = st.sampled_from(
     [10**400, -(10**400), 2**63, -(2**63) - 1, 10**20, 1e308, -1e308, 5e-324, 0, -1]
