@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from ..sanitize import clean_text
 from .headers import FOLD, Headers, decode_bytes, eight_bit, message_id_of, parse_header_block
 from .mime import MAX_MIME_DEPTH, attached_messages, content_type_of, param_of, part_bytes
-from .sanitize import clean_text
 
 
 @dataclass(frozen=True)

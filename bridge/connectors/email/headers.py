@@ -14,7 +14,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import TypeVar
 
-from .sanitize import clean_text
+from ..sanitize import clean_text
 
 T = TypeVar("T")
 

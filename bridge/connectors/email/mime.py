@@ -7,8 +7,8 @@ from email import policy
 from email.message import Message
 from typing import NamedTuple
 
+from ..sanitize import clean_text
 from .headers import FOLD, Headers, decode_bytes, decode_header, safe
-from .sanitize import clean_text
 
 MAX_MIME_DEPTH = 30
 

@@ -30,6 +30,7 @@ from bridge.events import (
 )
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 
+from ..sanitize import clean_text, html_to_text, sanitize_html
 from .bounce import find_bounce
 from .headers import (
     FORWARD_PREFIX,
@@ -58,7 +59,6 @@ from .mime import (
     part_bytes,
     part_text,
 )
-from .sanitize import clean_text, html_to_text, sanitize_html
 from .trim import trim_html, trim_text
 
 AUTO_REPLY_PREFIX = "🤖 Automatic reply: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .sanitize import VOID_TAGS, HtmlNode, parse_html, serialize
+from ..sanitize import VOID_TAGS, HtmlNode, parse_html, serialize
 
 MAX_TRIM_TEXT = 500_000
 

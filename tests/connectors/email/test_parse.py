@@ -24,7 +24,7 @@ from bridge.connectors.email.parse import (
     trim_html,
     trim_text,
 )
-from bridge.connectors.email.sanitize import html_to_text
+from bridge.connectors.sanitize import html_to_text
 from bridge.events import RemoteDeliveryFailure, RemoteEvent, RemoteMessage
 
 

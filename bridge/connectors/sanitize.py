@@ -1,4 +1,5 @@
-"""HTML from mail is hostile: an allow-list sanitiser for Matrix, and a plain-text rendering.
+"""Remote HTML is hostile (mail, webhook payloads): one allow-list sanitiser for Matrix, and
+a plain-text rendering.
 
 ``sanitize_html`` keeps only what ``org.matrix.custom.html`` allows, with links limited to
 http(s) and mailto and images limited to ``mxc:`` sources, so remote images (tracking pixels)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.connectors.email.sanitize import (
+from bridge.connectors.sanitize import (
     ALLOWED_TAGS,
     html_to_text,
     parse_html,
