@@ -126,19 +126,33 @@ def mutate(draw: st.DrawFn, payload: Any, *, max_changes: int = 3) -> Any:
     if not places:
         return payload
     for path in draw(st.lists(st.sampled_from(places), max_size=max_changes)):
-        parent: Any = payload
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            parent[path[-1]]  # noqa: B018 - still there (an earlier change may have moved it)
-        except (KeyError, IndexError, TypeError):
-            continue
+        parent = _container_at(payload, path)
+        if parent is None:
+            continue  # an earlier change replaced or removed a container on the way
         if isinstance(parent, dict) and draw(st.booleans()):
             event("field removed")
             del parent[path[-1]]
         else:
             parent[path[-1]] = draw(hostile_values)
     return payload
+
+
+def _container_at(payload: Any, path: tuple[Any, ...]) -> Any:
+    """The dict or list that holds the place ``path`` in ``payload``, or None when the place
+    is gone. Only real containers count: a string put in place of an object by an earlier
+    change can be indexed too, but not assigned to."""
+    node: Any = payload
+    for key in path[:-1]:
+        if not _holds(node, key):
+            return None
+        node = node[key]
+    return node if path and _holds(node, path[-1]) else None
+
+
+def _holds(node: Any, key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
 
 
 # --------------------------------------------------------------------------- logs
