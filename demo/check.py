@@ -1,7 +1,8 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
 The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer,
-a WhatsApp customer and (when the demo runs with email) an email customer in turn:
+a WhatsApp customer and (when the demo runs with email) an email customer in turn (and for the
+webhook customer once more after the bridge alone was killed, which the demo restarts):
 
 1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
    ``demo/telegram_customer.py send`` as a new Telegram user,
@@ -25,16 +26,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import DATA, SERVER_NAME, customer_url, hs_url, load_state, telegram_url, whatsapp_url
+from common import (
+    DATA,
+    SERVER_NAME,
+    bridge_url,
+    customer_url,
+    hs_url,
+    load_state,
+    telegram_url,
+    whatsapp_url,
+)
 from email_customer import mail_url
 from nio import (
     AsyncClient,
@@ -184,10 +197,16 @@ class Staff:
         return str(sent.event_id)
 
 
-async def check_webhook(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
-    chat = f"check-{time.strftime('%Y%m%d-%H%M%S')}-{nonce}"
-    customer_text = f"Hello from the demo check ({nonce})"
-    reply_text = f"Thanks, we are on it ({nonce})"
+async def check_webhook(
+    state: dict[str, Any], staff: Staff, steps: Steps, nonce: str, room: tuple[str, str] | None
+) -> tuple[str, str]:
+    """A webhook round trip: in a new chat, or in ``room`` (chat, room id) when given.
+    Returns the chat and its portal room."""
+    new = room is None
+    chat = f"check-{time.strftime('%Y%m%d-%H%M%S')}-{nonce}" if room is None else room[0]
+    again = "" if new else " again"
+    customer_text = f"Hello{again} from the demo check ({nonce})"
+    reply_text = f"Thanks, we are on it{again} ({nonce})"
 
     steps.begin(f"webhook: customer CLI sends {customer_text!r} in chat {chat!r}")
     out = await _run_cli(
@@ -195,13 +214,16 @@ async def check_webhook(state: dict[str, Any], staff: Staff, steps: Steps, nonce
     )
     steps.ok(out)
 
-    steps.begin("webhook: wait for the bridge's invite to the new portal room")
-    room_id = await staff.wait_for_invite(chat)
-    steps.ok(room_id)
+    if room is None:
+        steps.begin("webhook: wait for the bridge's invite to the new portal room")
+        room_id = await staff.wait_for_invite(chat)
+        steps.ok(room_id)
 
-    steps.begin("webhook: join the portal room")
-    await staff.join(room_id)
-    steps.ok()
+        steps.begin("webhook: join the portal room")
+        await staff.join(room_id)
+        steps.ok()
+    else:
+        room_id = room[1]
 
     steps.begin("webhook: see the customer's message in the room")
     seen = await staff.wait_for_message(room_id, customer_text)
@@ -221,6 +243,38 @@ async def check_webhook(state: dict[str, Any], staff: Staff, steps: Steps, nonce
 
     got = await _wait("the answer at the customer app", delivered)
     steps.ok(repr(got.get("text")))
+    return chat, room_id
+
+
+async def restart_bridge(state: dict[str, Any], steps: Steps) -> None:
+    """Kill the bridge alone (as a crash would) and wait until ``scripts/demo.sh`` has started
+    it again and its webhook route answers."""
+    pidfile = DATA / "bridge-process.pid"
+    pid = int(pidfile.read_text())
+    steps.begin(f"kill the bridge alone (SIGKILL to pid {pid}); the demo starts it again")
+    os.kill(pid, signal.SIGKILL)
+    url = f"{bridge_url(state)}/connectors/{state['account']}/events"
+
+    async def restarted() -> int | None:
+        try:
+            new_pid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return None
+        if new_pid == pid or await asyncio.to_thread(_status, url) != 405:
+            return None
+        return new_pid
+
+    steps.ok(f"running again as pid {await _wait('the bridge to run again', restarted)}")
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return 200
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
 
 
 async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
@@ -411,7 +465,9 @@ async def run(state: dict[str, Any]) -> None:
         staff.known_rooms = set(first.rooms.join) | set(first.rooms.invite)
         steps.ok()
 
-        await check_webhook(state, staff, steps, nonce)
+        room = await check_webhook(state, staff, steps, nonce, None)
+        await restart_bridge(state, steps)
+        await check_webhook(state, staff, steps, nonce, room)
         await check_telegram(state, staff, steps, nonce)
         await check_whatsapp(state, staff, steps, nonce)
         if state.get("email_enabled"):

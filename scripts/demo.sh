@@ -114,7 +114,8 @@ for pidfile in "$DATA"/*.pid; do
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
-      | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'demo/customer.py' \
+      | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'scripts/demo.sh' \
+        -e 'demo/customer.py' \
         -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' \
         -e 'demo/email_customer.py' -e 'dovecot'; then
     LEFTOVER+=("$pid")
@@ -246,8 +247,38 @@ if [ "$EMAIL" = 1 ]; then
     --pid "${PIDS[-1]}" --what "The email customer page" --log "$DATA/email.log" --timeout 60
 fi
 
+# The bridge runs under a small supervisor that starts it again whenever it stops (a crash, or
+# `kill $(cat demo-data/bridge-process.pid)` to restart it after editing demo-data/config.yaml),
+# so stopping the bridge alone does not end the demo. A bridge that stops within 10 s of its
+# start three times in a row is given up on, and the demo stops with its log.
+supervise_bridge() {
+  local child="" stopping=0 started rc quick=0
+  trap 'stopping=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM
+  while true; do
+    started=$SECONDS
+    (cd "$DATA" && exec "${SETSID[@]}" "$PY" -m bridge -c config.yaml) \
+      >>"$DATA/bridge.log" 2>&1 </dev/null &
+    child=$!
+    echo "$child" >"$DATA/bridge-process.pid"
+    rc=0
+    while kill -0 "$child" 2>/dev/null; do
+      wait "$child" && rc=0 || rc=$?  # a trapped TERM interrupts wait: wait again
+    done
+    rm -f "$DATA/bridge-process.pid"
+    [ "$stopping" = 0 ] || exit 0
+    if [ $((SECONDS - started)) -lt 10 ]; then quick=$((quick + 1)); else quick=0; fi
+    if [ "$quick" -ge 3 ]; then
+      log "the bridge stopped right after starting three times in a row (exit $rc); giving up"
+      exit 1
+    fi
+    log "the bridge stopped (exit $rc); starting it again (log: demo-data/bridge.log)"
+    sleep 1
+  done
+}
+
 log "starting the bridge on 127.0.0.1:$BRIDGE_PORT (log: demo-data/bridge.log)"
-start bridge "$DATA/bridge.log" "$DATA/bridge.log" "$DATA" "$PY" -m bridge -c config.yaml
+supervise_bridge </dev/null &
+remember bridge "$!" "$DATA/bridge.log"
 # The webhook route exists once the connector started: GET on it answers 405 from then on.
 "$PY" demo/setup.py wait "http://127.0.0.1:$BRIDGE_PORT/connectors/$ACCOUNT/events" --status 405 \
   --pid "${PIDS[-1]}" --what "The bridge" --log "$DATA/bridge.log" --timeout 180

@@ -26,5 +26,9 @@ def test_demo_check_passes(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert "PASS" in output
+    # The bridge alone was killed midway; the demo started it again and the webhook customer's
+    # conversation went on in the same room.
+    assert "kill the bridge alone" in output and "running again as pid" in output, output[-3000:]
+    assert "Hello again from the demo check" in output, output[-3000:]
     for channel in ("telegram", "whatsapp", "email"):
         assert f"  - {channel}: " in output, f"the check skipped {channel}:\n{output[-3000:]}"
