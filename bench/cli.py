@@ -20,6 +20,7 @@ from typing import Any
 
 from .endpoints import Arrivals
 from .load import Send
+from .media import measure_media
 from .report import build_figures, table
 from .scale import measure_scale
 from .stack import Stack, start_stack
@@ -50,6 +51,7 @@ class Options:
     scale_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
     startups: int = 3
     lookups: int = 1000
+    media_mb: int = 100
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
     workdir: str | None = None
@@ -61,7 +63,7 @@ class Options:
     def quick(cls) -> Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
-            scale_dbs=["sqlite"], startups=1, lookups=100,
+            scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8,
         )  # fmt: skip
 
 
@@ -90,7 +92,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--bridge-db", choices=["postgres", "sqlite"], help="the bridge's database in traffic runs"
     )
-    p.add_argument("--skip", action="append", choices=["traffic", "scale"], default=[])
+    p.add_argument(
+        "--media-mb", type=int, help=f"size of the file moved each way in MB ({d.media_mb})"
+    )
+    p.add_argument("--skip", action="append", choices=["traffic", "media", "scale"], default=[])
     p.add_argument("--json", help=f"where to write the figures ({d.json})")
     p.add_argument("--workdir", help="keep all files here (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -101,7 +106,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "bridge_db", "json", "workdir", "profile"):  # fmt: skip
+                 "media_mb", "bridge_db", "json", "workdir", "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(opts, name, value)
@@ -180,6 +185,7 @@ async def run(opts: Options) -> dict[str, Any]:
     stack = await start_stack(workdir, bridge_db=opts.bridge_db)
     runs: list[dict[str, Any]] = []
     scale: dict[str, list[dict[str, Any]]] = {}
+    media: dict[str, Any] = {}
     ok = False
     try:
         if "traffic" not in opts.skip:
@@ -194,6 +200,10 @@ async def run(opts: Options) -> dict[str, Any]:
                 runs.append(await traffic_repeat(stack, opts, rep))
             if profiler is not None:
                 await asyncio.to_thread(_stop_profiler, profiler)
+        if "media" not in opts.skip:
+            t = time.monotonic()
+            media = await measure_media(stack, opts.media_mb)
+            log.info("media transfers done in %.1fs", time.monotonic() - t)
         if "scale" not in opts.skip:
             await asyncio.to_thread(stack.bridge.stop)
             sizes = sorted({min(opts.scale_reference, opts.portals), opts.portals})
@@ -209,7 +219,7 @@ async def run(opts: Options) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             log.error("Logs are kept in %s", workdir)
-    figures = build_figures(runs, scale, asdict(opts))
+    figures = build_figures(runs, scale, asdict(opts), media)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -222,6 +232,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "figures": {f.key: f.as_dict() for f in figures},
         "runs": runs,
         "scale": scale,
+        "media": media,
     }
 
 

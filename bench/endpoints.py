@@ -47,7 +47,7 @@ class Arrivals:
 class _Server:
     def __init__(self) -> None:
         self.port = free_port()
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(client_max_size=1024 * 1024 * 1024)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -105,6 +105,7 @@ class Receiver(_Server):
         self.count = 0
         self.app.router.add_post("/inbox", self._inbox)
         self.app.router.add_post("/bare", self._inbox)
+        self.app.router.add_get("/file/{size}", self._file)
 
     @property
     def inbox_url(self) -> str:
@@ -113,6 +114,24 @@ class Receiver(_Server):
     @property
     def bare_url(self) -> str:
         return self.url + "/bare"
+
+    def file_url(self, size: int) -> str:
+        """Where the remote side serves a file of ``size`` bytes (a customer's attachment)."""
+        return f"{self.url}/file/{size}"
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = size
+        await resp.prepare(request)
+        block = bytes(range(256)) * 4096
+        sent = 0
+        while sent < size:
+            part = block[: min(len(block), size - sent)]
+            await resp.write(part)
+            sent += len(part)
+        await resp.write_eof()
+        return resp
 
     async def _inbox(self, request: web.Request) -> web.Response:
         at = time.perf_counter()

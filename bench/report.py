@@ -96,7 +96,10 @@ def _cpu_per_1000(runs: Sequence[Raw], path: str, groups: Sequence[str]) -> list
 
 
 def build_figures(
-    runs: Sequence[Raw], scale: dict[str, list[dict[str, Any]]], opts: Raw
+    runs: Sequence[Raw],
+    scale: dict[str, list[dict[str, Any]]],
+    opts: Raw,
+    media: dict[str, Any] | None = None,
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -153,6 +156,16 @@ def build_figures(
                _cpu_per_1000(runs, "bridge", ["synapse", "synapse_db"]),
                "Synapse + its DB", "ratio"),
     ])  # fmt: skip
+    for key, label in (("r2m", "remote→Matrix"), ("m2r", "Matrix→remote")):
+        moved = (media or {}).get(key) or {}
+        if "peak_increase_mb" not in moved:
+            continue
+        figs.append(
+            # The memory a transfer adds at its peak, against the size of the file moved.
+            Figure(f"media_{key}_rss_mb", f"memory added, {moved['size_mb']:g} MB file, {label}",
+                   "MB", [moved["peak_increase_mb"]], [moved["size_mb"]], "file size", "ratio",
+                   Goal("bridge", "<", 30.0, "< 30 MB"))
+        )  # fmt: skip
     for kind, points in scale.items():
         if len(points) < 2:
             continue

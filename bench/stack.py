@@ -41,6 +41,8 @@ OBSERVER = "benchobserver"
 BARE_BOT = "benchbare"
 SETUP_CONCURRENCY = 4
 ARRIVAL_TIMEOUT = 120.0
+MAX_FILE_MB = 256
+"""The largest file the bench's webhook account and Synapse take (the media measurement)."""
 
 
 @dataclass
@@ -121,13 +123,15 @@ class Stack:
     async def send_webhook(self, chat: str, customer: str, message_id: str, text: str) -> None:
         """One customer message into the bridge's webhook connector, signed as the remote
         system signs it. Returns once the bridge accepted (recorded) it."""
-        payload = {
+        await self.post_webhook({
             "type": "message",
             "id": message_id,
             "chat": {"id": chat},
             "sender": {"id": customer, "name": f"Customer {customer}"},
             "text": text,
-        }
+        })  # fmt: skip
+
+    async def post_webhook(self, payload: dict[str, Any]) -> None:
         body = encode(payload)
         headers = {SIGNATURE_HEADER: sign(self.secret, body), "Content-Type": "application/json"}
         url = f"{self.bridge.url}/connectors/{ACCOUNT}/events"
@@ -268,6 +272,7 @@ async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
             postgres.host, postgres.port, postgres.superuser, "synapse"
         ),
         startup_timeout=180,
+        extra_config={"max_upload_size": f"{MAX_FILE_MB * 2}M"},
     )
     data = write_bridge_config(
         config_path,
@@ -279,6 +284,7 @@ async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
         outbound_url=receiver.inbox_url,
         secret=secret,
     )
+    _allow_large_files(config_path)
     result = await asyncio.to_thread(run_cli, "-c", str(config_path), "-g", "-r", str(bridge_reg))
     if result.returncode != 0:
         raise RuntimeError(f"bridge -g failed: {result.stderr}")
@@ -325,6 +331,20 @@ def _start_bare(
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
+
+
+def _allow_large_files(config_path: Path) -> None:
+    """Let the webhook account carry the media measurement's files, and give their outbound
+    requests the time a large body takes."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(config_path.read_text())
+    hooks = data["channels"][ACCOUNT]
+    hooks["max_file_size"] = MAX_FILE_MB * 1024 * 1024
+    hooks["request_timeout"] = 300
+    with config_path.open("w") as f:
+        yaml.dump(data, f)
 
 
 def _read_token(config_path: Path) -> str:

@@ -14,7 +14,7 @@ FIGURES = {
     "r2m_1room_per_second", "r2m_1room_p50_ms", "r2m_1room_p99_ms", "r2m_1room_vs_in_order",
     "r2m_rooms_per_second", "r2m_rooms_p50_ms", "r2m_rooms_p99_ms",
     "r2m_seq_p50_ms", "r2m_seq_p99_ms", "m2r_p50_ms", "m2r_p99_ms",
-    "cpu_per_1000", "cpu_per_1000_with_db",
+    "cpu_per_1000", "cpu_per_1000_with_db", "media_r2m_rss_mb", "media_m2r_rss_mb",
     "scale_sqlite_startup_s", "scale_sqlite_rss_mb", "scale_sqlite_lookup_key_ms",
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
 }  # fmt: skip
