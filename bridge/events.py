@@ -12,9 +12,12 @@ import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .types import MessageID, PortalKey, RemoteChatID, RemoteUserID
+
+if TYPE_CHECKING:
+    from .media import MediaFile
 
 # --------------------------------------------------------------------------- remote side
 
@@ -222,13 +225,18 @@ class MessageRef:
 
 @dataclass(frozen=True)
 class MatrixMedia:
-    """Media attached to a staff message; ``download()`` fetches it from the homeserver."""
+    """Media attached to a staff message. ``download()`` fetches it from the homeserver into
+    memory; ``open(limit)`` fetches it into a ``bridge.media.MediaFile`` in bounded memory
+    (the caller closes it), raising ``FileTooLarge`` once more than ``limit`` bytes came."""
 
     url: str
     filename: str
     mimetype: str
     size: int | None
     download: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+    open: Callable[[int | None], Awaitable[MediaFile]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
