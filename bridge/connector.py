@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
 
+    from .media import MediaFile
+
 
 class DeliveryError(Exception):
     """A message could not be delivered; ``reason`` is shown to the staff member."""
@@ -306,7 +308,12 @@ class TemplateHandler(Protocol):
 @runtime_checkable
 class MediaDownloader(Protocol):
     """Fetches a remote attachment so the core can upload it to the Matrix media repo.
-    Returns the bytes and the mimetype. Raise ``PermanentDeliveryError`` with a readable
-    reason when the file cannot be had (too large, expired); the core shows it in the room."""
+    Returns the file and the mimetype: a ``bridge.media.MediaFile`` (filled in chunks, e.g.
+    with ``MediaFile.from_response``, so a large file is never held whole in memory; the core
+    closes it) or, for small files a channel hands over whole, the bytes. Raise
+    ``PermanentDeliveryError`` with a readable reason when the file cannot be had (too large,
+    expired); the core shows it in the room."""
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]: ...
+    async def download_attachment(
+        self, attachment: RemoteAttachment
+    ) -> tuple[bytes | MediaFile, str]: ...

@@ -42,6 +42,7 @@ from ..events import (
     SentMessage,
 )
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
+from .media import download_to_file
 from .notices import Notices
 from .util import txn_id
 
@@ -339,12 +340,14 @@ class MatrixHandler:
         filename = next(name for name in names if isinstance(name, str) and name)
         size = info.get("size") if isinstance(info.get("size"), int) else None
         mimetype = info.get("mimetype") if _text(info.get("mimetype")) else None
+        kind = mimetype or "application/octet-stream"
         return MatrixMedia(
             url=url,
             filename=filename,
-            mimetype=mimetype or "application/octet-stream",
+            mimetype=kind,
             size=size,
             download=lambda: self.bot.download_media(url),
+            open=lambda limit: download_to_file(self.bot, url, kind, limit=limit),
         )
 
     async def _edit(

@@ -31,6 +31,7 @@ from ..events import (
     RemoteReadReceipt,
     RemoteTyping,
 )
+from ..media import MediaFile
 from .dispatcher import GiveUp
 from .ghosts import GhostManager
 from .portals import PortalManager
@@ -74,7 +75,11 @@ class RemoteHandler:
             download = connector.download_attachment
 
             async def fetch(url: str) -> tuple[bytes, str]:
-                return await download(RemoteAttachment(url=url, filename="avatar"))
+                data, mimetype = await download(RemoteAttachment(url=url, filename="avatar"))
+                if isinstance(data, MediaFile):
+                    with data:  # an avatar is small: the connector's file limit bounds it
+                        return await data.read(), mimetype
+                return data, mimetype
 
         intent = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage):
@@ -175,13 +180,22 @@ class RemoteHandler:
         except DeliveryError as e:
             return {"msgtype": "m.notice", "body": f"⚠️ Attachment {name} not bridged: {e.reason}"}
         mimetype = mimetype or attachment.mimetype or "application/octet-stream"
-        mxc = await intent.upload_media(data, mime_type=mimetype, filename=name)
+        if isinstance(data, MediaFile):
+            # Streamed from its spool: a large file never sits in memory whole.
+            with data:
+                size = data.size
+                mxc = await intent.upload_media(
+                    data.chunks(), mime_type=mimetype, filename=name, size=size
+                )
+        else:
+            size = len(data)
+            mxc = await intent.upload_media(data, mime_type=mimetype, filename=name)
         return {
             "msgtype": _msgtype_for(mimetype),
             "body": name,
             "filename": name,
             "url": mxc,
-            "info": {"mimetype": mimetype, "size": len(data)},
+            "info": {"mimetype": mimetype, "size": size},
         }
 
     async def _edit(
