@@ -17,6 +17,8 @@ RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
 TRANSIENT_CODES = {1, 2, 131000, 131016, 133004}
 """Unknown error, service unavailable, something went wrong, server temporarily unavailable."""
 WINDOW_CLOSED = 131047
+MIB = 1024 * 1024
+READ_CHUNK = 64 * 1024
 RETRY_AFTER = {130429: 1.0, 131056: 6.0, 131048: 60.0, 4: 60.0, 80007: 60.0}
 EXPLAIN = {
     131047: "the customer last wrote more than 24 hours ago; WhatsApp now only allows templates",
@@ -102,19 +104,39 @@ class GraphClient:
             raise TemporaryDeliveryError(f"WhatsApp unreachable: {e or type(e).__name__}") from e
 
     async def download(self, url: str, limit: int) -> bytes:
-        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes."""
+        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes:
+        read to the end, never holding more than ``limit`` whatever the length announced."""
         try:
             async with self.http.get(url, headers=self._auth, timeout=self.timeout) as resp:
                 if resp.status >= 500:
                     raise TemporaryDeliveryError(f"WhatsApp media server answered {resp.status}")
                 if resp.status != 200:
                     raise PermanentDeliveryError(f"WhatsApp media download answered {resp.status}")
-                data = await resp.content.read(limit + 1)
+                if (resp.content_length or 0) > limit:
+                    raise PermanentDeliveryError(_too_big(limit))
+                data = await _read_to_end(resp.content, limit)
         except (aiohttp.ClientError, TimeoutError) as e:
             raise TemporaryDeliveryError(f"WhatsApp media unreachable: {e}") from e
-        if len(data) > limit:
-            raise PermanentDeliveryError(f"the file is over {limit // (1024 * 1024)} MB")
+        if data is None:
+            raise PermanentDeliveryError(_too_big(limit))
         return data
+
+
+async def _read_to_end(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """All of ``stream``, or None as soon as it has more than ``limit`` bytes. One ``read()``
+    gives only what has arrived so far."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(min(READ_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+def _too_big(limit: int) -> str:
+    return f"the file is over the {limit / MIB:g} MB the bridge takes from WhatsApp"
 
 
 def _error(status: int, answer: Any) -> Exception:

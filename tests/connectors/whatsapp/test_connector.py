@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -62,9 +63,25 @@ _event_ids = itertools.count(1)
 
 class MediaServingSimulator(WhatsAppSimulator):
     """Meta with a media server that can misbehave: ``GET /{media-id}`` may leave out the
-    checksum (``sha256="omit"``) or give one of other bytes (``sha256="wrong"``)."""
+    checksum (``sha256="omit"``) or give one of other bytes (``sha256="wrong"``); the media URL
+    may send bytes without end (``serve="endless"``, chunked) or announce a length far over any
+    limit (``serve="oversized"``)."""
 
     sha256 = "keep"
+    serve = "whole"
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if self.serve == "whole":
+            return await super()._download(request)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        if self.serve == "oversized":
+            response.content_length = 1 << 40
+        await response.prepare(request)
+        chunk = b"\0" * 65536
+        with contextlib.suppress(ConnectionError):
+            while True:  # until the client hangs up
+                await response.write(chunk)
+        return response
 
     async def _get_node(self, request: web.Request) -> dict[str, Any]:
         info = await super()._get_node(request)
@@ -708,6 +725,37 @@ async def test_download_errors(
     with pytest.raises(TemporaryDeliveryError):
         await connector.download_attachment(attachment)
     assert (await connector.download_attachment(attachment))[0] == JPEG
+
+
+async def test_download_reads_large_media_to_the_end(
+    sim: MediaServingSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    """One read() gives only what has arrived (about 125 KB here): a megabyte came truncated
+    and failed its checksum."""
+    data = b"%PDF-1.7\n" + hashlib.sha256(b"seed").digest() * 32768  # 1 MiB and a bit
+    message = sim.media_message("document", ALICE, data, "application/pdf", filename="big.pdf")
+    await customer_writes(sim, message)
+    (attachment,) = only(host).attachments
+    assert await connector.download_attachment(attachment) == (data, "application/pdf")
+
+
+@pytest.mark.parametrize("serve", ["endless", "oversized"])
+async def test_download_stops_at_the_limit(
+    sim: MediaServingSimulator,
+    host: FakeHost,
+    connector: WhatsAppConnector,
+    monkeypatch: pytest.MonkeyPatch,
+    serve: str,
+) -> None:
+    """A media URL that never ends, or announces more than the limit, is refused once the
+    limit is passed (endless) or from its Content-Length (oversized): never held in full."""
+    monkeypatch.setattr("bridge.connectors.whatsapp.connector.DOWNLOAD_LIMIT", 256 * 1024)
+    await customer_writes(sim, sim.media_message("document", ALICE, JPEG, "application/pdf"))
+    (attachment,) = only(host).attachments
+    sim.serve = serve
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await connector.download_attachment(attachment)
+    assert "over the 0.25 MB" in caught.value.reason
 
 
 # --------------------------------------------------------------------------- the 24-hour window
