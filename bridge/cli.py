@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import logging.config
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 
 from ruamel.yaml import YAML
 
-from . import __version__, registration
-from .config import ConfigError, FileConfig, load, load_raw
+from . import __version__, logsafe, registration
+from .config import ENV_PREFIX, Config, ConfigError, FileConfig, load, load_raw
 
 log = logging.getLogger("bridge")
 
@@ -79,14 +80,21 @@ def _save(raw: FileConfig, path: str) -> None:
     os.replace(tmp, path)
 
 
-async def _run(config_path: str) -> int:
-    from .core.bridge import Bridge
-
-    config = load(config_path)
+def setup_logging(config: Config) -> None:
+    """Configure logging from the config, then redact every configured secret on every handler
+    (the second line of defence behind errors that are cleaned where they are made)."""
     if config.logging:
         logging.config.dictConfig({"disable_existing_loggers": False, **config.logging})
     else:
         logging.basicConfig(level=logging.INFO)
+    logsafe.install(logsafe.secrets_in(config))
+
+
+async def _run(config_path: str) -> int:
+    from .core.bridge import Bridge
+
+    config = load(config_path)
+    setup_logging(config)
     bridge = Bridge(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,6 +119,18 @@ async def _run(config_path: str) -> int:
     return 0
 
 
+def _redacted(text: str, config_path: str) -> str:
+    """A config error as shown on the terminal (and in the service's journal): without the
+    secrets of the file, e.g. a database URL with its password."""
+    found = logsafe.secrets_in(
+        {name: value for name, value in os.environ.items() if name.startswith(ENV_PREFIX)}
+    )
+    with contextlib.suppress(ConfigError):
+        found |= logsafe.secrets_in(load_raw(config_path)._data)
+    # "generate" is the placeholder of the appservice tokens, not a secret.
+    return logsafe.SecretFilter(found - {"generate"}).redact(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -119,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         load(args.config)  # fail before anything starts
     except ConfigError as e:
-        print(f"Configuration error in {args.config}: {e}", file=sys.stderr)
+        shown = _redacted(str(e), args.config)
+        print(f"Configuration error in {args.config}: {shown}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args.config))

@@ -221,6 +221,16 @@ def test_generate_twice_gives_fresh_tokens(setup: Setup) -> None:
     assert data["appservice"]["hs_token"] == second["hs_token"]
 
 
+def test_config_error_shows_no_password(setup: Setup) -> None:
+    """A refused database URL is quoted in the error, which lands in the service's journal."""
+    setup.write(**{"database/url": "mysql://bridge:Db-Passw0rd-secret@db/bridge", **TOKENS})
+    result, _ = run("-c", str(setup.config))
+    assert result.returncode == 2
+    assert "'database.url'" in result.stderr
+    assert "Db-Passw0rd-secret" not in result.stderr
+    assert "mysql://bridge:[redacted]@db/bridge" in result.stderr
+
+
 def test_version() -> None:
     result, _ = run("--version")
     assert result.returncode == 0

@@ -37,7 +37,7 @@ from ...events import (
 )
 from ...tasks import cancel_and_wait
 from ...types import AccountID
-from .capabilities import DOWNLOAD_LIMIT, TELEGRAM_CAPABILITIES, capabilities_for
+from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
 from .config import TelegramConfig, parse_config
 from .handle_matrix import MatrixHandler, parse_chat
@@ -93,7 +93,7 @@ class TelegramConnector(NetworkConnector):
             connected = True
         except Exception as e:
             # Not fatal: the background task keeps trying, the state says why meanwhile.
-            self.set_state(StateKind.DISCONNECTED, str(e) or type(e).__name__)
+            self.set_state(StateKind.DISCONNECTED, self.client.scrub(str(e) or type(e).__name__))
             connected = False
         self._poller = asyncio.create_task(
             self._run(connected), name=f"telegram:{self.account_id}"
@@ -137,8 +137,10 @@ class TelegramConnector(NetworkConnector):
                 raise
             except Exception as e:
                 connected = False
-                self.set_state(StateKind.DISCONNECTED, str(e))
-                self.host.log.warning("Telegram not reachable (%s); retrying in %.0fs", e, delay)
+                error = self.client.scrub(str(e) or type(e).__name__)
+                self.set_state(StateKind.DISCONNECTED, error)
+                log = self.host.log
+                log.warning("Telegram not reachable (%s); retrying in %.0fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
@@ -231,7 +233,7 @@ class TelegramConnector(NetworkConnector):
             if info.photo:
                 url = FILE_PREFIX + info.photo.big_file_id
         except Exception as e:
-            self.host.log.debug("No profile photo for %s: %s", chat, e)
+            self.host.log.debug("No profile photo for %s: %s", chat, self.client.scrub(str(e)))
         self._avatars[chat] = (time.monotonic(), url)
         return url
 
@@ -252,11 +254,12 @@ class TelegramConnector(NetworkConnector):
             raise PermanentDeliveryError(_too_big(name, info.file_size))
         if not info.file_path:
             raise TemporaryDeliveryError(f"Telegram gave no download path for {name}")
-        path = info.file_path
-        stream = await self.client.call(lambda: self.client.bot.download_file(path))
-        if stream is None:
-            raise TemporaryDeliveryError(f"could not download {name} from Telegram")
-        return stream.read(), attachment.mimetype or "application/octet-stream"
+        data = await self.client.download(info.file_path, name, DOWNLOAD_LIMIT)
+        if data is None:
+            raise PermanentDeliveryError(
+                f"{name} is over the {DOWNLOAD_LIMIT / MIB:g} MiB the bridge takes from Telegram"
+            )
+        return data, attachment.mimetype or "application/octet-stream"
 
     # ------------------------------------------------------------------ Matrix -> Telegram
 
