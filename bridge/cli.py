@@ -10,8 +10,11 @@ import logging
 import logging.config
 import os
 import signal
+import stat
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from ruamel.yaml import YAML
 
@@ -48,14 +51,11 @@ def generate(config_path: str, registration_path: str) -> None:
     config = dataclasses.replace(config, as_token=as_token, hs_token=hs_token)
     # The registration first: if it cannot be written, the config keeps its old tokens and
     # an existing homeserver setup keeps working.
-    tmp = f"{registration_path}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with _private_writer(registration_path) as f:
             yaml = YAML()
             yaml.default_flow_style = False
             yaml.dump(registration.build(config), f)
-        os.replace(tmp, registration_path)
     except OSError as e:
         raise ConfigError("(registration)", f"cannot write {registration_path}: {e}") from e
     raw = load_raw(config_path)
@@ -71,13 +71,42 @@ def generate(config_path: str, registration_path: str) -> None:
 def _save(raw: FileConfig, path: str) -> None:
     """Write the config with its comments, atomically, raising on failure (mautrix's
     ``save()`` only logs)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with _private_writer(path) as f:
         yaml = YAML()
         yaml.indent(4)
         yaml.width = 200
         yaml.dump(raw._data, f)
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _private_writer(path: str) -> Iterator[TextIO]:
+    """Replace ``path`` atomically with what is written, keeping the mode and owner of the file
+    it replaces (a new file is 0600: it holds tokens). A symlink stays, its target is written."""
+    target = os.path.realpath(path)
+    try:
+        old: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    # mkstemp makes the file 0600 and never reuses an existing one.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            if old is not None:
+                mode = stat.S_IMODE(old.st_mode)
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                    except PermissionError:
+                        mode &= 0o700  # others than the old owner and group may not read it
+                os.fchmod(f.fileno(), mode)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def setup_logging(config: Config) -> None:
