@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import struct
 import time
 import zlib
@@ -251,6 +252,38 @@ async def test_webhook_update_is_recorded(
     assert delivery.status == 200
     assert delivery.secret == WEBHOOK_SECRET
     assert texts(host) == ["via webhook"]
+
+
+async def test_webhook_secret_is_generated_and_kept(
+    harness: TelegramHarness, sim: TelegramSimulator, host: FakeHost
+) -> None:
+    """Without a configured secret the connector makes a long one, keeps it with the account's
+    data and sets the same one after a restart (a new host process on the same data); updates
+    carrying it are accepted, others refused."""
+    seen: list[str] = []
+    for restart in range(2):
+        async with FakeHost(harness.account_id) as process:
+            process.data = host.data
+            url = process.base_url
+            instance = harness.make_connector(process, mode="webhook", webhook_url=url)
+            assert instance.config.webhook_secret is None
+            await instance.start()
+            try:
+                sets = restart + 1
+                await sim.wait_for(lambda: len(calls(sim, "setWebhook")) == sets)  # noqa: B023
+                secret = sim.webhook_secret
+                assert secret is not None and re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret)
+                assert process.data["webhook_secret"] == secret
+                seen.append(secret)
+                await harness.deliver(text_update(f"after start {restart}"))
+                assert sim.webhook_deliveries[-1].status == 200
+                assert texts(process) == [f"after start {restart}"]
+                forged = await sim.post_webhook(text_update("forged"), secret=None)
+                assert forged.status == 401
+            finally:
+                await instance.stop()
+            host.data = process.data
+    assert seen[0] == seen[1]
 
 
 @pytest.mark.parametrize(
