@@ -27,7 +27,8 @@ from bridge.connector import (
 )
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.capabilities import UPLOAD_LIMITS
-from bridge.connectors.whatsapp.client import PairLimiter
+from bridge.connectors.whatsapp.client import MAX_ANSWER, PairLimiter
+from bridge.connectors.whatsapp.client import _error as graph_error
 from bridge.connectors.whatsapp.handle_remote import MAX_BODY, MEDIA_PREFIX
 from bridge.events import (
     MatrixMedia,
@@ -69,6 +70,8 @@ class MediaServingSimulator(WhatsAppSimulator):
 
     sha256 = "keep"
     serve = "whole"
+    padding = 0
+    """Characters of filler in the ``GET /{media-id}`` answer."""
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         if self.serve == "whole":
@@ -89,6 +92,8 @@ class MediaServingSimulator(WhatsAppSimulator):
             info.pop("sha256")
         elif "url" in info and self.sha256 == "wrong":
             info["sha256"] = hashlib.sha256(b"other bytes").hexdigest()
+        if self.padding:
+            info["padding"] = "x" * self.padding
         return info
 
 
@@ -756,6 +761,29 @@ async def test_download_stops_at_the_limit(
     with pytest.raises(PermanentDeliveryError) as caught:
         await connector.download_attachment(attachment)
     assert "over the 0.25 MB" in caught.value.reason
+
+
+async def test_an_oversized_graph_answer_is_not_read(
+    sim: MediaServingSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    await customer_writes(sim, sim.media_message("image", ALICE, JPEG, "image/jpeg"))
+    (attachment,) = only(host).attachments
+    sim.padding = MAX_ANSWER
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await connector.download_attachment(attachment)
+    assert "over 4 MB" in caught.value.reason
+    sim.padding = 1000
+    assert (await connector.download_attachment(attachment))[0] == JPEG
+
+
+def test_graph_errors_never_quote_the_access_token() -> None:
+    token = "EAAG-connector-test-token"
+    answer = {"error": {"code": 190, "message": f"Invalid OAuth access token: {token}"}}
+    error = graph_error(401, answer, token)
+    assert isinstance(error, TemporaryDeliveryError)
+    assert token not in error.reason and "[redacted]" in error.reason
+    answer = {"error": {"code": 100, "error_data": {"details": f"param {token} bad"}}}
+    assert token not in str(graph_error(400, answer, token))
 
 
 # --------------------------------------------------------------------------- the 24-hour window
