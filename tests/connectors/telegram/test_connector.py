@@ -13,6 +13,7 @@ import logging
 import re
 import struct
 import time
+import traceback
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -836,6 +837,23 @@ async def test_typing_sends_the_typing_action(
     )
     (action,) = sim.actions
     assert action.action == "typing" and action.chat_id == ALICE
+
+
+async def test_bot_api_unreachable_gives_delivery_errors_without_the_token(
+    harness: TelegramHarness, connector: TelegramConnector
+) -> None:
+    """Typing too: the core expects a DeliveryError from it, not aiogram's network error."""
+    connector.client.session.api = TelegramAPIServer.from_base(f"http://127.0.0.1:{free_port()}")
+    typing = MatrixTyping(portal=portal(harness), sender="@alice:example.com", typing=True)
+    for call in (
+        lambda: connector.handle_matrix_typing(typing),
+        lambda: connector.send_message(matrix_message(harness, "hello")),
+    ):
+        with pytest.raises(TemporaryDeliveryError) as caught:
+            await call()
+        assert "Telegram unreachable" in caught.value.reason
+        shown = "".join(traceback.format_exception(caught.value))
+        assert TOKEN.split(":", 1)[1] not in shown
 
 
 # --------------------------------------------------------------------------- media
