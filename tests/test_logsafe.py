@@ -3,7 +3,9 @@ tracebacks (chained causes too) and stack traces, on the handlers the CLI config
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import logging
 import os
 import subprocess
@@ -11,12 +13,15 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from mautrix.types import EventID, RoomID
 from ruamel.yaml import YAML
 
 from bridge.config import load
-from bridge.logsafe import REDACTED, SecretFilter, secrets_in
+from bridge.core.notices import Notices
+from bridge.logsafe import REDACTED, SecretFilter, add_secrets, secrets_in
 
 REPO = Path(__file__).resolve().parents[1]
 BOT_TOKEN = "7000001:AAH-logsafe-test-token-0123456789"
@@ -157,3 +162,22 @@ def test_cli_logging_redacts_on_the_configured_handlers(tmp_path: Path) -> None:
         assert "failed with" in out and "ValueError: boom" in out
         for secret in [*SECRETS.values(), BOT_TOKEN, DB_PASSWORD]:
             assert secret not in out
+
+
+async def test_notices_in_rooms_carry_no_secret() -> None:
+    """The core builds some reasons from any exception's text: the notice redacts them."""
+    secret = "notice-secret-<&>-0123456789"
+    add_secrets(secret)
+    sent: list[dict[str, Any]] = []
+
+    class Bot:
+        async def send_message_event(self, room_id: str, kind: Any, content: Any, **_: Any) -> str:
+            sent.append(content)
+            return "$event"
+
+    notices = Notices(cast(Any, Bot()))
+    await notices.failure(RoomID("!room:x"), EventID("$e:x"), f"ClientError: url=/bot{secret}/")
+    await notices.send(RoomID("!room:x"), f"state: {secret}", html_text=f"<b>{secret}</b>")
+    for content in sent:
+        assert secret not in json.dumps(content) and REDACTED in content["body"]
+        assert html.escape(secret) not in content.get("formatted_body", "")
