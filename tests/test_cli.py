@@ -232,6 +232,19 @@ def test_generate_keeps_the_config_files_mode(setup: Setup, mode: int) -> None:
     assert [p.name for p in setup.dir.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_generate_keeps_the_config_files_owner(setup: Setup) -> None:
+    """As root (a service's config often belongs to its own user) the owner stays; otherwise
+    the file is ours anyway."""
+    setup.write()
+    owner = (4321, 4321) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(setup.config, *owner)
+    setup.config.chmod(0o640)
+    _generate(setup)
+    info = setup.config.stat()
+    assert (info.st_uid, info.st_gid) == owner
+    assert stat.S_IMODE(info.st_mode) == 0o640
+
+
 def test_generate_keeps_an_existing_registrations_mode(setup: Setup) -> None:
     """A new registration is 0600; one the admin made readable for the homeserver's group
     stays so."""
