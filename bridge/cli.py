@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import logging.config
 import os
 import signal
+import stat
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from ruamel.yaml import YAML
 
-from . import __version__, registration
-from .config import ConfigError, FileConfig, load, load_raw
+from . import __version__, logsafe, registration
+from .config import ENV_PREFIX, Config, ConfigError, FileConfig, load, load_raw
 
 log = logging.getLogger("bridge")
 
@@ -47,14 +51,11 @@ def generate(config_path: str, registration_path: str) -> None:
     config = dataclasses.replace(config, as_token=as_token, hs_token=hs_token)
     # The registration first: if it cannot be written, the config keeps its old tokens and
     # an existing homeserver setup keeps working.
-    tmp = f"{registration_path}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with _private_writer(registration_path) as f:
             yaml = YAML()
             yaml.default_flow_style = False
             yaml.dump(registration.build(config), f)
-        os.replace(tmp, registration_path)
     except OSError as e:
         raise ConfigError("(registration)", f"cannot write {registration_path}: {e}") from e
     raw = load_raw(config_path)
@@ -70,23 +71,59 @@ def generate(config_path: str, registration_path: str) -> None:
 def _save(raw: FileConfig, path: str) -> None:
     """Write the config with its comments, atomically, raising on failure (mautrix's
     ``save()`` only logs)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with _private_writer(path) as f:
         yaml = YAML()
         yaml.indent(4)
         yaml.width = 200
         yaml.dump(raw._data, f)
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _private_writer(path: str) -> Iterator[TextIO]:
+    """Replace ``path`` atomically with what is written, keeping the mode and owner of the file
+    it replaces (a new file is 0600: it holds tokens). A symlink stays, its target is written."""
+    target = os.path.realpath(path)
+    try:
+        old: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    # mkstemp makes the file 0600 and never reuses an existing one.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            if old is not None:
+                mode = stat.S_IMODE(old.st_mode)
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                    except PermissionError:
+                        mode &= 0o700  # others than the old owner and group may not read it
+                os.fchmod(f.fileno(), mode)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def setup_logging(config: Config) -> None:
+    """Configure logging from the config, then redact every configured secret on every handler
+    (the second line of defence behind errors that are cleaned where they are made)."""
+    if config.logging:
+        logging.config.dictConfig({"disable_existing_loggers": False, **config.logging})
+    else:
+        logging.basicConfig(level=logging.INFO)
+    logsafe.install(logsafe.secrets_in(config))
 
 
 async def _run(config_path: str) -> int:
     from .core.bridge import Bridge
 
     config = load(config_path)
-    if config.logging:
-        logging.config.dictConfig({"disable_existing_loggers": False, **config.logging})
-    else:
-        logging.basicConfig(level=logging.INFO)
+    setup_logging(config)
     bridge = Bridge(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,6 +148,18 @@ async def _run(config_path: str) -> int:
     return 0
 
 
+def _redacted(text: str, config_path: str) -> str:
+    """A config error as shown on the terminal (and in the service's journal): without the
+    secrets of the file, e.g. a database URL with its password."""
+    found = logsafe.secrets_in(
+        {name: value for name, value in os.environ.items() if name.startswith(ENV_PREFIX)}
+    )
+    with contextlib.suppress(ConfigError):
+        found |= logsafe.secrets_in(load_raw(config_path)._data)
+    # "generate" is the placeholder of the appservice tokens, not a secret.
+    return logsafe.SecretFilter(found - {"generate"}).redact(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -119,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         load(args.config)  # fail before anything starts
     except ConfigError as e:
-        print(f"Configuration error in {args.config}: {e}", file=sys.stderr)
+        shown = _redacted(str(e), args.config)
+        print(f"Configuration error in {args.config}: {shown}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args.config))

@@ -221,6 +221,65 @@ def test_generate_twice_gives_fresh_tokens(setup: Setup) -> None:
     assert data["appservice"]["hs_token"] == second["hs_token"]
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o660], ids=oct)
+def test_generate_keeps_the_config_files_mode(setup: Setup, mode: int) -> None:
+    """The config holds every secret: -g used to leave it 0644 (world-readable)."""
+    setup.write()
+    setup.config.chmod(mode)
+    _generate(setup)
+    assert stat.S_IMODE(setup.config.stat().st_mode) == mode
+    assert setup.config.stat().st_uid == os.geteuid()
+    assert [p.name for p in setup.dir.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_generate_keeps_the_config_files_owner(setup: Setup) -> None:
+    """As root (a service's config often belongs to its own user) the owner stays; otherwise
+    the file is ours anyway."""
+    setup.write()
+    owner = (4321, 4321) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(setup.config, *owner)
+    setup.config.chmod(0o640)
+    _generate(setup)
+    info = setup.config.stat()
+    assert (info.st_uid, info.st_gid) == owner
+    assert stat.S_IMODE(info.st_mode) == 0o640
+
+
+def test_generate_keeps_an_existing_registrations_mode(setup: Setup) -> None:
+    """A new registration is 0600; one the admin made readable for the homeserver's group
+    stays so."""
+    setup.write()
+    setup.config.chmod(0o600)
+    _generate(setup)
+    assert stat.S_IMODE(setup.registration.stat().st_mode) == 0o600
+    setup.registration.chmod(0o640)
+    _generate(setup)
+    assert stat.S_IMODE(setup.registration.stat().st_mode) == 0o640
+
+
+def test_generate_writes_through_a_symlinked_config(setup: Setup) -> None:
+    setup.write()
+    real = setup.dir / "real-config.yaml"
+    setup.config.rename(real)
+    real.chmod(0o600)
+    setup.config.symlink_to(real)
+    registration = _generate(setup)
+    assert setup.config.is_symlink()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    data = YAML(typ="safe").load(real.read_text())
+    assert data["appservice"]["as_token"] == registration["as_token"]
+
+
+def test_config_error_shows_no_password(setup: Setup) -> None:
+    """A refused database URL is quoted in the error, which lands in the service's journal."""
+    setup.write(**{"database/url": "mysql://bridge:Db-Passw0rd-secret@db/bridge", **TOKENS})
+    result, _ = run("-c", str(setup.config))
+    assert result.returncode == 2
+    assert "'database.url'" in result.stderr
+    assert "Db-Passw0rd-secret" not in result.stderr
+    assert "mysql://bridge:[redacted]@db/bridge" in result.stderr
+
+
 def test_version() -> None:
     result, _ = run("--version")
     assert result.returncode == 0

@@ -10,6 +10,8 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
+from ..logsafe import redact
+
 log = logging.getLogger("bridge.notices")
 
 
@@ -26,10 +28,11 @@ class Notices:
         html_text: str | None = None,
         txn: str | None = None,
     ) -> EventID | None:
-        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
+        # No configured secret reaches a room, whatever error text a reason was built from.
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": redact(text)}
         if html_text:
             content["format"] = "org.matrix.custom.html"
-            content["formatted_body"] = html_text
+            content["formatted_body"] = redact(html_text)
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         try:
@@ -46,6 +49,7 @@ class Notices:
         self, room_id: RoomID, event_id: EventID | None, reason: str, *, txn: str | None = None
     ) -> EventID | None:
         """Tell the room that the message ``event_id`` was not delivered, and why."""
+        reason = redact(reason)  # before escaping: the HTML would hide it
         text = f"⚠️ Not delivered: {reason}"
         return await self.send(
             room_id,

@@ -21,6 +21,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from bridge.connector import ConfigError
 from bridge.connectors.telegram import TelegramConnector
 from bridge.connectors.telegram.connector import SECRET_HEADER
 from bridge.events import RemoteMessage
@@ -407,3 +408,29 @@ async def test_webhook_deeply_nested_json(
     }[where]
     assert await check(host, errors, body.encode()) in (400, 413)  # 413: over 1 MiB
     await still_bridged(host, errors)
+
+
+SECRET_CHARACTERS = "ABCXYZabcxyz0189_-"
+_TELEGRAM = TelegramHarness()  # never started: only its config is used
+
+
+@fuzz_settings(150)
+@given(
+    secret=st.text(SECRET_CHARACTERS, max_size=300)
+    | st.text(SECRET_CHARACTERS, min_size=28, max_size=36)
+    | awkward_text
+)
+def test_configured_webhook_secret(secret: str) -> None:
+    """Telegram takes 1-256 characters of [A-Za-z0-9_-]; the bridge wants at least 32 of them:
+    anything else is a config error naming the key, never a guessable secret in use."""
+    raw = {**_TELEGRAM.webhook_config("https://bridge.example.com"), "webhook_secret": secret}
+    alphabet = all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in secret)
+    valid = alphabet and 32 <= len(secret) <= 256
+    key = _TELEGRAM.config_key
+    try:
+        config = TelegramConnector.parse_config(raw, key)
+    except ConfigError as e:
+        assert not valid, secret
+        assert e.key == f"{key}.webhook_secret"
+    else:
+        assert valid and config.webhook_secret == secret

@@ -4,10 +4,12 @@ limits applied before each send, and Bot API errors mapped to delivery errors.""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -24,9 +26,15 @@ from aiogram.exceptions import (
 )
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from ...logsafe import REDACTED
 from .config import TelegramConfig
 
 T = TypeVar("T")
+READ_CHUNK = 64 * 1024
+BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
+"""A bot token anywhere in a text, e.g. in ``https://api.telegram.org/bot<token>/getMe``."""
+RETRYABLE_STATUS = frozenset({401, 404, 408, 429})
+"""File server answers worth another getFile later (a file path lives about an hour)."""
 
 
 class RateLimiter:
@@ -60,10 +68,10 @@ class RateLimiter:
 class TelegramClient:
     def __init__(self, config: TelegramConfig) -> None:
         self.config = config
-        session = AiohttpSession(
+        self.session = AiohttpSession(
             api=TelegramAPIServer.from_base(config.api_url), timeout=config.request_timeout
         )
-        self.bot = Bot(config.token, session=session)
+        self.bot = Bot(config.token, session=self.session)
         self.limiter = RateLimiter()
 
     async def close(self) -> None:
@@ -88,20 +96,59 @@ class TelegramClient:
             ) from e
         except TelegramEntityTooLarge as e:
             raise PermanentDeliveryError("the file is too large for Telegram") from e
-        except (TelegramNetworkError, TelegramServerError) as e:
-            raise TemporaryDeliveryError(f"Telegram unreachable: {e.message}") from e
+        except TelegramNetworkError as e:
+            # Its cause is aiohttp's error, which may show the request URL: /bot<token>/...
+            reason = f"Telegram unreachable: {self.scrub(e.message)}"
+            raise TemporaryDeliveryError(reason) from None
+        except TelegramServerError as e:
+            raise TemporaryDeliveryError(f"Telegram unreachable: {self.scrub(e.message)}") from e
         except TelegramUnauthorizedError as e:
-            raise TemporaryDeliveryError(f"Telegram refused the bot token: {e.message}") from e
+            raise TemporaryDeliveryError(
+                f"Telegram refused the bot token: {self.scrub(e.message)}"
+            ) from e
         except TelegramForbiddenError as e:
-            raise PermanentDeliveryError(f"Telegram refused: {_describe(e)}") from e
+            raise PermanentDeliveryError(f"Telegram refused: {self.scrub(_describe(e))}") from e
         except TelegramMigrateToChat as e:
             raise PermanentDeliveryError(
                 f"the group became a supergroup (new id {e.migrate_to_chat_id})"
             ) from e
         except TelegramBadRequest as e:
-            raise PermanentDeliveryError(f"Telegram refused: {_describe(e)}") from e
+            raise PermanentDeliveryError(f"Telegram refused: {self.scrub(_describe(e))}") from e
         except TelegramAPIError as e:
-            raise TemporaryDeliveryError(f"Telegram error: {e.message}") from e
+            raise TemporaryDeliveryError(f"Telegram error: {self.scrub(e.message)}") from e
+
+    async def download(self, path: str, name: str, limit: int) -> bytes | None:
+        """The file at ``path`` on the Bot API's file server, read to the end; None as soon as
+        it has more than ``limit`` bytes (announced or read). The URL holds the bot token, so
+        no error raised here carries the URL or aiohttp's error (its text shows the URL)."""
+        session = await self.session.create_session()
+        url = self.session.api.file_url(self.bot.token, path)
+        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
+        try:
+            async with session.get(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    reason = f"Telegram's file server answered HTTP {resp.status} for {name}"
+                    if resp.status >= 500 or resp.status in RETRYABLE_STATUS:
+                        raise TemporaryDeliveryError(reason)
+                    raise PermanentDeliveryError(reason)
+                if (resp.content_length or 0) > limit:
+                    return None
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := await resp.content.read(min(READ_CHUNK, limit + 1 - size)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
+                        return None
+                return b"".join(chunks)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            error = self.scrub(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            reason = f"could not download {name} from Telegram: {error}"
+            raise TemporaryDeliveryError(reason) from None
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the bot token (nor anything that looks like a bot token)."""
+        return BOT_TOKEN.sub(REDACTED, text.replace(self.bot.token, REDACTED))
 
 
 def _describe(error: TelegramAPIError) -> str:

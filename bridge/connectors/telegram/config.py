@@ -10,7 +10,8 @@ from ..options import Options
 
 MIB = 1024 * 1024
 TOKEN_PATTERN = r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}"
-SECRET_PATTERN = r"[A-Za-z0-9_-]{1,256}"
+SECRET_PATTERN = r"[A-Za-z0-9_-]{32,256}"
+"""Telegram takes 1-256 characters; a short secret can be guessed, so the bridge wants 32."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class TelegramConfig:
     webhook_url: str | None = None
     """Public base URL at which Telegram reaches the bridge's listener (webhook mode)."""
     webhook_secret: str | None = None
-    """``secret_token`` Telegram sends back in X-Telegram-Bot-Api-Secret-Token."""
+    """``secret_token`` Telegram sends back in X-Telegram-Bot-Api-Secret-Token; None in webhook
+    mode: the connector generates one and keeps it with the account's data."""
     business: bool = False
     """Bridge Telegram Business chats (business_message and relatives)."""
     poll_timeout: float = 30.0
@@ -47,13 +49,11 @@ def parse_config(raw: Any, key: str) -> TelegramConfig:
         secret = opts.string(
             "webhook_secret",
             pattern=SECRET_PATTERN,
-            hint="must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'",
+            hint="must be 32-256 characters of A-Z, a-z, 0-9, '_' and '-' (or left out: the"
+            " bridge then generates one)",
         )
-    if mode == "webhook":
-        if webhook_url is None:
-            raise ConfigError(f"{key}.webhook_url", "is required in webhook mode")
-        if secret is None:
-            raise ConfigError(f"{key}.webhook_secret", "is required in webhook mode")
+    if mode == "webhook" and webhook_url is None:
+        raise ConfigError(f"{key}.webhook_url", "is required in webhook mode")
     return TelegramConfig(
         token=opts.string(
             "token", pattern=TOKEN_PATTERN, hint="is not a bot token (<digits>:<secret>)"

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import hmac
 import json
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,11 +37,12 @@ from ...events import (
     RemoteMessage,
     SentMessage,
 )
+from ...logsafe import add_secrets
 from ...tasks import cancel_and_wait
 from ...types import AccountID
-from .capabilities import DOWNLOAD_LIMIT, TELEGRAM_CAPABILITIES, capabilities_for
+from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
-from .config import TelegramConfig, parse_config
+from .config import SECRET_PATTERN, TelegramConfig, parse_config
 from .handle_matrix import MatrixHandler, parse_chat
 from .handle_remote import FILE_PREFIX, update_to_events
 
@@ -75,6 +78,7 @@ class TelegramConnector(NetworkConnector):
         self.matrix = MatrixHandler(self.client)
         self._poller: asyncio.Task[None] | None = None
         self._route: str | None = None
+        self._secret: str | None = None
         self._open = False
         self._avatars: dict[str, tuple[float, str | None]] = {}
 
@@ -85,15 +89,19 @@ class TelegramConnector(NetworkConnector):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        if self.config.mode == "webhook":
+            if self._secret is None:
+                self._secret = self.config.webhook_secret or await self._stored_secret()
+                add_secrets(self._secret)
+            if self._route is None:
+                self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
         self._open = True
-        if self.config.mode == "webhook" and self._route is None:
-            self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
         try:
             await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
             connected = True
         except Exception as e:
             # Not fatal: the background task keeps trying, the state says why meanwhile.
-            self.set_state(StateKind.DISCONNECTED, str(e) or type(e).__name__)
+            self.set_state(StateKind.DISCONNECTED, self.client.scrub(str(e) or type(e).__name__))
             connected = False
         self._poller = asyncio.create_task(
             self._run(connected), name=f"telegram:{self.account_id}"
@@ -106,6 +114,17 @@ class TelegramConnector(NetworkConnector):
         await self.client.close()
         self.set_state(StateKind.STOPPED)
 
+    async def _stored_secret(self) -> str:
+        """The webhook secret generated for this account earlier, or a new one, kept with the
+        account's data so that a restart sets the same one."""
+        data = await self.host.load_data()
+        secret = data.get("webhook_secret")
+        if isinstance(secret, str) and re.fullmatch(SECRET_PATTERN, secret):
+            return secret
+        secret = secrets.token_urlsafe(48)
+        await self.host.save_data({**data, "webhook_secret": secret})
+        return secret
+
     async def _connect(self) -> None:
         """Check the token and set (or, for polling, remove) the webhook."""
         me = await self.client.bot.get_me()
@@ -113,7 +132,7 @@ class TelegramConnector(NetworkConnector):
             assert self._route is not None and self.config.webhook_url
             await self.client.bot.set_webhook(
                 self.config.webhook_url + self._route,
-                secret_token=self.config.webhook_secret,
+                secret_token=self._secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
             self.set_state(StateKind.CONNECTED, f"@{me.username}, webhook")
@@ -137,8 +156,10 @@ class TelegramConnector(NetworkConnector):
                 raise
             except Exception as e:
                 connected = False
-                self.set_state(StateKind.DISCONNECTED, str(e))
-                self.host.log.warning("Telegram not reachable (%s); retrying in %.0fs", e, delay)
+                error = self.client.scrub(str(e) or type(e).__name__)
+                self.set_state(StateKind.DISCONNECTED, error)
+                log = self.host.log
+                log.warning("Telegram not reachable (%s); retrying in %.0fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
@@ -175,9 +196,9 @@ class TelegramConnector(NetworkConnector):
             self.set_state(StateKind.CONNECTED, self._state.message)
 
     async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
-        secret = (self.config.webhook_secret or "").encode()
+        secret = (self._secret or "").encode()
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, secret):
+        if not secret or not hmac.compare_digest(given, secret):
             self.host.log.warning("Refused a webhook request with a wrong secret token")
             return web.json_response({"error": "wrong secret token"}, status=401)
         if not self._open:
@@ -231,7 +252,7 @@ class TelegramConnector(NetworkConnector):
             if info.photo:
                 url = FILE_PREFIX + info.photo.big_file_id
         except Exception as e:
-            self.host.log.debug("No profile photo for %s: %s", chat, e)
+            self.host.log.debug("No profile photo for %s: %s", chat, self.client.scrub(str(e)))
         self._avatars[chat] = (time.monotonic(), url)
         return url
 
@@ -252,11 +273,12 @@ class TelegramConnector(NetworkConnector):
             raise PermanentDeliveryError(_too_big(name, info.file_size))
         if not info.file_path:
             raise TemporaryDeliveryError(f"Telegram gave no download path for {name}")
-        path = info.file_path
-        stream = await self.client.call(lambda: self.client.bot.download_file(path))
-        if stream is None:
-            raise TemporaryDeliveryError(f"could not download {name} from Telegram")
-        return stream.read(), attachment.mimetype or "application/octet-stream"
+        data = await self.client.download(info.file_path, name, DOWNLOAD_LIMIT)
+        if data is None:
+            raise PermanentDeliveryError(
+                f"{name} is over the {DOWNLOAD_LIMIT / MIB:g} MiB the bridge takes from Telegram"
+            )
+        return data, attachment.mimetype or "application/octet-stream"
 
     # ------------------------------------------------------------------ Matrix -> Telegram
 

@@ -7,7 +7,6 @@ import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     BufferedInputFile,
     Message,
@@ -206,8 +205,13 @@ class MatrixHandler:
             return
         chat_id, connection = parse_chat(typing.portal.chat)
         try:
-            await self.bot.send_chat_action(chat_id, "typing", business_connection_id=connection)
-        except TelegramBadRequest:
+            # Through call(): errors come out as delivery errors, cleaned of the token.
+            await self.client.call(
+                lambda: self.bot.send_chat_action(
+                    chat_id, "typing", business_connection_id=connection
+                )
+            )
+        except PermanentDeliveryError:
             pass
 
 

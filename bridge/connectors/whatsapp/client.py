@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from json import loads
 from typing import Any
 
 import aiohttp
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from ...logsafe import REDACTED
 from .config import WhatsAppConfig
 
 RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
@@ -17,6 +19,10 @@ RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
 TRANSIENT_CODES = {1, 2, 131000, 131016, 133004}
 """Unknown error, service unavailable, something went wrong, server temporarily unavailable."""
 WINDOW_CLOSED = 131047
+MIB = 1024 * 1024
+READ_CHUNK = 64 * 1024
+MAX_ANSWER = 4 * MIB
+"""Graph API answers are small JSON; more is not read."""
 RETRY_AFTER = {130429: 1.0, 131056: 6.0, 131048: 60.0, 4: 60.0, 80007: 60.0}
 EXPLAIN = {
     131047: "the customer last wrote more than 24 hours ago; WhatsApp now only allows templates",
@@ -91,33 +97,66 @@ class GraphClient:
                 method, url, json=json, data=data, params=params, headers=self._auth,
                 timeout=self.timeout,
             ) as resp:  # fmt: skip
+                body = await _read_to_end(resp.content, MAX_ANSWER)
+                if body is None:
+                    raise TemporaryDeliveryError(
+                        f"WhatsApp answered HTTP {resp.status} with over {MAX_ANSWER // MIB} MB"
+                    )
                 try:
-                    answer = await resp.json(content_type=None)
-                except ValueError:
+                    answer = loads(body) if body else None
+                except (ValueError, RecursionError):
                     answer = None
                 if 200 <= resp.status < 300 and isinstance(answer, dict):
                     return answer
-                raise _error(resp.status, answer)
+                raise _error(resp.status, answer, self.config.access_token)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise TemporaryDeliveryError(f"WhatsApp unreachable: {e or type(e).__name__}") from e
+            error = _scrub(str(e) or type(e).__name__, self.config.access_token)
+            raise TemporaryDeliveryError(f"WhatsApp unreachable: {error}") from e
 
     async def download(self, url: str, limit: int) -> bytes:
-        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes."""
+        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes:
+        read to the end, never holding more than ``limit`` whatever the length announced."""
         try:
             async with self.http.get(url, headers=self._auth, timeout=self.timeout) as resp:
                 if resp.status >= 500:
                     raise TemporaryDeliveryError(f"WhatsApp media server answered {resp.status}")
                 if resp.status != 200:
                     raise PermanentDeliveryError(f"WhatsApp media download answered {resp.status}")
-                data = await resp.content.read(limit + 1)
+                if (resp.content_length or 0) > limit:
+                    raise PermanentDeliveryError(_too_big(limit))
+                data = await _read_to_end(resp.content, limit)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise TemporaryDeliveryError(f"WhatsApp media unreachable: {e}") from e
-        if len(data) > limit:
-            raise PermanentDeliveryError(f"the file is over {limit // (1024 * 1024)} MB")
+            error = _scrub(str(e) or type(e).__name__, self.config.access_token)
+            raise TemporaryDeliveryError(f"WhatsApp media unreachable: {error}") from e
+        if data is None:
+            raise PermanentDeliveryError(_too_big(limit))
         return data
 
 
-def _error(status: int, answer: Any) -> Exception:
+async def _read_to_end(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """All of ``stream``, or None as soon as it has more than ``limit`` bytes. One ``read()``
+    gives only what has arrived so far."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(min(READ_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+def _too_big(limit: int) -> str:
+    return f"the file is over the {limit / MIB:g} MB the bridge takes from WhatsApp"
+
+
+def _scrub(text: str, token: str) -> str:
+    """``text`` without the access token (it travels only in a header, but an error text
+    could quote it)."""
+    return text.replace(token, REDACTED) if token else text
+
+
+def _error(status: int, answer: Any, token: str) -> Exception:
     error = answer.get("error") if isinstance(answer, dict) else None
     if not isinstance(error, dict):
         if status >= 500 or status == 429:
@@ -129,7 +168,7 @@ def _error(status: int, answer: Any) -> Exception:
         if isinstance(error.get("error_data"), dict)
         else None
     )
-    message = str(details or error.get("message") or f"HTTP {status}")
+    message = _scrub(str(details or error.get("message") or f"HTTP {status}"), token)
     reason = f"{EXPLAIN.get(code, message)} (WhatsApp error {code})"
     if code in RATE_LIMIT_CODES:
         return TemporaryDeliveryError(reason, retry_after=RETRY_AFTER.get(code, 5.0))

@@ -533,6 +533,10 @@ class TelegramSimulator:
         self.filtered_updates: list[Json] = []
         """Pushed updates never queued because ``allowed_updates`` excluded their type."""
         self.commands: list[Json] = []
+        self.file_serving = "whole"
+        """How ``/file/bot<token>/<path>`` answers: ``whole`` (the file), ``error`` (a 500),
+        ``endless`` (chunked bytes without end) or ``oversized`` (a Content-Length far over
+        any limit, then bytes without end)."""
 
         self._chats: dict[int, _ChatState] = {}
         self._users: dict[int, _UserState] = {}
@@ -1047,14 +1051,25 @@ class TelegramSimulator:
             return 200, {"ok": True, "result": result.result, "description": result.description}
         return 200, {"ok": True, "result": result}
 
-    async def _handle_file(self, request: web.Request) -> web.Response:
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
             return web.json_response(ApiError(401, "Unauthorized").body(), status=401)
         stored = self._file_paths.get(request.match_info["path"])
         if stored is None:
             return web.json_response(ApiError(404, "Not Found").body(), status=404)
+        if self.file_serving == "error":
+            return web.json_response(ApiError(500, "Internal Server Error").body(), status=500)
         ctype = stored.mime_type or "application/octet-stream"
-        return web.Response(body=stored.data, content_type=ctype)
+        if self.file_serving == "whole":
+            return web.Response(body=stored.data, content_type=ctype)
+        response = web.StreamResponse(headers={"Content-Type": ctype})
+        if self.file_serving == "oversized":
+            response.content_length = 1 << 40
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:  # until the client hangs up
+                await response.write(b"\0" * 65536)
+        return response
 
     # -- flood control ----------------------------------------------------------------------------
 

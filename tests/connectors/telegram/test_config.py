@@ -55,11 +55,26 @@ def test_webhook_config_parses() -> None:
 
 
 @pytest.mark.parametrize(
-    "secret", ["a", "A-Z_a-z_0-9", "x" * 256], ids=["one", "alphabet", "longest"]
+    "secret", ["x" * 32, "A-Z_a-z_0-9" * 3, "x" * 256], ids=["shortest", "alphabet", "longest"]
 )
 def test_webhook_secret_alphabet_and_length(secret: str) -> None:
     raw = {**HARNESS.webhook_config("https://bridge.example.com"), "webhook_secret": secret}
     assert TelegramConnector.parse_config(raw, KEY).webhook_secret == secret
+
+
+def test_webhook_secret_may_be_left_out() -> None:
+    """The connector then generates one (and keeps it): see test_connector."""
+    raw = HARNESS.webhook_config("https://bridge.example.com")
+    del raw["webhook_secret"]
+    assert TelegramConnector.parse_config(raw, KEY).webhook_secret is None
+
+
+def test_short_webhook_secret_error_says_how_long() -> None:
+    raw = {**HARNESS.webhook_config("https://bridge.example.com"), "webhook_secret": "x" * 31}
+    with pytest.raises(ConfigError) as caught:
+        TelegramConnector.parse_config(raw, KEY)
+    assert caught.value.key == f"{KEY}.webhook_secret"
+    assert "32-256 characters" in caught.value.message
 
 
 def test_core_keys_are_allowed() -> None:

@@ -5,17 +5,22 @@ Matrix as the Bot API sees it (split texts, HTML, replies, errors, reactions, me
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import itertools
 import json
+import logging
+import re
 import struct
 import time
+import traceback
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiogram.client.telegram import TelegramAPIServer
 
 from bridge.connector import PermanentDeliveryError, StateKind, TemporaryDeliveryError
 from bridge.connectors.telegram import TelegramConnector
@@ -32,10 +37,11 @@ from bridge.events import (
     RemoteMessage,
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID
+from tests.infra.ports import free_port
 
 from ..conftest import running
 from . import updates as tg
-from .harness import WEBHOOK_SECRET, FakeHost, TelegramHarness
+from .harness import TOKEN, WEBHOOK_SECRET, FakeHost, TelegramHarness
 from .simulator import SECRET_HEADER, MiB, TelegramSimulator
 
 ALICE = 5001
@@ -247,6 +253,38 @@ async def test_webhook_update_is_recorded(
     assert delivery.status == 200
     assert delivery.secret == WEBHOOK_SECRET
     assert texts(host) == ["via webhook"]
+
+
+async def test_webhook_secret_is_generated_and_kept(
+    harness: TelegramHarness, sim: TelegramSimulator, host: FakeHost
+) -> None:
+    """Without a configured secret the connector makes a long one, keeps it with the account's
+    data and sets the same one after a restart (a new host process on the same data); updates
+    carrying it are accepted, others refused."""
+    seen: list[str] = []
+    for restart in range(2):
+        async with FakeHost(harness.account_id) as process:
+            process.data = host.data
+            url = process.base_url
+            instance = harness.make_connector(process, mode="webhook", webhook_url=url)
+            assert instance.config.webhook_secret is None
+            await instance.start()
+            try:
+                sets = restart + 1
+                await sim.wait_for(lambda: len(calls(sim, "setWebhook")) == sets)  # noqa: B023
+                secret = sim.webhook_secret
+                assert secret is not None and re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret)
+                assert process.data["webhook_secret"] == secret
+                seen.append(secret)
+                await harness.deliver(text_update(f"after start {restart}"))
+                assert sim.webhook_deliveries[-1].status == 200
+                assert texts(process) == [f"after start {restart}"]
+                forged = await sim.post_webhook(text_update("forged"), secret=None)
+                assert forged.status == 401
+            finally:
+                await instance.stop()
+            host.data = process.data
+    assert seen[0] == seen[1]
 
 
 @pytest.mark.parametrize(
@@ -465,6 +503,77 @@ async def test_download_over_20_mb_refused_before_downloading(
     with pytest.raises(PermanentDeliveryError) as caught:
         await connector.download_attachment(unsized)
     assert "20 MB" in caught.value.reason
+
+
+def document(harness: TelegramHarness, sim: TelegramSimulator, data: bytes, name: str) -> Any:
+    stored = sim.add_file(data, kind="document", file_name=name, mime_type="application/pdf")
+    message = tg.document_message(chat(), tg.user(ALICE, "Alice"), stored.ref(), file_name=name)
+    return harness.deliver(tg.message_update(message))
+
+
+async def test_download_failure_shows_and_logs_no_token(
+    harness: TelegramHarness,
+    sim: TelegramSimulator,
+    host: FakeHost,
+    connector: TelegramConnector,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The file URL is /file/bot<token>/<path>; aiohttp's error for it shows the URL. Neither
+    the reason (shown in the room) nor the traceback the core logs on each retry has it."""
+    caplog.set_level(logging.DEBUG)
+    await document(harness, sim, b"%PDF-1.7 receipt", "receipt.pdf")
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    secret = TOKEN.split(":", 1)[1]
+    for serving in ("error", "unreachable"):
+        sim.file_serving = "error"
+        if serving == "unreachable":  # the file server's address refuses connections
+            sim.file_serving = "whole"
+            connector.client.session.api = TelegramAPIServer(
+                base=connector.client.session.api.base,
+                file=f"http://127.0.0.1:{free_port()}/file/bot{{token}}/{{path}}",
+            )
+        with pytest.raises(TemporaryDeliveryError) as caught:
+            await connector.download_attachment(event.attachments[0])
+        # What the queue does with a failing item: log it with its traceback.
+        logging.getLogger("bridge.core.dispatcher").exception(
+            "Queue item failed", exc_info=caught.value
+        )
+        assert "receipt.pdf" in caught.value.reason
+        assert secret not in caught.value.reason and secret not in str(caught.value)
+    assert "HTTP 500" in caplog.text and "Connect" in caplog.text
+    assert secret not in caplog.text
+
+
+async def test_download_reads_to_the_end(
+    harness: TelegramHarness, sim: TelegramSimulator, host: FakeHost, connector: TelegramConnector
+) -> None:
+    data = b"%PDF-1.7\n" + hashlib.sha256(b"seed").digest() * 65536  # 2 MiB and a bit
+    await document(harness, sim, data, "big.pdf")
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    assert await connector.download_attachment(event.attachments[0]) == (data, "application/pdf")
+
+
+@pytest.mark.parametrize("serving", ["endless", "oversized"])
+async def test_download_stops_at_the_limit(
+    harness: TelegramHarness,
+    sim: TelegramSimulator,
+    host: FakeHost,
+    connector: TelegramConnector,
+    monkeypatch: pytest.MonkeyPatch,
+    serving: str,
+) -> None:
+    """A file server that sends more than getFile said, without end or with a Content-Length
+    over the limit, is cut off at the limit: the bridge never holds more."""
+    monkeypatch.setattr("bridge.connectors.telegram.connector.DOWNLOAD_LIMIT", 256 * 1024)
+    await document(harness, sim, b"%PDF-1.7 small", "small.pdf")
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    sim.file_serving = serving
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await connector.download_attachment(event.attachments[0])
+    assert "small.pdf is over the 0.25 MiB" in caught.value.reason
 
 
 # --------------------------------------------------------------------------- sending text
@@ -728,6 +837,23 @@ async def test_typing_sends_the_typing_action(
     )
     (action,) = sim.actions
     assert action.action == "typing" and action.chat_id == ALICE
+
+
+async def test_bot_api_unreachable_gives_delivery_errors_without_the_token(
+    harness: TelegramHarness, connector: TelegramConnector
+) -> None:
+    """Typing too: the core expects a DeliveryError from it, not aiogram's network error."""
+    connector.client.session.api = TelegramAPIServer.from_base(f"http://127.0.0.1:{free_port()}")
+    typing = MatrixTyping(portal=portal(harness), sender="@alice:example.com", typing=True)
+    for call in (
+        lambda: connector.handle_matrix_typing(typing),
+        lambda: connector.send_message(matrix_message(harness, "hello")),
+    ):
+        with pytest.raises(TemporaryDeliveryError) as caught:
+            await call()
+        assert "Telegram unreachable" in caught.value.reason
+        shown = "".join(traceback.format_exception(caught.value))
+        assert TOKEN.split(":", 1)[1] not in shown
 
 
 # --------------------------------------------------------------------------- media

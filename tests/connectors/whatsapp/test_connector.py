@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -26,7 +27,8 @@ from bridge.connector import (
 )
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.capabilities import UPLOAD_LIMITS
-from bridge.connectors.whatsapp.client import PairLimiter
+from bridge.connectors.whatsapp.client import MAX_ANSWER, PairLimiter
+from bridge.connectors.whatsapp.client import _error as graph_error
 from bridge.connectors.whatsapp.handle_remote import MAX_BODY, MEDIA_PREFIX
 from bridge.events import (
     MatrixMedia,
@@ -62,9 +64,27 @@ _event_ids = itertools.count(1)
 
 class MediaServingSimulator(WhatsAppSimulator):
     """Meta with a media server that can misbehave: ``GET /{media-id}`` may leave out the
-    checksum (``sha256="omit"``) or give one of other bytes (``sha256="wrong"``)."""
+    checksum (``sha256="omit"``) or give one of other bytes (``sha256="wrong"``); the media URL
+    may send bytes without end (``serve="endless"``, chunked) or announce a length far over any
+    limit (``serve="oversized"``)."""
 
     sha256 = "keep"
+    serve = "whole"
+    padding = 0
+    """Characters of filler in the ``GET /{media-id}`` answer."""
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if self.serve == "whole":
+            return await super()._download(request)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        if self.serve == "oversized":
+            response.content_length = 1 << 40
+        await response.prepare(request)
+        chunk = b"\0" * 65536
+        with contextlib.suppress(ConnectionError):
+            while True:  # until the client hangs up
+                await response.write(chunk)
+        return response
 
     async def _get_node(self, request: web.Request) -> dict[str, Any]:
         info = await super()._get_node(request)
@@ -72,6 +92,8 @@ class MediaServingSimulator(WhatsAppSimulator):
             info.pop("sha256")
         elif "url" in info and self.sha256 == "wrong":
             info["sha256"] = hashlib.sha256(b"other bytes").hexdigest()
+        if self.padding:
+            info["padding"] = "x" * self.padding
         return info
 
 
@@ -708,6 +730,60 @@ async def test_download_errors(
     with pytest.raises(TemporaryDeliveryError):
         await connector.download_attachment(attachment)
     assert (await connector.download_attachment(attachment))[0] == JPEG
+
+
+async def test_download_reads_large_media_to_the_end(
+    sim: MediaServingSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    """One read() gives only what has arrived (about 125 KB here): a megabyte came truncated
+    and failed its checksum."""
+    data = b"%PDF-1.7\n" + hashlib.sha256(b"seed").digest() * 32768  # 1 MiB and a bit
+    message = sim.media_message("document", ALICE, data, "application/pdf", filename="big.pdf")
+    await customer_writes(sim, message)
+    (attachment,) = only(host).attachments
+    assert await connector.download_attachment(attachment) == (data, "application/pdf")
+
+
+@pytest.mark.parametrize("serve", ["endless", "oversized"])
+async def test_download_stops_at_the_limit(
+    sim: MediaServingSimulator,
+    host: FakeHost,
+    connector: WhatsAppConnector,
+    monkeypatch: pytest.MonkeyPatch,
+    serve: str,
+) -> None:
+    """A media URL that never ends, or announces more than the limit, is refused once the
+    limit is passed (endless) or from its Content-Length (oversized): never held in full."""
+    monkeypatch.setattr("bridge.connectors.whatsapp.connector.DOWNLOAD_LIMIT", 256 * 1024)
+    await customer_writes(sim, sim.media_message("document", ALICE, JPEG, "application/pdf"))
+    (attachment,) = only(host).attachments
+    sim.serve = serve
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await connector.download_attachment(attachment)
+    assert "over the 0.25 MB" in caught.value.reason
+
+
+async def test_an_oversized_graph_answer_is_not_read(
+    sim: MediaServingSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    await customer_writes(sim, sim.media_message("image", ALICE, JPEG, "image/jpeg"))
+    (attachment,) = only(host).attachments
+    sim.padding = MAX_ANSWER
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await connector.download_attachment(attachment)
+    assert "over 4 MB" in caught.value.reason
+    sim.padding = 1000
+    assert (await connector.download_attachment(attachment))[0] == JPEG
+
+
+def test_graph_errors_never_quote_the_access_token() -> None:
+    token = "EAAG-connector-test-token"
+    answer = {"error": {"code": 190, "message": f"Invalid OAuth access token: {token}"}}
+    error = graph_error(401, answer, token)
+    assert isinstance(error, TemporaryDeliveryError)
+    assert token not in error.reason and "[redacted]" in error.reason
+    answer = {"error": {"code": 100, "error_data": {"details": f"param {token} bad"}}}
+    assert token not in str(graph_error(400, answer, token))
 
 
 # --------------------------------------------------------------------------- the 24-hour window
