@@ -24,6 +24,8 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     import aiohttp
 
+    from .events import MatrixMedia
+
 CHUNK = 256 * 1024
 """Bytes read or written at a time."""
 IN_MEMORY = 1024 * 1024
@@ -117,3 +119,15 @@ class MediaFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def open_staff_file(media: MatrixMedia, limit: int | None) -> MediaFile:
+    """A staff member's file as a ``MediaFile``: read from the homeserver in chunks where the
+    core offers that (``MatrixMedia.open``), else downloaded whole. Raises ``FileTooLarge``
+    past ``limit``."""
+    if media.open is not None:
+        return await media.open(limit)
+    data = await media.download()
+    if limit is not None and len(data) > limit:
+        raise FileTooLarge(limit, len(data))
+    return MediaFile.from_bytes(data, media.mimetype)

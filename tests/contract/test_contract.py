@@ -40,6 +40,7 @@ from bridge.events import (
     SentMessage,
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
+from tests.connectors.media_support import downloaded
 
 from .fake_host import FakeHost
 from .harness import ConnectorHarness, Received
@@ -385,7 +386,7 @@ async def test_download_attachment(
     attachment = next(
         (a for a in event.attachments if a.filename == "pic.png"), event.attachments[0]
     )
-    content, mimetype = await connector.download_attachment(attachment)
+    content, mimetype = await downloaded(connector, attachment)
     assert content == data
     assert mimetype == "image/png"
 

@@ -12,6 +12,7 @@ import aiohttp
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
 from ...logsafe import REDACTED
+from ...media import FileTooLarge, MediaFile
 from .config import WhatsAppConfig
 
 RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
@@ -113,24 +114,21 @@ class GraphClient:
             error = _scrub(str(e) or type(e).__name__, self.config.access_token)
             raise TemporaryDeliveryError(f"WhatsApp unreachable: {error}") from e
 
-    async def download(self, url: str, limit: int) -> bytes:
-        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes:
-        read to the end, never holding more than ``limit`` whatever the length announced."""
+    async def download(self, url: str, limit: int, mimetype: str) -> MediaFile:
+        """Fetch a media URL (valid 5 minutes, needs the bearer token) up to ``limit`` bytes,
+        read to the end in chunks into a ``MediaFile`` (the caller closes it)."""
         try:
             async with self.http.get(url, headers=self._auth, timeout=self.timeout) as resp:
                 if resp.status >= 500:
                     raise TemporaryDeliveryError(f"WhatsApp media server answered {resp.status}")
                 if resp.status != 200:
                     raise PermanentDeliveryError(f"WhatsApp media download answered {resp.status}")
-                if (resp.content_length or 0) > limit:
-                    raise PermanentDeliveryError(_too_big(limit))
-                data = await _read_to_end(resp.content, limit)
+                return await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+        except FileTooLarge as e:
+            raise PermanentDeliveryError(_too_big(limit)) from e
         except (aiohttp.ClientError, TimeoutError) as e:
             error = _scrub(str(e) or type(e).__name__, self.config.access_token)
             raise TemporaryDeliveryError(f"WhatsApp media unreachable: {error}") from e
-        if data is None:
-            raise PermanentDeliveryError(_too_big(limit))
-        return data
 
 
 async def _read_to_end(stream: aiohttp.StreamReader, limit: int) -> bytes | None:

@@ -22,6 +22,7 @@ from ...events import (
     RemoteAttachment,
     SentMessage,
 )
+from ...media import MediaFile
 from ...types import AccountID, RemoteChatID
 from .capabilities import UPLOAD_LIMITS, WHATSAPP_CAPABILITIES, capabilities_for
 from .client import GraphClient
@@ -85,7 +86,7 @@ class WhatsAppConnector(NetworkConnector):
 
     # ------------------------------------------------------------------ WhatsApp -> Matrix
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
         if not attachment.url.startswith(MEDIA_PREFIX):
             raise PermanentDeliveryError(f"not a WhatsApp media id: {attachment.url}")
         media_id = attachment.url[len(MEDIA_PREFIX) :]
@@ -93,12 +94,14 @@ class WhatsAppConnector(NetworkConnector):
         url = info.get("url")
         if not isinstance(url, str):
             raise PermanentDeliveryError("WhatsApp gave no download URL for the media")
-        data = await self.client.download(url, DOWNLOAD_LIMIT)
-        expected = info.get("sha256") or attachment.extra.get("sha256")
-        if isinstance(expected, str) and not _matches(data, expected):
-            raise PermanentDeliveryError("the downloaded media does not match its checksum")
         mimetype = info.get("mime_type") if isinstance(info.get("mime_type"), str) else None
-        return data, (mimetype or attachment.mimetype or "application/octet-stream").split(";")[0]
+        mimetype = (mimetype or attachment.mimetype or "application/octet-stream").split(";")[0]
+        media = await self.client.download(url, DOWNLOAD_LIMIT, mimetype)
+        expected = info.get("sha256") or attachment.extra.get("sha256")
+        if isinstance(expected, str) and not await _matches(media, expected):
+            media.close()
+            raise PermanentDeliveryError("the downloaded media does not match its checksum")
+        return media, mimetype
 
     # ------------------------------------------------------------------ Matrix -> WhatsApp
 
@@ -132,9 +135,12 @@ class WhatsAppConnector(NetworkConnector):
         return chat_for_address(address)
 
 
-def _matches(data: bytes, expected: str) -> bool:
+async def _matches(media: MediaFile, expected: str) -> bool:
     """The Graph API gives the SHA-256 in hex, webhooks in base64: accept either."""
-    digest = hashlib.sha256(data).digest()
+    sha = hashlib.sha256()
+    async for chunk in media.chunks():
+        sha.update(chunk)
+    digest = sha.digest()
     return expected.strip().lower() == digest.hex() or expected.strip() == base64.b64encode(
         digest
     ).decode("ascii")

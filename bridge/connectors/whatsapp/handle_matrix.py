@@ -12,12 +12,14 @@ import aiohttp
 
 from ...connector import BridgeHost, PermanentDeliveryError
 from ...events import (
+    MatrixMedia,
     MatrixMessage,
     MatrixReaction,
     MatrixReactionRemove,
     MatrixReadReceipt,
     SentMessage,
 )
+from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID, RemoteChatID
 from ..parts import PartSender
 from .capabilities import CAPTION_LIMIT, UPLOAD_LIMITS, WINDOW
@@ -72,6 +74,19 @@ class MatrixHandler:
         )
         return _sent(sent[0])
 
+    async def _upload(self, media: MatrixMedia, limit: int, kind: str) -> dict[str, Any]:
+        """Upload a staff member's file to the Graph API, streamed from its spool."""
+        with await _open(media, limit, kind) as file:
+            form = aiohttp.FormData()
+            form.add_field("messaging_product", "whatsapp")
+            form.add_field("type", media.mimetype)
+            form.add_field(
+                "file", file.fileobj(), filename=media.filename, content_type=media.mimetype
+            )
+            return await self.client.request(
+                "POST", f"{self.client.config.phone_number_id}/media", data=form
+            )
+
     async def send_media(self, msg: MatrixMessage) -> SentMessage:
         media = msg.media
         if media is None:
@@ -81,16 +96,7 @@ class MatrixHandler:
         limit = UPLOAD_LIMITS[kind]
         if media.size and media.size > limit:
             raise PermanentDeliveryError(_too_big(media.filename, media.size, limit, kind))
-        data = await media.download()
-        if len(data) > limit:
-            raise PermanentDeliveryError(_too_big(media.filename, len(data), limit, kind))
-        form = aiohttp.FormData()
-        form.add_field("messaging_product", "whatsapp")
-        form.add_field("type", media.mimetype)
-        form.add_field("file", data, filename=media.filename, content_type=media.mimetype)
-        uploaded = await self.client.request(
-            "POST", f"{self.client.config.phone_number_id}/media", data=form
-        )
+        uploaded = await self._upload(media, limit, kind)
         media_id = uploaded.get("id")
         if not isinstance(media_id, str):
             raise PermanentDeliveryError("WhatsApp gave no media id for the upload")
@@ -147,6 +153,14 @@ def _kind(msgtype: str, mimetype: str) -> str:
     if msgtype == "m.video":
         return "video"
     return "document"
+
+
+async def _open(media: MatrixMedia, limit: int, kind: str) -> MediaFile:
+    try:
+        return await open_staff_file(media, limit)
+    except FileTooLarge as e:
+        size = e.size or limit + 1
+        raise PermanentDeliveryError(_too_big(media.filename, size, limit, kind)) from e
 
 
 def _too_big(name: str, size: int, limit: int, kind: str) -> str:

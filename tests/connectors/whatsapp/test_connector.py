@@ -46,6 +46,7 @@ from bridge.events import (
     RemoteReadReceipt,
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
+from tests.connectors.media_support import downloaded
 
 from ..conftest import running
 from . import payloads as wa
@@ -546,7 +547,7 @@ async def test_media_becomes_an_attachment(
     assert event.text == caption
     if caption == "the *box*":
         assert event.html == "the <strong>box</strong>"
-    content, mimetype = await connector.download_attachment(attachment)
+    content, mimetype = await downloaded(connector, attachment)
     assert content == data and mimetype == mime.split(";")[0]
 
 
@@ -683,7 +684,7 @@ async def test_download_goes_through_the_media_node_with_the_token(
     await customer_writes(sim, sim.media_message("image", ALICE, JPEG, "image/jpeg"))
     (attachment,) = only(host).attachments
     media_id = attachment.url.removeprefix(MEDIA_PREFIX)
-    assert await connector.download_attachment(attachment) == (JPEG, "image/jpeg")
+    assert await downloaded(connector, attachment) == (JPEG, "image/jpeg")
     assert sim.media(media_id).url_requests == 1
     assert sim.downloads == [(media_id, 200)]  # the URL answers 401 without the bearer token
 
@@ -695,7 +696,7 @@ async def test_download_checks_the_checksum(
     (attachment,) = only(host).attachments
     sim.sha256 = "wrong"
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(attachment)
+        await downloaded(connector, attachment)
     assert "checksum" in caught.value.reason
 
 
@@ -707,29 +708,29 @@ async def test_download_falls_back_to_the_webhook_checksum(
     (attachment,) = only(host).attachments
     assert attachment.extra["sha256"] == base64.b64encode(hashlib.sha256(JPEG).digest()).decode()
     sim.sha256 = "omit"
-    assert (await connector.download_attachment(attachment))[0] == JPEG
+    assert (await downloaded(connector, attachment))[0] == JPEG
     tampered = RemoteAttachment(
         url=attachment.url,
         mimetype="image/jpeg",
         extra={**attachment.extra, "sha256": base64.b64encode(b"\0" * 32).decode()},
     )
     with pytest.raises(PermanentDeliveryError):
-        await connector.download_attachment(tampered)
+        await downloaded(connector, tampered)
 
 
 async def test_download_errors(
     harness: WhatsAppHarness, sim: WhatsAppSimulator, host: FakeHost, connector: WhatsAppConnector
 ) -> None:
     with pytest.raises(PermanentDeliveryError):
-        await connector.download_attachment(RemoteAttachment(url="https://example.com/x.jpg"))
+        await downloaded(connector, RemoteAttachment(url="https://example.com/x.jpg"))
     with pytest.raises(PermanentDeliveryError):  # an unknown (expired) media id
-        await connector.download_attachment(RemoteAttachment(url=MEDIA_PREFIX + "1234567890"))
+        await downloaded(connector, RemoteAttachment(url=MEDIA_PREFIX + "1234567890"))
     await customer_writes(sim, sim.media_message("image", ALICE, JPEG, "image/jpeg"))
     (attachment,) = only(host).attachments
     sim.fail_next(1, 2)  # 503 service temporarily unavailable
     with pytest.raises(TemporaryDeliveryError):
-        await connector.download_attachment(attachment)
-    assert (await connector.download_attachment(attachment))[0] == JPEG
+        await downloaded(connector, attachment)
+    assert (await downloaded(connector, attachment))[0] == JPEG
 
 
 async def test_download_reads_large_media_to_the_end(
@@ -741,7 +742,7 @@ async def test_download_reads_large_media_to_the_end(
     message = sim.media_message("document", ALICE, data, "application/pdf", filename="big.pdf")
     await customer_writes(sim, message)
     (attachment,) = only(host).attachments
-    assert await connector.download_attachment(attachment) == (data, "application/pdf")
+    assert await downloaded(connector, attachment) == (data, "application/pdf")
 
 
 @pytest.mark.parametrize("serve", ["endless", "oversized"])
@@ -759,7 +760,7 @@ async def test_download_stops_at_the_limit(
     (attachment,) = only(host).attachments
     sim.serve = serve
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(attachment)
+        await downloaded(connector, attachment)
     assert "over the 0.25 MB" in caught.value.reason
 
 
@@ -770,10 +771,10 @@ async def test_an_oversized_graph_answer_is_not_read(
     (attachment,) = only(host).attachments
     sim.padding = MAX_ANSWER
     with pytest.raises(TemporaryDeliveryError) as caught:
-        await connector.download_attachment(attachment)
+        await downloaded(connector, attachment)
     assert "over 4 MB" in caught.value.reason
     sim.padding = 1000
-    assert (await connector.download_attachment(attachment))[0] == JPEG
+    assert (await downloaded(connector, attachment))[0] == JPEG
 
 
 def test_graph_errors_never_quote_the_access_token() -> None:
