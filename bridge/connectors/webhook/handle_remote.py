@@ -3,7 +3,8 @@
 Checks run in this order, and nothing from a rejected request reaches the host: body size
 (413), signature (401), JSON syntax (400), schema (400, naming the bad field). An accepted
 event is answered only after ``BridgeHost.handle_remote_event`` returned; if that fails the
-answer is 503 so the sender retries.
+answer is 503 so the sender retries. ``html`` is remote HTML: it goes through the same
+allow-list sanitiser as mail (``bridge.connectors.sanitize``) before anything else sees it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ...events import (
     RemoteUser,
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
+from ..sanitize import sanitize_html
 from .config import WebhookConfig
 from .protocol import SIGNATURE_HEADER, read_limited, verify
 
@@ -99,6 +101,12 @@ class _Object:
         assert value is not None
         return value
 
+    def html(self, key: str) -> str | None:
+        """Remote HTML through the shared allow-list (the same as mail); None when nothing
+        survives it, so the plain text stands alone."""
+        value = self.string(key)
+        return (sanitize_html(value) or None) if value else None
+
     def boolean(self, key: str) -> bool | None:
         value = self.data.get(key)
         if value is not None and not isinstance(value, bool):
@@ -160,7 +168,7 @@ def parse_event(data: Any) -> RemoteEvent:
             **common,
             message_id=message_id,
             text=text,
-            html=body.string("html"),
+            html=body.html("html"),
             attachments=attachments,
             reply_to=MessageID(reply_to) if reply_to is not None else None,
             notice=bool(body.boolean("notice")),
@@ -173,7 +181,7 @@ def parse_event(data: Any) -> RemoteEvent:
             **common,
             message_id=message_id,
             text=new_text,
-            html=body.string("html"),
+            html=body.html("html"),
             edit_id=body.ident("edit_id"),
         )
     if kind == "delete":

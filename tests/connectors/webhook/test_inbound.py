@@ -347,3 +347,30 @@ async def test_other_methods_are_refused(
     assert harness.session is not None
     async with harness.session.get(host.route_url("/events")) as resp:
         assert resp.status == 405
+
+
+@pytest.mark.parametrize("kind", ["message", "edit"])
+async def test_html_is_sanitised(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost, kind: str
+) -> None:
+    html = (
+        '<b>hi</b><script>alert(1)</script><iframe src="https://evil.example"></iframe>'
+        '<a href="javascript:alert(1)">x</a><img src="https://track.example/p.gif">'
+        '<a href="https://ok.example" onclick="steal()">ok</a>'
+    )
+    assert await harness.post_ok(payload(type=kind, html=html)) == "accepted"
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage | RemoteEdit)
+    assert event.html is not None
+    for bad in ("script", "iframe", "javascript:", "onclick", "track.example", "alert"):
+        assert bad not in event.html, event.html
+    assert "<b>hi</b>" in event.html and 'href="https://ok.example"' in event.html
+
+
+async def test_html_with_nothing_left_after_sanitising_is_dropped(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    assert await harness.post_ok(payload(html="<script>alert(1)</script>")) == "accepted"
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    assert (event.text, event.html) == ("hello", None)
