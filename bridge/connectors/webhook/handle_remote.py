@@ -91,9 +91,12 @@ class _Object:
         return value
 
     def ident(self, key: str, *, required: bool = False) -> str | None:
-        value = self.string(key, required=required, max_length=MAX_ID_LENGTH)
+        value = self.string(key, required=required)
         if value is not None and not value:
             self.fail(key, "must not be empty")
+        # Bytes, as Matrix counts them: ids end up in user ids, room state and index keys.
+        if value is not None and len(value.encode()) > MAX_ID_LENGTH:
+            self.fail(key, f"must be at most {MAX_ID_LENGTH} bytes of UTF-8")
         return value
 
     def required_ident(self, key: str) -> str:

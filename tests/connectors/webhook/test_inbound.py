@@ -374,3 +374,36 @@ async def test_html_with_nothing_left_after_sanitising_is_dropped(
     (event,) = host.events
     assert isinstance(event, RemoteMessage)
     assert (event.text, event.html) == ("hello", None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"sender": {"id": "u" * 256}}, "sender.id"),
+        ({"sender": {"id": "é" * 128}}, "sender.id"),
+        ({"sender": {"id": "😀" * 64}}, "sender.id"),
+        ({"chat": {"id": "c" * 10_000}}, "chat.id"),
+        ({"reply_to": "m" * 256}, "reply_to"),
+        ({"type": "edit", "edit_id": "e" * 256}, "edit_id"),
+    ],
+)
+async def test_absurd_ids_are_400(
+    harness: WebhookHarness,
+    connector: WebhookConnector,
+    host: FakeHost,
+    changes: dict[str, Any],
+    field: str,
+) -> None:
+    status, answer = await harness.post(payload(**changes))
+    assert status == 400, answer
+    assert answer["error"] == f"{field}: must be at most 255 bytes of UTF-8", answer
+    assert host.events == []
+
+
+async def test_non_ascii_ids_within_255_bytes_are_accepted(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    sender = "é" * 127  # 254 bytes
+    assert await harness.post_ok(payload(id="😀" * 63, sender={"id": sender})) == "accepted"
+    (event,) = host.events
+    assert event.sender.id == sender
