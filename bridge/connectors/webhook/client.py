@@ -14,8 +14,9 @@ import aiohttp
 
 from ...connector import BridgeHost, PermanentDeliveryError, TemporaryDeliveryError
 from ...events import RemoteAttachment
+from ..http import read_limited
 from .config import WebhookConfig
-from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, read_limited, sign
+from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, sign
 
 NOT_CONFIGURED = "outbound delivery is not configured for this channel"
 MAX_RESPONSE_SIZE = 64 * 1024

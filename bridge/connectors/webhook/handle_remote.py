@@ -31,9 +31,10 @@ from ...events import (
     RemoteUser,
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
+from ..http import BodyTooLarge, read_body
 from ..sanitize import sanitize_html
 from .config import WebhookConfig
-from .protocol import SIGNATURE_HEADER, read_limited, verify
+from .protocol import SIGNATURE_HEADER, verify
 
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
@@ -267,17 +268,13 @@ class InboundEndpoint:
         self.open = False
 
     async def handle(self, request: web.Request) -> web.Response:
-        limit = self.config.max_body_size
-        too_large = f"body is larger than {limit} bytes"
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, too_large)
         try:
-            body, over = await read_limited(request.content, limit)
+            body = await read_body(request, self.config.max_body_size)
+        except BodyTooLarge as e:
+            return _error(413, str(e))
         except Exception as e:
             self.log.debug("Could not read webhook body: %s", e)
             return _error(400, "could not read the request body")
-        if over:
-            return _error(413, too_large)
 
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature:

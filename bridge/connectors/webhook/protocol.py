@@ -12,12 +12,9 @@ import hmac
 import json
 from typing import Any
 
-from aiohttp import StreamReader
-
 SIGNATURE_HEADER = "X-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_PREFIX = "sha256="
-READ_CHUNK = 64 * 1024
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -42,18 +39,3 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
 def encode(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed) for ``payload``."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-async def read_limited(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit + 1`` bytes of ``stream``. Returns the bytes read (at most
-    ``limit``) and whether the stream had more, without reading the rest."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await stream.read(min(READ_CHUNK, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True
