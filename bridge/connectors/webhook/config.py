@@ -24,6 +24,8 @@ class WebhookConfig:
     request_timeout: float = 10.0
     title: str = "Webhook"
     max_file_size: int = 20 * MIB
+    signature_tolerance: float = 300.0
+    """Seconds a signature's timestamp may differ from our clock (replay window)."""
 
     @property
     def outbound_enabled(self) -> bool:
@@ -41,6 +43,7 @@ def parse_config(raw: Any, key: str) -> WebhookConfig:
         request_timeout=opts.seconds("request_timeout", defaults.request_timeout),
         title=_title(raw, key, defaults.title),
         max_file_size=opts.positive_int("max_file_size", defaults.max_file_size),
+        signature_tolerance=opts.seconds("signature_tolerance", defaults.signature_tolerance),
     )
 
 

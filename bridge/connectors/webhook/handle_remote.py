@@ -34,7 +34,7 @@ from ...types import MessageID, RemoteChatID, RemoteUserID
 from ..http import BodyTooLarge, read_body
 from ..sanitize import sanitize_html
 from .config import WebhookConfig
-from .protocol import SIGNATURE_HEADER, verify
+from .protocol import SIGNATURE_HEADER, SignatureError, check
 
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
@@ -276,11 +276,15 @@ class InboundEndpoint:
             self.log.debug("Could not read webhook body: %s", e)
             return _error(400, "could not read the request body")
 
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
-            return _error(401, f"missing {SIGNATURE_HEADER} header")
-        if not verify(self.config.secret, body, signature):
-            return _error(401, f"{SIGNATURE_HEADER} does not match the body")
+        try:
+            check(
+                self.config.secret,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                tolerance=self.config.signature_tolerance,
+            )
+        except SignatureError as e:
+            return _error(401, str(e))
 
         try:
             data = json.loads(body, parse_constant=_reject_constant)

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,23 @@ else:
 SECRET = "integration-test-secret-0123456789"
 
 
-def signature(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
+    """``t=<seconds>,sha256=<HMAC of "<seconds>." + body>``, written out independently of the
+    connector's code."""
+    when = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{when}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={when},sha256={digest}"
+
+
+def signature_is_valid(header: str, body: bytes, secret: str = SECRET) -> bool:
+    """What the integrator checks: the HMAC matches and the timestamp is within 5 minutes."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    if not fields.get("t", "").isdigit():
+        return False
+    when = int(fields["t"])
+    return abs(time.time() - when) <= 300 and hmac.compare_digest(
+        header, signature(body, secret, when)
+    )
 
 
 @dataclass
@@ -115,7 +131,7 @@ class WebhookReceiver:
         entry = InboxRequest(
             headers=dict(request.headers),
             body=body,
-            signature_valid=hmac.compare_digest(given, signature(body, self.secret)),
+            signature_valid=signature_is_valid(given, body, self.secret),
         )
         self.requests.append(entry)
         if self.delay:
@@ -215,6 +231,8 @@ class WebhookHarness(ConnectorHarness):
             (changed(title=""), f"{key}.title"),
             (changed(max_file_size=-5), f"{key}.max_file_size"),
             (changed(max_file_size=1.5), f"{key}.max_file_size"),
+            (changed(signature_tolerance=0), f"{key}.signature_tolerance"),
+            (changed(signature_tolerance="5m"), f"{key}.signature_tolerance"),
             (changed(outbound_ulr="http://typo.example"), f"{key}.outbound_ulr"),
         ]
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
+import time
 from typing import Any
 
 import pytest
@@ -169,6 +172,10 @@ async def test_duplicate_is_acknowledged_but_recorded_once(
         "sha1=" + "0" * 40,
         "garbage",
         "sha256=zz\u00e9",
+        "t=,sha256=" + "0" * 64,
+        "t=1700000000,sha256=" + "0" * 64,
+        "t=-5,sha256=" + "0" * 64,
+        "t=1e9,sha256=" + "0" * 64,
     ],
 )
 async def test_bad_signature_is_401(
@@ -201,9 +208,59 @@ async def test_signature_hex_case_is_ignored(
     harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
 ) -> None:
     body = json.dumps(payload()).encode()
-    header = "SHA256=" + signature(body, SECRET).removeprefix("sha256=").upper()
+    stamp, digest = signature(body, SECRET).split(",sha256=")
+    header = f"{stamp},sha256={digest.upper()}"
     status, _ = await harness.post(body=body, sign=False, headers={"X-Bridge-Signature": header})
     assert status == 200
+
+
+async def test_signature_without_timestamp_is_401(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    """The old form, an HMAC of the body alone, could be replayed forever."""
+    body = json.dumps(payload()).encode()
+    header = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    status, answer = await harness.post(
+        body=body, sign=False, headers={"X-Bridge-Signature": header}
+    )
+    assert status == 401
+    assert "t=<unix seconds>,sha256=<hex>" in answer["error"]
+    assert host.events == []
+
+
+@pytest.mark.parametrize(
+    ("age", "accepted"),
+    [(299, True), (-299, True), (301, False), (-301, False), (30 * 86400, False)],
+)
+async def test_signature_timestamp_must_be_recent(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost, age: int, accepted: bool
+) -> None:
+    body = json.dumps(payload()).encode()
+    header = signature(body, SECRET, int(time.time()) - age)
+    status, answer = await harness.post(
+        body=body, sign=False, headers={"X-Bridge-Signature": header}
+    )
+    assert (status == 200) == accepted, answer
+    if not accepted:
+        assert status == 401 and "timestamp is too" in answer["error"]
+        assert host.events == []
+
+
+async def test_replayed_request_is_refused_after_the_tolerance(
+    harness: WebhookHarness, host: FakeHost
+) -> None:
+    """A captured request (headers and body) sent again later: the connector's tolerance is
+    set to 1 second, and the replay is signed as if captured 2 seconds ago."""
+    connector = harness.make_connector(host, signature_tolerance=1)
+    await connector.start()
+    try:
+        body = json.dumps(payload()).encode()
+        captured = {"X-Bridge-Signature": signature(body, SECRET, int(time.time()) - 2)}
+        status, answer = await harness.post(body=body, sign=False, headers=captured)
+        assert status == 401 and "too old" in answer["error"]
+        assert host.events == []
+    finally:
+        await connector.stop()
 
 
 # ---------------------------------------------------------------------------- JSON and schema
