@@ -72,6 +72,8 @@ class ServedFile:
     chunked: bool = False
     """Stream without Content-Length, so only counting can enforce a limit."""
     status: int = 200
+    redirect: str | None = None
+    """Answer 302 to this URL instead."""
 
 
 @dataclass
@@ -158,6 +160,8 @@ class WebhookReceiver:
         file = self.files.get(request.match_info["name"])
         if file is None:
             raise web.HTTPNotFound()
+        if file.redirect is not None:
+            raise web.HTTPFound(file.redirect)
         if file.status != 200:
             return web.Response(status=file.status, text="unavailable")
         if not file.chunked:
@@ -203,6 +207,7 @@ class WebhookHarness(ConnectorHarness):
             "request_timeout": 5,
             "title": "Test webhook",
             "max_file_size": 256 * 1024,
+            "fetch_allow_hosts": ["127.0.0.1"],  # the receiver serves files on loopback
         }
 
     def invalid_configs(self) -> list[tuple[dict[str, Any], str]]:
@@ -232,6 +237,12 @@ class WebhookHarness(ConnectorHarness):
             (changed(max_file_size=-5), f"{key}.max_file_size"),
             (changed(max_file_size=1.5), f"{key}.max_file_size"),
             (changed(signature_tolerance=0), f"{key}.signature_tolerance"),
+            (changed(fetch_allow_hosts="127.0.0.1"), f"{key}.fetch_allow_hosts"),
+            (changed(fetch_allow_hosts=[5]), f"{key}.fetch_allow_hosts[0]"),
+            (
+                changed(fetch_allow_hosts=["ok.example", "no such host"]),
+                f"{key}.fetch_allow_hosts[1]",
+            ),
             (changed(signature_tolerance="5m"), f"{key}.signature_tolerance"),
             (changed(outbound_ulr="http://typo.example"), f"{key}.outbound_ulr"),
         ]
