@@ -23,7 +23,7 @@ from .types import AccountID
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
     "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
-    "channels", "logging",
+    "channels", "logging", "webhooks",
 )  # fmt: skip
 LEVELS = ("none", "staff", "admin")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -46,6 +46,25 @@ class ChannelAccountConfig:
     connector: builtins.type[NetworkConnector]
     options: Any
     """The connector's own parsed config."""
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """What one HTTP listener allows a client: slower or more connections are cut off."""
+
+    header_timeout: float = 10.0
+    """Seconds from a connection (or the first byte of a keep-alive request) to full headers."""
+    body_timeout: float = 60.0
+    """Seconds from the headers to the end of the body."""
+    max_connections: int = 256
+    """Connections open at once; more are answered 503 and closed at once."""
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    hostname: str
+    port: int
+    limits: ListenerLimits = ListenerLimits()
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,9 @@ class Config:
     permissions: dict[str, str]
     channels: dict[AccountID, ChannelAccountConfig]
     logging: dict[str, Any] = field(default_factory=dict)
+    as_limits: ListenerLimits = ListenerLimits()
+    webhook_listener: ListenerConfig | None = None
+    """A listener of its own for ``/connectors/``; None: on the appservice listener."""
 
     @property
     def bot_mxid(self) -> str:
@@ -228,6 +250,33 @@ def _url(value: str, key: str) -> URL:
         raise ConfigError(key, f"{value!r} is not a valid URL: {e}") from e
 
 
+def _limits(r: _Reader, section: str) -> ListenerLimits:
+    default = ListenerLimits()
+
+    def seconds(name: str, fallback: float) -> float:
+        key = f"{section}.{name}"
+        value = r.get(key, fallback)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e6:
+            raise ConfigError(key, f"must be a number of seconds greater than 0, not {value!r}")
+        return float(value)
+
+    return ListenerLimits(
+        header_timeout=seconds("header_timeout", default.header_timeout),
+        body_timeout=seconds("body_timeout", default.body_timeout),
+        max_connections=r.int(f"{section}.max_connections", default.max_connections),
+    )
+
+
+def _webhook_listener(r: _Reader) -> ListenerConfig | None:
+    if r.get("webhooks.port", None) is None:
+        return None
+    return ListenerConfig(
+        hostname=r.str("webhooks.hostname", "0.0.0.0"),
+        port=r.int("webhooks.port", minimum=1, maximum=65535),
+        limits=_limits(r, "webhooks"),
+    )
+
+
 def _check_template(
     key: str, template: str, names: tuple[str, ...], required: tuple[str, ...]
 ) -> None:
@@ -319,6 +368,9 @@ def parse(data: Mapping[str, Any]) -> Config:
             options=options,
         )
 
+    webhook_listener = _webhook_listener(r)
+    if webhook_listener is not None and webhook_listener.port == r.get("appservice.port", None):
+        raise ConfigError("webhooks.port", "must differ from appservice.port")
     as_token = r.str("appservice.as_token")
     hs_token = r.str("appservice.hs_token")
     log_config = r.get("logging", {})
@@ -345,6 +397,8 @@ def parse(data: Mapping[str, Any]) -> Config:
         permissions=permissions,
         channels=channels,
         logging=log_config if isinstance(log_config, dict) else {},
+        as_limits=_limits(r, "appservice"),
+        webhook_listener=webhook_listener,
     )
 
 
@@ -369,4 +423,13 @@ def load(
     return config
 
 
-__all__ = ["Config", "ChannelAccountConfig", "ConfigError", "load", "load_raw", "parse"]
+__all__ = [
+    "ChannelAccountConfig",
+    "Config",
+    "ConfigError",
+    "ListenerConfig",
+    "ListenerLimits",
+    "load",
+    "load_raw",
+    "parse",
+]

@@ -16,6 +16,7 @@ import mimetypes
 import os
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -97,15 +98,28 @@ def whatsapp_webhook_url(state: dict[str, Any]) -> str:
 
 
 # The signature of the webhook protocol, written out here on purpose (rather than imported from
-# the bridge) to show how little an integrator needs: HMAC-SHA256 of the raw body, in hex.
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+# the bridge) to show how little an integrator needs: ``t=<unix seconds>,sha256=<hex>``, the
+# HMAC-SHA256 of "<unix seconds>." followed by the raw body. A timestamp more than five minutes
+# off is refused, so a captured request cannot be replayed later.
+SIGNATURE_TOLERANCE = 300
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    when = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{when}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={when},sha256={digest}"
 
 
 def verify(secret: str, body: bytes, header: str | None) -> bool:
     if not header:
         return False
-    return hmac.compare_digest(sign(secret, body), header.strip().lower())
+    stamp, _, _ = header.strip().partition(",")
+    when = stamp.removeprefix("t=")
+    if not stamp.startswith("t=") or not when.isdigit() or len(when) > 12:
+        return False
+    if abs(time.time() - int(when)) > SIGNATURE_TOLERANCE:
+        return False
+    return hmac.compare_digest(sign(secret, body, int(when)), header.strip().lower())
 
 
 # --------------------------------------------------------------------------- customer scripts

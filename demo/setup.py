@@ -290,6 +290,9 @@ def _write_bridge_config(state: dict[str, Any]) -> bool:
     channel["outbound_url"] = customer_url(state) + "/inbox"
     channel["delivery_deadline"] = 600
     channel["title"] = "Web chat"
+    # The customer app runs on this machine: let attachment URLs point at it (loopback is
+    # refused unless listed).
+    channel["fetch_allow_hosts"] = ["127.0.0.1"]
 
     after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
     with open(BRIDGE_CONFIG, "w") as f:

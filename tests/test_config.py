@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 from yarl import URL
 
-from bridge.config import ConfigError, load, parse
+from bridge.config import ConfigError, ListenerConfig, ListenerLimits, load, parse
 from bridge.connectors.telegram import TelegramConfig, TelegramConnector
 from bridge.connectors.webhook import WebhookConfig, WebhookConnector
 from bridge.types import AccountID
@@ -375,3 +375,41 @@ def test_permission_level_keeps_the_port_in_the_domain() -> None:
     config = parse(example(_set("permissions", {"hs.local:8448": "admin", "hs.local": "staff"})))
     assert config.permission_level("@a:hs.local:8448") == "admin"
     assert config.permission_level("@a:hs.local") == "staff"
+
+
+# ---------------------------------------------------------------------------- listeners
+
+
+def test_listener_limits_default_and_webhooks_share_the_appservice_listener() -> None:
+    config = parse(example())
+    assert config.as_limits == ListenerLimits(10.0, 60.0, 256)
+    assert config.webhook_listener is None
+
+
+def test_a_separate_webhook_listener() -> None:
+    def mutate(data: dict[str, Any]) -> None:
+        data["webhooks"].update(hostname="0.0.0.0", port=29341, header_timeout=2)
+        data["appservice"].update(body_timeout=5, max_connections=64)
+
+    config = parse(example(mutate))
+    assert config.webhook_listener == ListenerConfig("0.0.0.0", 29341, ListenerLimits(2.0, 60.0))
+    assert config.as_limits == ListenerLimits(10.0, 5.0, 64)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("webhooks", "port", 29340),
+        ("webhooks", "port", 70000),
+        ("webhooks", "header_timeout", 0),
+        ("appservice", "body_timeout", "1m"),
+        ("appservice", "max_connections", 0),
+        ("webhooks", "max_connections", True),
+    ],
+)
+def test_bad_listener_keys_are_refused(section: str, key: str, value: Any) -> None:
+    def mutate(data: dict[str, Any]) -> None:
+        data["webhooks"]["port"] = 29341
+        data[section][key] = value
+
+    assert error_of(mutate).key == f"{section}.{key}"

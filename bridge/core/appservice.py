@@ -1,5 +1,7 @@
 """The bridge's HTTP listener: appservice transactions from the homeserver and connector
-webhooks under ``/connectors/<account>/``."""
+webhooks under ``/connectors/<account>/``, or the webhooks on a listener of their own (config
+``webhooks``), so that the appservice listener can stay private. Both have read timeouts and a
+connection cap (``listener.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..config import ListenerConfig, ListenerLimits
 from ..db import QueueItem
+from .listener import ConnectionGuard, GuardedSite
 
 log = logging.getLogger("bridge.appservice")
 
@@ -24,6 +28,8 @@ back uses recursive JSON code that needs room on the stack."""
 MAX_ID_LENGTH = 255
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+KEEPALIVE_TIMEOUT = 15.0
+"""Seconds an idle keep-alive connection stays open (it counts against the connection cap)."""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -106,20 +112,38 @@ class AppServiceServer:
         on_recorded: Callable[[list[QueueItem]], None],
         skip: Callable[[dict[str, Any]], bool] | None = None,
         on_refused: Callable[[], None] | None = None,
+        *,
+        limits: ListenerLimits | None = None,
+        webhooks: ListenerConfig | None = None,
     ) -> None:
         self._hs_token = hs_token.encode()
         self._on_recorded = on_recorded
         self._skip = skip
         self._on_refused = on_refused
         self._routes: dict[tuple[str, str, str], RouteHandler] = {}
-        self.app = web.Application(client_max_size=max_body_size)
+        self.guard = ConnectionGuard("appservice", limits or ListenerLimits())
+        self.app = web.Application(
+            client_max_size=max_body_size, middlewares=[self.guard.middleware]
+        )
         self.app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", self.handle_transaction)
         self.app.router.add_post("/_matrix/app/v1/ping", self.handle_ping)
         self.app.router.add_get("/_matrix/app/v1/users/{user_id}", self.handle_query)
         self.app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.handle_query)
         self.app.router.add_get("/_matrix/mau/live", self.handle_live)
-        self.app.router.add_route("*", "/connectors/{account}/{tail:.*}", self.handle_connector)
-        self._runner: web.AppRunner | None = None
+        self.webhooks = webhooks
+        self.webhook_guard: ConnectionGuard | None = None
+        self.webhook_app: web.Application | None = None
+        connector_app = self.app
+        if webhooks is not None:
+            self.webhook_guard = ConnectionGuard("webhooks", webhooks.limits)
+            self.webhook_app = web.Application(
+                client_max_size=max_body_size, middlewares=[self.webhook_guard.middleware]
+            )
+            connector_app = self.webhook_app
+        connector_app.router.add_route(
+            "*", "/connectors/{account}/{tail:.*}", self.handle_connector
+        )
+        self._runners: list[web.AppRunner] = []
 
     def add_route(self, account: str, method: str, path: str, handler: RouteHandler) -> str:
         path = "/" + path.lstrip("/")
@@ -207,10 +231,25 @@ class AppServiceServer:
         return await handler(request)
 
     async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        """Listen for the homeserver on ``host:port``, and for webhooks on their own listener
+        when one is configured."""
+        await self._serve(self.app, host, port, self.guard)
+        if self.webhooks is not None:
+            assert self.webhook_app is not None and self.webhook_guard is not None
+            listener = self.webhooks
+            await self._serve(
+                self.webhook_app, listener.hostname, listener.port, self.webhook_guard
+            )
+
+    async def _serve(
+        self, app: web.Application, host: str, port: int, guard: ConnectionGuard
+    ) -> None:
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
+        await runner.setup()
+        self._runners.append(runner)
+        await GuardedSite(runner, host, port, guard).start()
 
     async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            await runner.cleanup()

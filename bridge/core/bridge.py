@@ -69,7 +69,8 @@ class Bridge:
         self._refused = asyncio.Event()
         self.server = AppServiceServer(
             config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo,
-            on_refused=self._refused.set,
+            on_refused=self._refused.set, limits=config.as_limits,
+            webhooks=config.webhook_listener,
         )  # fmt: skip
         self.dispatcher = Dispatcher(self._process)
         self.connectors: dict[str, NetworkConnector] = {}
@@ -111,6 +112,9 @@ class Bridge:
             log.info("Resuming %d queued event(s) from before the last stop", pending)
         await self.server.start(self.config.as_hostname, self.config.as_port)
         log.info("Listening on %s:%d", self.config.as_hostname, self.config.as_port)
+        if self.config.webhook_listener is not None:
+            hooks = self.config.webhook_listener
+            log.info("Connector webhooks listen on %s:%d", hooks.hostname, hooks.port)
         await self._wait_for_homeserver()
         for account_name, connector in self.connectors.items():
             try:

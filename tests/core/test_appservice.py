@@ -3,6 +3,7 @@ transactions, limits, ephemeral events and connector routes."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.config import ListenerConfig, ListenerLimits
 from bridge.core.appservice import AppServiceServer
 from bridge.db import ASTransaction, QueueItem
 from tests.db.support import Databases
@@ -25,15 +27,32 @@ TXN_PATH = "/_matrix/app/v1/transactions/{}"
 class Listener:
     """An ``AppServiceServer`` on a free loopback port and a client session to call it."""
 
-    def __init__(self, session: aiohttp.ClientSession, max_body_size: int = 16 * MIB) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        max_body_size: int = 16 * MIB,
+        *,
+        limits: ListenerLimits | None = None,
+        webhooks: ListenerLimits | None = None,
+    ) -> None:
         self.session = session
         self.max_body_size = max_body_size
         self.port = free_port()
+        self.limits = limits
+        self.webhooks = (
+            None if webhooks is None else ListenerConfig(LOOPBACK, free_port(), webhooks)
+        )
         self.recorded: list[list[QueueItem]] = []
         self.server: AppServiceServer | None = None
 
     async def start(self) -> AppServiceServer:
-        self.server = AppServiceServer(HS_TOKEN, self.max_body_size, self.recorded.append)
+        self.server = AppServiceServer(
+            HS_TOKEN,
+            self.max_body_size,
+            self.recorded.append,
+            limits=self.limits,
+            webhooks=self.webhooks,
+        )
         await self.server.start(LOOPBACK, self.port)
         return self.server
 
@@ -390,3 +409,175 @@ async def test_connector_routes_are_dispatched(listener: Listener) -> None:
         assert (await listener.request(method, path, token=None))[0] == 404, path
     assert (await listener.request("GET", "/connectors/acc/inbound", token=None))[0] == 405
     assert len(calls) == 3
+
+
+# ---------------------------------------------------------------------------- slow clients
+
+WAIT = 20.0
+"""Upper bound for waiting on the server in these tests, only so a failure cannot hang."""
+QUICK = ListenerLimits(header_timeout=0.3, body_timeout=0.3, max_connections=50)
+
+
+async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(LOOPBACK, port)
+
+
+async def until(condition: Any) -> None:
+    async def poll() -> None:
+        # The server's connection table has no event to wait on; poll it.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), WAIT)
+
+
+async def drip(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Send ``data`` a byte at a time, as a slow client does, until the server hangs up."""
+    for byte in data:
+        writer.write(bytes([byte]))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def idle_keepalive(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that made one quick request and stays open (keep-alive)."""
+    reader, writer = await connect(port)
+    writer.write(b"GET /_matrix/mau/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    await asyncio.wait_for(reader.readexactly(2), WAIT)  # the body: {}
+    return reader, writer
+
+
+@pytest.fixture
+async def quick(database: object, session: aiohttp.ClientSession) -> AsyncIterator[Listener]:
+    instance = Listener(session, limits=QUICK)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+async def test_headers_sent_a_byte_at_a_time_are_cut_off(quick: Listener) -> None:
+    assert quick.server is not None
+    reader, writer = await connect(quick.port)
+    head = f"PUT {TXN_PATH.format('slow')} HTTP/1.1\r\nHost: x\r\n" + "X-Pad: a\r\n" * 200
+    dripping = asyncio.create_task(drip(writer, head.encode()))
+    try:
+        assert await asyncio.wait_for(reader.read(), WAIT) == b"", "closed without an answer"
+    finally:
+        dripping.cancel()
+        writer.close()
+    assert quick.server.guard.timed_out == 1
+    assert await stored() == []
+
+
+async def test_a_body_sent_too_slowly_is_cut_off(quick: Listener) -> None:
+    assert quick.server is not None
+    reader, writer = await connect(quick.port)
+    body = json.dumps({"events": [message(1)]}).encode()
+    writer.write(
+        f"PUT {TXN_PATH.format('slow-body')} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {HS_TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:10]
+    )
+    dripping = asyncio.create_task(drip(writer, body[10:]))
+    try:
+        await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        dripping.cancel()
+        writer.close()
+    assert quick.server.guard.timed_out == 1
+    assert await stored() == []
+
+
+async def test_a_quick_request_on_a_slow_listener_config_is_served(quick: Listener) -> None:
+    """The timers do not touch well-behaved clients, also on a reused keep-alive connection."""
+    for n in range(3):
+        assert (await quick.put_txn(f"t{n}", {"events": [message(n)]}))[0] == 200
+    assert len(await stored()) == 3
+    assert quick.server is not None and quick.server.guard.timed_out == 0
+
+
+async def test_the_connection_cap_holds(database: object, session: aiohttp.ClientSession) -> None:
+    listener = Listener(session, limits=ListenerLimits(header_timeout=30, max_connections=3))
+    server = await listener.start()
+    writers = []
+    try:
+        for _ in range(3):
+            writers.append((await idle_keepalive(listener.port))[1])
+        reader, writer = await connect(listener.port)
+        writers.append(writer)
+        answer = await asyncio.wait_for(reader.read(), WAIT)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b"Retry-After: 5" in answer
+        assert server.guard.refused == 1 and len(server.guard.connections) == 3
+
+        writers.pop(0).close()  # one leaves: there is room again
+        await until(lambda: len(server.guard.connections) == 2)
+        writers.append((await idle_keepalive(listener.port))[1])
+    finally:
+        for w in writers:
+            w.close()
+        await listener.stop()
+
+
+async def test_transactions_get_through_while_slow_clients_hog_the_webhook_listener(
+    database: object, session: aiohttp.ClientSession
+) -> None:
+    hooks = ListenerLimits(header_timeout=30, body_timeout=30, max_connections=5)
+    listener = Listener(session, webhooks=hooks)
+    server = await listener.start()
+    assert listener.webhooks is not None
+    hook_port = listener.webhooks.port
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response({"body": (await request.read()).decode()})
+
+    server.add_route("acc", "POST", "events", handle)
+    writers: list[asyncio.StreamWriter] = []
+    drips: list[asyncio.Task[None]] = []
+    try:
+        # Five clients trickle headers into the webhook listener and fill it up.
+        for _ in range(5):
+            _, writer = await connect(hook_port)
+            writers.append(writer)
+            head = b"POST /connectors/acc/events HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: a\r\n" * 500
+            drips.append(asyncio.create_task(drip(writer, head)))
+        await until(
+            lambda: server.webhook_guard is not None and len(server.webhook_guard.connections) == 5
+        )
+        reader, writer = await connect(hook_port)
+        writers.append(writer)
+        assert (await asyncio.wait_for(reader.read(), WAIT)).startswith(b"HTTP/1.1 503")
+
+        # The homeserver's listener is untouched by them.
+        status, _ = await listener.put_txn("while-hogged", {"events": [message(1)]})
+        assert status == 200
+        assert [payload["event_id"] for _, _, payload in await stored()] == ["$event1"]
+        assert len(server.guard.connections) <= 1
+
+        # Connector routes are served on their own listener only.
+        status, _ = await listener.request("POST", "/connectors/acc/events", token=None, data=b"x")
+        assert status == 404
+        for task in drips:
+            task.cancel()
+        for w in writers:
+            w.close()
+        await until(
+            lambda: server.webhook_guard is not None and not server.webhook_guard.connections
+        )
+        url = f"http://{LOOPBACK}:{hook_port}/connectors/acc/events"
+        async with session.post(url, data=b"hello") as resp:
+            assert (resp.status, await resp.json()) == (200, {"body": "hello"})
+    finally:
+        for task in drips:
+            task.cancel()
+        for w in writers:
+            w.close()
+        await listener.stop()

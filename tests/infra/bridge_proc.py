@@ -55,6 +55,8 @@ def write_bridge_config(
             "delivery_deadline": delivery_deadline,
             "request_timeout": 5,
             "title": "Webhook",
+            # The peer serves attachment files on loopback, which is refused unless listed.
+            "fetch_allow_hosts": [LOOPBACK],
         },
         # Outbound goes nowhere (a closed port) and gives up fast: for deadline tests.
         "dead-end": {

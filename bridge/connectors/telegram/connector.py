@@ -40,6 +40,7 @@ from ...events import (
 from ...logsafe import add_secrets
 from ...tasks import cancel_and_wait
 from ...types import AccountID
+from ..http import BodyTooLarge, read_body
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
@@ -203,14 +204,9 @@ class TelegramConnector(NetworkConnector):
             return web.json_response({"error": "wrong secret token"}, status=401)
         if not self._open:
             return web.json_response({"error": "not running"}, status=503)
-        if (request.content_length or 0) > MAX_UPDATE_SIZE:
-            return web.json_response({"error": "update too large"}, status=413)
-        body = b""
-        while chunk := await request.content.read(MAX_UPDATE_SIZE + 1 - len(body)):
-            body += chunk
-            if len(body) > MAX_UPDATE_SIZE:
-                break
-        if len(body) > MAX_UPDATE_SIZE:
+        try:
+            body = await read_body(request, MAX_UPDATE_SIZE)
+        except BodyTooLarge:
             return web.json_response({"error": "update too large"}, status=413)
         try:
             update = Update.model_validate(json.loads(body), context={"bot": self.client.bot})

@@ -1,6 +1,7 @@
 """Outbound HTTP: signed POSTs to the receiver and attachment downloads, with every HTTP
 outcome mapped to a temporary or permanent delivery error. No retries here: the core retries
-temporary errors with backoff until the delivery deadline."""
+temporary errors with backoff until the delivery deadline. Downloads go through the address
+guard of ``..http``: payload URLs never reach the bridge's own network unless allow-listed."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ import aiohttp
 
 from ...connector import BridgeHost, PermanentDeliveryError, TemporaryDeliveryError
 from ...events import RemoteAttachment
+from ..http import (
+    AddressPolicy,
+    BlockedAddress,
+    TooManyRedirects,
+    guarded_get,
+    guarded_session,
+    read_limited,
+)
 from .config import WebhookConfig
-from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, read_limited, sign
+from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, sign
 
 NOT_CONFIGURED = "outbound delivery is not configured for this channel"
 MAX_RESPONSE_SIZE = 64 * 1024
@@ -61,6 +70,8 @@ class WebhookClient:
     def __init__(self, config: WebhookConfig, host: BridgeHost) -> None:
         self.config = config
         self.host = host
+        self.policy = AddressPolicy(config.fetch_allow_hosts)
+        self._session: aiohttp.ClientSession | None = None
 
     def _timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.config.request_timeout)
@@ -133,7 +144,9 @@ class WebhookClient:
             sock_read=self.config.request_timeout,
         )
         try:
-            async with self.host.http.get(attachment.url, timeout=timeout) as resp:
+            async with guarded_get(
+                self._fetch_session(), attachment.url, self.policy, client_timeout=timeout
+            ) as resp:
                 if resp.status >= 300:
                     raise _download_error(attachment, resp)
                 if resp.content_length is not None and resp.content_length > limit:
@@ -145,10 +158,31 @@ class WebhookClient:
                     raise PermanentDeliveryError(_too_large(attachment, None, limit))
                 mimetype = attachment.mimetype or resp.content_type or "application/octet-stream"
                 return data, mimetype
+        except BlockedAddress as e:
+            raise PermanentDeliveryError(
+                f"refused to download attachment {_name(attachment)}: {e} "
+                "(fetch_allow_hosts in the account's config)"
+            ) from e
+        except TooManyRedirects as e:
+            raise PermanentDeliveryError(
+                f"could not download attachment {_name(attachment)}: {e}"
+            ) from e
         except (TimeoutError, aiohttp.ClientError) as e:
             raise TemporaryDeliveryError(
                 f"could not download attachment {_name(attachment)}: {_describe(e)}"
             ) from e
+
+    def _fetch_session(self) -> aiohttp.ClientSession:
+        # Its own session: URLs from payloads go through the address guard, and the shared
+        # session (host.http) stays free for the configured outbound_url.
+        if self._session is None or self._session.closed:
+            self._session = guarded_session(self.policy)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def _name(attachment: RemoteAttachment) -> str:

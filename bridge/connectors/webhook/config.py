@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,11 @@ class WebhookConfig:
     request_timeout: float = 10.0
     title: str = "Webhook"
     max_file_size: int = 20 * MIB
+    signature_tolerance: float = 300.0
+    """Seconds a signature's timestamp may differ from our clock (replay window)."""
+    fetch_allow_hosts: tuple[str, ...] = ()
+    """Hosts (names, IP addresses, CIDR networks) that attachment and avatar URLs may point at
+    although they are not public addresses; everything else non-public is refused."""
 
     @property
     def outbound_enabled(self) -> bool:
@@ -41,6 +48,8 @@ def parse_config(raw: Any, key: str) -> WebhookConfig:
         request_timeout=opts.seconds("request_timeout", defaults.request_timeout),
         title=_title(raw, key, defaults.title),
         max_file_size=opts.positive_int("max_file_size", defaults.max_file_size),
+        signature_tolerance=opts.seconds("signature_tolerance", defaults.signature_tolerance),
+        fetch_allow_hosts=_hosts(raw, key, "fetch_allow_hosts"),
     )
 
 
@@ -53,6 +62,36 @@ def _secret(raw: Mapping[str, Any], key: str) -> str:
     if len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(f"{key}.secret", f"must be at least {MIN_SECRET_LENGTH} characters long")
     return secret
+
+
+_HOST = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _hosts(raw: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+    value = raw.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{key}.{name}", "must be a list of host names, IP addresses or networks"
+        )
+    hosts = []
+    for index, entry in enumerate(value):
+        where = f"{key}.{name}[{index}]"
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(where, "must be a host name, an IP address or a network")
+        entry = entry.strip()
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not _HOST.fullmatch(entry):
+                raise ConfigError(
+                    where, f"{entry!r} is not a host name, an IP address or a network"
+                ) from None
+        hosts.append(entry)
+    return tuple(hosts)
 
 
 def _title(raw: Mapping[str, Any], key: str, default: str) -> str:

@@ -59,6 +59,7 @@ class WebhookConnector(NetworkConnector):
         # The route stays registered (the host has no way to remove it) but answers 503, so
         # senders keep their events and retry once the account runs again.
         self.endpoint.open = False
+        await self.client.close()
         self.set_state(StateKind.STOPPED)
 
     async def send_message(self, msg: MatrixMessage) -> SentMessage:

@@ -3,7 +3,8 @@
 Checks run in this order, and nothing from a rejected request reaches the host: body size
 (413), signature (401), JSON syntax (400), schema (400, naming the bad field). An accepted
 event is answered only after ``BridgeHost.handle_remote_event`` returned; if that fails the
-answer is 503 so the sender retries.
+answer is 503 so the sender retries. ``html`` is remote HTML: it goes through the same
+allow-list sanitiser as mail (``bridge.connectors.sanitize``) before anything else sees it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from ...events import (
     RemoteUser,
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
+from ..http import BodyTooLarge, read_body
+from ..sanitize import sanitize_html
 from .config import WebhookConfig
-from .protocol import SIGNATURE_HEADER, read_limited, verify
+from .protocol import SIGNATURE_HEADER, SignatureError, check
 
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
@@ -89,15 +92,24 @@ class _Object:
         return value
 
     def ident(self, key: str, *, required: bool = False) -> str | None:
-        value = self.string(key, required=required, max_length=MAX_ID_LENGTH)
+        value = self.string(key, required=required)
         if value is not None and not value:
             self.fail(key, "must not be empty")
+        # Bytes, as Matrix counts them: ids end up in user ids, room state and index keys.
+        if value is not None and len(value.encode()) > MAX_ID_LENGTH:
+            self.fail(key, f"must be at most {MAX_ID_LENGTH} bytes of UTF-8")
         return value
 
     def required_ident(self, key: str) -> str:
         value = self.ident(key, required=True)
         assert value is not None
         return value
+
+    def html(self, key: str) -> str | None:
+        """Remote HTML through the shared allow-list (the same as mail); None when nothing
+        survives it, so the plain text stands alone."""
+        value = self.string(key)
+        return (sanitize_html(value) or None) if value else None
 
     def boolean(self, key: str) -> bool | None:
         value = self.data.get(key)
@@ -160,7 +172,7 @@ def parse_event(data: Any) -> RemoteEvent:
             **common,
             message_id=message_id,
             text=text,
-            html=body.string("html"),
+            html=body.html("html"),
             attachments=attachments,
             reply_to=MessageID(reply_to) if reply_to is not None else None,
             notice=bool(body.boolean("notice")),
@@ -173,7 +185,7 @@ def parse_event(data: Any) -> RemoteEvent:
             **common,
             message_id=message_id,
             text=new_text,
-            html=body.string("html"),
+            html=body.html("html"),
             edit_id=body.ident("edit_id"),
         )
     if kind == "delete":
@@ -256,23 +268,23 @@ class InboundEndpoint:
         self.open = False
 
     async def handle(self, request: web.Request) -> web.Response:
-        limit = self.config.max_body_size
-        too_large = f"body is larger than {limit} bytes"
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, too_large)
         try:
-            body, over = await read_limited(request.content, limit)
+            body = await read_body(request, self.config.max_body_size)
+        except BodyTooLarge as e:
+            return _error(413, str(e))
         except Exception as e:
             self.log.debug("Could not read webhook body: %s", e)
             return _error(400, "could not read the request body")
-        if over:
-            return _error(413, too_large)
 
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
-            return _error(401, f"missing {SIGNATURE_HEADER} header")
-        if not verify(self.config.secret, body, signature):
-            return _error(401, f"{SIGNATURE_HEADER} does not match the body")
+        try:
+            check(
+                self.config.secret,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                tolerance=self.config.signature_tolerance,
+            )
+        except SignatureError as e:
+            return _error(401, str(e))
 
         try:
             data = json.loads(body, parse_constant=_reject_constant)

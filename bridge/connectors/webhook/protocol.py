@@ -1,8 +1,17 @@
-"""The wire format shared by both directions: JSON bodies signed with HMAC-SHA256.
+"""The wire format shared by both directions: JSON bodies signed with HMAC-SHA256, with a
+timestamp so that a captured request cannot be replayed later.
 
-A request carries ``X-Bridge-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body under
-the account's shared secret. Outbound requests also carry ``Idempotency-Key: <Matrix event id>``
-so that the receiver can drop a repeat sent after a crash or a lost answer.
+A request carries ``X-Bridge-Signature: t=<unix seconds>,sha256=<hex>``. ``<hex>`` is the
+HMAC-SHA256, under the account's shared secret, of the timestamp as decimal ASCII, a dot and
+the raw body: ``HMAC(secret, b"1700000000." + body)``. The receiver refuses a request whose
+timestamp is more than the tolerance (``signature_tolerance``, default 300 seconds) away from
+its own clock, in either direction, so a repeat of a captured request works only inside that
+window, where the idempotency keys (outbound) and the dedup of event ids (inbound) drop it.
+Each retry is signed anew with the time it is sent. Outbound requests also carry
+``Idempotency-Key: <Matrix event id>`` so that the receiver can drop a repeat sent after a
+crash or a lost answer.
+
+The older form without a timestamp (``sha256=<hex>`` of the body alone) is refused.
 """
 
 from __future__ import annotations
@@ -10,50 +19,79 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
 from typing import Any
-
-from aiohttp import StreamReader
 
 SIGNATURE_HEADER = "X-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_PREFIX = "sha256="
-READ_CHUNK = 64 * 1024
+DEFAULT_TOLERANCE = 300.0
+"""Seconds a signature's timestamp may differ from the receiver's clock."""
+_HEADER = re.compile(r"t=([0-9]{1,12}),sha256=([0-9a-fA-F]{64})")
+FORMAT = "t=<unix seconds>,sha256=<hex>"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Bridge-Signature`` value for ``body``."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
+class SignatureError(ValueError):
+    """Why a signature header was refused (safe to answer to the sender)."""
 
 
-def verify(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is a valid signature of ``body``, compared in constant time."""
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    signed = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``X-Bridge-Signature`` value for ``body``, sent at ``timestamp`` (default: now)."""
+    when = int(time.time()) if timestamp is None else timestamp
+    return f"t={when},{SIGNATURE_PREFIX}{_digest(secret, when, body)}"
+
+
+def check(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> None:
+    """Raise ``SignatureError`` unless ``header`` signs ``body`` under ``secret`` with a
+    timestamp within ``tolerance`` seconds of ``now``; the digest is compared in constant
+    time."""
     if not header:
+        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    match = _HEADER.fullmatch(header.strip())
+    if match is None:
+        raise SignatureError(f"{SIGNATURE_HEADER} must have the form {FORMAT}")
+    timestamp = int(match[1])
+    expected = _digest(secret, timestamp, body)
+    if not hmac.compare_digest(expected, match[2].lower()):
+        raise SignatureError(f"{SIGNATURE_HEADER} does not match the body")
+    skew = (time.time() if now is None else now) - timestamp
+    if abs(skew) > tolerance:
+        when = "old" if skew > 0 else "far in the future"
+        raise SignatureError(
+            f"{SIGNATURE_HEADER} timestamp is too {when} ({abs(skew):.0f} seconds; "
+            f"at most {tolerance:g} are accepted)"
+        )
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> bool:
+    """Whether ``header`` is a valid, recent signature of ``body`` (see ``check``)."""
+    try:
+        check(secret, body, header, tolerance=tolerance, now=now)
+    except SignatureError:
         return False
-    given = header.strip()
-    if given[: len(SIGNATURE_PREFIX)].lower() == SIGNATURE_PREFIX:
-        given = SIGNATURE_PREFIX + given[len(SIGNATURE_PREFIX) :].lower()
-    # Header values are decoded with surrogateescape; compare bytes so odd input cannot raise.
-    return hmac.compare_digest(
-        sign(secret, body).encode(), given.encode("utf-8", "surrogateescape")
-    )
+    return True
 
 
 def encode(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed) for ``payload``."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-async def read_limited(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit + 1`` bytes of ``stream``. Returns the bytes read (at most
-    ``limit``) and whether the stream had more, without reading the rest."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await stream.read(min(READ_CHUNK, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True

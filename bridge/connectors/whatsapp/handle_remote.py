@@ -31,6 +31,7 @@ from ...events import (
     RemoteUser,
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
+from ..http import BodyTooLarge, read_body
 from .config import WhatsAppConfig
 from .inbound import whatsapp_to_matrix
 
@@ -318,14 +319,9 @@ class Webhook:
         return web.json_response({"error": "verification failed"}, status=403)
 
     async def receive(self, request: web.Request) -> web.Response:
-        if (request.content_length or 0) > MAX_BODY:
-            return web.json_response({"error": "body too large"}, status=413)
-        body = b""
-        while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
-            body += chunk
-            if len(body) > MAX_BODY:
-                break
-        if len(body) > MAX_BODY:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyTooLarge:
             return web.json_response({"error": "body too large"}, status=413)
         if not verify_signature(
             self.config.app_secret, body, request.headers.get(SIGNATURE_HEADER)

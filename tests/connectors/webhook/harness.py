@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,23 @@ else:
 SECRET = "integration-test-secret-0123456789"
 
 
-def signature(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
+    """``t=<seconds>,sha256=<HMAC of "<seconds>." + body>``, written out independently of the
+    connector's code."""
+    when = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{when}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={when},sha256={digest}"
+
+
+def signature_is_valid(header: str, body: bytes, secret: str = SECRET) -> bool:
+    """What the integrator checks: the HMAC matches and the timestamp is within 5 minutes."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    if not fields.get("t", "").isdigit():
+        return False
+    when = int(fields["t"])
+    return abs(time.time() - when) <= 300 and hmac.compare_digest(
+        header, signature(body, secret, when)
+    )
 
 
 @dataclass
@@ -56,6 +72,8 @@ class ServedFile:
     chunked: bool = False
     """Stream without Content-Length, so only counting can enforce a limit."""
     status: int = 200
+    redirect: str | None = None
+    """Answer 302 to this URL instead."""
 
 
 @dataclass
@@ -115,7 +133,7 @@ class WebhookReceiver:
         entry = InboxRequest(
             headers=dict(request.headers),
             body=body,
-            signature_valid=hmac.compare_digest(given, signature(body, self.secret)),
+            signature_valid=signature_is_valid(given, body, self.secret),
         )
         self.requests.append(entry)
         if self.delay:
@@ -142,6 +160,8 @@ class WebhookReceiver:
         file = self.files.get(request.match_info["name"])
         if file is None:
             raise web.HTTPNotFound()
+        if file.redirect is not None:
+            raise web.HTTPFound(file.redirect)
         if file.status != 200:
             return web.Response(status=file.status, text="unavailable")
         if not file.chunked:
@@ -187,6 +207,7 @@ class WebhookHarness(ConnectorHarness):
             "request_timeout": 5,
             "title": "Test webhook",
             "max_file_size": 256 * 1024,
+            "fetch_allow_hosts": ["127.0.0.1"],  # the receiver serves files on loopback
         }
 
     def invalid_configs(self) -> list[tuple[dict[str, Any], str]]:
@@ -215,6 +236,14 @@ class WebhookHarness(ConnectorHarness):
             (changed(title=""), f"{key}.title"),
             (changed(max_file_size=-5), f"{key}.max_file_size"),
             (changed(max_file_size=1.5), f"{key}.max_file_size"),
+            (changed(signature_tolerance=0), f"{key}.signature_tolerance"),
+            (changed(fetch_allow_hosts="127.0.0.1"), f"{key}.fetch_allow_hosts"),
+            (changed(fetch_allow_hosts=[5]), f"{key}.fetch_allow_hosts[0]"),
+            (
+                changed(fetch_allow_hosts=["ok.example", "no such host"]),
+                f"{key}.fetch_allow_hosts[1]",
+            ),
+            (changed(signature_tolerance="5m"), f"{key}.signature_tolerance"),
             (changed(outbound_ulr="http://typo.example"), f"{key}.outbound_ulr"),
         ]
 

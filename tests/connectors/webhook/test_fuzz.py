@@ -43,7 +43,27 @@ json_values = st.recursive(
 )
 
 
-ids = st.text(min_size=1, max_size=12).filter(lambda s: "\x00" not in s)
+def nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+deep_values = st.builds(nested, st.integers(min_value=20, max_value=600), json_scalars)
+"""Deep enough to reach every recursive code path, shallow enough for the test to encode."""
+non_ascii = st.characters(min_codepoint=0x80, exclude_categories=("Cs",))
+ids = st.one_of(
+    st.text(min_size=1, max_size=12),
+    st.text(non_ascii, min_size=1, max_size=80),
+    st.text(min_size=240, max_size=300),
+    st.builds(
+        lambda c, n: c * n,
+        st.sampled_from(["x", "é", "😀", "\u202e"]),
+        st.integers(1, 400),
+    ),
+).filter(lambda s: "\x00" not in s)
+"""Short, non-ASCII, and around or far over the 255-byte limit."""
 valid_attachment = st.fixed_dictionaries(
     {"url": st.sampled_from(["https://files.example/a.png", "http://x.example/b"])},
     optional={
@@ -73,7 +93,7 @@ valid_payloads = st.fixed_dictionaries(
         "timestamp": st.floats(min_value=0, max_value=4e9),
         "edit_id": ids,
         "notice": st.booleans(),
-        "unknown": json_values,
+        "unknown": st.one_of(json_values, deep_values),
     },
 )
 FIELDS = [
@@ -96,7 +116,7 @@ def near_valid_payloads(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             parent.pop(path[-1], None)
         else:
-            parent[path[-1]] = draw(st.one_of(json_values, awkward_text))
+            parent[path[-1]] = draw(st.one_of(json_values, awkward_text, deep_values, ids))
     return payload
 
 
@@ -154,3 +174,46 @@ async def test_near_valid_payloads(
     except UnicodeEncodeError:
         body = json.dumps(payload).encode()
     await check(harness, host, body)
+
+
+def _valid_id(value: str) -> bool:
+    try:
+        return 0 < len(value.encode()) <= 255
+    except UnicodeEncodeError:
+        return False
+
+
+@SETTINGS
+@given(message_id=ids, chat_id=ids, sender_id=ids)
+async def test_ids_are_accepted_exactly_up_to_255_bytes(
+    harness: WebhookHarness,
+    connector: WebhookConnector,
+    host: FakeHost,
+    message_id: str,
+    chat_id: str,
+    sender_id: str,
+) -> None:
+    payload = {"id": message_id, "chat": {"id": chat_id}, "sender": {"id": sender_id}}
+    body = json.dumps({**payload, "text": "hi"}).encode()
+    status = await check(harness, host, body)
+    assert (status == 200) == all(map(_valid_id, (message_id, chat_id, sender_id)))
+
+
+@SETTINGS
+@given(depth=st.integers(min_value=1, max_value=100_000), where=st.sampled_from(FIELDS))
+async def test_deep_nesting_anywhere_is_a_clear_400_or_accepted(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost, depth: int, where: Any
+) -> None:
+    """Nesting sent as raw text, deeper than any recursive parser can follow."""
+    deep = "[" * depth + "1" + "]" * depth
+    head = '{"id":"m","chat":{"id":"c"},"sender":{"id":"s"},"text":"t","x":'
+    body = (head + deep + "}").encode()
+    status = await check(harness, host, body)
+    if status != 200:
+        assert depth > 100
+    payload: dict[str, Any] = {"id": "m", "chat": {"id": "c"}, "sender": {"id": "s"}, "text": "t"}
+    parent: Any = payload
+    for key in where[:-1]:
+        parent = parent.setdefault(key, {})
+    parent[where[-1]] = nested(min(depth, 600), 1)
+    await check(harness, host, json.dumps(payload).encode())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
+import time
 from typing import Any
 
 import pytest
@@ -169,6 +172,10 @@ async def test_duplicate_is_acknowledged_but_recorded_once(
         "sha1=" + "0" * 40,
         "garbage",
         "sha256=zz\u00e9",
+        "t=,sha256=" + "0" * 64,
+        "t=1700000000,sha256=" + "0" * 64,
+        "t=-5,sha256=" + "0" * 64,
+        "t=1e9,sha256=" + "0" * 64,
     ],
 )
 async def test_bad_signature_is_401(
@@ -201,9 +208,59 @@ async def test_signature_hex_case_is_ignored(
     harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
 ) -> None:
     body = json.dumps(payload()).encode()
-    header = "SHA256=" + signature(body, SECRET).removeprefix("sha256=").upper()
+    stamp, digest = signature(body, SECRET).split(",sha256=")
+    header = f"{stamp},sha256={digest.upper()}"
     status, _ = await harness.post(body=body, sign=False, headers={"X-Bridge-Signature": header})
     assert status == 200
+
+
+async def test_signature_without_timestamp_is_401(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    """The old form, an HMAC of the body alone, could be replayed forever."""
+    body = json.dumps(payload()).encode()
+    header = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    status, answer = await harness.post(
+        body=body, sign=False, headers={"X-Bridge-Signature": header}
+    )
+    assert status == 401
+    assert "t=<unix seconds>,sha256=<hex>" in answer["error"]
+    assert host.events == []
+
+
+@pytest.mark.parametrize(
+    ("age", "accepted"),
+    [(299, True), (-299, True), (301, False), (-301, False), (30 * 86400, False)],
+)
+async def test_signature_timestamp_must_be_recent(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost, age: int, accepted: bool
+) -> None:
+    body = json.dumps(payload()).encode()
+    header = signature(body, SECRET, int(time.time()) - age)
+    status, answer = await harness.post(
+        body=body, sign=False, headers={"X-Bridge-Signature": header}
+    )
+    assert (status == 200) == accepted, answer
+    if not accepted:
+        assert status == 401 and "timestamp is too" in answer["error"]
+        assert host.events == []
+
+
+async def test_replayed_request_is_refused_after_the_tolerance(
+    harness: WebhookHarness, host: FakeHost
+) -> None:
+    """A captured request (headers and body) sent again later: the connector's tolerance is
+    set to 1 second, and the replay is signed as if captured 2 seconds ago."""
+    connector = harness.make_connector(host, signature_tolerance=1)
+    await connector.start()
+    try:
+        body = json.dumps(payload()).encode()
+        captured = {"X-Bridge-Signature": signature(body, SECRET, int(time.time()) - 2)}
+        status, answer = await harness.post(body=body, sign=False, headers=captured)
+        assert status == 401 and "too old" in answer["error"]
+        assert host.events == []
+    finally:
+        await connector.stop()
 
 
 # ---------------------------------------------------------------------------- JSON and schema
@@ -347,3 +404,63 @@ async def test_other_methods_are_refused(
     assert harness.session is not None
     async with harness.session.get(host.route_url("/events")) as resp:
         assert resp.status == 405
+
+
+@pytest.mark.parametrize("kind", ["message", "edit"])
+async def test_html_is_sanitised(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost, kind: str
+) -> None:
+    html = (
+        '<b>hi</b><script>alert(1)</script><iframe src="https://evil.example"></iframe>'
+        '<a href="javascript:alert(1)">x</a><img src="https://track.example/p.gif">'
+        '<a href="https://ok.example" onclick="steal()">ok</a>'
+    )
+    assert await harness.post_ok(payload(type=kind, html=html)) == "accepted"
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage | RemoteEdit)
+    assert event.html is not None
+    for bad in ("script", "iframe", "javascript:", "onclick", "track.example", "alert"):
+        assert bad not in event.html, event.html
+    assert "<b>hi</b>" in event.html and 'href="https://ok.example"' in event.html
+
+
+async def test_html_with_nothing_left_after_sanitising_is_dropped(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    assert await harness.post_ok(payload(html="<script>alert(1)</script>")) == "accepted"
+    (event,) = host.events
+    assert isinstance(event, RemoteMessage)
+    assert (event.text, event.html) == ("hello", None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"sender": {"id": "u" * 256}}, "sender.id"),
+        ({"sender": {"id": "é" * 128}}, "sender.id"),
+        ({"sender": {"id": "😀" * 64}}, "sender.id"),
+        ({"chat": {"id": "c" * 10_000}}, "chat.id"),
+        ({"reply_to": "m" * 256}, "reply_to"),
+        ({"type": "edit", "edit_id": "e" * 256}, "edit_id"),
+    ],
+)
+async def test_absurd_ids_are_400(
+    harness: WebhookHarness,
+    connector: WebhookConnector,
+    host: FakeHost,
+    changes: dict[str, Any],
+    field: str,
+) -> None:
+    status, answer = await harness.post(payload(**changes))
+    assert status == 400, answer
+    assert answer["error"] == f"{field}: must be at most 255 bytes of UTF-8", answer
+    assert host.events == []
+
+
+async def test_non_ascii_ids_within_255_bytes_are_accepted(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    sender = "é" * 127  # 254 bytes
+    assert await harness.post_ok(payload(id="😀" * 63, sender={"id": sender})) == "accepted"
+    (event,) = host.events
+    assert event.sender.id == sender

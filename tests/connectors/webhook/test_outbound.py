@@ -142,8 +142,12 @@ async def test_signature_and_headers(harness: WebhookHarness, connector: Webhook
     msg = message("Alice: ünïcödé ✓")
     await connector.send_message(msg)
     (request,) = harness.receiver.requests
-    expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    assert request.headers["X-Bridge-Signature"] == expected
+    header = request.headers["X-Bridge-Signature"]
+    stamp, _, digest = header.partition(",sha256=")
+    when = int(stamp.removeprefix("t="))
+    assert abs(time.time() - when) <= 5, "signed with the time it was sent"
+    signed = f"{when}.".encode() + request.body
+    assert digest == hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert request.signature_valid
     assert request.headers["Idempotency-Key"] == msg.event_id
     assert request.headers["Content-Type"] == "application/json"
