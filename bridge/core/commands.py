@@ -34,9 +34,23 @@ class CommandContext:
     sender: str
     portal: Portal | None
 
+    def level(self, account: str | None = None) -> str:
+        """The sender's level on ``account`` (without one: their highest on any account)."""
+        return self.bridge.config.permission_level(self.sender, account)
+
+    def refusal(self, account: str, needed: str = "staff") -> str | None:
+        """Why the sender may not run a command on ``account``, or None if they may. An
+        account they may not see is answered like one that does not exist."""
+        level = self.level(account)
+        if account not in self.bridge.connectors or level == "none":
+            return f"There is no channel account {account!r} you may use. See `channels`."
+        if not _allowed(level, needed):
+            return f"You need the {needed} permission on {account} for this."
+        return None
+
 
 async def _help(ctx: CommandContext, _: list[str]) -> str:
-    level = ctx.bridge.config.permission_level(ctx.sender)
+    level = ctx.level()
     prefix = ctx.bridge.config.command_prefix
     lines = [f"Commands (prefix them with {prefix} in portal rooms):"]
     for cmd in COMMANDS.values():
@@ -46,10 +60,12 @@ async def _help(ctx: CommandContext, _: list[str]) -> str:
 
 
 async def _channels(ctx: CommandContext, _: list[str]) -> str:
-    if not ctx.bridge.connectors:
-        return "No channel accounts are configured."
+    visible = ctx.bridge.config.visible_accounts(ctx.sender)
+    connectors = [(a, c) for a, c in ctx.bridge.connectors.items() if a in visible]
+    if not connectors:
+        return "No channel accounts are configured for you."
     lines = ["Channel accounts:"]
-    for account, connector in ctx.bridge.connectors.items():
+    for account, connector in connectors:
         state = connector.state
         count = len(await Portal.all(account))
         detail = f" ({state.message})" if state.message else ""
@@ -61,7 +77,14 @@ async def _channels(ctx: CommandContext, _: list[str]) -> str:
 
 async def _portals(ctx: CommandContext, args: list[str]) -> str:
     account = args[0] if args else None
-    portals = await Portal.all(account)
+    if account is not None:
+        refused = ctx.refusal(account)
+        if refused:
+            return refused
+        portals = await Portal.all(account)
+    else:
+        visible = ctx.bridge.config.visible_accounts(ctx.sender)
+        portals = [p for p in await Portal.all(None) if p.account in visible]
     if not portals:
         return "No portals" + (f" for {account}." if account else ".")
     lines = [f"{len(portals)} portal(s):"]
@@ -76,8 +99,9 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
     if len(args) != 2:
         return "Usage: link <account> <remote chat id>"
     account, chat = args
-    if account not in ctx.bridge.connectors:
-        return f"There is no channel account {account!r}. See `channels`."
+    refused = ctx.refusal(account, "admin")
+    if refused:
+        return refused
     if ctx.portal is not None:
         return f"This room is already linked to {ctx.portal.account} / {ctx.portal.chat}."
     existing = await Portal.get(account, chat)
@@ -98,6 +122,9 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
 async def _unlink(ctx: CommandContext, _: list[str]) -> str:
     if ctx.portal is None:
         return "This room is not a portal."
+    refused = ctx.refusal(ctx.portal.account, "admin")
+    if refused:
+        return refused
     await ctx.portal.delete()
     return f"Unlinked this room from {ctx.portal.account} / {ctx.portal.chat}."
 

@@ -1,0 +1,201 @@
+"""Permissions per channel account, edits and deletions by their author, and unlink, from real
+Matrix clients. The session's bridge is restarted once with a partner user who is staff of the
+``hooks`` account only (every other user of the homeserver is staff of every account)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pytest_asyncio
+from ruamel.yaml import YAML
+
+from tests.conftest import SERVER_NAME, Stack
+from tests.connectors.telegram import updates as tg
+from tests.connectors.whatsapp import payloads as wa
+from tests.e2e.helpers import body_is, customer_msg, join_invite_named, open_portal
+from tests.infra.staff import StaffClient
+
+PARTNER = f"@partner:{SERVER_NAME}"
+COLLEAGUE = f"@colleague:{SERVER_NAME}"
+_numbers = itertools.count(4915990000001)
+_tg_ids = itertools.count(7_900_001)
+
+
+@dataclass
+class Users:
+    partner: StaffClient
+    """Staff of ``hooks`` only."""
+    colleague: StaffClient
+    """Staff (not admin) of every account, through the homeserver's domain; invited to new
+    portal rooms of ``hooks``."""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def users(stack: Stack) -> AsyncIterator[Users]:
+    yaml = YAML()
+    data = yaml.load(stack.config_path.read_text())
+    data["permissions"][PARTNER] = {"hooks": "staff"}
+    # Invited to new portal rooms of hooks as a moderator, as the staff user is.
+    data["channels"]["hooks"]["staff"].append(COLLEAGUE)
+    with stack.config_path.open("w") as f:
+        yaml.dump(data, f)
+    stack.bridge.stop()
+    await stack.bridge.astart()
+    clients = []
+    for name in ("partner", "colleague"):
+        password = f"pw-{name}-secret"
+        await stack.synapse.aregister_user(name, password)
+        clients.append(
+            await StaffClient.login(stack.synapse.base_url, f"@{name}:{SERVER_NAME}", password)
+        )
+    try:
+        yield Users(*clients)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def _replying_to(event_id: str) -> Any:
+    return lambda e: (
+        e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+        == event_id
+    )
+
+
+async def _answer(client: StaffClient, room_id: str, event_id: str) -> str:
+    """The bot's notice replying to ``event_id``."""
+    notice = await client.wait_for_event(_replying_to(event_id), room_id=room_id)
+    return str(notice["content"]["body"])
+
+
+async def _ask(client: StaffClient, room_id: str, text: str) -> str:
+    return await _answer(client, room_id, await client.send_text(room_id, text))
+
+
+async def _dm(stack: Stack, client: StaffClient) -> str:
+    room_id = await client.create_room(invite=[stack.bot_id], is_direct=True)
+    for _ in range(100):
+        if stack.bot_id in await client.joined_members(room_id):
+            return room_id
+        await client.sync_once(0.2)
+    raise AssertionError("the bot did not join")
+
+
+async def _join_room(client: StaffClient, room_id: str) -> None:
+    for _ in range(100):
+        if room_id in client.pending_invites:
+            await client.join(room_id)
+            return
+        await client.sync_once(0.2)
+    raise AssertionError(f"{client.user_id} got no invite to {room_id}")
+
+
+async def test_commands_show_and_act_on_permitted_accounts_only(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    await open_portal(stack, staff, "perm-hooks")
+    status, _ = await stack.peer.send("dead-end", customer_msg("perm-dead", "hi"))
+    assert status == 200
+    await join_invite_named(staff, "Customer perm-dead")
+    partner = users.partner
+    dm = await _dm(stack, partner)
+
+    channels = await _ask(partner, dm, "channels")
+    assert "hooks — Webhook" in channels
+    for hidden in ("dead-end", "tg", "wa", "mail"):
+        assert f"• {hidden} " not in channels
+    portals = await _ask(partner, dm, "portals")
+    assert "perm-hooks" in portals and "perm-dead" not in portals
+    assert "perm-dead" in await _ask(staff, await _dm(stack, staff), "portals")
+    assert "There is no channel account 'dead-end' you may use" in await _ask(
+        partner, dm, "portals dead-end"
+    )
+
+    # A WhatsApp conversation exists; a template to that number must neither be sent by the
+    # partner nor bring them into the conversation.
+    sim = stack.whatsapp
+    sim.add_template("perm_hello", "en_US", "Hello from the permissions test!")
+    number = str(next(_numbers))
+    assert (await sim.receive(wa.text_message(number, "Hallo"), names={number: "Perm Kunde"})).ok
+    wa_room = await join_invite_named(staff, "Perm Kunde")
+    answer = await _ask(partner, dm, f"template wa +{number} perm_hello en_US")
+    assert "There is no channel account 'wa' you may use" in answer
+    dm_staff = await _dm(stack, staff)
+    staff_answer = await _ask(staff, dm_staff, f"template wa +{number} perm_hello en_US")
+    assert f"the conversation is in {wa_room}" in staff_answer
+    await sim.wait_for_sent(lambda s: s.to == number and s.type == "template", timeout=30)
+    assert len([s for s in sim.sent if s.to == number and s.type == "template"]) == 1
+    await partner.sync_once(0)
+    assert wa_room not in partner.pending_invites
+    assert PARTNER not in await staff.joined_members(wa_room)
+
+
+async def test_invites_into_conversations_of_unseen_accounts_are_taken_back(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    status, _ = await stack.peer.send("dead-end", customer_msg("perm-invite", "hi"))
+    assert status == 200
+    room_id = await join_invite_named(staff, "Customer perm-invite")
+    await staff.invite(room_id, PARTNER)
+    kick = await staff.wait_for_event(
+        lambda e: (
+            e.get("type") == "m.room.member"
+            and e.get("state_key") == PARTNER
+            and e["content"].get("membership") == "leave"
+        ),
+        room_id=room_id,
+    )
+    assert kick["sender"] == stack.bot_id
+    await staff.wait_for_event(
+        lambda e: f"{PARTNER} was removed" in e.get("content", {}).get("body", ""),
+        room_id=room_id,
+    )
+
+    # In a conversation of the account the partner is staff of, they stay and answer.
+    hooks_room, _ = await open_portal(stack, staff, "perm-invite-ok")
+    await staff.invite(hooks_room, PARTNER)
+    await _join_room(users.partner, hooks_room)
+    reply = await users.partner.send_text(hooks_room, "Partner here")
+    out = await stack.peer.wait_for(lambda p: p.get("id") == reply)
+    assert out["chat_id"] == "perm-invite-ok"
+
+
+async def test_users_without_permission_are_not_bridged(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    partner, sim = users.partner, stack.telegram
+    # The partner is in the room before it becomes a Telegram portal (link).
+    room_id = await staff.create_room(name="Perm linked", invite=[stack.bot_id, PARTNER])
+    await _join_room(partner, room_id)
+    for _ in range(100):
+        if stack.bot_id in await staff.joined_members(room_id):
+            break
+        await staff.sync_once(0.2)
+    user = tg.user(next(_tg_ids), "Perm", last_name="Linked")
+    chat = tg.private_chat(user)
+    chat_id = int(chat["id"])
+    assert await _ask(staff, room_id, f"!bridge link tg {chat_id}") == (
+        f"Linked this room to tg / {chat_id}."
+    )
+    sim.push_update(tg.message_update(tg.text_message(chat, user, "Hi linked")))
+    first = await staff.wait_for_event(body_is("Hi linked"), room_id=room_id)
+
+    said = await partner.send_text(room_id, "partner speaking")
+    assert "not allowed to use the bridge for tg" in await _answer(partner, room_id, said)
+    reacted = await partner.react(room_id, first["event_id"], "👍")
+    assert "not allowed" in await _answer(partner, room_id, reacted)
+    typing = f"/_matrix/client/v3/rooms/{quote(room_id)}/typing/"
+    await partner.api("PUT", typing + quote(PARTNER), {"typing": True, "timeout": 30000})
+    await partner.api("PUT", typing + quote(PARTNER), {"typing": False})
+    await staff.api("PUT", typing + quote(stack.staff_id), {"typing": True, "timeout": 30000})
+    await sim.wait_for_action(lambda a: a.chat_id == chat_id, timeout=30)
+    await staff.send_text(room_id, "staff speaking")
+    await sim.wait_for_sent(lambda s: s.chat_id == chat_id, timeout=30)
+    # Everything of the partner's came before the staff message in the room's queue.
+    assert [s.text for s in sim.sent if s.chat_id == chat_id] == ["staff: staff speaking"]
+    assert len([a for a in sim.actions if a.chat_id == chat_id]) == 1
+    assert not [r for r in sim.reactions if r.chat_id == chat_id]
