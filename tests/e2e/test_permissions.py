@@ -199,3 +199,36 @@ async def test_users_without_permission_are_not_bridged(
     assert [s.text for s in sim.sent if s.chat_id == chat_id] == ["staff: staff speaking"]
     assert len([a for a in sim.actions if a.chat_id == chat_id]) == 1
     assert not [r for r in sim.reactions if r.chat_id == chat_id]
+
+
+async def test_only_authors_edit_and_delete_customers_copies_stay(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    colleague, peer = users.colleague, stack.peer
+    room_id, customer = await open_portal(stack, staff, "perm-edit")
+    await _join_room(colleague, room_id)
+    staff_msg = await staff.send_text(room_id, "Staff text")
+    await peer.wait_for(lambda p: p.get("id") == staff_msg)
+    colleague_msg = await colleague.send_text(room_id, "Colleague text")
+    await peer.wait_for(lambda p: p.get("id") == colleague_msg)
+
+    # Edits: a colleague's or a customer's message is not changed for the customer.
+    foreign = await colleague.edit(room_id, staff_msg, "Changed by a colleague")
+    assert "only your own messages can be edited" in await _answer(colleague, room_id, foreign)
+    of_customer = await staff.edit(room_id, customer["event_id"], "Changed customer text")
+    assert "only your own messages can be edited" in await _answer(staff, room_id, of_customer)
+    own = await staff.edit(room_id, staff_msg, "Staff text, corrected")
+    assert (await peer.wait_for(lambda p: p.get("id") == own))["type"] == "edit"
+
+    # Deletions: a customer's message only in Matrix; a colleague's only by its author or an
+    # admin (the staff user is admin, the colleague is not).
+    by_colleague = await colleague.redact(room_id, staff_msg)
+    assert f"only {stack.staff_id} or an admin of hooks" in await _answer(
+        colleague, room_id, by_colleague
+    )
+    moderated = await staff.redact(room_id, customer["event_id"])
+    assert "the customer still has it" in await _answer(staff, room_id, moderated)
+    by_admin = await staff.redact(room_id, colleague_msg)
+    assert (await peer.wait_for(lambda p: p.get("id") == by_admin))["type"] == "delete"
+    refused = {foreign, of_customer, by_colleague, moderated}
+    assert not [p for p in peer.deliveries if p.get("id") in refused]
