@@ -120,13 +120,36 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
 
 
 async def _unlink(ctx: CommandContext, _: list[str]) -> str:
-    if ctx.portal is None:
+    portal = ctx.portal
+    if portal is None:
         return "This room is not a portal."
-    refused = ctx.refusal(ctx.portal.account, "admin")
+    refused = ctx.refusal(portal.account, "admin")
     if refused:
         return refused
-    await ctx.portal.delete()
-    return f"Unlinked this room from {ctx.portal.account} / {ctx.portal.chat}."
+    bridge = ctx.bridge
+    # The portal alias would lead the next message of the chat back to this room.
+    try:
+        await bridge.bot.remove_room_alias(
+            bridge.portals.alias_localpart(portal.account, portal.chat)
+        )
+    except Exception as e:
+        return f"Not unlinked: the room alias of the conversation could not be removed: {e}"
+    await portal.delete()
+    answer = (
+        f"Unlinked this room from {portal.account} / {portal.chat}. Nothing is bridged here any"
+        " more; the next message of that conversation opens a new room."
+    )
+    try:
+        members = await bridge.bot.get_joined_members(ctx.room_id)
+    except Exception as e:
+        return f"{answer} (The customer's Matrix users could not be listed to leave: {e})"
+    for user in members:
+        if bridge.ghosts.is_ghost(user):
+            try:
+                await bridge.ghosts.intent(user).leave_room(ctx.room_id)
+            except Exception as e:
+                answer += f" ({user} could not leave: {e})"
+    return answer
 
 
 async def _ping(ctx: CommandContext, _: list[str]) -> str:

@@ -232,3 +232,34 @@ async def test_only_authors_edit_and_delete_customers_copies_stay(
     assert (await peer.wait_for(lambda p: p.get("id") == by_admin))["type"] == "delete"
     refused = {foreign, of_customer, by_colleague, moderated}
     assert not [p for p in peer.deliveries if p.get("id") in refused]
+
+
+async def test_unlink_stops_bridging_and_the_next_message_opens_a_new_room(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    old_room, customer = await open_portal(stack, staff, "perm-unlink")
+    ghost = customer["sender"]
+    answer = await _ask(staff, old_room, "!bridge unlink")
+    assert answer.startswith("Unlinked this room from hooks / perm-unlink.")
+    await staff.wait_for_event(
+        lambda e: (
+            e.get("type") == "m.room.member"
+            and e.get("state_key") == ghost
+            and e["content"].get("membership") == "leave"
+        ),
+        room_id=old_room,
+    )
+    status, _ = await stack.peer.send(
+        stack.account, customer_msg("perm-unlink", "after unlink", "perm-unlink-2")
+    )
+    assert status == 200
+    new_room = await join_invite_named(staff, "Customer perm-unlink")
+    assert new_room != old_room
+    await staff.wait_for_event(body_is("after unlink"), room_id=new_room)
+    assert not staff.find_events(body_is("after unlink"), room_id=old_room)
+    # Staff talk in the old room reaches nobody; in the new room it does.
+    stale = await staff.send_text(old_room, "into the old room")
+    assert (await _ask(staff, old_room, "!bridge ping")).startswith("Pong.")  # handled up to here
+    fresh = await staff.send_text(new_room, "into the new room")
+    await stack.peer.wait_for(lambda p: p.get("id") == fresh)
+    assert stale not in [p.get("id") for p in stack.peer.deliveries]
