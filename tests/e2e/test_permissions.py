@@ -263,3 +263,29 @@ async def test_unlink_stops_bridging_and_the_next_message_opens_a_new_room(
     fresh = await staff.send_text(new_room, "into the new room")
     await stack.peer.wait_for(lambda p: p.get("id") == fresh)
     assert stale not in [p.get("id") for p in stack.peer.deliveries]
+
+
+async def test_read_receipts_of_users_without_permission_are_not_passed_on(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    partner, sim = users.partner, stack.whatsapp
+    room_id = await staff.create_room(name="Perm receipts", invite=[stack.bot_id, PARTNER])
+    await _join_room(partner, room_id)
+    for _ in range(100):
+        if stack.bot_id in await staff.joined_members(room_id):
+            break
+        await staff.sync_once(0.2)
+    number = str(next(_numbers))
+    assert await _ask(staff, room_id, f"!bridge link wa {number}") == (
+        f"Linked this room to wa / {number}."
+    )
+    first, second = wa.text_message(number, "Eins"), wa.text_message(number, "Zwei")
+    for msg in (first, second):
+        assert (await sim.receive(msg, names={number: "Receipt Kunde"})).ok
+    one = await staff.wait_for_event(body_is("Eins"), room_id=room_id)
+    two = await staff.wait_for_event(body_is("Zwei"), room_id=room_id)
+    receipt = f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/m.read/"
+    await partner.api("POST", receipt + quote(two["event_id"]), {})
+    await staff.api("POST", receipt + quote(one["event_id"]), {})
+    await sim.wait_for_read_receipt(lambda r: r.message_id == first["id"], timeout=30)
+    assert not [r for r in sim.read_receipts if r.message_id == second["id"]]
