@@ -174,6 +174,15 @@ class MatrixHandler:
         if reaction is not None:
             if not isinstance(connector, ReactionHandler):
                 return
+            if not _is_matrix_user(reaction.sender):
+                # A customer's reaction: removed in Matrix only, as their messages are.
+                await self.notices.send(
+                    room_id,
+                    "ℹ️ A customer's reaction was removed in Matrix only; the customer still"
+                    " sees it.",
+                    reply_to=EventID(evt["event_id"]),
+                )
+                return
             if not self._may_delete(portal, reaction.sender, evt["sender"]):
                 await self.notices.failure(
                     room_id, EventID(evt["event_id"]),
@@ -418,6 +427,12 @@ class MatrixHandler:
         await self.deliver(item, portal, room_id, event_id, lambda: _done(
             connector.handle_matrix_edit(edit)
         ))  # fmt: skip
+
+
+def _is_matrix_user(sender: str) -> bool:
+    """Whether a reaction's recorded sender is a staff member's Matrix ID (a customer's
+    reaction records their remote id)."""
+    return sender.startswith("@") and ":" in sender
 
 
 def _object(value: Any) -> dict[str, Any]:

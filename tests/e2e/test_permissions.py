@@ -228,9 +228,20 @@ async def test_only_authors_edit_and_delete_customers_copies_stay(
     )
     moderated = await staff.redact(room_id, customer["event_id"])
     assert "the customer still has it" in await _answer(staff, room_id, moderated)
+    status, _ = await peer.send(
+        stack.account,
+        {**customer_msg("perm-edit", "", f"remote-{staff_msg}"), "type": "reaction", "emoji": "❤️"},
+    )
+    assert status == 200
+    reaction = await staff.wait_for_event(
+        lambda e: e.get("type") == "m.reaction" and e["sender"] == customer["sender"],
+        room_id=room_id,
+    )
+    unreact = await staff.redact(room_id, reaction["event_id"])
+    assert "the customer still sees it" in await _answer(staff, room_id, unreact)
     by_admin = await staff.redact(room_id, colleague_msg)
     assert (await peer.wait_for(lambda p: p.get("id") == by_admin))["type"] == "delete"
-    refused = {foreign, of_customer, by_colleague, moderated}
+    refused = {foreign, of_customer, by_colleague, moderated, unreact}
     assert not [p for p in peer.deliveries if p.get("id") in refused]
 
 
