@@ -224,14 +224,14 @@ class Bridge:
 
     # ------------------------------------------------------------------ Matrix events
 
-    def _is_own(self, user: str) -> bool:
+    def is_own(self, user: str) -> bool:
         return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
 
     def _is_echo(self, evt: dict[str, Any]) -> bool:
         """An event of the bot or a ghost that is no state: the bridge's own messages coming
         back, which ``_matrix_event`` ignores, so they are not even queued."""
         sender = evt.get("sender")
-        return "state_key" not in evt and isinstance(sender, str) and self._is_own(sender)
+        return "state_key" not in evt and isinstance(sender, str) and self.is_own(sender)
 
     async def _matrix_event(self, item: QueueItem, evt: dict[str, Any]) -> None:
         etype = evt.get("type")
@@ -259,7 +259,7 @@ class Bridge:
             return
         if "state_key" in evt:
             await self._state_event(evt)
-        if self._is_own(sender):
+        if self.is_own(sender):
             return
         if etype == "m.room.member":
             await self._member(evt)
@@ -304,7 +304,7 @@ class Bridge:
 
     def _may_act(self, user: str, portal: Portal) -> bool:
         """Whether ``user`` may see and act in the conversations of ``portal``'s account."""
-        return not self._is_own(user) and (
+        return not self.is_own(user) and (
             self.config.permission_level(user, portal.account) != "none"
         )
 
@@ -314,7 +314,7 @@ class Bridge:
         target = evt.get("state_key")
         if membership in ("invite", "join") and isinstance(target, str):
             portal = await Portal.get_by_room(evt["room_id"])
-            if portal is not None and not self._is_own(target):
+            if portal is not None and not self.is_own(target):
                 if not self._may_act(target, portal):
                     await self._refuse_member(portal, target)
                 return

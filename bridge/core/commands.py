@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mautrix.types import EventID, RoomID
+from mautrix.types import EventID, Membership, MemberStateEventContent, RoomID
 
 from ..db import Portal
 from .templates import template_command
@@ -107,6 +107,24 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
     existing = await Portal.get(account, chat)
     if existing is not None and existing.room_id:
         return f"{account} / {chat} is already bridged to {existing.room_id}; unlink it first."
+    # Linking brings the conversation to everyone in the room, as an invite would.
+    try:
+        members = await ctx.bridge.bot.get_members(ctx.room_id)
+    except Exception as e:
+        return f"Not linked: the members of this room could not be listed: {e}"
+    unseen = sorted(
+        str(m.state_key)
+        for m in members
+        if isinstance(m.content, MemberStateEventContent)
+        and m.content.membership in (Membership.JOIN, Membership.INVITE)
+        and not ctx.bridge.is_own(m.state_key)
+        and ctx.bridge.config.permission_level(m.state_key, account) == "none"
+    )
+    if unseen:
+        return (
+            f"Not linked: {', '.join(unseen)} may not see the conversations of {account};"
+            " remove them from this room first."
+        )
     if existing is None:
         now = int(time.time() * 1000)
         await Portal(

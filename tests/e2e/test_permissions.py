@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,29 +35,65 @@ class Users:
     portal rooms of ``hooks``."""
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def users(stack: Stack) -> AsyncIterator[Users]:
+async def _restart_with_permissions(stack: Stack, **grants: Any) -> None:
+    """Add ``user -> grant`` to the bridge's permissions and restart it."""
     yaml = YAML()
     data = yaml.load(stack.config_path.read_text())
-    data["permissions"][PARTNER] = {"hooks": "staff"}
-    # Invited to new portal rooms of hooks as a moderator, as the staff user is.
-    data["channels"]["hooks"]["staff"].append(COLLEAGUE)
+    if grants.pop("_hooks_staff", None):
+        # Invited to new portal rooms of hooks as a moderator, as the staff user is.
+        data["channels"]["hooks"]["staff"].append(COLLEAGUE)
+    for user, grant in grants.items():
+        data["permissions"][f"@{user}:{SERVER_NAME}"] = grant
     with stack.config_path.open("w") as f:
         yaml.dump(data, f)
     stack.bridge.stop()
     await stack.bridge.astart()
-    clients = []
-    for name in ("partner", "colleague"):
-        password = f"pw-{name}-secret"
-        await stack.synapse.aregister_user(name, password)
-        clients.append(
-            await StaffClient.login(stack.synapse.base_url, f"@{name}:{SERVER_NAME}", password)
-        )
+
+
+async def _login(stack: Stack, name: str) -> StaffClient:
+    password = f"pw-{name}-secret"
+    await stack.synapse.aregister_user(name, password)
+    return await StaffClient.login(stack.synapse.base_url, f"@{name}:{SERVER_NAME}", password)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def users(stack: Stack) -> AsyncIterator[Users]:
+    clients = [await _login(stack, "partner"), await _login(stack, "colleague")]
+    await _restart_with_permissions(stack, partner={"hooks": "staff"}, _hooks_staff=True)
     try:
         yield Users(*clients)
     finally:
         for client in clients:
             await client.close()
+
+
+@asynccontextmanager
+async def _linked_then_narrowed(
+    stack: Stack, staff: StaffClient, name: str, account: str, chat: str
+) -> AsyncIterator[tuple[StaffClient, str]]:
+    """A room with a user ``name`` (staff of every account) linked to ``account``/``chat``;
+    then the user's permissions are narrowed to ``hooks`` and the bridge restarted: a member
+    of a portal room who may no longer see its account, as after a change of the config."""
+    user = await _login(stack, name)
+    try:
+        room_id = await staff.create_room(name=f"Perm {name}", invite=[stack.bot_id, user.user_id])
+        await _join_room(user, room_id)
+        await _wait_for_bot(stack, staff, room_id)
+        assert await _ask(staff, room_id, f"!bridge link {account} {chat}") == (
+            f"Linked this room to {account} / {chat}."
+        )
+        await _restart_with_permissions(stack, **{name: {"hooks": "staff"}})
+        yield user, room_id
+    finally:
+        await user.close()
+
+
+async def _wait_for_bot(stack: Stack, client: StaffClient, room_id: str) -> None:
+    for _ in range(100):
+        if stack.bot_id in await client.joined_members(room_id):
+            return
+        await client.sync_once(0.2)
+    raise AssertionError("the bot did not join")
 
 
 def _replying_to(event_id: str) -> Any:
@@ -164,23 +201,43 @@ async def test_invites_into_conversations_of_unseen_accounts_are_taken_back(
     assert out["chat_id"] == "perm-invite-ok"
 
 
+async def test_link_refused_while_members_may_not_see_the_account(
+    stack: Stack, staff: StaffClient, users: Users
+) -> None:
+    room_id = await staff.create_room(name="Perm link refused", invite=[stack.bot_id, PARTNER])
+    await _join_room(users.partner, room_id)
+    await _wait_for_bot(stack, staff, room_id)
+    assert await _ask(staff, room_id, "!bridge link tg 7899999") == (
+        f"Not linked: {PARTNER} may not see the conversations of tg; remove them from this"
+        " room first."
+    )
+    assert await _ask(staff, room_id, "!bridge link hooks perm-link-ok") == (
+        "Linked this room to hooks / perm-link-ok."
+    )
+
+
 async def test_users_without_permission_are_not_bridged(
     stack: Stack, staff: StaffClient, users: Users
 ) -> None:
-    partner, sim = users.partner, stack.telegram
-    # The partner is in the room before it becomes a Telegram portal (link).
-    room_id = await staff.create_room(name="Perm linked", invite=[stack.bot_id, PARTNER])
-    await _join_room(partner, room_id)
-    for _ in range(100):
-        if stack.bot_id in await staff.joined_members(room_id):
-            break
-        await staff.sync_once(0.2)
     user = tg.user(next(_tg_ids), "Perm", last_name="Linked")
     chat = tg.private_chat(user)
     chat_id = int(chat["id"])
-    assert await _ask(staff, room_id, f"!bridge link tg {chat_id}") == (
-        f"Linked this room to tg / {chat_id}."
-    )
+    async with _linked_then_narrowed(stack, staff, "mover-tg", "tg", str(chat_id)) as linked:
+        partner, room_id = linked
+        await _customer_then_partner(stack, staff, partner, room_id, user, chat)
+
+
+async def _customer_then_partner(
+    stack: Stack,
+    staff: StaffClient,
+    partner: StaffClient,
+    room_id: str,
+    user: dict[str, Any],
+    chat: dict[str, Any],
+) -> None:
+    """The customer writes, then ``partner`` (no permission on tg) talks, reacts and types
+    before a staff member does: only the staff member's message and typing reach Telegram."""
+    sim, chat_id = stack.telegram, int(chat["id"])
     sim.push_update(tg.message_update(tg.text_message(chat, user, "Hi linked")))
     first = await staff.wait_for_event(body_is("Hi linked"), room_id=room_id)
 
@@ -189,8 +246,9 @@ async def test_users_without_permission_are_not_bridged(
     reacted = await partner.react(room_id, first["event_id"], "👍")
     assert "not allowed" in await _answer(partner, room_id, reacted)
     typing = f"/_matrix/client/v3/rooms/{quote(room_id)}/typing/"
-    await partner.api("PUT", typing + quote(PARTNER), {"typing": True, "timeout": 30000})
-    await partner.api("PUT", typing + quote(PARTNER), {"typing": False})
+    mover = quote(partner.user_id)
+    await partner.api("PUT", typing + mover, {"typing": True, "timeout": 30000})
+    await partner.api("PUT", typing + mover, {"typing": False})
     await staff.api("PUT", typing + quote(stack.staff_id), {"typing": True, "timeout": 30000})
     await sim.wait_for_action(lambda a: a.chat_id == chat_id, timeout=30)
     await staff.send_text(room_id, "staff speaking")
@@ -279,24 +337,16 @@ async def test_unlink_stops_bridging_and_the_next_message_opens_a_new_room(
 async def test_read_receipts_of_users_without_permission_are_not_passed_on(
     stack: Stack, staff: StaffClient, users: Users
 ) -> None:
-    partner, sim = users.partner, stack.whatsapp
-    room_id = await staff.create_room(name="Perm receipts", invite=[stack.bot_id, PARTNER])
-    await _join_room(partner, room_id)
-    for _ in range(100):
-        if stack.bot_id in await staff.joined_members(room_id):
-            break
-        await staff.sync_once(0.2)
-    number = str(next(_numbers))
-    assert await _ask(staff, room_id, f"!bridge link wa {number}") == (
-        f"Linked this room to wa / {number}."
-    )
-    first, second = wa.text_message(number, "Eins"), wa.text_message(number, "Zwei")
-    for msg in (first, second):
-        assert (await sim.receive(msg, names={number: "Receipt Kunde"})).ok
-    one = await staff.wait_for_event(body_is("Eins"), room_id=room_id)
-    two = await staff.wait_for_event(body_is("Zwei"), room_id=room_id)
-    receipt = f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/m.read/"
-    await partner.api("POST", receipt + quote(two["event_id"]), {})
-    await staff.api("POST", receipt + quote(one["event_id"]), {})
-    await sim.wait_for_read_receipt(lambda r: r.message_id == first["id"], timeout=30)
-    assert not [r for r in sim.read_receipts if r.message_id == second["id"]]
+    sim, number = stack.whatsapp, str(next(_numbers))
+    async with _linked_then_narrowed(stack, staff, "mover-wa", "wa", number) as linked:
+        partner, room_id = linked
+        first, second = wa.text_message(number, "Eins"), wa.text_message(number, "Zwei")
+        for msg in (first, second):
+            assert (await sim.receive(msg, names={number: "Receipt Kunde"})).ok
+        one = await staff.wait_for_event(body_is("Eins"), room_id=room_id)
+        two = await staff.wait_for_event(body_is("Zwei"), room_id=room_id)
+        receipt = f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/m.read/"
+        await partner.api("POST", receipt + quote(two["event_id"]), {})
+        await staff.api("POST", receipt + quote(one["event_id"]), {})
+        await sim.wait_for_read_receipt(lambda r: r.message_id == first["id"], timeout=30)
+        assert not [r for r in sim.read_receipts if r.message_id == second["id"]]
