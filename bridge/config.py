@@ -38,6 +38,10 @@ class FileConfig(BaseFileConfig):
         raise NotImplementedError
 
 
+Grant = str | dict[str, str]
+"""A permission entry: a level on every account, or channel account (or ``*``) -> level."""
+
+
 @dataclass(frozen=True)
 class ChannelAccountConfig:
     id: AccountID
@@ -88,7 +92,8 @@ class Config:
     ghost_displayname_template: str
     sender_prefix_template: str
     topic_template: str
-    permissions: dict[str, str]
+    permissions: dict[str, Grant]
+    """User ID, domain or ``*`` -> a level on every account, or a level per account."""
     channels: dict[AccountID, ChannelAccountConfig]
     logging: dict[str, Any] = field(default_factory=dict)
     as_limits: ListenerLimits = ListenerLimits()
@@ -99,14 +104,30 @@ class Config:
     def bot_mxid(self) -> str:
         return f"@{self.bot_username}:{self.hs_domain}"
 
-    def permission_level(self, mxid: str) -> str:
-        """The level of a Matrix user: their own entry, else their domain's, else ``*``'s."""
-        if mxid in self.permissions:
-            return self.permissions[mxid]
-        domain = mxid.split(":", 1)[1] if ":" in mxid else ""
-        if domain in self.permissions:
-            return self.permissions[domain]
-        return self.permissions.get("*", "none")
+    def permission_level(self, mxid: str, account: str | None = None) -> str:
+        """The level of a Matrix user on channel ``account``; without an account, their highest
+        level on any account (what the bot's own features, such as ``help``, go by)."""
+        return permission_level(self.permissions, mxid, account)
+
+    def visible_accounts(self, mxid: str) -> list[AccountID]:
+        """The channel accounts whose conversations ``mxid`` may see and act in."""
+        return [a for a in self.channels if self.permission_level(mxid, a) != "none"]
+
+
+def permission_level(permissions: Mapping[str, Grant], mxid: str, account: str | None) -> str:
+    """The most specific entry decides: the user's own, else their domain's, else ``*``'s. A
+    level string grants that level on every account; a mapping grants the levels of the
+    accounts it names (its ``*`` key: every other account) and nothing else."""
+    domain = mxid.split(":", 1)[1] if ":" in mxid else ""
+    grant = next(
+        (permissions[k] for k in (mxid, domain) if k and k in permissions),
+        permissions.get("*", "none"),
+    )
+    if isinstance(grant, str):
+        return grant
+    if account is not None:
+        return grant.get(account, grant.get("*", "none"))
+    return max([*grant.values(), "none"], key=LEVELS.index)
 
 
 def load_raw(path: str) -> FileConfig:
@@ -332,15 +353,6 @@ def parse(data: Mapping[str, Any]) -> Config:
     topic = r.str("portals.topic_template", "{channel} conversation via {account} ({chat})")
     _check_template("portals.topic_template", topic, ("channel", "account", "chat"), ())
 
-    permissions: dict[str, str] = {}
-    for who, level in r.mapping("permissions").items():
-        key = f"permissions.{who}"
-        if level not in LEVELS:
-            raise ConfigError(key, f"must be one of {', '.join(LEVELS)}, not {level!r}")
-        if who != "*" and who.startswith("@") and not _MXID.match(who):
-            raise ConfigError(key, f"{who!r} is not a Matrix user ID")
-        permissions[who] = level
-
     channels: dict[AccountID, ChannelAccountConfig] = {}
     for account_id, section in r.mapping("channels", {}).items():
         key = f"channels.{account_id}"
@@ -371,6 +383,16 @@ def parse(data: Mapping[str, Any]) -> Config:
     webhook_listener = _webhook_listener(r)
     if webhook_listener is not None and webhook_listener.port == r.get("appservice.port", None):
         raise ConfigError("webhooks.port", "must differ from appservice.port")
+    permissions = _permissions(r.mapping("permissions"), channels)
+    for account_id, channel in channels.items():
+        for user in channel.staff:
+            if permission_level(permissions, user, account_id) == "none":
+                raise ConfigError(
+                    f"channels.{account_id}.staff",
+                    f"{user} has no permission on {account_id}: it would be invited into its"
+                    " conversations (grant it in permissions)",
+                )
+
     as_token = r.str("appservice.as_token")
     hs_token = r.str("appservice.hs_token")
     log_config = r.get("logging", {})
@@ -400,6 +422,35 @@ def parse(data: Mapping[str, Any]) -> Config:
         as_limits=_limits(r, "appservice"),
         webhook_listener=webhook_listener,
     )
+
+
+def _permissions(
+    section: Mapping[str, Any], channels: Mapping[AccountID, ChannelAccountConfig]
+) -> dict[str, Grant]:
+    permissions: dict[str, Grant] = {}
+    choices = f"must be one of {', '.join(LEVELS)}"
+    for who, grant in section.items():
+        key = f"permissions.{who}"
+        if who != "*" and who.startswith("@") and not _MXID.match(who):
+            raise ConfigError(key, f"{who!r} is not a Matrix user ID")
+        if isinstance(grant, Mapping):
+            per_account: dict[str, str] = {}
+            for account, level in grant.items():
+                if account != "*" and account not in channels:
+                    raise ConfigError(
+                        f"{key}.{account}", f"there is no channel account {account!r}"
+                    )
+                if level not in LEVELS:
+                    raise ConfigError(f"{key}.{account}", f"{choices}, not {level!r}")
+                per_account[account] = level
+            permissions[who] = per_account
+        elif grant in LEVELS:
+            permissions[who] = grant
+        else:
+            raise ConfigError(
+                key, f"{choices} or a mapping of channel accounts to levels, not {grant!r}"
+            )
+    return permissions
 
 
 def load(

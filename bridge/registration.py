@@ -17,7 +17,11 @@ def new_token() -> str:
 def build(config: Config) -> dict[str, Any]:
     """The registration for ``config``: ghost and bot users, portal aliases, our tokens."""
     domain = re.escape(config.hs_domain)
-    ghost_local = template_regex(config.ghost_username_template, account="", user="")
+    # Fields never hold a ":" (escape_localpart escapes it); anchored at both ends, as homeservers
+    # apply the regexes with re.match: unanchored, "@bridge_x_y:example.com.evil.tld" matched.
+    ghost_local = template_regex(config.ghost_username_template, account="", user="").replace(
+        ".+", "[^:]+"
+    )
     return {
         "id": config.as_id,
         "url": str(config.as_address),
@@ -29,11 +33,14 @@ def build(config: Config) -> dict[str, Any]:
         "de.sorunome.msc2409.push_ephemeral": True,
         "namespaces": {
             "users": [
-                {"exclusive": True, "regex": f"@{ghost_local}:{domain}"},
-                {"exclusive": True, "regex": f"@{re.escape(config.bot_username)}:{domain}"},
+                {"exclusive": True, "regex": f"^@{ghost_local}:{domain}$"},
+                {"exclusive": True, "regex": f"^@{re.escape(config.bot_username)}:{domain}$"},
             ],
             "aliases": [
-                {"exclusive": True, "regex": f"#{re.escape(config.bot_username)}_.+:{domain}"}
+                {
+                    "exclusive": True,
+                    "regex": f"^#{re.escape(config.bot_username)}_[^:]+:{domain}$",
+                }
             ],
             "rooms": [],
         },

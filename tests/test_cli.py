@@ -204,10 +204,17 @@ def test_generate_writes_registration_and_tokens(setup: Setup) -> None:
     for ordinary in (
         "@alice:example.com", "@admin:example.com", "@bridgebot2:example.com",
         "@bridge:example.com", "@bridge_x_y:other.org", "@bridgebot:example.org",
+        # Users of other servers whose names start like ours.
+        "@bridge_x_y:example.com.attacker.tld", "@bridgebot:example.com.attacker.tld",
+        "@bridge_x_y:example.com:8448", "@bridge_x:y_z:example.com",
     ):  # fmt: skip
         assert not touched(ordinary), ordinary
     aliases = registration["namespaces"]["aliases"]
     assert aliases and all(ns["exclusive"] for ns in aliases)
+    alias_regexes = [re.compile(ns["regex"]) for ns in aliases]
+    assert any(r.match("#bridgebot_support-webhook_c=3a1:example.com") for r in alias_regexes)
+    for alias in ("#bridgebot_x_y:example.com.attacker.tld", "#bridgebot_x:y:example.com"):
+        assert not any(r.match(alias) for r in alias_regexes), alias
 
 
 def test_generate_twice_gives_fresh_tokens(setup: Setup) -> None:

@@ -352,6 +352,7 @@ def test_permission_level_precedence() -> None:
                     "partner.org": "staff",
                     "@boss:example.com": "admin",
                     "@guest:partner.org": "none",
+                    "@admin:example.com": "staff",  # the channels' staff to invite
                 },
             )
         )
@@ -372,7 +373,8 @@ def test_permission_level_defaults_to_none_without_star() -> None:
 
 
 def test_permission_level_keeps_the_port_in_the_domain() -> None:
-    config = parse(example(_set("permissions", {"hs.local:8448": "admin", "hs.local": "staff"})))
+    permissions = {"hs.local:8448": "admin", "hs.local": "staff", "@admin:example.com": "staff"}
+    config = parse(example(_set("permissions", permissions)))
     assert config.permission_level("@a:hs.local:8448") == "admin"
     assert config.permission_level("@a:hs.local") == "staff"
 
@@ -413,3 +415,75 @@ def test_bad_listener_keys_are_refused(section: str, key: str, value: Any) -> No
         data[section][key] = value
 
     assert error_of(mutate).key == f"{section}.{key}"
+
+
+def _two_accounts(d: dict[str, Any]) -> None:
+    d["channels"]["partner-hook"] = {**d["channels"]["support-webhook"], "staff": []}
+
+
+def test_permissions_per_account() -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        _two_accounts(d)
+        d["permissions"] = {
+            "*": "none",
+            "example.com": "staff",
+            "@boss:example.com": "admin",
+            "partner.org": {"partner-hook": "staff"},
+            "@lead:partner.org": {"partner-hook": "admin", "*": "staff"},
+            "@contractor:example.com": {"support-webhook": "staff"},
+        }
+
+    config = parse(example(mutate))
+    hook, support = "partner-hook", "support-webhook"
+    # A level string keeps its old meaning: that level on every account.
+    assert config.permission_level("@anna:example.com", support) == "staff"
+    assert config.permission_level("@anna:example.com", hook) == "staff"
+    assert config.permission_level("@boss:example.com", hook) == "admin"
+    # A mapping grants only the accounts it names; its "*" stands for every other account.
+    assert config.permission_level("@worker:partner.org", hook) == "staff"
+    assert config.permission_level("@worker:partner.org", support) == "none"
+    assert config.permission_level("@lead:partner.org", hook) == "admin"
+    assert config.permission_level("@lead:partner.org", support) == "staff"
+    # The most specific entry decides as a whole: the user's own mapping, not their domain.
+    assert config.permission_level("@contractor:example.com", support) == "staff"
+    assert config.permission_level("@contractor:example.com", hook) == "none"
+    assert config.permission_level("@x:elsewhere.net", hook) == "none"
+    # Without an account: the highest level on any account (the bot's own features).
+    assert config.permission_level("@worker:partner.org") == "staff"
+    assert config.permission_level("@lead:partner.org") == "admin"
+    assert config.permission_level("@x:elsewhere.net") == "none"
+    assert config.visible_accounts("@worker:partner.org") == [hook]
+    assert config.visible_accounts("@anna:example.com") == list(config.channels)
+    assert config.visible_accounts("@x:elsewhere.net") == []
+
+
+@pytest.mark.parametrize(
+    ("grant", "key"),
+    [
+        ({"no-such-account": "staff"}, "permissions.partner.org.no-such-account"),
+        ({"partner-hook": "root"}, "permissions.partner.org.partner-hook"),
+        ({"partner-hook": ["staff"]}, "permissions.partner.org.partner-hook"),
+        (["partner-hook"], "permissions.partner.org"),
+        (3, "permissions.partner.org"),
+    ],
+)
+def test_bad_per_account_permissions_name_the_key(grant: Any, key: str) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        _two_accounts(d)
+        d["permissions"]["partner.org"] = grant
+
+    error = error_of(mutate)
+    assert error.key == key
+    if "no-such-account" in key:
+        assert "no channel account 'no-such-account'" in str(error)
+
+
+def test_staff_to_invite_needs_permission_on_the_account() -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        _two_accounts(d)
+        d["permissions"]["partner.org"] = {"support-webhook": "staff"}
+        d["channels"]["partner-hook"]["staff"] = ["@worker:partner.org"]
+
+    error = error_of(mutate)
+    assert error.key == "channels.partner-hook.staff"
+    assert "@worker:partner.org has no permission on partner-hook" in str(error)

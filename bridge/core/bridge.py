@@ -228,14 +228,14 @@ class Bridge:
 
     # ------------------------------------------------------------------ Matrix events
 
-    def _is_own(self, user: str) -> bool:
+    def is_own(self, user: str) -> bool:
         return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
 
     def _is_echo(self, evt: dict[str, Any]) -> bool:
         """An event of the bot or a ghost that is no state: the bridge's own messages coming
         back, which ``_matrix_event`` ignores, so they are not even queued."""
         sender = evt.get("sender")
-        return "state_key" not in evt and isinstance(sender, str) and self._is_own(sender)
+        return "state_key" not in evt and isinstance(sender, str) and self.is_own(sender)
 
     async def _matrix_event(self, item: QueueItem, evt: dict[str, Any]) -> None:
         etype = evt.get("type")
@@ -252,7 +252,7 @@ class Bridge:
             users = content.get("user_ids")
             if portal and isinstance(users, list):
                 for user in users:
-                    if isinstance(user, str) and not self._is_own(user):
+                    if isinstance(user, str) and self._may_act(user, portal):
                         await self.matrix.typing(portal, user, True)
             return
         sender = evt.get("sender")
@@ -263,21 +263,21 @@ class Bridge:
             return
         if "state_key" in evt:
             await self._state_event(evt)
-        if self._is_own(sender):
+        if self.is_own(sender):
             return
         if etype == "m.room.member":
             await self._member(evt)
             return
         if etype not in ("m.room.message", "m.reaction", "m.room.redaction"):
             return
-        level = self.config.permission_level(sender)
         portal = await Portal.get_by_room(room_id)
         if etype == "m.room.message":
             body: str = content["body"] if isinstance(content.get("body"), str) else ""
             prefix = self.config.command_prefix
             is_command = body == prefix or body.startswith(prefix + " ")
             if portal is None or is_command:
-                if level == "none":
+                # Commands check the account they concern themselves.
+                if self.config.permission_level(sender) == "none":
                     return
                 if is_command:
                     await self._command(evt, portal, body[len(prefix) :].strip())
@@ -286,12 +286,12 @@ class Bridge:
                 return
         if portal is None:
             return
-        if level == "none":
-            if etype == "m.room.message":
-                await self.notices.failure(
-                    RoomID(room_id), EventID(evt["event_id"]),
-                    "you are not allowed to use this bridge",
-                )  # fmt: skip
+        if not self._may_act(sender, portal):
+            # Redactions and reactions too: what is not bridged leaves a notice.
+            await self.notices.failure(
+                RoomID(room_id), EventID(evt["event_id"]),
+                f"you are not allowed to use the bridge for {portal.account}",
+            )  # fmt: skip
             return
         if etype == "m.room.message":
             await self.matrix.message(item, portal, evt)
@@ -306,9 +306,23 @@ class Bridge:
         except Exception as e:
             log.debug("Ignoring unreadable state event %s: %s", evt.get("event_id"), e)
 
+    def _may_act(self, user: str, portal: Portal) -> bool:
+        """Whether ``user`` may see and act in the conversations of ``portal``'s account."""
+        return not self.is_own(user) and (
+            self.config.permission_level(user, portal.account) != "none"
+        )
+
     async def _member(self, evt: dict[str, Any]) -> None:
         content = evt.get("content") or {}
-        if evt.get("state_key") != self.config.bot_mxid or content.get("membership") != "invite":
+        membership = content.get("membership")
+        target = evt.get("state_key")
+        if membership in ("invite", "join") and isinstance(target, str):
+            portal = await Portal.get_by_room(evt["room_id"])
+            if portal is not None and not self.is_own(target):
+                if not self._may_act(target, portal):
+                    await self._refuse_member(portal, target)
+                return
+        if target != self.config.bot_mxid or membership != "invite":
             return
         room_id = RoomID(evt["room_id"])
         if self.config.permission_level(evt["sender"]) == "none":
@@ -319,6 +333,21 @@ class Bridge:
             await self.notices.send(
                 room_id, "Hello! I am the bridge bot. Send `help` to see what I can do."
             )
+
+    async def _refuse_member(self, portal: Portal, user: str) -> None:
+        """Take back an invite (or membership) of a user who may not see the conversations of
+        the portal's account: a portal room's history is the customer's conversation."""
+        room_id = RoomID(portal.room_id or "")
+        reason = f"no permission for the conversations of {portal.account}"
+        try:
+            await self.bot.kick_user(room_id, UserID(user), reason)
+        except Exception as e:
+            log.warning("Could not remove %s from %s: %s", user, room_id, e)
+            await self.notices.send(
+                room_id, f"⚠️ {user} has {reason} but could not be removed from this room: {e}"
+            )
+            return
+        await self.notices.send(room_id, f"ℹ️ {user} was removed: {reason}.")
 
     async def _is_management_room(self, room_id: RoomID) -> bool:
         try:
@@ -342,9 +371,8 @@ class Bridge:
             if not isinstance(readers, dict):
                 continue
             for user in readers:
-                if isinstance(user, str) and not self._is_own(user):
-                    if self.config.permission_level(user) != "none":
-                        await self.matrix.receipt(portal, room_id, event_id, user)
+                if isinstance(user, str) and self._may_act(user, portal):
+                    await self.matrix.receipt(portal, room_id, event_id, user)
 
 
 def _db_args(config: Config) -> dict[str, Any]:

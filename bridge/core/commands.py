@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mautrix.types import EventID, RoomID
+from mautrix.types import EventID, Membership, MemberStateEventContent, RoomID
 
 from ..db import Portal
 from .templates import template_command
@@ -34,9 +34,23 @@ class CommandContext:
     sender: str
     portal: Portal | None
 
+    def level(self, account: str | None = None) -> str:
+        """The sender's level on ``account`` (without one: their highest on any account)."""
+        return self.bridge.config.permission_level(self.sender, account)
+
+    def refusal(self, account: str, needed: str = "staff") -> str | None:
+        """Why the sender may not run a command on ``account``, or None if they may. An
+        account they may not see is answered like one that does not exist."""
+        level = self.level(account)
+        if account not in self.bridge.connectors or level == "none":
+            return f"There is no channel account {account!r} you may use. See `channels`."
+        if not _allowed(level, needed):
+            return f"You need the {needed} permission on {account} for this."
+        return None
+
 
 async def _help(ctx: CommandContext, _: list[str]) -> str:
-    level = ctx.bridge.config.permission_level(ctx.sender)
+    level = ctx.level()
     prefix = ctx.bridge.config.command_prefix
     lines = [f"Commands (prefix them with {prefix} in portal rooms):"]
     for cmd in COMMANDS.values():
@@ -46,10 +60,12 @@ async def _help(ctx: CommandContext, _: list[str]) -> str:
 
 
 async def _channels(ctx: CommandContext, _: list[str]) -> str:
-    if not ctx.bridge.connectors:
-        return "No channel accounts are configured."
+    visible = ctx.bridge.config.visible_accounts(ctx.sender)
+    connectors = [(a, c) for a, c in ctx.bridge.connectors.items() if a in visible]
+    if not connectors:
+        return "No channel accounts are configured for you."
     lines = ["Channel accounts:"]
-    for account, connector in ctx.bridge.connectors.items():
+    for account, connector in connectors:
         state = connector.state
         count = len(await Portal.all(account))
         detail = f" ({state.message})" if state.message else ""
@@ -61,7 +77,14 @@ async def _channels(ctx: CommandContext, _: list[str]) -> str:
 
 async def _portals(ctx: CommandContext, args: list[str]) -> str:
     account = args[0] if args else None
-    portals = await Portal.all(account)
+    if account is not None:
+        refused = ctx.refusal(account)
+        if refused:
+            return refused
+        portals = await Portal.all(account)
+    else:
+        visible = ctx.bridge.config.visible_accounts(ctx.sender)
+        portals = [p for p in await Portal.all(None) if p.account in visible]
     if not portals:
         return "No portals" + (f" for {account}." if account else ".")
     lines = [f"{len(portals)} portal(s):"]
@@ -76,13 +99,32 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
     if len(args) != 2:
         return "Usage: link <account> <remote chat id>"
     account, chat = args
-    if account not in ctx.bridge.connectors:
-        return f"There is no channel account {account!r}. See `channels`."
+    refused = ctx.refusal(account, "admin")
+    if refused:
+        return refused
     if ctx.portal is not None:
         return f"This room is already linked to {ctx.portal.account} / {ctx.portal.chat}."
     existing = await Portal.get(account, chat)
     if existing is not None and existing.room_id:
         return f"{account} / {chat} is already bridged to {existing.room_id}; unlink it first."
+    # Linking brings the conversation to everyone in the room, as an invite would.
+    try:
+        members = await ctx.bridge.bot.get_members(ctx.room_id)
+    except Exception as e:
+        return f"Not linked: the members of this room could not be listed: {e}"
+    unseen = sorted(
+        str(m.state_key)
+        for m in members
+        if isinstance(m.content, MemberStateEventContent)
+        and m.content.membership in (Membership.JOIN, Membership.INVITE)
+        and not ctx.bridge.is_own(m.state_key)
+        and ctx.bridge.config.permission_level(m.state_key, account) == "none"
+    )
+    if unseen:
+        return (
+            f"Not linked: {', '.join(unseen)} may not see the conversations of {account};"
+            " remove them from this room first."
+        )
     if existing is None:
         now = int(time.time() * 1000)
         await Portal(
@@ -96,10 +138,36 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
 
 
 async def _unlink(ctx: CommandContext, _: list[str]) -> str:
-    if ctx.portal is None:
+    portal = ctx.portal
+    if portal is None:
         return "This room is not a portal."
-    await ctx.portal.delete()
-    return f"Unlinked this room from {ctx.portal.account} / {ctx.portal.chat}."
+    refused = ctx.refusal(portal.account, "admin")
+    if refused:
+        return refused
+    bridge = ctx.bridge
+    # The portal alias would lead the next message of the chat back to this room.
+    try:
+        await bridge.bot.remove_room_alias(
+            bridge.portals.alias_localpart(portal.account, portal.chat)
+        )
+    except Exception as e:
+        return f"Not unlinked: the room alias of the conversation could not be removed: {e}"
+    await portal.delete()
+    answer = (
+        f"Unlinked this room from {portal.account} / {portal.chat}. Nothing is bridged here any"
+        " more; the next message of that conversation opens a new room."
+    )
+    try:
+        members = await bridge.bot.get_joined_members(ctx.room_id)
+    except Exception as e:
+        return f"{answer} (The customer's Matrix users could not be listed to leave: {e})"
+    for user in members:
+        if bridge.ghosts.is_ghost(user):
+            try:
+                await bridge.ghosts.intent(user).leave_room(ctx.room_id)
+            except Exception as e:
+                answer += f" ({user} could not leave: {e})"
+    return answer
 
 
 async def _ping(ctx: CommandContext, _: list[str]) -> str:

@@ -175,6 +175,22 @@ class MatrixHandler:
         if reaction is not None:
             if not isinstance(connector, ReactionHandler):
                 return
+            if not _is_matrix_user(reaction.sender):
+                # A customer's reaction: removed in Matrix only, as their messages are.
+                await self.notices.send(
+                    room_id,
+                    "ℹ️ A customer's reaction was removed in Matrix only; the customer still"
+                    " sees it.",
+                    reply_to=EventID(evt["event_id"]),
+                )
+                return
+            if not self._may_delete(portal, reaction.sender, evt["sender"]):
+                await self.notices.failure(
+                    room_id, EventID(evt["event_id"]),
+                    f"only {reaction.sender} or an admin can take back that reaction;"
+                    " the customer still sees it",
+                )  # fmt: skip
+                return
             removal = MatrixReactionRemove(
                 key,
                 evt["event_id"],
@@ -189,6 +205,21 @@ class MatrixHandler:
             return
         target = await Message.get_by_event(room_id, EventID(redacts))
         if target is None:
+            return
+        if target.sender is not None:
+            # Moderation inside the company: the customer's own copy is not touched.
+            await self.notices.send(
+                room_id,
+                "ℹ️ A customer's message was removed in Matrix only; the customer still has it.",
+                reply_to=EventID(evt["event_id"]),
+            )
+            return
+        if not self._may_delete(portal, target.sender_mxid, evt["sender"]):
+            await self.notices.failure(
+                room_id, EventID(evt["event_id"]),
+                f"only {target.sender_mxid} or an admin of {portal.account} can delete that"
+                " message for the customer; the remote copy stays",
+            )  # fmt: skip
             return
         if not isinstance(connector, DeleteHandler):
             await self.notices.failure(
@@ -307,6 +338,11 @@ class MatrixHandler:
 
     # ------------------------------------------------------------------ helpers
 
+    def _may_delete(self, portal: Portal, author: str, user: str) -> bool:
+        """Staff delete their own messages and reactions remotely; admins of the account
+        those of colleagues too."""
+        return user == author or self.config.permission_level(user, portal.account) == "admin"
+
     def _connector(self, portal: Portal) -> NetworkConnector:
         connector = self.connectors.get(portal.account)
         if connector is None:
@@ -361,6 +397,12 @@ class MatrixHandler:
         target = await Message.get_by_event(room_id, EventID(target_id))
         if target is None:
             return
+        if target.sender is not None or target.sender_mxid != evt["sender"]:
+            # Matrix clients keep showing the original of someone else's message.
+            await self.notices.failure(
+                room_id, event_id, "only your own messages can be edited; the edit was not sent"
+            )
+            return
         connector = self._connector(portal)
         if not isinstance(connector, EditHandler):
             await self.notices.failure(
@@ -388,6 +430,12 @@ class MatrixHandler:
         await self.deliver(item, portal, room_id, event_id, lambda: _done(
             connector.handle_matrix_edit(edit)
         ))  # fmt: skip
+
+
+def _is_matrix_user(sender: str) -> bool:
+    """Whether a reaction's recorded sender is a staff member's Matrix ID (a customer's
+    reaction records their remote id)."""
+    return sender.startswith("@") and ":" in sender
 
 
 def _object(value: Any) -> dict[str, Any]:

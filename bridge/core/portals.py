@@ -36,7 +36,8 @@ class PortalManager:
         return f"{self.config.bot_username}_{escape_localpart(account)}_{escape_localpart(chat)}"
 
     def alias_regex(self) -> str:
-        return f"#{re.escape(self.config.bot_username)}_.+:{re.escape(self.config.hs_domain)}"
+        bot, domain = re.escape(self.config.bot_username), re.escape(self.config.hs_domain)
+        return f"^#{bot}_[^:]+:{domain}$"
 
     def channel_title(self, account: str) -> str:
         connector = self.connectors.get(account)
@@ -80,7 +81,9 @@ class PortalManager:
         alias_local = self.alias_localpart(account, chat.id)
         alias = RoomAlias(f"#{alias_local}:{self.config.hs_domain}")
         channel = self.config.channels.get(account)  # type: ignore[call-overload]
-        staff = [UserID(s) for s in channel.staff] if channel else []
+        # The config refuses staff without a permission on the account; checked again here,
+        # as everywhere the bridge invites someone into a conversation.
+        staff = [UserID(s) for s in (channel.staff if channel else ()) if self.may_see(s, account)]
         # The creator (the bot) has the highest power level implicitly; newer room versions
         # refuse it in the users map.
         power_users = {ghost: 0, **{s: 50 for s in staff}}
@@ -98,17 +101,27 @@ class PortalManager:
         # A previous attempt created the room and then stopped (crash, error): finish it.
         existing = await self.bot.resolve_room_alias(alias)
         log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
-        for user in (ghost, *staff):
-            await self.invite(existing.room_id, user)
+        await self.invite(existing.room_id, ghost)
+        for user in staff:
+            await self.invite(existing.room_id, user, account)
         return existing.room_id
 
-    async def invite(self, room_id: RoomID, user: UserID) -> None:
+    def may_see(self, user: str, account: str) -> bool:
+        return self.config.permission_level(user, account) != "none"
+
+    async def invite(self, room_id: RoomID, user: UserID, account: str | None = None) -> bool:
+        """Invite ``user`` (a ghost when ``account`` is None) into ``room_id``, unless they may
+        not see the conversations of ``account``: then nothing happens and False is returned."""
+        if account is not None and not self.may_see(user, account):
+            log.warning("Not inviting %s into %s: no permission on %s", user, room_id, account)
+            return False
         try:
             await self.bot.invite_user(room_id, user)
         except MatrixRequestError as e:
             # Already invited or joined: nothing to finish.
             if e.http_status not in (400, 403):
                 raise
+        return True
 
     async def _update_info(self, portal: Portal, chat: RemoteChat, fetch: Fetch | None) -> None:
         """Follow a renamed remote chat and its avatar. Rooms linked by staff keep the name and

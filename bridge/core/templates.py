@@ -49,9 +49,10 @@ async def template_command(ctx: CommandContext, args: list[str]) -> str:
             return USAGE
         account, words = words[0], words[1:]
         chat = None
-    connector = bridge.connectors.get(account)
-    if connector is None:
-        return f"There is no channel account {account!r}. See `channels`."
+    refused = ctx.refusal(account)
+    if refused:
+        return refused
+    connector = bridge.connectors[account]
     if not isinstance(connector, TemplateHandler):
         return f"{connector.title} has no templates."
     try:
@@ -114,6 +115,7 @@ async def _send(
     except DeliveryError as e:
         return f"Template not sent: {e.reason}"
     portal = ctx.portal
+    invited = True
     if portal is None:
         user = RemoteUser(id=RemoteUserID(chat), displayname=address)
         intent = await bridge.ghosts.ensure(account, user, connector.title)
@@ -121,7 +123,7 @@ async def _send(
             account, RemoteChat(id=chat, name=address), user, intent.mxid
         )
         assert portal.room_id
-        await bridge.portals.invite(RoomID(portal.room_id), UserID(ctx.sender))
+        invited = await bridge.portals.invite(RoomID(portal.room_id), UserID(ctx.sender), account)
     room_id = RoomID(portal.room_id or "")
     name = await bridge.matrix.displayname(room_id, UserID(ctx.sender))
     text = f"📨 Template {template.name} sent by {name}:\n{template.render(params)}"
@@ -133,6 +135,8 @@ async def _send(
         ).insert()  # fmt: skip
     if ctx.portal is not None:
         return "Sent."
+    if not invited:
+        return "Sent; you may not see that conversation."
     return f"Sent; the conversation is in {room_id}."
 
 

@@ -64,7 +64,7 @@ async def test_link_and_unlink_an_existing_room(stack: Stack, staff: StaffClient
     assert out["chat_id"] == "partner-acme"
 
     assert "already linked" in await _ask(staff, room_id, "!bridge link hooks other")
-    assert await _ask(staff, room_id, "!bridge unlink") == (
+    assert (await _ask(staff, room_id, "!bridge unlink")).startswith(
         "Unlinked this room from hooks / partner-acme."
     )
     after = await staff.send_text(room_id, "not bridged any more")
