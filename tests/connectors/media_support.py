@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from bridge.events import RemoteAttachment
+from bridge.events import MatrixMedia, RemoteAttachment
 from bridge.media import MediaFile
 
 
@@ -16,3 +17,26 @@ async def downloaded(connector: Any, attachment: RemoteAttachment) -> tuple[byte
         with data:
             return await data.read(), mimetype
     return data, mimetype
+
+
+def streamed_media(data: bytes, filename: str, mimetype: str) -> tuple[MatrixMedia, list[str]]:
+    """Matrix media offered only in chunks (``open``), as the core offers a staff file; its
+    ``download`` (the whole file in memory) must not be used. The list records the calls."""
+    calls: list[str] = []
+
+    async def download() -> bytes:
+        calls.append("download")
+        return data
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    async def open_file(limit: int | None) -> MediaFile:
+        calls.append("open")
+        return await MediaFile.from_chunks(chunks(), mimetype, limit=limit)
+
+    media = MatrixMedia(
+        f"mxc://example.com/{filename}", filename, mimetype, len(data), download, open_file
+    )
+    return media, calls

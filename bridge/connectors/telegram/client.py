@@ -27,10 +27,10 @@ from aiogram.exceptions import (
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
 from ...logsafe import REDACTED
+from ...media import FileTooLarge, MediaFile
 from .config import TelegramConfig
 
 T = TypeVar("T")
-READ_CHUNK = 64 * 1024
 BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
 """A bot token anywhere in a text, e.g. in ``https://api.telegram.org/bot<token>/getMe``."""
 RETRYABLE_STATUS = frozenset({401, 404, 408, 429})
@@ -117,10 +117,11 @@ class TelegramClient:
         except TelegramAPIError as e:
             raise TemporaryDeliveryError(f"Telegram error: {self.scrub(e.message)}") from e
 
-    async def download(self, path: str, name: str, limit: int) -> bytes | None:
-        """The file at ``path`` on the Bot API's file server, read to the end; None as soon as
-        it has more than ``limit`` bytes (announced or read). The URL holds the bot token, so
-        no error raised here carries the URL or aiohttp's error (its text shows the URL)."""
+    async def download(self, path: str, name: str, limit: int, mimetype: str) -> MediaFile | None:
+        """The file at ``path`` on the Bot API's file server, read to the end in chunks into a
+        ``MediaFile`` (the caller closes it); None as soon as it has more than ``limit`` bytes
+        (announced or read). The URL holds the bot token, so no error raised here carries the
+        URL or aiohttp's error (its text shows the URL)."""
         session = await self.session.create_session()
         url = self.session.api.file_url(self.bot.token, path)
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
@@ -131,16 +132,9 @@ class TelegramClient:
                     if resp.status >= 500 or resp.status in RETRYABLE_STATUS:
                         raise TemporaryDeliveryError(reason)
                     raise PermanentDeliveryError(reason)
-                if (resp.content_length or 0) > limit:
-                    return None
-                chunks: list[bytes] = []
-                size = 0
-                while chunk := await resp.content.read(min(READ_CHUNK, limit + 1 - size)):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > limit:
-                        return None
-                return b"".join(chunks)
+                return await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+        except FileTooLarge:
+            return None
         except (aiohttp.ClientError, TimeoutError) as e:
             error = self.scrub(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
             reason = f"could not download {name} from Telegram: {error}"

@@ -38,6 +38,7 @@ from ...events import (
     SentMessage,
 )
 from ...logsafe import add_secrets
+from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID
 from ..http import BodyTooLarge, read_body
@@ -252,7 +253,7 @@ class TelegramConnector(NetworkConnector):
         self._avatars[chat] = (time.monotonic(), url)
         return url
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
         if not attachment.url.startswith(FILE_PREFIX):
             raise PermanentDeliveryError(f"not a Telegram file: {attachment.url}")
         file_id = attachment.url[len(FILE_PREFIX) :]
@@ -269,12 +270,13 @@ class TelegramConnector(NetworkConnector):
             raise PermanentDeliveryError(_too_big(name, info.file_size))
         if not info.file_path:
             raise TemporaryDeliveryError(f"Telegram gave no download path for {name}")
-        data = await self.client.download(info.file_path, name, DOWNLOAD_LIMIT)
-        if data is None:
+        mimetype = attachment.mimetype or "application/octet-stream"
+        media = await self.client.download(info.file_path, name, DOWNLOAD_LIMIT, mimetype)
+        if media is None:
             raise PermanentDeliveryError(
                 f"{name} is over the {DOWNLOAD_LIMIT / MIB:g} MiB the bridge takes from Telegram"
             )
-        return data, attachment.mimetype or "application/octet-stream"
+        return media, mimetype
 
     # ------------------------------------------------------------------ Matrix -> Telegram
 

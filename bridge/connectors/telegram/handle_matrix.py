@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from aiogram.types import (
-    BufferedInputFile,
+    InputFile,
     Message,
     ReactionTypeCustomEmoji,
     ReactionTypeEmoji,
@@ -19,6 +19,7 @@ from aiogram.types import (
 from ...connector import PermanentDeliveryError
 from ...events import (
     MatrixEdit,
+    MatrixMedia,
     MatrixMessage,
     MatrixReaction,
     MatrixReactionRemove,
@@ -27,6 +28,7 @@ from ...events import (
     MessageRef,
     SentMessage,
 )
+from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID
 from ..parts import PartSender
 from .capabilities import CAPTION_LIMIT, MIB, TELEGRAM_CAPABILITIES
@@ -100,8 +102,24 @@ class MatrixHandler:
                 f"{media.filename} is {media.size / MIB:.1f} MB; Telegram takes at most"
                 f" {limit / MIB:.0f} MB"
             )
-        data = await media.download()
-        upload = BufferedInputFile(data, filename=media.filename)
+        try:
+            file = await open_staff_file(media, limit)
+        except FileTooLarge as e:
+            raise PermanentDeliveryError(
+                f"{media.filename} is over the {limit / MIB:.0f} MB Telegram takes"
+            ) from e
+        with file:
+            return await self._send_file(msg, media, file, chat_id, connection)
+
+    async def _send_file(
+        self,
+        msg: MatrixMessage,
+        media: MatrixMedia,
+        file: MediaFile,
+        chat_id: int,
+        connection: str | None,
+    ) -> SentMessage:
+        upload = _SpooledInputFile(file, media.filename)
         # Without a caption the file would arrive without the sender's name: the prefix is it.
         caption_text = msg.text or msg.prefix.strip()
         caption = to_telegram_html(caption_text, msg.html if msg.text else None) or None
@@ -229,3 +247,15 @@ def _sent(message: Message) -> SentMessage:
 
 def _without_media(msg: MatrixMessage) -> MatrixMessage:
     return dataclasses.replace(msg, media=None)
+
+
+class _SpooledInputFile(InputFile):
+    """A staff member's file for aiogram, read from its spool in chunks (again on a retry)."""
+
+    def __init__(self, file: MediaFile, filename: str) -> None:
+        super().__init__(filename=filename)
+        self.file = file
+
+    async def read(self, bot: Any) -> AsyncGenerator[bytes, None]:
+        async for chunk in self.file.chunks():
+            yield chunk

@@ -15,6 +15,7 @@ import aiohttp
 
 from ...connector import BridgeHost, PermanentDeliveryError, TemporaryDeliveryError
 from ...events import RemoteAttachment
+from ...media import FileTooLarge, MediaFile
 from ..http import (
     AddressPolicy,
     BlockedAddress,
@@ -133,8 +134,9 @@ class WebhookClient:
             return remote_id
         return None
 
-    async def download(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
-        """Fetch an inbound attachment, refusing more than ``max_file_size`` bytes."""
+    async def download(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
+        """Fetch an inbound attachment in chunks into a ``MediaFile`` (the caller closes it),
+        refusing more than ``max_file_size`` bytes."""
         limit = self.config.max_file_size
         if attachment.size is not None and attachment.size > limit:
             raise PermanentDeliveryError(_too_large(attachment, attachment.size, limit))
@@ -149,15 +151,11 @@ class WebhookClient:
             ) as resp:
                 if resp.status >= 300:
                     raise _download_error(attachment, resp)
-                if resp.content_length is not None and resp.content_length > limit:
-                    raise PermanentDeliveryError(
-                        _too_large(attachment, resp.content_length, limit)
-                    )
-                data, over = await read_limited(resp.content, limit)
-                if over:
-                    raise PermanentDeliveryError(_too_large(attachment, None, limit))
                 mimetype = attachment.mimetype or resp.content_type or "application/octet-stream"
-                return data, mimetype
+                media = await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+                return media, mimetype
+        except FileTooLarge as e:
+            raise PermanentDeliveryError(_too_large(attachment, e.size, limit)) from e
         except BlockedAddress as e:
             raise PermanentDeliveryError(
                 f"refused to download attachment {_name(attachment)}: {e} "

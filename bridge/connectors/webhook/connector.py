@@ -15,6 +15,7 @@ from ...events import (
     RemoteAttachment,
     SentMessage,
 )
+from ...media import MediaFile
 from ...types import AccountID
 from .capabilities import WEBHOOK_CAPABILITIES, capabilities_for
 from .client import WebhookClient
@@ -83,5 +84,5 @@ class WebhookConnector(NetworkConnector):
     async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None:
         await self.matrix.unreact(removal)
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
         return await self.client.download(attachment)

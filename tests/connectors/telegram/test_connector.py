@@ -37,6 +37,7 @@ from bridge.events import (
     RemoteMessage,
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID
+from tests.connectors.media_support import downloaded, streamed_media
 from tests.infra.ports import free_port
 
 from ..conftest import running
@@ -470,11 +471,11 @@ async def test_download_attachment_returns_the_bytes(
     await harness.deliver(tg.message_update(tg.photo_message(chat(), alice, photo.ref())))
     document_event, photo_event = host.events
     assert isinstance(document_event, RemoteMessage) and isinstance(photo_event, RemoteMessage)
-    assert await connector.download_attachment(document_event.attachments[0]) == (
+    assert await downloaded(connector, document_event.attachments[0]) == (
         data,
         "application/pdf",
     )
-    content, mimetype = await connector.download_attachment(photo_event.attachments[0])
+    content, mimetype = await downloaded(connector, photo_event.attachments[0])
     assert content == image and mimetype == "image/jpeg"
 
 
@@ -493,7 +494,7 @@ async def test_download_over_20_mb_refused_before_downloading(
     assert attachment.size == 21 * MiB
     seen = len(sim.requests)
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(attachment)
+        await downloaded(connector, attachment)
     assert "20 MB" in caught.value.reason
     assert "huge.zip" in caught.value.reason
     assert calls(sim, "getFile", seen) == [], "refused from the reported size, before getFile"
@@ -501,7 +502,7 @@ async def test_download_over_20_mb_refused_before_downloading(
     # Size not in the update: getFile refuses it, and the reason is the same.
     unsized = RemoteAttachment(url=FILE_PREFIX + stored.file_id, filename="huge.zip")
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(unsized)
+        await downloaded(connector, unsized)
     assert "20 MB" in caught.value.reason
 
 
@@ -534,7 +535,7 @@ async def test_download_failure_shows_and_logs_no_token(
                 file=f"http://127.0.0.1:{free_port()}/file/bot{{token}}/{{path}}",
             )
         with pytest.raises(TemporaryDeliveryError) as caught:
-            await connector.download_attachment(event.attachments[0])
+            await downloaded(connector, event.attachments[0])
         # What the queue does with a failing item: log it with its traceback.
         logging.getLogger("bridge.core.dispatcher").exception(
             "Queue item failed", exc_info=caught.value
@@ -552,7 +553,7 @@ async def test_download_reads_to_the_end(
     await document(harness, sim, data, "big.pdf")
     (event,) = host.events
     assert isinstance(event, RemoteMessage)
-    assert await connector.download_attachment(event.attachments[0]) == (data, "application/pdf")
+    assert await downloaded(connector, event.attachments[0]) == (data, "application/pdf")
 
 
 @pytest.mark.parametrize("serving", ["endless", "oversized"])
@@ -572,7 +573,7 @@ async def test_download_stops_at_the_limit(
     assert isinstance(event, RemoteMessage)
     sim.file_serving = serving
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(event.attachments[0])
+        await downloaded(connector, event.attachments[0])
     assert "small.pdf is over the 0.25 MiB" in caught.value.reason
 
 
@@ -1041,3 +1042,15 @@ async def test_stop_closes_the_session(harness: TelegramHarness, host: FakeHost)
     session = connector.client.bot.session
     inner: aiohttp.ClientSession | None = getattr(session, "_session", None)
     assert inner is None or inner.closed
+
+
+async def test_a_large_staff_file_is_sent_from_its_spool(
+    harness: TelegramHarness, sim: TelegramSimulator, connector: TelegramConnector
+) -> None:
+    data = bytes(range(256)) * (12 * 1024) + b"end"  # 3 MiB: spooled to disk, sent in chunks
+    staff_file, calls = streamed_media(data, "big.bin", "application/octet-stream")
+    await connector.send_media(matrix_message(harness, "", msgtype="m.file", media=staff_file))
+    (record,) = sim.sent
+    assert record.method == "sendDocument"
+    assert record.data == data
+    assert calls == ["open"]  # never downloaded whole

@@ -19,6 +19,7 @@ from bridge.connectors.http import (
 )
 from bridge.connectors.webhook import WebhookConnector
 from bridge.events import RemoteAttachment
+from tests.connectors.media_support import downloaded
 
 from .factories import closed_port_url
 from .harness import FakeHost, ServedFile, WebhookHarness
@@ -28,7 +29,7 @@ LIMIT = 256 * 1024
 
 async def test_download(harness: WebhookHarness, connector: WebhookConnector) -> None:
     url = harness.receiver.serve("a.png", ServedFile(b"png-bytes", "image/png"))
-    assert await connector.download_attachment(RemoteAttachment(url)) == (
+    assert await downloaded(connector, RemoteAttachment(url)) == (
         b"png-bytes",
         "image/png",
     )
@@ -39,7 +40,7 @@ async def test_declared_mimetype_wins(
 ) -> None:
     url = harness.receiver.serve("a", ServedFile(b"%PDF", "application/octet-stream"))
     attachment = RemoteAttachment(url, mimetype="application/pdf")
-    assert await connector.download_attachment(attachment) == (b"%PDF", "application/pdf")
+    assert await downloaded(connector, attachment) == (b"%PDF", "application/pdf")
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -48,7 +49,7 @@ async def test_file_at_the_limit(
 ) -> None:
     data = b"y" * LIMIT
     url = harness.receiver.serve("max", ServedFile(data, chunked=chunked))
-    assert (await connector.download_attachment(RemoteAttachment(url)))[0] == data
+    assert (await downloaded(connector, RemoteAttachment(url)))[0] == data
 
 
 async def test_declared_size_over_the_limit_is_not_fetched(
@@ -56,7 +57,7 @@ async def test_declared_size_over_the_limit_is_not_fetched(
 ) -> None:
     url = harness.receiver.serve("big", ServedFile(b"small really"))
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(RemoteAttachment(url, "big.mov", size=LIMIT + 1))
+        await downloaded(connector, RemoteAttachment(url, "big.mov", size=LIMIT + 1))
     assert "too large" in caught.value.reason and "big.mov" in caught.value.reason
     assert harness.receiver.file_requests == []
 
@@ -69,7 +70,7 @@ async def test_file_over_the_limit(
     # The declared size lies: only the Content-Length check or counting can catch it.
     attachment = RemoteAttachment(url, "big.bin", size=10)
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(attachment)
+        await downloaded(connector, attachment)
     assert "too large" in caught.value.reason and str(LIMIT) in caught.value.reason
 
 
@@ -79,7 +80,7 @@ async def test_gone_is_permanent(
 ) -> None:
     url = harness.receiver.serve("gone", ServedFile(b"", status=status))
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(RemoteAttachment(url, "gone.txt"))
+        await downloaded(connector, RemoteAttachment(url, "gone.txt"))
     assert not isinstance(caught.value, TemporaryDeliveryError)
     assert f"HTTP {status}" in caught.value.reason and "no longer available" in caught.value.reason
 
@@ -89,7 +90,7 @@ async def test_forbidden_is_permanent(
 ) -> None:
     url = harness.receiver.serve("secret", ServedFile(b"", status=403))
     with pytest.raises(PermanentDeliveryError):
-        await connector.download_attachment(RemoteAttachment(url))
+        await downloaded(connector, RemoteAttachment(url))
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
@@ -98,14 +99,14 @@ async def test_server_errors_are_temporary(
 ) -> None:
     url = harness.receiver.serve("flaky", ServedFile(b"", status=status))
     with pytest.raises(TemporaryDeliveryError):
-        await connector.download_attachment(RemoteAttachment(url))
+        await downloaded(connector, RemoteAttachment(url))
 
 
 async def test_unreachable_is_temporary(harness: WebhookHarness, host: FakeHost) -> None:
     connector = harness.make_connector(host)
     try:
         with pytest.raises(TemporaryDeliveryError):
-            await connector.download_attachment(RemoteAttachment(closed_port_url()))
+            await downloaded(connector, RemoteAttachment(closed_port_url()))
     finally:
         await connector.stop()
 
@@ -131,7 +132,7 @@ INTERNAL_URLS = [
 async def test_internal_addresses_are_refused(connector: WebhookConnector, url: str) -> None:
     """Refused before any connection (a connection to these would hang or be refused)."""
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(RemoteAttachment(url, "a.png"))
+        await downloaded(connector, RemoteAttachment(url, "a.png"))
     assert "not a public address" in caught.value.reason
     assert "fetch_allow_hosts" in caught.value.reason
 
@@ -173,7 +174,7 @@ async def test_allow_listed_name_is_fetched(harness: WebhookHarness, host: FakeH
     try:
         harness.receiver.serve("a.png", ServedFile(b"png", "image/png"))
         url = harness.receiver.base_url.replace("127.0.0.1", "localhost") + "/files/a.png"
-        assert await connector.download_attachment(RemoteAttachment(url)) == (b"png", "image/png")
+        assert await downloaded(connector, RemoteAttachment(url)) == (b"png", "image/png")
     finally:
         await connector.stop()
 
@@ -184,7 +185,7 @@ async def test_redirect_to_an_internal_address_is_refused(
 ) -> None:
     url = harness.receiver.serve("hop", ServedFile(b"", redirect=target))
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(RemoteAttachment(url, "a.png"))
+        await downloaded(connector, RemoteAttachment(url, "a.png"))
     assert "not a public address" in caught.value.reason
     assert harness.receiver.file_requests == ["hop"]
 
@@ -194,7 +195,7 @@ async def test_redirect_to_an_allowed_host_is_followed(
 ) -> None:
     final = harness.receiver.serve("final.png", ServedFile(b"png", "image/png"))
     url = harness.receiver.serve("hop", ServedFile(b"", redirect=final))
-    assert await connector.download_attachment(RemoteAttachment(url)) == (b"png", "image/png")
+    assert await downloaded(connector, RemoteAttachment(url)) == (b"png", "image/png")
     assert harness.receiver.file_requests == ["hop", "final.png"]
 
 
@@ -204,7 +205,7 @@ async def test_redirect_loop_is_permanent(
     url = harness.receiver.serve("loop", ServedFile(b""))
     harness.receiver.files["loop"].redirect = url
     with pytest.raises(PermanentDeliveryError) as caught:
-        await connector.download_attachment(RemoteAttachment(url))
+        await downloaded(connector, RemoteAttachment(url))
     assert "redirects" in caught.value.reason
     assert len(harness.receiver.file_requests) == MAX_REDIRECTS + 1
 
@@ -245,9 +246,9 @@ async def test_connection_goes_to_the_checked_address(
     stub = StubResolver({"files.test": ["127.0.0.1"]})
     connector.client._session = guarded_session(connector.client.policy, stub)
     url = f"http://files.test:{port}/files/a.png"
-    assert await connector.download_attachment(RemoteAttachment(url)) == (b"png", "image/png")
+    assert await downloaded(connector, RemoteAttachment(url)) == (b"png", "image/png")
     stub.answers["files.test"] = ["10.9.9.9"]  # the rebinding answer, for any later lookup
     await connector.client.close()
     connector.client._session = guarded_session(connector.client.policy, stub)
     with pytest.raises(PermanentDeliveryError, match="10.9.9.9"):
-        await connector.download_attachment(RemoteAttachment(url))
+        await downloaded(connector, RemoteAttachment(url))

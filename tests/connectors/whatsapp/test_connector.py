@@ -46,7 +46,7 @@ from bridge.events import (
     RemoteReadReceipt,
 )
 from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
-from tests.connectors.media_support import downloaded
+from tests.connectors.media_support import downloaded, streamed_media
 
 from ..conftest import running
 from . import payloads as wa
@@ -1276,3 +1276,15 @@ async def test_capabilities_document_the_limits(connector: WhatsAppConnector) ->
     assert caps.rate_limits["pair"] == pytest.approx(1 / 6)
     assert caps.delivery_deadline == 600.0
     assert json.dumps(dict(caps.max_file_size))
+
+
+async def test_a_large_staff_file_is_uploaded_from_its_spool(
+    harness: WhatsAppHarness, sim: WhatsAppSimulator, connector: WhatsAppConnector
+) -> None:
+    await customer_writes(sim, wa.text_message(ALICE, "send the contract"))
+    data = bytes(range(256)) * (12 * 1024) + b"end"  # 3 MiB: spooled to disk, sent in chunks
+    staff_file, calls = streamed_media(data, "big.pdf", "application/pdf")
+    await connector.send_media(matrix_message(harness, "", msgtype="m.file", media=staff_file))
+    (upload,) = sim.uploads
+    assert upload.data == data and upload.mime_type == "application/pdf"
+    assert calls == ["open"]  # never downloaded whole
