@@ -9,6 +9,7 @@ import email.utils
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,7 +26,7 @@ from ..http import (
     read_limited,
 )
 from .config import WebhookConfig
-from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, encode, sign
+from .protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Body, encode, sign
 
 NOT_CONFIGURED = "outbound delivery is not configured for this channel"
 MAX_RESPONSE_SIZE = 64 * 1024
@@ -77,21 +78,29 @@ class WebhookClient:
     def _timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.config.request_timeout)
 
-    async def post(self, payload: dict[str, Any], idempotency_key: str) -> str | None:
-        """POST ``payload`` to the receiver. Returns the remote message id if the receiver
-        answered one (a JSON object with a string ``id``), else None."""
+    async def post(self, payload: dict[str, Any] | Body, idempotency_key: str) -> str | None:
+        """POST ``payload`` (or a ``Body`` that carries a file) to the receiver. Returns the
+        remote message id if the receiver answered one (a JSON object with a string ``id``),
+        else None."""
         if self.config.outbound_url is None:
             raise PermanentDeliveryError(NOT_CONFIGURED)
-        body = encode(payload)
+        data: bytes | AsyncIterator[bytes]
+        if isinstance(payload, Body):
+            signature = await payload.sign(self.config.secret)
+            data, length = payload.chunks(), payload.length
+        else:
+            data = encode(payload)
+            signature, length = sign(self.config.secret, data), len(data)
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(self.config.secret, body),
+            "Content-Length": str(length),
+            SIGNATURE_HEADER: signature,
             IDEMPOTENCY_HEADER: idempotency_key,
         }
         try:
             async with self.host.http.post(
                 self.config.outbound_url,
-                data=body,
+                data=data,
                 headers=headers,
                 timeout=self._timeout(),
                 allow_redirects=False,

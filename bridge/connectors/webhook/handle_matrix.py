@@ -7,7 +7,6 @@ their ``target`` (the remote message id).
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -21,9 +20,11 @@ from ...events import (
     MessageRef,
     SentMessage,
 )
+from ...media import FileTooLarge, open_staff_file
 from ...types import MessageID, PortalKey
 from .client import NOT_CONFIGURED, WebhookClient
 from .config import WebhookConfig
+from .protocol import FILE_DATA, Body
 
 
 def _sender(mxid: str, name: str | None = None) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class MatrixHandler:
         if not self.config.outbound_enabled:
             raise PermanentDeliveryError(NOT_CONFIGURED)
 
-    async def _send(self, payload: dict[str, Any], event_id: str) -> SentMessage:
+    async def _send(self, payload: dict[str, Any] | Body, event_id: str) -> SentMessage:
         remote_id = await self.client.post(payload, event_id)
         return SentMessage(message_id=MessageID(remote_id or event_id))
 
@@ -82,20 +83,23 @@ class MatrixHandler:
         self._require_outbound()
         payload = message_payload(msg)
         media = msg.media
-        if media is not None:
-            limit = self.config.max_file_size
-            if media.size is not None and media.size > limit:
-                raise PermanentDeliveryError(_too_large(media.filename, media.size, limit))
-            data = await media.download()
-            if len(data) > limit:
-                raise PermanentDeliveryError(_too_large(media.filename, len(data), limit))
+        if media is None:
+            return await self._send(payload, msg.event_id)
+        limit = self.config.max_file_size
+        if media.size is not None and media.size > limit:
+            raise PermanentDeliveryError(_too_large(media.filename, media.size, limit))
+        try:
+            file = await open_staff_file(media, limit)
+        except FileTooLarge as e:
+            raise PermanentDeliveryError(_too_large(media.filename, e.size, limit)) from e
+        with file:
             payload["attachment"] = {
                 "filename": media.filename,
                 "mimetype": media.mimetype,
-                "size": len(data),
-                "data_base64": base64.b64encode(data).decode("ascii"),
+                "size": file.size,
+                "data_base64": FILE_DATA,  # streamed in as base64 when the body is sent
             }
-        return await self._send(payload, msg.event_id)
+            return await self._send(Body(payload, file), msg.event_id)
 
     async def edit(self, edit: MatrixEdit) -> None:
         self._require_outbound()
@@ -120,8 +124,6 @@ class MatrixHandler:
         await self.client.post(payload, removal.event_id)
 
 
-def _too_large(filename: str, size: int, limit: int) -> str:
-    return (
-        f"{filename!r} is too large for this channel ({size} bytes; "
-        f"at most {limit} bytes are accepted)"
-    )
+def _too_large(filename: str, size: int | None, limit: int) -> str:
+    actual = f"{size} bytes" if size is not None else f"over {limit} bytes"
+    return f"{filename!r} is too large for this channel ({actual}; at most {limit} bytes are accepted)"

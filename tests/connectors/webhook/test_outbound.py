@@ -16,6 +16,7 @@ import pytest
 from bridge.connector import PermanentDeliveryError, TemporaryDeliveryError
 from bridge.connectors.webhook import WebhookConnector
 from bridge.connectors.webhook.client import parse_retry_after
+from bridge.connectors.webhook.protocol import SIGNATURE_HEADER, check
 from bridge.events import (
     MatrixEdit,
     MatrixReaction,
@@ -24,6 +25,7 @@ from bridge.events import (
     SentMessage,
 )
 from bridge.types import MessageID
+from tests.connectors.media_support import streamed_media
 
 from .factories import PORTAL, STAFF, closed_port_url, event_id, media, message, ref
 from .harness import SECRET, Failure, FakeHost, WebhookHarness
@@ -114,6 +116,23 @@ async def test_media_payload(harness: WebhookHarness, connector: WebhookConnecto
         "data_base64": base64.b64encode(data).decode(),
     }
     assert calls == [1]
+
+
+async def test_a_large_file_is_streamed_signed_and_whole(
+    harness: WebhookHarness, connector: WebhookConnector
+) -> None:
+    # Over one base64 chunk, and a length that is no multiple of 3: the base64 made chunk by
+    # chunk must join up (the harness takes files up to 256 KiB).
+    data = bytes(range(256)) * 800 + b"tail"
+    item, calls = streamed_media(data, "big.bin", "application/octet-stream")
+    await connector.send_media(message("big.bin", msgtype="m.file", media=item))
+    request = harness.receiver.requests[-1]
+    check(SECRET, request.body, request.headers[SIGNATURE_HEADER])
+    assert int(request.headers["Content-Length"]) == len(request.body)
+    attachment = json.loads(request.body)["attachment"]
+    assert attachment["size"] == len(data)
+    assert base64.b64decode(attachment["data_base64"], validate=True) == data
+    assert calls == ["open"]  # read from the homeserver in chunks, never whole
 
 
 async def test_send_message_with_media_sends_the_file(
