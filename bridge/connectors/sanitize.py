@@ -86,11 +86,58 @@ def _drop_sourceless_images(html: str) -> str:
     return _IMG.sub(keep, html)
 
 
+MAX_NESTING = 100
+"""Tags opened deeper than this (counting opening minus closing tags) are dropped before
+html5ever sees the input: its cost grows with the square of the nesting depth."""
+MAX_ELEMENTS = 20_000
+"""Tags beyond this many are dropped (their text stays)."""
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})(?:\s[^<>]*)?/?>|<!--|<!\[CDATA\[|<\?")
+_COMMENT_END = {"<!--": "-->", "<![CDATA[": "]]>", "<?": ">"}
+
+
+def bound_html(html: str) -> tuple[str, bool]:
+    """``html`` with tags beyond ``MAX_NESTING`` levels or ``MAX_ELEMENTS`` tags removed (text
+    is kept), in one linear pass, and whether anything was removed. Everything that parses
+    HTML here calls it first, so no input makes parsing slow."""
+    out: list[str] = []
+    opened: list[bool] = []  # per open element (counted naively): whether its tag was kept
+    elements = 0
+    position = 0
+    cut = False
+    for match in _TAG.finditer(html):
+        if match.start() < position:
+            continue  # inside a comment skipped below
+        token = match.group(0)
+        if token in _COMMENT_END:
+            end = html.find(_COMMENT_END[token], match.end())
+            position = len(html) if end < 0 else end + len(_COMMENT_END[token])
+            out.append(html[match.start() : position])
+            continue
+        closing, tag = match.group(1), match.group(2).lower()
+        if closing:
+            keep = opened.pop() if opened else True
+        else:
+            keep = len(opened) < MAX_NESTING and elements < MAX_ELEMENTS
+            elements += keep
+            if tag not in VOID_TAGS and not token.endswith("/>"):
+                opened.append(keep)
+        if keep:
+            out.append(html[position : match.end()])
+        else:
+            out.append(html[position : match.start()])
+            cut = True
+        position = match.end()
+    if not cut:
+        return html, False
+    out.append(html[position:])
+    return "".join(out), True
+
+
 def sanitize_html(html: str) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
     links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources.
     Scripts, styles, comments, event handlers and ``javascript:`` URLs are gone."""
-    cleaned = _CLEANER.clean(clean_text(html))
+    cleaned = _CLEANER.clean(bound_html(clean_text(html))[0])
     cleaned = _drop_sourceless_images(cleaned)
     return _strip_blank_edges(cleaned)
 
@@ -209,7 +256,7 @@ def parse_html(html: str) -> HtmlNode:
     Raises ``ValueError`` if the stdlib parser gives up."""
     builder = _TreeBuilder()
     try:
-        builder.feed(_NORMALIZER.clean(clean_text(html)))
+        builder.feed(_NORMALIZER.clean(bound_html(clean_text(html))[0]))
         builder.close()
     except Exception as e:  # html.parser raises AssertionError on some broken markup
         raise ValueError(f"unparsable HTML: {e}") from e
@@ -278,7 +325,7 @@ _BLOCKS_ONLY = nh3.Cleaner(
 
 def _flat_text(html: str) -> str:
     """A quick rendering for huge HTML: line breaks at block ends, no other structure."""
-    cleaned = re.sub(r"<(?:br|hr|/\w+)>", "\n", _BLOCKS_ONLY.clean(html))
+    cleaned = re.sub(r"<(?:br|hr|/\w+)>", "\n", _BLOCKS_ONLY.clean(bound_html(html)[0]))
     text = unescape(re.sub(r"<\w+>", "", cleaned))
     lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from bridge.connectors.sanitize import (
     ALLOWED_TAGS,
+    MAX_NESTING,
+    bound_html,
     html_to_text,
     parse_html,
     sanitize_html,
@@ -183,3 +185,16 @@ def test_html_to_text_never_raises(html: str) -> None:
     text = html_to_text(html)
     assert isinstance(text, str) and "\x00" not in text
     text.encode("utf-8")
+
+
+def test_deep_nesting_is_bounded_before_parsing() -> None:
+    """100,000 nested elements (html5ever's cost grows with the square of the depth) are cut
+    to ``MAX_NESTING`` levels in one linear pass; the text stays."""
+    depth = 100_000
+    html = "<div>" * depth + "deep text" + "</div>" * depth
+    bounded, cut = bound_html(html)
+    assert cut and bounded.count("<div>") == MAX_NESTING == bounded.count("</div>")
+    cleaned = sanitize_html(html)
+    assert cleaned.count("<div>") <= MAX_NESTING and "deep text" in cleaned
+    assert html_to_text(html) == "deep text"
+    assert bound_html("<p>fine</p><!-- <div> -->") == ("<p>fine</p><!-- <div> -->", False)

@@ -210,7 +210,7 @@ def addresses_of(value: str | None) -> list[tuple[str | None, str]]:
 
 
 def sender_of(headers: Headers) -> tuple[str, str | None]:
-    for name in ("from", "sender", "return-path"):
+    for name in ("from", "sender", "reply-to", "return-path"):
         found = addresses_of(headers.get(name))
         if found:
             display, addr = found[0]
