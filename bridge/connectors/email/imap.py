@@ -142,11 +142,28 @@ async def open_mailbox(server: ServerConfig, folder: str) -> AsyncIterator[Mailb
             raise IMAPError("the server gave no UIDVALIDITY")
         yield Mailbox(client, int(found.group(1)), lost)
     finally:
-        try:
-            if (
-                client.protocol.transport is not None
-                and not client.protocol.transport.is_closing()
-            ):
-                await asyncio.wait_for(client.logout(), 5)
-        except Exception:
-            pass
+        await _close(client)
+
+
+async def _close(client: aioimaplib.IMAP4) -> None:
+    """Log out and leave nothing behind, whatever state the session was stopped in (also in
+    the middle of ``idle_start``, before the server acknowledged IDLE: aioimaplib then holds
+    tasks of its own that nobody else ends)."""
+    proto = client.protocol
+    if client._idle_waiter is not None:  # the timer that would end IDLE later
+        client._idle_waiter.cancel()
+    tasks = [t for t in (*client.tasks, *proto.tasks) if isinstance(t, asyncio.Task)]
+    for task in tasks:
+        task.cancel()  # at once: an await below may itself be cancelled
+    transport = proto.transport
+    try:
+        if transport is not None and not transport.is_closing():
+            if proto.has_pending_idle_command():
+                proto.idle_done()
+            await asyncio.wait_for(client.logout(), 5)
+    except Exception:
+        pass
+    finally:
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        await cancel_and_wait(tasks)
