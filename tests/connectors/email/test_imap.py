@@ -54,3 +54,32 @@ async def test_stopped_before_idle_is_acknowledged_leaves_no_task(
     await cancel_and_wait([task])
     left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
     assert not left, left
+
+
+async def test_new_mail_announced_between_commands_ends_the_wait(
+    harness: EmailHarness, host: FakeHost
+) -> None:
+    """A mail announced (``* 2 EXISTS``) outside IDLE, in another command's response or
+    between commands, ends the wait at once instead of after the IDLE timeout."""
+    config = server(harness, host)
+    first = build_mail("a@customer.test", "One", "1", message_id="one@customer.test")
+    await harness.dovecot.adeliver(MAIL_USER, first)
+    async with open_mailbox(config, "INBOX") as box:
+        assert await box.uids_after(0) == [1]
+        second = build_mail("a@customer.test", "Two", "2", message_id="two@customer.test")
+        await harness.dovecot.adeliver(MAIL_USER, second)
+        # A command whose response carries the announcement (Dovecot: NOOP; other servers
+        # also FETCH), or an unsolicited one between commands: aioimaplib keeps it from us.
+        assert b"2 EXISTS" in (await box.client.noop()).lines
+        idles: list[float] = []
+        idle_start = box.client.idle_start
+
+        async def counted(**kw: float) -> asyncio.Future[object]:
+            idles.append(kw["timeout"])
+            return await idle_start(**kw)
+
+        box.client.idle_start = counted  # type: ignore[method-assign]
+        async with asyncio.timeout(60):  # a hang guard: the IDLE timeout is 25 minutes
+            await box.wait(idle_timeout=1500, poll_interval=1500)
+        assert idles == []  # the news was known: no IDLE to wait in
+        assert await box.uids_after(1) == [2]
