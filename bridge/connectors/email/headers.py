@@ -205,7 +205,10 @@ def addresses_of(value: str | None) -> list[tuple[str | None, str]]:
     for name, addr in getaddresses([FOLD.sub(" ", value)]):
         addr = re.sub(r"[\s\x00-\x1f\x7f]", "", eight_bit(addr)).lower()[:320]
         if addr:
-            result.append((decode_header(name)[:256] or None, clean_text(addr)))
+            name = " ".join(
+                re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", decode_header(name)).split()
+            )
+            result.append((name.strip()[:256] or None, clean_text(addr)))
     return result
 
 

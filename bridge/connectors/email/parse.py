@@ -149,7 +149,7 @@ def _parsed(raw: bytes, msg: Message | None, body: _Body) -> ParsedMail:
     references: list[str] = safe(lambda: message_ids(get("references")), [])
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[-(MAX_REFERENCES - 1) :]
-    subject = safe(lambda: decode_header(get("subject") or "")[:1000], "")
+    subject = safe(lambda: _one_line(decode_header(get("subject") or ""))[:1000], "")
     no_sender: tuple[str, str | None] = ("", None)
     sender = safe(lambda: sender_of(headers), no_sender)
     report = safe(lambda: find_bounce(msg), None) if msg is not None else None
@@ -191,6 +191,11 @@ def _parsed(raw: bytes, msg: Message | None, body: _Body) -> ParsedMail:
         unreadable=body.unreadable,
         notes=tuple(notes),
     )
+
+
+def _one_line(value: str) -> str:
+    """A header value as one line: encoded words can carry CR, LF and other controls."""
+    return re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]", " ", value).strip()
 
 
 def _cut(text: str, limit: int) -> str:
