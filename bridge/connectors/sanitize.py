@@ -2,8 +2,9 @@
 a plain-text rendering.
 
 ``sanitize_html`` keeps only what ``org.matrix.custom.html`` allows, with links limited to
-http(s) and mailto and images limited to ``mxc:`` sources, so remote images (tracking pixels)
-never reach a Matrix client. ``html_to_text`` renders a mail that has only HTML as plain text.
+http(s) and mailto and images limited to ``mxc:`` sources the bridge uploaded itself, so
+remote images (tracking pixels) never reach a Matrix client. ``html_to_text`` renders a mail
+that has only HTML as plain text.
 ``parse_html`` builds a small element tree (``HtmlNode``) that the quote trimmer in ``parse.py``
 and ``html_to_text`` walk: html5ever (through nh3) makes the input well formed first, and the
 nesting depth is bounded, so building and walking it stays fast whatever the input.
@@ -12,6 +13,7 @@ nesting depth is bounded, so building and walking it stays fast whatever the inp
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from html import escape, unescape
 from html.parser import HTMLParser
@@ -79,9 +81,10 @@ _CLEANER = nh3.Cleaner(
 )
 
 
-def _drop_sourceless_images(html: str) -> str:
+def _drop_foreign_images(html: str, media: Container[str]) -> str:
     def keep(match: re.Match[str]) -> str:
-        return match.group(0) if re.search(r'\ssrc="mxc://', match.group(1)) else ""
+        src = re.search(r'\ssrc="(mxc://[^"]*)"', match.group(1))
+        return match.group(0) if src and unescape(src.group(1)) in media else ""
 
     return _IMG.sub(keep, html)
 
@@ -133,12 +136,14 @@ def bound_html(html: str) -> tuple[str, bool]:
     return "".join(out), True
 
 
-def sanitize_html(html: str) -> str:
+def sanitize_html(html: str, *, media: Container[str] = frozenset()) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
-    links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources.
-    Scripts, styles, comments, event handlers and ``javascript:`` URLs are gone."""
+    links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources the
+    bridge itself uploaded (``media``): any other server's media would be fetched by every
+    client through federation, a read-tracking pixel. Scripts, styles, comments, event
+    handlers and ``javascript:`` URLs are gone."""
     cleaned = _CLEANER.clean(bound_html(clean_text(html))[0])
-    cleaned = _drop_sourceless_images(cleaned)
+    cleaned = _drop_foreign_images(cleaned, media)
     return _strip_blank_edges(cleaned)
 
 
