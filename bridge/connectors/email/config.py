@@ -55,6 +55,12 @@ class EmailConfig:
     delivery_deadline: float = 24 * 3600.0
     title: str = "Email"
     lmtp: LmtpConfig | None = None
+    authserv_id: str | None = None
+    """The company's mail server's id in its ``Authentication-Results`` headers; unset: sender
+    authentication is not looked at."""
+    unauthenticated: str = "flag"
+    """A sender the server did not authenticate: ``accept``, ``flag`` (a warning in the room)
+    or ``refuse`` (a notice with the original attached, in a conversation of its own)."""
 
 
 def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
@@ -136,4 +142,12 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
         delivery_deadline=opts.seconds("delivery_deadline", d.delivery_deadline),
         title=opts.string("title", d.title),
         lmtp=lmtp,
+        authserv_id=(
+            opts.string("authserv_id", pattern=r"[^\s;()]+", hint="must be a host name")
+            if raw.get("authserv_id") is not None
+            else None
+        ),
+        unauthenticated=opts.choice(
+            "unauthenticated", ("accept", "flag", "refuse"), d.unauthenticated
+        ),
     )

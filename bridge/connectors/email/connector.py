@@ -29,6 +29,7 @@ from ...events import (
 )
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
+from .auth import check_sender
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, Mailbox, open_mailbox
 from .lmtp import LmtpListener
@@ -54,6 +55,9 @@ MAX_ATTEMPTS = 5
 NO_SENDER = "no-sender"
 NO_SENDER_NAME = "(no sender)"
 NO_SUBJECT = "(no subject)"
+UNVERIFIED = "unverified"
+"""Refused unverified mail goes to ``unverified/<message id>``, never to a contact's room."""
+UNVERIFIED_WARNING = "⚠️ Sender not verified by {server} ({detail}): it may be forged."
 DIGESTS = "digests"
 """Portal metadata: Message-ID -> content digest of the mails bridged there."""
 MAX_DIGESTS_PER_CHAT = 200
@@ -262,9 +266,10 @@ class EmailConnector(NetworkConnector):
         if mail.is_bounce:
             original = mail.bounce_original_message_id
             chat = await self.host.find_chat([original]) if original else None
-            if chat is not None:
+            if chat is not None and await self._bounce_matches(mail, chat):
                 return to_remote_event(mail, chat_id=chat, chat_name=contact)
-            # A report about a message the bridge does not know: shown on its own.
+            # A report about a message the bridge did not send to the address that failed
+            # (unknown, or a forged bounce): shown on its own, never as a failure of another.
             self.host.log.info("Bounce for an unknown message %s", original)
             mail = dataclasses.replace(mail, bounce_original_message_id=None)
             return to_remote_event(mail, chat_id=self._own_chat(mail), chat_name=contact)
@@ -277,12 +282,38 @@ class EmailConnector(NetworkConnector):
                 chat = found
             else:
                 chat = self._own_chat(mail)
+        check = None
+        if self.config.authserv_id is not None and self.config.unauthenticated != "accept":
+            check = check_sender(list(mail.auth_results), self.config.authserv_id)
+            if not check.passed and self.config.unauthenticated == "refuse":
+                self.host.log.warning("Refused unverified mail %s: %s", mail.message_id, check)
+                reason = f"the mail server did not verify its sender ({check.detail})"
+                mail = dataclasses.replace(mail, unreadable=reason)
+                chat = RemoteChatID(f"{UNVERIFIED}/{mail.message_id}")
         event = to_remote_event(mail, chat_id=chat, chat_name=self._chat_name(mail))
         assert isinstance(event, RemoteMessage)
+        if check is not None and not check.passed and self.config.unauthenticated == "flag":
+            warning = UNVERIFIED_WARNING.format(
+                server=self.config.authserv_id, detail=check.detail
+            )
+            html = f"<p>{html_lib.escape(warning)}</p>{event.html}" if event.html else None
+            event = dataclasses.replace(event, text=f"{warning}\n\n{event.text}", html=html)
         event = await self._unique(event, mail)
         # The subject is the room's topic.
         topic = mail.subject.strip() or NO_SUBJECT
         return dataclasses.replace(event, chat=dataclasses.replace(event.chat, topic=topic))
+
+    async def _bounce_matches(self, mail: ParsedMail, chat: RemoteChatID) -> bool:
+        """Whether the bounce is about a mail the bridge sent to this conversation's contact:
+        a Message-ID of the bridge's domain, and the contact among the failed recipients."""
+        original = (mail.bounce_original_message_id or "").lower()
+        domain = self.config.from_address.rsplit("@", 1)[1].lower()
+        contact = (await self.host.portal_metadata(chat)).get("contact")
+        return (
+            original.endswith(f"@{domain}")
+            and isinstance(contact, str)
+            and contact.lower() in mail.bounce_recipients
+        )
 
     async def _unique(self, event: RemoteMessage, mail: ParsedMail) -> RemoteMessage:
         """``event`` under its Message-ID if that is new or a real repeat (same content); a

@@ -111,6 +111,10 @@ class ParsedMail:
     raw: bytes = field(repr=False)
     hidden_attachments: frozenset[int] = frozenset()
     """Indices of inline images used only by the trimmed-away quoted history or signature."""
+    bounce_recipients: tuple[str, ...] = ()
+    """The addresses a bounce says failed."""
+    auth_results: tuple[str, ...] = ()
+    """The ``Authentication-Results`` values, top first (see ``auth.check_sender``)."""
     unreadable: str | None = None
     """Why the mail could not be read in full (too deeply nested, too many elements, the
     parser gave up or took too long): it is bridged as a notice with the original attached."""
@@ -188,6 +192,10 @@ def _parsed(raw: bytes, msg: Message | None, body: _Body) -> ParsedMail:
         bounce_reason=report.reason if report and report.is_failure else None,
         raw=raw,
         hidden_attachments=hidden,
+        bounce_recipients=report.recipients if report and report.is_failure else (),
+        auth_results=tuple(
+            v[:2000] for k, v in headers.items[:200] if k == "authentication-results"
+        ),
         unreadable=body.unreadable,
         notes=tuple(notes),
     )
