@@ -59,7 +59,8 @@ UNVERIFIED = "unverified"
 """Refused unverified mail goes to ``unverified/<message id>``, never to a contact's room."""
 UNVERIFIED_WARNING = "⚠️ Sender not verified by {server} ({detail}): it may be forged."
 DIGESTS = "digests"
-"""Portal metadata: Message-ID -> content digest of the mails bridged there."""
+"""Portal metadata: Message-ID -> content digest of the mails bridged there (both shortened
+to 16 hex digits: the metadata stays small whatever the ids)."""
 MAX_DIGESTS_PER_CHAT = 200
 MAX_DIGESTS = 2000
 _PARSER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail-parser")
@@ -71,6 +72,10 @@ EMAIL_CAPABILITIES = Capabilities(
     max_file_size={"*": 25 * 1024 * 1024},
     delivery_deadline=24 * 3600.0,
 )
+
+
+def _short(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 class EmailConnector(NetworkConnector):
@@ -318,26 +323,26 @@ class EmailConnector(NetworkConnector):
     async def _unique(self, event: RemoteMessage, mail: ParsedMail) -> RemoteMessage:
         """``event`` under its Message-ID if that is new or a real repeat (same content); a
         different mail that reuses a Message-ID seen before gets an id of its own."""
-        digest = content_digest(mail)
+        digest = content_digest(mail)[:16]
         mid = mail.message_id
-        known = self._digests.get(mid)
+        known = self._digests.get(_short(mid))
         if known is None:
             chat = await self.host.find_chat([mid])
             if chat is not None:
                 stored = (await self.host.portal_metadata(chat)).get(DIGESTS)
-                known = stored.get(mid) if isinstance(stored, dict) else None
+                known = stored.get(_short(mid)) if isinstance(stored, dict) else None
         if known is not None and known != digest:
             self.host.log.warning("Mail %s reuses a known Message-ID with other content", mid)
-            mid = f"{mid}#{digest[:16]}"
+            mid = f"{mid}#{digest}"
             event = dataclasses.replace(event, message_id=MessageID(mid))
-        self._digests[mid] = digest
+        self._digests[_short(mid)] = digest
         while len(self._digests) > MAX_DIGESTS:
             del self._digests[next(iter(self._digests))]
         meta = await self.host.portal_metadata(event.chat.id)
         stored = meta.get(DIGESTS)
         digests = dict(stored) if isinstance(stored, dict) else {}
-        digests.pop(mid, None)
-        digests[mid] = digest
+        digests.pop(_short(mid), None)
+        digests[_short(mid)] = digest
         digests = dict(list(digests.items())[-MAX_DIGESTS_PER_CHAT:])
         portal = {**event.metadata.get("portal", {}), DIGESTS: digests}
         return dataclasses.replace(event, metadata={**event.metadata, "portal": portal})

@@ -218,6 +218,9 @@ class EmailHarness(ConnectorHarness):
             (changed(max_size=1.5), f"{key}.max_size"),
             (changed(delivery_deadline=float("inf")), f"{key}.delivery_deadline"),
             (changed(title=""), f"{key}.title"),
+            (changed(authserv_id="mx example"), f"{key}.authserv_id"),
+            (changed(authserv_id=""), f"{key}.authserv_id"),
+            (changed(unauthenticated="drop"), f"{key}.unauthenticated"),
             (changed(imap_host="imap.example.com"), f"{key}.imap_host"),
         ]
 
