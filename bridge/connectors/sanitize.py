@@ -2,8 +2,9 @@
 a plain-text rendering.
 
 ``sanitize_html`` keeps only what ``org.matrix.custom.html`` allows, with links limited to
-http(s) and mailto and images limited to ``mxc:`` sources, so remote images (tracking pixels)
-never reach a Matrix client. ``html_to_text`` renders a mail that has only HTML as plain text.
+http(s) and mailto and images limited to ``mxc:`` sources the bridge uploaded itself, so
+remote images (tracking pixels) never reach a Matrix client. ``html_to_text`` renders a mail
+that has only HTML as plain text.
 ``parse_html`` builds a small element tree (``HtmlNode``) that the quote trimmer in ``parse.py``
 and ``html_to_text`` walk: html5ever (through nh3) makes the input well formed first, and the
 nesting depth is bounded, so building and walking it stays fast whatever the input.
@@ -12,6 +13,7 @@ nesting depth is bounded, so building and walking it stays fast whatever the inp
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from html import escape, unescape
 from html.parser import HTMLParser
@@ -79,19 +81,69 @@ _CLEANER = nh3.Cleaner(
 )
 
 
-def _drop_sourceless_images(html: str) -> str:
+def _drop_foreign_images(html: str, media: Container[str]) -> str:
     def keep(match: re.Match[str]) -> str:
-        return match.group(0) if re.search(r'\ssrc="mxc://', match.group(1)) else ""
+        src = re.search(r'\ssrc="(mxc://[^"]*)"', match.group(1))
+        return match.group(0) if src and unescape(src.group(1)) in media else ""
 
     return _IMG.sub(keep, html)
 
 
-def sanitize_html(html: str) -> str:
+MAX_NESTING = 100
+"""Tags opened deeper than this (counting opening minus closing tags) are dropped before
+html5ever sees the input: its cost grows with the square of the nesting depth."""
+MAX_ELEMENTS = 20_000
+"""Tags beyond this many are dropped (their text stays)."""
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})(?:\s[^<>]*)?/?>|<!--|<!\[CDATA\[|<\?")
+_COMMENT_END = {"<!--": "-->", "<![CDATA[": "]]>", "<?": ">"}
+
+
+def bound_html(html: str) -> tuple[str, bool]:
+    """``html`` with tags beyond ``MAX_NESTING`` levels or ``MAX_ELEMENTS`` tags removed (text
+    is kept), in one linear pass, and whether anything was removed. Everything that parses
+    HTML here calls it first, so no input makes parsing slow."""
+    out: list[str] = []
+    opened: list[bool] = []  # per open element (counted naively): whether its tag was kept
+    elements = 0
+    position = 0
+    cut = False
+    for match in _TAG.finditer(html):
+        if match.start() < position:
+            continue  # inside a comment skipped below
+        token = match.group(0)
+        if token in _COMMENT_END:
+            end = html.find(_COMMENT_END[token], match.end())
+            position = len(html) if end < 0 else end + len(_COMMENT_END[token])
+            out.append(html[match.start() : position])
+            continue
+        closing, tag = match.group(1), match.group(2).lower()
+        if closing:
+            keep = opened.pop() if opened else True
+        else:
+            keep = len(opened) < MAX_NESTING and elements < MAX_ELEMENTS
+            elements += keep
+            if tag not in VOID_TAGS and not token.endswith("/>"):
+                opened.append(keep)
+        if keep:
+            out.append(html[position : match.end()])
+        else:
+            out.append(html[position : match.start()])
+            cut = True
+        position = match.end()
+    if not cut:
+        return html, False
+    out.append(html[position:])
+    return "".join(out), True
+
+
+def sanitize_html(html: str, *, media: Container[str] = frozenset()) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
-    links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources.
-    Scripts, styles, comments, event handlers and ``javascript:`` URLs are gone."""
-    cleaned = _CLEANER.clean(clean_text(html))
-    cleaned = _drop_sourceless_images(cleaned)
+    links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources the
+    bridge itself uploaded (``media``): any other server's media would be fetched by every
+    client through federation, a read-tracking pixel. Scripts, styles, comments, event
+    handlers and ``javascript:`` URLs are gone."""
+    cleaned = _CLEANER.clean(bound_html(clean_text(html))[0])
+    cleaned = _drop_foreign_images(cleaned, media)
     return _strip_blank_edges(cleaned)
 
 
@@ -209,7 +261,7 @@ def parse_html(html: str) -> HtmlNode:
     Raises ``ValueError`` if the stdlib parser gives up."""
     builder = _TreeBuilder()
     try:
-        builder.feed(_NORMALIZER.clean(clean_text(html)))
+        builder.feed(_NORMALIZER.clean(bound_html(clean_text(html))[0]))
         builder.close()
     except Exception as e:  # html.parser raises AssertionError on some broken markup
         raise ValueError(f"unparsable HTML: {e}") from e
@@ -278,7 +330,7 @@ _BLOCKS_ONLY = nh3.Cleaner(
 
 def _flat_text(html: str) -> str:
     """A quick rendering for huge HTML: line breaks at block ends, no other structure."""
-    cleaned = re.sub(r"<(?:br|hr|/\w+)>", "\n", _BLOCKS_ONLY.clean(html))
+    cleaned = re.sub(r"<(?:br|hr|/\w+)>", "\n", _BLOCKS_ONLY.clean(bound_html(html)[0]))
     text = unescape(re.sub(r"<\w+>", "", cleaned))
     lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")

@@ -7,7 +7,9 @@ so there are few of them."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,7 +17,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.connectors.email import EmailConnector
-from bridge.events import RemoteMessage
+from bridge.connectors.email.parse import (
+    MAX_HTML_BYTES,
+    MAX_REFERENCES,
+    MAX_TEXT_BYTES,
+    parse_mail,
+    to_remote_event,
+)
+from bridge.connectors.sanitize import MAX_NESTING
+from bridge.events import RemoteEvent, RemoteMessage
 from tests.connectors.email.harness import EmailHarness, EmailLmtpHarness, build_mail
 from tests.contract.fake_host import FakeHost
 from tests.infra.lmtp_client import push_mail
@@ -64,8 +74,60 @@ HEADERS = (
     b"Content-Transfer-Encoding Auto-Submitted Return-Path"
 ).split()
 
+# Message-IDs: very long, non-ASCII (raw UTF-8 or in encoded words), with odd characters.
+message_ids = st.one_of(
+    st.text(alphabet="abcxyz0123456789.-_@", min_size=900, max_size=5000),
+    st.text(min_size=1, max_size=300).map(lambda t: t + "@例え.テスト"),
+    st.builds(lambda a, b: f"{a}@{b}", st.text(max_size=100), st.text(max_size=100)),
+)
+
+
+def id_header(mid: str, raw_utf8: bool) -> bytes:
+    value = mid.encode("utf-8", "surrogatepass")
+    if raw_utf8:
+        return b"<" + value.replace(b"\r", b"").replace(b"\n", b"") + b">"
+    return b"=?utf-8?b?" + base64.b64encode(value)[:3000] + b"?="
+
+
+TAGS = ["div", "blockquote", "table", "tr", "td", "b", "li", "ul", "p", "span", "font", "a"]
+
+
+@st.composite
+def deeply_nested_mail(draw: st.DrawFn) -> bytes:
+    """A mail nested thousands deep: HTML elements, multiparts or attached messages."""
+    depth = draw(st.integers(min_value=MAX_NESTING, max_value=6000))
+    kind = draw(st.sampled_from(["html", "multipart", "rfc822"]))
+    mid = draw(message_ids)
+    head = (
+        b"From: Anna <anna@customer.test>\r\nSubject: deep\r\nMessage-ID: "
+        + id_header(mid, draw(st.booleans()))
+        + b"\r\nReferences: "
+        + b" ".join(id_header(m, True) for m in draw(st.lists(message_ids, max_size=3)))
+        + b"\r\nMIME-Version: 1.0\r\n"
+    )
+    if kind == "html":
+        tags = draw(st.lists(st.sampled_from(TAGS), min_size=1, max_size=4))
+        opening = "".join(f"<{tags[i % len(tags)]}>" for i in range(depth))
+        closing = "".join(f"</{tags[i % len(tags)]}>" for i in reversed(range(depth)))
+        closed = draw(st.booleans())
+        html = opening + "deep text" + (closing if closed else "")
+        return head + b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html.encode()
+    if kind == "multipart":
+        body = "".join(
+            f'--b{i}\r\nContent-Type: multipart/mixed; boundary="b{i + 1}"\r\n\r\n'
+            for i in range(depth)
+        )
+        body += f"--b{depth}\r\nContent-Type: text/plain\r\n\r\ndeep text\r\n"
+        body += "".join(f"--b{i}--\r\n" for i in range(depth, -1, -1))
+        return head + b'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n' + body.encode()
+    inner = b"Content-Type: text/plain\r\n\r\ndeep text\r\n"
+    wrap = b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n"
+    return head + wrap * min(depth, 2000) + inner
+
+
 hostile_mail = st.one_of(
     st.binary(min_size=1, max_size=2048),
+    deeply_nested_mail(),
     st.builds(
         lambda headers, body: (
             b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
@@ -80,6 +142,28 @@ hostile_mail = st.one_of(
         st.binary(max_size=512),
     ),
 )
+
+
+@fuzz_settings(40)
+@given(raw=deeply_nested_mail())
+def test_parser_bounds_deep_nesting_and_odd_ids(raw: bytes) -> None:
+    """Whatever the nesting and the ids, parsing ends, what is shown fits one Matrix event, the
+    ids stay bounded, and the mail becomes an event (a notice with the original attached when
+    it could not be read in full) that survives the core's JSON round trip."""
+    parsed = parse_mail(raw)
+    assert 0 < len(parsed.message_id) <= 998
+    assert all(0 < len(r) <= 998 for r in parsed.references)
+    assert len(parsed.references) <= MAX_REFERENCES
+    assert len(parsed.text.encode()) <= MAX_TEXT_BYTES + 3
+    assert parsed.html is None or len(parsed.html.encode()) <= MAX_HTML_BYTES + 2000
+    assert parsed.from_address == "anna@customer.test"
+    event = to_remote_event(parsed, chat_id="c", chat_name="n")
+    assert isinstance(event, RemoteMessage)
+    assert event.attachments and event.attachments[-1].extra.get("original")
+    if parsed.unreadable:
+        assert event.notice and "⚠️" in event.text
+    assert event.text or len(event.attachments) > 1  # more than the original is shown
+    assert RemoteEvent.from_json(json.loads(json.dumps(event.to_json()))) == event
 
 
 async def good_mail_is_bridged(harness: EmailHarness, host: FakeHost) -> None:

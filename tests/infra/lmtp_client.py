@@ -33,7 +33,9 @@ async def push_mail(
     recipients: tuple[str, ...] = ("support@company.test",),
     timeout: float = 30.0,  # noqa: ASYNC109
 ) -> list[tuple[int, str]]:
-    """Deliver ``raw`` over LMTP; returns the DATA reply of each recipient, in order."""
+    """Deliver ``raw`` over LMTP; returns the reply of each recipient, in order: the DATA
+    reply, or the RCPT reply of a recipient the server refused (as an MTA, the client then
+    leaves that recipient out)."""
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(host, port)
         try:
@@ -51,8 +53,17 @@ async def push_mail(
                 raise LmtpReplyError(f"greeting: {text}")
             await command("LHLO mta.example.net", 250)
             await command(f"MAIL FROM:<{sender}>", 250)
-            for rcpt in recipients:
-                await command(f"RCPT TO:<{rcpt}>", 250)
+            refused: dict[int, tuple[int, str]] = {}
+            for index, rcpt in enumerate(recipients):
+                writer.write(f"RCPT TO:<{rcpt}>\r\n".encode())
+                await writer.drain()
+                code, text = await _reply(reader)
+                if code != 250:
+                    refused[index] = (code, text)
+            if len(refused) == len(recipients):
+                writer.write(b"QUIT\r\n")
+                await writer.drain()
+                return [refused[i] for i in range(len(recipients))]
             await command("DATA", 354)
             body = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             body = b"\r\n".join(
@@ -62,7 +73,10 @@ async def push_mail(
                 body += b"\r\n"
             writer.write(body + b".\r\n")
             await writer.drain()
-            replies = [await _reply(reader) for _ in recipients]
+            replies = [
+                refused[i] if i in refused else await _reply(reader)
+                for i in range(len(recipients))
+            ]
             writer.write(b"QUIT\r\n")
             await writer.drain()
             return replies

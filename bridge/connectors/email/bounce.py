@@ -17,6 +17,8 @@ class BounceReport:
     """False for reports that only say "delayed", "delivered", "relayed" or "expanded"."""
     original_id: str | None
     reason: str
+    recipients: tuple[str, ...] = ()
+    """The addresses that failed (lowercased)."""
 
 
 _NOT_FAILED = frozenset({"delayed", "delivered", "relayed", "expanded"})
@@ -126,8 +128,13 @@ def find_bounce(msg: Message) -> BounceReport | None:
     ]
     failed = [r for r in recipients if _recipient_failed(r)]
     reason = "; ".join(_recipient_reason(r) for r in failed)[:2000]
+    addresses = tuple(
+        _typed_value(r.get("final-recipient") or r.get("original-recipient") or "").lower()
+        for r in failed
+    )
     return BounceReport(
         is_failure=bool(failed) or not recipients,
         original_id=original_id,
         reason=reason or "the message could not be delivered",
+        recipients=tuple(a for a in addresses if a),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,6 +31,8 @@ class LmtpConfig:
     host: str = "127.0.0.1"
     port: int = 2424
     max_message_size: int = 50 * 1024 * 1024
+    recipients: tuple[str, ...] = ()
+    """The addresses accepted (any other is answered 550); by default ``from_address``."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class EmailConfig:
     delivery_deadline: float = 24 * 3600.0
     title: str = "Email"
     lmtp: LmtpConfig | None = None
+    authserv_id: str | None = None
+    """The company's mail server's id in its ``Authentication-Results`` headers; unset: sender
+    authentication is not looked at."""
+    unauthenticated: str = "flag"
+    """A sender the server did not authenticate: ``accept``, ``flag`` (a warning in the room)
+    or ``refuse`` (a notice with the original attached, in a conversation of its own)."""
 
 
 def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
@@ -67,16 +76,24 @@ def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
     )
 
 
-def _lmtp(raw: Any, key: str) -> LmtpConfig:
+def _lmtp(raw: Any, key: str, from_address: str) -> LmtpConfig:
     opts = Options(raw, key, (f.name for f in fields(LmtpConfig)), "LMTP listener")
     d = LmtpConfig()
     port = opts.positive_int("port", d.port)
     if port > 65535:
         raise ConfigError(f"{key}.port", "must be a port number (1-65535)")
+    recipients = raw.get("recipients", [from_address])
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or not all(isinstance(r, str) and re.fullmatch(ADDRESS, r) for r in recipients)
+    ):
+        raise ConfigError(f"{key}.recipients", "must be a list of addresses like a@example.com")
     return LmtpConfig(
         host=opts.string("host", d.host),
         port=port,
         max_message_size=opts.positive_int("max_message_size", d.max_message_size),
+        recipients=tuple(recipients),
     )
 
 
@@ -96,7 +113,12 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
         if imap.password is None:
             raise ConfigError(f"{key}.imap.password", "is required (the mailbox password)")
     smtp = _server(raw["smtp"], f"{key}.smtp", {"tls": 465, "starttls": 587, "none": 25})
-    lmtp = _lmtp(raw["lmtp"], f"{key}.lmtp") if raw.get("lmtp") is not None else None
+    from_address = opts.string(
+        "from_address", pattern=ADDRESS, hint="must be an address like support@example.com"
+    )
+    lmtp = None
+    if raw.get("lmtp") is not None:
+        lmtp = _lmtp(raw["lmtp"], f"{key}.lmtp", from_address)
     d = EmailConfig(imap, smtp, "x@example.com")
     template = opts.string("sender_name_template", d.sender_name_template)
     try:
@@ -109,9 +131,7 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
     return EmailConfig(
         imap=imap,
         smtp=smtp,
-        from_address=opts.string(
-            "from_address", pattern=ADDRESS, hint="must be an address like support@example.com"
-        ),
+        from_address=from_address,
         from_name=opts.string("from_name", d.from_name),
         sender_name_template=template,
         folder=opts.string("folder", d.folder),
@@ -122,4 +142,12 @@ def parse_config(raw: Any, key: str) -> EmailConfig:
         delivery_deadline=opts.seconds("delivery_deadline", d.delivery_deadline),
         title=opts.string("title", d.title),
         lmtp=lmtp,
+        authserv_id=(
+            opts.string("authserv_id", pattern=r"[^\s;()]+", hint="must be a host name")
+            if raw.get("authserv_id") is not None
+            else None
+        ),
+        unauthenticated=opts.choice(
+            "unauthenticated", ("accept", "flag", "refuse"), d.unauthenticated
+        ),
     )

@@ -6,8 +6,10 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import html as html_lib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...connector import (
@@ -21,22 +23,48 @@ from ...connector import (
 from ...events import (
     MatrixMessage,
     RemoteAttachment,
-    RemoteDeliveryFailure,
     RemoteEvent,
+    RemoteMessage,
     SentMessage,
 )
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
+from .auth import check_sender
 from .config import EmailConfig, parse_config
-from .imap import IMAPError, open_mailbox
+from .imap import IMAPError, Mailbox, open_mailbox
 from .lmtp import LmtpListener
-from .parse import ParsedMail, attachment_bytes, parse_mail, to_remote_event
+from .mime import MailAttachment
+from .parse import (
+    ParsedMail,
+    content_digest,
+    mail_attachments,
+    parse_mail,
+    to_remote_event,
+    unreadable_mail,
+)
 from .smtp import build_reply, send
 
 PART_PREFIX = "imap:"
 INLINE_PREFIX = "inline:"
 """Parts of mail pushed over LMTP travel in the event itself: no mailbox keeps that mail."""
 CONNECT_TIMEOUT = 20.0
+PARSE_TIMEOUT = 60.0
+"""Seconds a mail may take to read before it is bridged from its headers only."""
+MAX_ATTEMPTS = 5
+"""Hand-overs of one mail that fail before it is quarantined (bridged as a notice)."""
+NO_SENDER = "no-sender"
+NO_SENDER_NAME = "(no sender)"
+NO_SUBJECT = "(no subject)"
+UNVERIFIED = "unverified"
+"""Refused unverified mail goes to ``unverified/<message id>``, never to a contact's room."""
+UNVERIFIED_WARNING = "⚠️ Sender not verified by {server} ({detail}): it may be forged."
+DIGESTS = "digests"
+"""Portal metadata: Message-ID -> content digest of the mails bridged there (both shortened
+to 16 hex digits: the metadata stays small whatever the ids)."""
+MAX_DIGESTS_PER_CHAT = 200
+MAX_DIGESTS = 2000
+_PARSER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail-parser")
+"""Mail is parsed here, off the event loop."""
 
 EMAIL_CAPABILITIES = Capabilities(
     html=True,
@@ -44,6 +72,10 @@ EMAIL_CAPABILITIES = Capabilities(
     max_file_size={"*": 25 * 1024 * 1024},
     delivery_deadline=24 * 3600.0,
 )
+
+
+def _short(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 class EmailConnector(NetworkConnector):
@@ -67,6 +99,12 @@ class EmailConnector(NetworkConnector):
         self._connected = asyncio.Event()
         self.lmtp: LmtpListener | None = None
         self._logged_in = False
+        self.parse_timeout = PARSE_TIMEOUT
+        self._digests: dict[str, str] = {}
+        """Content digests of the latest mails (the core may not have stored them yet)."""
+        self._fetch_lock = asyncio.Lock()
+        self._pushed_failures: dict[str, int] = {}
+        self._stored: tuple[tuple[int, int], bytes, list[MailAttachment]] | None = None
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
@@ -131,72 +169,193 @@ class EmailConnector(NetworkConnector):
                 # bridged before are recognised by their Message-ID and not repeated.
                 if data.get("uidvalidity") is not None:
                     self.host.log.warning("UIDVALIDITY changed: rereading %s", self.config.folder)
-                data = {**data, "uidvalidity": box.uidvalidity, "last_uid": 0}
+                data = {**data, "uidvalidity": box.uidvalidity, "last_uid": 0, "failures": {}}
                 await self.host.save_data(data)
             while True:
                 for uid in await box.uids_after(int(data.get("last_uid", 0))):
-                    raw = await box.fetch(uid)
-                    if raw is not None:
-                        await self._handle_mail(raw, f"{PART_PREFIX}{box.uidvalidity}:{uid}:")
-                    data = {**data, "last_uid": uid}
-                    await self.host.save_data(data)
+                    data = await self._take_uid(box, uid, data)
                 await box.wait(self.config.idle_timeout, self.config.poll_interval)
 
+    async def _take_uid(self, box: Mailbox, uid: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Bridge mail ``uid`` and advance ``last_uid``. A mail that fails ``MAX_ATTEMPTS``
+        times (whatever its fault) is quarantined: a notice with the original attached takes
+        its place, so one mail cannot block the folder. If even that notice cannot be handed
+        over, the host is down: the error goes up and the mail is tried again later."""
+        prefix = f"{PART_PREFIX}{box.uidvalidity}:{uid}:"
+        failures: dict[str, int] = dict(data.get("failures") or {})
+        raw: bytes | None = None
+        try:
+            raw = await box.fetch(uid)
+            if raw is not None:
+                await self._handle_mail(raw, prefix)
+        except (asyncio.CancelledError, IMAPError, OSError, TimeoutError):
+            raise  # the session, not the mail: reconnect and try again
+        except Exception as e:
+            count = failures.get(str(uid), 0) + 1
+            self.host.log.warning("Mail %d could not be handed over (%d): %s", uid, count, e)
+            if count < MAX_ATTEMPTS:
+                await self.host.save_data({**data, "failures": {**failures, str(uid): count}})
+                raise
+            await self._quarantine(raw, prefix, f"{type(e).__name__}: {e}")
+        failures.pop(str(uid), None)
+        data = {**data, "last_uid": uid, "failures": failures}
+        await self.host.save_data(data)
+        return data
+
+    async def _quarantine(self, raw: bytes | None, imap_prefix: str | None, error: str) -> None:
+        """A notice, with the original attached, for a mail that could not be bridged."""
+        mail = unreadable_mail(raw or b"", f"it could not be bridged ({error[:300]})")
+        chat = self._own_chat(mail)
+        event = to_remote_event(
+            mail, chat_id=chat, chat_name=self._chat_name(mail), eml_attachment=raw is not None
+        )
+        assert isinstance(event, RemoteMessage)  # headers only: never a delivery failure
+        event = self._with_sources(event, mail, imap_prefix)
+        self.host.log.error("Quarantined mail %s in %s: %s", mail.message_id, chat, error)
+        await self.host.handle_remote_event(event)
+
     async def _accept_pushed(self, raw: bytes) -> None:
-        """A mail the MTA pushed over LMTP; returns once the core committed it."""
-        await self._handle_mail(raw, None)
+        """A mail the MTA pushed over LMTP; returns once the core committed it. An error makes
+        the MTA try again later; a mail that failed ``MAX_ATTEMPTS`` times is quarantined."""
+        key = hashlib.sha256(raw).hexdigest()
+        try:
+            await self._handle_mail(raw, None)
+        except Exception as e:
+            count = self._pushed_failures.pop(key, 0) + 1
+            if count < MAX_ATTEMPTS:
+                self._pushed_failures[key] = count
+                while len(self._pushed_failures) > MAX_DIGESTS:
+                    del self._pushed_failures[next(iter(self._pushed_failures))]
+                raise
+            await self._quarantine(raw, None, f"{type(e).__name__}: {e}")
+        self._pushed_failures.pop(key, None)
+
+    async def _parse(self, raw: bytes) -> ParsedMail:
+        """``parse_mail`` in a worker thread, so that no mail holds up the event loop; a mail
+        that takes longer than ``parse_timeout`` is bridged from its headers only. (A thread
+        cannot be stopped, but ``parse_mail`` bounds its own work, so it does end.)"""
+        future = asyncio.get_running_loop().run_in_executor(_PARSER, parse_mail, raw)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.parse_timeout)
+        except TimeoutError:
+            self.host.log.warning("Reading a mail took over %.0fs", self.parse_timeout)
+            return unreadable_mail(raw, "reading it took too long")
 
     async def _handle_mail(self, raw: bytes, imap_prefix: str | None) -> None:
         """Bridge one mail. Its parts are fetched again from IMAP later (``imap_prefix``, e.g.
         ``imap:<uidvalidity>:<uid>:``) or, without a mailbox, carried in the event."""
-        try:
-            mail = parse_mail(raw)
-        except Exception:  # parse_mail is meant never to raise; a mailbox loop must not die
-            self.host.log.exception("Could not read mail %s", imap_prefix or "pushed over LMTP")
-            return
+        mail = await self._parse(raw)
         event = await self._event_for(mail)
-        if event is None:
-            return
-        if not isinstance(event, RemoteDeliveryFailure):
-            attachments = tuple(
-                self._part_source(a, raw, imap_prefix) for a in getattr(event, "attachments", ())
-            )
-            event = dataclasses.replace(event, attachments=attachments)  # type: ignore[call-arg]
+        if isinstance(event, RemoteMessage):
+            event = self._with_sources(event, mail, imap_prefix)
         await self.host.handle_remote_event(event)
 
-    async def _event_for(self, mail: ParsedMail) -> RemoteEvent | None:
+    def _with_sources(
+        self, event: RemoteMessage, mail: ParsedMail, imap_prefix: str | None
+    ) -> RemoteMessage:
+        attachments = tuple(self._part_source(a, mail, imap_prefix) for a in event.attachments)
+        return dataclasses.replace(event, attachments=attachments)
+
+    def _chat_name(self, mail: ParsedMail) -> str:
+        return mail.from_name or mail.from_address or NO_SENDER_NAME
+
+    def _own_chat(self, mail: ParsedMail) -> RemoteChatID:
+        """A conversation of the mail's own (a contact's one in contact threading)."""
+        contact = mail.from_address or NO_SENDER
+        if self.config.threading == "contact" and mail.from_address:
+            return RemoteChatID(contact)
+        return RemoteChatID(f"{contact}/{mail.message_id}")
+
+    async def _event_for(self, mail: ParsedMail) -> RemoteEvent:
         contact = mail.from_address
         if mail.is_bounce:
             original = mail.bounce_original_message_id
             chat = await self.host.find_chat([original]) if original else None
-            if chat is None:
-                self.host.log.info("Bounce for an unknown message %s", original)
-                return None
-            return to_remote_event(mail, chat_id=chat, chat_name=contact)
-        if not contact:
-            self.host.log.info("Ignoring mail %s without a sender", mail.message_id)
-            return None
-        if self.config.threading == "contact":
-            chat = RemoteChatID(contact)
+            if chat is not None and await self._bounce_matches(mail, chat):
+                return to_remote_event(mail, chat_id=chat, chat_name=contact)
+            # A report about a message the bridge did not send to the address that failed
+            # (unknown, or a forged bounce): shown on its own, never as a failure of another.
+            self.host.log.info("Bounce for an unknown message %s", original)
+            mail = dataclasses.replace(mail, bounce_original_message_id=None)
+            return to_remote_event(mail, chat_id=self._own_chat(mail), chat_name=contact)
+        if not contact or self.config.threading == "contact":
+            chat = self._own_chat(mail)
         else:
             found = await self.host.find_chat([*mail.references, *mail.in_reply_to])
             # Threads are scoped to the contact: a reply from someone else starts their own.
             if found is not None and found.split("/", 1)[0] == contact:
                 chat = found
             else:
-                chat = RemoteChatID(f"{contact}/{mail.message_id}")
-        event = to_remote_event(mail, chat_id=chat, chat_name=mail.from_name or contact)
+                chat = self._own_chat(mail)
+        check = None
+        if self.config.authserv_id is not None and self.config.unauthenticated != "accept":
+            check = check_sender(list(mail.auth_results), self.config.authserv_id)
+            if not check.passed and self.config.unauthenticated == "refuse":
+                self.host.log.warning("Refused unverified mail %s: %s", mail.message_id, check)
+                reason = f"the mail server did not verify its sender ({check.detail})"
+                mail = dataclasses.replace(mail, unreadable=reason)
+                chat = RemoteChatID(f"{UNVERIFIED}/{mail.message_id}")
+        event = to_remote_event(mail, chat_id=chat, chat_name=self._chat_name(mail))
+        assert isinstance(event, RemoteMessage)
+        if check is not None and not check.passed and self.config.unauthenticated == "flag":
+            warning = UNVERIFIED_WARNING.format(
+                server=self.config.authserv_id, detail=check.detail
+            )
+            html = f"<p>{html_lib.escape(warning)}</p>{event.html}" if event.html else None
+            event = dataclasses.replace(event, text=f"{warning}\n\n{event.text}", html=html)
+        event = await self._unique(event, mail)
         # The subject is the room's topic.
-        return dataclasses.replace(event, chat=dataclasses.replace(event.chat, topic=mail.subject))
+        topic = mail.subject.strip() or NO_SUBJECT
+        return dataclasses.replace(event, chat=dataclasses.replace(event.chat, topic=topic))
+
+    async def _bounce_matches(self, mail: ParsedMail, chat: RemoteChatID) -> bool:
+        """Whether the bounce is about a mail the bridge sent to this conversation's contact:
+        a Message-ID of the bridge's domain, and the contact among the failed recipients."""
+        original = (mail.bounce_original_message_id or "").lower()
+        domain = self.config.from_address.rsplit("@", 1)[1].lower()
+        contact = (await self.host.portal_metadata(chat)).get("contact")
+        return (
+            original.endswith(f"@{domain}")
+            and isinstance(contact, str)
+            and contact.lower() in mail.bounce_recipients
+        )
+
+    async def _unique(self, event: RemoteMessage, mail: ParsedMail) -> RemoteMessage:
+        """``event`` under its Message-ID if that is new or a real repeat (same content); a
+        different mail that reuses a Message-ID seen before gets an id of its own."""
+        digest = content_digest(mail)[:16]
+        mid = mail.message_id
+        known = self._digests.get(_short(mid))
+        if known is None:
+            chat = await self.host.find_chat([mid])
+            if chat is not None:
+                stored = (await self.host.portal_metadata(chat)).get(DIGESTS)
+                known = stored.get(_short(mid)) if isinstance(stored, dict) else None
+        if known is not None and known != digest:
+            self.host.log.warning("Mail %s reuses a known Message-ID with other content", mid)
+            mid = f"{mid}#{digest}"
+            event = dataclasses.replace(event, message_id=MessageID(mid))
+        self._digests[_short(mid)] = digest
+        while len(self._digests) > MAX_DIGESTS:
+            del self._digests[next(iter(self._digests))]
+        meta = await self.host.portal_metadata(event.chat.id)
+        stored = meta.get(DIGESTS)
+        digests = dict(stored) if isinstance(stored, dict) else {}
+        digests.pop(_short(mid), None)
+        digests[_short(mid)] = digest
+        digests = dict(list(digests.items())[-MAX_DIGESTS_PER_CHAT:])
+        portal = {**event.metadata.get("portal", {}), DIGESTS: digests}
+        return dataclasses.replace(event, metadata={**event.metadata, "portal": portal})
 
     @staticmethod
     def _part_source(
-        attachment: RemoteAttachment, raw: bytes, imap_prefix: str | None
+        attachment: RemoteAttachment, mail: ParsedMail, imap_prefix: str | None
     ) -> RemoteAttachment:
-        index = int(attachment.extra.get("index", 0))
+        original = bool(attachment.extra.get("original"))
+        index = "eml" if original else str(int(attachment.extra.get("index", 0)))
         if imap_prefix is not None:
             return dataclasses.replace(attachment, url=f"{imap_prefix}{index}")
-        data, _, _ = attachment_bytes(raw, index)
+        data = mail.raw if original else mail.attachments[int(index)].data
         extra = {**attachment.extra, "data": base64.b64encode(data).decode()}
         return dataclasses.replace(attachment, url=f"{INLINE_PREFIX}{index}", extra=extra)
 
@@ -209,18 +368,41 @@ class EmailConnector(NetworkConnector):
             return data, attachment.mimetype or "application/octet-stream"
         if self.config.imap is None or not attachment.url.startswith(PART_PREFIX):
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
-        uidvalidity, uid, index = (int(p) for p in attachment.url[len(PART_PREFIX) :].split(":"))
         try:
-            async with open_mailbox(self.config.imap, self.config.folder) as box:
-                if box.uidvalidity != uidvalidity:
-                    raise PermanentDeliveryError("the mail is no longer in the mailbox")
-                raw = await box.fetch(uid)
-        except (IMAPError, OSError, TimeoutError) as e:
-            raise TemporaryDeliveryError(f"mailbox unreachable: {e}") from e
-        if raw is None:
-            raise PermanentDeliveryError("the mail is no longer in the mailbox")
-        data, mimetype, _ = attachment_bytes(raw, index)
-        return data, mimetype
+            validity, uid, index = attachment.url[len(PART_PREFIX) :].split(":")
+            key = (int(validity), int(uid))
+        except ValueError as e:
+            raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}") from e
+        raw, parts = await self._stored_mail(key)
+        if index == "eml":
+            return raw, "message/rfc822"
+        if index.isdigit() and int(index) < len(parts):
+            part = parts[int(index)]
+            return part.data, part.mimetype
+        if index.isdigit() and int(index) == len(parts):  # the original, numbered before
+            return raw, "message/rfc822"
+        raise PermanentDeliveryError(f"the mail has no part {index}")
+
+    async def _stored_mail(self, key: tuple[int, int]) -> tuple[bytes, list[MailAttachment]]:
+        """The raw mail ``key`` (uidvalidity, uid) and its parts: fetched and read once for
+        all the attachments of one mail (the core asks for them one after the other)."""
+        async with self._fetch_lock:
+            if self._stored is not None and self._stored[0] == key:
+                return self._stored[1], self._stored[2]
+            assert self.config.imap is not None
+            try:
+                async with open_mailbox(self.config.imap, self.config.folder) as box:
+                    if box.uidvalidity != key[0]:
+                        raise PermanentDeliveryError("the mail is no longer in the mailbox")
+                    raw = await box.fetch(key[1])
+            except (IMAPError, OSError, TimeoutError) as e:
+                raise TemporaryDeliveryError(f"mailbox unreachable: {e}") from e
+            if raw is None:
+                raise PermanentDeliveryError("the mail is no longer in the mailbox")
+            loop = asyncio.get_running_loop()
+            parts = await loop.run_in_executor(_PARSER, mail_attachments, raw)
+            self._stored = (key, raw, parts)
+            return raw, parts
 
     # ------------------------------------------------------------------ Matrix -> mail
 

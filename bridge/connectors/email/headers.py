@@ -205,12 +205,15 @@ def addresses_of(value: str | None) -> list[tuple[str | None, str]]:
     for name, addr in getaddresses([FOLD.sub(" ", value)]):
         addr = re.sub(r"[\s\x00-\x1f\x7f]", "", eight_bit(addr)).lower()[:320]
         if addr:
-            result.append((decode_header(name)[:256] or None, clean_text(addr)))
+            name = " ".join(
+                re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", decode_header(name)).split()
+            )
+            result.append((name.strip()[:256] or None, clean_text(addr)))
     return result
 
 
 def sender_of(headers: Headers) -> tuple[str, str | None]:
-    for name in ("from", "sender", "return-path"):
+    for name in ("from", "sender", "reply-to", "return-path"):
         found = addresses_of(headers.get(name))
         if found:
             display, addr = found[0]

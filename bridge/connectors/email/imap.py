@@ -16,6 +16,7 @@ from ...tasks import cancel_and_wait
 from .config import ServerConfig
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+NEWS = re.compile(rb"^\* \d+ (?:EXISTS|RECENT)\b", re.IGNORECASE)
 FETCH_UID = re.compile(rb"UID (\d+)")
 
 
@@ -55,12 +56,26 @@ class Mailbox:
         self.uidvalidity = uidvalidity
         self.lost = lost or asyncio.Event()
         """Set when the server closed the connection."""
+        self.news = False
+        """New mail was announced since the last search. aioimaplib drops an announcement
+        that comes between commands or with another command's response, so every untagged
+        line is looked at here; ``wait`` then returns at once instead of sitting in IDLE."""
+        proto = client.protocol
+        untagged = proto._untagged_response
+
+        def watch(line: bytes) -> object:
+            if NEWS.match(line):
+                self.news = True
+            return untagged(line)
+
+        proto._untagged_response = watch  # type: ignore[method-assign]
 
     @property
     def has_idle(self) -> bool:
         return self.client.has_capability("IDLE")
 
     async def uids_after(self, last_uid: int) -> list[int]:
+        self.news = False
         response = await self.client.uid_search(f"UID {last_uid + 1}:*", charset=None)
         if response.result != "OK":
             raise IMAPError(f"UID SEARCH failed: {response.lines}")
@@ -85,6 +100,8 @@ class Mailbox:
 
     async def wait(self, idle_timeout: float, poll_interval: float) -> None:
         """Until the server announces a change (IDLE) or ``poll_interval`` passed."""
+        if self.news:
+            return
         if not self.has_idle:
             await asyncio.sleep(poll_interval)
             return
@@ -94,7 +111,8 @@ class Mailbox:
         push = asyncio.ensure_future(self.client.wait_server_push(timeout=idle_timeout))
         lost = asyncio.ensure_future(self.lost.wait())
         try:
-            await asyncio.wait([push, lost], return_when=asyncio.FIRST_COMPLETED)
+            if not self.news:  # announced before IDLE began
+                await asyncio.wait([push, lost], return_when=asyncio.FIRST_COMPLETED)
             if not self.lost.is_set():
                 self.client.idle_done()
                 await asyncio.wait_for(idle, 10)
@@ -142,11 +160,28 @@ async def open_mailbox(server: ServerConfig, folder: str) -> AsyncIterator[Mailb
             raise IMAPError("the server gave no UIDVALIDITY")
         yield Mailbox(client, int(found.group(1)), lost)
     finally:
-        try:
-            if (
-                client.protocol.transport is not None
-                and not client.protocol.transport.is_closing()
-            ):
-                await asyncio.wait_for(client.logout(), 5)
-        except Exception:
-            pass
+        await _close(client)
+
+
+async def _close(client: aioimaplib.IMAP4) -> None:
+    """Log out and leave nothing behind, whatever state the session was stopped in (also in
+    the middle of ``idle_start``, before the server acknowledged IDLE: aioimaplib then holds
+    tasks of its own that nobody else ends)."""
+    proto = client.protocol
+    if client._idle_waiter is not None:  # the timer that would end IDLE later
+        client._idle_waiter.cancel()
+    tasks = [t for t in (*client.tasks, *proto.tasks) if isinstance(t, asyncio.Task)]
+    for task in tasks:
+        task.cancel()  # at once: an await below may itself be cancelled
+    transport = proto.transport
+    try:
+        if transport is not None and not transport.is_closing():
+            if proto.has_pending_idle_command():
+                proto.idle_done()
+            await asyncio.wait_for(client.logout(), 5)
+    except Exception:
+        pass
+    finally:
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        await cancel_and_wait(tasks)

@@ -24,8 +24,18 @@ Deliver = Callable[[bytes], Awaitable[None]]
 
 
 class _Handler:
-    def __init__(self, deliver: Deliver) -> None:
+    def __init__(self, deliver: Deliver, recipients: frozenset[str]) -> None:
         self.deliver = deliver
+        self.recipients = recipients
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: LMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.strip().lower() not in self.recipients:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: LMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         content = envelope.original_content or envelope.content or b""
@@ -59,7 +69,7 @@ class LmtpListener:
 
     def _protocol(self) -> Any:
         return LMTP(
-            _Handler(self.deliver),
+            _Handler(self.deliver, frozenset(a.lower() for a in self.config.recipients)),
             data_size_limit=self.config.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -30,14 +30,13 @@ from bridge.events import (
 )
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 
-from ..sanitize import clean_text, html_to_text, sanitize_html
+from ..sanitize import bound_html, clean_text, html_to_text, sanitize_html
 from .bounce import find_bounce
 from .headers import (
     FORWARD_PREFIX,
     Headers,
     addresses_of,
     date_of,
-    decode_bytes,
     decode_header,
     envelope_is_empty,
     is_auto_submitted,
@@ -74,9 +73,12 @@ MAX_REFERENCES = 100
 
 
 MAX_PARTS = 500
-
-
-"""MIME parts looked at; the rest is only in ``original.eml``."""
+"""MIME parts looked at; the rest is only in ``original.eml`` (and the room is told so)."""
+MAX_TEXT_BYTES = 16_000
+MAX_HTML_BYTES = 32_000
+"""What one Matrix event carries of a mail (a homeserver refuses events over 64 KiB); the
+rest is in ``original.eml``. Longer HTML is left out rather than cut inside an element."""
+NOT_READABLE = "⚠️ This mail could not be shown in full: {reason}. The original is attached."
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,15 @@ class ParsedMail:
     raw: bytes = field(repr=False)
     hidden_attachments: frozenset[int] = frozenset()
     """Indices of inline images used only by the trimmed-away quoted history or signature."""
+    bounce_recipients: tuple[str, ...] = ()
+    """The addresses a bounce says failed."""
+    auth_results: tuple[str, ...] = ()
+    """The ``Authentication-Results`` values, top first (see ``auth.check_sender``)."""
+    unreadable: str | None = None
+    """Why the mail could not be read in full (too deeply nested, too many elements, the
+    parser gave up or took too long): it is bridged as a notice with the original attached."""
+    notes: tuple[str, ...] = ()
+    """What was left out of the shown text (parts beyond ``MAX_PARTS``, a cut long text)."""
 
     @property
     def automatic(self) -> bool:
@@ -117,9 +128,22 @@ class ParsedMail:
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse ``raw``; never raises, whatever the bytes."""
+    """Parse ``raw``; never raises, whatever the bytes. The work is bounded (parts, nesting,
+    HTML elements); still, it takes a while for large mails: the connector calls it off the
+    event loop."""
     raw = bytes(raw)
     msg, body = _structure(raw)
+    return _parsed(raw, msg, body)
+
+
+def unreadable_mail(raw: bytes, reason: str) -> ParsedMail:
+    """Only the headers of ``raw`` (a bounded, quick read), for a mail whose body could not be
+    read (``reason``): bridged as a notice with the original attached."""
+    raw = bytes(raw)
+    return _parsed(raw, None, _Body(unreadable=reason))
+
+
+def _parsed(raw: bytes, msg: Message | None, body: _Body) -> ParsedMail:
     headers = Headers(msg, raw)
     get = headers.get
 
@@ -129,13 +153,20 @@ def parse_mail(raw: bytes) -> ParsedMail:
     references: list[str] = safe(lambda: message_ids(get("references")), [])
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[-(MAX_REFERENCES - 1) :]
-    subject = safe(lambda: decode_header(get("subject") or "")[:1000], "")
+    subject = safe(lambda: _one_line(decode_header(get("subject") or ""))[:1000], "")
     no_sender: tuple[str, str | None] = ("", None)
     sender = safe(lambda: sender_of(headers), no_sender)
     report = safe(lambda: find_bounce(msg), None) if msg is not None else None
     display: tuple[str, str | None, frozenset[int]] = ("", None, frozenset())
     forwarded = bool(FORWARD_PREFIX.match(subject))
     text, html, hidden = safe(lambda: _display(body, trim=not forwarded), display)
+    notes = list(body.notes)
+    if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        text = _cut(text, MAX_TEXT_BYTES) + "…"
+        notes.append("The text is longer than shown here; the original is attached.")
+        html = None  # the cut plain text, with the note, is shown instead
+    if html is not None and len(html.encode("utf-8")) > MAX_HTML_BYTES:
+        html = None
 
     in_reply_to: list[str] = safe(lambda: message_ids(get("in-reply-to")), [])
     original_id = report.original_id if report else None
@@ -161,7 +192,37 @@ def parse_mail(raw: bytes) -> ParsedMail:
         bounce_reason=report.reason if report and report.is_failure else None,
         raw=raw,
         hidden_attachments=hidden,
+        bounce_recipients=report.recipients if report and report.is_failure else (),
+        auth_results=tuple(
+            v[:2000] for k, v in headers.items[:200] if k == "authentication-results"
+        ),
+        unreadable=body.unreadable,
+        notes=tuple(notes),
     )
+
+
+def _one_line(value: str) -> str:
+    """A header value as one line: encoded words can carry CR, LF and other controls."""
+    return re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]", " ", value).strip()
+
+
+def _cut(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def mail_attachments(raw: bytes) -> list[MailAttachment]:
+    """The attachments of ``raw``, numbered as in ``ParsedMail.attachments``."""
+    return _structure(bytes(raw))[1].attachments
+
+
+def content_digest(mail: ParsedMail) -> str:
+    """Equal for two deliveries of one mail (whatever trace headers servers added on the way),
+    different for another mail that reuses its Message-ID."""
+    body = re.split(rb"\r?\n\r?\n", mail.raw, maxsplit=1)[-1].replace(b"\r\n", b"\n")
+    digest = hashlib.sha256(body)
+    for value in (mail.subject, mail.from_address, str(mail.date)):
+        digest.update(b"\x00" + value.encode("utf-8", "replace"))
+    return digest.hexdigest()
 
 
 def attachment_bytes(raw: bytes, index: int) -> tuple[bytes, str, str]:
@@ -212,10 +273,16 @@ def to_remote_event(
                 filename=EML_FILENAME,
                 mimetype="message/rfc822",
                 size=len(mail.raw),
-                extra={"index": index},
+                extra={"index": index, "original": True},
             )
         )
     text, html = mail.text, mail.html
+    if mail.notes:
+        text = "\n\n".join([text, *(f"⚠️ {note}" for note in mail.notes)]).strip()
+        html = html + "".join(f"<p>⚠️ {escape(note)}</p>" for note in mail.notes) if html else None
+    if mail.unreadable:
+        text = "\n\n".join([NOT_READABLE.format(reason=mail.unreadable), text]).strip()
+        html = None
     if mail.is_bounce:  # a bounce of something we cannot point at: say so in the room
         text = f"⚠️ A message could not be delivered: {mail.bounce_reason}"
         html = None
@@ -242,7 +309,7 @@ def to_remote_event(
         html=html,
         attachments=tuple(attachments),
         reply_to=None,
-        notice=mail.automatic or mail.is_bounce,
+        notice=mail.automatic or mail.is_bounce or mail.unreadable is not None,
     )
 
 
@@ -253,6 +320,25 @@ class _Body:
     attachments: list[MailAttachment] = field(default_factory=list)
     parts_left: list[int] = field(default_factory=lambda: [MAX_PARTS])
     """Shared by the bodies of one mail (alternatives collect into bodies of their own)."""
+    skipped: list[int] = field(default_factory=lambda: [0, 0])
+    """Parts left out (beyond ``MAX_PARTS``, nested deeper than ``MAX_MIME_DEPTH``); shared."""
+    unreadable: str | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        many, deep = self.skipped
+        notes = []
+        if many:
+            notes.append(
+                f"This mail has {many} more parts than the {MAX_PARTS} shown here; "
+                "they are in the attached original."
+            )
+        if deep:
+            notes.append(
+                f"{deep} parts nested more than {MAX_MIME_DEPTH} levels deep are left out; "
+                "they are in the attached original."
+            )
+        return notes
 
 
 _CONTENT_TYPE_LINE = re.compile(rb"^content-type:", re.IGNORECASE | re.MULTILINE)
@@ -271,12 +357,15 @@ def _structure(raw: bytes) -> tuple[Message | None, _Body]:
             return msg, body
         except Exception:  # the stdlib parser gave up: try the lenient policy, then raw text
             continue
-    body_bytes = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[-1]
-    return None, _Body(plain=[decode_bytes(body_bytes, None)])
+    return None, _Body(unreadable="its structure is too complex for the mail parser")
 
 
 def _collect(part: Message, body: _Body, depth: int) -> None:
-    if depth > MAX_MIME_DEPTH or body.parts_left[0] <= 0:
+    if depth > MAX_MIME_DEPTH:
+        body.skipped[1] += 1
+        return
+    if body.parts_left[0] <= 0:
+        body.skipped[0] += 1
         return
     body.parts_left[0] -= 1
     ctype = content_type_of(part)
@@ -286,7 +375,7 @@ def _collect(part: Message, body: _Body, depth: int) -> None:
     elif isinstance(payload, list) and ctype == "multipart/alternative":
         choices = []
         for child in attached_messages(payload):
-            sub = _Body(parts_left=body.parts_left)
+            sub = _Body(parts_left=body.parts_left, skipped=body.skipped)
             _collect(child, sub, depth + 1)
             choices.append(sub)
         plain = next((c.plain for c in choices if any(p.strip() for p in c.plain)), [])
@@ -310,6 +399,9 @@ def _display(body: _Body, trim: bool = True) -> tuple[str, str | None, frozenset
     """Plain text, sanitised HTML (both trimmed if ``trim``) and the hidden attachments."""
     plain = "\n".join(p.strip("\n") for p in body.plain if p.strip())
     raw_html = "\n".join(h for h in body.html if h.strip())
+    raw_html, cut = bound_html(raw_html)
+    if cut and body.unreadable is None:
+        body.unreadable = "its HTML is nested too deeply or has too many elements"
     html: str | None = None
     hidden: frozenset[int] = frozenset()
     html_text = ""

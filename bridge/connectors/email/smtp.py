@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import re
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
@@ -15,10 +16,21 @@ from .config import EmailConfig
 from .imap import tls_context
 
 REPLY_PREFIXES = ("re:", "aw:", "sv:", "antw:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_MESSAGE_ID = re.compile(r"[^<>\s\x00-\x1f\x7f\u0085\u2028\u2029]{1,900}")
+_ADDRESS = re.compile(
+    r"[^@\s<>,;:\"()\[\]\\\x00-\x1f\x7f]{1,200}@[^@\s<>,;:\"()\[\]\\\x00-\x1f\x7f]{1,200}"
+)
+
+
+def header_text(value: object, limit: int = 900) -> str:
+    """``value`` fit for a header: the portal's metadata comes from remote mail, and a CR/LF
+    in it would make every reply in the conversation fail (or add headers)."""
+    return " ".join(_CONTROL.sub(" ", str(value or "")).split())[:limit]
 
 
 def reply_subject(subject: str | None) -> str:
-    subject = (subject or "").strip()
+    subject = header_text(subject)
     if not subject:
         return "Re: (no subject)"
     return subject if subject.lower().startswith(REPLY_PREFIXES) else f"Re: {subject}"
@@ -40,12 +52,14 @@ def build_reply(
     derived from it, so a mail sent again after a crash has the same Message-ID and mail
     systems can recognise the repeat."""
     contact = meta.get("contact")
-    if not isinstance(contact, str) or "@" not in contact:
+    if not isinstance(contact, str) or not _ADDRESS.fullmatch(contact):
         raise PermanentDeliveryError("this conversation has no e-mail address to answer")
     msg = EmailMessage(policy=email.policy.SMTP)
-    name = config.sender_name_template.format(displayname=sender_name, from_name=config.from_name)
-    msg["From"] = formataddr((name, config.from_address))
-    msg["To"] = formataddr((str(meta.get("contact_name") or ""), contact))
+    name = config.sender_name_template.format(
+        displayname=header_text(sender_name, 200), from_name=config.from_name
+    )
+    msg["From"] = formataddr((header_text(name, 300), config.from_address))
+    msg["To"] = formataddr((header_text(meta.get("contact_name"), 300), contact))
     msg["Subject"] = reply_subject(meta.get("subject"))
     msg["Date"] = format_datetime(email.utils.localtime())
     domain = config.from_address.split("@", 1)[1]
@@ -55,8 +69,10 @@ def build_reply(
     else:
         msg["Message-ID"] = make_msgid(domain=domain)
     last = meta.get("last_message_id")
-    references = [r for r in meta.get("references") or [] if isinstance(r, str)]
-    if isinstance(last, str) and last:
+    references = [
+        r for r in meta.get("references") or [] if isinstance(r, str) and _MESSAGE_ID.fullmatch(r)
+    ]
+    if isinstance(last, str) and _MESSAGE_ID.fullmatch(last):
         msg["In-Reply-To"] = f"<{last}>"
         if last not in references:
             references.append(last)

@@ -185,6 +185,9 @@ class EmailHarness(ConnectorHarness):
                 (server("lmtp", host=""), f"{key}.lmtp.host"),
                 (server("lmtp", max_message_size=0), f"{key}.lmtp.max_message_size"),
                 (server("lmtp", user="x"), f"{key}.lmtp.user"),
+                (server("lmtp", recipients="a@company.test"), f"{key}.lmtp.recipients"),
+                (server("lmtp", recipients=[]), f"{key}.lmtp.recipients"),
+                (server("lmtp", recipients=["sales"]), f"{key}.lmtp.recipients"),
                 (changed(imap="imap.example.com"), f"{key}.imap"),
             ]
         return [
@@ -215,6 +218,9 @@ class EmailHarness(ConnectorHarness):
             (changed(max_size=1.5), f"{key}.max_size"),
             (changed(delivery_deadline=float("inf")), f"{key}.delivery_deadline"),
             (changed(title=""), f"{key}.title"),
+            (changed(authserv_id="mx example"), f"{key}.authserv_id"),
+            (changed(authserv_id=""), f"{key}.authserv_id"),
+            (changed(unauthenticated="drop"), f"{key}.unauthenticated"),
             (changed(imap_host="imap.example.com"), f"{key}.imap_host"),
         ]
 
@@ -395,7 +401,9 @@ class EmailLmtpHarness(EmailHarness):
 
     def valid_config(self) -> dict[str, Any]:
         config = {k: v for k, v in super().valid_config().items() if k != "imap"}
-        return {**config, "lmtp": {"host": "127.0.0.1", "port": self.lmtp_port}}
+        recipients = [FROM_ADDRESS, "sales@company.test", "info@company.test"]
+        lmtp = {"host": "127.0.0.1", "port": self.lmtp_port, "recipients": recipients}
+        return {**config, "lmtp": lmtp}
 
     async def push(self, raw: bytes) -> None:
         replies = await push_mail("127.0.0.1", self.lmtp_port, raw)

@@ -50,6 +50,38 @@ async def test_one_reply_per_recipient_after_the_host_has_the_mail(
     assert event.text == "Body of m1@customer.test"
 
 
+async def test_only_the_configured_recipients_are_accepted(
+    harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    rcpts = ("Sales@Company.test", "someone@company.test", "x@elsewhere.test")
+    assert await push(harness, mail(harness, "r1@customer.test"), recipients=rcpts) == [
+        250, 550, 550,
+    ]  # fmt: skip
+    assert [e.message_id for e in host.events] == ["r1@customer.test"]  # type: ignore[attr-defined]
+    nobody = ("someone@company.test",)
+    assert await push(harness, mail(harness, "r2@customer.test"), recipients=nobody) == [550]
+    assert len(host.events) == 1
+
+
+async def test_recipients_default_to_the_from_address(
+    harness: EmailLmtpHarness, host: FakeHost
+) -> None:
+    config = harness.valid_config()
+    del config["lmtp"]["recipients"]
+    connector = EmailConnector(
+        harness.account_id, EmailConnector.parse_config(config, harness.config_key), host
+    )
+    await connector.start()
+    try:
+        replies = await push(
+            harness, mail(harness, "r3@customer.test"),
+            recipients=("support@company.test", "sales@company.test"),
+        )  # fmt: skip
+    finally:
+        await connector.stop()
+    assert replies == [250, 550]
+
+
 async def test_host_failure_is_a_temporary_reply_and_the_retry_is_not_doubled(
     harness: EmailLmtpHarness, connector: EmailConnector, host: FakeHost
 ) -> None:

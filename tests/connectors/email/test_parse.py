@@ -835,7 +835,9 @@ def test_to_remote_event_message() -> None:
     assert event.text == parsed.text and event.html == parsed.html
     urls = [a.url for a in event.attachments]
     assert urls == [f"mail-part:{i}" for i in range(6)]
-    assert [a.extra for a in event.attachments] == [{"index": i} for i in range(6)]
+    assert [a.extra for a in event.attachments] == [{"index": i} for i in range(5)] + [
+        {"index": 5, "original": True}
+    ]
     eml = event.attachments[-1]
     assert (eml.filename, eml.mimetype, eml.size) == ("original.eml", "message/rfc822", len(raw))
     assert event.attachments[1].filename == "док.pdf"
