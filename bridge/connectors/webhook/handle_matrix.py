@@ -126,4 +126,7 @@ class MatrixHandler:
 
 def _too_large(filename: str, size: int | None, limit: int) -> str:
     actual = f"{size} bytes" if size is not None else f"over {limit} bytes"
-    return f"{filename!r} is too large for this channel ({actual}; at most {limit} bytes are accepted)"
+    return (
+        f"{filename!r} is too large for this channel ({actual}; "
+        f"at most {limit} bytes are accepted)"
+    )
