@@ -72,6 +72,8 @@ class Config:
     permissions: dict[str, str]
     channels: dict[AccountID, ChannelAccountConfig]
     logging: dict[str, Any] = field(default_factory=dict)
+    queue_max_attempts: int = 10
+    queue_max_age: int = 900
 
     @property
     def bot_mxid(self) -> str:
@@ -345,6 +347,8 @@ def parse(data: Mapping[str, Any]) -> Config:
         permissions=permissions,
         channels=channels,
         logging=log_config if isinstance(log_config, dict) else {},
+        queue_max_attempts=r.int("queue.max_attempts", 10),
+        queue_max_age=r.int("queue.max_age", 900, minimum=0),
     )
 
 

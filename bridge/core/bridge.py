@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any, cast
 
 import aiohttp
@@ -21,9 +22,10 @@ from ..db import Portal, QueueItem
 from ..events import RemoteEvent
 from ..tasks import cancel_and_wait
 from ..types import AccountID
+from . import deadletters
 from .appservice import AppServiceServer
 from .commands import CommandContext, run_command
-from .dispatcher import Dispatcher, GiveUp
+from .dispatcher import Dispatcher, GiveUp, RetryLimits
 from .ghosts import GhostManager
 from .host import ConnectorHost
 from .matrix import MatrixHandler
@@ -71,7 +73,11 @@ class Bridge:
             config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo,
             on_refused=self._refused.set,
         )  # fmt: skip
-        self.dispatcher = Dispatcher(self._process)
+        self.dispatcher = Dispatcher(
+            self._process,
+            partial(deadletters.announce, self),
+            RetryLimits(config.queue_max_attempts, config.queue_max_age),
+        )
         self.connectors: dict[str, NetworkConnector] = {}
         self._hosts: dict[str, ConnectorHost] = {}
         self._ping_task: asyncio.Task[None] | None = None
