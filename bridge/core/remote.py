@@ -65,6 +65,16 @@ class RemoteHandler:
         """Transactions whose last sending failed without telling whether it was stored."""
 
     async def handle(self, account: str, event: RemoteEvent) -> None:
+        try:
+            await self._handle(account, event)
+        except MatrixRequestError as e:
+            # The homeserver refused (403 redacting, 413 too large, 400 bad name ...): sending
+            # the same again gets the same answer. Rate limits and 5xx are retried.
+            if _refused(e):
+                raise GiveUp(f"homeserver refused: {e.errcode} {e.message}") from e
+            raise
+
+    async def _handle(self, account: str, event: RemoteEvent) -> None:
         if account not in self.connectors:
             raise GiveUp(f"channel account {account!r} is no longer configured")
         title = self.portals.channel_title(account)
@@ -214,7 +224,11 @@ class RemoteHandler:
     async def _delete(self, portal: Portal, intent: IntentAPI, event: RemoteDelete) -> None:
         for part in await Message.get_parts(portal.account, portal.chat, event.message_id):
             txn = txn_id("redact", part.event_id)
-            await self._redact(intent, RoomID(part.room_id), EventID(part.event_id), txn)
+            # Someone else's message (staff's, or another customer's where the remote side lets
+            # a business or an admin delete it): its sender's ghost may not redact it, the bot,
+            # creator of the room, may.
+            redactor = intent if part.sender_mxid == intent.mxid else self.portals.bot
+            await self._redact(redactor, RoomID(part.room_id), EventID(part.event_id), txn)
             await part.delete()
 
     async def _reaction(
@@ -304,11 +318,7 @@ class RemoteHandler:
                 room_id, event_type, cast(Any, content), txn_id=txn
             )
         except MatrixRequestError as e:
-            if (
-                400 <= e.http_status < 500
-                and e.http_status != 429
-                and e.errcode != "M_LIMIT_EXCEEDED"
-            ):
+            if _refused(e):
                 raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
             self._unsure.add(txn)
             raise
@@ -340,6 +350,11 @@ class RemoteHandler:
     ) -> None:
         await intent.ensure_joined(room_id)
         await intent.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {})
+
+
+def _refused(e: MatrixRequestError) -> bool:
+    """A final answer of the homeserver: a 4xx other than a rate limit."""
+    return 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED"
 
 
 def _ts_ms(timestamp: float | None) -> int:
