@@ -23,7 +23,7 @@ from .types import AccountID
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
     "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
-    "channels", "logging",
+    "channels", "logging", "queue",
 )  # fmt: skip
 LEVELS = ("none", "staff", "admin")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

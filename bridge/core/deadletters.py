@@ -79,7 +79,7 @@ async def _remote_room(bridge: Bridge, payload: dict[str, Any]) -> tuple[str | N
     if isinstance(text, str) and text.strip():
         what += f": “{_short(text.strip(), SNIPPET)}”"
     attachments = event.get("attachments")
-    if isinstance(attachments, list) and attachments:
+    if isinstance(attachments, list | tuple) and attachments:
         what += f" with {len(attachments)} attachment{'s' * (len(attachments) != 1)}"
     if not isinstance(chat_id, str):
         return None, what

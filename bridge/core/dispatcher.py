@@ -178,5 +178,8 @@ async def _until_done(what: str, action: Callable[[], Awaitable[T]]) -> T:
 
 
 def _describe(e: Exception) -> str:
+    reason = getattr(e, "reason", None)  # a connector's DeliveryError says it for people
+    if isinstance(reason, str) and reason:
+        return reason
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
