@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html as html_module
 import logging
+import re
 import time
 from typing import Any, cast
 
@@ -34,13 +36,14 @@ from ..events import (
 from .dispatcher import GiveUp
 from .ghosts import GhostManager
 from .portals import PortalManager
-from .util import txn_id
+from .util import EVENT_CONTENT_LIMIT, json_size, shorten_text, split_text, txn_id
 
 log = logging.getLogger("bridge.remote")
 
 _MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
 TXN_KEY = "net.business_bridge.txn_id"
 """In the content of every event the bridge sends for a remote event: its transaction id."""
+EDIT_CUT = "… (shortened: the edit is too long for Matrix)"
 LOOKBACK = 100
 """Events searched for one whose sending failed without an answer."""
 
@@ -132,14 +135,7 @@ class RemoteHandler:
         for attachment in event.attachments:
             parts.append(await self._attachment_content(portal.account, intent, attachment))
         if event.text or event.html or not parts:
-            content: dict[str, Any] = {
-                "msgtype": "m.notice" if event.notice else "m.text",
-                "body": event.text or "",
-            }
-            if event.html:
-                content["format"] = "org.matrix.custom.html"
-                content["formatted_body"] = event.html
-            parts.insert(0, content)
+            parts[0:0] = _text_contents(event)
         reply_event = None
         if event.reply_to:
             target = await Message.get_parts(portal.account, portal.chat, event.reply_to)
@@ -206,18 +202,24 @@ class RemoteHandler:
                 portal.chat,
             )
             return
-        new: dict[str, Any] = {"msgtype": "m.text", "body": event.text}
-        if event.html:
+        text, html = event.text, event.html
+        if json_size([text, html]) > EVENT_CONTENT_LIMIT // 4:
+            # Text and HTML go in twice (the fallback and the new content), and an edit has
+            # no parts to split into: shortened, as plain text.
+            text = shorten_text(text or _html_text(html or ""), EVENT_CONTENT_LIMIT // 4, EDIT_CUT)
+            html = None
+        new: dict[str, Any] = {"msgtype": "m.text", "body": text}
+        if html:
             new["format"] = "org.matrix.custom.html"
-            new["formatted_body"] = event.html
+            new["formatted_body"] = html
         content = {
             **new,
-            "body": f"* {event.text}",
+            "body": f"* {text}",
             "m.new_content": new,
             "m.relates_to": {"rel_type": "m.replace", "event_id": target[0].event_id},
         }
-        if event.html:
-            content["formatted_body"] = f"* {event.html}"
+        if html:
+            content["formatted_body"] = f"* {html}"
         txn = txn_id("edit", portal.account, portal.chat, event.dedup_key())
         await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
 
@@ -350,6 +352,25 @@ class RemoteHandler:
     ) -> None:
         await intent.ensure_joined(room_id)
         await intent.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {})
+
+
+def _text_contents(event: RemoteMessage) -> list[dict[str, Any]]:
+    """The text of ``event`` as message contents: one, or several parts of plain text when it
+    is over the homeserver's event size limit (HTML cannot be cut safely and is left out)."""
+    msgtype = "m.notice" if event.notice else "m.text"
+    content: dict[str, Any] = {"msgtype": msgtype, "body": event.text or ""}
+    if event.html:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = event.html
+    if json_size(content) <= EVENT_CONTENT_LIMIT:
+        return [content]
+    text = event.text or _html_text(event.html or "")
+    return [{"msgtype": msgtype, "body": piece} for piece in split_text(text)]
+
+
+def _html_text(markup: str) -> str:
+    """Rough plain text of HTML, for HTML too long to send without a text of its own."""
+    return html_module.unescape(re.sub(r"<[^>]*>", "", markup))
 
 
 def _refused(e: MatrixRequestError) -> bool:

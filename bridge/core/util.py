@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 SAFE_LOCALPART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-/+")
@@ -29,3 +30,59 @@ def template_regex(template: str, **fields: str) -> str:
 def txn_id(*parts: str) -> str:
     """A Matrix transaction id that is equal for equal inputs (so a retry never doubles)."""
     return "br." + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+EVENT_CONTENT_LIMIT = 48_000
+"""Bytes of JSON an event's content may take. Homeservers refuse events over 65,536 bytes
+(M_TOO_LARGE), and the event around the content (ids, hashes, signatures, relations) takes a
+few more kilobytes."""
+TEXT_PART_LIMIT = 40_000
+"""Bytes of JSON one part of a split text may take."""
+
+
+def json_size(value: object) -> int:
+    """Bytes ``value`` takes as JSON in an event (UTF-8, as homeservers measure it)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _json_cost(ch: str) -> int:
+    if ch in '"\\\n\r\t\b\f':
+        return 2
+    code = ord(ch)
+    if code < 0x20 or 0xD800 <= code < 0xE000:
+        return 6
+    return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+
+
+def split_text(text: str, limit: int = TEXT_PART_LIMIT) -> list[str]:
+    """``text`` in consecutive pieces that take at most ``limit`` bytes as JSON strings each,
+    cut after a line break, else after a space, else anywhere. Joined they give ``text``
+    again; equal input gives equal pieces (so parts already sent are known after a restart).
+    """
+    budget = limit - 2  # the quotes
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        cost = 0
+        end = start
+        while end < len(text) and cost + _json_cost(text[end]) <= budget:
+            cost += _json_cost(text[end])
+            end += 1
+        if end < len(text):
+            half = start + (end - start) // 2
+            for sep in ("\n", " "):
+                cut = text.rfind(sep, half, end)
+                if cut >= 0:
+                    end = cut + 1
+                    break
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def shorten_text(text: str, limit: int, marker: str = "…") -> str:
+    """``text`` cut so that it takes at most ``limit`` bytes as a JSON string, ``marker``
+    appended when it was cut."""
+    if json_size(text) <= limit:
+        return text
+    return split_text(text, limit - json_size(marker))[0] + marker

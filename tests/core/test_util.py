@@ -139,3 +139,18 @@ def test_txn_id_differs_for_different_parts(pair: tuple[list[str], list[str]]) -
     if a != b and not any("\x00" in p for p in a + b):
         assert txn_id(*a) != txn_id(*b)
     assert txn_id(*a) == txn_id(*a)
+
+
+def test_split_text_keeps_every_character_and_the_size_limit() -> None:
+    from bridge.core.util import json_size, shorten_text, split_text
+
+    text = ('line "quoted" \\ with ä, 😀 and \x01\n' * 4000) + "x" * 70_000
+    pieces = split_text(text, 10_000)
+    assert "".join(pieces) == text
+    assert all(json_size(p) <= 10_000 for p in pieces)
+    assert all(p.endswith("\n") for p in pieces[:-9])  # cut at line ends where there are some
+    assert split_text(text, 10_000) == pieces  # the same every time (parts after a restart)
+    assert split_text("short") == ["short"] and split_text("") == []
+    cut = shorten_text("ü" * 1000, 100)
+    assert cut.endswith("…") and json_size(cut) <= 100
+    assert shorten_text("fits", 100) == "fits"
