@@ -21,6 +21,36 @@ def escape_localpart(value: str) -> str:
     return "".join(out)
 
 
+MAX_ID_BYTES = 255
+"""The longest user ID or room alias a homeserver accepts (Synapse; the spec's limit)."""
+MAX_NAME_CHARS = 255
+"""Display names and room names are cut to this (Synapse refuses display names over 256)."""
+MAX_TOPIC_CHARS = 1000
+SHORTENED = "=="
+"""Between the kept prefix and the hash of a shortened localpart field. ``escape_localpart``
+never writes it (its ``=`` is always followed by two hex digits), so a shortened field can not
+equal any unshortened one."""
+_DIGEST = 32
+
+
+def fit_localpart(escaped: str, budget: int) -> str:
+    """``escaped`` (an ``escape_localpart`` result) if it has at most ``budget`` characters,
+    else its beginning, ``==`` and a hash of all of it: deterministic, and still distinct."""
+    if len(escaped) <= budget:
+        return escaped
+    digest = hashlib.sha256(escaped.encode()).hexdigest()[:_DIGEST]
+    prefix = escaped[: max(0, budget - len(SHORTENED) - _DIGEST)]
+    escape = prefix.rfind("=")
+    if escape >= 0 and escape > len(prefix) - 3:  # never cut an "=xx" escape apart
+        prefix = prefix[:escape]
+    return prefix + SHORTENED + digest
+
+
+def cut_name(name: str, limit: int = MAX_NAME_CHARS) -> str:
+    """``name`` with at most ``limit`` characters, ``…`` ending it when it was cut."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def template_regex(template: str, **fields: str) -> str:
     """A regex matching what ``template`` produces, with each field matching ``.+``."""
     parts = re.split(r"(\{\w+\})", template)
