@@ -19,6 +19,7 @@ from .. import db as dbm
 from ..config import Config
 from ..connector import NetworkConnector
 from ..db import Portal, QueueItem
+from ..db.keys import digest
 from ..events import RemoteEvent
 from ..tasks import cancel_and_wait
 from ..types import AccountID
@@ -51,7 +52,13 @@ class StateStore(ASStateStore, MemoryStateStore):
 
 
 def remote_queue_key(account: str, chat: str) -> str:
-    return f"rm:{account}/{chat}"
+    key = f"rm:{account}/{chat}"
+    # A fixed size for chat ids of any length: the queue key is indexed.
+    return (
+        key
+        if len(key.encode("utf-8", "surrogatepass")) <= 200
+        else f"rm:{account}/#{digest(chat)}"
+    )
 
 
 class Bridge:
