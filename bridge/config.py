@@ -23,7 +23,7 @@ from .types import AccountID
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
     "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
-    "channels", "logging", "webhooks",
+    "channels", "logging", "webhooks", "queue",
 )  # fmt: skip
 LEVELS = ("none", "staff", "admin")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -99,6 +99,8 @@ class Config:
     as_limits: ListenerLimits = ListenerLimits()
     webhook_listener: ListenerConfig | None = None
     """A listener of its own for ``/connectors/``; None: on the appservice listener."""
+    queue_max_attempts: int = 10
+    queue_max_age: int = 900
 
     @property
     def bot_mxid(self) -> str:
@@ -421,6 +423,8 @@ def parse(data: Mapping[str, Any]) -> Config:
         logging=log_config if isinstance(log_config, dict) else {},
         as_limits=_limits(r, "appservice"),
         webhook_listener=webhook_listener,
+        queue_max_attempts=r.int("queue.max_attempts", 10),
+        queue_max_age=r.int("queue.max_age", 900, minimum=0),
     )
 
 

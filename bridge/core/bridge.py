@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any, cast
 
 import aiohttp
@@ -18,12 +19,14 @@ from .. import db as dbm
 from ..config import Config
 from ..connector import NetworkConnector
 from ..db import Portal, QueueItem
+from ..db.keys import digest
 from ..events import RemoteEvent
 from ..tasks import cancel_and_wait
 from ..types import AccountID
+from . import deadletters
 from .appservice import AppServiceServer
 from .commands import CommandContext, run_command
-from .dispatcher import Dispatcher, GiveUp
+from .dispatcher import Dispatcher, GiveUp, RetryLimits
 from .ghosts import GhostManager
 from .host import ConnectorHost
 from .matrix import MatrixHandler
@@ -49,7 +52,13 @@ class StateStore(ASStateStore, MemoryStateStore):
 
 
 def remote_queue_key(account: str, chat: str) -> str:
-    return f"rm:{account}/{chat}"
+    key = f"rm:{account}/{chat}"
+    # A fixed size for chat ids of any length: the queue key is indexed.
+    return (
+        key
+        if len(key.encode("utf-8", "surrogatepass")) <= 200
+        else f"rm:{account}/#{digest(chat)}"
+    )
 
 
 class Bridge:
@@ -72,7 +81,11 @@ class Bridge:
             on_refused=self._refused.set, limits=config.as_limits,
             webhooks=config.webhook_listener,
         )  # fmt: skip
-        self.dispatcher = Dispatcher(self._process)
+        self.dispatcher = Dispatcher(
+            self._process,
+            partial(deadletters.announce, self),
+            RetryLimits(config.queue_max_attempts, config.queue_max_age),
+        )
         self.connectors: dict[str, NetworkConnector] = {}
         self._hosts: dict[str, ConnectorHost] = {}
         self._ping_task: asyncio.Task[None] | None = None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mautrix.types import EventID, Membership, MemberStateEventContent, RoomID
 
 from ..db import Portal
+from .deadletters import deadletters_command
 from .templates import template_command
 
 if TYPE_CHECKING:
@@ -199,6 +200,13 @@ COMMANDS: dict[str, Command] = {
             "staff",
             "list or send pre-approved templates (WhatsApp), also to start a conversation",
             template_command,
+        ),
+        Command(
+            "deadletters",
+            "[retry <id>|all]",
+            "admin",
+            "list what the bridge gave up on, or queue it again",
+            deadletters_command,
         ),
     )
 }

@@ -4,40 +4,77 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
-from ..db import QueueItem
+from ..db import DeadLetter, QueueItem
 from ..tasks import cancel_and_wait
 
 Handler = Callable[[QueueItem], Awaitable[None]]
+Announce = Callable[[DeadLetter], Awaitable[None]]
+"""Tells the item's room that it was given up (and kept as a dead letter)."""
 log = logging.getLogger("bridge.dispatcher")
+T = TypeVar("T")
 
 RETRY_BASE = 0.5
 RETRY_MAX = 30.0
+ERROR_MAX = 2000
+"""Characters of an error kept with a dead letter."""
 
 
 class GiveUp(Exception):
-    """Raised by a handler for an item that can never succeed; the item is dropped."""
+    """Raised by a handler for an item that can never succeed: it becomes a dead letter and
+    its room is told."""
+
+
+@dataclass(frozen=True)
+class RetryLimits:
+    """An item that keeps failing is given up once it failed ``max_attempts`` times and was
+    accepted at least ``max_age`` seconds ago: both, so that an outage of the homeserver or
+    the database shorter than ``max_age`` gives nothing up."""
+
+    max_attempts: int = 10
+    max_age: float = 900.0
+
+    def exhausted(self, item: QueueItem) -> bool:
+        age = time.time() - item.created_at / 1000
+        return item.attempts >= self.max_attempts and age >= self.max_age
 
 
 class Dispatcher:
     """Runs ``handler`` for every recorded queue item, one at a time per ``queue_key``.
 
-    An item is deleted from the database only after the handler returned (or gave up), so
-    a crash leaves it to be run again at the next start. A handler that raises is retried,
-    with backoff, without letting later items of the same key overtake it."""
+    An item is deleted from the database only after the handler returned, or moved to the
+    dead letters when it gave up, so a crash leaves it to be run again at the next start. A
+    handler that raises is retried, with backoff, without letting later items of the same key
+    overtake it, until ``limits`` are reached. ``announce`` tells the room of a dead letter."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        announce: Announce | None = None,
+        limits: RetryLimits | None = None,
+    ) -> None:
         self._handler = handler
+        self._announce = announce
+        self.limits = limits or RetryLimits()
         self._queues: dict[str, deque[QueueItem]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._known: set[int] = set()
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def load_pending(self) -> int:
+        for dead in await DeadLetter.unannounced():
+            # Buried before a stop, but the room was not told yet.
+            task = asyncio.create_task(self._tell(dead), name=f"dead-letter:{dead.id}")
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
         items = await QueueItem.pending()
         for item in items:
             self.submit(item)
@@ -82,31 +119,67 @@ class Dispatcher:
             try:
                 await self._handler(item)
             except GiveUp as e:
-                log.error("Dropping queue item %d (%s): %s", item.id, item.queue_key, e)
+                await self._give_up(item, str(e))
+                return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
-                    "Queue item %d (%s) failed, retrying in %.1fs", item.id, item.queue_key, delay
-                )
+            except Exception as e:
                 try:
                     await item.bump_attempts()
                 except Exception:
                     log.warning("Could not record the failed attempt of item %d", item.id)
+                if self.limits.exhausted(item):
+                    tries = f"{item.attempts} attempt{'s' * (item.attempts != 1)}"
+                    await self._give_up(item, f"{_describe(e)} (gave up after {tries})")
+                    return
+                log.exception(
+                    "Queue item %d (%s) failed, retrying in %.1fs", item.id, item.queue_key, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            while True:
-                try:
-                    await item.delete()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("Could not delete finished queue item %d, retrying", item.id)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
+            await _until_done(f"delete finished queue item {item.id}", item.delete)
+            return
+
+    async def _give_up(self, item: QueueItem, error: str) -> None:
+        error = error[:ERROR_MAX]
+        log.error("Giving up queue item %d (%s): %s", item.id, item.queue_key, error)
+        room_id = item.payload.get("room_id") if item.kind == "matrix" else None
+        dead = await _until_done(
+            f"keep queue item {item.id} as a dead letter",
+            lambda: DeadLetter.bury(item, error, room_id if isinstance(room_id, str) else None),
+        )
+        await self._tell(dead)
+
+    async def _tell(self, dead: DeadLetter) -> None:
+        announce = self._announce
+        if announce is not None:
+            await _until_done(f"announce dead letter {dead.id}", lambda: announce(dead))
+        await _until_done(f"mark dead letter {dead.id} announced", dead.mark_announced)
 
     async def stop(self) -> None:
         self._stopping = True
-        await cancel_and_wait(list(self._workers.values()))
+        await cancel_and_wait([*self._workers.values(), *self._announcing])
+
+
+async def _until_done(what: str, action: Callable[[], Awaitable[T]]) -> T:
+    """Run ``action`` until it succeeds: what it records must not be lost to a passing outage
+    of the database or the homeserver."""
+    delay = RETRY_BASE
+    while True:
+        try:
+            return await action()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Could not %s, retrying in %.1fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+
+def _describe(e: Exception) -> str:
+    reason = getattr(e, "reason", None)  # a connector's DeliveryError says it for people
+    if isinstance(reason, str) and reason:
+        return reason
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -12,7 +12,14 @@ from mautrix.types import UserID
 from ..config import Config
 from ..db import Ghost
 from ..events import RemoteUser
-from .util import escape_localpart, template_regex
+from .util import (
+    MAX_ID_BYTES,
+    MAX_NAME_CHARS,
+    cut_name,
+    escape_localpart,
+    fit_localpart,
+    template_regex,
+)
 
 log = logging.getLogger("bridge.ghosts")
 
@@ -24,9 +31,15 @@ class GhostManager:
         self._ghost_re = re.compile(self.user_regex())
 
     def mxid(self, account: str, remote_user: str) -> UserID:
-        localpart = self.config.ghost_username_template.format(
-            account=escape_localpart(account), user=escape_localpart(remote_user)
+        """The user ID of a new ghost (existing ghosts keep the one stored with them): a
+        remote id too long for the homeserver's limit is shortened to a prefix and a hash."""
+        template = self.config.ghost_username_template
+        account_part = escape_localpart(account)
+        rest = len(f"@:{self.config.hs_domain}".encode()) + len(
+            template.format(account=account_part, user="")
         )
+        user_part = fit_localpart(escape_localpart(remote_user), MAX_ID_BYTES - rest)
+        localpart = template.format(account=account_part, user=user_part)
         return UserID(f"@{localpart}:{self.config.hs_domain}")
 
     def user_regex(self) -> str:
@@ -41,9 +54,15 @@ class GhostManager:
         return self.api.intent(mxid)
 
     def displayname(self, user: RemoteUser, channel_title: str) -> str:
-        return self.config.ghost_displayname_template.format(
-            name=user.displayname or user.id, channel=channel_title
-        )
+        """The ghost's display name, at most ``MAX_NAME_CHARS`` long (the remote name is cut,
+        the channel kept)."""
+        template = self.config.ghost_displayname_template
+        name = user.displayname or user.id
+        full = template.format(name=name, channel=channel_title)
+        if len(full) > MAX_NAME_CHARS:
+            room = len(name) - (len(full) - MAX_NAME_CHARS)
+            full = template.format(name=cut_name(name, max(room, 1)), channel=channel_title)
+        return cut_name(full)
 
     async def ensure(
         self,

@@ -42,6 +42,7 @@ from ..events import (
     SentMessage,
 )
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
+from .dispatcher import GiveUp
 from .media import download_to_file
 from .notices import Notices
 from .util import txn_id
@@ -326,9 +327,10 @@ class MatrixHandler:
                 wait = max(wait or delay, 0.05)
                 if time.time() + wait > deadline:
                     tries = item.attempts + 1
-                    reason = f"{reason} (gave up after {tries} attempt{'s' * (tries > 1)})"
-                    await self.notices.failure(room_id, event_id, reason, txn=_ntxn(item))
-                    return None
+                    # The dispatcher keeps it as a dead letter and tells the room.
+                    raise GiveUp(
+                        f"{reason} (gave up after {tries} attempt{'s' * (tries > 1)})"
+                    ) from e
                 log.warning(
                     "Delivery of %s failed (%s), retrying in %.1fs", event_id, reason, wait
                 )

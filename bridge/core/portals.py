@@ -15,7 +15,7 @@ from ..config import Config
 from ..connector import NetworkConnector
 from ..db import Portal
 from ..events import RemoteChat, RemoteUser
-from .util import escape_localpart
+from .util import MAX_ID_BYTES, MAX_TOPIC_CHARS, cut_name, escape_localpart, fit_localpart
 
 log = logging.getLogger("bridge.portals")
 
@@ -33,7 +33,11 @@ class PortalManager:
         self.connectors = connectors
 
     def alias_localpart(self, account: str, chat: str) -> str:
-        return f"{self.config.bot_username}_{escape_localpart(account)}_{escape_localpart(chat)}"
+        """The portal room's alias; a chat id too long for the homeserver's limit is shortened
+        to a prefix and a hash."""
+        head = f"{self.config.bot_username}_{escape_localpart(account)}_"
+        budget = MAX_ID_BYTES - len(f"#{head}:{self.config.hs_domain}".encode())
+        return head + fit_localpart(escape_localpart(chat), budget)
 
     def alias_regex(self) -> str:
         bot, domain = re.escape(self.config.bot_username), re.escape(self.config.hs_domain)
@@ -58,9 +62,13 @@ class PortalManager:
         if portal is not None and portal.room_id:
             await self._update_info(portal, chat, fetch)
             return portal
-        name = chat.name or sender.displayname or sender.id
-        topic = chat.topic or self.config.topic_template.format(
-            channel=self.channel_title(account), account=account, chat=chat.id
+        name = cut_name(chat.name or sender.displayname or sender.id)
+        topic = cut_name(
+            chat.topic
+            or self.config.topic_template.format(
+                channel=self.channel_title(account), account=account, chat=chat.id
+            ),
+            MAX_TOPIC_CHARS,
         )
         room_id = await self._create_room(account, chat, name, topic, ghost)
         if portal is None:
@@ -131,13 +139,14 @@ class PortalManager:
         room_id = RoomID(portal.room_id)
         linked = bool(portal.metadata.get("linked"))
         changed = False
-        if chat.name and chat.name != portal.name:
+        name = cut_name(chat.name) if chat.name else None
+        if name and name != portal.name:
             if not linked:
                 try:
-                    await self.bot.set_room_name(room_id, chat.name)
+                    await self.bot.set_room_name(room_id, name)
                 except Exception as e:
-                    log.warning("Could not rename %s to %r: %s", room_id, chat.name, e)
-            portal.name = chat.name
+                    log.warning("Could not rename %s to %r: %s", room_id, name, e)
+            portal.name = name
             changed = True
         avatar = chat.avatar_url
         if avatar and avatar != portal.metadata.get("avatar_url") and fetch is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html as html_module
 import logging
+import re
 import time
 from typing import Any, cast
 
@@ -35,13 +37,14 @@ from ..media import MediaFile
 from .dispatcher import GiveUp
 from .ghosts import GhostManager
 from .portals import PortalManager
-from .util import txn_id
+from .util import EVENT_CONTENT_LIMIT, json_size, shorten_text, split_text, txn_id
 
 log = logging.getLogger("bridge.remote")
 
 _MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
 TXN_KEY = "net.business_bridge.txn_id"
 """In the content of every event the bridge sends for a remote event: its transaction id."""
+EDIT_CUT = "… (shortened: the edit is too long for Matrix)"
 LOOKBACK = 100
 """Events searched for one whose sending failed without an answer."""
 
@@ -66,6 +69,16 @@ class RemoteHandler:
         """Transactions whose last sending failed without telling whether it was stored."""
 
     async def handle(self, account: str, event: RemoteEvent) -> None:
+        try:
+            await self._handle(account, event)
+        except MatrixRequestError as e:
+            # The homeserver refused (403 redacting, 413 too large, 400 bad name ...): sending
+            # the same again gets the same answer. Rate limits and 5xx are retried.
+            if _refused(e):
+                raise GiveUp(f"homeserver refused: {e.errcode} {e.message}") from e
+            raise
+
+    async def _handle(self, account: str, event: RemoteEvent) -> None:
         if account not in self.connectors:
             raise GiveUp(f"channel account {account!r} is no longer configured")
         title = self.portals.channel_title(account)
@@ -127,14 +140,7 @@ class RemoteHandler:
         for attachment in event.attachments:
             parts.append(await self._attachment_content(portal.account, intent, attachment))
         if event.text or event.html or not parts:
-            content: dict[str, Any] = {
-                "msgtype": "m.notice" if event.notice else "m.text",
-                "body": event.text or "",
-            }
-            if event.html:
-                content["format"] = "org.matrix.custom.html"
-                content["formatted_body"] = event.html
-            parts.insert(0, content)
+            parts[0:0] = _text_contents(event)
         reply_event = None
         if event.reply_to:
             target = await Message.get_parts(portal.account, portal.chat, event.reply_to)
@@ -210,25 +216,35 @@ class RemoteHandler:
                 portal.chat,
             )
             return
-        new: dict[str, Any] = {"msgtype": "m.text", "body": event.text}
-        if event.html:
+        text, html = event.text, event.html
+        if json_size([text, html]) > EVENT_CONTENT_LIMIT // 4:
+            # Text and HTML go in twice (the fallback and the new content), and an edit has
+            # no parts to split into: shortened, as plain text.
+            text = shorten_text(text or _html_text(html or ""), EVENT_CONTENT_LIMIT // 4, EDIT_CUT)
+            html = None
+        new: dict[str, Any] = {"msgtype": "m.text", "body": text}
+        if html:
             new["format"] = "org.matrix.custom.html"
-            new["formatted_body"] = event.html
+            new["formatted_body"] = html
         content = {
             **new,
-            "body": f"* {event.text}",
+            "body": f"* {text}",
             "m.new_content": new,
             "m.relates_to": {"rel_type": "m.replace", "event_id": target[0].event_id},
         }
-        if event.html:
-            content["formatted_body"] = f"* {event.html}"
+        if html:
+            content["formatted_body"] = f"* {html}"
         txn = txn_id("edit", portal.account, portal.chat, event.dedup_key())
         await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
 
     async def _delete(self, portal: Portal, intent: IntentAPI, event: RemoteDelete) -> None:
         for part in await Message.get_parts(portal.account, portal.chat, event.message_id):
             txn = txn_id("redact", part.event_id)
-            await self._redact(intent, RoomID(part.room_id), EventID(part.event_id), txn)
+            # Someone else's message (staff's, or another customer's where the remote side lets
+            # a business or an admin delete it): its sender's ghost may not redact it, the bot,
+            # creator of the room, may.
+            redactor = intent if part.sender_mxid == intent.mxid else self.portals.bot
+            await self._redact(redactor, RoomID(part.room_id), EventID(part.event_id), txn)
             await part.delete()
 
     async def _reaction(
@@ -318,11 +334,7 @@ class RemoteHandler:
                 room_id, event_type, cast(Any, content), txn_id=txn
             )
         except MatrixRequestError as e:
-            if (
-                400 <= e.http_status < 500
-                and e.http_status != 429
-                and e.errcode != "M_LIMIT_EXCEEDED"
-            ):
+            if _refused(e):
                 raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
             self._unsure.add(txn)
             raise
@@ -354,6 +366,30 @@ class RemoteHandler:
     ) -> None:
         await intent.ensure_joined(room_id)
         await intent.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {})
+
+
+def _text_contents(event: RemoteMessage) -> list[dict[str, Any]]:
+    """The text of ``event`` as message contents: one, or several parts of plain text when it
+    is over the homeserver's event size limit (HTML cannot be cut safely and is left out)."""
+    msgtype = "m.notice" if event.notice else "m.text"
+    content: dict[str, Any] = {"msgtype": msgtype, "body": event.text or ""}
+    if event.html:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = event.html
+    if json_size(content) <= EVENT_CONTENT_LIMIT:
+        return [content]
+    text = event.text or _html_text(event.html or "")
+    return [{"msgtype": msgtype, "body": piece} for piece in split_text(text)]
+
+
+def _html_text(markup: str) -> str:
+    """Rough plain text of HTML, for HTML too long to send without a text of its own."""
+    return html_module.unescape(re.sub(r"<[^>]*>", "", markup))
+
+
+def _refused(e: MatrixRequestError) -> bool:
+    """A final answer of the homeserver: a 4xx other than a rate limit."""
+    return 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED"
 
 
 def _ts_ms(timestamp: float | None) -> int:

@@ -6,6 +6,7 @@ from mautrix.util.async_db import Database
 
 from .account import ChannelAccount
 from .as_txn import ASTransaction
+from .dead_letter import DeadLetter
 from .ghost import Ghost
 from .message import Message
 from .portal import Portal
@@ -18,6 +19,7 @@ from .upgrade import upgrade_table
 ROW_CLASSES = (
     ChannelAccount,
     ASTransaction,
+    DeadLetter,
     Ghost,
     Message,
     Portal,
@@ -34,6 +36,6 @@ def init(db: Database) -> None:
 
 
 __all__ = [
-    "ChannelAccount", "ASTransaction", "Ghost", "Message", "Portal", "QueueItem", "Reaction",
-    "RemoteDedup", "upgrade_table", "init", "Database", "BridgePostgres",
+    "ChannelAccount", "ASTransaction", "DeadLetter", "Ghost", "Message", "Portal", "QueueItem",
+    "Reaction", "RemoteDedup", "upgrade_table", "init", "Database", "BridgePostgres",
 ]  # fmt: skip

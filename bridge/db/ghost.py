@@ -7,6 +7,7 @@ from attrs import define, field
 from mautrix.util.async_db import Database
 
 from .cache import RowCache
+from .keys import digest
 
 Record = Any
 
@@ -49,8 +50,8 @@ class Ghost:
         if cached is not None:
             return cls._from_row(cached)
         writes = cache.writes
-        q = f"SELECT {_COLUMNS} FROM ghost WHERE account=$1 AND remote_user=$2"
-        row = await cls.db.fetchrow(q, account, remote_user)
+        q = f"SELECT {_COLUMNS} FROM ghost WHERE account=$1 AND user_key=$2"
+        row = await cls.db.fetchrow(q, account, digest(remote_user))
         if row is None:
             return None
         values = dict(row)
@@ -74,15 +75,17 @@ class Ghost:
 
     async def _write(self, query: str) -> None:
         try:
-            await self.db.execute(query, *self._values())
+            await self.db.execute(query, *self._values(), digest(self.remote_user))
         finally:
             self._cache().invalidate((self.account, self.remote_user))
 
     async def insert(self) -> None:
-        await self._write(f"INSERT INTO ghost ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")
+        await self._write(
+            f"INSERT INTO ghost ({_COLUMNS}, user_key) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
 
     async def save(self) -> None:
         await self._write(
             "UPDATE ghost SET mxid=$3, displayname=$4, avatar_url=$5, metadata=$6 "
-            "WHERE account=$1 AND remote_user=$2"
+            "WHERE account=$1 AND user_key=$7 AND remote_user=$2"
         )

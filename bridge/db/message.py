@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 from attrs import define, field
 from mautrix.util.async_db import Database
 
+from .keys import digest
+
 Record = Any
 
 _COLUMNS = (
@@ -42,10 +44,10 @@ class Message:
     @classmethod
     async def get_parts(cls, account: str, chat: str, message_id: str) -> list[Message]:
         q = (
-            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat=$2 AND message_id=$3 "
-            "ORDER BY part"
+            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat_key=$2 "
+            "AND message_key=$3 ORDER BY part"
         )
-        rows = await cls.db.fetch(q, account, chat, message_id)
+        rows = await cls.db.fetch(q, account, digest(chat), digest(message_id))
         return [m for m in (cls._from_row(r) for r in rows) if m]
 
     @classmethod
@@ -57,10 +59,10 @@ class Message:
     async def last_in_chat(cls, account: str, chat: str, remote: bool) -> Message | None:
         cond = "sender IS NOT NULL" if remote else "sender IS NULL"
         q = (
-            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat=$2 AND {cond} "
+            f"SELECT {_COLUMNS} FROM message WHERE account=$1 AND chat_key=$2 AND {cond} "
             "ORDER BY timestamp DESC LIMIT 1"
         )
-        return cls._from_row(await cls.db.fetchrow(q, account, chat))
+        return cls._from_row(await cls.db.fetchrow(q, account, digest(chat)))
 
     @classmethod
     async def chat_of(cls, account: str, message_ids: list[str]) -> str | None:
@@ -70,16 +72,17 @@ class Message:
             return None
         marks = ", ".join(f"${i + 2}" for i in range(len(ids)))
         q = (
-            f"SELECT chat FROM message WHERE account=$1 AND message_id IN ({marks}) "
+            f"SELECT chat FROM message WHERE account=$1 AND message_key IN ({marks}) "
             "ORDER BY timestamp DESC LIMIT 1"
         )
-        chat = await cls.db.fetchval(q, account, *ids)
+        chat = await cls.db.fetchval(q, account, *(digest(m) for m in ids))
         return str(chat) if chat is not None else None
 
     async def insert(self) -> None:
         q = (
-            f"INSERT INTO message ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-            "ON CONFLICT (account, chat, message_id, part) DO NOTHING"
+            f"INSERT INTO message ({_COLUMNS}, chat_key, message_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT (account, chat_key, message_key, part) DO NOTHING"
         )
         await self.db.execute(
             q,
@@ -93,13 +96,17 @@ class Message:
             self.sender_mxid,
             self.timestamp,
             json.dumps(self.metadata),
+            digest(self.chat),
+            digest(self.message_id),
         )
 
     async def delete(self) -> None:
-        q = "DELETE FROM message WHERE account=$1 AND chat=$2 AND message_id=$3 AND part=$4"
-        await self.db.execute(q, self.account, self.chat, self.message_id, self.part)
+        q = "DELETE FROM message WHERE account=$1 AND chat_key=$2 AND message_key=$3 AND part=$4"
+        await self.db.execute(
+            q, self.account, digest(self.chat), digest(self.message_id), self.part
+        )
 
     @classmethod
     async def delete_all(cls, account: str, chat: str, message_id: str) -> None:
-        q = "DELETE FROM message WHERE account=$1 AND chat=$2 AND message_id=$3"
-        await cls.db.execute(q, account, chat, message_id)
+        q = "DELETE FROM message WHERE account=$1 AND chat_key=$2 AND message_key=$3"
+        await cls.db.execute(q, account, digest(chat), digest(message_id))

@@ -7,6 +7,7 @@ from attrs import define, field
 from mautrix.util.async_db import Database
 
 from .cache import RowCache
+from .keys import digest
 
 Record = Any
 
@@ -66,7 +67,7 @@ class Portal:
         cached = cls._cache().get((account, chat))
         if cached is not None:
             return cls._from_row(cached)
-        return await cls._fetch_one("account=$1 AND chat=$2", account, chat)
+        return await cls._fetch_one("account=$1 AND chat_key=$2", account, digest(chat))
 
     @classmethod
     async def get_by_room(cls, room_id: str) -> Portal | None:
@@ -107,16 +108,19 @@ class Portal:
             self._cache().invalidate((self.account, self.chat))
 
     async def insert(self) -> None:
-        q = f"INSERT INTO portal ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        await self._write(q, *self._values())
+        q = (
+            f"INSERT INTO portal ({_COLUMNS}, chat_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )
+        await self._write(q, *self._values(), digest(self.chat))
 
     async def save(self) -> None:
         q = (
             "UPDATE portal SET room_id=$3, name=$4, topic=$5, is_group=$6, metadata=$7, "
-            "created_at=$8 WHERE account=$1 AND chat=$2"
+            "created_at=$8 WHERE account=$1 AND chat_key=$9 AND chat=$2"
         )
-        await self._write(q, *self._values())
+        await self._write(q, *self._values(), digest(self.chat))
 
     async def delete(self) -> None:
-        q = "DELETE FROM portal WHERE account=$1 AND chat=$2"
-        await self._write(q, self.account, self.chat)
+        q = "DELETE FROM portal WHERE account=$1 AND chat_key=$2"
+        await self._write(q, self.account, digest(self.chat))

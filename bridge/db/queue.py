@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 from attrs import define
 from mautrix.util.async_db import Connection, Database, Scheme
 
+from .keys import digest
+
 Record = Any
 
 _COLUMNS = "id, queue_key, kind, payload, created_at, attempts"
@@ -129,6 +131,7 @@ class QueueItem:
         """Record a remote event atomically with its dedup key. Returns None (and stores
         nothing) when the same event was recorded before."""
         ts = now_ms()
+        dedup_key = digest(dedup_key)  # of any length; the index takes a fixed size
         if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
             args = (account, dedup_key, ts, queue_key, json.dumps(payload))
             new_id = await cls.db.fetchval(_RECORD_REMOTE_PG, *args)

@@ -5,6 +5,8 @@ from typing import Any, ClassVar
 from attrs import define
 from mautrix.util.async_db import Database
 
+from .keys import digest
+
 Record = Any
 
 _COLUMNS = "account, chat, message_id, sender, emoji, event_id, room_id"
@@ -32,21 +34,16 @@ class Reaction:
     async def get(
         cls, account: str, chat: str, message_id: str, sender: str, emoji: str
     ) -> Reaction | None:
-        q = (
-            f"SELECT {_COLUMNS} FROM reaction WHERE account=$1 AND chat=$2 AND message_id=$3 "
-            "AND sender=$4 AND emoji=$5"
-        )
-        return cls._from_row(await cls.db.fetchrow(q, account, chat, message_id, sender, emoji))
+        q = f"SELECT {_COLUMNS} FROM reaction WHERE account=$1 AND target_key=$2 AND emoji_key=$3"
+        target = digest(chat, message_id, sender)
+        return cls._from_row(await cls.db.fetchrow(q, account, target, digest(emoji)))
 
     @classmethod
     async def by_sender(
         cls, account: str, chat: str, message_id: str, sender: str
     ) -> list[Reaction]:
-        q = (
-            f"SELECT {_COLUMNS} FROM reaction WHERE account=$1 AND chat=$2 AND message_id=$3 "
-            "AND sender=$4"
-        )
-        rows = await cls.db.fetch(q, account, chat, message_id, sender)
+        q = f"SELECT {_COLUMNS} FROM reaction WHERE account=$1 AND target_key=$2"
+        rows = await cls.db.fetch(q, account, digest(chat, message_id, sender))
         return [r for r in (cls._from_row(row) for row in rows) if r]
 
     @classmethod
@@ -56,8 +53,9 @@ class Reaction:
 
     async def insert(self) -> None:
         q = (
-            f"INSERT INTO reaction ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-            "ON CONFLICT (account, chat, message_id, sender, emoji) DO UPDATE "
+            f"INSERT INTO reaction ({_COLUMNS}, target_key, emoji_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (account, target_key, emoji_key) DO UPDATE "
             "SET event_id=excluded.event_id, room_id=excluded.room_id"
         )
         await self.db.execute(
@@ -69,11 +67,11 @@ class Reaction:
             self.emoji,
             self.event_id,
             self.room_id,
+            digest(self.chat, self.message_id, self.sender),
+            digest(self.emoji),
         )
 
     async def delete(self) -> None:
-        q = (
-            "DELETE FROM reaction WHERE account=$1 AND chat=$2 AND message_id=$3 AND sender=$4 "
-            "AND emoji=$5"
-        )
-        await self.db.execute(q, self.account, self.chat, self.message_id, self.sender, self.emoji)
+        q = "DELETE FROM reaction WHERE account=$1 AND target_key=$2 AND emoji_key=$3"
+        target = digest(self.chat, self.message_id, self.sender)
+        await self.db.execute(q, self.account, target, digest(self.emoji))

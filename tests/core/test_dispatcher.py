@@ -6,12 +6,13 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from bridge.core import dispatcher as dispatcher_module
-from bridge.core.dispatcher import Dispatcher, GiveUp
-from bridge.db import QueueItem
+from bridge.core.dispatcher import Dispatcher, GiveUp, RetryLimits
+from bridge.db import DeadLetter, QueueItem
 from tests.db.support import Databases
 
 Handler = Callable[[QueueItem], Awaitable[None]]
@@ -30,8 +31,8 @@ class Running:
     def __init__(self) -> None:
         self.dispatchers: list[Dispatcher] = []
 
-    def new(self, handler: Handler) -> Dispatcher:
-        d = Dispatcher(handler)
+    def new(self, handler: Handler, **kwargs: Any) -> Dispatcher:
+        d = Dispatcher(handler, **kwargs)
         self.dispatchers.append(d)
         return d
 
@@ -234,6 +235,98 @@ async def test_give_up_drops_the_item_and_moves_on(running: Running) -> None:
     await idle(d)
     assert calls == [i.id for i in items]  # tried once, not retried
     assert await QueueItem.count() == 0
+    (dead,) = await DeadLetter.all()  # kept, with its error, not dropped
+    assert (dead.queue_key, dead.payload, dead.error) == ("k", {"n": 0}, "can never work")
+    assert dead.announced
+
+
+async def test_a_failing_item_gives_up_at_the_cap_and_the_room_is_told(
+    running: Running,
+) -> None:
+    items = await enqueue("k", 3)
+    calls: list[int] = []
+    told: list[DeadLetter] = []
+
+    async def handler(item: QueueItem) -> None:
+        calls.append(item.id)
+        if item.id == items[0].id:
+            raise RuntimeError("poison")
+
+    async def announce(dead: DeadLetter) -> None:
+        told.append(dead)
+
+    d = running.new(handler, announce=announce, limits=RetryLimits(max_attempts=3, max_age=0))
+    for item in items:
+        d.submit(item)
+    await idle(d)
+    assert calls == [items[0].id] * 3 + [items[1].id, items[2].id]
+    assert await QueueItem.count() == 0
+    (dead,) = await DeadLetter.all()
+    assert told == [dead] and dead.announced
+    assert dead.attempts == 3 and "RuntimeError: poison" in dead.error
+    assert "gave up after 3 attempts" in dead.error
+
+
+async def test_the_cap_waits_for_the_age_too(running: Running) -> None:
+    (item,) = await enqueue("k", 1)
+    calls: list[int] = []
+
+    async def handler(item: QueueItem) -> None:
+        calls.append(item.id)
+        if len(calls) < 6:
+            raise RuntimeError("outage")
+
+    d = running.new(handler, limits=RetryLimits(max_attempts=2, max_age=3600))
+    d.submit(item)
+    await idle(d)
+    assert len(calls) == 6  # young: retried past max_attempts until it worked
+    assert await DeadLetter.count() == 0
+
+
+async def test_a_revived_dead_letter_runs_again(running: Running) -> None:
+    (item,) = await enqueue("k", 1)
+    fail = True
+
+    async def handler(item: QueueItem) -> None:
+        if fail:
+            raise GiveUp("broken for now")
+
+    d = running.new(handler)
+    d.submit(item)
+    await idle(d)
+    (dead,) = await DeadLetter.all()
+    fail = False
+    revived = await dead.revive()
+    assert revived is not None and revived.payload == item.payload
+    assert await dead.revive() is None  # a second retry finds nothing
+    assert await pending_ids() == [revived.id]
+    d.submit(revived)
+    await idle(d)
+    assert await QueueItem.count() == 0 and await DeadLetter.count() == 0
+
+
+async def test_a_dead_letter_buried_but_not_announced_is_announced_at_start(
+    running: Running,
+) -> None:
+    (item,) = await enqueue("k", 1)
+    dead = await DeadLetter.bury(item, "crashed before the notice")
+    told: list[int] = []
+
+    async def announce(dead: DeadLetter) -> None:
+        told.append(dead.id)
+
+    async def handler(item: QueueItem) -> None:
+        pass
+
+    d = running.new(handler, announce=announce)
+    assert await d.load_pending() == 0
+
+    async def announced() -> bool:
+        found = await DeadLetter.get(dead.id)
+        return found is not None and found.announced
+
+    await wait_until(announced)
+    assert told == [dead.id]
 
 
 async def test_submitting_an_item_twice_runs_it_once(running: Running) -> None:

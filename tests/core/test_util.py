@@ -139,3 +139,50 @@ def test_txn_id_differs_for_different_parts(pair: tuple[list[str], list[str]]) -
     if a != b and not any("\x00" in p for p in a + b):
         assert txn_id(*a) != txn_id(*b)
     assert txn_id(*a) == txn_id(*a)
+
+
+def test_split_text_keeps_every_character_and_the_size_limit() -> None:
+    from bridge.core.util import json_size, shorten_text, split_text
+
+    text = ('line "quoted" \\ with ä, 😀 and \x01\n' * 4000) + "x" * 70_000
+    pieces = split_text(text, 10_000)
+    assert "".join(pieces) == text
+    assert all(json_size(p) <= 10_000 for p in pieces)
+    assert all(p.endswith("\n") for p in pieces[:-9])  # cut at line ends where there are some
+    assert split_text(text, 10_000) == pieces  # the same every time (parts after a restart)
+    assert split_text("short") == ["short"] and split_text("") == []
+    cut = shorten_text("ü" * 1000, 100)
+    assert cut.endswith("…") and json_size(cut) <= 100
+    assert shorten_text("fits", 100) == "fits"
+
+
+@pytest.mark.parametrize("template", ["bridge_{account}_{user}", "{user}_{account}_x"])
+def test_long_remote_ids_give_ghost_mxids_within_the_limit(template: str) -> None:
+    ghosts = GhostManager(_config(template), None)  # type: ignore[arg-type]
+    regex = re.compile(ghosts.user_regex())
+
+    @given(ACCOUNT_IDS, st.text(min_size=60, max_size=3000))
+    @example("hooks", "Ä" * 85)
+    @example("hooks", "a" * 300)
+    @example("hooks", "a" * 190 + "=")
+    def check(account: str, user: str) -> None:
+        mxid = ghosts.mxid(account, user)
+        assert len(mxid.encode()) <= 255 and regex.fullmatch(mxid)
+        assert set(mxid[1:].split(":")[0]) <= LOCALPART_CHARS
+        assert ghosts.mxid(account, user) == mxid
+        assert ghosts.mxid(account, user + "x") != mxid
+
+    check()
+    short = ghosts.mxid("hooks", "jane")  # ids that fit are unchanged
+    assert short == "@" + template.format(account="hooks", user="jane") + ":example.com"
+
+
+def test_fit_localpart_and_cut_name() -> None:
+    from bridge.core.util import cut_name, fit_localpart
+
+    assert fit_localpart("abc", 10) == "abc"
+    long = escape_localpart("Ä" * 50)
+    fitted = fit_localpart(long, 60)
+    assert len(fitted) <= 60 and "==" in fitted and "==" not in long
+    assert re.fullmatch(r"(=[0-9a-f]{2})*==[0-9a-f]{32}", fitted)  # no escape cut apart
+    assert cut_name("x" * 300) == "x" * 254 + "…" and cut_name("short") == "short"

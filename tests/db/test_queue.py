@@ -8,6 +8,7 @@ import pytest
 from mautrix.util.async_db import Database
 
 from bridge.db import ASTransaction, QueueItem, RemoteDedup
+from bridge.db.keys import digest
 from tests.db.support import Databases
 
 MIB = 1024 * 1024
@@ -118,7 +119,8 @@ async def test_record_remote_deduplicates_per_account(database: Database) -> Non
 
 async def test_remote_dedup_prune(database: Database) -> None:
     await QueueItem.record_remote("acc", "old", "k", {})
-    await database.execute("UPDATE remote_dedup SET received_at=1 WHERE dedup_key='old'")
+    q = "UPDATE remote_dedup SET received_at=1 WHERE dedup_key=$1"
+    await database.execute(q, digest("old"))
     await QueueItem.record_remote("acc", "new", "k", {})
     await RemoteDedup.prune(older_than_ms=1000)
     assert not await RemoteDedup.seen("acc", "old")
