@@ -93,37 +93,63 @@ def _short(text: str, limit: int) -> str:
 
 async def deadletters_command(ctx: CommandContext, args: list[str]) -> str:
     if not args:
-        return await _list()
+        return await _list(ctx)
     if args[0].lower() == "retry" and len(args) == 2:
         return await _retry(ctx, args[1])
     return "Usage: deadletters (list them) or deadletters retry <id>|all"
 
 
-async def _list() -> str:
-    total = await DeadLetter.count()
-    if not total:
+async def _account_of(dead: DeadLetter) -> str | None:
+    """The channel account a dead letter belongs to, None when that cannot be told."""
+    if dead.kind == "remote":
+        account = dead.payload.get("account")
+        return account if isinstance(account, str) else None
+    portal = await Portal.get_by_room(dead.room_id) if dead.room_id else None
+    return portal.account if portal else None
+
+
+async def _visible(ctx: CommandContext) -> list[DeadLetter]:
+    """The dead letters ``ctx.sender`` may see and retry: those of the accounts they are an
+    admin of; one of no known account only for an admin of every account."""
+    config = ctx.bridge.config
+
+    def admin_of(account: str) -> bool:
+        return config.permission_level(ctx.sender, account) == "admin"
+
+    everywhere = all(admin_of(account) for account in config.channels)
+    visible = []
+    for dead in await DeadLetter.all():
+        account = await _account_of(dead)
+        if everywhere or (account is not None and admin_of(account)):
+            visible.append(dead)
+    return visible
+
+
+async def _list(ctx: CommandContext) -> str:
+    dead_letters = await _visible(ctx)
+    if not dead_letters:
         return "No dead letters."
-    lines = [f"{total} dead letter(s):"]
-    for dead in await DeadLetter.all(LISTED):
+    lines = [f"{len(dead_letters)} dead letter(s):"]
+    for dead in dead_letters[:LISTED]:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(dead.failed_at / 1000))
         where = dead.room_id or dead.queue_key
         lines.append(
             f"• {dead.id} — {dead.kind} in {where}, {when}, {dead.attempts} attempt(s): "
             f"{_short(dead.error, 300)}"
         )
-    if total > LISTED:
-        lines.append(f"… and {total - LISTED} more")
+    if len(dead_letters) > LISTED:
+        lines.append(f"… and {len(dead_letters) - LISTED} more")
     return "\n".join(lines)
 
 
 async def _retry(ctx: CommandContext, which: str) -> str:
+    visible = await _visible(ctx)
     if which.lower() == "all":
-        targets = await DeadLetter.all()
+        targets = visible
     elif which.isdigit():
-        found = await DeadLetter.get(int(which))
-        if found is None:
+        targets = [dead for dead in visible if dead.id == int(which)]
+        if not targets:
             return f"There is no dead letter {which}. See `deadletters`."
-        targets = [found]
     else:
         return "Usage: deadletters retry <id>|all"
     retried = []
