@@ -112,7 +112,7 @@ def telegram_endpoint() -> tuple[Callable[[web.Request], Awaitable[web.StreamRes
         "token": "123456:AAH-contract_test-token-0123456789",
         "mode": "webhook",
         "webhook_url": "https://bridge.example.com",
-        "webhook_secret": "test-webhook-secret-0123456789",
+        "webhook_secret": "test-webhook-secret-0123456789abcdef",
     }
     config = TelegramConnector.parse_config(raw, "channels.tg")
     connector: Any = TelegramConnector(AccountID("tg"), config, Host())  # type: ignore[arg-type]
@@ -123,7 +123,7 @@ def telegram_endpoint() -> tuple[Callable[[web.Request], Awaitable[web.StreamRes
 HEADERS = {
     "webhook": {},
     "whatsapp": {},
-    "telegram": {"X-Telegram-Bot-Api-Secret-Token": "test-webhook-secret-0123456789"},
+    "telegram": {"X-Telegram-Bot-Api-Secret-Token": "test-webhook-secret-0123456789abcdef"},
 }
 ENDPOINTS = {
     "webhook": webhook_endpoint,
