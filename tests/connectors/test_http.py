@@ -117,6 +117,7 @@ def telegram_endpoint() -> tuple[Callable[[web.Request], Awaitable[web.StreamRes
     config = TelegramConnector.parse_config(raw, "channels.tg")
     connector: Any = TelegramConnector(AccountID("tg"), config, Host())  # type: ignore[arg-type]
     connector._open = True
+    connector._secret = raw["webhook_secret"]  # what start() sets (it would call Telegram)
     return connector._handle_webhook, MAX_UPDATE_SIZE
 
 
