@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI, IntentAPI
@@ -257,10 +257,12 @@ class Bridge:
         # Fields of the wrong type make an event nothing the bridge can act on.
         if not isinstance(etype, str) or not isinstance(content, dict):
             return
-        if etype == "m.receipt" and isinstance(room_id, str):
+        if not _is_id(room_id, "!"):
+            return  # no room to act in (nor to answer in)
+        if etype == "m.receipt":
             await self._receipts(RoomID(room_id), content)
             return
-        if etype == "m.typing" and isinstance(room_id, str):
+        if etype == "m.typing":
             portal = await Portal.get_by_room(room_id)
             users = content.get("user_ids")
             if portal and isinstance(users, list):
@@ -270,9 +272,7 @@ class Bridge:
             return
         sender = evt.get("sender")
         event_id = evt.get("event_id")
-        if not (
-            isinstance(room_id, str) and isinstance(sender, str) and isinstance(event_id, str)
-        ):
+        if not (_is_id(sender, "@") and _is_id(event_id, "$")):
             return
         if "state_key" in evt:
             await self._state_event(evt)
@@ -386,6 +386,12 @@ class Bridge:
             for user in readers:
                 if isinstance(user, str) and self._may_act(user, portal):
                     await self.matrix.receipt(portal, room_id, event_id, user)
+
+
+def _is_id(value: Any, sigil: str) -> TypeGuard[str]:
+    """Whether ``value`` is a Matrix identifier with ``sigil`` (``!room``, ``@user``,
+    ``$event``): anything else in an event's id fields is nothing the bridge can act on."""
+    return isinstance(value, str) and len(value) > 1 and value.startswith(sigil)
 
 
 def _db_args(config: Config) -> dict[str, Any]:
