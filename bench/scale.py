@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from bridge import db as dbm
 from bridge.db import Portal
+from bridge.db.keys import digest
 from tests.infra.bridge_proc import BridgeProcess
 
 from .cpu import rss_mb
@@ -68,12 +69,12 @@ async def _fill(db: Database, start: int, stop: int) -> None:
     now = int(time.time() * 1000)
     q = (
         "INSERT INTO portal (account, chat, room_id, name, topic, is_group, metadata, "
-        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "created_at, chat_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
     for first in range(start, stop, CHUNK):
         rows = [
             (ACCOUNT, _chat(i), _room(i), f"Customer {i}", f"Webhook conversation {i}", False,
-             "{}", now)
+             "{}", now, digest(_chat(i)))
             for i in range(first, min(first + CHUNK, stop))
         ]  # fmt: skip
         conn: Connection
