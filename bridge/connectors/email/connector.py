@@ -18,7 +18,6 @@ from ...connector import (
     NetworkConnector,
     PermanentDeliveryError,
     StateKind,
-    TemporaryDeliveryError,
 )
 from ...events import (
     MatrixMessage,
@@ -27,22 +26,23 @@ from ...events import (
     RemoteMessage,
     SentMessage,
 )
+from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
 from .auth import check_sender
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, Mailbox, open_mailbox
 from .lmtp import LmtpListener
-from .mime import MailAttachment
 from .parse import (
     ParsedMail,
     content_digest,
-    mail_attachments,
     parse_mail,
     to_remote_event,
     unreadable_mail,
 )
+from .parts import PartReader
 from .smtp import build_reply, send
+from .transfer import DECODED
 
 PART_PREFIX = "imap:"
 INLINE_PREFIX = "inline:"
@@ -102,9 +102,8 @@ class EmailConnector(NetworkConnector):
         self.parse_timeout = PARSE_TIMEOUT
         self._digests: dict[str, str] = {}
         """Content digests of the latest mails (the core may not have stored them yet)."""
-        self._fetch_lock = asyncio.Lock()
+        self._parts = PartReader(config.imap, config.folder) if config.imap else None
         self._pushed_failures: dict[str, int] = {}
-        self._stored: tuple[tuple[int, int], bytes, list[MailAttachment]] | None = None
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
@@ -136,6 +135,8 @@ class EmailConnector(NetworkConnector):
             self.lmtp = None
         await cancel_and_wait([self._task])
         self._task = None
+        if self._parts is not None:
+            await self._parts.aclose()
         self.set_state(StateKind.STOPPED)
 
     # ------------------------------------------------------------------ mail -> Matrix
@@ -359,50 +360,51 @@ class EmailConnector(NetworkConnector):
         extra = {**attachment.extra, "data": base64.b64encode(data).decode()}
         return dataclasses.replace(attachment, url=f"{INLINE_PREFIX}{index}", extra=extra)
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+    async def download_attachment(
+        self, attachment: RemoteAttachment
+    ) -> tuple[bytes | MediaFile, str]:
         if attachment.url.startswith(INLINE_PREFIX):
             try:
                 data = base64.b64decode(attachment.extra["data"], validate=True)
             except (KeyError, TypeError, ValueError) as e:
                 raise PermanentDeliveryError("the pushed mail part is missing") from e
             return data, attachment.mimetype or "application/octet-stream"
-        if self.config.imap is None or not attachment.url.startswith(PART_PREFIX):
+        if self._parts is None or not attachment.url.startswith(PART_PREFIX):
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
         try:
             validity, uid, index = attachment.url[len(PART_PREFIX) :].split(":")
             key = (int(validity), int(uid))
         except ValueError as e:
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}") from e
-        raw, parts = await self._stored_mail(key)
-        if index == "eml":
-            return raw, "message/rfc822"
+        original = index == "eml"
+        mimetype = "message/rfc822" if original else attachment.mimetype
+        mimetype = mimetype or "application/octet-stream"
+        extra = attachment.extra
+        section, encoding, digest = (
+            extra.get("section"),
+            extra.get("encoding", ""),
+            extra.get("sha256"),
+        )
+        if (
+            isinstance(section, str)
+            and isinstance(encoding, str)
+            and encoding in DECODED
+            and isinstance(digest, str)
+        ):
+            media = await self._parts.part(key, section, encoding, digest, attachment.size)
+            if media is not None:
+                media.mimetype = mimetype
+                return media, mimetype
+            self.host.log.warning(
+                "Part %s of mail %d is not as parsed: reading the whole mail", section, key[1]
+            )
+        raw, parts = await self._parts.whole(key)
+        if original or (index.isdigit() and int(index) == len(parts)):  # numbered before
+            return MediaFile.from_bytes(raw, "message/rfc822"), "message/rfc822"
         if index.isdigit() and int(index) < len(parts):
             part = parts[int(index)]
-            return part.data, part.mimetype
-        if index.isdigit() and int(index) == len(parts):  # the original, numbered before
-            return raw, "message/rfc822"
+            return MediaFile.from_bytes(part.data, part.mimetype), part.mimetype
         raise PermanentDeliveryError(f"the mail has no part {index}")
-
-    async def _stored_mail(self, key: tuple[int, int]) -> tuple[bytes, list[MailAttachment]]:
-        """The raw mail ``key`` (uidvalidity, uid) and its parts: fetched and read once for
-        all the attachments of one mail (the core asks for them one after the other)."""
-        async with self._fetch_lock:
-            if self._stored is not None and self._stored[0] == key:
-                return self._stored[1], self._stored[2]
-            assert self.config.imap is not None
-            try:
-                async with open_mailbox(self.config.imap, self.config.folder) as box:
-                    if box.uidvalidity != key[0]:
-                        raise PermanentDeliveryError("the mail is no longer in the mailbox")
-                    raw = await box.fetch(key[1])
-            except (IMAPError, OSError, TimeoutError) as e:
-                raise TemporaryDeliveryError(f"mailbox unreachable: {e}") from e
-            if raw is None:
-                raise PermanentDeliveryError("the mail is no longer in the mailbox")
-            loop = asyncio.get_running_loop()
-            parts = await loop.run_in_executor(_PARSER, mail_attachments, raw)
-            self._stored = (key, raw, parts)
-            return raw, parts
 
     # ------------------------------------------------------------------ Matrix -> mail
 
