@@ -73,6 +73,18 @@ class QueueItem:
         return [cls._from_row(r) for r in rows]
 
     @classmethod
+    async def pending_keys(cls) -> list[tuple[int, str]]:
+        """``(id, queue_key)`` of every item, in id order: a backlog is resumed without its
+        payloads in memory at once (``get`` loads each when its turn comes)."""
+        rows = await cls.db.fetch("SELECT id, queue_key FROM queue ORDER BY id")
+        return [(int(r["id"]), str(r["queue_key"])) for r in rows]
+
+    @classmethod
+    async def get(cls, item_id: int) -> QueueItem | None:
+        row = await cls.db.fetchrow(f"SELECT {_COLUMNS} FROM queue WHERE id=$1", item_id)
+        return None if row is None else cls._from_row(row)
+
+    @classmethod
     async def pending_for(cls, queue_key: str, after_id: int = 0) -> list[QueueItem]:
         q = f"SELECT {_COLUMNS} FROM queue WHERE queue_key=$1 AND id>$2 ORDER BY id"
         return [cls._from_row(r) for r in await cls.db.fetch(q, queue_key, after_id)]
