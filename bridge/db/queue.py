@@ -10,6 +10,7 @@ from attrs import define
 from mautrix.util.async_db import Connection, Database, Scheme
 
 from .keys import digest
+from .spool import Spool, spool_keys
 
 Record = Any
 
@@ -173,4 +174,12 @@ class QueueItem:
         await self.db.execute("UPDATE queue SET attempts=$2 WHERE id=$1", self.id, self.attempts)
 
     async def delete(self) -> None:
-        await self.db.execute("DELETE FROM queue WHERE id=$1", self.id)
+        """Forget the finished item, and the spooled payloads its event lists."""
+        keys = spool_keys(self.payload) if self.kind == "remote" else []
+        if not keys:
+            await self.db.execute("DELETE FROM queue WHERE id=$1", self.id)
+            return
+        conn: Connection
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM queue WHERE id=$1", self.id)
+            await Spool.delete(*keys, conn=conn)

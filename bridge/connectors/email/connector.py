@@ -17,6 +17,7 @@ from ...connector import (
     Capabilities,
     NetworkConnector,
     PermanentDeliveryError,
+    Spooler,
     StateKind,
 )
 from ...events import (
@@ -36,6 +37,7 @@ from .lmtp import LmtpListener
 from .parse import (
     ParsedMail,
     content_digest,
+    mail_attachments,
     parse_mail,
     to_remote_event,
     unreadable_mail,
@@ -45,8 +47,10 @@ from .smtp import build_reply, send
 from .transfer import DECODED
 
 PART_PREFIX = "imap:"
+SPOOL_PREFIX = "spool:"
+"""Parts of mail pushed over LMTP, read from the raw mail the host spooled."""
 INLINE_PREFIX = "inline:"
-"""Parts of mail pushed over LMTP travel in the event itself: no mailbox keeps that mail."""
+"""Parts of mail pushed over LMTP to a host without a spool travel in the event itself."""
 CONNECT_TIMEOUT = 20.0
 PARSE_TIMEOUT = 60.0
 """Seconds a mail may take to read before it is bridged from its headers only."""
@@ -203,7 +207,9 @@ class EmailConnector(NetworkConnector):
         await self.host.save_data(data)
         return data
 
-    async def _quarantine(self, raw: bytes | None, imap_prefix: str | None, error: str) -> None:
+    async def _quarantine(
+        self, raw: bytes | None, imap_prefix: str | None, error: str, spooled: str | None = None
+    ) -> bool:
         """A notice, with the original attached, for a mail that could not be bridged."""
         mail = unreadable_mail(raw or b"", f"it could not be bridged ({error[:300]})")
         chat = self._own_chat(mail)
@@ -211,25 +217,37 @@ class EmailConnector(NetworkConnector):
             mail, chat_id=chat, chat_name=self._chat_name(mail), eml_attachment=raw is not None
         )
         assert isinstance(event, RemoteMessage)  # headers only: never a delivery failure
-        event = self._with_sources(event, mail, imap_prefix)
+        event = self._with_sources(event, mail, imap_prefix, spooled)
         self.host.log.error("Quarantined mail %s in %s: %s", mail.message_id, chat, error)
-        await self.host.handle_remote_event(event)
+        return await self.host.handle_remote_event(event)
 
     async def _accept_pushed(self, raw: bytes) -> None:
-        """A mail the MTA pushed over LMTP; returns once the core committed it. An error makes
-        the MTA try again later; a mail that failed ``MAX_ATTEMPTS`` times is quarantined."""
+        """A mail the MTA pushed over LMTP; returns once the core committed it. The raw mail is
+        spooled once in the core's database (where the host offers it), the queued event only
+        points at it. An error makes the MTA try again later; a mail that failed
+        ``MAX_ATTEMPTS`` times is quarantined."""
         key = hashlib.sha256(raw).hexdigest()
+        spooler = self.host if isinstance(self.host, Spooler) else None
+        spooled = await spooler.spool(raw) if spooler is not None else None
+        recorded = False
         try:
-            await self._handle_mail(raw, None)
-        except Exception as e:
-            count = self._pushed_failures.pop(key, 0) + 1
-            if count < MAX_ATTEMPTS:
-                self._pushed_failures[key] = count
-                while len(self._pushed_failures) > MAX_DIGESTS:
-                    del self._pushed_failures[next(iter(self._pushed_failures))]
-                raise
-            await self._quarantine(raw, None, f"{type(e).__name__}: {e}")
-        self._pushed_failures.pop(key, None)
+            try:
+                recorded = await self._handle_mail(raw, None, spooled)
+            except Exception as e:
+                count = self._pushed_failures.pop(key, 0) + 1
+                if count < MAX_ATTEMPTS:
+                    self._pushed_failures[key] = count
+                    while len(self._pushed_failures) > MAX_DIGESTS:
+                        del self._pushed_failures[next(iter(self._pushed_failures))]
+                    raise
+                error = f"{type(e).__name__}: {e}"
+                recorded = await self._quarantine(raw, None, error, spooled)
+            self._pushed_failures.pop(key, None)
+        finally:
+            if spooler is not None and spooled is not None and not recorded:
+                # Refused, or a repeat (whose first delivery's event has a copy of its own).
+                with contextlib.suppress(Exception):
+                    await spooler.unspool(spooled)
 
     async def _parse(self, raw: bytes) -> ParsedMail:
         """``parse_mail`` in a worker thread, so that no mail holds up the event loop; a mail
@@ -242,18 +260,36 @@ class EmailConnector(NetworkConnector):
             self.host.log.warning("Reading a mail took over %.0fs", self.parse_timeout)
             return unreadable_mail(raw, "reading it took too long")
 
-    async def _handle_mail(self, raw: bytes, imap_prefix: str | None) -> None:
-        """Bridge one mail. Its parts are fetched again from IMAP later (``imap_prefix``, e.g.
-        ``imap:<uidvalidity>:<uid>:``) or, without a mailbox, carried in the event."""
+    async def _handle_mail(
+        self, raw: bytes, imap_prefix: str | None, spooled: str | None = None
+    ) -> bool:
+        """Bridge one mail; False if the host had it already. Its parts are fetched again
+        later from IMAP (``imap_prefix``, e.g. ``imap:<uidvalidity>:<uid>:``) or from the
+        host's spool (``spooled``, the key of the raw mail), else carried in the event."""
         mail = await self._parse(raw)
         event = await self._event_for(mail)
         if isinstance(event, RemoteMessage):
-            event = self._with_sources(event, mail, imap_prefix)
-        await self.host.handle_remote_event(event)
+            event = self._with_sources(event, mail, imap_prefix, spooled)
+        return await self.host.handle_remote_event(event)
 
     def _with_sources(
-        self, event: RemoteMessage, mail: ParsedMail, imap_prefix: str | None
+        self,
+        event: RemoteMessage,
+        mail: ParsedMail,
+        imap_prefix: str | None,
+        spooled: str | None = None,
     ) -> RemoteMessage:
+        if spooled is not None and imap_prefix is None:
+            attachments = tuple(
+                dataclasses.replace(
+                    a,
+                    url=f"{SPOOL_PREFIX}{'eml' if a.extra.get('original') else a.extra['index']}",
+                    extra={**a.extra, "spool": spooled},
+                )
+                for a in event.attachments
+            )
+            metadata = {**event.metadata, "spool": [spooled]}
+            return dataclasses.replace(event, attachments=attachments, metadata=metadata)
         attachments = tuple(self._part_source(a, mail, imap_prefix) for a in event.attachments)
         return dataclasses.replace(event, attachments=attachments)
 
@@ -363,6 +399,8 @@ class EmailConnector(NetworkConnector):
     async def download_attachment(
         self, attachment: RemoteAttachment
     ) -> tuple[bytes | MediaFile, str]:
+        if attachment.url.startswith(SPOOL_PREFIX):
+            return await self._spooled_part(attachment)
         if attachment.url.startswith(INLINE_PREFIX):
             try:
                 data = base64.b64decode(attachment.extra["data"], validate=True)
@@ -405,6 +443,25 @@ class EmailConnector(NetworkConnector):
             part = parts[int(index)]
             return MediaFile.from_bytes(part.data, part.mimetype), part.mimetype
         raise PermanentDeliveryError(f"the mail has no part {index}")
+
+    async def _spooled_part(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
+        """A part of a pushed mail, from the raw mail the host spooled: the original as it is
+        stored, read in chunks; another part from the mail read again."""
+        key, index = attachment.extra.get("spool"), attachment.url[len(SPOOL_PREFIX) :]
+        if not isinstance(self.host, Spooler) or not isinstance(key, str):
+            raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
+        raw = await self.host.open_spooled(key, "message/rfc822")
+        if raw is None:
+            raise PermanentDeliveryError("the pushed mail is no longer stored")
+        if index == "eml":
+            return raw, "message/rfc822"
+        with raw:
+            data = await raw.read()
+        parts = await asyncio.get_running_loop().run_in_executor(_PARSER, mail_attachments, data)
+        if not index.isdigit() or int(index) >= len(parts):
+            raise PermanentDeliveryError(f"the mail has no part {index}")
+        part = parts[int(index)]
+        return MediaFile.from_bytes(part.data, part.mimetype), part.mimetype
 
     # ------------------------------------------------------------------ Matrix -> mail
 
