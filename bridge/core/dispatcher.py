@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..db import DeadLetter, QueueItem
+from ..db import DeadLetter, QueueItem, Spool
 from ..tasks import cancel_and_wait
 
 Handler = Callable[[QueueItem], Awaitable[None]]
@@ -77,6 +77,9 @@ class Dispatcher:
             task = asyncio.create_task(self._tell(dead), name=f"dead-letter:{dead.id}")
             self._announcing.add(task)
             task.add_done_callback(self._announcing.discard)
+        swept = await Spool.sweep()
+        if swept:
+            log.info("Deleted %d spooled payload(s) no queued event claimed", swept)
         pending = await QueueItem.pending_keys()
         for item_id, key in pending:
             self._add(item_id, key, item_id)

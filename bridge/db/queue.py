@@ -145,7 +145,8 @@ class QueueItem:
         nothing) when the same event was recorded before."""
         ts = now_ms()
         dedup_key = digest(dedup_key)  # of any length; the index takes a fixed size
-        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
+        keys = spool_keys(payload)
+        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH) and not keys:
             args = (account, dedup_key, ts, queue_key, json.dumps(payload))
             new_id = await cls.db.fetchval(_RECORD_REMOTE_PG, *args)
             return None if new_id is None else cls(new_id, queue_key, "remote", payload, ts, 0)
@@ -161,6 +162,7 @@ class QueueItem:
             if inserted is None:
                 return None
             item_id = await conn.fetchval(_INSERT, queue_key, "remote", json.dumps(payload), ts)
+            await Spool.claim(conn, keys)
         return cls(item_id, queue_key, "remote", payload, ts, 0)
 
     @classmethod

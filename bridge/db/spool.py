@@ -1,6 +1,7 @@
 """Large payloads of queued events, stored once outside the queue row (``BridgeHost``'s
 ``Spooler`` side): written before the event is queued, read back in ranges, and deleted with
-the queue item that lists them (``SPOOL_KEYS``)."""
+the queue item that lists them (``spool_keys``): recording that item claims them, and what
+no item claimed is swept at the next start. A dead letter keeps them (for its retry)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ class Spool:
         return None if value is None else int(value)
 
     @classmethod
-    async def chunks(cls, key: str, size: int, length: int = RANGE) -> AsyncIterator[bytes]:
+    async def chunks(cls, key: str, size: int, length: int | None = None) -> AsyncIterator[bytes]:
         """The ``size`` bytes stored under ``key``, ``length`` at a time (1-based ranges in
         SQL); stops early if the entry is deleted meanwhile."""
+        length = length or RANGE
         offset = 0
         while offset < size:
             data = await cls.db.fetchval(
@@ -65,6 +67,18 @@ class Spool:
             media.close()
             return None
         return media
+
+    @classmethod
+    async def sweep(cls) -> int:
+        """Delete what no queued event claimed (the process stopped between spooling and
+        queueing): called at start, before any connector runs. Returns how many."""
+        rows = await cls.db.fetch("DELETE FROM spool WHERE NOT claimed RETURNING key")
+        return len(rows)
+
+    @classmethod
+    async def claim(cls, conn: Connection, keys: list[str]) -> None:
+        for key in keys:
+            await conn.execute("UPDATE spool SET claimed=true WHERE key=$1", key)
 
     @classmethod
     async def delete(cls, *keys: str, conn: Connection | None = None) -> None:

@@ -16,6 +16,7 @@ async def upgrade_v4(conn: Connection, scheme: Scheme) -> None:
             key         TEXT PRIMARY KEY,
             account     TEXT NOT NULL,
             data        {blob} NOT NULL,
-            created_at  BIGINT NOT NULL
+            created_at  BIGINT NOT NULL,
+            claimed     BOOLEAN NOT NULL DEFAULT false
         )"""
     )
