@@ -42,7 +42,8 @@ from .parse import (
     to_remote_event,
     unreadable_mail,
 )
-from .parts import PartReader
+from .parts import PartReader, verified
+from .sections import section_body
 from .smtp import build_reply, send
 from .transfer import DECODED
 
@@ -445,8 +446,9 @@ class EmailConnector(NetworkConnector):
         raise PermanentDeliveryError(f"the mail has no part {index}")
 
     async def _spooled_part(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
-        """A part of a pushed mail, from the raw mail the host spooled: the original as it is
-        stored, read in chunks; another part from the mail read again."""
+        """A part of a pushed mail, from the raw mail the host spooled, read in chunks: the
+        original as it is, another part found by its section as the mail streams by (or, if
+        the mail is split otherwise than the parser did, from the mail parsed again)."""
         key, index = attachment.extra.get("spool"), attachment.url[len(SPOOL_PREFIX) :]
         if not isinstance(self.host, Spooler) or not isinstance(key, str):
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
@@ -455,13 +457,29 @@ class EmailConnector(NetworkConnector):
             raise PermanentDeliveryError("the pushed mail is no longer stored")
         if index == "eml":
             return raw, "message/rfc822"
+        mimetype = attachment.mimetype or "application/octet-stream"
         with raw:
+            extra = attachment.extra
+            section, encoding, digest = (extra.get(k) for k in ("section", "encoding", "sha256"))
+            if (
+                isinstance(section, str)
+                and isinstance(encoding, str)
+                and encoding in DECODED
+                and isinstance(digest, str)
+            ):
+                part = section_body(raw.chunks(), section)
+                media = await verified(part, encoding, digest, attachment.size)
+                if media is not None:
+                    media.mimetype = mimetype
+                    return media, mimetype
+                self.host.log.warning("Part %s of a pushed mail is not as parsed", section)
             data = await raw.read()
-        parts = await asyncio.get_running_loop().run_in_executor(_PARSER, mail_attachments, data)
+        loop = asyncio.get_running_loop()
+        parts = await loop.run_in_executor(_PARSER, mail_attachments, data)
         if not index.isdigit() or int(index) >= len(parts):
             raise PermanentDeliveryError(f"the mail has no part {index}")
-        part = parts[int(index)]
-        return MediaFile.from_bytes(part.data, part.mimetype), part.mimetype
+        found = parts[int(index)]
+        return MediaFile.from_bytes(found.data, found.mimetype), found.mimetype
 
     # ------------------------------------------------------------------ Matrix -> mail
 

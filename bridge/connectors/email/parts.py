@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import TypeVar
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
@@ -30,6 +30,30 @@ GONE = "the mail is no longer in the mailbox"
 T = TypeVar("T")
 
 
+async def verified(
+    raw: AsyncIterable[bytes], encoding: str, digest: str, size: int | None
+) -> MediaFile | None:
+    """A part's bytes as sent (``raw``), transfer encoding undone, spooled into a file; None
+    when that is not the part that was parsed (more than ``size`` bytes, another ``digest``:
+    a broken mail split otherwise than the parser did)."""
+    hashed = hashlib.sha256()
+
+    async def chunks() -> AsyncGenerator[bytes]:
+        async for chunk in decoded(raw, encoding):
+            hashed.update(chunk)
+            yield chunk
+
+    try:
+        async with contextlib.aclosing(chunks()) as source:
+            media = await MediaFile.from_chunks(source, "", limit=size)
+    except FileTooLarge:
+        return None
+    if hashed.hexdigest() != digest:
+        media.close()
+        return None
+    return media
+
+
 class PartReader:
     def __init__(self, server: ServerConfig, folder: str) -> None:
         self.server = server
@@ -47,25 +71,11 @@ class PartReader:
         ``digest``: the server splits a broken mail otherwise than the parser did)."""
 
         async def fetch(box: Mailbox) -> MediaFile | None:
-            hashed = hashlib.sha256()
-
-            async def chunks() -> AsyncGenerator[bytes]:
-                async with contextlib.aclosing(box.part_chunks(key[1], section)) as raw:
-                    async for chunk in decoded(raw, encoding):
-                        hashed.update(chunk)
-                        yield chunk
-
             try:
-                async with contextlib.aclosing(chunks()) as source:
-                    media = await MediaFile.from_chunks(source, "", limit=size)
-            except FileTooLarge:
-                return None
+                async with contextlib.aclosing(box.part_chunks(key[1], section)) as raw:
+                    return await verified(raw, encoding, digest, size)
             except LookupError as e:
                 raise PermanentDeliveryError(GONE) from e
-            if hashed.hexdigest() != digest:
-                media.close()
-                return None
-            return media
 
         return await self._with_mailbox(key[0], fetch)
 

@@ -4,6 +4,7 @@ from it, and it goes with the queue item. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -13,6 +14,7 @@ from mautrix.util.async_db import Database
 
 from bridge.connector import PermanentDeliveryError
 from bridge.connectors.email import EmailConnector
+from bridge.connectors.email import connector as connector_module
 from bridge.core.host import ConnectorHost
 from bridge.db import QueueItem
 from bridge.events import RemoteEvent, RemoteMessage
@@ -95,8 +97,13 @@ def big_mail(harness: EmailLmtpHarness, data: bytes, mid: str) -> bytes:
 
 
 async def test_a_pushed_mail_is_spooled_once_and_the_queue_row_stays_small(
-    harness: EmailLmtpHarness, spooling: tuple[SpoolingHost, EmailConnector], database: Database
+    harness: EmailLmtpHarness,
+    spooling: tuple[SpoolingHost, EmailConnector],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """... and its attachment is found by its section as the spooled mail streams by: the
+    mail is not parsed again (nor read whole) for it."""
     host, connector = spooling
     data = bytes(range(256)) * (3 * 4096)  # 3 MiB
     raw = big_mail(harness, data, "big@customer.test")
@@ -110,7 +117,17 @@ async def test_a_pushed_mail_is_spooled_once_and_the_queue_row_stays_small(
     (event,) = host.events
     assert isinstance(event, RemoteMessage)
     files = {a.filename: a for a in event.attachments}
-    content, mimetype = await connector.download_attachment(files["logs.gz"])
+
+    def no_whole_mail(raw: bytes) -> None:
+        raise AssertionError("the whole mail was parsed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(connector_module, "mail_attachments", no_whole_mail)
+        content, mimetype = await connector.download_attachment(files["logs.gz"])
+    assert isinstance(content, MediaFile)
+    assert (await read(content), mimetype) == (data, "application/gzip")
+    wrong = dataclasses.replace(files["logs.gz"], extra={**files["logs.gz"].extra, "section": "1"})
+    content, mimetype = await connector.download_attachment(wrong)  # from the parsed mail
     assert (await read(content), mimetype) == (data, "application/gzip")
     content, mimetype = await connector.download_attachment(files["original.eml"])
     assert isinstance(content, MediaFile)
