@@ -467,8 +467,11 @@ class EmailConnector(NetworkConnector):
                 and encoding in DECODED
                 and isinstance(digest, str)
             ):
-                part = section_body(raw.chunks(), section)
-                media = await verified(part, encoding, digest, attachment.size)
+                try:
+                    part = section_body(raw.chunks(), section)
+                    media = await verified(part, encoding, digest, attachment.size)
+                except ValueError:  # hostile part headers: parsed again below
+                    media = None
                 if media is not None:
                     media.mimetype = mimetype
                     return media, mimetype

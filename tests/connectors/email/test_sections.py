@@ -4,10 +4,14 @@ gives for that part, whatever the chunking and line endings."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.connectors.email.parse import parse_mail
 from bridge.connectors.email.sections import section_body
-from bridge.connectors.email.transfer import decoded
+from bridge.connectors.email.transfer import DECODED, decoded
+from tests.fault.fuzz_support import fuzz_settings
+from tests.fault.test_fuzz_email import hostile_mail
 
 from .test_parse import MIXED, MIXED_SECTIONS
 
@@ -85,3 +89,15 @@ async def test_a_single_part_mail_and_a_missing_section() -> None:
     assert await part(raw, "1", "base64", 5) == attachment.data == b"%PDF-1.4\n"
     assert await part(NESTED, "7", "", 5) == b""
     assert await part(NESTED, "", "", 5) == NESTED
+
+
+@fuzz_settings(60)
+@given(raw=hostile_mail, size=st.integers(1, 300))
+async def test_any_mail_gives_the_parsed_part_or_nothing_else(raw: bytes, size: int) -> None:
+    """Whatever the mail, looking for a part ends without an error and with no more than the
+    mail (the connector checks the result by digest and parses again when it differs)."""
+    for attachment in parse_mail(raw).attachments:
+        if attachment.section is None or attachment.encoding not in DECODED:
+            continue
+        data = await part(raw, attachment.section, attachment.encoding, size)
+        assert len(data) <= len(raw)
