@@ -79,6 +79,17 @@ EMAIL_CAPABILITIES = Capabilities(
 )
 
 
+def _part_spec(attachment: RemoteAttachment) -> tuple[str, str, str] | None:
+    """``(section, transfer encoding, sha256)`` of a part recorded when its mail was parsed,
+    if it can be fetched alone (an event queued before parts were recorded has none)."""
+    extra = attachment.extra
+    section, digest = extra.get("section"), extra.get("sha256")
+    encoding = extra.get("encoding", "")
+    if isinstance(section, str) and isinstance(encoding, str) and isinstance(digest, str):
+        return (section, encoding, digest) if encoding in DECODED else None
+    return None
+
+
 def _short(message_id: str) -> str:
     return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:16]
 
@@ -418,18 +429,9 @@ class EmailConnector(NetworkConnector):
         original = index == "eml"
         mimetype = "message/rfc822" if original else attachment.mimetype
         mimetype = mimetype or "application/octet-stream"
-        extra = attachment.extra
-        section, encoding, digest = (
-            extra.get("section"),
-            extra.get("encoding", ""),
-            extra.get("sha256"),
-        )
-        if (
-            isinstance(section, str)
-            and isinstance(encoding, str)
-            and encoding in DECODED
-            and isinstance(digest, str)
-        ):
+        spec = _part_spec(attachment)
+        if spec is not None:
+            section, encoding, digest = spec
             media = await self._parts.part(key, section, encoding, digest, attachment.size)
             if media is not None:
                 media.mimetype = mimetype
@@ -459,14 +461,9 @@ class EmailConnector(NetworkConnector):
             return raw, "message/rfc822"
         mimetype = attachment.mimetype or "application/octet-stream"
         with raw:
-            extra = attachment.extra
-            section, encoding, digest = (extra.get(k) for k in ("section", "encoding", "sha256"))
-            if (
-                isinstance(section, str)
-                and isinstance(encoding, str)
-                and encoding in DECODED
-                and isinstance(digest, str)
-            ):
+            spec = _part_spec(attachment)
+            if spec is not None:
+                section, encoding, digest = spec
                 try:
                     part = section_body(raw.chunks(), section)
                     media = await verified(part, encoding, digest, attachment.size)
