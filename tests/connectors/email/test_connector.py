@@ -337,3 +337,20 @@ async def test_nested_parts_are_fetched_by_their_imap_section(
         assert await read(content) == data
         if attachment.mimetype != "message/rfc822":
             assert [items for items, _ in fetches] == [f"(BODY.PEEK[{section}]<0.1048576>)"]
+
+
+async def test_a_part_of_a_mail_gone_from_the_mailbox_is_a_permanent_error(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="gone@customer.test",
+        attachment=(b"%PDF-1.4 gone", "application/pdf", "gone.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "gone@customer.test")
+    files = {a.filename: a for a in by_id(host, "gone@customer.test").attachments}
+    maildir = harness.dovecot.maildir(MAIL_USER)
+    for path in [*maildir.glob("cur/*"), *maildir.glob("new/*")]:
+        path.unlink()
+    for name in ("gone.pdf", "original.eml"):
+        with pytest.raises(PermanentDeliveryError, match="no longer in the mailbox"):
+            await connector.download_attachment(files[name])
