@@ -354,3 +354,20 @@ async def test_a_part_of_a_mail_gone_from_the_mailbox_is_a_permanent_error(
     for name in ("gone.pdf", "original.eml"):
         with pytest.raises(PermanentDeliveryError, match="no longer in the mailbox"):
             await connector.download_attachment(files[name])
+
+
+async def test_downloads_survive_a_server_restart_between_them(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """The download session kept open between attachments is replaced when the server
+    dropped it."""
+    data = b"%PDF-1.4\n" + bytes(range(256))
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="r1@customer.test",
+        attachment=(data, "application/pdf", "invoice.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "r1@customer.test")
+    files = {a.filename: a for a in by_id(host, "r1@customer.test").attachments}
+    assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data
+    await asyncio.to_thread(harness.dovecot.restart)
+    assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data
