@@ -306,6 +306,27 @@ class TemplateHandler(Protocol):
 
 
 @runtime_checkable
+class Spooler(Protocol):
+    """Optional side of the ``BridgeHost``: a large payload of an event (a whole mail pushed
+    over LMTP) stored once, durably, in the core's database outside the queue row, and read
+    back in chunks. An event lists the keys it uses in ``metadata["spool"]``; the core deletes
+    them once the event is bridged. A host without it: the connector carries the data in the
+    event as before."""
+
+    async def spool(self, data: bytes) -> str:
+        """Store ``data``; committed when this returns. Returns its key."""
+        ...
+
+    async def open_spooled(self, key: str, mimetype: str) -> MediaFile | None:
+        """What is stored under ``key`` (None if it is gone), read in chunks into a file."""
+        ...
+
+    async def unspool(self, key: str) -> None:
+        """Delete what no event lists (the event was refused, or a repeat)."""
+        ...
+
+
+@runtime_checkable
 class MediaDownloader(Protocol):
     """Fetches a remote attachment so the core can upload it to the Matrix media repo.
     Returns the file and the mimetype: a ``bridge.media.MediaFile`` (filled in chunks, e.g.

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..db import DeadLetter, QueueItem
+from ..db import DeadLetter, QueueItem, Spool
 from ..tasks import cancel_and_wait
 
 Handler = Callable[[QueueItem], Awaitable[None]]
@@ -61,7 +61,9 @@ class Dispatcher:
         self._handler = handler
         self._announce = announce
         self.limits = limits or RetryLimits()
-        self._queues: dict[str, deque[QueueItem]] = {}
+        self._queues: dict[str, deque[QueueItem | int]] = {}
+        """Per key, the items to run in order: submitted ones whole, resumed ones by id (their
+        payload is loaded when their turn comes, so a large backlog does not fill memory)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._known: set[int] = set()
         self._stopping = False
@@ -75,21 +77,25 @@ class Dispatcher:
             task = asyncio.create_task(self._tell(dead), name=f"dead-letter:{dead.id}")
             self._announcing.add(task)
             task.add_done_callback(self._announcing.discard)
-        items = await QueueItem.pending()
-        for item in items:
-            self.submit(item)
-        return len(items)
+        swept = await Spool.sweep()
+        if swept:
+            log.info("Deleted %d spooled payload(s) no queued event claimed", swept)
+        pending = await QueueItem.pending_keys()
+        for item_id, key in pending:
+            self._add(item_id, key, item_id)
+        return len(pending)
 
     def submit(self, item: QueueItem) -> None:
-        if self._stopping or item.id in self._known:
+        self._add(item.id, item.queue_key, item)
+
+    def _add(self, item_id: int, key: str, entry: QueueItem | int) -> None:
+        if self._stopping or item_id in self._known:
             return
-        self._known.add(item.id)
-        self._queues.setdefault(item.queue_key, deque()).append(item)
-        if item.queue_key not in self._workers:
+        self._known.add(item_id)
+        self._queues.setdefault(key, deque()).append(entry)
+        if key not in self._workers:
             self._idle.clear()
-            self._workers[item.queue_key] = asyncio.create_task(
-                self._work(item.queue_key), name=f"queue:{item.queue_key}"
-            )
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"queue:{key}")
 
     @property
     def busy_keys(self) -> int:
@@ -102,16 +108,22 @@ class Dispatcher:
         queue = self._queues[key]
         try:
             while queue and not self._stopping:
-                item = queue[0]
-                await self._run(item)
+                entry = queue[0]
+                item = entry if isinstance(entry, QueueItem) else await self._load(entry)
+                if item is not None:  # None: finished or given up meanwhile
+                    await self._run(item)
                 queue.popleft()
-                self._known.discard(item.id)
+                self._known.discard(entry.id if isinstance(entry, QueueItem) else entry)
         finally:
             del self._workers[key]
             if not queue:
                 self._queues.pop(key, None)
             if not self._workers:
                 self._idle.set()
+
+    @staticmethod
+    async def _load(item_id: int) -> QueueItem | None:
+        return await _until_done(f"load queue item {item_id}", lambda: QueueItem.get(item_id))
 
     async def _run(self, item: QueueItem) -> None:
         delay = RETRY_BASE

@@ -10,8 +10,9 @@ import aiohttp
 from aiohttp import web
 
 from ..connector import ConnectorState, StateKind
-from ..db import ChannelAccount, Message, Portal
+from ..db import ChannelAccount, Message, Portal, Spool
 from ..events import RemoteEvent
+from ..media import MediaFile
 from ..types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -58,6 +59,16 @@ class ConnectorHost:
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
         portal = await Portal.get(self.account, chat)
         return dict(portal.metadata) if portal else {}
+
+    async def spool(self, data: bytes) -> str:
+        return await Spool.put(self.account, data)
+
+    async def open_spooled(self, key: str, mimetype: str) -> MediaFile | None:
+        return await Spool.open(self.account, key, mimetype)
+
+    async def unspool(self, key: str) -> None:
+        if key.startswith(f"{self.account}/"):
+            await Spool.delete(key)
 
     async def save_data(self, data: dict[str, Any]) -> None:
         account = await ChannelAccount.get(self.account)

@@ -14,6 +14,7 @@ from .postgres import BridgePostgres
 from .queue import QueueItem
 from .reaction import Reaction
 from .remote_dedup import RemoteDedup
+from .spool import Spool
 from .upgrade import upgrade_table
 
 ROW_CLASSES = (
@@ -26,6 +27,7 @@ ROW_CLASSES = (
     QueueItem,
     Reaction,
     RemoteDedup,
+    Spool,
 )
 
 
@@ -37,5 +39,5 @@ def init(db: Database) -> None:
 
 __all__ = [
     "ChannelAccount", "ASTransaction", "DeadLetter", "Ghost", "Message", "Portal", "QueueItem",
-    "Reaction", "RemoteDedup", "upgrade_table", "init", "Database", "BridgePostgres",
+    "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init", "Database", "BridgePostgres",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ from attrs import define
 from mautrix.util.async_db import Connection, Database, Scheme
 
 from .keys import digest
+from .spool import Spool, spool_keys
 
 Record = Any
 
@@ -73,6 +74,18 @@ class QueueItem:
         return [cls._from_row(r) for r in rows]
 
     @classmethod
+    async def pending_keys(cls) -> list[tuple[int, str]]:
+        """``(id, queue_key)`` of every item, in id order: a backlog is resumed without its
+        payloads in memory at once (``get`` loads each when its turn comes)."""
+        rows = await cls.db.fetch("SELECT id, queue_key FROM queue ORDER BY id")
+        return [(int(r["id"]), str(r["queue_key"])) for r in rows]
+
+    @classmethod
+    async def get(cls, item_id: int) -> QueueItem | None:
+        row = await cls.db.fetchrow(f"SELECT {_COLUMNS} FROM queue WHERE id=$1", item_id)
+        return None if row is None else cls._from_row(row)
+
+    @classmethod
     async def pending_for(cls, queue_key: str, after_id: int = 0) -> list[QueueItem]:
         q = f"SELECT {_COLUMNS} FROM queue WHERE queue_key=$1 AND id>$2 ORDER BY id"
         return [cls._from_row(r) for r in await cls.db.fetch(q, queue_key, after_id)]
@@ -132,7 +145,8 @@ class QueueItem:
         nothing) when the same event was recorded before."""
         ts = now_ms()
         dedup_key = digest(dedup_key)  # of any length; the index takes a fixed size
-        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
+        keys = spool_keys(payload)
+        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH) and not keys:
             args = (account, dedup_key, ts, queue_key, json.dumps(payload))
             new_id = await cls.db.fetchval(_RECORD_REMOTE_PG, *args)
             return None if new_id is None else cls(new_id, queue_key, "remote", payload, ts, 0)
@@ -148,6 +162,7 @@ class QueueItem:
             if inserted is None:
                 return None
             item_id = await conn.fetchval(_INSERT, queue_key, "remote", json.dumps(payload), ts)
+            await Spool.claim(conn, keys)
         return cls(item_id, queue_key, "remote", payload, ts, 0)
 
     @classmethod
@@ -161,4 +176,12 @@ class QueueItem:
         await self.db.execute("UPDATE queue SET attempts=$2 WHERE id=$1", self.id, self.attempts)
 
     async def delete(self) -> None:
-        await self.db.execute("DELETE FROM queue WHERE id=$1", self.id)
+        """Forget the finished item, and the spooled payloads its event lists."""
+        keys = spool_keys(self.payload) if self.kind == "remote" else []
+        if not keys:
+            await self.db.execute("DELETE FROM queue WHERE id=$1", self.id)
+            return
+        conn: Connection
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM queue WHERE id=$1", self.id)
+            await Spool.delete(*keys, conn=conn)

@@ -393,3 +393,61 @@ async def test_wait_idle_returns_at_once_when_nothing_runs(running: Running) -> 
     d = running.new(lambda item: asyncio.sleep(0))
     await asyncio.wait_for(d.wait_idle(), 1)
     assert d.busy_keys == 0
+
+
+async def test_resumed_items_load_their_payload_when_their_turn_comes(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is resumed by id: at start only the first item of each key is read whole,
+    the others when they are run (in order, with their payloads)."""
+    items = {key: [await QueueItem.enqueue(key, "remote", {"key": key, "n": n, "blob": "x" * 1000})
+                   for n in range(10)] for key in ("a", "b", "c")}  # fmt: skip
+    loaded: list[int] = []
+    from_row = QueueItem._from_row.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[QueueItem], row: Any) -> QueueItem:
+        item = from_row(cls, row)
+        loaded.append(item.id)
+        return item
+
+    monkeypatch.setattr(QueueItem, "_from_row", classmethod(counted))
+    gate = asyncio.Event()
+    started: list[str] = []
+    handled: list[tuple[str, int]] = []
+
+    async def handler(item: QueueItem) -> None:
+        started.append(item.queue_key)
+        await gate.wait()
+        handled.append((item.payload["key"], item.payload["n"]))
+
+    d = running.new(handler)
+    assert await d.load_pending() == 30
+
+    async def all_keys_started() -> bool:
+        return len(started) == 3
+
+    await wait_until(all_keys_started)
+    assert sorted(loaded) == sorted(items[key][0].id for key in items)
+    gate.set()
+    await idle(d)
+    for key in items:
+        assert [n for k, n in handled if k == key] == list(range(10))
+    assert sorted(loaded) == sorted(i.id for key in items for i in items[key])
+
+
+async def test_a_resumed_item_gone_before_its_turn_is_skipped(running: Running) -> None:
+    first, second, third = await enqueue("k", 3)
+    gate = asyncio.Event()
+    handled: list[int] = []
+
+    async def handler(item: QueueItem) -> None:
+        if item.id == first.id:
+            await gate.wait()
+        handled.append(item.id)
+
+    d = running.new(handler)
+    assert await d.load_pending() == 3
+    await second.delete()  # e.g. given up and kept as a dead letter by an admin meanwhile
+    gate.set()
+    await idle(d)
+    assert handled == [first.id, third.id]

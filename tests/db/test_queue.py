@@ -196,3 +196,14 @@ async def test_large_payload_round_trips(database: Database) -> None:
     items = await QueueItem.record_transaction("big-txn", [("k", "matrix", payload)])
     assert items is not None
     assert [i.payload == payload for i in await QueueItem.pending()] == [True, True]
+
+
+async def test_pending_keys_and_get(database: Database) -> None:
+    a1 = await QueueItem.enqueue("a", "remote", {"n": 1})
+    b1 = await QueueItem.enqueue("b", "matrix", {"n": 2})
+    assert await QueueItem.pending_keys() == [(a1.id, "a"), (b1.id, "b")]
+    got = await QueueItem.get(b1.id)
+    assert got is not None
+    assert (got.id, got.queue_key, got.kind, got.payload) == (b1.id, "b", "matrix", {"n": 2})
+    await b1.delete()
+    assert await QueueItem.get(b1.id) is None

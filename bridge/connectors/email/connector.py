@@ -17,8 +17,8 @@ from ...connector import (
     Capabilities,
     NetworkConnector,
     PermanentDeliveryError,
+    Spooler,
     StateKind,
-    TemporaryDeliveryError,
 )
 from ...events import (
     MatrixMessage,
@@ -27,13 +27,13 @@ from ...events import (
     RemoteMessage,
     SentMessage,
 )
+from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
 from .auth import check_sender
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, Mailbox, open_mailbox
 from .lmtp import LmtpListener
-from .mime import MailAttachment
 from .parse import (
     ParsedMail,
     content_digest,
@@ -42,11 +42,16 @@ from .parse import (
     to_remote_event,
     unreadable_mail,
 )
+from .parts import PartReader, verified
+from .sections import section_body
 from .smtp import build_reply, send
+from .transfer import DECODED
 
 PART_PREFIX = "imap:"
+SPOOL_PREFIX = "spool:"
+"""Parts of mail pushed over LMTP, read from the raw mail the host spooled."""
 INLINE_PREFIX = "inline:"
-"""Parts of mail pushed over LMTP travel in the event itself: no mailbox keeps that mail."""
+"""Parts of mail pushed over LMTP to a host without a spool travel in the event itself."""
 CONNECT_TIMEOUT = 20.0
 PARSE_TIMEOUT = 60.0
 """Seconds a mail may take to read before it is bridged from its headers only."""
@@ -72,6 +77,17 @@ EMAIL_CAPABILITIES = Capabilities(
     max_file_size={"*": 25 * 1024 * 1024},
     delivery_deadline=24 * 3600.0,
 )
+
+
+def _part_spec(attachment: RemoteAttachment) -> tuple[str, str, str] | None:
+    """``(section, transfer encoding, sha256)`` of a part recorded when its mail was parsed,
+    if it can be fetched alone (an event queued before parts were recorded has none)."""
+    extra = attachment.extra
+    section, digest = extra.get("section"), extra.get("sha256")
+    encoding = extra.get("encoding", "")
+    if isinstance(section, str) and isinstance(encoding, str) and isinstance(digest, str):
+        return (section, encoding, digest) if encoding in DECODED else None
+    return None
 
 
 def _short(message_id: str) -> str:
@@ -102,9 +118,8 @@ class EmailConnector(NetworkConnector):
         self.parse_timeout = PARSE_TIMEOUT
         self._digests: dict[str, str] = {}
         """Content digests of the latest mails (the core may not have stored them yet)."""
-        self._fetch_lock = asyncio.Lock()
+        self._parts = PartReader(config.imap, config.folder) if config.imap else None
         self._pushed_failures: dict[str, int] = {}
-        self._stored: tuple[tuple[int, int], bytes, list[MailAttachment]] | None = None
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> EmailConfig:
@@ -136,6 +151,8 @@ class EmailConnector(NetworkConnector):
             self.lmtp = None
         await cancel_and_wait([self._task])
         self._task = None
+        if self._parts is not None:
+            await self._parts.aclose()
         self.set_state(StateKind.STOPPED)
 
     # ------------------------------------------------------------------ mail -> Matrix
@@ -202,7 +219,9 @@ class EmailConnector(NetworkConnector):
         await self.host.save_data(data)
         return data
 
-    async def _quarantine(self, raw: bytes | None, imap_prefix: str | None, error: str) -> None:
+    async def _quarantine(
+        self, raw: bytes | None, imap_prefix: str | None, error: str, spooled: str | None = None
+    ) -> bool:
         """A notice, with the original attached, for a mail that could not be bridged."""
         mail = unreadable_mail(raw or b"", f"it could not be bridged ({error[:300]})")
         chat = self._own_chat(mail)
@@ -210,25 +229,37 @@ class EmailConnector(NetworkConnector):
             mail, chat_id=chat, chat_name=self._chat_name(mail), eml_attachment=raw is not None
         )
         assert isinstance(event, RemoteMessage)  # headers only: never a delivery failure
-        event = self._with_sources(event, mail, imap_prefix)
+        event = self._with_sources(event, mail, imap_prefix, spooled)
         self.host.log.error("Quarantined mail %s in %s: %s", mail.message_id, chat, error)
-        await self.host.handle_remote_event(event)
+        return await self.host.handle_remote_event(event)
 
     async def _accept_pushed(self, raw: bytes) -> None:
-        """A mail the MTA pushed over LMTP; returns once the core committed it. An error makes
-        the MTA try again later; a mail that failed ``MAX_ATTEMPTS`` times is quarantined."""
+        """A mail the MTA pushed over LMTP; returns once the core committed it. The raw mail is
+        spooled once in the core's database (where the host offers it), the queued event only
+        points at it. An error makes the MTA try again later; a mail that failed
+        ``MAX_ATTEMPTS`` times is quarantined."""
         key = hashlib.sha256(raw).hexdigest()
+        spooler = self.host if isinstance(self.host, Spooler) else None
+        spooled = await spooler.spool(raw) if spooler is not None else None
+        recorded = False
         try:
-            await self._handle_mail(raw, None)
-        except Exception as e:
-            count = self._pushed_failures.pop(key, 0) + 1
-            if count < MAX_ATTEMPTS:
-                self._pushed_failures[key] = count
-                while len(self._pushed_failures) > MAX_DIGESTS:
-                    del self._pushed_failures[next(iter(self._pushed_failures))]
-                raise
-            await self._quarantine(raw, None, f"{type(e).__name__}: {e}")
-        self._pushed_failures.pop(key, None)
+            try:
+                recorded = await self._handle_mail(raw, None, spooled)
+            except Exception as e:
+                count = self._pushed_failures.pop(key, 0) + 1
+                if count < MAX_ATTEMPTS:
+                    self._pushed_failures[key] = count
+                    while len(self._pushed_failures) > MAX_DIGESTS:
+                        del self._pushed_failures[next(iter(self._pushed_failures))]
+                    raise
+                error = f"{type(e).__name__}: {e}"
+                recorded = await self._quarantine(raw, None, error, spooled)
+            self._pushed_failures.pop(key, None)
+        finally:
+            if spooler is not None and spooled is not None and not recorded:
+                # Refused, or a repeat (whose first delivery's event has a copy of its own).
+                with contextlib.suppress(Exception):
+                    await spooler.unspool(spooled)
 
     async def _parse(self, raw: bytes) -> ParsedMail:
         """``parse_mail`` in a worker thread, so that no mail holds up the event loop; a mail
@@ -241,18 +272,36 @@ class EmailConnector(NetworkConnector):
             self.host.log.warning("Reading a mail took over %.0fs", self.parse_timeout)
             return unreadable_mail(raw, "reading it took too long")
 
-    async def _handle_mail(self, raw: bytes, imap_prefix: str | None) -> None:
-        """Bridge one mail. Its parts are fetched again from IMAP later (``imap_prefix``, e.g.
-        ``imap:<uidvalidity>:<uid>:``) or, without a mailbox, carried in the event."""
+    async def _handle_mail(
+        self, raw: bytes, imap_prefix: str | None, spooled: str | None = None
+    ) -> bool:
+        """Bridge one mail; False if the host had it already. Its parts are fetched again
+        later from IMAP (``imap_prefix``, e.g. ``imap:<uidvalidity>:<uid>:``) or from the
+        host's spool (``spooled``, the key of the raw mail), else carried in the event."""
         mail = await self._parse(raw)
         event = await self._event_for(mail)
         if isinstance(event, RemoteMessage):
-            event = self._with_sources(event, mail, imap_prefix)
-        await self.host.handle_remote_event(event)
+            event = self._with_sources(event, mail, imap_prefix, spooled)
+        return await self.host.handle_remote_event(event)
 
     def _with_sources(
-        self, event: RemoteMessage, mail: ParsedMail, imap_prefix: str | None
+        self,
+        event: RemoteMessage,
+        mail: ParsedMail,
+        imap_prefix: str | None,
+        spooled: str | None = None,
     ) -> RemoteMessage:
+        if spooled is not None and imap_prefix is None:
+            attachments = tuple(
+                dataclasses.replace(
+                    a,
+                    url=f"{SPOOL_PREFIX}{'eml' if a.extra.get('original') else a.extra['index']}",
+                    extra={**a.extra, "spool": spooled},
+                )
+                for a in event.attachments
+            )
+            metadata = {**event.metadata, "spool": [spooled]}
+            return dataclasses.replace(event, attachments=attachments, metadata=metadata)
         attachments = tuple(self._part_source(a, mail, imap_prefix) for a in event.attachments)
         return dataclasses.replace(event, attachments=attachments)
 
@@ -359,50 +408,78 @@ class EmailConnector(NetworkConnector):
         extra = {**attachment.extra, "data": base64.b64encode(data).decode()}
         return dataclasses.replace(attachment, url=f"{INLINE_PREFIX}{index}", extra=extra)
 
-    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[bytes, str]:
+    async def download_attachment(
+        self, attachment: RemoteAttachment
+    ) -> tuple[bytes | MediaFile, str]:
+        if attachment.url.startswith(SPOOL_PREFIX):
+            return await self._spooled_part(attachment)
         if attachment.url.startswith(INLINE_PREFIX):
             try:
                 data = base64.b64decode(attachment.extra["data"], validate=True)
             except (KeyError, TypeError, ValueError) as e:
                 raise PermanentDeliveryError("the pushed mail part is missing") from e
             return data, attachment.mimetype or "application/octet-stream"
-        if self.config.imap is None or not attachment.url.startswith(PART_PREFIX):
+        if self._parts is None or not attachment.url.startswith(PART_PREFIX):
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
         try:
             validity, uid, index = attachment.url[len(PART_PREFIX) :].split(":")
             key = (int(validity), int(uid))
         except ValueError as e:
             raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}") from e
-        raw, parts = await self._stored_mail(key)
-        if index == "eml":
-            return raw, "message/rfc822"
+        original = index == "eml"
+        mimetype = "message/rfc822" if original else attachment.mimetype
+        mimetype = mimetype or "application/octet-stream"
+        spec = _part_spec(attachment)
+        if spec is not None:
+            section, encoding, digest = spec
+            media = await self._parts.part(key, section, encoding, digest, attachment.size)
+            if media is not None:
+                media.mimetype = mimetype
+                return media, mimetype
+            self.host.log.warning(
+                "Part %s of mail %d is not as parsed: reading the whole mail", section, key[1]
+            )
+        raw, parts = await self._parts.whole(key)
+        if original or (index.isdigit() and int(index) == len(parts)):  # numbered before
+            return MediaFile.from_bytes(raw, "message/rfc822"), "message/rfc822"
         if index.isdigit() and int(index) < len(parts):
             part = parts[int(index)]
-            return part.data, part.mimetype
-        if index.isdigit() and int(index) == len(parts):  # the original, numbered before
-            return raw, "message/rfc822"
+            return MediaFile.from_bytes(part.data, part.mimetype), part.mimetype
         raise PermanentDeliveryError(f"the mail has no part {index}")
 
-    async def _stored_mail(self, key: tuple[int, int]) -> tuple[bytes, list[MailAttachment]]:
-        """The raw mail ``key`` (uidvalidity, uid) and its parts: fetched and read once for
-        all the attachments of one mail (the core asks for them one after the other)."""
-        async with self._fetch_lock:
-            if self._stored is not None and self._stored[0] == key:
-                return self._stored[1], self._stored[2]
-            assert self.config.imap is not None
-            try:
-                async with open_mailbox(self.config.imap, self.config.folder) as box:
-                    if box.uidvalidity != key[0]:
-                        raise PermanentDeliveryError("the mail is no longer in the mailbox")
-                    raw = await box.fetch(key[1])
-            except (IMAPError, OSError, TimeoutError) as e:
-                raise TemporaryDeliveryError(f"mailbox unreachable: {e}") from e
-            if raw is None:
-                raise PermanentDeliveryError("the mail is no longer in the mailbox")
-            loop = asyncio.get_running_loop()
-            parts = await loop.run_in_executor(_PARSER, mail_attachments, raw)
-            self._stored = (key, raw, parts)
-            return raw, parts
+    async def _spooled_part(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
+        """A part of a pushed mail, from the raw mail the host spooled, read in chunks: the
+        original as it is, another part found by its section as the mail streams by (or, if
+        the mail is split otherwise than the parser did, from the mail parsed again)."""
+        key, index = attachment.extra.get("spool"), attachment.url[len(SPOOL_PREFIX) :]
+        if not isinstance(self.host, Spooler) or not isinstance(key, str):
+            raise PermanentDeliveryError(f"not a stored mail part: {attachment.url}")
+        raw = await self.host.open_spooled(key, "message/rfc822")
+        if raw is None:
+            raise PermanentDeliveryError("the pushed mail is no longer stored")
+        if index == "eml":
+            return raw, "message/rfc822"
+        mimetype = attachment.mimetype or "application/octet-stream"
+        with raw:
+            spec = _part_spec(attachment)
+            if spec is not None:
+                section, encoding, digest = spec
+                try:
+                    part = section_body(raw.chunks(), section)
+                    media = await verified(part, encoding, digest, attachment.size)
+                except ValueError:  # hostile part headers: parsed again below
+                    media = None
+                if media is not None:
+                    media.mimetype = mimetype
+                    return media, mimetype
+                self.host.log.warning("Part %s of a pushed mail is not as parsed", section)
+            data = await raw.read()
+        loop = asyncio.get_running_loop()
+        parts = await loop.run_in_executor(_PARSER, mail_attachments, data)
+        if not index.isdigit() or int(index) >= len(parts):
+            raise PermanentDeliveryError(f"the mail has no part {index}")
+        found = parts[int(index)]
+        return MediaFile.from_bytes(found.data, found.mimetype), found.mimetype
 
     # ------------------------------------------------------------------ Matrix -> mail
 

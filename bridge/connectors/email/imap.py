@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import aioimaplib
@@ -18,6 +18,10 @@ from .config import ServerConfig
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 NEWS = re.compile(rb"^\* \d+ (?:EXISTS|RECENT)\b", re.IGNORECASE)
 FETCH_UID = re.compile(rb"UID (\d+)")
+FETCH_LINE = re.compile(rb"^(?:\* )?\d+ FETCH\b", re.IGNORECASE)
+SECTION = re.compile(r"(?:[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8}){0,40})?")
+RANGE = 1024 * 1024
+"""Bytes of a body part fetched at a time (aioimaplib holds a fetched literal in memory)."""
 
 
 class IMAPError(Exception):
@@ -97,6 +101,39 @@ class Mailbox:
             if isinstance(line, bytearray):
                 return bytes(line)
         return None
+
+    async def fetch_range(self, uid: int, section: str, offset: int, length: int) -> bytes | None:
+        """``length`` bytes from ``offset`` of body part ``section`` ("" for the whole mail),
+        as sent (still transfer-encoded): fewer at its end, None if the mail is gone."""
+        if not SECTION.fullmatch(section):
+            raise ValueError(f"not a body section: {section!r}")
+        response = await self.client.uid(
+            "fetch", str(uid), f"(BODY.PEEK[{section}]<{offset}.{length}>)"
+        )
+        if response.result != "OK":
+            raise IMAPError(f"UID FETCH {uid} failed: {response.lines}")
+        fetched = False
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+            fetched = fetched or bool(FETCH_LINE.match(bytes(line)))
+        return b"" if fetched else None  # an empty part ("") or no such mail
+
+    async def part_chunks(
+        self, uid: int, section: str, length: int = RANGE
+    ) -> AsyncGenerator[bytes]:
+        """Body part ``section`` of mail ``uid`` as sent, ``length`` bytes at a time. Raises
+        ``LookupError`` when the mail is gone."""
+        offset = 0
+        while True:
+            data = await self.fetch_range(uid, section, offset, length)
+            if data is None:
+                raise LookupError(f"no mail {uid}")
+            if data:
+                yield data
+            if len(data) < length:
+                return
+            offset += len(data)
 
     async def wait(self, idle_timeout: float, poll_interval: float) -> None:
         """Until the server announces a change (IDLE) or ``poll_interval`` passed."""

@@ -19,6 +19,10 @@ class MailAttachment(NamedTuple):
     data: bytes
     content_id: str | None
     inline: bool
+    section: str | None = None
+    """The IMAP body section of the part (``2``, ``1.3``), to fetch it alone later."""
+    encoding: str = ""
+    """Its ``Content-Transfer-Encoding`` as sent (lowercased); "" for none."""
 
 
 REPORT_PARTS = frozenset(
@@ -69,7 +73,9 @@ _EXTENSIONS = {
 }
 
 
-def make_attachment(part: Message, ctype: str, data: bytes) -> MailAttachment:
+def make_attachment(
+    part: Message, ctype: str, data: bytes, section: str | None = None
+) -> MailAttachment:
     filename = _filename(part)
     if filename is None and ctype in ("message/rfc822", "message/global"):
         inner = attached_messages(safe(part.get_payload, None))
@@ -84,7 +90,9 @@ def make_attachment(part: Message, ctype: str, data: bytes) -> MailAttachment:
     content_id = clean_text(FOLD.sub("", raw_id).strip().strip("<>").strip())[:998] or None
     disposition = _disposition(part)
     inline = disposition == "inline" or (disposition is None and content_id is not None)
-    return MailAttachment(filename, ctype, data, content_id, inline)
+    encoding = safe(lambda: str(part.get("content-transfer-encoding", "")), "")
+    encoding = encoding.strip().lower()
+    return MailAttachment(filename, ctype, data, content_id, inline, section, encoding)
 
 
 def part_bytes(part: Message) -> bytes:

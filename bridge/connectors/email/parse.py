@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from html import escape
+from typing import Any
 from urllib.parse import unquote
 
 from bridge.events import (
@@ -50,7 +51,6 @@ from .mime import (
     MAX_MIME_DEPTH,
     REPORT_PARTS,
     MailAttachment,
-    attached_messages,
     content_type_of,
     is_attachment,
     make_attachment,
@@ -260,7 +260,12 @@ def to_remote_event(
             filename=part.filename,
             mimetype=part.mimetype,
             size=len(part.data),
-            extra={"index": i},
+            extra={
+                "index": i,
+                "section": part.section,
+                "encoding": part.encoding,
+                "sha256": hashlib.sha256(part.data).hexdigest(),
+            },
         )
         for i, part in enumerate(mail.attachments)
         if i not in mail.hidden_attachments
@@ -273,7 +278,12 @@ def to_remote_event(
                 filename=EML_FILENAME,
                 mimetype="message/rfc822",
                 size=len(mail.raw),
-                extra={"index": index, "original": True},
+                extra={
+                    "index": index,
+                    "original": True,
+                    "section": "",
+                    "sha256": hashlib.sha256(mail.raw).hexdigest(),
+                },
             )
         )
     text, html = mail.text, mail.html
@@ -353,14 +363,16 @@ def _structure(raw: bytes) -> tuple[Message | None, _Body]:
         try:
             msg = email.message_from_bytes(raw, policy=mail_policy)
             body = _Body()
-            _collect(msg, body, 0)
+            _collect(msg, body, 0, "")
             return msg, body
         except Exception:  # the stdlib parser gave up: try the lenient policy, then raw text
             continue
     return None, _Body(unreadable="its structure is too complex for the mail parser")
 
 
-def _collect(part: Message, body: _Body, depth: int) -> None:
+def _collect(part: Message, body: _Body, depth: int, section: str) -> None:
+    """``section`` is the IMAP section of ``part`` ("" for the mail itself): the parts of a
+    multipart are numbered from 1 under it, a single part of the mail itself is ``1``."""
     if depth > MAX_MIME_DEPTH:
         body.skipped[1] += 1
         return
@@ -370,13 +382,14 @@ def _collect(part: Message, body: _Body, depth: int) -> None:
     body.parts_left[0] -= 1
     ctype = content_type_of(part)
     payload = part.get_payload()
+    own = section or "1"
     if ctype in ("message/rfc822", "message/global") or ctype in REPORT_PARTS:
-        body.attachments.append(make_attachment(part, ctype, message_bytes(part)))
+        body.attachments.append(make_attachment(part, ctype, message_bytes(part), own))
     elif isinstance(payload, list) and ctype == "multipart/alternative":
         choices = []
-        for child in attached_messages(payload):
+        for child, child_section in _children(payload, section):
             sub = _Body(parts_left=body.parts_left, skipped=body.skipped)
-            _collect(child, sub, depth + 1)
+            _collect(child, sub, depth + 1, child_section)
             choices.append(sub)
         plain = next((c.plain for c in choices if any(p.strip() for p in c.plain)), [])
         html = next((c.html for c in reversed(choices) if any(h.strip() for h in c.html)), [])
@@ -385,14 +398,22 @@ def _collect(part: Message, body: _Body, depth: int) -> None:
         for choice in choices:
             body.attachments.extend(choice.attachments)
     elif isinstance(payload, list):
-        for child in attached_messages(payload):
-            _collect(child, body, depth + 1)
+        for child, child_section in _children(payload, section):
+            _collect(child, body, depth + 1, child_section)
     elif ctype in ("text/plain", "text/html") and not is_attachment(part):
         (body.plain if ctype == "text/plain" else body.html).append(part_text(part, ctype))
     elif ctype.startswith("multipart/"):  # boundary lost: show what is there as text
         body.plain.append(part_text(part, "text/plain"))
     else:
-        body.attachments.append(make_attachment(part, ctype, part_bytes(part)))
+        body.attachments.append(make_attachment(part, ctype, part_bytes(part), own))
+
+
+def _children(payload: list[Any], section: str) -> list[tuple[Message, str]]:
+    return [
+        (child, f"{section}.{i}" if section else str(i))
+        for i, child in enumerate(payload, 1)
+        if isinstance(child, Message)
+    ]
 
 
 def _display(body: _Body, trim: bool = True) -> tuple[str, str | None, frozenset[int]]:

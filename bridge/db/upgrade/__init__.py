@@ -4,4 +4,9 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-from . import v01_initial, v02_message_lookup, v03_dead_letters_digest_keys  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    v01_initial,
+    v02_message_lookup,
+    v03_dead_letters_digest_keys,
+    v04_spool,
+)

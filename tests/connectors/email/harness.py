@@ -20,6 +20,7 @@ from email.utils import formataddr, parseaddr
 from typing import TYPE_CHECKING, Any
 
 from bridge.connectors.email import EmailConnector
+from bridge.media import MediaFile
 from bridge.types import AccountID, RemoteChatID
 from tests.infra.dovecot import DovecotServer
 from tests.infra.lmtp_client import push_mail
@@ -52,6 +53,14 @@ MAIL_PASSWORD = "mailbox-password"
 FROM_ADDRESS = "support@company.test"
 FROM_NAME = "ACME Support"
 CUSTOMER_DOMAIN = "customer.test"
+
+
+async def read(content: bytes | MediaFile) -> bytes:
+    """What ``download_attachment`` returned, as bytes (a ``MediaFile`` is read and closed)."""
+    if isinstance(content, bytes):
+        return content
+    with content:
+        return b"".join([chunk async for chunk in content.chunks()])
 
 
 def build_mail(

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import random
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 
+import aioimaplib
 import pytest
 
 from bridge.connector import PermanentDeliveryError, TemporaryDeliveryError
 from bridge.connectors.email import EmailConnector
+from bridge.connectors.email.parse import parse_mail
 from bridge.events import MatrixMessage, RemoteMessage
+from bridge.media import MediaFile
 from bridge.types import PortalKey, RemoteChatID
 from tests.contract.fake_host import FakeHost
 
 from ..conftest import running
-from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail
+from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail, read
+from .test_parse import MIXED, MIXED_SECTIONS
 
 
 @pytest.fixture(params=["contact"])
@@ -117,10 +124,96 @@ async def test_download_attachment_and_original(
     files = {a.filename: a for a in event.attachments}
     assert set(files) == {"invoice.pdf", "original.eml"}
     content, mimetype = await connector.download_attachment(files["invoice.pdf"])
-    assert (content, mimetype) == (data, "application/pdf")
+    assert (await read(content), mimetype) == (data, "application/pdf")
     content, mimetype = await connector.download_attachment(files["original.eml"])
     assert mimetype == "message/rfc822"
-    assert content.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+    assert (await read(content)).replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+
+
+@pytest.fixture
+def fetches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Each IMAP ``UID FETCH`` the connector sends: its items and the bytes it got back."""
+    seen: list[tuple[str, int]] = []
+    original = aioimaplib.IMAP4.uid
+
+    async def uid(self: aioimaplib.IMAP4, command: str, *args: str, **kw: object) -> object:
+        response = await original(self, command, *args, **kw)
+        if command.lower() == "fetch":
+            size = sum(len(line) for line in response.lines if isinstance(line, bytearray))
+            seen.append((args[-1], size))
+        return response
+
+    monkeypatch.setattr(aioimaplib.IMAP4, "uid", uid)
+    return seen
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable"])
+async def test_a_large_attachment_is_fetched_alone_in_ranges(
+    harness: EmailHarness,
+    connector: EmailConnector,
+    host: FakeHost,
+    fetches: list[tuple[str, int]],
+    encoding: str,
+) -> None:
+    """A several-MB attachment arrives byte-identical, fetched as its own body part in ranges
+    of at most 1 MiB: the mail is never fetched whole for it."""
+    data = random.Random(7).randbytes(3 * 1024 * 1024 + 17)
+    if encoding == "quoted-printable":
+        data = bytes(random.Random(8).choice(b"abc =\t\xe9\n") for _ in range(1024 * 1024))
+    msg = EmailMessage()
+    msg["From"] = harness.address("anna")
+    msg["To"] = FROM_ADDRESS
+    msg["Subject"] = "Big"
+    msg["Message-ID"] = f"<big-{encoding}@customer.test>"
+    msg.set_content("See the log.")
+    msg.add_attachment(data, maintype="application", subtype="octet-stream",
+                       filename="big.bin", cte=encoding)  # fmt: skip
+    msg.add_attachment(b"small", maintype="text", subtype="plain", filename="note.txt")
+    raw = bytes(msg)
+    await harness.deliver(raw, f"big-{encoding}@customer.test")
+    event = by_id(host, f"big-{encoding}@customer.test")
+    files = {a.filename: a for a in event.attachments}
+    fetches.clear()
+    content, mimetype = await connector.download_attachment(files["big.bin"])
+    assert isinstance(content, MediaFile) and content.size == len(data)
+    assert (await read(content), mimetype) == (data, "application/octet-stream")
+    assert fetches and all(items.startswith("(BODY.PEEK[2]<") for items, _ in fetches)
+    assert all(size <= 1024 * 1024 for _, size in fetches)
+    assert len(fetches) > 1  # in ranges
+    fetches.clear()
+    content, _ = await connector.download_attachment(files["note.txt"])
+    assert await read(content) == b"small"
+    assert [items for items, _ in fetches] == ["(BODY.PEEK[3]<0.1048576>)"]
+    fetches.clear()
+    content, mimetype = await connector.download_attachment(files["original.eml"])
+    assert mimetype == "message/rfc822"
+    assert isinstance(content, MediaFile)
+    assert (await read(content)).replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+    assert fetches and all(items.startswith("(BODY.PEEK[]<") for items, _ in fetches)
+    assert all(size <= 1024 * 1024 for _, size in fetches)
+
+
+async def test_a_part_the_server_reads_otherwise_comes_from_the_whole_mail(
+    harness: EmailHarness,
+    connector: EmailConnector,
+    host: FakeHost,
+    fetches: list[tuple[str, int]],
+) -> None:
+    """A part whose fetched bytes differ from what was parsed (here: another section asked
+    for) is not handed over as it came: the whole mail is read and the parsed part served."""
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 4
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="w1@customer.test",
+        attachment=(data, "application/pdf", "invoice.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "w1@customer.test")
+    event = by_id(host, "w1@customer.test")
+    (pdf,) = [a for a in event.attachments if a.filename == "invoice.pdf"]
+    wrong = dataclasses.replace(pdf, extra={**pdf.extra, "section": "1"})
+    fetches.clear()
+    content, mimetype = await connector.download_attachment(wrong)
+    assert (await read(content), mimetype) == (data, "application/pdf")
+    assert [items for items, _ in fetches] == ["(BODY.PEEK[1]<0.1048576>)", "(BODY.PEEK[])"]
 
 
 @pytest.mark.parametrize(
@@ -222,3 +315,59 @@ async def test_stop_in_idle_leaves_no_task_behind(harness: EmailHarness, host: F
     await connector.stop()
     left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
     assert not left, left
+
+
+async def test_nested_parts_are_fetched_by_their_imap_section(
+    harness: EmailHarness,
+    connector: EmailConnector,
+    host: FakeHost,
+    fetches: list[tuple[str, int]],
+) -> None:
+    """The sections recorded when a mail is parsed are the server's: each attachment of a
+    nested mail comes from its own part (a forwarded mail, which the parser re-serialises, is
+    the one read from the whole mail)."""
+    raw = MIXED.replace("a@example.com", harness.address("anna")).encode()
+    await harness.deliver(raw, "mixed@example.com")
+    event = by_id(host, "mixed@example.com")
+    expected = [p.data for p in parse_mail(raw).attachments]
+    shown = event.attachments[: len(expected)]
+    for attachment, data, section in zip(shown, expected, MIXED_SECTIONS, strict=True):
+        fetches.clear()
+        content, _ = await connector.download_attachment(attachment)
+        assert await read(content) == data
+        if attachment.mimetype != "message/rfc822":
+            assert [items for items, _ in fetches] == [f"(BODY.PEEK[{section}]<0.1048576>)"]
+
+
+async def test_a_part_of_a_mail_gone_from_the_mailbox_is_a_permanent_error(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="gone@customer.test",
+        attachment=(b"%PDF-1.4 gone", "application/pdf", "gone.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "gone@customer.test")
+    files = {a.filename: a for a in by_id(host, "gone@customer.test").attachments}
+    maildir = harness.dovecot.maildir(MAIL_USER)
+    for path in [*maildir.glob("cur/*"), *maildir.glob("new/*")]:
+        path.unlink()
+    for name in ("gone.pdf", "original.eml"):
+        with pytest.raises(PermanentDeliveryError, match="no longer in the mailbox"):
+            await connector.download_attachment(files[name])
+
+
+async def test_downloads_survive_a_server_restart_between_them(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """The download session kept open between attachments is replaced when the server
+    dropped it."""
+    data = b"%PDF-1.4\n" + bytes(range(256))
+    raw = build_mail(
+        harness.address("anna"), "Invoice", "Attached.", message_id="r1@customer.test",
+        attachment=(data, "application/pdf", "invoice.pdf"),
+    )  # fmt: skip
+    await harness.deliver(raw, "r1@customer.test")
+    files = {a.filename: a for a in by_id(host, "r1@customer.test").attachments}
+    assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data
+    await asyncio.to_thread(harness.dovecot.restart)
+    assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from bridge.events import RemoteEvent, RemoteMessage
 from tests.contract.fake_host import FakeHost, HostFailure
 
 from ..conftest import running
-from .harness import EmailHarness, build_mail
+from .harness import EmailHarness, build_mail, read
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ async def test_a_mail_too_slow_to_read_is_a_notice_with_the_original(
     assert event.message_id == "slow@customer.test"
     assert [a.filename for a in event.attachments] == ["original.eml"]
     data, mimetype = await connector.download_attachment(event.attachments[0])
-    assert (data, mimetype) == (raw, "message/rfc822")
+    assert (await read(data), mimetype) == (raw, "message/rfc822")
 
 
 async def test_a_mail_that_cannot_be_handed_over_is_quarantined(
@@ -124,7 +125,7 @@ async def test_a_mail_that_cannot_be_handed_over_is_quarantined(
     (eml,) = first.attachments
     async with FakeHost(harness.account_id) as other:
         reader = harness.make_connector(other)
-        data, _ = await reader.download_attachment(eml)
+        data = await read((await reader.download_attachment(eml))[0])
     assert data.replace(b"\r\n", b"\n") == poison.replace(b"\r\n", b"\n")
     assert second.message_id == "fine@customer.test" and not second.notice
     assert host.data["last_uid"] == 2 and host.data["failures"] == {}
@@ -209,17 +210,33 @@ async def test_mail_without_subject_has_a_topic(harness: EmailHarness, host: Fak
     assert event.chat.topic == "(no subject)"
 
 
-async def test_attachments_of_one_mail_are_fetched_once(
+async def test_attachments_of_one_mail_are_fetched_alone_in_one_session(
     harness: EmailHarness, host: FakeHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fetches: list[int] = []
-    fetch = Mailbox.fetch
+    """Each attachment is fetched as its own body part, never the whole mail, and the
+    attachments asked for one after the other share one IMAP session."""
+    whole: list[int] = []
+    ranges: list[tuple[int, str]] = []
+    sessions: list[Mailbox] = []
+    fetch, fetch_range, init = Mailbox.fetch, Mailbox.fetch_range, Mailbox.__init__
 
     async def counted(self: Mailbox, uid: int) -> bytes | None:
-        fetches.append(uid)
+        whole.append(uid)
         return await fetch(self, uid)
 
+    async def counted_range(
+        self: Mailbox, uid: int, section: str, offset: int, length: int
+    ) -> bytes | None:
+        ranges.append((uid, section))
+        return await fetch_range(self, uid, section, offset, length)
+
+    def opened(self: Mailbox, *args: Any, **kw: Any) -> None:
+        sessions.append(self)
+        init(self, *args, **kw)
+
     monkeypatch.setattr(Mailbox, "fetch", counted)
+    monkeypatch.setattr(Mailbox, "fetch_range", counted_range)
+    monkeypatch.setattr(Mailbox, "__init__", opened)
     parts = "".join(
         f'--p\nContent-Type: text/csv\nContent-Disposition: attachment; filename="{i}.csv"\n\n'
         f"row {i}\n"
@@ -233,12 +250,16 @@ async def test_attachments_of_one_mail_are_fetched_once(
     await connector.start()
     try:
         await harness.deliver(raw, "many@customer.test")
+        (event,) = messages(host)
+        assert len(event.attachments) == 41
+        whole.clear()
+        sessions.clear()
+        for index, attachment in enumerate(event.attachments[:-1]):
+            data = await read((await connector.download_attachment(attachment))[0])
+            assert data.rstrip() == f"row {index}".encode()
     finally:
         await connector.stop()
-    (event,) = messages(host)
-    assert len(event.attachments) == 41
-    fetches.clear()
-    for index, attachment in enumerate(event.attachments[:-1]):
-        data, _ = await connector.download_attachment(attachment)
-        assert data.rstrip() == f"row {index}".encode()
-    assert len(fetches) == 1
+    assert whole == []
+    uid = ranges[0][0]
+    assert ranges == [(uid, str(i)) for i in range(1, 41)]
+    assert len(sessions) == 1

@@ -16,7 +16,7 @@ from tests.contract.fake_host import FakeHost
 from tests.infra.lmtp_client import push_mail
 
 from ..conftest import running
-from .harness import EmailLmtpHarness, build_mail
+from .harness import EmailLmtpHarness, build_mail, read
 
 
 @pytest.fixture
@@ -120,8 +120,10 @@ async def test_pushed_attachment_is_carried_in_the_event(
     (event,) = host.events
     assert isinstance(event, RemoteMessage)
     by_name = {a.filename: a for a in event.attachments}
-    assert await connector.download_attachment(by_name["scan.pdf"]) == (data, "application/pdf")
-    eml, mimetype = await connector.download_attachment(by_name["original.eml"])
+    content, mimetype = await connector.download_attachment(by_name["scan.pdf"])
+    assert (await read(content), mimetype) == (data, "application/pdf")
+    content, mimetype = await connector.download_attachment(by_name["original.eml"])
+    eml = await read(content)
     assert mimetype == "message/rfc822"
     assert eml.replace(b"\r\n", b"\n").endswith(raw.replace(b"\r\n", b"\n"))
     assert eml.startswith(b"Return-Path: <mta@example.net>\r\n")

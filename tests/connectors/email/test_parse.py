@@ -318,6 +318,8 @@ Message-ID: <inner@example.com>
 inner body
 --mix--
 """
+MIXED_SECTIONS = ["1.2", "2", "3", "4", "5"]
+"""The IMAP body sections of MIXED's attachments."""
 
 
 def test_attachments_inline_rfc2231_and_forwarded() -> None:
@@ -325,8 +327,12 @@ def test_attachments_inline_rfc2231_and_forwarded() -> None:
     assert parsed.text == "See the logo and the document."
     assert parsed.html == "<p>See the logo  and the document.</p>"
     logo, pdf, note, passwd, forwarded = parsed.attachments
-    assert logo == MailAttachment("logo.png", "image/png", b"\x89PNG\r\n\x1a\n", "logo@x", True)
-    assert pdf == MailAttachment("док.pdf", "application/pdf", b"%PDF-1.4\n", None, False)
+    assert logo == MailAttachment(
+        "logo.png", "image/png", b"\x89PNG\r\n\x1a\n", "logo@x", True, "1.2", "base64"
+    )
+    assert pdf == MailAttachment(
+        "док.pdf", "application/pdf", b"%PDF-1.4\n", None, False, "2", "base64"
+    )
     assert note.filename == "Notiz für dich.txt" and note.data == b"note"
     assert passwd.filename == "passwd"
     assert forwarded.filename == "Forwarded one.eml"
@@ -835,8 +841,11 @@ def test_to_remote_event_message() -> None:
     assert event.text == parsed.text and event.html == parsed.html
     urls = [a.url for a in event.attachments]
     assert urls == [f"mail-part:{i}" for i in range(6)]
-    assert [a.extra for a in event.attachments] == [{"index": i} for i in range(5)] + [
-        {"index": 5, "original": True}
+    assert [a.extra["index"] for a in event.attachments] == list(range(6))
+    assert event.attachments[-1].extra["original"] is True
+    assert [a.extra["section"] for a in event.attachments] == [*MIXED_SECTIONS, ""]
+    assert [a.extra["sha256"] for a in event.attachments] == [
+        hashlib.sha256(data).hexdigest() for data in [*(p.data for p in parsed.attachments), raw]
     ]
     eml = event.attachments[-1]
     assert (eml.filename, eml.mimetype, eml.size) == ("original.eml", "message/rfc822", len(raw))
