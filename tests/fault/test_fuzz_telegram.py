@@ -9,6 +9,7 @@ still bridged. Polling gets the same updates from the Bot API simulator and must
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import json
@@ -38,6 +39,9 @@ from .fuzz_support import (
     hostile_values,
     json_values,
     mutate,
+    odd_integer_ids,
+    odd_string_ids,
+    paths,
 )
 
 ALICE = 5_200_001
@@ -158,6 +162,46 @@ TEMPLATES = templates()
 def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
     update = mutate(draw, draw(st.sampled_from(TEMPLATES)))
     update.setdefault("update_id", next(_ids))
+    return update
+
+
+STRING_IDS = frozenset(
+    "business_connection_id file_id file_unique_id media_group_id username chat_instance "
+    "inline_message_id custom_emoji_id title first_name last_name".split()
+)
+INTEGER_IDS = frozenset("update_id message_id id user_chat_id message_ids".split())
+
+
+def id_places(update: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The places of ``update`` that hold an id, a username or a chat title (string or
+    integer), list items of ``message_ids`` included."""
+    places = []
+    for path in paths(update):
+        key = path[-1]
+        if isinstance(key, int):
+            key = path[-2]
+        if key in STRING_IDS or key in INTEGER_IDS:
+            places.append(path)
+    return places
+
+
+@st.composite
+def odd_ids(draw: st.DrawFn) -> dict[str, Any]:
+    """An update of any kind whose ids (one to four of them) are long, non-ASCII, huge or
+    negative, of the right JSON type (a string id stays a string, a number a number)."""
+    update = {"update_id": next(_ids), **copy.deepcopy(draw(st.sampled_from(TEMPLATES)))}
+    places = id_places(update)
+    chosen = draw(st.lists(st.sampled_from(places), min_size=1, max_size=4, unique=True))
+    for path in chosen:
+        parent: Any = update
+        for key in path[:-1]:
+            parent = parent[key]
+        old = parent[path[-1]]
+        if isinstance(old, str):
+            parent[path[-1]] = draw(odd_string_ids(old))
+        elif isinstance(old, int) and not isinstance(old, bool):
+            parent[path[-1]] = draw(odd_integer_ids)
+        event(f"odd {'.'.join(str(k) for k in path if not isinstance(k, int))}")
     return update
 
 
@@ -282,6 +326,18 @@ async def test_webhook_hostile_updates(
     await still_bridged(host, errors)
 
 
+@fuzz_settings(150)
+@given(update=odd_ids())
+async def test_webhook_long_and_non_ascii_ids(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, update: dict[str, Any]
+) -> None:
+    """Ids, usernames and titles Telegram would never send (70,000 characters, other scripts,
+    bidi overrides, lone surrogates, integers beyond 64 bits): the update is still a valid
+    one, so it is bridged (200) with bounded work, and the next message too."""
+    assert await check(host, errors, encode(update)) == 200
+    await still_bridged(host, errors)
+
+
 @fuzz_settings(100)
 @given(update=odd_entities())
 async def test_webhook_entities_anywhere(
@@ -350,7 +406,7 @@ def queue_raw(harness: TelegramHarness, update: dict[str, Any]) -> int:
 
 
 @fuzz_settings(40)
-@given(update=hostile_updates() | odd_entities())
+@given(update=hostile_updates() | odd_entities() | odd_ids())
 async def test_polling_survives_hostile_updates(
     harness: TelegramHarness,
     host: FakeHost,
