@@ -46,7 +46,7 @@ from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabiliti
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
 from .handle_matrix import MatrixHandler, parse_chat
-from .handle_remote import FILE_PREFIX, update_to_events
+from .handle_remote import FILE_PREFIX, UnreadableUpdate, update_to_events
 
 WEBHOOK_PATH = "/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -189,7 +189,10 @@ class TelegramConnector(NetworkConnector):
                 except (ValueError, RecursionError) as e:  # ValidationError is a ValueError
                     self.host.log.warning("Skipping unreadable update %d: %.300s", update_id, e)
                 else:
-                    await self._handle_update(update)
+                    try:
+                        await self._handle_update(update)
+                    except UnreadableUpdate as e:  # raised before anything is recorded
+                        self.host.log.warning("Skipping unreadable update %d: %s", update_id, e)
                 offset = max(offset, update_id + 1)
             if batch:
                 # Only once every event of the batch is recorded: a crash before this line
@@ -218,6 +221,8 @@ class TelegramConnector(NetworkConnector):
             return web.json_response({"error": f"not a Telegram update: {e}"[:500]}, status=400)
         try:
             await self._handle_update(update)
+        except UnreadableUpdate as e:  # raised before anything of the update is recorded
+            return web.json_response({"error": f"not a Telegram update: {e}"}, status=400)
         except Exception:
             self.host.log.exception("Could not record update %s", update.update_id)
             return web.json_response({"error": "try again later"}, status=503)
