@@ -60,6 +60,7 @@ ALLOWED_UPDATES = [
     "edited_business_message",
     "deleted_business_messages",
 ]
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 AVATAR_REFRESH = 6 * 3600.0
 CONNECT_TIMEOUT = 10.0
 
@@ -263,6 +264,9 @@ class TelegramConnector(NetworkConnector):
             raise PermanentDeliveryError(f"not a Telegram file: {attachment.url}")
         file_id = attachment.url[len(FILE_PREFIX) :]
         name = attachment.filename or "file"
+        if not file_id or _UNSENDABLE.search(file_id):
+            # Telegram's file ids are base64url; one that cannot even be sent is no file.
+            raise PermanentDeliveryError(f"{name}: not a Telegram file id")
         if attachment.size and attachment.size > DOWNLOAD_LIMIT:
             raise PermanentDeliveryError(_too_big(name, attachment.size))
         try:

@@ -4,14 +4,24 @@ escapes can carry, or NUL) makes the update unreadable: refused, not half stored
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiogram.types import Update
 
-from bridge.connectors.telegram.handle_remote import UnreadableUpdate, update_to_events
-from bridge.events import RemoteDelete, RemoteMessage
+from bridge.connector import PermanentDeliveryError
+from bridge.connectors.telegram import TelegramConnector
+from bridge.connectors.telegram.handle_remote import (
+    FILE_PREFIX,
+    UnreadableUpdate,
+    update_to_events,
+)
+from bridge.events import RemoteAttachment, RemoteDelete, RemoteMessage
 from tests.connectors.telegram import updates as tg
+
+from ..conftest import running
+from .harness import FakeHost, TelegramHarness
 
 ALICE = tg.user(5_200_001, "Alice")
 CHAT = tg.private_chat(ALICE)
@@ -44,3 +54,36 @@ def test_long_and_non_ascii_business_connection_ids_are_bridged(connection: str)
         (event,) = update_to_events(update, bot_id=1, business=True)
         assert isinstance(event, kind)
         assert event.chat.id == f"b:{connection}:{CHAT['id']}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[TelegramHarness]:
+    async for instance in running(TelegramHarness()):
+        yield instance
+
+
+@pytest.fixture
+async def connector(harness: TelegramHarness, host: FakeHost) -> AsyncIterator[TelegramConnector]:
+    instance = harness.make_connector(host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.mark.parametrize(
+    "file_id", ["x" * 70_000, "例え😀" * 3_000, "\u202eevil", "a\x00b", "id\ud800", "a/../b?c#d"]
+)
+async def test_a_file_id_telegram_never_issued_is_a_clear_permanent_failure(
+    connector: TelegramConnector, file_id: str
+) -> None:
+    """A file of an odd id is bridged as an attachment (the message is not lost); fetching it
+    fails once, for good, with a reason the staff can read - not an endless retry."""
+    attachment = RemoteAttachment(url=FILE_PREFIX + file_id, filename="a.pdf", size=10)
+    with pytest.raises(PermanentDeliveryError) as failure:
+        await connector.download_attachment(attachment)
+    assert len(failure.value.reason) < 1_000
