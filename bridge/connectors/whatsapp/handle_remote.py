@@ -18,7 +18,7 @@ from typing import Any, TypeGuard
 
 from aiohttp import web
 
-from ...connector import BridgeHost
+from ...connector import BridgeHost, PermanentDeliveryError
 from ...events import (
     RemoteAttachment,
     RemoteChat,
@@ -42,11 +42,23 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_PREFIX = "wa-media:"
 MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}")
+"""Meta's media ids are digits; anything else (slashes, ``?``, ``#``, ``..``, other scripts)
+would make the Graph API request point elsewhere."""
 EXTENSIONS = {"image": "jpg", "audio": "ogg", "video": "mp4", "document": "bin", "sticker": "webp"}
 
 
 class PayloadError(ValueError):
     """The webhook body is not the documented shape."""
+
+
+def media_id_of(url: str) -> str:
+    """The media id of an attachment URL made by ``parse_payload``; PermanentDeliveryError
+    for one Meta never issues (it is not sent on: it would fetch some other node)."""
+    media_id = url.removeprefix(MEDIA_PREFIX)
+    if not url.startswith(MEDIA_PREFIX) or not _MEDIA_ID.fullmatch(media_id):
+        raise PermanentDeliveryError(f"not a WhatsApp media id: {url[:100]!r}")
+    return media_id
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:

@@ -5,14 +5,18 @@ are, and a reply to an id no message can have is a plain message."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from bridge.connectors.whatsapp.handle_remote import PayloadError, parse_payload
-from bridge.events import RemoteDeliveryReceipt, RemoteMessage, RemoteReaction
+from bridge.connector import PermanentDeliveryError
+from bridge.connectors.whatsapp import WhatsAppConnector
+from bridge.connectors.whatsapp.handle_remote import MEDIA_PREFIX, PayloadError, parse_payload
+from bridge.events import RemoteAttachment, RemoteDeliveryReceipt, RemoteMessage, RemoteReaction
 
 from . import payloads as wa
+from .harness import FakeHost, WhatsAppHarness
 
 NUMBER = "109876543210987"
 CUSTOMER = "491701234567"
@@ -71,3 +75,50 @@ def test_long_and_non_ascii_ids_are_taken_as_they_are(odd: str) -> None:
     assert text.chat.id == text.sender.id == odd
     assert isinstance(liked, RemoteReaction) and liked.message_id == odd
     assert isinstance(delivered, RemoteDeliveryReceipt) and delivered.chat.id == odd
+
+
+# --------------------------------------------------------------------------- media
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[WhatsAppHarness]:
+    instance = WhatsAppHarness(earlier_conversations=False)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def host(harness: WhatsAppHarness) -> AsyncIterator[FakeHost]:
+    async with FakeHost(harness.account_id) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def connector(harness: WhatsAppHarness, host: FakeHost) -> AsyncIterator[WhatsAppConnector]:
+    instance = harness.make_connector(host)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.mark.parametrize(
+    "media_id",
+    ["../../me", "..", "1234?fields=id", "1234#x", "12/34", "%2e%2e", "id\ud800", "a\x00b"]
+    + ["例え", "😀" * 2_000, "7" * 70_000, ""],
+)
+async def test_a_media_id_meta_never_issued_is_a_clear_permanent_failure(
+    harness: WhatsAppHarness, connector: WhatsAppConnector, media_id: str
+) -> None:
+    """The message with such a media id is bridged (its attachment fails with a notice);
+    fetching the media fails once, for good, and asks the Graph API for nothing but a media
+    id: no path, query or fragment of the id's making."""
+    attachment = RemoteAttachment(url=MEDIA_PREFIX + media_id, filename="a.jpg")
+    with pytest.raises(PermanentDeliveryError) as failure:
+        await connector.download_attachment(attachment)
+    assert len(failure.value.reason) < 1_000
+    assert not harness.sim.rejected, [r.path for r in harness.sim.rejected]
