@@ -43,3 +43,12 @@ async def test_long_non_ascii_connection_and_huge_ids_are_bridged_both_ways(
     await staff.wait_for_event(
         lambda e: e.get("type") == "m.room.redaction", room_id=room_id, timeout=30
     )
+
+
+async def test_names_and_usernames_with_nul_are_bridged(stack: Stack, staff: StaffClient) -> None:
+    sim = stack.telegram
+    user = tg.user(CUSTOMER + 2, "Nu\x00ll", last_name="Name\x00", username="us\x00er")
+    group = tg.group_chat(-(2**64) - 3, "Gro\x00up")
+    sim.push_update(tg.message_update(tg.text_message(group, user, "hello from nul names")))
+    room_id = await join_invite_named(staff, "Gro\ufffdup")
+    await staff.wait_for_event(body_is("hello from nul names"), room_id=room_id, timeout=30)

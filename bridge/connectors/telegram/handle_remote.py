@@ -68,17 +68,22 @@ def business_chat_id(connection_id: str, chat_id: int) -> RemoteChatID:
     return RemoteChatID(f"b:{connection_id}:{chat_id}")
 
 
+def _storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates (which no database column takes) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def _person_name(first: str | None, last: str | None, username: str | None, ident: int) -> str:
     name = " ".join(part.strip() for part in (first, last) if part and part.strip())
     if name:
-        return name
-    return f"@{username}" if username else str(ident)
+        return _storable(name)
+    return _storable(f"@{username}") if username else str(ident)
 
 
 def chat_name(chat: Chat) -> str:
     """A group's title, or the full name of the person in a private chat."""
     if chat.title and chat.title.strip():
-        return chat.title.strip()
+        return _storable(chat.title.strip())
     return _person_name(chat.first_name, chat.last_name, chat.username, chat.id)
 
 

@@ -56,6 +56,27 @@ def test_long_and_non_ascii_business_connection_ids_are_bridged(connection: str)
         assert event.chat.id == f"b:{connection}:{CHAT['id']}"
 
 
+@pytest.mark.parametrize("odd", ["a\x00b", "id\ud800", "\udfff"])
+def test_names_no_database_can_hold_are_cleaned(odd: str) -> None:
+    """Titles, names and usernames become room names and display names (stored): NUL and
+    lone surrogates become U+FFFD, everything else stays."""
+    clean = odd.replace("\x00", "\ufffd").replace("\ud800", "\ufffd").replace("\udfff", "\ufffd")
+    user = tg.user(7, odd, last_name="Ωμέγα")
+    group = tg.group_chat(-(2**64), odd)
+    nameless = tg.user(8, " ", username=odd)
+    updates = [
+        tg.message_update(tg.text_message(group, user, "hi")),
+        tg.message_update(tg.text_message(tg.private_chat(nameless), nameless, "hi")),
+    ]
+    first, second = (
+        update_to_events(Update.model_validate({"update_id": 1, **u}), bot_id=1, business=False)
+        for u in updates
+    )
+    (in_group,), (private,) = first, second
+    assert in_group.chat.name == clean and in_group.sender.displayname == f"{clean} Ωμέγα"
+    assert private.chat.name == private.sender.displayname == f"@{clean}"
+
+
 # --------------------------------------------------------------------------- files
 
 
