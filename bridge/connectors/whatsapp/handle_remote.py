@@ -129,7 +129,8 @@ def _contact_names(value: dict[str, Any], where: str) -> dict[str, str]:
             profile = contact.get("profile")
             name = profile.get("name") if isinstance(profile, dict) else None
             if isinstance(name, str) and name:
-                names[contact["wa_id"]] = name
+                # A room name and display name: NUL and lone surrogates no column takes.
+                names[contact["wa_id"]] = _UNSTORABLE.sub("\ufffd", name)
     return names
 
 

@@ -541,6 +541,7 @@ async def test_odd_ids_anywhere(
     assert status == 200 or (status == 400 and unstorable)
     for e in host.events[before:]:
         ids = (e.chat.id, e.sender.id, getattr(e, "message_id", ""), getattr(e, "reply_to", ""))
+        ids += (e.chat.name, e.sender.displayname)
         assert not any(UNSTORABLE.search(i) for i in ids if i), [i[:80] for i in ids if i]
     logged = errors.take()
     assert not logged, "exceptions were logged:\n" + "\n".join(logged)

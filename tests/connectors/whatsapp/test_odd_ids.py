@@ -77,6 +77,16 @@ def test_long_and_non_ascii_ids_are_taken_as_they_are(odd: str) -> None:
     assert isinstance(delivered, RemoteDeliveryReceipt) and delivered.chat.id == odd
 
 
+@pytest.mark.parametrize("odd", UNSTORABLE)
+def test_a_profile_name_no_database_can_hold_is_cleaned(odd: str) -> None:
+    message = wa.text_message(CUSTOMER, "hi")
+    body = payload(messages=[message])
+    body["entry"][0]["changes"][0]["value"]["contacts"] = [wa.contact_profile(CUSTOMER, odd)]
+    (event,) = parse_payload(body, NUMBER)
+    clean = "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in odd)
+    assert event.chat.name == event.sender.displayname == clean
+
+
 # --------------------------------------------------------------------------- media
 
 
