@@ -185,3 +185,59 @@ class ExceptionLog(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger().removeHandler(self)
+
+
+# --------------------------------------------------------------------------- identifiers
+
+NON_ASCII_IDS = [
+    "例え.テスト",
+    "Ωμέγα",
+    "😀👍🏽",
+    "\u202eevil\u202c",
+    "e\u0301\u0301\u0301",
+    "\ufeffbom",
+    "\ud800",
+    "a\x00b",
+    "ا ب/ج:د",
+    "\u200b",
+]
+
+
+def long_ids_of(alphabet: str) -> st.SearchStrategy[str]:
+    """Ids far beyond what the remote side issues: 300 to 70,000 characters of ``alphabet``
+    (database keys, Matrix ids and log lines must stay bounded)."""
+    return st.builds(
+        lambda piece, count: (piece * count)[:count],
+        st.text(alphabet, min_size=1, max_size=8),
+        st.sampled_from([300, 5_000, 70_000]),
+    )
+
+
+def non_ascii_ids_of(base: str) -> st.SearchStrategy[str]:
+    """``base`` with non-ASCII characters (scripts, emoji, bidi overrides, combining marks,
+    lone surrogates, NUL) in front, inside or instead of it."""
+    return st.builds(
+        lambda odd, where: {"instead": odd, "front": odd + base, "inside": base[:3] + odd}[where],
+        st.sampled_from(NON_ASCII_IDS) | st.text(st.characters(), min_size=1, max_size=20),
+        st.sampled_from(["instead", "front", "inside"]),
+    )
+
+
+def odd_string_ids(base: str = "ID1") -> st.SearchStrategy[str]:
+    """Long and non-ASCII variants of the string id ``base``, also both at once."""
+    return st.one_of(
+        long_ids_of("AZaz09_-"),
+        non_ascii_ids_of(base),
+        st.builds(lambda odd, count: odd * count, st.sampled_from(NON_ASCII_IDS), st.just(2_000)),
+    )
+
+
+odd_integer_ids = st.one_of(
+    st.sampled_from(
+        [2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1, -(2**63), -(2**63) - 1, -(2**64)]
+        + [10**30, -(10**30), 10**400, -(10**400), 0, -1, -1001234567890123]
+    ),
+    st.integers(min_value=-(2**80), max_value=2**80),
+)
+"""Integer ids at and beyond 64 bits, negative, zero (JSON can carry any of them; Python's
+limit of 4,300 digits for int-to-text conversion is left to the number tests)."""

@@ -9,9 +9,11 @@ still bridged. Polling gets the same updates from the Bot API simulator and must
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -38,10 +40,15 @@ from .fuzz_support import (
     hostile_values,
     json_values,
     mutate,
+    odd_integer_ids,
+    odd_string_ids,
+    paths,
 )
 
 ALICE = 5_200_001
 ALLOWED = {200, 400, 401, 413}
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What no database text column takes (the core keys rows by the remote ids)."""
 _ids = itertools.count(1_000)
 
 
@@ -156,8 +163,74 @@ TEMPLATES = templates()
 
 @st.composite
 def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
-    update = mutate(draw, draw(st.sampled_from(TEMPLATES)))
-    update.setdefault("update_id", next(_ids))
+    # Fresh message ids: with the template's own, every example after the first would be
+    # dropped as a duplicate before its ids and names are checked.
+    return mutate(draw, fresh(draw(st.sampled_from(TEMPLATES))))
+
+
+STRING_IDS = frozenset(
+    "business_connection_id file_id file_unique_id media_group_id username chat_instance "
+    "inline_message_id custom_emoji_id title first_name last_name".split()
+)
+INTEGER_IDS = frozenset("update_id message_id id user_chat_id message_ids".split())
+
+
+def id_places(update: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The places of ``update`` that hold an id, a username or a chat title (string or
+    integer), list items of ``message_ids`` included."""
+    places = []
+    for path in paths(update):
+        key = path[-1]
+        if isinstance(key, int):
+            key = path[-2]
+        if (key in STRING_IDS or key in INTEGER_IDS) and not isinstance(
+            _value_at(update, path), dict | list
+        ):
+            places.append(path)
+    return places
+
+
+def _value_at(update: dict[str, Any], path: tuple[Any, ...]) -> Any:
+    value: Any = update
+    for key in path:
+        value = value[key]
+    return value
+
+
+def _container(update: dict[str, Any], path: tuple[Any, ...]) -> Any:
+    return _value_at(update, path[:-1])
+
+
+def fresh(template: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``template`` with new update, message and edit ids, so that what it carries
+    is recorded anew, not dropped as a duplicate of an earlier example."""
+    update = {**copy.deepcopy(template), "update_id": next(_ids)}
+    for path in paths(update):
+        key = path[-2] if isinstance(path[-1], int) else path[-1]
+        if key in ("message_id", "message_ids", "edit_date"):
+            value = _value_at(update, path)
+            if isinstance(value, int):
+                _container(update, path)[path[-1]] = next(_ids)
+    return update
+
+
+@st.composite
+def odd_ids(draw: st.DrawFn) -> dict[str, Any]:
+    """An update of any kind whose ids (one to four of them) are long, non-ASCII, huge or
+    negative, of the right JSON type (a string id stays a string, a number a number)."""
+    update = fresh(draw(st.sampled_from(TEMPLATES)))
+    places = id_places(update)
+    chosen = draw(st.lists(st.sampled_from(places), min_size=1, max_size=4, unique=True))
+    for path in chosen:
+        parent: Any = update
+        for key in path[:-1]:
+            parent = parent[key]
+        old = parent[path[-1]]
+        if isinstance(old, str):
+            parent[path[-1]] = draw(odd_string_ids(old))
+        elif isinstance(old, int) and not isinstance(old, bool):
+            parent[path[-1]] = draw(odd_integer_ids)
+        event(f"odd {'.'.join(str(k) for k in path if not isinstance(k, int))}")
     return update
 
 
@@ -228,6 +301,11 @@ async def check(
     assert status in ALLOWED, (status, answer[:300])
     if status != 200:
         assert len(host.events) == before, f"refused with {status}, but recorded: {answer[:200]}"
+    for recorded in host.events[before:]:
+        ids = [recorded.chat.id, recorded.sender.id, getattr(recorded, "message_id", "")]
+        ids += [recorded.chat.name or "", recorded.sender.displayname or ""]
+        shown = [i[:80] for i in ids]
+        assert not any(UNSTORABLE.search(i) for i in ids), f"a database cannot hold {shown!r}"
     logged = errors.take()
     assert not logged, "exceptions were logged:\n" + "\n".join(logged)
     return status
@@ -279,6 +357,67 @@ async def test_webhook_hostile_updates(
     host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, update: dict[str, Any]
 ) -> None:
     await check(host, errors, encode(update))
+    await still_bridged(host, errors)
+
+
+@fuzz_settings(150)
+@given(update=odd_ids())
+async def test_webhook_long_and_non_ascii_ids(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, update: dict[str, Any]
+) -> None:
+    """Ids, usernames and titles Telegram would never send (70,000 characters, other scripts,
+    bidi overrides, lone surrogates, integers beyond 64 bits): the update is still a valid
+    one, so it is bridged (200) with bounded work, and the next message too. Only a Business
+    connection id that no database can hold (NUL, a lone surrogate) is refused (400)."""
+    status = await check(host, errors, encode(update))
+    unstorable = any(
+        UNSTORABLE.search(value)
+        for path in id_places(update)
+        if path[-1] == "business_connection_id"
+        and isinstance(value := _value_at(update, path), str)
+    )
+    assert status == 200 or (status == 400 and unstorable)
+    await still_bridged(host, errors)
+
+
+ODD_STRING_IDS = {
+    "long": "AZaz09_-" * 8_750,
+    "CJK": "例え.テスト",
+    "emoji": "😀👍🏽" * 1_000,
+    "bidi": "\u202eevil\u202c",
+    "colon": "a:b:-1",
+    "NUL": "a\x00b",
+    "surrogate": "id\ud800",
+}
+ODD_INTEGER_IDS = {"2^64": 2**64, "-2^63-1": -(2**63) - 1, "10^400": 10**400, "0": 0, "-1": -1}
+
+
+@pytest.mark.parametrize("index", range(len(TEMPLATES)))
+async def test_every_id_meets_every_odd_value(
+    host: FakeHost, hook: TelegramConnector, errors: ExceptionLog, index: int
+) -> None:
+    """Not left to chance: each id of each update kind, in turn, replaced by each long,
+    non-ASCII, huge or negative value of its type. Every wrong answer is listed."""
+    base = {"update_id": 1, **TEMPLATES[index]}
+    wrong = []
+    for path in id_places(base):
+        old = _value_at(base, path)
+        odd = ODD_STRING_IDS if isinstance(old, str) else ODD_INTEGER_IDS
+        for name, value in odd.items():
+            update = fresh(base)
+            _container(update, path)[path[-1]] = value
+            before = len(host.events)
+            status, answer = await post(host, encode(update))
+            recorded = host.events[before:]
+            refused = status == 400 and path[-1] == "business_connection_id"
+            if not (status == 200 or (refused and name in ("NUL", "surrogate"))) or any(
+                UNSTORABLE.search(text)
+                for e in recorded
+                for text in (e.chat.id, e.chat.name or "", e.sender.displayname or "")
+            ):
+                wrong.append(f"{'.'.join(map(str, path))} {name}: {status} {answer[:80]!r}")
+    assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)
+    assert not errors.take()
     await still_bridged(host, errors)
 
 
@@ -350,7 +489,7 @@ def queue_raw(harness: TelegramHarness, update: dict[str, Any]) -> int:
 
 
 @fuzz_settings(40)
-@given(update=hostile_updates() | odd_entities())
+@given(update=hostile_updates() | odd_entities() | odd_ids())
 async def test_polling_survives_hostile_updates(
     harness: TelegramHarness,
     host: FakeHost,

@@ -46,7 +46,7 @@ from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabiliti
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
 from .handle_matrix import MatrixHandler, parse_chat
-from .handle_remote import FILE_PREFIX, update_to_events
+from .handle_remote import FILE_PREFIX, UnreadableUpdate, update_to_events
 
 WEBHOOK_PATH = "/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -60,6 +60,7 @@ ALLOWED_UPDATES = [
     "edited_business_message",
     "deleted_business_messages",
 ]
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 AVATAR_REFRESH = 6 * 3600.0
 CONNECT_TIMEOUT = 10.0
 
@@ -189,7 +190,10 @@ class TelegramConnector(NetworkConnector):
                 except (ValueError, RecursionError) as e:  # ValidationError is a ValueError
                     self.host.log.warning("Skipping unreadable update %d: %.300s", update_id, e)
                 else:
-                    await self._handle_update(update)
+                    try:
+                        await self._handle_update(update)
+                    except UnreadableUpdate as e:  # raised before anything is recorded
+                        self.host.log.warning("Skipping unreadable update %d: %s", update_id, e)
                 offset = max(offset, update_id + 1)
             if batch:
                 # Only once every event of the batch is recorded: a crash before this line
@@ -218,6 +222,8 @@ class TelegramConnector(NetworkConnector):
             return web.json_response({"error": f"not a Telegram update: {e}"[:500]}, status=400)
         try:
             await self._handle_update(update)
+        except UnreadableUpdate as e:  # raised before anything of the update is recorded
+            return web.json_response({"error": f"not a Telegram update: {e}"}, status=400)
         except Exception:
             self.host.log.exception("Could not record update %s", update.update_id)
             return web.json_response({"error": "try again later"}, status=503)
@@ -258,6 +264,9 @@ class TelegramConnector(NetworkConnector):
             raise PermanentDeliveryError(f"not a Telegram file: {attachment.url}")
         file_id = attachment.url[len(FILE_PREFIX) :]
         name = attachment.filename or "file"
+        if not file_id or _UNSENDABLE.search(file_id):
+            # Telegram's file ids are base64url; one that cannot even be sent is no file.
+            raise PermanentDeliveryError(f"{name}: not a Telegram file id")
         if attachment.size and attachment.size > DOWNLOAD_LIMIT:
             raise PermanentDeliveryError(_too_big(name, attachment.size))
         try:

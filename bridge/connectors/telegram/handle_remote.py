@@ -50,24 +50,40 @@ UNSUPPORTED = frozenset(
 other kind not handled below is a service message (members, titles, pins...) and is skipped."""
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class UnreadableUpdate(ValueError):
+    """An update no real Telegram sends, which the bridge cannot keep: refused as a whole."""
+
+
 # --------------------------------------------------------------------------- identities
 
 
 def business_chat_id(connection_id: str, chat_id: int) -> RemoteChatID:
+    # The connection id becomes part of a database key; any length and script is fine, but
+    # NUL and lone surrogates (JSON escapes can carry them) no database column takes.
+    if _UNSTORABLE.search(connection_id):
+        raise UnreadableUpdate("business_connection_id holds NUL or a lone surrogate")
     return RemoteChatID(f"b:{connection_id}:{chat_id}")
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates (which no database column takes) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _person_name(first: str | None, last: str | None, username: str | None, ident: int) -> str:
     name = " ".join(part.strip() for part in (first, last) if part and part.strip())
     if name:
-        return name
-    return f"@{username}" if username else str(ident)
+        return _storable(name)
+    return _storable(f"@{username}") if username else str(ident)
 
 
 def chat_name(chat: Chat) -> str:
     """A group's title, or the full name of the person in a private chat."""
     if chat.title and chat.title.strip():
-        return chat.title.strip()
+        return _storable(chat.title.strip())
     return _person_name(chat.first_name, chat.last_name, chat.username, chat.id)
 
 
@@ -102,7 +118,8 @@ def _timestamp(value: datetime | int | None) -> float | None:
 
 def update_to_events(update: Update, *, bot_id: int, business: bool) -> list[RemoteEvent]:
     """The remote events carried by ``update``; [] for anything the bridge does not show
-    (service messages, the bot's own messages, Business updates when ``business`` is off)."""
+    (service messages, the bot's own messages, Business updates when ``business`` is off).
+    Raises ``UnreadableUpdate`` for an update whose ids the bridge cannot keep."""
     if update.message is not None:
         return message_events(update.message, bot_id=bot_id)
     if update.edited_message is not None:

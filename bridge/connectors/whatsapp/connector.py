@@ -28,7 +28,7 @@ from .capabilities import UPLOAD_LIMITS, WHATSAPP_CAPABILITIES, capabilities_for
 from .client import GraphClient
 from .config import WhatsAppConfig, parse_config
 from .handle_matrix import MatrixHandler
-from .handle_remote import MEDIA_PREFIX, Webhook
+from .handle_remote import Webhook, media_id_of
 from .templates import Templates, chat_for_address
 
 WEBHOOK_PATH = "/webhook"
@@ -87,9 +87,7 @@ class WhatsAppConnector(NetworkConnector):
     # ------------------------------------------------------------------ WhatsApp -> Matrix
 
     async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
-        if not attachment.url.startswith(MEDIA_PREFIX):
-            raise PermanentDeliveryError(f"not a WhatsApp media id: {attachment.url}")
-        media_id = attachment.url[len(MEDIA_PREFIX) :]
+        media_id = media_id_of(attachment.url)
         info = await self.client.request("GET", media_id)
         url = info.get("url")
         if not isinstance(url, str):

@@ -11,13 +11,14 @@ import itertools
 import json
 import math
 import mimetypes
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 
-from ...connector import BridgeHost
+from ...connector import BridgeHost, PermanentDeliveryError
 from ...events import (
     RemoteAttachment,
     RemoteChat,
@@ -40,11 +41,24 @@ MAX_BODY = 3 * 1024 * 1024
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_PREFIX = "wa-media:"
 MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_MEDIA_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}")
+"""Meta's media ids are digits; anything else (slashes, ``?``, ``#``, ``..``, other scripts)
+would make the Graph API request point elsewhere."""
 EXTENSIONS = {"image": "jpg", "audio": "ogg", "video": "mp4", "document": "bin", "sticker": "webp"}
 
 
 class PayloadError(ValueError):
     """The webhook body is not the documented shape."""
+
+
+def media_id_of(url: str) -> str:
+    """The media id of an attachment URL made by ``parse_payload``; PermanentDeliveryError
+    for one Meta never issues (it is not sent on: it would fetch some other node)."""
+    media_id = url.removeprefix(MEDIA_PREFIX)
+    if not url.startswith(MEDIA_PREFIX) or not _MEDIA_ID.fullmatch(media_id):
+        raise PermanentDeliveryError(f"not a WhatsApp media id: {url[:100]!r}")
+    return media_id
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
@@ -71,6 +85,15 @@ def _list(value: Any, where: str) -> list[Any]:
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise PayloadError(f"{where} must be a non-empty string")
+    return value
+
+
+def _id(value: Any, where: str) -> str:
+    """An id that becomes part of a database key (a wamid, a wa_id): of any length and
+    script, but without what no database column takes."""
+    value = _str(value, where)
+    if _UNSTORABLE.search(value):
+        raise PayloadError(f"{where} holds NUL or a lone surrogate")
     return value
 
 
@@ -106,7 +129,8 @@ def _contact_names(value: dict[str, Any], where: str) -> dict[str, str]:
             profile = contact.get("profile")
             name = profile.get("name") if isinstance(profile, dict) else None
             if isinstance(name, str) and name:
-                names[contact["wa_id"]] = name
+                # A room name and display name: NUL and lone surrogates no column takes.
+                names[contact["wa_id"]] = _UNSTORABLE.sub("\ufffd", name)
     return names
 
 
@@ -119,8 +143,8 @@ def _timestamp(value: Any) -> float | None:
 
 
 def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
-    sender_id = _str(msg.get("from"), "message.from")
-    message_id = MessageID(_str(msg.get("id"), "message.id"))
+    sender_id = _id(msg.get("from"), "message.from")
+    message_id = MessageID(_id(msg.get("id"), "message.id"))
     name = names.get(sender_id)
     chat = RemoteChat(id=RemoteChatID(sender_id), name=name or f"+{sender_id}")
     sender = RemoteUser(id=RemoteUserID(sender_id), displayname=name or f"+{sender_id}")
@@ -129,7 +153,7 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
     base: dict[str, Any] = {"chat": chat, "sender": sender, "timestamp": ts}
     if kind == "reaction":
         reaction = _obj(msg.get("reaction"), "message.reaction")
-        target = MessageID(_str(reaction.get("message_id"), "reaction.message_id"))
+        target = MessageID(_id(reaction.get("message_id"), "reaction.message_id"))
         emoji = reaction.get("emoji")
         if isinstance(emoji, str) and emoji:
             return [RemoteReaction(**base, message_id=target, emoji=emoji)]
@@ -144,12 +168,18 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
             text=text,
             html=html_text,
             attachments=tuple(attachments),
-            reply_to=MessageID(reply_to) if isinstance(reply_to, str) and reply_to else None,
+            reply_to=MessageID(reply_to) if _quotable(reply_to) else None,
             notice=notice,
             # The 24-hour customer-service window opens with each message of the customer.
             metadata={"portal": {"last_inbound_at": ts}} if ts else {},
         )
     ]
+
+
+def _quotable(reply_to: Any) -> TypeGuard[str]:
+    """Whether a reply's ``context.id`` can be looked up; an id no message can have makes
+    the message no reply, not lost."""
+    return isinstance(reply_to, str) and bool(reply_to) and not _UNSTORABLE.search(reply_to)
 
 
 def _content(
@@ -216,8 +246,8 @@ def _content(
 
 
 def _status(status: dict[str, Any]) -> list[RemoteEvent]:
-    message_id = MessageID(_str(status.get("id"), "status.id"))
-    recipient = _str(status.get("recipient_id"), "status.recipient_id")
+    message_id = MessageID(_id(status.get("id"), "status.id"))
+    recipient = _id(status.get("recipient_id"), "status.recipient_id")
     base: dict[str, Any] = {
         "chat": RemoteChat(id=RemoteChatID(recipient)),
         "sender": RemoteUser(id=RemoteUserID(recipient)),

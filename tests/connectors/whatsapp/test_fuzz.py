@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,13 +16,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from bridge.connectors.whatsapp import WhatsAppConnector
+from bridge.events import RemoteMessage
 from tests.fault.fuzz_support import (
+    ExceptionLog,
     awkward_text_of,
     huge_strings_of,
     json_scalars_of,
     json_values_of,
+    odd_string_ids,
 )
 
 from . import payloads as wa
@@ -74,7 +79,8 @@ async def check(
 ) -> int:
     before = len(host.events)
     status, answer = await harness.post_raw(body, signature=signature, timeout=REQUEST_TIMEOUT)
-    event(f"status {status}")
+    if currently_in_test_context():
+        event(f"status {status}")
     assert status in ALLOWED, (status, answer[:500])
     if status != 200:
         assert len(host.events) == before, f"refused with {status}, but recorded: {answer[:200]}"
@@ -410,3 +416,138 @@ async def test_every_field_meets_every_hostile_value(
             if status not in ALLOWED or (status != 200 and recorded):
                 wrong.append(f"{'.'.join(map(str, path))} {name}: {status} {answer[:80]!r}")
     assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)
+
+
+# --------------------------------------------------------------------------- ids
+
+ID_KEYS = frozenset(
+    "id from wa_id recipient_id message_id phone_number_id display_phone_number".split()
+)
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What no database text column takes (the core keys rows by the remote ids)."""
+ODD_IDS = {
+    "long": "wamid.HBgLNDkxNzA" * 4_400,
+    "long digits": "4917012345678" * 5_400,
+    "CJK": "例え.テスト",
+    "emoji": "😀👍🏽" * 1_000,
+    "bidi": "\u202e4917012345678",
+    "path": "../../me?fields=id#x",
+    "plus and spaces": "+49 170 1234567",
+    "NUL": "4917\x00012",
+    "surrogate": "wamid.\ud800",
+}
+
+
+def id_places(payload: Any) -> list[tuple[Any, ...]]:
+    """The places of ``payload`` that hold an id or a phone number (wamids, wa_ids, media,
+    business account and phone number ids)."""
+    places = []
+    for path in paths(payload):
+        value: Any = payload
+        for key in path:
+            value = value[key]
+        if path[-1] in ID_KEYS and isinstance(value, str):
+            places.append(path)
+    return places
+
+
+@pytest.fixture
+def errors() -> Iterator[ExceptionLog]:
+    with ExceptionLog() as log:
+        yield log
+
+
+async def still_bridged(harness: WhatsAppHarness, host: FakeHost) -> None:
+    """A plain message after the odd one is recorded as usual."""
+    text = f"still here {wa.new_media_id()}"
+    payload = wa.envelope(
+        waba_id="104455667788990",
+        phone_number_id=harness.sim.phone_number_id,
+        display_phone_number="15550001234",
+        messages=[wa.text_message(CUSTOMER, text, timestamp=NOW - 5)],
+    )
+    assert await check(harness, host, encode(payload)) == 200
+    assert any(isinstance(e, RemoteMessage) and e.text == text for e in host.events)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, *(f"status-{s}" for s in wa.STATUSES)])
+async def test_every_id_meets_long_and_non_ascii_values(
+    harness: WhatsAppHarness,
+    connector: WhatsAppConnector,
+    host: FakeHost,
+    errors: ExceptionLog,
+    kind: str,
+) -> None:
+    """Each id of each message kind and status (wamid, the customer's wa_id, media id, the
+    business account and phone number ids, the quoted message), in turn, very long,
+    non-ASCII, path-like or with NUL or a lone surrogate. A payload whose ids a database can
+    hold is taken (200); one with NUL or a lone surrogate in an id is refused as a whole (400)
+    and nothing of it recorded. No exception is logged; the next message is bridged."""
+    wrong = []
+    for path in id_places(sample(kind)[0]):
+        for name, value in ODD_IDS.items():
+            payload = sample(kind)[0]  # fresh wamids and media ids: nothing is a duplicate
+            parent: Any = payload
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+            before = len(host.events)
+            status, answer = await harness.post_raw(encode(payload), timeout=REQUEST_TIMEOUT)
+            recorded = host.events[before:]
+            keys = [
+                (e.chat.id, e.sender.id, getattr(e, "message_id", ""), getattr(e, "reply_to", ""))
+                for e in recorded
+            ]
+            refused = status == 400 and not recorded and UNSTORABLE.search(value)
+            if status != 200 and not refused:
+                wrong.append(f"{'.'.join(map(str, path))} {name}: {status} {answer[:80]!r}")
+            elif any(UNSTORABLE.search(i) for ids in keys for i in ids if i):
+                wrong.append(f"{'.'.join(map(str, path))} {name}: recorded as a key")
+    assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong)
+    logged = errors.take()
+    assert not logged, "exceptions were logged:\n" + "\n".join(logged)
+    await still_bridged(harness, host)
+
+
+@st.composite
+def odd_id_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid payload with one to four of its ids long or non-ASCII (also with NUL or lone
+    surrogates, also both long and non-ASCII), each still a string."""
+    payload = draw(valid_payloads())
+    places = id_places(payload)
+    if not places:
+        return payload
+    for path in draw(st.lists(st.sampled_from(places), min_size=1, max_size=4, unique=True)):
+        parent: Any = payload
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = draw(odd_string_ids(parent[path[-1]]))
+        event(f"odd {path[-1]}")
+    return payload
+
+
+@settings(SETTINGS, max_examples=100)
+@given(payload=odd_id_payloads())
+async def test_odd_ids_anywhere(
+    harness: WhatsAppHarness,
+    connector: WhatsAppConnector,
+    host: FakeHost,
+    errors: ExceptionLog,
+    payload: Any,
+) -> None:
+    before = len(host.events)
+    status = await check(harness, host, encode(payload))
+    unstorable = any(UNSTORABLE.search(_at(payload, path)) for path in id_places(payload))
+    assert status == 200 or (status == 400 and unstorable)
+    for e in host.events[before:]:
+        ids = (e.chat.id, e.sender.id, getattr(e, "message_id", ""), getattr(e, "reply_to", ""))
+        ids += (e.chat.name, e.sender.displayname)
+        assert not any(UNSTORABLE.search(i) for i in ids if i), [i[:80] for i in ids if i]
+    logged = errors.take()
+    assert not logged, "exceptions were logged:\n" + "\n".join(logged)
+
+
+def _at(payload: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        payload = payload[key]
+    return payload
