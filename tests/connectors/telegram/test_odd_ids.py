@@ -21,7 +21,7 @@ from bridge.events import RemoteAttachment, RemoteDelete, RemoteMessage
 from tests.connectors.telegram import updates as tg
 
 from ..conftest import running
-from .harness import FakeHost, TelegramHarness
+from .harness import TelegramHarness
 
 ALICE = tg.user(5_200_001, "Alice")
 CHAT = tg.private_chat(ALICE)
@@ -84,16 +84,6 @@ def test_names_no_database_can_hold_are_cleaned(odd: str) -> None:
 async def harness() -> AsyncIterator[TelegramHarness]:
     async for instance in running(TelegramHarness()):
         yield instance
-
-
-@pytest.fixture
-async def connector(harness: TelegramHarness, host: FakeHost) -> AsyncIterator[TelegramConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.mark.parametrize(

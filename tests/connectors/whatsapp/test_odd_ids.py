@@ -15,8 +15,9 @@ from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.handle_remote import MEDIA_PREFIX, PayloadError, parse_payload
 from bridge.events import RemoteAttachment, RemoteDeliveryReceipt, RemoteMessage, RemoteReaction
 
+from ..conftest import running
 from . import payloads as wa
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 
 NUMBER = "109876543210987"
 CUSTOMER = "491701234567"
@@ -92,28 +93,8 @@ def test_a_profile_name_no_database_can_hold_is_cleaned(odd: str) -> None:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[WhatsAppHarness]:
-    instance = WhatsAppHarness(earlier_conversations=False)
-    await instance.start()
-    try:
+    async for instance in running(WhatsAppHarness(earlier_conversations=False)):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: WhatsAppHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: WhatsAppHarness, host: FakeHost) -> AsyncIterator[WhatsAppConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.mark.parametrize(
