@@ -13,6 +13,7 @@ import aiohttp
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
 from ...logsafe import REDACTED
 from ...media import FileTooLarge, MediaFile
+from ..http import read_limited
 from .config import WhatsAppConfig
 
 RATE_LIMIT_CODES = {4, 80007, 130429, 131048, 131056}
@@ -21,7 +22,6 @@ TRANSIENT_CODES = {1, 2, 131000, 131016, 133004}
 """Unknown error, service unavailable, something went wrong, server temporarily unavailable."""
 WINDOW_CLOSED = 131047
 MIB = 1024 * 1024
-READ_CHUNK = 64 * 1024
 MAX_ANSWER = 4 * MIB
 """Graph API answers are small JSON; more is not read."""
 RETRY_AFTER = {130429: 1.0, 131056: 6.0, 131048: 60.0, 4: 60.0, 80007: 60.0}
@@ -98,8 +98,8 @@ class GraphClient:
                 method, url, json=json, data=data, params=params, headers=self._auth,
                 timeout=self.timeout,
             ) as resp:  # fmt: skip
-                body = await _read_to_end(resp.content, MAX_ANSWER)
-                if body is None:
+                body, over = await read_limited(resp.content, MAX_ANSWER)
+                if over:
                     raise TemporaryDeliveryError(
                         f"WhatsApp answered HTTP {resp.status} with over {MAX_ANSWER // MIB} MB"
                     )
@@ -129,19 +129,6 @@ class GraphClient:
         except (aiohttp.ClientError, TimeoutError) as e:
             error = _scrub(str(e) or type(e).__name__, self.config.access_token)
             raise TemporaryDeliveryError(f"WhatsApp media unreachable: {error}") from e
-
-
-async def _read_to_end(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """All of ``stream``, or None as soon as it has more than ``limit`` bytes. One ``read()``
-    gives only what has arrived so far."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(min(READ_CHUNK, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
-    return b"".join(chunks)
 
 
 def _too_big(limit: int) -> str:
