@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..db import DeadLetter, QueueItem, Spool
-from ..tasks import cancel_and_wait
+from ..tasks import cancel_and_wait, until_done
 
 Handler = Callable[[QueueItem], Awaitable[None]]
 Announce = Callable[[DeadLetter], Awaitable[None]]
@@ -177,16 +177,7 @@ class Dispatcher:
 async def _until_done(what: str, action: Callable[[], Awaitable[T]]) -> T:
     """Run ``action`` until it succeeds: what it records must not be lost to a passing outage
     of the database or the homeserver."""
-    delay = RETRY_BASE
-    while True:
-        try:
-            return await action()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Could not %s, retrying in %.1fs", what, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+    return await until_done(what, action, log=log, first_delay=RETRY_BASE, max_delay=RETRY_MAX)
 
 
 def _describe(e: Exception) -> str:

@@ -41,6 +41,7 @@ from ..events import (
     MessageRef,
     SentMessage,
 )
+from ..tasks import until_done
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
 from .dispatcher import GiveUp
 from .media import download_to_file
@@ -465,17 +466,10 @@ async def _record(what: str, write: Callable[[], Awaitable[None]]) -> None:
     """Store what a delivery changed. The remote side has the message now: if the database
     fails here, running the queue item again would deliver it a second time, so the write
     itself is retried until the database is back."""
-    delay = RECORD_RETRY
-    while True:
-        try:
-            await write()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.warning("Could not record %s (%s), retrying in %.1fs", what, e, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECORD_RETRY_MAX)
+    await until_done(
+        f"record {what}", write, log=log, first_delay=RECORD_RETRY,
+        max_delay=RECORD_RETRY_MAX, traceback=False,
+    )  # fmt: skip
 
 
 def _key(portal: Portal) -> PortalKey:
