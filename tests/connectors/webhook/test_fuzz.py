@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.connectors.webhook import WebhookConnector
+from tests.fault.fuzz_support import nested
 
 from .harness import FakeHost, WebhookHarness
 
@@ -41,13 +42,6 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-
-
-def nested(depth: int, leaf: Any) -> Any:
-    value = leaf
-    for level in range(depth):
-        value = [value] if level % 2 else {"k": value}
-    return value
 
 
 deep_values = st.builds(nested, st.integers(min_value=20, max_value=600), json_scalars)
