@@ -120,11 +120,11 @@ def setup_logging(config: Config) -> None:
 
 
 async def _run(config_path: str) -> int:
-    from .core.bridge import Bridge
+    from . import app
 
-    config = load(config_path)
+    config, features = app.load(config_path)
     setup_logging(config)
-    bridge = Bridge(config)
+    bridge = app.build(config, features)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.generate_registration:
             generate(args.config, args.registration)
             return 0
-        load(args.config)  # fail before anything starts
+        from . import app
+
+        app.load(args.config)  # fail before anything starts
     except ConfigError as e:
         shown = _redacted(str(e), args.config)
         print(f"Configuration error in {args.config}: {shown}", file=sys.stderr)

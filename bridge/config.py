@@ -17,8 +17,7 @@ from yarl import URL
 
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
-from .core.util import SAFE_LOCALPART_CHARS
-from .types import AccountID
+from .types import SAFE_LOCALPART_CHARS, AccountID
 
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
@@ -101,6 +100,8 @@ class Config:
     """A listener of its own for ``/connectors/``; None: on the appservice listener."""
     queue_max_attempts: int = 10
     queue_max_age: int = 900
+    features: dict[str, Any] = field(default_factory=dict)
+    """The ``features`` section as written: each feature module reads and checks its own."""
 
     @property
     def bot_mxid(self) -> str:
@@ -425,6 +426,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         webhook_listener=webhook_listener,
         queue_max_attempts=r.int("queue.max_attempts", 10),
         queue_max_age=r.int("queue.max_age", 900, minimum=0),
+        features=_plain(r.mapping("features", {})),
     )
 
 

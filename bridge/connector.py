@@ -90,9 +90,12 @@ class Capabilities:
     """What a channel can carry, as data. One frozen instance per connector class."""
 
     html: bool = False
-    """Whether formatted text reaches the remote side (else the core sends plain text)."""
+    """Whether formatting reaches the remote side (as HTML or in the channel's own markup,
+    converted by the connector). Without it the core hands the connector plain text only."""
     max_text_length: int | None = None
-    """Longest text the remote side takes in one message; the connector splits or rejects."""
+    """Longest text the remote side takes in one message. A longer message is split by the
+    connector (by the channel's own counting); a longer edit is refused by the core, since an
+    edit replaces one message."""
     max_file_size: Mapping[str, int] = field(default_factory=dict)
     """Largest upload per Matrix msgtype (``m.image``, ``m.file``...); ``*`` for any."""
     edit_window: float | None = None
@@ -100,7 +103,8 @@ class Capabilities:
     delete_window: float | None = None
     """Seconds after sending during which a message can still be deleted (None: no limit)."""
     rate_limits: Mapping[str, float] = field(default_factory=dict)
-    """Documented remote limits, messages per second, e.g. ``{"chat": 1, "global": 30}``."""
+    """Documented remote limits, messages per second, e.g. ``{"chat": 1, "global": 30}``:
+    the one declaration the connector's rate limiters take their rates from."""
     delivery_deadline: float = 24 * 3600.0
     """How long the core keeps retrying a temporarily failing delivery before giving up."""
 

@@ -25,3 +25,8 @@ class PortalKey(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.account}/{self.chat}"
+
+
+SAFE_LOCALPART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-/+")
+"""Kept as they are in a Matrix localpart by ``core.util.escape_localpart``; everything else
+is escaped."""

@@ -77,7 +77,7 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, psycopg2, psutil' 2>/dev/null; then
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, psycopg2, psutil, importlinter' 2>/dev/null; then
   log "pip install -e '.[test]'"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$WANT" >"$STAMP"
@@ -86,10 +86,12 @@ fi
 # --------------------------------------------------------------------------- run
 if [ "$#" -eq 0 ]; then
   # The whole suite also holds the code to its style and types.
-  log "ruff check, ruff format --check, mypy"
+  log "ruff check, ruff format --check, mypy, lint-imports"
   "$VENV/bin/ruff" check bridge tests demo
   "$VENV/bin/ruff" format --check bridge tests demo
   "$VENV/bin/mypy" bridge
+  # The layering (pyproject.toml, [tool.importlinter]): fails on an import against it.
+  "$VENV/bin/lint-imports"
 fi
 log "pytest $*"
 set +e

@@ -80,13 +80,15 @@ async def build_stack(
     channel_options: dict[str, dict[str, Any]] | None = None,
     bridge_port: int | None = None,
     appservice_address: str | None = None,
+    features: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
     unless ``db_url`` is given; ``channel_options`` are merged over the options of the
     named channel accounts; simulators passed in (not started yet) replace the defaults;
     ``bridge_port`` is the bridge's listener (default: a free port) and
-    ``appservice_address`` where Synapse pushes transactions (default: that listener)."""
+    ``appservice_address`` where Synapse pushes transactions (default: that listener);
+    ``features`` is the config's ``features`` section."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
@@ -153,6 +155,7 @@ async def build_stack(
         address=appservice_address,
         extra_channels=channels,
         delivery_deadline=float(hooks.get("delivery_deadline", 60)),
+        features=features,
     )
     result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
     assert result.returncode == 0, result.stderr

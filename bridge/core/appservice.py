@@ -113,6 +113,7 @@ class AppServiceServer:
         skip: Callable[[dict[str, Any]], bool] | None = None,
         on_refused: Callable[[], None] | None = None,
         *,
+        queue_key: Callable[[dict[str, Any]], Awaitable[str]] | None = None,
         limits: ListenerLimits | None = None,
         webhooks: ListenerConfig | None = None,
     ) -> None:
@@ -120,6 +121,7 @@ class AppServiceServer:
         self._on_recorded = on_recorded
         self._skip = skip
         self._on_refused = on_refused
+        self._queue_key = queue_key
         self._routes: dict[tuple[str, str, str], RouteHandler] = {}
         self.guard = ConnectionGuard("appservice", limits or ListenerLimits())
         self.app = web.Application(
@@ -181,19 +183,20 @@ class AppServiceServer:
             if not isinstance(value, list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")
             events.extend(value)
-        items = []
+        kept = []
         for evt in events:
             # Anything but an object is no event; unreadable depth is skipped the same way.
             cleaned = clean_event(evt) if isinstance(evt, dict) else None
             if cleaned is None:
                 log.warning("Skipping a malformed event in transaction %s", txn_id)
             elif not (self._skip and self._skip(cleaned)):
-                items.append((matrix_queue_key(cleaned), "matrix", cleaned))
-        if events and not items:
+                kept.append(cleaned)
+        if events and not kept:
             # Nothing the bridge would act on (e.g. only its own messages coming back): no
             # work to keep, so nothing to record; a repeat of it is as harmless.
             return web.json_response({})
         try:
+            items = [(await self._key(evt), "matrix", evt) for evt in kept]
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:
             log.exception("Could not record transaction %s", txn_id)
@@ -206,6 +209,9 @@ class AppServiceServer:
         else:
             log.debug("Transaction %s was already recorded", txn_id)
         return web.json_response({})
+
+    async def _key(self, event: dict[str, Any]) -> str:
+        return await self._queue_key(event) if self._queue_key else matrix_queue_key(event)
 
     async def handle_ping(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

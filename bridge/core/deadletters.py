@@ -1,28 +1,21 @@
 """Dead letters: queue items the bridge gave up on. Their room is told what was not bridged,
-and admins list and retry them with the ``deadletters`` command."""
+and admins list and retry them with the ``deadletters`` command (``commands/deadletters.py``)."""
 
 from __future__ import annotations
 
 import html
 import logging
-import time
-from typing import TYPE_CHECKING, Any
-
-from mautrix.types import EventID, RoomID
+from collections.abc import Callable
+from typing import Any
 
 from ..db import DeadLetter, Portal
+from .notices import Notices
 from .util import txn_id
-
-if TYPE_CHECKING:
-    from .bridge import Bridge
-    from .commands import CommandContext
 
 log = logging.getLogger("bridge.deadletters")
 
 SNIPPET = 200
 """Characters of a lost message's text quoted in the notice."""
-LISTED = 50
-"""Dead letters shown by ``deadletters``."""
 _WHAT = {
     "message": "a message", "edit": "an edit", "delete": "a deletion", "reaction": "a reaction",
     "reaction_remove": "the removal of a reaction", "read_receipt": "a read receipt",
@@ -31,7 +24,7 @@ _WHAT = {
 }  # fmt: skip
 
 
-async def announce(bridge: Bridge, dead: DeadLetter) -> None:
+async def announce(notices: Notices, title: Callable[[str], str], dead: DeadLetter) -> None:
     """Tell the room of ``dead`` what was not bridged and how to retry it. A room that
     refuses the notice (4xx) is logged; the dead letter stays listed either way."""
     retry = f"Kept as dead letter {dead.id}; an admin can retry it with `deadletters retry "
@@ -42,12 +35,13 @@ async def announce(bridge: Bridge, dead: DeadLetter) -> None:
         if not dead.room_id:
             log.error("Dead letter %d has no room to tell: %s", dead.id, dead.error)
             return
-        reply_to = EventID(event_id) if isinstance(event_id, str) else None
-        await bridge.notices.failure(
-            RoomID(dead.room_id), reply_to, f"{dead.error}. {retry}", txn=txn
-        )
+        reply_to = event_id if isinstance(event_id, str) else None
+        await notices.failure(dead.room_id, reply_to, f"{dead.error}. {retry}", txn=txn)
         return
-    room_id, what = await _remote_room(bridge, dead.payload)
+    if dead.kind == "outbound":
+        room_id, what = await _outbound_room(dead.payload)
+    else:
+        room_id, what = await _remote_room(title, dead.payload)
     if room_id is None:
         log.error("Dead letter %d (%s) has no portal room to tell: %s", dead.id, what, dead.error)
         return
@@ -56,10 +50,24 @@ async def announce(bridge: Bridge, dead: DeadLetter) -> None:
         f"⚠️ <b>Not bridged:</b> {html.escape(what)}. Reason: {html.escape(dead.error)}. "
         f"{html.escape(retry)}"
     )
-    await bridge.notices.send(RoomID(room_id), text, html_text=html_text, txn=txn)
+    await notices.send(room_id, text, html_text=html_text, txn=txn)
 
 
-async def _remote_room(bridge: Bridge, payload: dict[str, Any]) -> tuple[str | None, str]:
+async def _outbound_room(payload: dict[str, Any]) -> tuple[str | None, str]:
+    """The portal room of a bridge-initiated message and a description of it."""
+    account, chat, text = payload.get("account"), payload.get("chat"), payload.get("text")
+    what = "a message the bridge started"
+    if isinstance(text, str) and text.strip():
+        what += f": “{short(text.strip(), SNIPPET)}”"
+    if not (isinstance(account, str) and isinstance(chat, str)):
+        return None, what
+    portal = await Portal.get(account, chat)
+    return (portal.room_id if portal and portal.room_id else None), what
+
+
+async def _remote_room(
+    title: Callable[[str], str], payload: dict[str, Any]
+) -> tuple[str | None, str]:
     """The portal room of a remote queue item and a description of what it carried."""
     account = payload.get("account")
     event = payload.get("event")
@@ -73,11 +81,11 @@ async def _remote_room(bridge: Bridge, payload: dict[str, Any]) -> tuple[str | N
     if isinstance(sender, dict):
         name = sender.get("displayname") or sender.get("id")
         if isinstance(name, str) and name:
-            what += f" from {_short(name, 100)}"
-    what += f" ({bridge.portals.channel_title(account)})"
+            what += f" from {short(name, 100)}"
+    what += f" ({title(account)})"
     text = event.get("text")
     if isinstance(text, str) and text.strip():
-        what += f": “{_short(text.strip(), SNIPPET)}”"
+        what += f": “{short(text.strip(), SNIPPET)}”"
     attachments = event.get("attachments")
     if isinstance(attachments, list | tuple) and attachments:
         what += f" with {len(attachments)} attachment{'s' * (len(attachments) != 1)}"
@@ -87,77 +95,5 @@ async def _remote_room(bridge: Bridge, payload: dict[str, Any]) -> tuple[str | N
     return (portal.room_id if portal and portal.room_id else None), what
 
 
-def _short(text: str, limit: int) -> str:
+def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def deadletters_command(ctx: CommandContext, args: list[str]) -> str:
-    if not args:
-        return await _list(ctx)
-    if args[0].lower() == "retry" and len(args) == 2:
-        return await _retry(ctx, args[1])
-    return "Usage: deadletters (list them) or deadletters retry <id>|all"
-
-
-async def _account_of(dead: DeadLetter) -> str | None:
-    """The channel account a dead letter belongs to, None when that cannot be told."""
-    if dead.kind == "remote":
-        account = dead.payload.get("account")
-        return account if isinstance(account, str) else None
-    portal = await Portal.get_by_room(dead.room_id) if dead.room_id else None
-    return portal.account if portal else None
-
-
-async def _visible(ctx: CommandContext) -> list[DeadLetter]:
-    """The dead letters ``ctx.sender`` may see and retry: those of the accounts they are an
-    admin of; one of no known account only for an admin of every account."""
-    config = ctx.bridge.config
-
-    def admin_of(account: str) -> bool:
-        return config.permission_level(ctx.sender, account) == "admin"
-
-    everywhere = all(admin_of(account) for account in config.channels)
-    visible = []
-    for dead in await DeadLetter.all():
-        account = await _account_of(dead)
-        if everywhere or (account is not None and admin_of(account)):
-            visible.append(dead)
-    return visible
-
-
-async def _list(ctx: CommandContext) -> str:
-    dead_letters = await _visible(ctx)
-    if not dead_letters:
-        return "No dead letters."
-    lines = [f"{len(dead_letters)} dead letter(s):"]
-    for dead in dead_letters[:LISTED]:
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(dead.failed_at / 1000))
-        where = dead.room_id or dead.queue_key
-        lines.append(
-            f"• {dead.id} — {dead.kind} in {where}, {when}, {dead.attempts} attempt(s): "
-            f"{_short(dead.error, 300)}"
-        )
-    if len(dead_letters) > LISTED:
-        lines.append(f"… and {len(dead_letters) - LISTED} more")
-    return "\n".join(lines)
-
-
-async def _retry(ctx: CommandContext, which: str) -> str:
-    visible = await _visible(ctx)
-    if which.lower() == "all":
-        targets = visible
-    elif which.isdigit():
-        targets = [dead for dead in visible if dead.id == int(which)]
-        if not targets:
-            return f"There is no dead letter {which}. See `deadletters`."
-    else:
-        return "Usage: deadletters retry <id>|all"
-    retried = []
-    for dead in targets:
-        item = await dead.revive()
-        if item is not None:
-            ctx.bridge.dispatcher.submit(item)
-            retried.append(str(dead.id))
-    if not retried:
-        return "Nothing to retry."
-    return f"Queued again: {', '.join(retried)}."

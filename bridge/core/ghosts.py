@@ -6,12 +6,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.types import UserID
 
 from ..config import Config
 from ..db import Ghost
 from ..events import RemoteUser
+from .sender import MatrixSender
 from .util import (
     MAX_ID_BYTES,
     MAX_NAME_CHARS,
@@ -25,9 +25,9 @@ log = logging.getLogger("bridge.ghosts")
 
 
 class GhostManager:
-    def __init__(self, config: Config, api: AppServiceAPI) -> None:
+    def __init__(self, config: Config, sender: MatrixSender) -> None:
         self.config = config
-        self.api = api
+        self.sender = sender
         self._ghost_re = re.compile(self.user_regex())
 
     def mxid(self, account: str, remote_user: str) -> UserID:
@@ -50,9 +50,6 @@ class GhostManager:
     def is_ghost(self, mxid: str) -> bool:
         return self._ghost_re.fullmatch(mxid) is not None
 
-    def intent(self, mxid: UserID) -> IntentAPI:
-        return self.api.intent(mxid)
-
     def displayname(self, user: RemoteUser, channel_title: str) -> str:
         """The ghost's display name, at most ``MAX_NAME_CHARS`` long (the remote name is cut,
         the channel kept)."""
@@ -70,38 +67,38 @@ class GhostManager:
         user: RemoteUser,
         channel_title: str,
         fetch: Callable[[str], Awaitable[tuple[bytes, str]]] | None = None,
-    ) -> IntentAPI:
+    ) -> UserID:
         """Register the ghost for ``user`` if needed and keep its display name and avatar
-        current. ``fetch`` downloads a remote avatar URL (the connector's downloader)."""
+        current. ``fetch`` downloads a remote avatar URL (the connector's downloader).
+        Returns the ghost's user ID."""
         ghost = await Ghost.get(account, user.id)
         mxid = UserID(ghost.mxid) if ghost else self.mxid(account, user.id)
-        intent = self.intent(mxid)
         name = self.displayname(user, channel_title)
         if ghost is None:
-            await intent.ensure_registered()
-            await intent.set_displayname(name)
+            await self.sender.ensure_registered(mxid)
+            await self.sender.set_displayname(name, as_user=mxid)
             ghost = Ghost(account, user.id, mxid, name)
             await ghost.insert()
         elif ghost.displayname != name and (user.displayname or not ghost.displayname):
-            await intent.set_displayname(name)
+            await self.sender.set_displayname(name, as_user=mxid)
             ghost.displayname = name
             await ghost.save()
         if user.avatar_url and user.avatar_url != ghost.avatar_url and fetch is not None:
-            await self._set_avatar(ghost, intent, user.avatar_url, fetch)
-        return intent
+            await self._set_avatar(ghost, mxid, user.avatar_url, fetch)
+        return mxid
 
     async def _set_avatar(
         self,
         ghost: Ghost,
-        intent: IntentAPI,
+        mxid: UserID,
         url: str,
         fetch: Callable[[str], Awaitable[tuple[bytes, str]]],
     ) -> None:
         """Best effort: a missing avatar must not hold up the message that came with it."""
         try:
             data, mimetype = await fetch(url)
-            mxc = await intent.upload_media(data, mime_type=mimetype, filename="avatar")
-            await intent.set_avatar_url(mxc)
+            mxc, _ = await self.sender.upload(data, mimetype, "avatar", as_user=mxid)
+            await self.sender.set_avatar(mxc, as_user=mxid)
         except Exception as e:
             log.warning("Could not set the avatar of %s from %s: %s", ghost.mxid, url, e)
         ghost.avatar_url = url  # not retried for every message; a new URL is tried again

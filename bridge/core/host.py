@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ..connector import ConnectorState, StateKind
-from ..db import ChannelAccount, Message, Portal, Spool
+from ..db import ChannelAccount, Conversation, Message, Spool
 from ..events import RemoteEvent
 from ..media import MediaFile
 from ..types import AccountID, RemoteChatID
@@ -32,7 +32,7 @@ class ConnectorHost:
         return self._bridge.http
 
     async def handle_remote_event(self, event: RemoteEvent) -> bool:
-        return await self._bridge.record_remote(self.account, event)
+        return await self._bridge.pipeline.record_remote(self.account, event)
 
     def add_route(
         self,
@@ -57,8 +57,7 @@ class ConnectorHost:
         return RemoteChatID(chat) if chat else None
 
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
-        portal = await Portal.get(self.account, chat)
-        return dict(portal.metadata) if portal else {}
+        return await Conversation.data(self.account, chat)
 
     async def spool(self, data: bytes) -> str:
         return await Spool.put(self.account, data)

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, cast
+from typing import Any
 
-from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import EventID, RoomID
 
 from ..logsafe import redact
+from .sender import MatrixSender, Refused
 
 log = logging.getLogger("bridge.notices")
 
 
 class Notices:
-    def __init__(self, bot: IntentAPI) -> None:
-        self.bot = bot
+    def __init__(self, sender: MatrixSender) -> None:
+        self.sender = sender
 
     async def send(
         self,
-        room_id: RoomID,
+        room_id: RoomID | str,
         text: str,
         *,
-        reply_to: EventID | None = None,
+        reply_to: EventID | str | None = None,
         html_text: str | None = None,
         txn: str | None = None,
     ) -> EventID | None:
@@ -36,17 +35,18 @@ class Notices:
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         try:
-            return await self.bot.send_message_event(
-                room_id, EventType.ROOM_MESSAGE, cast(Any, content), txn_id=txn
-            )
-        except MatrixRequestError as e:
-            if 400 <= e.http_status < 500 and e.http_status != 429:
-                log.warning("Could not post a notice in %s: %s", room_id, e)
-                return None
-            raise
+            return await self.sender.send(room_id, content, txn=txn)
+        except Refused as e:
+            log.warning("Could not post a notice in %s: %s", room_id, e)
+            return None
 
     async def failure(
-        self, room_id: RoomID, event_id: EventID | None, reason: str, *, txn: str | None = None
+        self,
+        room_id: RoomID | str,
+        event_id: EventID | str | None,
+        reason: str,
+        *,
+        txn: str | None = None,
     ) -> EventID | None:
         """Tell the room that the message ``event_id`` was not delivered, and why."""
         reason = redact(reason)  # before escaping: the HTML would hide it

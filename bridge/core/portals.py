@@ -7,14 +7,15 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from mautrix.appservice import AppServiceAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import RoomAlias, RoomID, UserID
+from mautrix.types import RoomID, UserID
 
 from ..config import Config
 from ..connector import NetworkConnector
-from ..db import Portal
+from ..db import Conversation, Portal
+from ..db.conversation import BUSINESS_STARTED
 from ..events import RemoteChat, RemoteUser
+from .sender import MatrixSender
 from .util import MAX_ID_BYTES, MAX_TOPIC_CHARS, cut_name, escape_localpart, fit_localpart
 
 log = logging.getLogger("bridge.portals")
@@ -25,11 +26,10 @@ Fetch = Callable[[str], Awaitable[tuple[bytes, str]]]
 
 class PortalManager:
     def __init__(
-        self, config: Config, api: AppServiceAPI, connectors: dict[str, NetworkConnector]
+        self, config: Config, sender: MatrixSender, connectors: dict[str, NetworkConnector]
     ) -> None:
         self.config = config
-        self.api = api
-        self.bot = api.bot_intent()
+        self.sender = sender
         self.connectors = connectors
 
     def alias_localpart(self, account: str, chat: str) -> str:
@@ -54,10 +54,13 @@ class PortalManager:
         sender: RemoteUser,
         ghost: UserID,
         fetch: Fetch | None = None,
+        *,
+        by_business: bool = False,
     ) -> Portal:
         """The portal of ``chat``, creating its room (idempotently, through a room alias
         derived from the portal key) the first time the chat is seen. ``fetch`` downloads
-        the chat's avatar."""
+        the chat's avatar. ``by_business``: the business starts the conversation (a
+        template), so no later customer message is its first contact."""
         portal = await Portal.get(account, chat.id)
         if portal is not None and portal.room_id:
             await self._update_info(portal, chat, fetch)
@@ -70,6 +73,8 @@ class PortalManager:
             ),
             MAX_TOPIC_CHARS,
         )
+        first = BUSINESS_STARTED if by_business else None
+        await Conversation.ensure(account, chat.id, _now_ms(), first)
         room_id = await self._create_room(account, chat, name, topic, ghost)
         if portal is None:
             portal = Portal(
@@ -87,7 +92,7 @@ class PortalManager:
         self, account: str, chat: RemoteChat, name: str, topic: str, ghost: UserID
     ) -> RoomID:
         alias_local = self.alias_localpart(account, chat.id)
-        alias = RoomAlias(f"#{alias_local}:{self.config.hs_domain}")
+        alias = f"#{alias_local}:{self.config.hs_domain}"
         channel = self.config.channels.get(account)  # type: ignore[call-overload]
         # The config refuses staff without a permission on the account; checked again here,
         # as everywhere the bridge invites someone into a conversation.
@@ -96,35 +101,31 @@ class PortalManager:
         # refuse it in the users map.
         power_users = {ghost: 0, **{s: 50 for s in staff}}
         try:
-            return await self.bot.create_room(
-                alias_localpart=alias_local,
-                name=name,
-                topic=topic,
-                invitees=[ghost, *staff],
-                power_level_override={"users": power_users},
+            return await self.sender.create_room(
+                alias_local, name, topic, [ghost, *staff], power_users
             )
         except MatrixRequestError as e:
             if e.errcode != "M_ROOM_IN_USE":
                 raise
         # A previous attempt created the room and then stopped (crash, error): finish it.
-        existing = await self.bot.resolve_room_alias(alias)
-        log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing.room_id)
-        await self.invite(existing.room_id, ghost)
+        existing = await self.sender.resolve_alias(alias)
+        log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing)
+        await self.invite(existing, ghost)
         for user in staff:
-            await self.invite(existing.room_id, user, account)
-        return existing.room_id
+            await self.invite(existing, user, account)
+        return existing
 
     def may_see(self, user: str, account: str) -> bool:
         return self.config.permission_level(user, account) != "none"
 
-    async def invite(self, room_id: RoomID, user: UserID, account: str | None = None) -> bool:
+    async def invite(self, room_id: str, user: UserID, account: str | None = None) -> bool:
         """Invite ``user`` (a ghost when ``account`` is None) into ``room_id``, unless they may
         not see the conversations of ``account``: then nothing happens and False is returned."""
         if account is not None and not self.may_see(user, account):
             log.warning("Not inviting %s into %s: no permission on %s", user, room_id, account)
             return False
         try:
-            await self.bot.invite_user(room_id, user)
+            await self.sender.invite(room_id, user)
         except MatrixRequestError as e:
             # Already invited or joined: nothing to finish.
             if e.http_status not in (400, 403):
@@ -143,7 +144,7 @@ class PortalManager:
         if name and name != portal.name:
             if not linked:
                 try:
-                    await self.bot.set_room_name(room_id, name)
+                    await self.sender.set_room_name(room_id, name)
                 except Exception as e:
                     log.warning("Could not rename %s to %r: %s", room_id, name, e)
             portal.name = name
@@ -153,8 +154,8 @@ class PortalManager:
             if not linked:
                 try:
                     data, mimetype = await fetch(avatar)
-                    mxc = await self.bot.upload_media(data, mime_type=mimetype, filename="avatar")
-                    await self.bot.set_room_avatar(room_id, mxc)
+                    mxc, _ = await self.sender.upload(data, mimetype, "avatar")
+                    await self.sender.set_room_avatar(room_id, mxc)
                 except Exception as e:
                     log.warning("Could not set the avatar of %s from %s: %s", room_id, avatar, e)
             portal.metadata["avatar_url"] = avatar  # a new URL is tried again

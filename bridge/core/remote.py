@@ -6,12 +6,10 @@ import html as html_module
 import logging
 import re
 import time
-from typing import Any, cast
+from typing import Any
 
-from mautrix.api import Method, Path
-from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import EventType, RoomID, UserID
 
 from ..connector import (
     DeliveryError,
@@ -19,7 +17,7 @@ from ..connector import (
     NetworkConnector,
     TemporaryDeliveryError,
 )
-from ..db import Message, Portal, Reaction
+from ..db import Conversation, Message, Portal, Reaction
 from ..events import (
     RemoteAttachment,
     RemoteDelete,
@@ -34,19 +32,19 @@ from ..events import (
     RemoteTyping,
 )
 from ..media import MediaFile
+from ..seams import ConversationRef, Inbound
+from ..types import AccountID, RemoteChatID
 from .dispatcher import GiveUp
 from .ghosts import GhostManager
+from .notices import Notices
 from .portals import PortalManager
-from .util import EVENT_CONTENT_LIMIT, json_size, shorten_text, split_text, txn_id
+from .sender import MatrixSender, Refused, refused
+from .util import EVENT_CONTENT_LIMIT, json_size, now_ms, shorten_text, split_text, txn_id
 
 log = logging.getLogger("bridge.remote")
 
 _MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
-TXN_KEY = "net.business_bridge.txn_id"
-"""In the content of every event the bridge sends for a remote event: its transaction id."""
 EDIT_CUT = "… (shortened: the edit is too long for Matrix)"
-LOOKBACK = 100
-"""Events searched for one whose sending failed without an answer."""
 
 
 def _msgtype_for(mimetype: str) -> str:
@@ -54,31 +52,36 @@ def _msgtype_for(mimetype: str) -> str:
 
 
 class RemoteHandler:
+    """Bridges one recorded remote event into its portal room, as the sender's ghost."""
+
     def __init__(
         self,
+        sender: MatrixSender,
         portals: PortalManager,
         ghosts: GhostManager,
         connectors: dict[str, NetworkConnector],
-        notices: Any,
+        notices: Notices,
     ) -> None:
+        self.sender = sender
         self.portals = portals
         self.ghosts = ghosts
         self.connectors = connectors
         self.notices = notices
-        self._unsure: set[str] = set()
-        """Transactions whose last sending failed without telling whether it was stored."""
 
-    async def handle(self, account: str, event: RemoteEvent) -> None:
+    async def handle(self, account: str, event: RemoteEvent) -> Inbound | None:
+        """Bridge ``event``; what the inbound hooks are told of it (None: nothing bridged)."""
         try:
-            await self._handle(account, event)
+            return await self._handle(account, event)
+        except Refused as e:
+            raise GiveUp(f"homeserver refused the event: {e}") from e
         except MatrixRequestError as e:
             # The homeserver refused (403 redacting, 413 too large, 400 bad name ...): sending
             # the same again gets the same answer. Rate limits and 5xx are retried.
-            if _refused(e):
+            if refused(e):
                 raise GiveUp(f"homeserver refused: {e.errcode} {e.message}") from e
             raise
 
-    async def _handle(self, account: str, event: RemoteEvent) -> None:
+    async def _handle(self, account: str, event: RemoteEvent) -> Inbound | None:
         if account not in self.connectors:
             raise GiveUp(f"channel account {account!r} is no longer configured")
         title = self.portals.channel_title(account)
@@ -94,51 +97,59 @@ class RemoteHandler:
                         return await data.read(), mimetype
                 return data, mimetype
 
-        intent = await self.ghosts.ensure(account, event.sender, title, fetch)
+        ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage):
             portal = await self.portals.get_or_create(
-                account, event.chat, event.sender, intent.mxid, fetch
+                account, event.chat, event.sender, ghost, fetch
             )
             extra = event.metadata.get("portal")
             if isinstance(extra, dict) and extra:
-                portal.metadata.update(extra)
-                await portal.save()
+                # Each value on its own: nothing another writer set is lost.
+                await Conversation.put_data(account, event.chat.id, extra)
         else:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:
                 log.info("Dropping %s for unknown chat %s/%s", event.kind, account, event.chat.id)
-                return
+                return None
             portal = found
         room_id = RoomID(portal.room_id or "")
-        await intent.ensure_joined(room_id)
+        await self.sender.ensure_joined(room_id, as_user=ghost)
         if isinstance(event, RemoteMessage):
-            await self._message(portal, room_id, intent, event)
+            await self._message(portal, room_id, ghost, event)
         elif isinstance(event, RemoteEdit):
-            await self._edit(portal, room_id, intent, event)
+            await self._edit(portal, room_id, ghost, event)
         elif isinstance(event, RemoteDelete):
-            await self._delete(portal, intent, event)
+            await self._delete(portal, ghost, event)
         elif isinstance(event, RemoteReaction):
-            await self._reaction(portal, room_id, intent, event)
+            await self._reaction(portal, room_id, ghost, event)
         elif isinstance(event, RemoteReactionRemove):
-            await self._reaction_remove(portal, intent, event)
+            await self._reaction_remove(portal, ghost, event)
         elif isinstance(event, RemoteReadReceipt):
-            await self._receipt(portal, room_id, intent, event)
+            await self._receipt(portal, room_id, ghost, event)
         elif isinstance(event, RemoteDeliveryReceipt):
-            await self._receipt(portal, room_id, self.portals.bot, event)
+            await self._receipt(portal, room_id, None, event)
         elif isinstance(event, RemoteTyping):
-            await intent.set_typing(room_id, timeout=event.timeout_ms)
+            await self.sender.set_typing(room_id, event.timeout_ms, as_user=ghost)
         elif isinstance(event, RemoteDeliveryFailure):
             await self._failure(portal, room_id, event)
+        first = False
+        if isinstance(event, RemoteMessage):
+            first_id = await Conversation.first_message_of(
+                account, event.chat.id, event.message_id, now_ms()
+            )
+            first = first_id == event.message_id
+        ref = ConversationRef(AccountID(account), RemoteChatID(portal.chat), portal.room_id)
+        return Inbound(ref, event, first_contact=first)
 
     async def _message(
-        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteMessage
+        self, portal: Portal, room_id: RoomID, ghost: UserID, event: RemoteMessage
     ) -> None:
         done = {
             m.part for m in await Message.get_parts(portal.account, portal.chat, event.message_id)
         }
         parts: list[dict[str, Any]] = []
         for attachment in event.attachments:
-            parts.append(await self._attachment_content(portal.account, intent, attachment))
+            parts.append(await self._attachment_content(portal.account, ghost, attachment))
         if event.text or event.html or not parts:
             parts[0:0] = _text_contents(event)
         reply_event = None
@@ -153,7 +164,7 @@ class RemoteHandler:
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_event}}
             txn = txn_id("msg", portal.account, portal.chat, event.message_id, str(index))
             event_id = await self._send(
-                intent, room_id, EventType.ROOM_MESSAGE, content, txn, event
+                ghost, room_id, EventType.ROOM_MESSAGE, content, txn, event
             )
             await Message(
                 portal.account,
@@ -163,7 +174,7 @@ class RemoteHandler:
                 event_id,
                 room_id,
                 event.sender.id,
-                intent.mxid,
+                ghost,
                 _ts_ms(event.timestamp),
             ).insert()
             log.info(
@@ -172,7 +183,7 @@ class RemoteHandler:
             )  # fmt: skip
 
     async def _attachment_content(
-        self, account: str, intent: IntentAPI, attachment: RemoteAttachment
+        self, account: str, ghost: UserID, attachment: RemoteAttachment
     ) -> dict[str, Any]:
         connector = self.connectors[account]
         name = attachment.filename or attachment.url.rsplit("/", 1)[-1] or "file"
@@ -189,13 +200,9 @@ class RemoteHandler:
         if isinstance(data, MediaFile):
             # Streamed from its spool: a large file never sits in memory whole.
             with data:
-                size = data.size
-                mxc = await intent.upload_media(
-                    data.chunks(), mime_type=mimetype, filename=name, size=size
-                )
+                mxc, size = await self.sender.upload(data, mimetype, name, as_user=ghost)
         else:
-            size = len(data)
-            mxc = await intent.upload_media(data, mime_type=mimetype, filename=name)
+            mxc, size = await self.sender.upload(data, mimetype, name, as_user=ghost)
         return {
             "msgtype": _msgtype_for(mimetype),
             "body": name,
@@ -205,7 +212,7 @@ class RemoteHandler:
         }
 
     async def _edit(
-        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteEdit
+        self, portal: Portal, room_id: RoomID, ghost: UserID, event: RemoteEdit
     ) -> None:
         target = await Message.get_parts(portal.account, portal.chat, event.message_id)
         if not target:
@@ -235,20 +242,20 @@ class RemoteHandler:
         if html:
             content["formatted_body"] = f"* {html}"
         txn = txn_id("edit", portal.account, portal.chat, event.dedup_key())
-        await self._send(intent, room_id, EventType.ROOM_MESSAGE, content, txn, event)
+        await self._send(ghost, room_id, EventType.ROOM_MESSAGE, content, txn, event)
 
-    async def _delete(self, portal: Portal, intent: IntentAPI, event: RemoteDelete) -> None:
+    async def _delete(self, portal: Portal, ghost: UserID, event: RemoteDelete) -> None:
         for part in await Message.get_parts(portal.account, portal.chat, event.message_id):
             txn = txn_id("redact", part.event_id)
             # Someone else's message (staff's, or another customer's where the remote side lets
             # a business or an admin delete it): its sender's ghost may not redact it, the bot,
             # creator of the room, may.
-            redactor = intent if part.sender_mxid == intent.mxid else self.portals.bot
-            await self._redact(redactor, RoomID(part.room_id), EventID(part.event_id), txn)
+            redactor = ghost if part.sender_mxid == ghost else None
+            await self.sender.redact(part.room_id, part.event_id, txn, as_user=redactor)
             await part.delete()
 
     async def _reaction(
-        self, portal: Portal, room_id: RoomID, intent: IntentAPI, event: RemoteReaction
+        self, portal: Portal, room_id: RoomID, ghost: UserID, event: RemoteReaction
     ) -> None:
         target = await Message.get_parts(portal.account, portal.chat, event.message_id)
         if not target:
@@ -266,14 +273,14 @@ class RemoteHandler:
             }
         }
         txn = txn_id("react", portal.account, portal.chat, event.dedup_key())
-        event_id = await self._send(intent, room_id, EventType.REACTION, content, txn, event)
+        event_id = await self._send(ghost, room_id, EventType.REACTION, content, txn, event)
         await Reaction(
             portal.account, portal.chat, event.message_id, event.sender.id, event.emoji,
             event_id, room_id,
         ).insert()  # fmt: skip
 
     async def _reaction_remove(
-        self, portal: Portal, intent: IntentAPI, event: RemoteReactionRemove
+        self, portal: Portal, ghost: UserID, event: RemoteReactionRemove
     ) -> None:
         if event.emoji:
             found = await Reaction.get(
@@ -286,86 +293,44 @@ class RemoteHandler:
             )
         for existing in reactions:
             txn = txn_id("redact", existing.event_id)
-            await self._redact(intent, RoomID(existing.room_id), EventID(existing.event_id), txn)
+            await self.sender.redact(existing.room_id, existing.event_id, txn, as_user=ghost)
             await existing.delete()
 
     async def _receipt(
         self,
         portal: Portal,
         room_id: RoomID,
-        intent: IntentAPI,
+        reader: UserID | None,
         event: RemoteReadReceipt | RemoteDeliveryReceipt,
     ) -> None:
         parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
         if parts:
-            await intent.mark_read(room_id, EventID(parts[-1].event_id))
+            await self.sender.mark_read(room_id, parts[-1].event_id, as_user=reader)
 
     async def _failure(
         self, portal: Portal, room_id: RoomID, event: RemoteDeliveryFailure
     ) -> None:
         parts = await Message.get_parts(portal.account, portal.chat, event.message_id)
-        target = EventID(parts[0].event_id) if parts else None
+        target = parts[0].event_id if parts else None
         await self.notices.failure(
             room_id, target, event.reason, txn=txn_id("failure", portal.account, event.dedup_key())
         )
 
     async def _send(
         self,
-        intent: IntentAPI,
+        ghost: UserID,
         room_id: RoomID,
         event_type: EventType,
         content: dict[str, Any],
         txn: str,
         event: RemoteEvent,
-    ) -> EventID:
+    ) -> str:
         if event.timestamp:
             # Keep the remote time visible to clients that show it; the event order is ours.
             content.setdefault("fi.mau.remote_timestamp", _ts_ms(event.timestamp))
-        content[TXN_KEY] = txn
-        if txn in self._unsure:
-            # An earlier attempt failed without an answer: the homeserver may have stored the
-            # event and lost the transaction id with a restart, so look before sending again.
-            sent = await self._find_sent(intent, room_id, txn)
-            if sent is not None:
-                self._unsure.discard(txn)
-                return sent
-        try:
-            event_id = await intent.send_message_event(
-                room_id, event_type, cast(Any, content), txn_id=txn
-            )
-        except MatrixRequestError as e:
-            if _refused(e):
-                raise GiveUp(f"homeserver refused the event: {e.errcode} {e.message}") from e
-            self._unsure.add(txn)
-            raise
-        except Exception:
-            self._unsure.add(txn)
-            raise
-        self._unsure.discard(txn)
-        return event_id
-
-    async def _find_sent(self, intent: IntentAPI, room_id: RoomID, txn: str) -> EventID | None:
-        """The event ``intent`` sent to ``room_id`` in transaction ``txn``, if among the
-        room's latest events."""
-        path = Path.v3.rooms[room_id].messages
-        query = {"dir": "b", "limit": str(LOOKBACK)}
-        answer = await intent.api.request(Method.GET, path, query_params=query)
-        for evt in answer.get("chunk", []):
-            content = evt.get("content")
-            if (
-                evt.get("sender") == intent.mxid
-                and isinstance(content, dict)
-                and content.get(TXN_KEY) == txn
-            ):
-                log.info("Event of transaction %s was stored before: %s", txn, evt["event_id"])
-                return EventID(evt["event_id"])
-        return None
-
-    async def _redact(
-        self, intent: IntentAPI, room_id: RoomID, event_id: EventID, txn: str
-    ) -> None:
-        await intent.ensure_joined(room_id)
-        await intent.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn], {})
+        return await self.sender.send(
+            room_id, content, event_type=event_type, txn=txn, as_user=ghost
+        )
 
 
 def _text_contents(event: RemoteMessage) -> list[dict[str, Any]]:
@@ -385,11 +350,6 @@ def _text_contents(event: RemoteMessage) -> list[dict[str, Any]]:
 def _html_text(markup: str) -> str:
     """Rough plain text of HTML, for HTML too long to send without a text of its own."""
     return html_module.unescape(re.sub(r"<[^>]*>", "", markup))
-
-
-def _refused(e: MatrixRequestError) -> bool:
-    """A final answer of the homeserver: a 4xx other than a rate limit."""
-    return 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED"
 
 
 def _ts_ms(timestamp: float | None) -> int:

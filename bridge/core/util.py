@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 
-SAFE_LOCALPART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-/+")
-"""Kept as they are by ``escape_localpart``; everything else is escaped."""
+from ..db.keys import digest
+from ..types import SAFE_LOCALPART_CHARS
 
 
 def escape_localpart(value: str) -> str:
@@ -116,3 +117,20 @@ def shorten_text(text: str, limit: int, marker: str = "…") -> str:
     if json_size(text) <= limit:
         return text
     return split_text(text, limit - json_size(marker))[0] + marker
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def conversation_key(account: str, chat: str) -> str:
+    """The queue key of a conversation: the one ordering domain of everything that concerns
+    it, in both directions (remote events, its room's Matrix events, bridge-initiated
+    messages). The ``rm:`` form is the one queued remote events always had."""
+    key = f"rm:{account}/{chat}"
+    # A fixed size for chat ids of any length: the queue key is indexed.
+    return (
+        key
+        if len(key.encode("utf-8", "surrogatepass")) <= 200
+        else f"rm:{account}/#{digest(chat)}"
+    )

@@ -6,6 +6,7 @@ from mautrix.util.async_db import Database
 
 from .account import ChannelAccount
 from .as_txn import ASTransaction
+from .conversation import Conversation
 from .dead_letter import DeadLetter
 from .ghost import Ghost
 from .message import Message
@@ -20,6 +21,7 @@ from .upgrade import upgrade_table
 ROW_CLASSES = (
     ChannelAccount,
     ASTransaction,
+    Conversation,
     DeadLetter,
     Ghost,
     Message,
@@ -38,6 +40,7 @@ def init(db: Database) -> None:
 
 
 __all__ = [
-    "ChannelAccount", "ASTransaction", "DeadLetter", "Ghost", "Message", "Portal", "QueueItem",
-    "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init", "Database", "BridgePostgres",
+    "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "Message",
+    "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init",
+    "Database", "BridgePostgres",
 ]  # fmt: skip

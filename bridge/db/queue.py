@@ -38,7 +38,7 @@ _RECORD_REMOTE_PG = (
     " INSERT INTO remote_dedup (account, dedup_key, received_at) VALUES ($1, $2, $3)"
     " ON CONFLICT (account, dedup_key) DO NOTHING RETURNING 1"
     ") INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
-    " SELECT $4, 'remote', $5, $3, 0 FROM seen RETURNING id"
+    " SELECT $4, $6, $5, $3, 0 FROM seen RETURNING id"
 )
 
 
@@ -139,17 +139,23 @@ class QueueItem:
 
     @classmethod
     async def record_remote(
-        cls, account: str, dedup_key: str, queue_key: str, payload: dict[str, Any]
+        cls,
+        account: str,
+        dedup_key: str,
+        queue_key: str,
+        payload: dict[str, Any],
+        kind: str = "remote",
     ) -> QueueItem | None:
-        """Record a remote event atomically with its dedup key. Returns None (and stores
-        nothing) when the same event was recorded before."""
+        """Record a remote event (or a bridge-initiated message, ``kind='outbound'``)
+        atomically with its dedup key. Returns None (and stores nothing) when the same was
+        recorded before."""
         ts = now_ms()
         dedup_key = digest(dedup_key)  # of any length; the index takes a fixed size
         keys = spool_keys(payload)
         if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH) and not keys:
-            args = (account, dedup_key, ts, queue_key, json.dumps(payload))
+            args = (account, dedup_key, ts, queue_key, json.dumps(payload), kind)
             new_id = await cls.db.fetchval(_RECORD_REMOTE_PG, *args)
-            return None if new_id is None else cls(new_id, queue_key, "remote", payload, ts, 0)
+            return None if new_id is None else cls(new_id, queue_key, kind, payload, ts, 0)
         conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
@@ -161,15 +167,23 @@ class QueueItem:
             )
             if inserted is None:
                 return None
-            item_id = await conn.fetchval(_INSERT, queue_key, "remote", json.dumps(payload), ts)
+            item_id = await conn.fetchval(_INSERT, queue_key, kind, json.dumps(payload), ts)
             await Spool.claim(conn, keys)
-        return cls(item_id, queue_key, "remote", payload, ts, 0)
+        return cls(item_id, queue_key, kind, payload, ts, 0)
 
     @classmethod
     async def enqueue(cls, queue_key: str, kind: str, payload: dict[str, Any]) -> QueueItem:
         ts = now_ms()
         item_id = await cls.db.fetchval(_INSERT, queue_key, kind, json.dumps(payload), ts)
         return cls(item_id, queue_key, kind, payload, ts, 0)
+
+    async def set_payload(self, payload: dict[str, Any]) -> None:
+        """Replace the payload (what a step of the item's work must remember across a
+        crash, e.g. that a bridge-initiated message was sent)."""
+        await self.db.execute(
+            "UPDATE queue SET payload=$2 WHERE id=$1", self.id, json.dumps(payload)
+        )
+        self.payload = payload
 
     async def bump_attempts(self) -> None:
         self.attempts += 1

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config import parse
-from bridge.core.deadletters import deadletters_command
+from bridge.core.commands.deadletters import deadletters_command
+from bridge.core.services import Services
 from bridge.db import DeadLetter, Portal, QueueItem
 from tests.test_config import example
 
@@ -21,15 +22,15 @@ class _Dispatcher:
 
 
 @dataclass
-class _Bridge:
-    config: Any
-    dispatcher: _Dispatcher = field(default_factory=_Dispatcher)
-
-
-@dataclass
 class _Ctx:
-    bridge: _Bridge
+    services: Services
     sender: str
+
+
+def _services(config: Any, dispatcher: _Dispatcher) -> Services:
+    connectors: Any = dict.fromkeys(config.channels)
+    none: Any = None
+    return Services(config, connectors, none, none, none, none, dispatcher)  # type: ignore[arg-type]
 
 
 def _config() -> Any:
@@ -53,9 +54,10 @@ async def _dead(account: str, n: int) -> DeadLetter:
 async def test_admins_see_and_retry_only_their_accounts(database: object) -> None:
     await _dead("support-webhook", 1)
     partner = await _dead("partner-hook", 2)
-    bridge = _Bridge(_config())
-    lead = _Ctx(bridge, "@lead:partner.org")
-    boss = _Ctx(bridge, "@admin:example.com")  # admin of every account
+    dispatcher = _Dispatcher()
+    services = _services(_config(), dispatcher)
+    lead = _Ctx(services, "@lead:partner.org")
+    boss = _Ctx(services, "@admin:example.com")  # admin of every account
 
     listed = await deadletters_command(lead, [])  # type: ignore[arg-type]
     assert listed.startswith("2 dead letter(s):")
@@ -68,5 +70,5 @@ async def test_admins_see_and_retry_only_their_accounts(database: object) -> Non
     assert await deadletters_command(lead, ["retry", "all"]) == (  # type: ignore[arg-type]
         f"Queued again: {partner.id - 1}, {partner.id}."
     )
-    assert {i.payload["n"] for i in bridge.dispatcher.submitted} == {2}
+    assert {i.payload["n"] for i in dispatcher.submitted} == {2}
     assert sorted(d.id for d in await DeadLetter.all()) == sorted(others)

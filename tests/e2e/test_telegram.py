@@ -314,12 +314,14 @@ async def test_start_payload_is_recorded(stack: Stack, staff: StaffClient) -> No
     await _ev(staff, room_id, body_is("/start optin-42_x"))
     db = sqlite3.connect(stack.workdir / "bridge.db")
     try:
-        (metadata,) = db.execute(
-            "SELECT metadata FROM portal WHERE account='tg' AND chat=?", (str(chat["id"]),)
+        (value,) = db.execute(
+            "SELECT value FROM conversation_data JOIN conversation USING (account, chat_key)"
+            " WHERE account='tg' AND chat=? AND name='start_payload'",
+            (str(chat["id"]),),
         ).fetchone()
     finally:
         db.close()
-    assert '"start_payload": "optin-42_x"' in metadata
+    assert value == '"optin-42_x"'
 
 
 async def test_rate_limit_storm_loses_and_reorders_nothing(

@@ -32,6 +32,8 @@ DEADLINE = 600
 """Delivery deadline of every account: no fault here may make the bridge give up."""
 WEBHOOK_RETRY = 0.2
 """Seconds between a platform's webhook retries (Telegram, Meta)."""
+WELCOME = "Welcome! Thank you for writing to ACME."
+"""The automatic reply to a new conversation of the webhook account."""
 
 
 @dataclass
@@ -75,6 +77,7 @@ async def fault_stack(
             tmp_path_factory.mktemp("fault"), db_url=db_url, telegram=telegram,
             telegram_hook=telegram_hook, whatsapp=whatsapp, channel_options=options,
             bridge_port=bridge_port, appservice_address=proxy.url,
+            features={"welcome": {"hooks": WELCOME}},
         ) as stack:  # fmt: skip
             yield FaultStack(stack, postgres, proxy, db_name)
     finally:

@@ -34,6 +34,7 @@ def write_bridge_config(
     port: int | None = None,
     address: str | None = None,
     extra_channels: dict[str, Any] | None = None,
+    features: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
     ``address`` is where the homeserver reaches the bridge (default: its own listener)."""
@@ -70,6 +71,8 @@ def write_bridge_config(
         },
         **(extra_channels or {}),
     }
+    if features:
+        data["features"] = features
     data["logging"]["root"]["level"] = "DEBUG" if os.environ.get("BRIDGE_TEST_DEBUG") else "INFO"
     with path.open("w") as f:
         yaml.dump(data, f)

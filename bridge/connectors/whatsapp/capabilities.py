@@ -21,7 +21,7 @@ UPLOAD_LIMITS = {
 }
 
 WHATSAPP_CAPABILITIES = Capabilities(
-    html=False,
+    html=True,  # formatting goes out as WhatsApp's markup (*bold*, _italic_, ```code```)
     max_text_length=TEXT_LIMIT,
     max_file_size={
         "m.image": UPLOAD_LIMITS["image"],

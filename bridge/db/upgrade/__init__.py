@@ -9,4 +9,5 @@ from . import (  # noqa: E402,F401
     v02_message_lookup,
     v03_dead_letters_digest_keys,
     v04_spool,
+    v05_conversation,
 )

@@ -1,0 +1,72 @@
+"""Management commands answered by the bridge bot: one module per group, each calling the
+services layer (``core/services``), never the core's handlers. Feature modules add commands
+through ``bridge.seams.Seams.add_command``."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ...db import Portal
+from ...seams import Command
+from ..notices import Notices
+from ..services import ServiceError, Services
+from ..services.errors import allowed
+from . import deadletters, general, rooms, templates
+
+
+@dataclass
+class CommandContext:
+    services: Services
+    room_id: str
+    event_id: str
+    sender: str
+    portal: Portal | None
+    commands: dict[str, Command]
+
+    @property
+    def prefix(self) -> str:
+        return self.services.config.command_prefix
+
+    def level(self, account: str | None = None) -> str:
+        """The sender's level on ``account`` (without one: their highest on any account)."""
+        return self.services.level(self.sender, account)
+
+
+CORE_COMMANDS: tuple[Command, ...] = (
+    *general.COMMANDS,
+    *rooms.COMMANDS,
+    *templates.COMMANDS,
+    *deadletters.COMMANDS,
+)
+
+
+class CommandRunner:
+    def __init__(self, services: Services, notices: Notices, extra: Iterable[Command]) -> None:
+        self.services = services
+        self.notices = notices
+        self.commands = {c.name: c for c in (*CORE_COMMANDS, *extra)}
+
+    async def run(self, room_id: str, event_id: str, sender: str, portal: Portal | None,
+                  text: str) -> None:  # fmt: skip
+        """Run ``text`` (without prefix) and answer in the room, replying to the command. A
+        command that answers later itself (a template, once sent) returns an empty answer."""
+        ctx = CommandContext(self.services, room_id, event_id, sender, portal, self.commands)
+        words = text.split() or ["help"]
+        cmd = self.commands.get(words[0].lower())
+        level = self.services.level(sender)
+        if cmd is None:
+            answer = f"Unknown command {words[0]!r}. Try `help`."
+        elif not allowed(level, cmd.level):
+            answer = f"You need the {cmd.level} permission for {cmd.name}."
+        else:
+            try:
+                answer = await cmd.run(ctx, words[1:])
+            except ServiceError as e:
+                answer = str(e)
+        if not answer:
+            return
+        await self.notices.send(
+            room_id, answer, reply_to=event_id, html_text=html.escape(answer).replace("\n", "<br>")
+        )

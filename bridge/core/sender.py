@@ -1,0 +1,262 @@
+"""The one place the bridge calls the homeserver: every message, state event, redaction,
+receipt, upload and download, for the bot and for ghosts, goes through ``MatrixSender``.
+
+Encryption (one layer that encrypts and decrypts) and metrics (one place that counts) plug in
+here; no other module holds an ``IntentAPI``. Callers name who acts by user ID (``None``: the
+bridge bot)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable
+from typing import Any, cast
+
+from mautrix.api import Method, Path
+from mautrix.appservice import AppServiceAPI, IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import (
+    ContentURI,
+    EventID,
+    EventType,
+    Member,
+    RoomAlias,
+    RoomID,
+    SpecVersions,
+    StateEvent,
+    UserID,
+)
+
+from ..media import MediaFile
+
+log = logging.getLogger("bridge.sender")
+
+TXN_KEY = "net.business_bridge.txn_id"
+"""In the content of every event the bridge sends with a transaction id: that id, so an event
+stored before a lost answer is found again instead of sent twice."""
+LOOKBACK = 100
+"""Events searched for one whose sending failed without an answer."""
+
+
+class Refused(Exception):
+    """The homeserver gave a final answer (a 4xx other than a rate limit): the same request
+    gets the same answer again."""
+
+    def __init__(self, error: MatrixRequestError) -> None:
+        super().__init__(f"{error.errcode} {error.message}")
+        self.error = error
+
+
+def refused(e: MatrixRequestError) -> bool:
+    """A final answer of the homeserver: a 4xx other than a rate limit."""
+    return 400 <= e.http_status < 500 and e.http_status != 429 and e.errcode != "M_LIMIT_EXCEEDED"
+
+
+class MatrixSender:
+    def __init__(self, api: AppServiceAPI, bot_mxid: UserID) -> None:
+        self.api = api
+        self.bot_mxid = bot_mxid
+        self.bot: IntentAPI = api.bot_intent()
+        self._unsure: set[str] = set()
+        """Transactions whose last sending failed without telling whether it was stored."""
+
+    def _intent(self, user: UserID | str | None) -> IntentAPI:
+        return self.bot if user is None or user == self.bot_mxid else self.api.intent(UserID(user))
+
+    # ------------------------------------------------------------------ events
+
+    async def send(
+        self,
+        room_id: RoomID | str,
+        content: dict[str, Any],
+        *,
+        event_type: EventType = EventType.ROOM_MESSAGE,
+        txn: str | None = None,
+        as_user: UserID | str | None = None,
+    ) -> EventID:
+        """Send an event. With ``txn`` (a deterministic transaction id) a retry never
+        doubles it: not at the homeserver, and not after the homeserver lost the transaction
+        id in a restart (the room is searched for the event before sending again). A final
+        refusal raises ``Refused``."""
+        intent = self._intent(as_user)
+        room = RoomID(room_id)
+        if txn is not None:
+            content[TXN_KEY] = txn
+            if txn in self._unsure:
+                sent = await self._find_sent(intent, room, txn)
+                if sent is not None:
+                    self._unsure.discard(txn)
+                    return sent
+        try:
+            event_id = await intent.send_message_event(
+                room, event_type, cast(Any, content), txn_id=txn
+            )
+        except MatrixRequestError as e:
+            if refused(e):
+                raise Refused(e) from e
+            if txn is not None:
+                self._unsure.add(txn)
+            raise
+        except Exception:
+            if txn is not None:
+                self._unsure.add(txn)
+            raise
+        if txn is not None:
+            self._unsure.discard(txn)
+        return event_id
+
+    async def _find_sent(self, intent: IntentAPI, room_id: RoomID, txn: str) -> EventID | None:
+        path = Path.v3.rooms[room_id].messages
+        query = {"dir": "b", "limit": str(LOOKBACK)}
+        answer = await intent.api.request(Method.GET, path, query_params=query)
+        for evt in answer.get("chunk", []):
+            content = evt.get("content")
+            if (
+                evt.get("sender") == intent.mxid
+                and isinstance(content, dict)
+                and content.get(TXN_KEY) == txn
+            ):
+                log.info("Event of transaction %s was stored before: %s", txn, evt["event_id"])
+                return EventID(evt["event_id"])
+        return None
+
+    async def redact(
+        self, room_id: str, event_id: str, txn: str, *, as_user: UserID | str | None = None
+    ) -> None:
+        intent = self._intent(as_user)
+        await intent.ensure_joined(RoomID(room_id))
+        path = Path.v3.rooms[RoomID(room_id)].redact[EventID(event_id)][txn]
+        await intent.api.request(Method.PUT, path, {})
+
+    async def mark_read(
+        self, room_id: str, event_id: str, *, as_user: UserID | str | None
+    ) -> None:
+        await self._intent(as_user).mark_read(RoomID(room_id), EventID(event_id))
+
+    async def set_typing(self, room_id: str, timeout_ms: int, *, as_user: UserID | str) -> None:
+        await self._intent(as_user).set_typing(RoomID(room_id), timeout=timeout_ms)
+
+    # ------------------------------------------------------------------ media
+
+    async def upload(
+        self,
+        data: bytes | MediaFile,
+        mimetype: str,
+        filename: str,
+        *,
+        as_user: UserID | str | None = None,
+    ) -> tuple[ContentURI, int]:
+        """Upload to the media repository; a ``MediaFile`` goes in chunks (never whole in
+        memory). Returns the URI and the size."""
+        intent = self._intent(as_user)
+        if isinstance(data, MediaFile):
+            chunks: AsyncIterable[bytes] = data.chunks()
+            mxc = await intent.upload_media(
+                chunks, mime_type=mimetype, filename=filename, size=data.size
+            )
+            return mxc, data.size
+        mxc = await intent.upload_media(data, mime_type=mimetype, filename=filename)
+        return mxc, len(data)
+
+    async def download(self, url: str) -> bytes:
+        return await self.bot.download_media(ContentURI(url))
+
+    async def download_to_file(
+        self, url: str, mimetype: str, *, limit: int | None = None
+    ) -> MediaFile:
+        """The file at ``url`` as a ``MediaFile``, never held whole in memory (mautrix's
+        ``download_media`` reads the whole body). Raises ``FileTooLarge`` past ``limit``."""
+        intent = self.bot
+        authenticated = bool((await intent.versions()).supports(SpecVersions.V111))
+        full_url = intent.api.get_download_url(ContentURI(url), authenticated=authenticated)
+        query: dict[str, Any] = {"allow_redirect": "true"}
+        headers: dict[str, str] = {}
+        if authenticated:
+            headers["Authorization"] = f"Bearer {intent.api.token}"
+            if intent.api.as_user_id:
+                query["user_id"] = intent.api.as_user_id
+        async with intent.api.session.get(full_url, params=query, headers=headers) as resp:
+            resp.raise_for_status()
+            return await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+
+    # ------------------------------------------------------------------ users
+
+    async def ensure_registered(self, user: UserID | str | None = None) -> None:
+        await self._intent(user).ensure_registered()
+
+    async def set_displayname(self, name: str, *, as_user: UserID | str | None = None) -> None:
+        await self._intent(as_user).set_displayname(name)
+
+    async def set_avatar(self, mxc: ContentURI, *, as_user: UserID | str) -> None:
+        await self._intent(as_user).set_avatar_url(mxc)
+
+    async def ensure_joined(self, room_id: str, *, as_user: UserID | str) -> None:
+        await self._intent(as_user).ensure_joined(RoomID(room_id))
+
+    async def leave(self, room_id: str, *, as_user: UserID | str) -> None:
+        await self._intent(as_user).leave_room(RoomID(room_id))
+
+    # ------------------------------------------------------------------ rooms (as the bot)
+
+    async def create_room(
+        self,
+        alias_localpart: str,
+        name: str,
+        topic: str,
+        invitees: list[UserID],
+        power_users: dict[UserID, int],
+    ) -> RoomID:
+        return await self.bot.create_room(
+            alias_localpart=alias_localpart,
+            name=name,
+            topic=topic,
+            invitees=invitees,
+            power_level_override={"users": power_users},
+        )
+
+    async def resolve_alias(self, alias: str) -> RoomID:
+        return (await self.bot.resolve_room_alias(RoomAlias(alias))).room_id
+
+    async def remove_alias(self, alias_localpart: str) -> None:
+        await self.bot.remove_room_alias(alias_localpart)
+
+    async def invite(self, room_id: str, user: UserID | str) -> None:
+        await self.bot.invite_user(RoomID(room_id), UserID(user))
+
+    async def kick(self, room_id: str, user: str, reason: str) -> None:
+        await self.bot.kick_user(RoomID(room_id), UserID(user), reason)
+
+    async def join(self, room_id: str) -> None:
+        await self.bot.join_room(RoomID(room_id))
+
+    async def set_room_name(self, room_id: str, name: str) -> None:
+        await self.bot.set_room_name(RoomID(room_id), name)
+
+    async def set_room_avatar(self, room_id: str, mxc: ContentURI) -> None:
+        await self.bot.set_room_avatar(RoomID(room_id), mxc)
+
+    async def joined_members(self, room_id: str) -> list[UserID]:
+        return list(await self.bot.get_joined_members(RoomID(room_id)))
+
+    async def members(self, room_id: str) -> list[StateEvent]:
+        return list(await self.bot.get_members(RoomID(room_id)))
+
+    async def member_info(self, room_id: str, user: str) -> Member | None:
+        return await self.bot.get_room_member_info(RoomID(room_id), UserID(user))
+
+    async def displayname(self, room_id: str, user: str) -> str:
+        """``user``'s name in ``room_id``, else their localpart."""
+        try:
+            member = await self.member_info(room_id, user)
+            if member and member.displayname:
+                return member.displayname
+        except Exception as e:
+            log.debug("No member info for %s in %s: %s", user, room_id, e)
+        return user.split(":", 1)[0].lstrip("@")
+
+    # ------------------------------------------------------------------ homeserver
+
+    async def versions(self) -> None:
+        await self.bot.versions()
+
+    async def ping(self, appservice_id: str) -> int:
+        return await self.bot.appservice_ping(appservice_id)

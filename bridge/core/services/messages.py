@@ -1,0 +1,91 @@
+"""Messages the bridge starts: templates staff send, texts features send (a welcome). Each
+becomes a durable ``outbound`` queue item of its conversation (``core/outbound.py`` delivers
+it), so it is ordered after what was queued before it and goes out exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ...connector import DeliveryError, NetworkConnector, Template, TemplateHandler
+from ...db import QueueItem
+from ...seams import ConversationRef
+from ..util import conversation_key
+from .common import ServiceBase
+from .errors import ServiceError
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a staff member asked for a message (a command): answered there."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    visible: bool = True
+    """Whether the sender may see the conversation (its room is named in the answer)."""
+
+
+class MessageServices(ServiceBase):
+    async def templates(self, actor: str, account: str) -> tuple[NetworkConnector, list[Template]]:
+        self.check(actor, account)
+        connector = self.connectors[account]
+        if not isinstance(connector, TemplateHandler):
+            raise ServiceError(f"{connector.title} has no templates.")
+        try:
+            return connector, await connector.list_templates()
+        except DeliveryError as e:
+            raise ServiceError(f"Could not fetch the templates: {e.reason}") from e
+
+    async def send_template(
+        self,
+        conversation: ConversationRef,
+        template: Template,
+        params: list[str],
+        origin: Origin,
+    ) -> bool:
+        """Queue ``template`` to the conversation; asked for by ``origin`` (once: the same
+        command run again queues nothing and returns False)."""
+        self.check(origin.sender, conversation.account)
+        payload = {
+            "text": template.render(params),
+            "template": {
+                "name": template.name, "language": template.language, "text": template.text,
+                "parameters": template.parameters, "category": template.category,
+                "params": params,
+            },
+            "by": origin.sender,
+            "reason": "template",
+            "origin": {
+                "room_id": origin.room_id, "event_id": origin.event_id, "visible": origin.visible,
+            },
+        }  # fmt: skip
+        return await self._enqueue(conversation, payload, f"template:{origin.event_id}")
+
+    async def send_text(
+        self,
+        conversation: ConversationRef,
+        text: str,
+        *,
+        reason: str,
+        dedup: str | None = None,
+        html: str | None = None,
+    ) -> bool:
+        payload = {"text": text, "html": html, "by": reason, "reason": reason}
+        return await self._enqueue(conversation, payload, dedup)
+
+    async def _enqueue(
+        self, conversation: ConversationRef, payload: dict[str, Any], dedup: str | None
+    ) -> bool:
+        payload = {"account": conversation.account, "chat": conversation.chat, **payload}
+        key = conversation_key(conversation.account, conversation.chat)
+        if dedup is None:
+            item: QueueItem | None = await QueueItem.enqueue(key, "outbound", payload)
+        else:
+            item = await QueueItem.record_remote(
+                conversation.account, f"outbound:{dedup}", key, payload, kind="outbound"
+            )
+        if item is None:
+            return False
+        self.dispatcher.submit(item)
+        return True

@@ -1,0 +1,220 @@
+"""The seams where feature modules plug into the core: what a feature may hook, and when.
+
+The core owns conversations end to end: the queue, portal rooms, ghosts, ordering, retries
+and the notices staff see. Business features (a team inbox, consent, broadcasts, privacy
+tooling, welcome and away messages) do not grow the core's handlers. Each is a module of its
+own that registers, at start-up, some of the following with ``Seams``:
+
+Inbound hooks (``InboundHook``)
+    Called after a remote event was bridged into its portal room, inside the conversation's
+    ordering domain: while a hook runs, nothing else of that conversation (in either
+    direction) is processed, so a hook may read and write the conversation's state without
+    racing anyone. A hook that raises makes the core retry the whole remote event later (the
+    bridging itself is idempotent), so hooks must be idempotent too: decide from stored state,
+    and queue bridge-initiated messages with a ``dedup`` key. Uses: reopen a resolved
+    conversation, watch for opt-out words, send a welcome message.
+
+Outbound gates (``OutboundGate``)
+    Called before anything goes to a connector: staff messages and bridge-initiated ones
+    (templates, automatic replies, broadcasts). A gate returns a ``Verdict``: ``PASS``,
+    ``Rewrite`` (new text; a canned reply's short code expanded) or ``Refuse`` (a reason,
+    shown to staff in the room as a failed delivery: no consent, outside the window). Gates
+    run in registration order; the first refusal wins, rewrites feed the next gate. A gate
+    raising is a temporary failure: the delivery is retried within its deadline.
+
+Bridge-initiated messages (``Services.send_text``, ``Services.send_template``)
+    Messages the bridge itself starts are durable queue items of their conversation, ordered
+    after what was queued before them (a welcome message goes out after the customer message
+    that triggered it), delivered exactly once across a crash, with the same deadline, retry
+    and failure-notice rules as staff messages; the room shows exactly what the customer got.
+
+Periodic jobs (``PeriodicJob``)
+    A coroutine run every ``interval`` seconds (first run ``interval`` after start unless
+    ``at_start``); an exception is logged and the job runs again at its next time. Uses: the
+    core's housekeeping, snooze timers, retention.
+
+Commands (``Command``)
+    Features add bot commands; a command answers with text and calls the services layer, the
+    same functions the provisioning API calls.
+
+A feature module exposes a ``FeatureModule`` (its config section under ``features:``, checked
+at start-up with the key named, and a ``setup`` that registers with ``Seams``) and is listed in
+``bridge.app.FEATURES``. It never imports the core, only this contract, the services it is
+given (``seams.services``), the events and the database; ``bridge/features/welcome.py`` is
+the smallest example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .events import RemoteEvent
+from .types import AccountID, RemoteChatID
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """One conversation: a remote chat of a channel account, and its portal room."""
+
+    account: AccountID
+    chat: RemoteChatID
+    room_id: str | None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A remote event that was just bridged into ``conversation``'s room."""
+
+    conversation: ConversationRef
+    event: RemoteEvent
+    first_contact: bool
+    """The event is the first customer message of the conversation (stable across retries)."""
+
+
+class Origin(enum.StrEnum):
+    STAFF = "staff"
+    """A staff member's message from the portal room."""
+    BRIDGE = "bridge"
+    """A message the bridge started (a template, an automatic reply, a broadcast)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Something about to go to a connector."""
+
+    conversation: ConversationRef
+    origin: Origin
+    sender: str
+    """The staff member's user ID, or the name of what started it (``template``, a feature)."""
+    text: str
+    html: str | None = None
+    template: str | None = None
+    """The name of a pre-approved template (its text is ``text``, already rendered)."""
+    reason: str = ""
+    """Why the bridge started it (``welcome``, ``broadcast:<id>``...); empty for staff."""
+
+
+class Verdict:
+    """What a gate decided; ``PASS`` lets it through unchanged."""
+
+
+@dataclass(frozen=True)
+class Rewrite(Verdict):
+    text: str
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Refuse(Verdict):
+    reason: str
+    """Shown to staff as the reason the message was not delivered."""
+
+
+PASS = Verdict()
+
+
+@runtime_checkable
+class InboundHook(Protocol):
+    async def on_inbound(self, inbound: Inbound) -> None: ...
+
+
+@runtime_checkable
+class OutboundGate(Protocol):
+    async def check(self, outgoing: Outgoing) -> Verdict: ...
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[None]]
+    at_start: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """A bot command: ``run(ctx, args)`` answers with text."""
+
+    name: str
+    args: str
+    level: str
+    """The permission needed: ``staff`` or ``admin``."""
+    help: str
+    run: Callable[[Any, list[str]], Awaitable[str]]
+
+
+class Services(Protocol):
+    """What the core offers features (and the commands and the provisioning API)."""
+
+    async def send_text(
+        self,
+        conversation: ConversationRef,
+        text: str,
+        *,
+        reason: str,
+        dedup: str | None = None,
+        html: str | None = None,
+    ) -> bool:
+        """Queue a bridge-initiated text to the customer of ``conversation``, after everything
+        queued for it before. With ``dedup``, a second call with the same key (a retried
+        hook) queues nothing and returns False."""
+        ...
+
+
+class FeatureModule(Protocol):
+    name: str
+    """Its key under ``features:`` in the config."""
+
+    def parse_config(self, section: Any, config: Config) -> Any:
+        """Check the feature's config section (None when absent) and return its options, or
+        None when the feature is off. Raise ``ConfigError`` naming the exact key."""
+        ...
+
+    def setup(self, seams: Seams, options: Any) -> None:
+        """Register hooks, gates, jobs and commands; no network calls."""
+        ...
+
+
+@dataclass
+class Seams:
+    """The registry a feature's ``setup`` fills. The core calls what is registered."""
+
+    config: Config
+    services: Services
+    inbound_hooks: list[InboundHook] = field(default_factory=list)
+    outbound_gates: list[OutboundGate] = field(default_factory=list)
+    jobs: list[PeriodicJob] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+    def add_inbound_hook(self, hook: InboundHook) -> None:
+        self.inbound_hooks.append(hook)
+
+    def add_outbound_gate(self, gate: OutboundGate) -> None:
+        self.outbound_gates.append(gate)
+
+    def add_job(self, job: PeriodicJob) -> None:
+        self.jobs.append(job)
+
+    def add_command(self, command: Command) -> None:
+        self.commands.append(command)
+
+    async def gate(self, outgoing: Outgoing) -> Outgoing | Refuse:
+        """``outgoing`` after every gate: rewritten, or refused by the first that refuses."""
+        for gate in self.outbound_gates:
+            verdict = await gate.check(outgoing)
+            if isinstance(verdict, Refuse):
+                return verdict
+            if isinstance(verdict, Rewrite):
+                outgoing = dataclasses.replace(outgoing, text=verdict.text, html=verdict.html)
+        return outgoing
+
+    async def inbound(self, inbound: Inbound) -> None:
+        for hook in self.inbound_hooks:
+            await hook.on_inbound(inbound)
