@@ -10,8 +10,8 @@ DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the 
 DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the staff password, the
 Telegram bot token, the WhatsApp app secret, verify token and access token and the support
 mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0 (scripts/demo.sh
-sets it when Dovecot is missing) leaves the email account out of the bridge config. The config files themselves are written by
-``demo/configs.py``.
+sets it when Dovecot is missing) leaves the email account out of the bridge config. The config
+files themselves are written by ``demo/configs.py``.
 """
 
 from __future__ import annotations
