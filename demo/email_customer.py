@@ -25,25 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import sys
 import time
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
-from pathlib import Path
 from typing import Any
 
-from common import (
-    DATA,
-    LOOPBACK,
-    REPO,
-    JsonLines,
-    load_state,
-    post_json,
-    print_send_result,
-)
+import page
+from common import DATA, LOOPBACK, REPO, JsonLines, load_state
+from page import CustomerPage, Refused, html, json_answer, render
 
 # The mail servers live in the test suite (the demo installs the project's test extra).
 if str(REPO) not in sys.path:
@@ -65,7 +56,6 @@ def mail_url(state: dict[str, Any]) -> str:
 
 
 STORE = JsonLines(MAIL_LOG)
-append, records = STORE.append, STORE.records
 
 
 def _text_of(message: Any) -> str:
@@ -79,34 +69,20 @@ def _text_of(message: Any) -> str:
         return ""
 
 
-class DemoMail:
+class DemoMail(CustomerPage):
     """Dovecot, the SMTP capture, the mail log, the page and terminal lines."""
 
-    def __init__(self, state: dict[str, Any], log_path: Path | None, quiet: bool) -> None:
+    def __init__(self, state: dict[str, Any], args: argparse.Namespace) -> None:
         from tests.infra.dovecot import DovecotServer
         from tests.infra.smtp_capture import SmtpCapture
 
-        self.state = state
-        self.log_path = log_path
-        self.quiet = quiet
+        super().__init__(state, args, STORE, None)
         self.dovecot = DovecotServer(DOVECOT_DIR, imap_port=state["imap_port"])
         self.dovecot.add_user(MAILBOX_USER, state["email_password"])
         self.smtp = SmtpCapture(
             port=state["smtp_port"], credentials={MAILBOX_USER: state["email_password"]}
         )
-        self.log = records()
         self.collected = 0
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            print(line, flush=True)
-        if self.log_path:
-            with self.log_path.open("a", encoding="utf-8") as f:
-                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.log.append(record)
-        append(record)
 
     # ------------------------------------------------------------------ both ways
 
@@ -157,17 +133,13 @@ class DemoMail:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def page(self, _request: Any) -> Any:
-        from aiohttp import web
-
-        text = PAGE.replace("@NAME@", DEFAULT_NAME).replace("@ADDRESS@", DEFAULT_ADDRESS)
-        text = text.replace("@COMPANY@", f"{COMPANY_NAME} &lt;{COMPANY_ADDRESS}&gt;")
-        text = text.replace("@SUBJECT@", DEFAULT_SUBJECT)
-        return web.Response(text=text, content_type="text/html")
+    def render_page(self) -> str:
+        return render(
+            PAGE, NAME=DEFAULT_NAME, ADDRESS=DEFAULT_ADDRESS,
+            COMPANY=f"{COMPANY_NAME} &lt;{COMPANY_ADDRESS}&gt;", SUBJECT=DEFAULT_SUBJECT,
+        )  # fmt: skip
 
     async def api_messages(self, request: Any) -> Any:
-        from aiohttp import web
-
         self.collect()
         address = request.query.get("address", "").strip().lower()
         mails = [
@@ -175,73 +147,50 @@ class DemoMail:
             for r in self.log
             if not address or address in (str(r.get("from")).lower(), str(r.get("to")).lower())
         ]
-        return web.json_response(
-            {"company": COMPANY_ADDRESS, "messages": mails},
-            dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
-        )
+        return json_answer({"company": COMPANY_ADDRESS, "messages": mails})
 
-    async def api_send(self, request: Any) -> Any:
-        from aiohttp import web
-
-        def refuse(error: str) -> Any:
-            return web.json_response({"ok": False, "error": error}, status=400)
-
-        try:
-            data = await request.json()
-        except ValueError:
-            return refuse("send a JSON object")
-        if not isinstance(data, dict):
-            return refuse("send a JSON object")
+    async def send(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         name = str(data.get("name") or "").strip()
         address = str(data.get("address") or "").strip()
         subject = str(data.get("subject") or "").strip()
         text = str(data.get("text") or "").strip()
         if not name:
-            return refuse("the name is required")
+            raise Refused("the name is required")
         if "@" not in address or parseaddr(address)[1] != address or " " in address:
-            return refuse(f"{address!r} is not an email address")
+            raise Refused(f"{address!r} is not an email address")
         if address.lower() == COMPANY_ADDRESS:
-            return refuse("that is the company's own address")
+            raise Refused("that is the company's own address")
         if not text:
-            return refuse("write a text")
+            raise Refused("write a text")
         try:
             record = await asyncio.to_thread(
                 self.customer_mail, name, address, subject or DEFAULT_SUBJECT, text
             )
         except Exception as e:  # noqa: BLE001 - report it to the page
-            return web.json_response({"ok": False, "error": f"delivery failed: {e}"}, status=502)
-        return web.json_response({"ok": True, **record})
+            return {"ok": False, "error": f"delivery failed: {e}"}, 502
+        return {"ok": True, **record}, 200
 
 
 async def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    os.umask(0o022)
     state = load_state()
-    demo = DemoMail(state, Path(args.log) if args.log else None, args.quiet)
+    demo = DemoMail(state, args)
     await asyncio.to_thread(demo.dovecot.start)
     try:
         if demo.dovecot._proc is not None:
             DOVECOT_PID.write_text(f"{demo.dovecot._proc.pid}\n")
         await demo.smtp.astart()
         app = web.Application()
-        app.router.add_get("/", demo.page)
-        app.router.add_get("/api/messages", demo.api_messages)
-        app.router.add_post("/api/send", demo.api_send)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, LOOPBACK, state["mail_port"]).start()
+        demo.add_routes(app, ready=None)
+        runner = await page.start_site(app, state["mail_port"], shutdown_timeout=1.0)
         demo.say(
             f"Mail servers up: the support mailbox ({MAILBOX_USER}) on IMAP "
             f"{LOOPBACK}:{state['imap_port']}, outgoing mail captured on SMTP "
             f"{LOOPBACK}:{state['smtp_port']}; the customer page on {mail_url(state)}"
         )
-        watcher = asyncio.create_task(demo.watch())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        watcher.cancel()
+        await page.until_stopped(demo.watch())
         demo.collect()
         await runner.cleanup()
         await demo.smtp.astop()
@@ -254,23 +203,15 @@ async def serve(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the CLI
 
 
-def send_mail(
-    state: dict[str, Any], name: str, address: str, subject: str, text: str
-) -> tuple[int, Any]:
-    body = {"name": name, "address": address, "subject": subject, "text": text}
-    url = f"{mail_url(state)}/api/send"
-    return post_json(url, json.dumps(body).encode(), "the demo's mail server")
-
-
 def cmd_send(args: argparse.Namespace) -> int:
     state = load_state()
     if not state.get("email_enabled"):
         print("The demo runs without email (Dovecot is not installed).", file=sys.stderr)
         return 1
-    status, answer = send_mail(state, args.name, args.address, args.subject, args.text)
-    return print_send_result(
-        status,
-        answer,
+    return page.send_command(
+        mail_url(state),
+        {"name": args.name, "address": args.address, "subject": args.subject, "text": args.text},
+        "the demo's mail server",
         lambda a: (
             f"Mailed {COMPANY_ADDRESS} as {args.name} <{args.address}>, subject "
             f"{a['subject']!r}: {a['message_id']}"
@@ -278,45 +219,36 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description="The demo's email: the support mailbox, its SMTP server and a customer."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("send", help="mail the company as a customer")
+def send_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("text", help="the mail's text")
     s.add_argument("--subject", default=DEFAULT_SUBJECT, help="(default: %(default)s)")
     s.add_argument("--name", default=DEFAULT_NAME, help="the From name (%(default)s)")
     s.add_argument("--address", default=DEFAULT_ADDRESS, help="the From address (%(default)s)")
-    w = sub.add_parser("serve", help="run Dovecot, the SMTP capture and the customer page")
-    w.add_argument("--log", help="also append what happens to this file")
-    w.add_argument("--quiet", action="store_true", help="print nothing to the terminal")
-    args = parser.parse_args()
-    if args.command == "send":
-        return cmd_send(args)
-    os.umask(0o022)
-    return asyncio.run(serve(args))
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Email customer (bridge demo)</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
-        color: #222; }
- h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.5rem; }
- .hint { color: #666; font-size: .9rem; }
- form { display: grid; grid-template-columns: 8rem 1fr; gap: .5rem; align-items: center;
-        background: #eef3fb; padding: 1rem; border-radius: .5rem; }
- form textarea { height: 6rem; } form button { grid-column: 2; justify-self: start;
-        padding: .4rem 1.2rem; }
- #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
+def main() -> int:
+    return page.main(
+        "The demo's email: the support mailbox, its SMTP server and a customer.",
+        send=cmd_send,
+        send_help="mail the company as a customer",
+        send_arguments=send_arguments,
+        serve=serve,
+        serve_help="run Dovecot, the SMTP capture and the customer page",
+    )
+
+
+PAGE = html(
+    "Email customer (bridge demo)",
+    "#eef3fb",
+    """\
+ h2 { font-size: 1.05rem; margin-top: 1.5rem; }
+ form textarea { height: 6rem; }
  .mail { border: 1px solid #ddd; border-radius: .4rem; padding: .6rem .8rem; margin: .5rem 0; }
  .company { background: #fffbe8; } .customer { background: #f6f6f6; }
  .head { font-size: .85rem; color: #555; } .subject { font-weight: 600; }
  .text { white-space: pre-wrap; margin-top: .4rem; }
-</style></head><body>
+""",
+    """\
 <h1>Write to the company by email</h1>
 <p class="hint">The mail goes into the support mailbox (@COMPANY@) on the demo's Dovecot;
 the bridge reads it and opens a room for the staff. Their answers go out through the demo's
@@ -330,8 +262,8 @@ SMTP server, which keeps them: they show up below.</p>
 </form>
 <h2>Mail with <span id="who"></span></h2>
 <div id="log"><p class="hint">No mail yet.</p></div>
-<script>
-const $ = (id) => document.getElementById(id);
+""",
+    """\
 function esc(s) { const d = document.createElement("div"); d.textContent = s ?? "";
   return d.innerHTML; }
 async function refresh() {
@@ -354,25 +286,14 @@ async function refresh() {
     $("log").innerHTML = rows.join("") || '<p class="hint">No mail yet.</p>';
   } catch (e) { /* the demo is stopping */ }
 }
-$("f").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  $("status").textContent = "sending...";
-  const body = { name: $("name").value, address: $("address").value,
-                 subject: $("subject").value, text: $("text").value };
-  const r = await fetch("/api/send", { method: "POST", body: JSON.stringify(body),
-                                       headers: { "Content-Type": "application/json" } });
-  const a = await r.json();
-  if (a.ok) { $("status").textContent = "delivered to the support mailbox: " + a.message_id;
-              $("text").value = ""; }
-  else { $("status").textContent = "not sent: " + a.error; }
-  refresh();
-});
-$("address").addEventListener("change", refresh);
-refresh();
-setInterval(refresh, 2000);
-</script>
-</body></html>
-"""
+onSubmit(() => sendForm(
+  { name: $("name").value, address: $("address").value, subject: $("subject").value,
+    text: $("text").value },
+  (a) => "delivered to the support mailbox: " + a.message_id,
+));
+poll(2000, "address");
+""",
+)
 
 
 if __name__ == "__main__":

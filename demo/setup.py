@@ -10,7 +10,8 @@ DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the 
 DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the staff password, the
 Telegram bot token, the WhatsApp app secret, verify token and access token and the support
 mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0 (scripts/demo.sh
-sets it when Dovecot is missing) leaves the email account out of the bridge config.
+sets it when Dovecot is missing) leaves the email account out of the bridge config. The config
+files themselves are written by ``demo/configs.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from common import (
     DATA,
     EMAIL_ACCOUNT,
     LOOPBACK,
-    REPO,
     SERVER_NAME,
     STAFF_LOCALPART,
     STAFF_USER,
@@ -45,7 +45,6 @@ from common import (
     WHATSAPP_DISPLAY_NUMBER,
     WHATSAPP_PHONE_NUMBER_ID,
     WHATSAPP_WABA_ID,
-    bridge_url,
     customer_url,
     hs_url,
     load_state,
@@ -53,13 +52,9 @@ from common import (
     telegram_url,
     whatsapp_url,
 )
+from configs import BRIDGE_CONFIG, REGISTRATION, write_bridge_config, write_synapse_config
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
 
-SYNAPSE_DIR = DATA / "synapse"
-BRIDGE_CONFIG = DATA / "config.yaml"
-REGISTRATION = DATA / "registration.yaml"
-EXAMPLE_CONFIG = REPO / "example-config.yaml"
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
                  "telegram_port": 8091, "whatsapp_port": 8092, "mail_port": 8093,
                  "imap_port": 8143, "smtp_port": 8025}  # fmt: skip
@@ -77,28 +72,6 @@ PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
              "mail_port": "the email customer page",
              "imap_port": "the demo's Dovecot (IMAP)",
              "smtp_port": "the demo's SMTP server"}  # fmt: skip
-
-_FAST = {"per_second": 10000, "burst_count": 100000}
-RELAXED_RATE_LIMITS: dict[str, Any] = {
-    "rc_message": _FAST,
-    "rc_registration": _FAST,
-    "rc_registration_token_validity": _FAST,
-    "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
-    "rc_admin_redaction": _FAST,
-    "rc_joins": {"local": _FAST, "remote": _FAST},
-    "rc_joins_per_room": _FAST,
-    "rc_3pid_validation": _FAST,
-    "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
-    "rc_third_party_invite": _FAST,
-    "rc_media_create": _FAST,
-    "rc_presence": {"per_user": _FAST},
-    "rc_delayed_event_mgmt": _FAST,
-    "rc_room_creation": _FAST,
-    "rc_reports": _FAST,
-    "rc_user_directory": _FAST,
-    "rc_profile": _FAST,
-    "rc_key_requests": _FAST,
-}
 
 
 def fail(message: str) -> None:
@@ -171,246 +144,6 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     return state
 
 
-def _write_synapse_config(state: dict[str, Any]) -> None:
-    SYNAPSE_DIR.mkdir(parents=True, exist_ok=True)
-    (SYNAPSE_DIR / "media_store").mkdir(exist_ok=True)
-    log_config = {
-        "version": 1,
-        "formatters": {
-            "precise": {
-                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
-                "%(request)s - %(message)s"
-            }
-        },
-        "handlers": {
-            "file": {
-                "class": "logging.FileHandler",
-                "formatter": "precise",
-                "filename": str(DATA / "synapse.log"),
-                "encoding": "utf8",
-            }
-        },
-        "loggers": {
-            "synapse": {"level": "INFO"},
-            "synapse.storage.SQL": {"level": "WARNING"},
-            "synapse.access": {"level": "INFO"},
-            "twisted": {"level": "WARNING"},
-        },
-        "root": {"level": "INFO", "handlers": ["file"]},
-        "disable_existing_loggers": False,
-    }
-    config: dict[str, Any] = {
-        "server_name": SERVER_NAME,
-        "public_baseurl": hs_url(state) + "/",
-        "listeners": [
-            {
-                "port": state["hs_port"],
-                "bind_addresses": [LOOPBACK],
-                "type": "http",
-                "tls": False,
-                "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
-            }
-        ],
-        "database": {
-            "name": "sqlite3",
-            "args": {"database": str(SYNAPSE_DIR / "homeserver.db")},
-        },
-        "log_config": str(SYNAPSE_DIR / "log.config"),
-        "media_store_path": str(SYNAPSE_DIR / "media_store"),
-        "signing_key_path": str(SYNAPSE_DIR / "signing.key"),
-        "registration_shared_secret": state["registration_shared_secret"],
-        "macaroon_secret_key": state["macaroon_secret_key"],
-        "form_secret": state["form_secret"],
-        "report_stats": False,
-        "enable_registration": False,
-        "enable_metrics": False,
-        "app_service_config_files": [str(REGISTRATION)],
-        "trusted_key_servers": [],
-        "suppress_key_server_warning": True,
-        "url_preview_enabled": False,
-        "presence": {"enabled": False},
-        "federation_domain_whitelist": [],
-        "allow_public_rooms_over_federation": False,
-        "user_directory": {"enabled": True, "search_all_users": True},
-        "require_auth_for_profile_requests": False,
-        **RELAXED_RATE_LIMITS,
-    }
-    yaml = YAML()
-    yaml.default_flow_style = False
-    with open(SYNAPSE_DIR / "log.config", "w") as f:
-        yaml.dump(log_config, f)
-    with open(SYNAPSE_DIR / "homeserver.yaml", "w") as f:
-        f.write("# Written by demo/setup.py on every demo start: a throwaway homeserver for the\n")
-        f.write("# demo only (SQLite, loopback, no federation, relaxed rate limits).\n")
-        yaml.dump(config, f)
-    key_path = SYNAPSE_DIR / "signing.key"
-    if not key_path.exists():
-        # signedjson comes with Synapse; quicker than `synapse.app.homeserver --generate-keys`.
-        from signedjson.key import generate_signing_key, write_signing_keys
-
-        with open(key_path, "w") as f:
-            write_signing_keys(f, [generate_signing_key("a_" + secrets.token_hex(2))])
-
-
-def _write_bridge_config(state: dict[str, Any]) -> bool:
-    """Write or update demo-data/config.yaml; True when the registration must be (re)made."""
-    yaml = YAML()
-    yaml.indent(4)  # as example-config.yaml and the bridge's own -g, so comments line up
-    yaml.width = 200
-    fresh = not BRIDGE_CONFIG.exists()
-    source = EXAMPLE_CONFIG if fresh else BRIDGE_CONFIG
-    data = yaml.load(source.read_text())
-    before = json.dumps(data.get("appservice"), sort_keys=True, default=str)
-
-    data["homeserver"]["address"] = hs_url(state)
-    data["homeserver"]["domain"] = SERVER_NAME
-    data["appservice"]["address"] = bridge_url(state)
-    data["appservice"]["hostname"] = LOOPBACK
-    data["appservice"]["port"] = state["bridge_port"]
-    # The bridge runs with demo-data/ as its working directory.
-    data["database"]["url"] = "sqlite:bridge.db"
-    # Edit the example's sections in place, so that their documenting comments stay.
-    _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
-    has_email = state["email_account"] in data["channels"]
-    if state["whatsapp_account"] not in data["channels"] or has_email != state["email_enabled"]:
-        # Fresh, or demo-data/ from before the demo had Telegram, WhatsApp or email, or email
-        # was switched on or off: make the demo's accounts from the example's (with their
-        # comments). Everything the demo needs in them is set below, on every start.
-        data["channels"] = _demo_channels(state)
-    channels = data["channels"]
-    _set_telegram_channel(channels[state["telegram_account"]], state)
-    _set_whatsapp_channel(channels[state["whatsapp_account"]], state)
-    if state["email_enabled"]:
-        _set_email_channel(channels[state["email_account"]], state)
-    channel = channels[state["account"]]
-    channel["type"] = "webhook"
-    _set_staff(channel, state["staff_user"])
-    channel["secret"] = state["webhook_secret"]
-    channel["outbound_url"] = customer_url(state) + "/inbox"
-    channel["delivery_deadline"] = 600
-    channel["title"] = "Web chat"
-    # The customer app runs on this machine: let attachment URLs point at it (loopback is
-    # refused unless listed).
-    channel["fetch_allow_hosts"] = ["127.0.0.1"]
-
-    after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
-    with open(BRIDGE_CONFIG, "w") as f:
-        if fresh:
-            f.write(
-                "# The bridge config of the local demo, written by demo/setup.py from\n"
-                "# example-config.yaml. Addresses and ports are rewritten on every start.\n#\n"
-            )
-        yaml.dump(data, f)
-    os.chmod(BRIDGE_CONFIG, 0o600)
-    tokens_missing = "generate" in (data["appservice"]["as_token"], data["appservice"]["hs_token"])
-    return fresh or tokens_missing or before != after or not REGISTRATION.exists()
-
-
-def _set_staff(channel: CommentedMap, user: str) -> None:
-    """``staff: [user]``, editing the list in place so the comment after it stays."""
-    staff = channel.get("staff")
-    if not isinstance(staff, list):
-        channel["staff"] = [user]
-        return
-    del staff[1:]
-    if staff:
-        staff[0] = user
-    else:
-        staff.append(user)
-
-
-def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
-    return next((c for c in channels.values() if c.get("type") == kind), None)
-
-
-def _demo_channels(state: dict[str, Any]) -> CommentedMap:
-    """The example config's channel accounts turned into the demo's: a webhook, a Telegram, a
-    WhatsApp and (unless switched off) an email account, in this order."""
-    channels = YAML().load(EXAMPLE_CONFIG.read_text())["channels"]
-    items = [(state["account"], _channel_of_type(channels, "webhook") or CommentedMap())]
-    kinds = [("telegram_account", "telegram"), ("whatsapp_account", "whatsapp")]
-    if state["email_enabled"]:
-        kinds.append(("email_account", "email"))
-    for key, kind in kinds:
-        items.append((state[key], _channel_of_type(channels, kind) or CommentedMap()))
-    _replace_keys(channels, items)
-    return channels
-
-
-def _set_telegram_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
-    """The demo's Telegram account: a bot on the local simulator, polled for updates."""
-    channel["type"] = "telegram"
-    _set_staff(channel, state["staff_user"])
-    channel["token"] = state["telegram_token"]
-    channel["mode"] = "polling"
-    channel["api_url"] = telegram_url(state)
-    channel["webhook_url"] = None
-    channel["webhook_secret"] = None
-    channel["business"] = False
-    # The simulator answers a waiting getUpdates as soon as a customer writes; a short poll
-    # only bounds how long a poll hangs when the simulator goes away.
-    channel["poll_timeout"] = 2
-    channel["delivery_deadline"] = 600
-    channel["request_timeout"] = 10
-    channel["title"] = "Telegram"
-
-
-def _set_whatsapp_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
-    """The demo's WhatsApp account: a business number on the local Cloud API simulator, which
-    plays Meta both ways (the Graph API for sending, signed webhooks for receiving)."""
-    channel["type"] = "whatsapp"
-    _set_staff(channel, state["staff_user"])
-    channel["phone_number_id"] = state["whatsapp_phone_number_id"]
-    channel["business_account_id"] = state["whatsapp_waba_id"]
-    channel["access_token"] = state["whatsapp_access_token"]
-    channel["app_secret"] = state["whatsapp_app_secret"]
-    channel["verify_token"] = state["whatsapp_verify_token"]
-    channel["api_version"] = "v21.0"
-    channel["base_url"] = whatsapp_url(state)
-    # One customer's messages come one at a time here; a short hold keeps the demo snappy.
-    channel["reorder_window"] = 0.3
-    channel["delivery_deadline"] = 600
-    channel["request_timeout"] = 10
-    channel["title"] = "WhatsApp"
-
-
-def _set_email_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
-    """The demo's email account: the support mailbox on the demo's Dovecot (IMAP, STARTTLS
-    with its self-signed certificate) and the demo's SMTP server, which keeps what it gets."""
-    channel["type"] = "email"
-    _set_staff(channel, state["staff_user"])
-    for key, port, security in (("imap", "imap_port", "starttls"), ("smtp", "smtp_port", "none")):
-        server = channel.get(key)
-        if not isinstance(server, dict):
-            server = channel[key] = CommentedMap()
-        server["host"] = LOOPBACK
-        server["port"] = state[port]
-        server["security"] = security
-        server["user"] = "support"
-        server["password"] = state["email_password"]
-        server["verify_tls"] = False
-    channel["from_address"] = "support@demo.test"
-    channel["from_name"] = "Demo Company Support"
-    channel["threading"] = "thread"
-    channel["poll_interval"] = 1
-    channel["delivery_deadline"] = 600
-    channel["title"] = "Email"
-
-
-def _replace_keys(mapping: CommentedMap, items: list[tuple[str, Any]]) -> None:
-    """Give ``mapping`` exactly ``items``, keeping the comment that trailed its last entry
-    (in ruamel that is where the next section's heading comment lives)."""
-    last = next(reversed(mapping), None)
-    trailing = mapping.ca.items.get(last) if last is not None else None
-    for key in list(mapping):
-        del mapping[key]
-    for key, value in items:
-        mapping[key] = value
-    if trailing and items:
-        mapping.ca.items[items[-1][0]] = trailing
-
-
 def _generate_registration() -> None:
     """The registration is written by the bridge itself (``-g``), as in production."""
     result = subprocess.run(
@@ -429,8 +162,8 @@ def prepare(_: argparse.Namespace) -> None:
     ports = _ports()
     _check_ports_free(ports)
     state = _state(ports)
-    _write_synapse_config(state)
-    if _write_bridge_config(state):
+    write_synapse_config(state)
+    if write_bridge_config(state):
         _generate_registration()
 
 

@@ -24,30 +24,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import json
 import re
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import page
 from common import (
     DATA,
-    LOOPBACK,
     REPO,
     JsonLines,
-    file_payload,
     joined,
     load_state,
-    post_json,
-    print_send_result,
-    safe_name,
     short,
     telegram_url,
 )
+from page import CustomerPage, Refused, html, json_answer, render
 
 # The simulator lives in the test suite (the demo installs the project's test extra).
 if str(REPO) not in sys.path:
@@ -69,7 +63,6 @@ MAX_USER_ID = 2**52
 
 
 STORE = JsonLines(MESSAGES)
-append, records = STORE.append, STORE.records
 
 
 def conversation(chat: int | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,40 +110,24 @@ def _save_counters(counters: dict[str, int]) -> None:
 # --------------------------------------------------------------------------- the simulator
 
 
-class DemoTelegram:
+class DemoTelegram(CustomerPage):
     """The simulator plus what a person needs around it: the page, the control API, the
     conversation log, and the terminal lines saying what the bot did."""
 
-    def __init__(self, state: dict[str, Any], log_path: Path | None, quiet: bool) -> None:
+    def __init__(self, state: dict[str, Any], args: argparse.Namespace) -> None:
         from tests.connectors.telegram import updates as tg
         from tests.connectors.telegram.simulator import TelegramSimulator
 
+        super().__init__(state, args, STORE, FILES)
         self.tg = tg
-        self.state = state
-        self.log_path = log_path
-        self.quiet = quiet
         self.sim = TelegramSimulator(
             state["telegram_token"], bot_username=state["telegram_bot_username"], bot_name=BOT_NAME
         )
-        self.log = records()
         self.counters = _load_counters()
         self.seen = {"sent": 0, "edits": 0, "deletions": 0, "reactions": 0, "actions": 0}
         self.typing: dict[int, float] = {}
         self.bridge_connected = False
         self.names: dict[int, str] = {}
-
-    # ------------------------------------------------------------------ output
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            print(line, flush=True)
-        if self.log_path:
-            with self.log_path.open("a", encoding="utf-8") as f:
-                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.log.append(record)
-        append(record)
 
     def who(self, chat_id: int) -> str:
         name = self.names.get(chat_id)
@@ -257,12 +234,6 @@ class DemoTelegram:
         return {"chat_id": user_id, "message_id": msg["message_id"],
                 "update_id": update["update_id"]}  # fmt: skip
 
-    def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
-        stored = f"{prefix}-{safe_name(name)}"
-        FILES.mkdir(parents=True, exist_ok=True)
-        (FILES / stored).write_bytes(data)
-        return {"name": name, "size": len(data), "url": f"/files/{stored}"}
-
     # ------------------------------------------------------------------ bot -> customer
 
     async def watch(self) -> None:
@@ -335,17 +306,13 @@ class DemoTelegram:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def page(self, _request: Any) -> Any:
-        from aiohttp import web
-
-        bot = self.state["telegram_bot_username"]
-        text = PAGE.replace("@BOT@", bot).replace("@BOT_NAME@", BOT_NAME)
-        text = text.replace("@USER_ID@", str(DEFAULT_USER_ID)).replace("@NAME@", DEFAULT_NAME)
-        return web.Response(text=text, content_type="text/html")
+    def render_page(self) -> str:
+        return render(
+            PAGE, BOT=self.state["telegram_bot_username"], BOT_NAME=BOT_NAME,
+            USER_ID=str(DEFAULT_USER_ID), NAME=DEFAULT_NAME,
+        )  # fmt: skip
 
     async def api_messages(self, request: Any) -> Any:
-        from aiohttp import web
-
         self.collect()
         raw = request.query.get("chat", "").strip()
         chat = int(raw) if raw.lstrip("-").isdigit() else None
@@ -353,87 +320,48 @@ class DemoTelegram:
             {k: v for k, v in m.items() if k != "message"} for m in conversation(chat, self.log)
         ]
         typing_at = self.typing.get(chat) if chat is not None else None
-        return web.json_response(
+        return json_answer(
             {
                 "bot": f"@{self.state['telegram_bot_username']}",
                 "messages": messages,
                 "typing": bool(typing_at and time.monotonic() - typing_at < TYPING_SHOWN),
-            },
-            dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+            }
         )
 
     async def api_ready(self, _request: Any) -> Any:
-        from aiohttp import web
+        return page.ready_answer("bridge_connected", self.bridge_connected)
 
-        status = 200 if self.bridge_connected else 503
-        return web.json_response({"bridge_connected": self.bridge_connected}, status=status)
-
-    async def api_send(self, request: Any) -> Any:
-        from aiohttp import web
-
-        def refuse(error: str) -> Any:
-            return web.json_response({"ok": False, "error": error}, status=400)
-
-        try:
-            data = await request.json()
-        except ValueError:
-            return refuse("send a JSON object")
-        if not isinstance(data, dict):
-            return refuse("send a JSON object")
+    async def send(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         name = str(data.get("name") or "").strip()
         text = str(data.get("text") or "").strip()
         raw_id = data.get("user_id")
         try:
             user_id = int(str(DEFAULT_USER_ID if raw_id in (None, "") else raw_id).strip())
         except ValueError:
-            return refuse("the user id must be a number")
+            raise Refused("the user id must be a number") from None
         if not 0 < user_id < MAX_USER_ID:
-            return refuse(f"the user id must be between 1 and {MAX_USER_ID - 1}")
+            raise Refused(f"the user id must be between 1 and {MAX_USER_ID - 1}")
         if not name:
-            return refuse("the name is required")
+            raise Refused("the name is required")
         if user_id == self.sim.bot_user["id"]:
-            return refuse("that is the bot's own id")
-        file = None
-        raw_file = data.get("file")
-        if raw_file:
-            if not isinstance(raw_file, dict):
-                return refuse("file must be an object: name, mimetype, data_base64")
-            try:
-                content = base64.b64decode(str(raw_file.get("data_base64") or ""), validate=True)
-            except (ValueError, binascii.Error):
-                return refuse("file.data_base64 is not base64")
-            if not content:
-                return refuse("the file is empty")
-            file = {
-                "name": str(raw_file.get("name") or "file").strip() or "file",
-                "mimetype": str(raw_file.get("mimetype") or "") or "application/octet-stream",
-                "data": content,
-            }
+            raise Refused("that is the bot's own id")
+        file = page.uploaded_file(data.get("file"))
         length = self.tg.utf16_len(text)
         if file is None and not text:
-            return refuse("write a text or choose a file")
+            raise Refused("write a text or choose a file")
         if file is None and length > 4096:
-            return refuse(f"a Telegram message is at most 4096 characters (this one: {length})")
+            raise Refused(f"a Telegram message is at most 4096 characters (this one: {length})")
         if file is not None and length > 1024:
-            return refuse(f"a Telegram caption is at most 1024 characters (this one: {length})")
+            raise Refused(f"a Telegram caption is at most 1024 characters (this one: {length})")
         result = self.customer_message(user_id, name, text, file)
-        return web.json_response({"ok": True, **result})
-
-    async def file(self, request: Any) -> Any:
-        from aiohttp import web
-
-        name = request.match_info["name"]
-        path = FILES / name
-        if "/" in name or name.startswith(".") or not path.is_file():
-            raise web.HTTPNotFound()
-        return web.FileResponse(path)
+        return {"ok": True, **result}, 200
 
 
 async def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     state = load_state()
-    demo = DemoTelegram(state, Path(args.log) if args.log else None, args.quiet)
+    demo = DemoTelegram(state, args)
     sim = demo.sim
     # The simulator opens its own listener on a random port; the demo serves the same Bot API
     # handlers on the fixed port the bridge is configured with, next to its own pages.
@@ -442,25 +370,15 @@ async def serve(args: argparse.Namespace) -> int:
     app = web.Application(client_max_size=sim.limits.upload_max * 2 + (1 << 20))
     app.router.add_route("*", "/bot{token}/{method}", sim._handle_api)
     app.router.add_get("/file/bot{token}/{path:.+}", sim._handle_file)
-    app.router.add_get("/", demo.page)
-    app.router.add_get("/api/messages", demo.api_messages)
-    app.router.add_get("/api/ready", demo.api_ready)
-    app.router.add_post("/api/send", demo.api_send)
-    app.router.add_get("/files/{name}", demo.file)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, state["telegram_port"]).start()
+    demo.add_routes(app, ready=demo.api_ready)
+    runner = await page.start_site(
+        app, state["telegram_port"], handler_cancellation=True, shutdown_timeout=1.0
+    )
     demo.say(
         f"Telegram simulator listening on {telegram_url(state)}: the Bot API of "
         f"@{state['telegram_bot_username']} for the bridge, the customer page for you"
     )
-    watcher = asyncio.create_task(demo.watch())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    watcher.cancel()
+    await page.until_stopped(demo.watch())
     demo.collect()
     await sim.stop()
     await runner.cleanup()
@@ -470,39 +388,23 @@ async def serve(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the CLI
 
 
-def send_to_simulator(
-    state: dict[str, Any], user_id: int, name: str, text: str, file: Path | None = None
-) -> tuple[int, Any]:
-    """Ask the running simulator to deliver a customer's message to the bot."""
-    body: dict[str, Any] = {"user_id": user_id, "name": name, "text": text}
-    if file is not None:
-        body["file"] = file_payload(file)
-    url = f"{telegram_url(state)}/api/send"
-    return post_json(url, json.dumps(body).encode(), "the Telegram simulator", timeout=30)
-
-
 def cmd_send(args: argparse.Namespace) -> int:
+    """Ask the running simulator to deliver a customer's message to the bot."""
     state = load_state()
-    if args.file is not None and not args.file.is_file():
-        print(f"{args.file} is not a file", file=sys.stderr)
-        return 1
-    status, answer = send_to_simulator(state, args.user_id, args.name, args.text, args.file)
-    return print_send_result(
-        status,
-        answer,
+    return page.send_command(
+        telegram_url(state),
+        {"user_id": args.user_id, "name": args.name, "text": args.text},
+        "the Telegram simulator",
         lambda a: (
             f"Sent to @{state['telegram_bot_username']} as {args.name} (Telegram user "
             f"{args.user_id}): message {a['message_id']}, update {a['update_id']}"
         ),
+        file=args.file,
+        timeout=30,
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description="The demo's Telegram: the Bot API simulator and a customer of the bot."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("send", help="write to the company's bot as a Telegram customer")
+def send_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("text", nargs="?", default="", help="the message (a caption with --file)")
     s.add_argument(
         "--user-id", type=int, default=DEFAULT_USER_ID,
@@ -510,28 +412,23 @@ def main() -> int:
     )  # fmt: skip
     s.add_argument("--name", default=DEFAULT_NAME, help="first and last name (%(default)s)")
     s.add_argument("--file", type=Path, help="send this file (.jpg as a photo, else a document)")
-    w = sub.add_parser("serve", help="run the simulator with the customer page")
-    w.add_argument("--log", help="also append what happens to this file")
-    w.add_argument("--quiet", action="store_true", help="print nothing to the terminal")
-    args = parser.parse_args()
-    if args.command == "send":
-        return cmd_send(args)
-    return asyncio.run(serve(args))
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Telegram customer (bridge demo)</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
-        color: #222; }
- h1 { font-size: 1.3rem; } .hint { color: #666; font-size: .9rem; }
- form { display: grid; grid-template-columns: 8rem 1fr; gap: .5rem; align-items: center;
-        background: #eef4fa; padding: 1rem; border-radius: .5rem; }
- form textarea { height: 4rem; } form button { grid-column: 2; justify-self: start;
-        padding: .4rem 1.2rem; }
- #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
+def main() -> int:
+    return page.main(
+        "The demo's Telegram: the Bot API simulator and a customer of the bot.",
+        send=cmd_send,
+        send_help="write to the company's bot as a Telegram customer",
+        send_arguments=send_arguments,
+        serve=serve,
+        serve_help="run the simulator with the customer page",
+    )
+
+
+PAGE = html(
+    "Telegram customer (bridge demo)",
+    "#eef4fa",
+    """\
  #head { margin-top: 1.5rem; font-weight: 600; } #typing { color: #2a8bd6; font-size: .85rem;
         min-height: 1.2em; font-weight: normal; }
  #log { margin-top: .5rem; display: flex; flex-direction: column; gap: .5rem; }
@@ -541,8 +438,8 @@ PAGE = """<!doctype html>
  .meta { font-size: .75rem; color: #666; } .deleted { color: #999; font-style: italic; }
  .quote { border-left: 3px solid #2a8bd6; padding-left: .4rem; color: #555; font-size: .85rem;
         margin-bottom: .2rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-</style></head>
-<body>
+""",
+    """\
 <h1>Telegram &mdash; a customer writes to @@BOT@</h1>
 <p class="hint">This page plays a customer in the Telegram app. The bot @@BOT@ ("@BOT_NAME@")
 lives on a local Telegram Bot API simulator; the bridge polls it like api.telegram.org, so
@@ -559,9 +456,8 @@ Try <code>/start spring-promo</code>, as a t.me deep link would send.</p>
 </form>
 <div id="head">Chat with @BOT_NAME@ <div id="typing"></div></div>
 <div id="log"></div>
-<script>
-const $ = id => document.getElementById(id);
-function fmt(t) { return new Date(t * 1000).toLocaleTimeString(); }
+""",
+    """\
 async function refresh() {
   try {
     const r = await fetch('/api/messages?chat=' + encodeURIComponent($('user').value.trim()));
@@ -572,71 +468,28 @@ async function refresh() {
     const byId = {};
     for (const m of res.messages) { byId[m.message_id] = m; }
     for (const m of res.messages) {
-      const div = document.createElement('div');
-      div.className = 'msg ' + m.direction;
-      const meta = document.createElement('div'); meta.className = 'meta';
-      meta.textContent = (m.direction === 'staff' ? res.bot : m.name) + ' · ' + fmt(m.time)
-        + (m.edited ? ' · edited' : '');
-      div.append(meta);
+      const bubble = div('msg ' + m.direction);
+      bubble.append(div('meta', (m.direction === 'staff' ? res.bot : m.name) + ' · '
+        + fmt(m.time) + (m.edited ? ' · edited' : '')));
       const quoted = m.reply_to && byId[m.reply_to];
       if (quoted && !m.deleted) {
-        const q = document.createElement('div'); q.className = 'quote';
-        q.textContent = quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name);
-        div.append(q);
+        bubble.append(div('quote',
+          quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name)));
       }
-      const text = document.createElement('div');
-      if (m.deleted) { text.className = 'deleted'; text.textContent = '(deleted)'; }
-      else { text.textContent = m.text; }
-      div.append(text);
-      if (m.file && !m.deleted) {
-        const a = document.createElement('a'); a.href = m.file.url; a.target = '_blank';
-        a.textContent = '📎 ' + m.file.name + ' (' + m.file.size + ' bytes)';
-        div.append(a);
-      }
-      if (m.reactions.length && !m.deleted) {
-        const re = document.createElement('div'); re.textContent = m.reactions.join(' ');
-        div.append(re);
-      }
-      log.append(div);
+      bubble.append(textOrDeleted(m));
+      if (m.file && !m.deleted) { bubble.append(fileLink(m.file, true)); }
+      if (m.reactions.length && !m.deleted) { bubble.append(div('', m.reactions.join(' '))); }
+      log.append(bubble);
     }
   } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
 }
-function readFile(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result.split(',', 2)[1] || '');
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-$('f').addEventListener('submit', async ev => {
-  ev.preventDefault();
-  $('status').textContent = 'Sending…';
-  const body = { name: $('name').value, user_id: $('user').value, text: $('text').value };
-  const file = $('file').files[0];
-  if (file) {
-    body.file = { name: file.name, mimetype: file.type || 'application/octet-stream',
-                  data_base64: await readFile(file) };
-  }
-  try {
-    const r = await fetch('/api/send', {
-      method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
-    });
-    const res = await r.json();
-    if (res.ok) {
-      $('status').textContent = 'Delivered to the bot (update ' + res.update_id + ').';
-      $('text').value = ''; $('file').value = '';
-    } else {
-      $('status').textContent = 'Not sent: ' + res.error;
-    }
-  } catch (e) { $('status').textContent = 'Not sent: ' + e; }
-  refresh();
-});
-$('user').addEventListener('change', refresh);
-refresh(); setInterval(refresh, 1500);
-</script>
-</body></html>
-"""
+onSubmit(() => sendForm(
+  { name: $('name').value, user_id: $('user').value, text: $('text').value },
+  res => 'Delivered to the bot (update ' + res.update_id + ').',
+));
+poll(1500, 'user');
+""",
+)
 
 
 if __name__ == "__main__":

@@ -29,34 +29,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import hashlib
-import json
 import re
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import page
 from common import (
     DATA,
-    LOOPBACK,
     REPO,
     WHATSAPP_BUSINESS_NAME,
     WHATSAPP_DISPLAY_NUMBER,
     JsonLines,
-    file_payload,
     joined,
     load_state,
-    post_json,
-    print_send_result,
-    safe_name,
     short,
     whatsapp_url,
     whatsapp_webhook_url,
 )
+from page import CustomerPage, Refused, json_answer, render
+from whatsapp_page import PAGE
 
 # The simulator lives in the test suite (the demo installs the project's test extra).
 if str(REPO) not in sys.path:
@@ -95,7 +89,6 @@ def normalize_number(raw: str) -> str:
 
 
 STORE = JsonLines(MESSAGES)
-append, records = STORE.append, STORE.records
 
 
 def conversation(number: str | None, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,19 +132,17 @@ def _digest(wamid: str) -> str:
 # --------------------------------------------------------------------------- the simulator
 
 
-class DemoWhatsApp:
+class DemoWhatsApp(CustomerPage):
     """The simulator plus what a person needs around it: the page, the control API, the
     conversation log, the customer's phone reporting statuses, and terminal lines."""
 
-    def __init__(self, state: dict[str, Any], log_path: Path | None, quiet: bool) -> None:
+    def __init__(self, state: dict[str, Any], args: argparse.Namespace) -> None:
         from tests.connectors.whatsapp import payloads as wa
         from tests.connectors.whatsapp import simulator
 
+        super().__init__(state, args, STORE, FILES)
         self.wa = wa
         self.simulator = simulator
-        self.state = state
-        self.log_path = log_path
-        self.quiet = quiet
         self.sim = simulator.WhatsAppSimulator(
             state["whatsapp_access_token"],
             phone_number_id=state["whatsapp_phone_number_id"],
@@ -167,24 +158,10 @@ class DemoWhatsApp:
         )
         for name, language, body in TEMPLATES:
             self.sim.add_template(name, language, body)
-        self.log = records()
         self.seen = {"sent": 0, "read_receipts": 0, "rejected": 0}
         self.names: dict[str, str] = {}
         self.verified = False
         self.tasks: set[asyncio.Task[None]] = set()
-
-    # ------------------------------------------------------------------ output
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            print(line, flush=True)
-        if self.log_path:
-            with self.log_path.open("a", encoding="utf-8") as f:
-                f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.log.append(record)
-        append(record)
 
     def who(self, number: str) -> str:
         name = self.names.get(number)
@@ -265,12 +242,6 @@ class DemoWhatsApp:
             return {**answer, "ok": False, "error": f"the bridge did not take the webhook: {why}"}
         self.say(f"WhatsApp: {self.who(number)} wrote: {joined(short(text), extra)}")
         return {**answer, "ok": True}
-
-    def save_file(self, prefix: str, name: str, data: bytes) -> dict[str, Any]:
-        stored = f"{prefix}-{safe_name(name)}"
-        FILES.mkdir(parents=True, exist_ok=True)
-        (FILES / stored).write_bytes(data)
-        return {"name": name, "size": len(data), "url": f"/files/{stored}"}
 
     # ------------------------------------------------------------------ business -> customer
 
@@ -375,23 +346,18 @@ class DemoWhatsApp:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def page(self, _request: Any) -> Any:
-        from aiohttp import web
-
+    def render_page(self) -> str:
         templates = "".join(
             f"<li><code>{name}</code> ({language}): {body}</li>"
             for name, language, body in TEMPLATES
         )
-        text = PAGE.replace("@BUSINESS@", WHATSAPP_BUSINESS_NAME)
-        text = text.replace("@BUSINESS_NUMBER@", "+" + WHATSAPP_DISPLAY_NUMBER)
-        text = text.replace("@NUMBER@", DEFAULT_NUMBER).replace("@NAME@", DEFAULT_NAME)
-        text = text.replace("@TEMPLATES@", templates)
-        text = text.replace("@ACCOUNT@", self.state["whatsapp_account"])
-        return web.Response(text=text, content_type="text/html")
+        return render(
+            PAGE, BUSINESS=WHATSAPP_BUSINESS_NAME, BUSINESS_NUMBER="+" + WHATSAPP_DISPLAY_NUMBER,
+            NUMBER=DEFAULT_NUMBER, NAME=DEFAULT_NAME, TEMPLATES=templates,
+            ACCOUNT=self.state["whatsapp_account"],
+        )  # fmt: skip
 
     async def api_messages(self, request: Any) -> Any:
-        from aiohttp import web
-
         self.collect()
         raw = request.query.get("number", "").strip()
         try:
@@ -405,93 +371,54 @@ class DemoWhatsApp:
                 if r.get("direction") == "customer":
                     chat["name"] = r.get("name")
                 chat["time"] = r.get("time")
-        return web.json_response(
+        return json_answer(
             {
                 "business": WHATSAPP_BUSINESS_NAME,
                 "verified": self.verified,
                 "chats": sorted(chats.values(), key=lambda c: -(c.get("time") or 0)),
                 "messages": conversation(number, self.log) if number else [],
-            },
-            dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+            }
         )
 
     async def api_ready(self, _request: Any) -> Any:
-        from aiohttp import web
+        return page.ready_answer("webhook_verified", self.verified)
 
-        status = 200 if self.verified else 503
-        return web.json_response({"webhook_verified": self.verified}, status=status)
-
-    async def api_send(self, request: Any) -> Any:
-        from aiohttp import web
-
-        def refuse(error: str) -> Any:
-            return web.json_response({"ok": False, "error": error}, status=400)
-
-        try:
-            data = await request.json()
-        except ValueError:
-            return refuse("send a JSON object")
-        if not isinstance(data, dict):
-            return refuse("send a JSON object")
+    async def send(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         name = str(data.get("name") or "").strip()
         text = str(data.get("text") or "").strip()
         try:
             number = normalize_number(str(data.get("number") or DEFAULT_NUMBER))
         except ValueError as e:
-            return refuse(str(e))
+            raise Refused(str(e)) from None
         if number == WHATSAPP_DISPLAY_NUMBER:
-            return refuse("that is the business's own number")
+            raise Refused("that is the business's own number")
         if not name:
-            return refuse("the name is required")
-        file = None
-        raw_file = data.get("file")
-        if raw_file:
-            if not isinstance(raw_file, dict):
-                return refuse("file must be an object: name, mimetype, data_base64")
-            try:
-                content = base64.b64decode(str(raw_file.get("data_base64") or ""), validate=True)
-            except (ValueError, binascii.Error):
-                return refuse("file.data_base64 is not base64")
-            if not content:
-                return refuse("the file is empty")
-            mimetype = str(raw_file.get("mimetype") or "") or "application/octet-stream"
-            kind = self.wa.kind_for_mime(mimetype) or "document"
-            limit = self.sim.limits.media_bytes(kind, content)
-            if len(content) > limit:
-                return refuse(
+            raise Refused("the name is required")
+        file = page.uploaded_file(data.get("file"))
+        if file is not None:
+            kind = file["kind"] = self.wa.kind_for_mime(file["mimetype"]) or "document"
+            size = len(file["data"])
+            limit = self.sim.limits.media_bytes(kind, file["data"])
+            if size > limit:
+                raise Refused(
                     f"WhatsApp carries {kind} files up to {limit / (1 << 20):g} MB "
-                    f"(this one: {len(content) / (1 << 20):.1f} MB)"
+                    f"(this one: {size / (1 << 20):.1f} MB)"
                 )
-            file = {
-                "name": str(raw_file.get("name") or "file").strip() or "file",
-                "mimetype": mimetype,
-                "kind": kind,
-                "data": content,
-            }
         if file is None and not text:
-            return refuse("write a text or choose a file")
+            raise Refused("write a text or choose a file")
         if len(text) > TEXT_LIMIT:
-            return refuse(f"a WhatsApp message is at most {TEXT_LIMIT} characters")
+            raise Refused(f"a WhatsApp message is at most {TEXT_LIMIT} characters")
         if file is not None and file["kind"] not in NO_CAPTION and len(text) > CAPTION_LIMIT:
-            return refuse(f"a WhatsApp caption is at most {CAPTION_LIMIT} characters")
+            raise Refused(f"a WhatsApp caption is at most {CAPTION_LIMIT} characters")
         result = await self.customer_message(number, name, text, file)
-        return web.json_response(result, status=200 if result["ok"] else 502)
-
-    async def file(self, request: Any) -> Any:
-        from aiohttp import web
-
-        name = request.match_info["name"]
-        path = FILES / name
-        if "/" in name or name.startswith(".") or not path.is_file():
-            raise web.HTTPNotFound()
-        return web.FileResponse(path)
+        return result, 200 if result["ok"] else 502
 
 
 async def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     state = load_state()
-    demo = DemoWhatsApp(state, Path(args.log) if args.log else None, args.quiet)
+    demo = DemoWhatsApp(state, args)
     sim = demo.sim
     # The simulator opens its own listener on a random port; the demo serves the same Graph API
     # handlers on the fixed port the bridge is configured with, next to its own pages, and
@@ -503,11 +430,7 @@ async def serve(args: argparse.Namespace) -> int:
     endpoint = sim._endpoint
     max_upload = max(sim.limits.document_bytes + 8 * (1 << 20), (1 << 20) * 160)
     app = web.Application(client_max_size=max_upload)
-    app.router.add_get("/", demo.page)
-    app.router.add_get("/api/messages", demo.api_messages)
-    app.router.add_get("/api/ready", demo.api_ready)
-    app.router.add_post("/api/send", demo.api_send)
-    app.router.add_get("/files/{name}", demo.file)
+    demo.add_routes(app, ready=demo.api_ready)
     app.router.add_post(f"/{version}/{{node}}/messages", endpoint(sim._messages))
     app.router.add_post(f"/{version}/{{node}}/media", endpoint(sim._upload))
     app.router.add_get(f"/{version}/{{node}}/message_templates", endpoint(sim._list_templates))
@@ -515,21 +438,15 @@ async def serve(args: argparse.Namespace) -> int:
     app.router.add_delete(f"/{version}/{{node}}", endpoint(sim._delete_node))
     app.router.add_get("/whatsapp_business/attachments/", sim._download)
     app.router.add_route("*", "/{tail:.*}", endpoint(sim._unknown_path))
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, state["whatsapp_port"]).start()
+    runner = await page.start_site(
+        app, state["whatsapp_port"], handler_cancellation=True, shutdown_timeout=1.0
+    )
     demo.say(
         f"WhatsApp simulator listening on {whatsapp_url(state)}: the Cloud API of the business "
         f"number +{WHATSAPP_DISPLAY_NUMBER} ({WHATSAPP_BUSINESS_NAME}) for the bridge, the "
         "customer page for you"
     )
-    watcher = asyncio.create_task(demo.watch())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    watcher.cancel()
+    await page.until_stopped(demo.watch())
     for task in list(demo.tasks):
         task.cancel()
     demo.collect()
@@ -541,39 +458,21 @@ async def serve(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the CLI
 
 
-def send_to_simulator(
-    state: dict[str, Any], number: str, name: str, text: str, file: Path | None = None
-) -> tuple[int, Any]:
-    """Ask the running simulator to deliver a customer's message to the business."""
-    body: dict[str, Any] = {"number": number, "name": name, "text": text}
-    if file is not None:
-        body["file"] = file_payload(file)
-    url = f"{whatsapp_url(state)}/api/send"
-    return post_json(url, json.dumps(body).encode(), "the WhatsApp simulator")
-
-
 def cmd_send(args: argparse.Namespace) -> int:
-    state = load_state()
-    if args.file is not None and not args.file.is_file():
-        print(f"{args.file} is not a file", file=sys.stderr)
-        return 1
-    status, answer = send_to_simulator(state, args.number, args.name, args.text, args.file)
-    return print_send_result(
-        status,
-        answer,
+    """Ask the running simulator to deliver a customer's message to the business."""
+    return page.send_command(
+        whatsapp_url(load_state()),
+        {"number": args.number, "name": args.name, "text": args.text},
+        "the WhatsApp simulator",
         lambda a: (
             f"Sent to {WHATSAPP_BUSINESS_NAME} (+{WHATSAPP_DISPLAY_NUMBER}) as {args.name} "
             f"(+{a['number']}): {', '.join(a['wamids'])}"
         ),
+        file=args.file,
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description="The demo's WhatsApp: the Cloud API simulator and a customer of the business."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("send", help="write to the business's number as a WhatsApp customer")
+def send_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("text", nargs="?", default="", help="the message (a caption with --file)")
     s.add_argument(
         "--number", default=DEFAULT_NUMBER,
@@ -581,183 +480,17 @@ def main() -> int:
     )  # fmt: skip
     s.add_argument("--name", default=DEFAULT_NAME, help="the WhatsApp profile name (%(default)s)")
     s.add_argument("--file", type=Path, help="send this file (an image, audio, video, document)")
-    w = sub.add_parser("serve", help="run the simulator with the customer page")
-    w.add_argument("--log", help="also append what happens to this file")
-    w.add_argument("--quiet", action="store_true", help="print nothing to the terminal")
-    args = parser.parse_args()
-    if args.command == "send":
-        return cmd_send(args)
-    return asyncio.run(serve(args))
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>WhatsApp customer (bridge demo)</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
-        color: #222; }
- h1 { font-size: 1.3rem; } .hint { color: #666; font-size: .9rem; }
- form { display: grid; grid-template-columns: 8rem 1fr; gap: .5rem; align-items: center;
-        background: #e7f6ec; padding: 1rem; border-radius: .5rem; }
- form textarea { height: 4rem; } form button { grid-column: 2; justify-self: start;
-        padding: .4rem 1.2rem; }
- #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
- #chats { margin-top: 1rem; font-size: .85rem; color: #555; }
- #chats a { margin-right: .6rem; cursor: pointer; color: #128c7e; }
- #head { margin-top: 1rem; font-weight: 600; }
- #log { margin-top: .5rem; display: flex; flex-direction: column; gap: .5rem; background: #efeae2;
-        padding: .8rem; border-radius: .5rem; }
- .msg { padding: .5rem .8rem; border-radius: .6rem; max-width: 80%; white-space: pre-wrap;
-        box-shadow: 0 1px 1px rgba(0,0,0,.1); }
- .customer { align-self: flex-end; background: #d9fdd3; }
- .business { align-self: flex-start; background: #fff; }
- .template { border-left: 4px solid #25d366; }
- .meta { font-size: .75rem; color: #666; } .ticks { font-size: .75rem; color: #888; }
- .ticks.read { color: #34b7f1; } .ticks.failed { color: #c00; }
- .quote { border-left: 3px solid #25d366; padding-left: .4rem; color: #555; font-size: .85rem;
-        margin-bottom: .2rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
- .reaction { font-size: 1.1rem; }
- code { background: #f3f3f3; padding: 0 .2rem; }
-</style></head>
-<body>
-<h1>WhatsApp &mdash; a customer writes to @BUSINESS@ (@BUSINESS_NUMBER@)</h1>
-<p class="hint">This page plays a customer in the WhatsApp app. The business number lives on a
-local WhatsApp Business Cloud API simulator, which delivers what you send here to the bridge as
-a signed webhook, as Meta does; the company's staff answer in Matrix, and their answers appear
-below (the page refreshes itself). The ticks are what your phone reports back to the business:
-✓ sent, ✓✓ delivered, <span style="color:#34b7f1">✓✓</span> read. Templates the business may
-send even when you have not written for 24 hours:</p>
-<ul class="hint">@TEMPLATES@</ul>
-<p class="hint">Try them from Matrix: <code>!bridge template</code> in the WhatsApp room lists
-them, <code>!bridge template hello_world en_US ACME</code> sends one; in a direct chat with the
-bridge bot <code>template @ACCOUNT@ +491701234567 hello_world en_US ACME</code> writes to any
-number.</p>
-<form id="f">
- <label for="name">Your name</label><input id="name" value="@NAME@" required>
- <label for="number">Phone number</label><input id="number" value="@NUMBER@" required
-   inputmode="tel">
- <label for="text">Message</label><textarea id="text"></textarea>
- <label for="file">File (optional)</label><input id="file" type="file">
- <button>Send</button><div id="status"></div>
-</form>
-<div id="chats"></div>
-<div id="head">Chat with @BUSINESS@</div>
-<div id="log"></div>
-<script>
-const $ = id => document.getElementById(id);
-function fmt(t) { return new Date(t * 1000).toLocaleTimeString(); }
-function digits(s) { return s.replace(/[^0-9]/g, ''); }
-function esc(s) {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-// WhatsApp's markup, roughly as the app shows it.
-function markup(text) {
-  let h = esc(text);
-  h = h.replace(/```([\\s\\S]+?)```/g, '<code>$1</code>');
-  const B = '(^|[\\\\s.,;:!?(])', E = '(?=$|[\\\\s.,;:!?)])';
-  h = h.replace(new RegExp(B + '\\\\*([^*\\\\n]*[^*\\\\s])\\\\*' + E, 'gm'), '$1<b>$2</b>');
-  h = h.replace(new RegExp(B + '_([^_\\\\n]*[^_\\\\s])_' + E, 'gm'), '$1<i>$2</i>');
-  h = h.replace(new RegExp(B + '~([^~\\\\n]*[^~\\\\s])~' + E, 'gm'), '$1<s>$2</s>');
-  return h;
-}
-const TICKS = { sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠ failed' };
-async function refresh() {
-  try {
-    const number = digits($('number').value);
-    const r = await fetch('/api/messages?number=' + encodeURIComponent(number));
-    const res = await r.json();
-    const chats = $('chats'); chats.textContent = '';
-    if (res.chats.length) {
-      chats.append('Chats: ');
-      for (const c of res.chats) {
-        const a = document.createElement('a');
-        a.textContent = '+' + c.number + (c.name ? ' (' + c.name + ')' : '');
-        a.onclick = () => { $('number').value = '+' + c.number;
-                            if (c.name) { $('name').value = c.name; } refresh(); };
-        chats.append(a);
-      }
-    }
-    const log = $('log'); log.textContent = '';
-    if (!res.messages.length) { log.textContent = 'No messages with this number yet.'; }
-    const byId = {};
-    for (const m of res.messages) { byId[m.wamid] = m; }
-    for (const m of res.messages) {
-      const div = document.createElement('div');
-      div.className = 'msg ' + m.direction + (m.template ? ' template' : '');
-      const meta = document.createElement('div'); meta.className = 'meta';
-      meta.textContent = (m.direction === 'business' ? res.business : m.name) + ' · '
-        + fmt(m.time) + (m.template ? ' · template ' + m.template.name + ' ('
-        + m.template.language + ')' : '');
-      div.append(meta);
-      const quoted = m.reply_to && byId[m.reply_to];
-      if (quoted) {
-        const q = document.createElement('div'); q.className = 'quote';
-        q.textContent = quoted.text || (quoted.file || {}).name || quoted.kind;
-        div.append(q);
-      }
-      if (m.text) {
-        const text = document.createElement('div'); text.innerHTML = markup(m.text);
-        div.append(text);
-      }
-      if (m.file) {
-        const a = document.createElement('a'); a.href = m.file.url; a.target = '_blank';
-        a.textContent = '📎 ' + m.file.name + ' (' + m.file.size + ' bytes)';
-        div.append(a);
-      }
-      if (m.reactions.length) {
-        const re = document.createElement('div'); re.className = 'reaction';
-        re.textContent = m.reactions.join(' '); div.append(re);
-      }
-      const ticks = document.createElement('div');
-      if (m.direction === 'business' && m.status) {
-        ticks.className = 'ticks ' + m.status; ticks.textContent = TICKS[m.status] || m.status;
-      } else if (m.direction === 'customer' && !m.accepted) {
-        ticks.className = 'ticks failed'; ticks.textContent = '⚠ the bridge did not take it';
-      } else if (m.direction === 'customer' && m.read) {
-        ticks.className = 'ticks read'; ticks.textContent = 'read by ' + res.business;
-      }
-      div.append(ticks);
-      log.append(div);
-    }
-  } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
-}
-function readFile(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result.split(',', 2)[1] || '');
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-$('f').addEventListener('submit', async ev => {
-  ev.preventDefault();
-  $('status').textContent = 'Sending…';
-  const body = { name: $('name').value, number: $('number').value, text: $('text').value };
-  const file = $('file').files[0];
-  if (file) {
-    body.file = { name: file.name, mimetype: file.type || 'application/octet-stream',
-                  data_base64: await readFile(file) };
-  }
-  try {
-    const r = await fetch('/api/send', {
-      method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
-    });
-    const res = await r.json();
-    if (res.ok) {
-      $('status').textContent = 'Delivered to the bridge as a signed webhook.';
-      $('text').value = ''; $('file').value = '';
-    } else {
-      $('status').textContent = 'Not sent: ' + res.error;
-    }
-  } catch (e) { $('status').textContent = 'Not sent: ' + e; }
-  refresh();
-});
-$('number').addEventListener('change', refresh);
-refresh(); setInterval(refresh, 1500);
-</script>
-</body></html>
-"""
+def main() -> int:
+    return page.main(
+        "The demo's WhatsApp: the Cloud API simulator and a customer of the business.",
+        send=cmd_send,
+        send_help="write to the business's number as a WhatsApp customer",
+        send_arguments=send_arguments,
+        serve=serve,
+        serve_help="run the simulator with the customer page",
+    )
 
 
 if __name__ == "__main__":
