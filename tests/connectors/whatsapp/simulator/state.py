@@ -144,19 +144,6 @@ class SimulatorState:
         last = self._last_inbound.get(wa_id)
         return last is not None and self.clock.now() - last < self.limits.service_window
 
-    def storm(
-        self, count: int, code: int = 130429, *, status: int | None = None, after: int = 0
-    ) -> None:
-        """The next ``count`` message sends (after ``after`` that pass) fail with ``code``
-        (130429, 131056, 1, 2, 131000, ...), whatever the limits say. ``status`` overrides the
-        HTTP status."""
-        self._storm.extend([None] * after + [(code, status)] * count)
-
-    def fail_next(self, count: int = 1, code: int = 1, *, status: int | None = None) -> None:
-        """The next ``count`` Graph requests of any kind fail with ``code`` (default 1, "An
-        unknown error occurred", HTTP 500; code 2 answers 503)."""
-        self._failures.extend([(code, status)] * count)
-
     def add_media(
         self, data: bytes, mime_type: str, *, filename: str | None = None, origin: str = "inbound"
     ) -> StoredMedia:
