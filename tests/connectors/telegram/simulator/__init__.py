@@ -19,7 +19,13 @@ The simulator is split the way the connector is: ``config`` (clock and limits), 
 from __future__ import annotations
 
 from .config import Limits, MiB, RateLimits, SimClock
-from .delivery import CONFLICT_POLL, CONFLICT_WEBHOOK, DEFAULT_EXCLUDED_UPDATES
+from .delivery import (
+    CONFLICT_POLL,
+    CONFLICT_WEBHOOK,
+    DEFAULT_EXCLUDED_UPDATES,
+    LOOPBACK,
+    SECRET_HEADER,
+)
 from .media import MEDIA_METHODS
 from .messages import ALLOWED_REACTIONS, CHAT_ACTIONS, NOT_MODIFIED
 from .params import _Params
@@ -38,7 +44,7 @@ from .records import (
     WebhookDelivery,
     _Pending,
 )
-from .server import LOOPBACK, SECRET_HEADER, TelegramSimulator
+from .server import TelegramSimulator
 
 __all__ = [
     "ALLOWED_REACTIONS",

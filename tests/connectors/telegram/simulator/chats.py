@@ -12,6 +12,8 @@ from .records import bad_request
 
 
 class ChatMethods(Composer):
+    """Bot API methods on chats, users, business connections and the bot's commands."""
+
     async def _get_chat(self, p: _Params) -> Json:
         state = self._chat(p)
         info: Json = {

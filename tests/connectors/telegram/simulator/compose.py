@@ -12,6 +12,9 @@ from .records import ApiError, _ChatState, bad_request
 
 
 class Composer(FloodControl):
+    """What every send and edit shares: the addressed chat, the formatted text, the reply and the
+    new message in the chat's history."""
+
     def _chat(self, p: _Params, name: str = "chat_id") -> _ChatState:
         raw = p.get_str(name)
         if raw is None:

@@ -43,6 +43,9 @@ CONFLICT_POLL = (
 
 
 class UpdateDelivery(SimulatorState):
+    """Updates pushed by tests, their queue, getUpdates and the webhook (setWebhook, the worker
+    that POSTs, and method calls in the webhook's answer)."""
+
     def push_update(self, update: Mapping[str, Any]) -> Json:
         """Deliver an update (built with ``updates``): it gets the next ``update_id`` and is queued
         for getUpdates, or POSTed to the webhook when one is set. Messages in it enter the chat

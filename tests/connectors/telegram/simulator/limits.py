@@ -12,6 +12,9 @@ from .state import SimulatorState
 
 
 class FloodControl(SimulatorState):
+    """The Bot FAQ's flood limits per private chat, per group and for all chats, and the forced
+    429 "storm"."""
+
     def rate_limit_storm(self, count: int, retry_after: int = 5, *, after: int = 0) -> None:
         """The next ``count`` counted send calls (after ``after`` that pass) answer 429 with
         ``retry_after``, whatever the limits say."""

@@ -20,6 +20,8 @@ MEDIA_METHODS = {
 
 
 class MediaMethods(Composer):
+    """The send* media methods (upload or file id, then the message) and getFile."""
+
     def _upload(self, kind: str, p: _Params) -> tuple[StoredFile, UploadedFile | None]:
         source = p.get_file(kind)
         if source is None:

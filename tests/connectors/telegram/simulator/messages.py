@@ -39,6 +39,8 @@ NOT_MODIFIED = (
 
 
 class MessageMethods(Composer):
+    """Bot API methods on messages: send, edit, delete, react, chat actions, forward and copy."""
+
     async def _send_message(self, p: _Params) -> Json:
         chat, bc = self._target(p)
         raw = p.get_str("text") or ""

@@ -13,14 +13,12 @@ from aiohttp import web
 from ..updates import Json
 from .chats import ChatMethods
 from .config import MiB
-from .delivery import LOOPBACK, SECRET_HEADER, UpdateDelivery
+from .delivery import LOOPBACK, UpdateDelivery
 from .media import MEDIA_METHODS, MediaMethods
 from .messages import MessageMethods
 from .params import _Params, _read_multipart
 from .records import ApiCall, ApiError, bad_request
 from .state import Method
-
-__all__ = ["LOOPBACK", "SECRET_HEADER", "TelegramSimulator"]
 
 
 class TelegramSimulator(UpdateDelivery, MessageMethods, MediaMethods, ChatMethods):

@@ -42,6 +42,9 @@ Method = Callable[[_Params], Awaitable[Any]]
 
 
 class SimulatorState:
+    """The simulator's configuration, records and Telegram-side state, shared by every part; the
+    Bot API methods come from the classes ``server.TelegramSimulator`` combines."""
+
     def __init__(
         self,
         token: str = "123456:TEST-simulator-token",

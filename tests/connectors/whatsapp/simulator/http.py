@@ -18,6 +18,8 @@ REQUEST_JSON = web.RequestKey("whatsapp_request_json", dict)
 
 
 class HttpEdge(SimulatorState):
+    """Wraps each Graph endpoint: injected failures, bearer-token auth, Graph error answers."""
+
     def _endpoint(
         self, handler: Callable[[web.Request], Awaitable[Json]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -7,6 +7,9 @@ from .state import SimulatorState
 
 
 class Throughput(SimulatorState):
+    """Throughput per business number (130429), the pair rate to one user (131056), and the
+    failures tests force."""
+
     def storm(
         self, count: int, code: int = 130429, *, status: int | None = None, after: int = 0
     ) -> None:

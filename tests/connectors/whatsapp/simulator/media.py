@@ -18,6 +18,8 @@ from .records import StoredMedia
 
 
 class MediaEndpoint(HttpEdge):
+    """Media upload, the media node (URL, delete) and the signed download URL."""
+
     async def _upload(self, request: web.Request) -> Json:
         self._check_phone(request)
         if not request.content_type.startswith("multipart/"):

@@ -16,6 +16,8 @@ UNAVAILABLE_TEMPLATE = frozenset({"PENDING", "REJECTED", "IN_APPEAL", "PENDING_D
 
 
 class MessageEndpoint(HttpEdge, Webhooks, Throughput):
+    """POST /{phone-number-id}/messages: checks, limits, the record of the send, statuses."""
+
     async def _messages(self, request: web.Request) -> Json:
         self._check_phone(request)
         body = await self._json(request)

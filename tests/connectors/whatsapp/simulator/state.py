@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 
 class SimulatorState:
+    """The simulator's configuration, records and Meta-side state, shared by every part; the
+    endpoints come from the classes ``server.WhatsAppSimulator`` combines."""
+
     def __init__(
         self,
         access_token: str = "EAAsimulator-access-token",

@@ -21,6 +21,9 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 class Webhooks(SimulatorState):
+    """Meta towards the bridge: inbound messages and statuses in signed webhooks, retries,
+    shuffled delivery, and the verification request."""
+
     # -- the customer side: inbound webhooks ------------------------------------------------------
 
     def messages_payload(self, *messages: Json, names: Mapping[str, str] | None = None) -> Json:
