@@ -1,69 +1,28 @@
-"""Telegram updates (as the Bot API documents their JSON) mapped to remote events."""
+"""Telegram updates (as the Bot API documents their JSON) mapped to remote events: messages,
+/start, media and special content."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from aiogram.types import Update
 
-from bridge.connectors.telegram.handle_remote import update_to_events
-from bridge.events import (
-    RemoteAttachment,
-    RemoteChat,
-    RemoteDelete,
-    RemoteEdit,
-    RemoteEvent,
-    RemoteMessage,
-    RemoteReaction,
-    RemoteReactionRemove,
-    RemoteUser,
-)
+from bridge.events import RemoteAttachment, RemoteChat, RemoteMessage, RemoteUser
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 
-BOT_ID = 7000001
-DATE = 1_700_000_000
-ADA = {"id": 42, "is_bot": False, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}
-PRIVATE = {
-    "id": 42,
-    "type": "private",
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "username": "ada",
-}
-GROUP = {"id": -1001234567890, "type": "supergroup", "title": "Support group"}
-CHANNEL = {"id": -1009876543210, "type": "channel", "title": "News"}
-ADA_USER = RemoteUser(id=RemoteUserID("42"), displayname="Ada Lovelace")
-ADA_CHAT = RemoteChat(id=RemoteChatID("42"), name="Ada Lovelace", is_group=False)
-
-
-def message(**fields: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"message_id": 11, "date": DATE, "chat": PRIVATE, "from": ADA}
-    data.update(fields)
-    return {key: value for key, value in data.items() if value is not None}
-
-
-def events(business: bool = False, **update: Any) -> list[RemoteEvent]:
-    """Map an update and check that every event survives the core's JSON storage."""
-    parsed = Update.model_validate({"update_id": 1, **update})
-    result = update_to_events(parsed, bot_id=BOT_ID, business=business)
-    for event in result:
-        stored = json.loads(json.dumps(event.to_json()))
-        assert RemoteEvent.from_json(stored) == event
-        assert event.dedup_key()
-    return result
-
-
-def one(business: bool = False, **update: Any) -> RemoteEvent:
-    result = events(business, **update)
-    assert len(result) == 1, result
-    return result[0]
-
-
-def file(prefix: str, **fields: Any) -> dict[str, Any]:
-    return {"file_id": f"{prefix}-id", "file_unique_id": f"{prefix}U", **fields}
-
+from .remote_support import (
+    ADA,
+    ADA_CHAT,
+    ADA_USER,
+    BOT_ID,
+    CHANNEL,
+    DATE,
+    GROUP,
+    events,
+    file,
+    message,
+    one,
+)
 
 # --------------------------------------------------------------------------- plain messages
 
@@ -414,207 +373,3 @@ def test_unsupported_content_is_a_notice(field: str, value: dict[str, Any]) -> N
 def test_service_messages_are_skipped(fields: dict[str, Any]) -> None:
     assert events(message=message(chat=GROUP, **fields)) == []
     assert events(edited_message=message(chat=GROUP, edit_date=DATE, **fields)) == []
-
-
-# --------------------------------------------------------------------------- edits
-
-
-def test_edit() -> None:
-    event = one(
-        edited_message=message(
-            text="fixed typo",
-            entities=[{"type": "bold", "offset": 0, "length": 5}],
-            edit_date=DATE + 60,
-        )
-    )
-    assert event == RemoteEdit(
-        chat=ADA_CHAT,
-        sender=ADA_USER,
-        timestamp=float(DATE + 60),
-        message_id=MessageID("11"),
-        text="fixed typo",
-        html="<strong>fixed</strong> typo",
-        edit_id=str(DATE + 60),
-    )
-
-
-def test_caption_edit() -> None:
-    event = one(
-        edited_message=message(
-            photo=[file("p", width=1, height=1)], caption="new caption", edit_date=DATE + 5
-        )
-    )
-    assert isinstance(event, RemoteEdit)
-    assert event.text == "new caption"
-    assert event.html is None
-    assert event.edit_id == str(DATE + 5)
-
-
-# --------------------------------------------------------------------------- business
-
-
-def business_message(**fields: Any) -> dict[str, Any]:
-    return message(business_connection_id="conn-1", **fields)
-
-
-def test_business_message() -> None:
-    event = one(business=True, business_message=business_message(text="hello shop"))
-    assert event == RemoteMessage(
-        chat=RemoteChat(id=RemoteChatID("b:conn-1:42"), name="Ada Lovelace", is_group=False),
-        sender=ADA_USER,
-        timestamp=float(DATE),
-        message_id=MessageID("11"),
-        text="hello shop",
-    )
-
-
-def test_business_updates_are_ignored_unless_enabled() -> None:
-    assert events(business_message=business_message(text="x")) == []
-    assert events(edited_business_message=business_message(text="x", edit_date=DATE)) == []
-    deleted = {"business_connection_id": "conn-1", "chat": PRIVATE, "message_ids": [1]}
-    assert events(deleted_business_messages=deleted) == []
-
-
-def test_business_messages_sent_by_this_bot_are_ignored() -> None:
-    me = {"id": BOT_ID, "is_bot": True, "first_name": "Bridge"}
-    owner = {"id": 99, "is_bot": False, "first_name": "Shop owner"}
-    sent = business_message(text="from the bot", sender_business_bot=me, **{"from": owner})
-    assert events(business=True, business_message=sent) == []
-    # What the owner writes from their own Telegram app is bridged.
-    event = one(business=True, business_message=business_message(text="hi", **{"from": owner}))
-    assert event.sender == RemoteUser(id=RemoteUserID("99"), displayname="Shop owner")
-
-
-def test_business_edit() -> None:
-    event = one(
-        business=True,
-        edited_business_message=business_message(text="changed", edit_date=DATE + 9),
-    )
-    assert isinstance(event, RemoteEdit)
-    assert event.chat.id == "b:conn-1:42"
-    assert event.edit_id == str(DATE + 9)
-
-
-def test_deleted_business_messages() -> None:
-    deleted = {"business_connection_id": "conn-1", "chat": PRIVATE, "message_ids": [3, 4]}
-    result = events(business=True, deleted_business_messages=deleted)
-    chat = RemoteChat(id=RemoteChatID("b:conn-1:42"), name="Ada Lovelace", is_group=False)
-    sender = RemoteUser(id=RemoteUserID("42"), displayname="Ada Lovelace")
-    assert result == [
-        RemoteDelete(chat=chat, sender=sender, message_id=MessageID("3")),
-        RemoteDelete(chat=chat, sender=sender, message_id=MessageID("4")),
-    ]
-
-
-# --------------------------------------------------------------------------- reactions
-
-
-def reaction(old: list[dict[str, Any]], new: list[dict[str, Any]], **fields: Any) -> Any:
-    data = {
-        "chat": GROUP,
-        "message_id": 77,
-        "date": DATE,
-        "old_reaction": old,
-        "new_reaction": new,
-        "user": ADA,
-    }
-    data.update(fields)
-    return {key: value for key, value in data.items() if value is not None}
-
-
-def emoji(value: str) -> dict[str, Any]:
-    return {"type": "emoji", "emoji": value}
-
-
-GROUP_CHAT = RemoteChat(id=RemoteChatID("-1001234567890"), name="Support group", is_group=True)
-
-
-def test_reaction_added() -> None:
-    event = one(message_reaction=reaction([], [emoji("👍")]))
-    assert event == RemoteReaction(
-        chat=GROUP_CHAT,
-        sender=ADA_USER,
-        timestamp=float(DATE),
-        message_id=MessageID("77"),
-        emoji="👍",
-    )
-
-
-def test_reaction_changed() -> None:
-    result = events(
-        message_reaction=reaction([emoji("👍"), emoji("🔥")], [emoji("🔥"), emoji("❤")])
-    )
-    assert result == [
-        RemoteReactionRemove(
-            chat=GROUP_CHAT,
-            sender=ADA_USER,
-            timestamp=float(DATE),
-            message_id=MessageID("77"),
-            emoji="👍",
-            removal_id=str(DATE),
-        ),
-        RemoteReaction(
-            chat=GROUP_CHAT,
-            sender=ADA_USER,
-            timestamp=float(DATE),
-            message_id=MessageID("77"),
-            emoji="❤",
-        ),
-    ]
-
-
-def test_custom_and_paid_reactions_are_skipped() -> None:
-    custom = {"type": "custom_emoji", "custom_emoji_id": "5368324170671202286"}
-    assert events(message_reaction=reaction([], [custom, {"type": "paid"}])) == []
-    assert events(message_reaction=reaction([custom], [])) == []
-
-
-def test_anonymous_reaction_comes_from_the_actor_chat() -> None:
-    event = one(message_reaction=reaction([], [emoji("🎉")], user=None, actor_chat=CHANNEL))
-    assert event.sender == RemoteUser(id=RemoteUserID("-1009876543210"), displayname="News")
-
-
-def test_reactions_of_the_bot_and_of_nobody_are_skipped() -> None:
-    me = {"id": BOT_ID, "is_bot": True, "first_name": "Bridge"}
-    assert events(message_reaction=reaction([], [emoji("👍")], user=me)) == []
-    assert events(message_reaction=reaction([], [emoji("👍")], user=None)) == []
-
-
-# --------------------------------------------------------------------------- other updates
-
-
-@pytest.mark.parametrize(
-    "update",
-    [
-        {"channel_post": message(chat=CHANNEL, text="post", **{"from": None})},
-        {"callback_query": {"id": "1", "from": ADA, "chat_instance": "ci", "data": "x"}},
-        {
-            "my_chat_member": {
-                "chat": GROUP,
-                "from": ADA,
-                "date": DATE,
-                "old_chat_member": {"status": "left", "user": ADA},
-                "new_chat_member": {"status": "member", "user": ADA},
-            }
-        },
-        {
-            "business_connection": {
-                "id": "conn-1",
-                "user": ADA,
-                "user_chat_id": 42,
-                "date": DATE,
-                "is_enabled": True,
-            }
-        },
-        {
-            "message_reaction_count": {
-                "chat": GROUP,
-                "message_id": 1,
-                "date": DATE,
-                "reactions": [],
-            }
-        },
-    ],
-)
-def test_other_updates_give_nothing(update: dict[str, Any]) -> None:
-    assert events(business=True, **update) == []
