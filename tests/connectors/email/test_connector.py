@@ -22,7 +22,7 @@ from tests.contract.fake_host import FakeHost
 
 from ..conftest import running
 from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail, read
-from .test_parse import MIXED, MIXED_SECTIONS
+from .parse_support import MIXED, MIXED_SECTIONS
 
 
 @pytest.fixture(params=["contact"])

@@ -13,7 +13,7 @@ from bridge.connectors.email.transfer import DECODED, decoded
 from tests.fault.fuzz_support import fuzz_settings
 from tests.fault.test_fuzz_email import hostile_mail
 
-from .test_parse import MIXED, MIXED_SECTIONS
+from .parse_support import MIXED, MIXED_SECTIONS
 
 NESTED = b"""\
 From: a@example.com
