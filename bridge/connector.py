@@ -177,8 +177,8 @@ class BridgeHost(Protocol):
         ...
 
     async def portal_metadata(self, chat: RemoteChatID) -> dict[str, Any]:
-        """The stored metadata of the portal of ``chat`` ({} if there is none): what remote
-        events put under ``metadata["portal"]``, e.g. when the customer last wrote."""
+        """The values stored with the conversation of ``chat`` ({} if there are none): what
+        remote events put under ``metadata["portal"]``, e.g. when the customer last wrote."""
         ...
 
 

@@ -64,8 +64,9 @@ class RemoteEvent:
     timestamp: float | None = None
     """Seconds since the epoch, as the remote side stamped the event."""
     metadata: dict[str, Any] = field(default_factory=dict)
-    """Connector-specific data kept with the event. Its ``"portal"`` entry, a dict, is merged
-    into the portal's stored metadata (e.g. the deep-link payload a conversation began with)."""
+    """Connector-specific data kept with the event. Each value of its ``"portal"`` entry, a
+    dict, is stored with the conversation, on its own (e.g. the deep-link payload a
+    conversation began with); ``BridgeHost.portal_metadata`` reads them back."""
 
     def dedup_key(self) -> str:
         """A key that is equal for two deliveries of the same remote event."""

@@ -49,9 +49,10 @@ def now_ms() -> int:
 @define
 class QueueItem:
     """Work the bridge accepted and has not finished: a Matrix event from an appservice
-    transaction (``kind='matrix'``) or a remote event from a connector (``kind='remote'``).
-    Items of one ``queue_key`` (a room or a portal) are processed one at a time, in id order,
-    and deleted once done, so a crash at any point leaves the unfinished ones here."""
+    transaction (``kind='matrix'``), a remote event from a connector (``kind='remote'``) or a
+    message the bridge starts (``kind='outbound'``). Items of one ``queue_key`` (a
+    conversation, or a room that is none) are processed one at a time, in id order, and
+    deleted once done, so a crash at any point leaves the unfinished ones here."""
 
     db: ClassVar[Database]
 
