@@ -50,6 +50,10 @@ class GhostManager:
     def is_ghost(self, mxid: str) -> bool:
         return self._ghost_re.fullmatch(mxid) is not None
 
+    def is_own(self, mxid: str) -> bool:
+        """The bridge's own users: the bot and every ghost."""
+        return mxid == self.config.bot_mxid or self.is_ghost(mxid)
+
     def displayname(self, user: RemoteUser, channel_title: str) -> str:
         """The ghost's display name, at most ``MAX_NAME_CHARS`` long (the remote name is cut,
         the channel kept)."""

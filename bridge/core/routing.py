@@ -58,7 +58,7 @@ class MatrixRouter:
         self.run_command = run_command
 
     def is_own(self, user: str) -> bool:
-        return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
+        return self.ghosts.is_own(user)
 
     def is_echo(self, evt: dict[str, Any]) -> bool:
         """An event of the bot or a ghost that is no state: the bridge's own messages coming

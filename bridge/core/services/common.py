@@ -49,4 +49,4 @@ class ServiceBase:
             raise ServiceError(f"You need the {needed} permission on {account} for this.")
 
     def is_own(self, user: str) -> bool:
-        return user == self.config.bot_mxid or self.ghosts.is_ghost(user)
+        return self.ghosts.is_own(user)
