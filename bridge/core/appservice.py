@@ -101,7 +101,7 @@ def matrix_queue_key(event: dict[str, Any]) -> str:
     return "mx:"
 
 
-class AppServiceServer:
+class AppServiceListener:
     """Accepts transactions: answers 200 only after their events are committed to the queue
     table; a transaction id recorded before (also before a restart) is a no-op."""
 

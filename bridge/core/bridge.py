@@ -24,7 +24,7 @@ from ..db import QueueItem
 from ..seams import PeriodicJob, Seams
 from ..tasks import cancel_and_wait
 from . import deadletters
-from .appservice import AppServiceServer
+from .appservice import AppServiceListener
 from .commands import CommandRunner
 from .dispatcher import Dispatcher, RetryLimits
 from .ghosts import GhostManager
@@ -81,7 +81,7 @@ class Bridge:
             self._announce,
             RetryLimits(config.queue_max_attempts, config.queue_max_age),
         )
-        self.server = AppServiceServer(
+        self.listener = AppServiceListener(
             config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo,
             on_refused=self._refused.set, limits=config.as_limits,
             webhooks=config.webhook_listener, queue_key=Pipeline.matrix_key,
@@ -144,7 +144,7 @@ class Bridge:
         pending = await self.dispatcher.load_pending()
         if pending:
             log.info("Resuming %d queued event(s) from before the last stop", pending)
-        await self.server.start(self.config.as_hostname, self.config.as_port)
+        await self.listener.start(self.config.as_hostname, self.config.as_port)
         log.info("Listening on %s:%d", self.config.as_hostname, self.config.as_port)
         if self.config.webhook_listener is not None:
             hooks = self.config.webhook_listener
@@ -214,7 +214,7 @@ class Bridge:
                 await connector.stop()
             except Exception:
                 log.exception("Channel account %s failed to stop cleanly", account_id)
-        await self.server.stop()
+        await self.listener.stop()
         await self.dispatcher.stop()
         for session in (self.session, self.http):
             if session:

@@ -40,7 +40,7 @@ class ConnectorHost:
         path: str,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> str:
-        return self._bridge.server.add_route(self.account, method, path, handler)
+        return self._bridge.listener.add_route(self.account, method, path, handler)
 
     def set_state(self, state: ConnectorState) -> None:
         if state != self.state:

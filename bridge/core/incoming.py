@@ -1,6 +1,6 @@
 """Incoming Matrix events, read once into typed objects at the edge.
 
-The appservice endpoint stores events as the homeserver sent them (cleaned of what no
+The appservice listener stores events as the homeserver sent them (cleaned of what no
 database takes); ``read_event`` turns one into a frozen dataclass, checking every field's
 type on the way, so the handlers behind it never walk raw dicts. Hostile events have any type
 anywhere: a field of the wrong type is read as absent, and an event without the ids the

@@ -16,7 +16,7 @@ class BridgePostgres(PostgresDatabase):
     """mautrix exits the process on asyncpg's ``InternalClientError``. A connection the server
     closed (PostgreSQL restarted) can show that error on its next query, and the exit starts
     a shutdown that then waits forever for that connection. Here the error reaches the caller
-    like any other database error (the appservice endpoint answers 5xx, queue workers retry)
+    like any other database error (the appservice listener answers 5xx, queue workers retry)
     and the broken connection is closed, so the pool opens a new one."""
 
     async def _handle_exception(self, err: Exception) -> None:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bridge.config import ListenerConfig, ListenerLimits
-from bridge.core.appservice import AppServiceServer
+from bridge.core.appservice import AppServiceListener
 from bridge.db import ASTransaction, QueueItem
 from tests.db.support import Databases
 from tests.infra.ports import LOOPBACK, free_port
@@ -25,7 +25,7 @@ TXN_PATH = "/_matrix/app/v1/transactions/{}"
 
 
 class Listener:
-    """An ``AppServiceServer`` on a free loopback port and a client session to call it."""
+    """An ``AppServiceListener`` on a free loopback port and a client session to call it."""
 
     def __init__(
         self,
@@ -43,23 +43,23 @@ class Listener:
             None if webhooks is None else ListenerConfig(LOOPBACK, free_port(), webhooks)
         )
         self.recorded: list[list[QueueItem]] = []
-        self.server: AppServiceServer | None = None
+        self.listener: AppServiceListener | None = None
 
-    async def start(self) -> AppServiceServer:
-        self.server = AppServiceServer(
+    async def start(self) -> AppServiceListener:
+        self.listener = AppServiceListener(
             HS_TOKEN,
             self.max_body_size,
             self.recorded.append,
             limits=self.limits,
             webhooks=self.webhooks,
         )
-        await self.server.start(LOOPBACK, self.port)
-        return self.server
+        await self.listener.start(LOOPBACK, self.port)
+        return self.listener
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
 
     def url(self, path: str) -> str:
         return f"http://{LOOPBACK}:{self.port}{path}"

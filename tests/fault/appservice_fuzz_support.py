@@ -165,13 +165,13 @@ class Running:
         self.recorded: list[list[QueueItem]] = []
         self.numbers = itertools.count(1)
         self.delivered_events: list[str] = []
-        submit = bridge.server._on_recorded
+        submit = bridge.listener._on_recorded
 
         def on_recorded(items: list[QueueItem]) -> None:
             self.recorded.append(items)
             submit(items)
 
-        bridge.server._on_recorded = on_recorded
+        bridge.listener._on_recorded = on_recorded
 
     def url(self, path: str) -> str:
         return f"http://{LOOPBACK}:{self.bridge.config.as_port}{path}"
