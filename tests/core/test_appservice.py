@@ -43,23 +43,23 @@ class Listener:
             None if webhooks is None else ListenerConfig(LOOPBACK, free_port(), webhooks)
         )
         self.recorded: list[list[QueueItem]] = []
-        self.listener: AppServiceListener | None = None
+        self.server: AppServiceListener | None = None
 
     async def start(self) -> AppServiceListener:
-        self.listener = AppServiceListener(
+        self.server = AppServiceListener(
             HS_TOKEN,
             self.max_body_size,
             self.recorded.append,
             limits=self.limits,
             webhooks=self.webhooks,
         )
-        await self.listener.start(LOOPBACK, self.port)
-        return self.listener
+        await self.server.start(LOOPBACK, self.port)
+        return self.server
 
     async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()
-            self.listener = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
 
     def url(self, path: str) -> str:
         return f"http://{LOOPBACK}:{self.port}{path}"
