@@ -39,6 +39,7 @@ class DovecotMailboxes:
     internal_user: str
     users: dict[str, str]
     """name -> password of every user added with :meth:`add_user`."""
+    base_dir: Path | None
     _passwd_mtime: int
 
     if TYPE_CHECKING:  # provided by DovecotFiles and ManagedProcess
@@ -99,7 +100,8 @@ class DovecotMailboxes:
             if any(c in password for c in ":\n\r\x00"):
                 raise ValueError("the password must not contain ':' or line breaks")
         self.users.update(users)
-        self._require_base()
+        if self.base_dir is None:
+            return  # the directory, made at the latest by start(), gets the passwd-file then
         written = time.time()
         self._write_passwd()
         if self.running:
