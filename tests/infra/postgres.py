@@ -192,12 +192,13 @@ class PostgresServer(ManagedProcess):
 
     def stop(self, *, keep_data: bool = False) -> None:
         """Stop the server (fast shutdown) and, unless ``keep_data``, delete its directory."""
-        self._shutdown()
-        if not keep_data:
-            super().stop()
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
+        if keep_data:
+            self._shutdown()  # still registered: deleted at exit unless stopped again before
+            return
+        super().stop()
+        if self.base_dir is not None:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            self.base_dir = None
 
     # ------------------------------------------------------------------ SQL helpers
 
