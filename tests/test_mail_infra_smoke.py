@@ -259,7 +259,7 @@ def test_stop_leaves_no_processes_or_files() -> None:
     server = DovecotServer()
     server.add_user("carol", "pw")
     server.start()
-    pgid = server._proc.pid if server._proc else 0
+    pgid = server.pid or 0
     base = server.base_dir
     assert base is not None and base.is_dir()
     server.stop()
@@ -281,7 +281,7 @@ def test_stop_leaves_no_processes_or_files() -> None:
         with kept:
             assert kept.folder_status("carol")["MESSAGES"] == 1
             # A crash: every process dies at once; a new start serves the same mail.
-            pgid = kept._proc.pid if kept._proc else 0
+            pgid = kept.pid or 0
             kept.kill()
             with pytest.raises(ProcessLookupError):
                 os.killpg(pgid, 0)

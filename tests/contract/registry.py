@@ -7,25 +7,19 @@ import importlib
 from .harness import ConnectorHarness
 
 HARNESSES = [
-    "connectors.webhook.harness:WebhookHarness",
-    "connectors.telegram.harness:TelegramHarness",
-    "connectors.whatsapp.harness:WhatsAppHarness",
-    "connectors.email.harness:EmailHarness",
-    "connectors.email.harness:EmailLmtpHarness",
+    "tests.connectors.webhook.harness:WebhookHarness",
+    "tests.connectors.telegram.harness:TelegramHarness",
+    "tests.connectors.whatsapp.harness:WhatsAppHarness",
+    "tests.connectors.email.harness:EmailHarness",
+    "tests.connectors.email.harness:EmailLmtpHarness",
 ]
-"""``module:Class`` of each harness, relative to the ``tests`` directory."""
-
-# pytest imports ``tests/contract`` as ``contract`` or as ``tests.contract`` depending on
-# whether ``tests/`` is a package; load harnesses under the same root so modules load once.
-_ROOT = (__package__ or "").rpartition(".")[0]
+"""``module:Class`` of each harness."""
 
 
 def harness_classes() -> list[type[ConnectorHarness]]:
     classes = []
     for spec in HARNESSES:
         module_name, _, class_name = spec.partition(":")
-        if _ROOT:
-            module_name = f"{_ROOT}.{module_name}"
         cls = getattr(importlib.import_module(module_name), class_name)
         assert issubclass(cls, ConnectorHarness), f"{spec} is not a ConnectorHarness"
         classes.append(cls)

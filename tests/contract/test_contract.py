@@ -43,6 +43,7 @@ from bridge.types import MessageID, PortalKey, RemoteChatID, RemoteUserID
 from tests.connectors.media_support import downloaded
 
 from .fake_host import FakeHost
+from .fixtures import running
 from .harness import ConnectorHarness, Received
 from .registry import harness_classes
 
@@ -51,28 +52,8 @@ _event_ids = itertools.count(1)
 
 @pytest.fixture(params=harness_classes(), ids=lambda cls: cls.name)
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[ConnectorHarness]:
-    instance: ConnectorHarness = request.param()
-    await instance.start()
-    try:
+    async for instance in running(request.param()):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: ConnectorHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: ConnectorHarness, host: FakeHost) -> AsyncIterator[NetworkConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 def portal(harness: ConnectorHarness, chat: str = "chat-1") -> PortalKey:

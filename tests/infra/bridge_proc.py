@@ -3,12 +3,10 @@ kill it with SIGKILL and start it again on the same database."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,10 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from .ports import LOOPBACK, free_port
+from .process import ManagedProcess
 
 REPO = Path(__file__).resolve().parents[2]
+STARTED = "Bridge started"
 
 
 def write_bridge_config(
@@ -90,68 +90,57 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-class BridgeProcess:
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+class BridgeProcess(ManagedProcess):
+    """The bridge as a child process, its output appended to ``log_path``; ready once it
+    logged that it started and its HTTP listener answers."""
+
+    name = "bridge"
+    stop_signals = ((signal.SIGTERM, 20.0),)
+    poll_interval = 0.1
+
+    def __init__(
+        self, config_path: Path, port: int, log_path: Path, *, startup_timeout: float = 60.0
+    ) -> None:
+        super().__init__(startup_timeout)
         self.config_path = config_path
         self.port = port
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self._started_before = 0
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "bridge already running"
-        log = self.log_path.open("ab")
-        log.write(f"\n===== start {self.starts} =====\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "-c", str(self.config_path)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._proc
+
+    @property
+    def console_log_path(self) -> Path:
+        return self.log_path
+
+    def _prepare(self) -> None:
+        self._started_before = self.log_text().count(STARTED)
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "bridge", "-c", str(self.config_path)]
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return {"cwd": REPO}
+
+    def _launch(self) -> None:
+        super()._launch()
         self.starts += 1
 
-    async def astart(self, timeout: float = 60) -> None:  # noqa: ASYNC109
-        """Start and wait until the listener answers and the bridge logged that it started."""
-        marker = self.log_text().count("Bridge started")
-        self.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"bridge exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
-            if self.log_text().count("Bridge started") > marker and self._live():
-                return
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"bridge did not start in {timeout}s:\n{self.log_tail()}")
-
-    def _live(self) -> bool:
+    def _probe(self) -> str | None:
+        if self.log_text().count(STARTED) == self._started_before:
+            return f"{STARTED!r} not logged yet"
         try:
             with urllib.request.urlopen(f"{self.url}/_matrix/mau/live", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind, as in a crash."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                return None if r.status == 200 else f"/_matrix/mau/live answered {r.status}"
+        except OSError as exc:
+            return f"/_matrix/mau/live: {exc}"
 
     def log_text(self) -> str:
         try:
@@ -160,4 +149,4 @@ class BridgeProcess:
             return ""
 
     def log_tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return super().log_tail(lines)

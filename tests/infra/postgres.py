@@ -17,9 +17,6 @@ socket inside the temporary directory, ``trust`` authentication and ``fsync=off`
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import os
 import pwd
 import re
@@ -27,13 +24,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-import weakref
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 from .ports import LOOPBACK, free_port
+from .process import ManagedProcess, reachable_by
 
 __all__ = [
     "PostgresError",
@@ -80,17 +75,7 @@ def find_pg_bin_dir() -> Path:
     )
 
 
-_live_servers: weakref.WeakSet[PostgresServer] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:  # pragma: no cover - only on abnormal test exits
-    for server in list(_live_servers):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-class PostgresServer:
+class PostgresServer(ManagedProcess):
     """One PostgreSQL cluster in a temporary directory, served on ``127.0.0.1:port``.
 
     ``start()`` runs initdb (once) and starts the server; ``stop()`` stops it and deletes the
@@ -100,6 +85,10 @@ class PostgresServer:
     """
 
     host = LOOPBACK
+    name = "PostgreSQL"
+    error = PostgresError
+    # SIGINT is a "fast" shutdown: disconnect clients, checkpoint, exit; SIGQUIT an immediate one.
+    stop_signals = ((signal.SIGINT, 20.0), (signal.SIGQUIT, 5.0))
 
     def __init__(
         self,
@@ -129,7 +118,7 @@ class PostgresServer:
         self.superuser = superuser
         self._bin_dir = Path(bin_dir) if bin_dir else None
         self._parent_dir = os.fspath(parent_dir) if parent_dir else None
-        self.startup_timeout = startup_timeout
+        super().__init__(startup_timeout)
         self.settings: dict[str, Any] = {
             "listen_addresses": LOOPBACK,
             "fsync": "off",
@@ -157,8 +146,6 @@ class PostgresServer:
             self._run_as = (pw.pw_uid, pw.pw_gid)
 
         self.base_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
 
     # ------------------------------------------------------------------ paths / urls
 
@@ -180,10 +167,6 @@ class PostgresServer:
     def log_path(self) -> Path:
         return self._require_base() / "postgres.log"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def url(self, dbname: str = "postgres") -> str:
         """``postgres://superuser@127.0.0.1:port/dbname``"""
         return f"postgres://{self.superuser}@{self.host}:{self.port}/{dbname}"
@@ -198,59 +181,24 @@ class PostgresServer:
             raise PostgresError("PostgreSQL server has not been started")
         return self.base_dir
 
-    # ------------------------------------------------------------------ lifecycle
+    @property
+    def console_log_path(self) -> Path:
+        return self.log_path
 
-    def start(self) -> PostgresServer:
-        """Create the cluster if needed, start the server and wait until it accepts queries."""
-        if self.running:
-            return self
-        if self.base_dir is None or not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
-        self._launch()
-        self._wait_ready()
-        _live_servers.add(self)
-        return self
+    def log_paths(self) -> list[Path]:
+        return [] if self.base_dir is None else [self.log_path]
+
+    # ------------------------------------------------------------------ lifecycle
 
     def stop(self, *, keep_data: bool = False) -> None:
         """Stop the server (fast shutdown) and, unless ``keep_data``, delete its directory."""
-        self._shutdown()
-        if not keep_data:
-            _live_servers.discard(self)
-            if self.base_dir is not None:
-                shutil.rmtree(self.base_dir, ignore_errors=True)
-                self.base_dir = None
-
-    def restart(self, *, downtime: float = 0.0) -> None:
-        """Stop and start again on the same port with the same data.
-
-        All client connections are dropped.  ``downtime`` seconds pass with no server listening.
-        """
-        self._shutdown()
-        if downtime > 0:
-            time.sleep(downtime)
-        self._launch()
-        self._wait_ready()
-
-    async def astart(self) -> PostgresServer:
-        """:meth:`start` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self, *, keep_data: bool = False) -> None:
-        await asyncio.to_thread(self.stop, keep_data=keep_data)
-
-    async def arestart(self, *, downtime: float = 0.0) -> None:
-        """:meth:`restart` in a worker thread (``downtime`` does not block the loop)."""
-        await asyncio.to_thread(self._shutdown)
-        if downtime > 0:
-            await asyncio.sleep(downtime)
-        await asyncio.to_thread(self._launch)
-        await asyncio.to_thread(self._wait_ready)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if keep_data:
+            self._shutdown()  # still registered: deleted at exit unless stopped again before
+            return
+        super().stop()
+        if self.base_dir is not None:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            self.base_dir = None
 
     # ------------------------------------------------------------------ SQL helpers
 
@@ -355,32 +303,19 @@ class PostgresServer:
 
     def _reachable(self, directory: Path) -> bool:
         """Can the OS user that runs the server traverse every ancestor of ``directory``?"""
-        if self._run_as is None:
-            return True
-        uid, gid = self._run_as
-        for d in [directory.resolve(), *directory.resolve().parents]:
-            try:
-                st = d.stat()
-            except OSError:
-                return False
-            if st.st_uid == uid:
-                ok = bool(st.st_mode & 0o100)
-            elif st.st_gid == gid:
-                ok = bool(st.st_mode & 0o010)
-            else:
-                ok = bool(st.st_mode & 0o001)
-            if not ok:
-                return False
-        return True
+        return self._run_as is None or reachable_by(directory, *self._run_as)
 
     def _who(self) -> str:
         if self._run_as is None:
             return pwd.getpwuid(os.geteuid()).pw_name
         return pwd.getpwuid(self._run_as[0]).pw_name
 
-    def _launch(self) -> None:
-        if self.running:
-            return
+    def _prepare(self) -> None:
+        """Create the cluster unless there is one."""
+        if self.base_dir is None or not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+
+    def _command(self) -> list[str]:
         cmd = [
             str(self.bin_dir / "postgres"),
             "-D", str(self.data_dir),
@@ -389,21 +324,9 @@ class PostgresServer:
         ]  # fmt: skip
         for key, value in self.settings.items():
             cmd += ["-c", f"{key}={value}"]
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _shutdown
-        self._log_file.write(f"\n===== starting: {' '.join(cmd)}\n".encode())
-        self._log_file.flush()
-        self._proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **self._popen_kwargs(),
-        )
+        return cmd
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
+    def _probe(self) -> str | None:
         cmd = [
             str(self.bin_dir / "pg_isready"),
             "-q",
@@ -413,81 +336,22 @@ class PostgresServer:
             "-d", "postgres",
             "-t", "2",
         ]  # fmt: skip
-        while True:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._close_log()
-                self._proc = None
-                raise PostgresError(
-                    f"PostgreSQL exited with code {code} while starting on port {self.port}.\n"
-                    f"--- {self.log_path} (tail) ---\n{self.log_tail()}"
-                )
-            if subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=30).returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                self._shutdown()
-                raise PostgresError(
-                    f"PostgreSQL did not accept connections on {self.host}:{self.port} within "
-                    f"{self.startup_timeout:.0f}s.\n--- {self.log_path} (tail) ---\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.05)
+        if subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=30).returncode == 0:
+            return None
+        return "pg_isready: no connection"
 
-    def _shutdown(self, timeout: float = 20.0) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            # SIGINT = "fast" shutdown: disconnect clients, checkpoint, exit.
-            for sig, wait in (
-                (signal.SIGINT, timeout),
-                (signal.SIGQUIT, 5.0),
-                (signal.SIGKILL, 5.0),
-            ):
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(sig)
-                try:
-                    proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        self._proc = None
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except (OSError, PostgresError):
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<PostgresServer {self.host}:{self.port} {state} dir={self.base_dir}>"
 
 
-@contextlib.contextmanager
-def postgres_server(**kwargs: Any) -> Iterator[PostgresServer]:
-    """Start a :class:`PostgresServer` (kwargs go to its constructor), stop + delete on exit."""
-    server = PostgresServer(**kwargs)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def postgres_server(**kwargs: Any) -> PostgresServer:
+    """A :class:`PostgresServer` (kwargs go to its constructor) for ``with`` (started on
+    entry, stopped and deleted on exit) or ``async with`` (the same in a worker thread)."""
+    return PostgresServer(**kwargs)
 
 
-@contextlib.asynccontextmanager
-async def async_postgres_server(**kwargs: Any) -> AsyncIterator[PostgresServer]:
-    """Like :func:`postgres_server`, starting and stopping in a worker thread."""
-    server = PostgresServer(**kwargs)
-    await server.astart()
-    try:
-        yield server
-    finally:
-        await server.astop()
+async_postgres_server = postgres_server

@@ -32,7 +32,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from .dovecot import make_self_signed_cert
 from .ports import LOOPBACK, free_port
+from .process import Service
+from .tls import make_self_signed_cert
 
 __all__ = ["CapturedMail", "Rejection", "SmtpCapture", "async_smtp_capture"]
 
@@ -131,7 +132,7 @@ class _Controller(Controller):
         done.wait(5)
 
 
-class SmtpCapture:
+class SmtpCapture(Service):
     """A capturing SMTP server on ``127.0.0.1:port``.
 
     :param port: TCP port; a free one if None (kept across :meth:`restart`).
@@ -223,7 +224,8 @@ class SmtpCapture:
         return self
 
     def stop(self) -> None:
-        """Close every connection and stop the server.  Captured mail is kept."""
+        """Close every connection and stop the server.  Captured mail is kept; a restart
+        (:meth:`restart`, same port) makes a new certificate if TLS is on."""
         controller = self._controller
         if controller is None:
             return
@@ -235,31 +237,6 @@ class SmtpCapture:
             if self._cert_dir is not None:
                 shutil.rmtree(self._cert_dir, ignore_errors=True)
                 self._cert_dir = None
-
-    def restart(self, *, downtime: float = 0.0) -> None:
-        """Stop and start again on the same port (a new certificate if TLS)."""
-        self.stop()
-        if downtime > 0:
-            time.sleep(downtime)
-        self.start()
-
-    async def astart(self) -> SmtpCapture:
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def arestart(self, *, downtime: float = 0.0) -> None:
-        await asyncio.to_thread(self.stop)
-        if downtime > 0:
-            await asyncio.sleep(downtime)
-        await asyncio.to_thread(self.start)
-
-    def __enter__(self) -> SmtpCapture:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _server_tls_context(self) -> ssl.SSLContext:
         self._cert_dir = Path(tempfile.mkdtemp(prefix="bridge-test-smtp-"))
@@ -439,12 +416,7 @@ class _Handler:
         return "250 2.0.0 OK: queued"
 
 
-@contextlib.asynccontextmanager
-async def async_smtp_capture(**kwargs: Any) -> AsyncIterator[SmtpCapture]:
-    """Start an :class:`SmtpCapture` (kwargs go to its constructor); stop it on exit."""
-    capture = SmtpCapture(**kwargs)
-    await capture.astart()
-    try:
-        yield capture
-    finally:
-        await capture.astop()
+def async_smtp_capture(**kwargs: Any) -> SmtpCapture:
+    """An :class:`SmtpCapture` (kwargs go to its constructor) for ``async with``: started on
+    entry, stopped on exit."""
+    return SmtpCapture(**kwargs)

@@ -17,27 +17,22 @@ wrote them (the helper below, or the bridge itself).
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .ports import LOOPBACK, free_port
+from .process import ManagedProcess
 
 __all__ = [
     "AppserviceRegistration",
@@ -127,17 +122,7 @@ def postgres_database_config(
     }
 
 
-_live_servers: weakref.WeakSet[SynapseServer] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:  # pragma: no cover - only on abnormal test exits
-    for server in list(_live_servers):
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-class SynapseServer:
+class SynapseServer(ManagedProcess):
     """A Synapse homeserver whose config, SQLite database, media and logs live in ``workdir``.
 
     :param workdir: directory for all of Synapse's files (created if missing).
@@ -150,6 +135,10 @@ class SynapseServer:
     :param database: Synapse's ``database`` section; SQLite in ``workdir`` if None.  For
         PostgreSQL see :func:`postgres_database_config`.
     """
+
+    name = "Synapse"
+    error = SynapseError
+    poll_interval = 0.1
 
     def __init__(
         self,
@@ -169,12 +158,9 @@ class SynapseServer:
         self.server_name = server_name
         self.port = port or free_port()
         self.extra_config = dict(extra_config or {})
-        self.startup_timeout = startup_timeout
+        super().__init__(startup_timeout)
         self.database = database
         self.registration_shared_secret = secrets.token_hex(16)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
-        self.start_seconds: float | None = None  # how long the last start took
 
     # ------------------------------------------------------------------ paths
 
@@ -198,10 +184,6 @@ class SynapseServer:
     @property
     def database_path(self) -> Path:
         return self.workdir / "homeserver.db"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -307,120 +289,37 @@ class SynapseServer:
         with open(key_path, "w") as fh:
             write_signing_keys(fh, [generate_signing_key("a_" + secrets.token_hex(2))])
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ process
 
-    def start(self) -> SynapseServer:
-        """Write the config and start Synapse; return once the client API answers."""
-        if self.running:
-            return self
-        started = time.monotonic()
+    def _prepare(self) -> None:
         self.write_config()
-        self._log_file = open(self.console_log_path, "ab")  # noqa: SIM115 - closed in stop()
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)]
+
+    def _popen_kwargs(self) -> dict[str, Any]:
         env = dict(os.environ)
         env.pop("PYTHONWARNINGS", None)  # pytest's warning filters must not leak into Synapse
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        _live_servers.add(self)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        self.start_seconds = time.monotonic() - started
-        return self
+        return {"cwd": self.workdir, "env": env}
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
+    def _probe(self) -> str | None:
         url = self.base_url + "/_matrix/client/versions"
-        while True:
-            if self._proc.poll() is not None:
-                raise SynapseError(
-                    f"Synapse exited with code {self._proc.returncode} during startup.\n"
-                    + self.log_tail()
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > deadline:
-                raise SynapseError(
-                    f"Synapse did not answer {url} within {self.startup_timeout:.0f}s.\n"
-                    + self.log_tail()
-                )
-            time.sleep(0.1)
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return None
+                return f"{url} answered {resp.status}"
+        except (OSError, urllib.error.URLError) as exc:
+            return f"{url}: {exc}"
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds.  Data in ``workdir`` is kept."""
-        proc = self._proc
-        if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
-            self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        _live_servers.discard(self)
+    def _where(self) -> str:
+        return self.base_url
 
-    def kill(self) -> None:
-        """SIGKILL at once (a crash, not a clean shutdown)."""
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-        self.stop()
-
-    def restart(self, *, downtime: float = 0.0) -> None:
-        """Stop and start again, same port and data; ``downtime`` seconds in between."""
-        self.stop()
-        if downtime > 0:
-            time.sleep(downtime)
-        self.start()
-
-    async def astart(self) -> SynapseServer:
-        """:meth:`start` in a worker thread, so the event loop (e.g. the bridge) keeps running."""
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def arestart(self, *, downtime: float = 0.0) -> None:
-        await asyncio.to_thread(self.stop)
-        if downtime > 0:
-            await asyncio.sleep(downtime)
-        await asyncio.to_thread(self.start)
-
-    def __enter__(self) -> SynapseServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def log_paths(self) -> list[Path]:
+        return [self.console_log_path, self.log_path]
 
     def log_tail(self, lines: int = 80) -> str:
-        parts = []
-        for path in (self.console_log_path, self.log_path):
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                continue
-            tail = "\n".join(text.splitlines()[-lines:])
-            parts.append(f"--- {path} (tail) ---\n{tail}")
-        return "\n".join(parts) or "(no Synapse logs)"
+        return super().log_tail(lines)
 
     # ------------------------------------------------------------------ API helpers
 
@@ -558,33 +457,15 @@ def write_appservice_registration(
     )
 
 
-@contextlib.contextmanager
 def synapse_server(
     workdir: str | os.PathLike[str],
     appservice_registration_files: Sequence[str | os.PathLike[str]] = (),
     server_name: str = "localhost",
     **kwargs: Any,
-) -> Iterator[SynapseServer]:
-    """Start a :class:`SynapseServer`; stop it on exit (``workdir`` is left for inspection)."""
-    server = SynapseServer(workdir, appservice_registration_files, server_name, **kwargs)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+) -> SynapseServer:
+    """A :class:`SynapseServer` for ``with`` (started on entry, stopped on exit; ``workdir`` is
+    left for inspection) or ``async with`` (the same in a worker thread)."""
+    return SynapseServer(workdir, appservice_registration_files, server_name, **kwargs)
 
 
-@contextlib.asynccontextmanager
-async def async_synapse_server(
-    workdir: str | os.PathLike[str],
-    appservice_registration_files: Sequence[str | os.PathLike[str]] = (),
-    server_name: str = "localhost",
-    **kwargs: Any,
-) -> AsyncIterator[SynapseServer]:
-    """Like :func:`synapse_server`, starting and stopping in a worker thread."""
-    server = SynapseServer(workdir, appservice_registration_files, server_name, **kwargs)
-    await server.astart()
-    try:
-        yield server
-    finally:
-        await server.astop()
+async_synapse_server = synapse_server

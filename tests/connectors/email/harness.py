@@ -17,36 +17,24 @@ import itertools
 import secrets
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from bridge.connectors.email import EmailConnector
 from bridge.media import MediaFile
 from bridge.types import AccountID, RemoteChatID
+from tests.contract.harness import (
+    ConnectorHarness,
+    FailureKind,
+    FakeHost,
+    IdKind,
+    Received,
+    ReceivedAttachment,
+    one_id_for_chat_and_user,
+)
 from tests.infra.dovecot import DovecotServer
 from tests.infra.lmtp_client import push_mail
 from tests.infra.ports import free_port
 from tests.infra.smtp_capture import CapturedMail, SmtpCapture
-
-# ``tests/contract`` is imported as ``tests.contract`` or ``contract`` depending on whether
-# ``tests/`` is a package; import it under the name pytest uses so its modules load once.
-if TYPE_CHECKING or (__package__ or "").startswith("tests."):
-    from tests.contract.fake_host import FakeHost
-    from tests.contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
-else:
-    from contract.fake_host import FakeHost
-    from contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
 
 MAIL_USER = "support"
 MAIL_PASSWORD = "mailbox-password"
@@ -99,16 +87,14 @@ class EmailHarness(ConnectorHarness):
     account_id = AccountID("support-mail")
 
     def __init__(self, *, threading: str = "contact") -> None:
+        super().__init__()
         self.threading = threading
         self.dovecot = DovecotServer()
         self.dovecot.add_user(MAIL_USER, MAIL_PASSWORD)
         self.smtp = SmtpCapture(credentials={MAIL_USER: MAIL_PASSWORD})
-        self.host: FakeHost | None = None
         self._run = secrets.token_hex(4)
         self._ids: dict[tuple[str, str], str] = {}
         self._addresses = itertools.count(1)
-        self._raw: dict[str, bytes] = {}
-        """The raw mail each message label was first delivered as (for duplicates)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,11 +221,8 @@ class EmailHarness(ConnectorHarness):
 
     def make_connector(self, host: FakeHost, **overrides: Any) -> EmailConnector:
         if self.host is not host:
-            self.host = host
             self._seed_portals(host)
-        raw = {**self.valid_config(), **overrides}
-        config = EmailConnector.parse_config(raw, self.config_key)
-        return EmailConnector(self.account_id, config, host)
+        return cast(EmailConnector, super().make_connector(host, **overrides))
 
     # ------------------------------------------------------------------ ids
 
@@ -265,21 +248,19 @@ class EmailHarness(ConnectorHarness):
 
     def _pair(self, chat: str, sender: str) -> str:
         """The address of ``sender``, which in contact mode is also the id of ``chat``."""
-        chat_id = self._ids.get(("chat", chat))
-        user_id = self._ids.get(("user", sender))
         if self.threading != "contact":
-            user_id = user_id or self.remote_id("user", sender)
+            user_id = self.remote_id("user", sender)
+            chat_id = self._ids.get(("chat", chat))
             if chat_id is not None and not chat_id.startswith(user_id + "/"):
                 raise AssertionError(f"chat {chat!r} ({chat_id}) is not {sender!r}'s")
             return user_id
-        if chat_id is not None and user_id is not None and chat_id != user_id:
-            raise AssertionError(
-                f"in contact threading a chat is its customer: {sender!r} ({user_id}) cannot "
-                f"write in {chat!r} ({chat_id})"
-            )
-        value = chat_id or user_id or self.address(sender)
-        self._ids[("chat", chat)] = self._ids[("user", sender)] = value
-        return value
+        return one_id_for_chat_and_user(
+            self._ids,
+            chat,
+            sender,
+            lambda: self.address(sender),
+            "in contact threading a chat is its customer",
+        )
 
     def _bind_thread_chat(self, chat: str, sender: str, message_id: str) -> None:
         if self.threading != "contact" and ("chat", chat) not in self._ids:
@@ -322,15 +303,6 @@ class EmailHarness(ConnectorHarness):
     ) -> None:
         await self._send(chat_id, sender_id, message_id, text, sender_name=sender_name)
 
-    async def remote_sends_duplicate(
-        self, chat_id: str, sender_id: str, text: str, message_id: str
-    ) -> None:
-        raw = self._raw.get(message_id)
-        if raw is None:
-            await self.remote_sends_message(chat_id, sender_id, text, message_id)
-            return
-        await self.deliver(raw, self.remote_id("message", message_id))
-
     async def remote_sends_attachment(
         self,
         chat_id: str,
@@ -362,8 +334,11 @@ class EmailHarness(ConnectorHarness):
             address, f"Question {label}", text, message_id=message_id, name=sender_name,
             attachment=attachment,
         )  # fmt: skip
-        self._raw.setdefault(label, raw)
-        await self.deliver(raw, message_id)
+        await self.deliver_message(label, raw)
+
+    async def redeliver(self, label: str, delivery: Any) -> None:
+        """``delivery`` is raw mail; a duplicate is the same mail again."""
+        await self.deliver(delivery, self.remote_id("message", label))
 
     # ------------------------------------------------------------------ connector to remote
 

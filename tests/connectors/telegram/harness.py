@@ -11,15 +11,23 @@ first talk together share one numeric id, messages get ids from the builders' co
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import mimetypes
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.connectors.telegram import TelegramConnector
 from bridge.types import AccountID
+from tests.contract.harness import (
+    Blockade,
+    ConnectorHarness,
+    FailureKind,
+    IdKind,
+    Received,
+    ReceivedAttachment,
+    one_id_for_chat_and_user,
+)
+from tests.contract.harness import FakeHost as FakeHost  # the tests here import it from here
 
 from . import updates as tg
 from .simulator import (
@@ -30,27 +38,6 @@ from .simulator import (
     SentMessage,
     TelegramSimulator,
 )
-
-# ``tests/contract`` is imported as ``tests.contract`` or ``contract`` depending on whether
-# ``tests/`` is a package; import it under the name pytest uses so its modules load once.
-if TYPE_CHECKING or (__package__ or "").startswith("tests."):
-    from tests.contract.fake_host import FakeHost
-    from tests.contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
-else:
-    from contract.fake_host import FakeHost
-    from contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
 
 TOKEN = "7000001:AAH-contract_test-token-0123456789"
 BOT_ID = 7000001
@@ -69,16 +56,15 @@ class TelegramHarness(ConnectorHarness):
     account_id = AccountID("support-telegram")
 
     def __init__(self) -> None:
+        super().__init__()
         self.sim = TelegramSimulator(TOKEN, bot_username="contract_bot", bot_name="Contract Bot")
-        self.host: FakeHost | None = None
         self._ids: dict[tuple[str, str], int] = {}
         self._user_ids = itertools.count(FIRST_USER_ID)
         self._chats: set[int] = set()
         """Private chats the harness opened (the user pressed Start)."""
-        self._messages: dict[str, dict[str, Any]] = {}
-        """The Message JSON each message label was first delivered as (for duplicates)."""
-        self._blocking = False
-        self._unblocker: asyncio.Task[None] | None = None
+        self.blockade = Blockade(
+            lambda: _blocked_refusals(self.sim), self._block_all, self.sim.wait_for
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,10 +72,7 @@ class TelegramHarness(ConnectorHarness):
         await self.sim.start()
 
     async def stop(self) -> None:
-        if self._unblocker is not None:
-            self._unblocker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._unblocker
+        await self.blockade.close()
         await self.sim.stop()
 
     # ------------------------------------------------------------------ config
@@ -171,12 +154,6 @@ class TelegramHarness(ConnectorHarness):
             (changed(webhook_path="/tg"), f"{key}.webhook_path"),
         ]
 
-    def make_connector(self, host: FakeHost, **overrides: Any) -> TelegramConnector:
-        self.host = host
-        raw = {**self.valid_config(), **overrides}
-        config = TelegramConnector.parse_config(raw, self.config_key)
-        return TelegramConnector(self.account_id, config, host)
-
     # ------------------------------------------------------------------ ids
 
     def remote_id(self, kind: IdKind, label: str) -> str:
@@ -196,16 +173,13 @@ class TelegramHarness(ConnectorHarness):
 
     def _pair(self, chat: str, sender: str) -> int:
         """The id of the private chat ``chat`` with the user ``sender``: one number for both."""
-        chat_id = self._ids.get(("chat", chat))
-        user_id = self._ids.get(("user", sender))
-        if chat_id is not None and user_id is not None and chat_id != user_id:
-            raise AssertionError(
-                f"Telegram private chats have their user's id: {sender!r} ({user_id}) cannot "
-                f"write in {chat!r} ({chat_id}), which is another user's chat"
-            )
-        value = chat_id or user_id or self._id("user", sender)
-        self._ids[("chat", chat)] = self._ids[("user", sender)] = value
-        return value
+        return one_id_for_chat_and_user(
+            self._ids,
+            chat,
+            sender,
+            lambda: self._id("user", sender),
+            "Telegram private chats have their user's id",
+        )
 
     def _open_chat(self, user_id: int) -> None:
         """The user pressed Start: the bot may write to them."""
@@ -213,7 +187,7 @@ class TelegramHarness(ConnectorHarness):
             return
         self._chats.add(user_id)
         self.sim.add_user(user_id, f"Customer {user_id}")
-        if self._blocking:
+        if self.blockade.active:
             self.sim.set_blocked(user_id)
 
     # ------------------------------------------------------------------ Telegram -> connector
@@ -244,19 +218,7 @@ class TelegramHarness(ConnectorHarness):
             text,
             message_id=self._id("message", message_id),
         )
-        await self._deliver_message(message_id, message)
-
-    async def remote_sends_duplicate(
-        self, chat_id: str, sender_id: str, text: str, message_id: str
-    ) -> None:
-        """Telegram never repeats an update_id once getUpdates confirmed it, but a bot that
-        crashed between recording and confirming gets the same message again; here the same
-        Message comes in a second update, so only the dedup key can keep it single."""
-        message = self._messages.get(message_id)
-        if message is None:
-            await self.remote_sends_message(chat_id, sender_id, text, message_id)
-            return
-        await self.deliver(tg.message_update(message))
+        await self.deliver_message(message_id, message)
 
     async def remote_sends_attachment(
         self,
@@ -279,11 +241,13 @@ class TelegramHarness(ConnectorHarness):
             mime_type=mimetype,
             message_id=self._id("message", message_id),
         )
-        await self._deliver_message(message_id, message)
+        await self.deliver_message(message_id, message)
 
-    async def _deliver_message(self, label: str, message: dict[str, Any]) -> None:
-        self._messages.setdefault(label, message)
-        await self.deliver(tg.message_update(message))
+    async def redeliver(self, label: str, delivery: Any) -> None:
+        """``delivery`` is a Message, sent in a new update. Telegram never repeats an update_id
+        once getUpdates confirmed it, but a bot that crashed between recording and confirming
+        gets the same message again: as a duplicate, only the dedup key can keep it single."""
+        await self.deliver(tg.message_update(delivery))
 
     # ------------------------------------------------------------------ connector -> Telegram
 
@@ -298,19 +262,11 @@ class TelegramHarness(ConnectorHarness):
             return
         # Every customer (also those the suite names later) blocks the bot, until ``count``
         # requests were refused with "bot was blocked by the user".
-        refused = _blocked_refusals(self.sim)
-        self._blocking = True
-        for chat_id in self._chats:
-            self.sim.set_blocked(chat_id)
-        if self._unblocker is not None:
-            self._unblocker.cancel()
-        self._unblocker = asyncio.create_task(self._unblock_after(refused + count))
+        self.blockade.start(count)
 
-    async def _unblock_after(self, refusals: int) -> None:
-        await self.sim.wait_for(lambda: _blocked_refusals(self.sim) >= refusals, timeout=3600)
-        self._blocking = False
+    def _block_all(self, blocked: bool) -> None:
         for chat_id in self._chats:
-            self.sim.set_blocked(chat_id, False)
+            self.sim.set_blocked(chat_id, blocked)
 
 
 def _blocked_refusals(sim: TelegramSimulator) -> int:

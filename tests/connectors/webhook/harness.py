@@ -15,22 +15,15 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from bridge.connectors.webhook import WebhookConnector
 from bridge.types import AccountID
-
-# ``tests/contract`` is imported as ``tests.contract`` or ``contract`` depending on whether
-# ``tests/`` is a package; import it under the name pytest uses so its modules load once.
-if TYPE_CHECKING or (__package__ or "").startswith("tests."):
-    from tests.contract.fake_host import FakeHost
-    from tests.contract.harness import ConnectorHarness, FailureKind, Received
-else:
-    from contract.fake_host import FakeHost
-    from contract.harness import ConnectorHarness, FailureKind, Received
+from tests.contract.harness import ConnectorHarness, FailureKind, Received
+from tests.contract.harness import FakeHost as FakeHost  # the tests here import it from here
 
 SECRET = "integration-test-secret-0123456789"
 
@@ -183,8 +176,8 @@ class WebhookHarness(ConnectorHarness):
     account_id = AccountID("support-webhook")
 
     def __init__(self) -> None:
+        super().__init__()
         self.receiver = WebhookReceiver()
-        self.host: FakeHost | None = None
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -246,12 +239,6 @@ class WebhookHarness(ConnectorHarness):
             (changed(signature_tolerance="5m"), f"{key}.signature_tolerance"),
             (changed(outbound_ulr="http://typo.example"), f"{key}.outbound_ulr"),
         ]
-
-    def make_connector(self, host: FakeHost, **overrides: Any) -> WebhookConnector:
-        self.host = host
-        raw = {**self.valid_config(), **overrides}
-        config = WebhookConnector.parse_config(raw, self.config_key)
-        return WebhookConnector(self.account_id, config, host)
 
     # ------------------------------------------------------------------ integrator -> bridge
 

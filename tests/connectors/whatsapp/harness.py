@@ -25,43 +25,30 @@ construct the harness with ``earlier_conversations=False``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import itertools
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import aiohttp
 
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.connector import WEBHOOK_PATH
 from bridge.types import AccountID, RemoteChatID
+from tests.contract.harness import (
+    Blockade,
+    ConnectorHarness,
+    FailureKind,
+    FakeHost,
+    IdKind,
+    Received,
+    ReceivedAttachment,
+    one_id_for_chat_and_user,
+)
 
 from . import payloads as wa
 from .simulator import ReadReceipt, SentMessage, WhatsAppSimulator
-
-# ``tests/contract`` is imported as ``tests.contract`` or ``contract`` depending on whether
-# ``tests/`` is a package; import it under the name pytest uses so its modules load once.
-if TYPE_CHECKING or (__package__ or "").startswith("tests."):
-    from tests.contract.fake_host import FakeHost
-    from tests.contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
-else:
-    from contract.fake_host import FakeHost
-    from contract.harness import (
-        ConnectorHarness,
-        FailureKind,
-        IdKind,
-        Received,
-        ReceivedAttachment,
-    )
 
 ACCESS_TOKEN = "EAAG-contract-test-access-token"
 APP_SECRET = "contract-test-app-secret"
@@ -87,6 +74,7 @@ class WhatsAppHarness(ConnectorHarness):
         earlier_conversations: bool = True,
         simulator: WhatsAppSimulator | None = None,
     ) -> None:
+        super().__init__()
         self.sim = simulator or WhatsAppSimulator(
             ACCESS_TOKEN,
             phone_number_id=PHONE_NUMBER_ID,
@@ -97,17 +85,15 @@ class WhatsAppHarness(ConnectorHarness):
             webhook_retry_delay=0.02,
         )
         self.earlier_conversations = earlier_conversations
-        self.host: FakeHost | None = None
         self.session: aiohttp.ClientSession | None = None
         self._ids: dict[tuple[str, str], str] = {}
         self._numbers = itertools.count(FIRST_NUMBER)
         self._earlier: dict[str, float] = {}
         """wa_id -> when that customer last wrote before the test (see the module doc)."""
-        self._payloads: dict[str, dict[str, Any]] = {}
-        """The webhook each message label was first delivered in (for duplicates)."""
         self._wrapped: set[int] = set()
-        self._blocking = False
-        self._unblocker: asyncio.Task[None] | None = None
+        self.blockade = Blockade(
+            lambda: _undeliverable_refusals(self.sim), self._block_all, self.sim.wait_for
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,10 +102,7 @@ class WhatsAppHarness(ConnectorHarness):
         self.session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
-        if self._unblocker is not None:
-            self._unblocker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._unblocker
+        await self.blockade.close()
         if self.session is not None:
             await self.session.close()
         await self.sim.stop()
@@ -219,13 +202,10 @@ class WhatsAppHarness(ConnectorHarness):
     def make_connector(self, host: FakeHost, **overrides: Any) -> WhatsAppConnector:
         """A connector for ``host`` (not started); the simulator's webhook points at the route
         it will add there."""
-        self.host = host
         self.sim.configure_webhook(self.webhook_url(host))
         if self.earlier_conversations:
             self._remember_earlier_conversations(host)
-        raw = {**self.valid_config(), **overrides}
-        config = WhatsAppConnector.parse_config(raw, self.config_key)
-        return WhatsAppConnector(self.account_id, config, host)
+        return cast(WhatsAppConnector, super().make_connector(host, **overrides))
 
     def webhook_url(self, host: FakeHost | None = None) -> str:
         host = host or self.host
@@ -268,22 +248,19 @@ class WhatsAppHarness(ConnectorHarness):
             at = time.time() - EARLIER
             self._earlier[wa_id] = at
             self.sim.open_window(wa_id, at=at)
-        if self._blocking:
+        if self.blockade.active:
             self.sim.set_undeliverable(wa_id, "sync")
         return wa_id
 
     def _pair(self, chat: str, sender: str) -> str:
         """The wa_id of the conversation ``chat`` with the customer ``sender``: one number."""
-        chat_id = self._ids.get(("chat", chat))
-        user_id = self._ids.get(("user", sender))
-        if chat_id is not None and user_id is not None and chat_id != user_id:
-            raise AssertionError(
-                f"a WhatsApp conversation is its customer's number: {sender!r} ({user_id}) "
-                f"cannot write in {chat!r} ({chat_id}), which is another customer's"
-            )
-        value = chat_id or user_id or self.remote_id("user", sender)
-        self._ids[("chat", chat)] = self._ids[("user", sender)] = value
-        return value
+        return one_id_for_chat_and_user(
+            self._ids,
+            chat,
+            sender,
+            lambda: self.remote_id("user", sender),
+            "a WhatsApp conversation is its customer's number",
+        )
 
     def _wamid(self, label: str, wa_id: str) -> str:
         known = self._ids.get(("message", label))
@@ -313,17 +290,7 @@ class WhatsAppHarness(ConnectorHarness):
         wa_id = self._pair(chat_id, sender_id)
         message = wa.text_message(wa_id, text, wamid=self._wamid(message_id, wa_id))
         names = {wa_id: sender_name or f"Customer {sender_id}"}
-        await self._deliver_message(message_id, self.sim.messages_payload(message, names=names))
-
-    async def remote_sends_duplicate(
-        self, chat_id: str, sender_id: str, text: str, message_id: str
-    ) -> None:
-        """Meta delivers at least once: the very same webhook body comes again."""
-        payload = self._payloads.get(message_id)
-        if payload is None:
-            await self.remote_sends_message(chat_id, sender_id, text, message_id)
-            return
-        await self.deliver(payload)
+        await self.deliver_message(message_id, self.sim.messages_payload(message, names=names))
 
     async def remote_sends_attachment(
         self,
@@ -346,11 +313,11 @@ class WhatsAppHarness(ConnectorHarness):
             wamid=self._wamid(message_id, wa_id),
         )
         names = {wa_id: f"Customer {sender_id}"}
-        await self._deliver_message(message_id, self.sim.messages_payload(message, names=names))
+        await self.deliver_message(message_id, self.sim.messages_payload(message, names=names))
 
-    async def _deliver_message(self, label: str, payload: dict[str, Any]) -> None:
-        self._payloads.setdefault(label, payload)
-        await self.deliver(payload)
+    async def redeliver(self, label: str, delivery: Any) -> None:
+        """Meta delivers at least once: a duplicate is the very same webhook body again."""
+        await self.deliver(delivery)
 
     async def post_raw(
         self,
@@ -389,22 +356,12 @@ class WhatsAppHarness(ConnectorHarness):
             return
         # Every customer (also those the suite names later) is unreachable on WhatsApp (131026,
         # answered at once) until ``count`` sends were refused.
-        target = _undeliverable_refusals(self.sim) + count
-        self._blocking = True
+        self.blockade.start(count)
+
+    def _block_all(self, blocked: bool) -> None:
         for wa_id in set(self._ids.values()):
             if not wa_id.startswith("wamid."):
-                self.sim.set_undeliverable(wa_id, "sync")
-        if self._unblocker is not None:
-            self._unblocker.cancel()
-        self._unblocker = asyncio.create_task(self._unblock_after(target))
-
-    async def _unblock_after(self, refusals: int) -> None:
-        await self.sim.wait_for(
-            lambda: _undeliverable_refusals(self.sim) >= refusals, timeout=3600
-        )
-        self._blocking = False
-        for wa_id in set(self._ids.values()):
-            self.sim.set_undeliverable(wa_id, "")
+                self.sim.set_undeliverable(wa_id, "sync" if blocked else "")
 
 
 def _undeliverable_refusals(sim: WhatsAppSimulator) -> int:
