@@ -45,7 +45,7 @@ if is_root && ! id -u postgres >/dev/null 2>&1; then
   useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
 fi
 
-# IMAP server binaries (dovecot).  tests/infra/dovecot.py runs a throwaway dovecot master on
+# IMAP server binaries (dovecot).  tests/infra/dovecot/ runs a throwaway dovecot master on
 # 127.0.0.1 with its own config in a temporary directory (never /etc/dovecot, no system service).
 # The Debian package also creates the `dovecot`/`dovenull` users it needs when run as root.
 have_dovecot() {
