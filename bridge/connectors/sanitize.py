@@ -16,9 +16,11 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from html import escape, unescape
-from html.parser import HTMLParser
 
 import nh3
+
+from .walker import MAX_NESTING as MAX_NESTING  # where the limit is documented for callers
+from .walker import VOID_TAGS, Frame, HtmlWalker, bound_html
 
 ALLOWED_TAGS = frozenset(
     {
@@ -89,53 +91,6 @@ def _drop_foreign_images(html: str, media: Container[str]) -> str:
     return _IMG.sub(keep, html)
 
 
-MAX_NESTING = 100
-"""Tags opened deeper than this (counting opening minus closing tags) are dropped before
-html5ever sees the input: its cost grows with the square of the nesting depth."""
-MAX_ELEMENTS = 20_000
-"""Tags beyond this many are dropped (their text stays)."""
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})(?:\s[^<>]*)?/?>|<!--|<!\[CDATA\[|<\?")
-_COMMENT_END = {"<!--": "-->", "<![CDATA[": "]]>", "<?": ">"}
-
-
-def bound_html(html: str) -> tuple[str, bool]:
-    """``html`` with tags beyond ``MAX_NESTING`` levels or ``MAX_ELEMENTS`` tags removed (text
-    is kept), in one linear pass, and whether anything was removed. Everything that parses
-    HTML here calls it first, so no input makes parsing slow."""
-    out: list[str] = []
-    opened: list[bool] = []  # per open element (counted naively): whether its tag was kept
-    elements = 0
-    position = 0
-    cut = False
-    for match in _TAG.finditer(html):
-        if match.start() < position:
-            continue  # inside a comment skipped below
-        token = match.group(0)
-        if token in _COMMENT_END:
-            end = html.find(_COMMENT_END[token], match.end())
-            position = len(html) if end < 0 else end + len(_COMMENT_END[token])
-            out.append(html[match.start() : position])
-            continue
-        closing, tag = match.group(1), match.group(2).lower()
-        if closing:
-            keep = opened.pop() if opened else True
-        else:
-            keep = len(opened) < MAX_NESTING and elements < MAX_ELEMENTS
-            elements += keep
-            if tag not in VOID_TAGS and not token.endswith("/>"):
-                opened.append(keep)
-        if keep:
-            out.append(html[position : match.end()])
-        else:
-            out.append(html[position : match.start()])
-            cut = True
-        position = match.end()
-    if not cut:
-        return html, False
-    out.append(html[position:])
-    return "".join(out), True
-
-
 def sanitize_html(html: str, *, media: Container[str] = frozenset()) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
     links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources the
@@ -182,10 +137,6 @@ def clean_text(text: str) -> str:
 
 # --------------------------------------------------------------------------- element tree
 
-VOID_TAGS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-     "source", "track", "wbr"}
-)  # fmt: skip
 _ATTR_NAME = re.compile(r"[A-Za-z_:][-A-Za-z0-9_:.]*")
 MAX_TREE_HTML = 1_000_000
 """Larger HTML is rendered as text by stripping tags (the tree would be slow to build)."""
@@ -217,29 +168,26 @@ class HtmlNode:
         return out
 
 
-class _TreeBuilder(HTMLParser):
+class _TreeBuilder(HtmlWalker):
+    max_depth = MAX_DEPTH - 1  # the root is the first level
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.root = HtmlNode("#root")
         self.stack = [self.root]
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
+    def start_element(self, frame: Frame, attrs: dict[str, str]) -> None:
+        node = HtmlNode(frame.tag, attrs, parent=self.stack[-1])
         self.stack[-1].children.append(node)
-        if tag not in VOID_TAGS and len(self.stack) < MAX_DEPTH:
-            self.stack.append(node)
+        self.stack.append(node)
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
-        self.stack[-1].children.append(node)
+    def end_element(self, frame: Frame) -> None:
+        self.stack.pop()
 
-    def handle_endtag(self, tag: str) -> None:
-        for i in range(len(self.stack) - 1, 0, -1):
-            if self.stack[i].tag == tag:
-                del self.stack[i:]
-                return
+    def void_element(self, tag: str, attrs: dict[str, str]) -> None:
+        self.stack[-1].children.append(HtmlNode(tag, attrs, parent=self.stack[-1]))
 
-    def handle_data(self, data: str) -> None:
+    def text(self, data: str) -> None:
         self.stack[-1].children.append(HtmlNode(None, parent=self.stack[-1], text=data))
 
 
@@ -261,8 +209,8 @@ def parse_html(html: str) -> HtmlNode:
     Raises ``ValueError`` if the stdlib parser gives up."""
     builder = _TreeBuilder()
     try:
-        builder.feed(_NORMALIZER.clean(bound_html(clean_text(html))[0]))
-        builder.close()
+        # Bounded before normalising: the tree's own depth limit takes what html5ever adds.
+        builder.walk(_NORMALIZER.clean(bound_html(clean_text(html))[0]), bound=False)
     except Exception as e:  # html.parser raises AssertionError on some broken markup
         raise ValueError(f"unparsable HTML: {e}") from e
     return builder.root
