@@ -84,7 +84,7 @@ class Frame:
     breaks_after: int = 0
     is_list: bool = False
     is_pre: bool = False
-    on_close: list[Callable[[], None]] = field(default_factory=list)
+    on_close: list[Callable[[], object]] = field(default_factory=list)
     """Run when the element closes, last registered first."""
 
 
