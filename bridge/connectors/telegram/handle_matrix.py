@@ -53,7 +53,9 @@ def to_telegram_html(text: str, matrix_html: str | None) -> str:
     return html.escape(text, quote=False)
 
 
-class MatrixHandler:
+class TelegramSender:
+    """Sends what staff do in Matrix to Telegram through the Bot API."""
+
     def __init__(self, client: TelegramClient) -> None:
         self.client = client
         self.bot = client.bot

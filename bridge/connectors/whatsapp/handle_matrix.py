@@ -36,7 +36,9 @@ STICKER_TYPES = ("image/webp",)
 IMAGE_TYPES = ("image/jpeg", "image/png")
 
 
-class MatrixHandler:
+class WhatsAppSender:
+    """Sends what staff do in Matrix to WhatsApp through the Cloud API."""
+
     def __init__(self, client: GraphClient, host: BridgeHost, last_inbound: dict[str, float]):
         self.client = client
         self.host = host
