@@ -77,8 +77,8 @@ class TelegramConnector(NetworkConnector):
         super().__init__(account_id, config, host)
         self.capabilities = capabilities_for(config)
         self.title = config.title
-        self.client = TelegramClient(config)
-        self.matrix = TelegramSender(self.client)
+        self.client = TelegramClient(config, self.capabilities.rate_limits)
+        self.matrix = TelegramSender(self.client, self.capabilities)
         self._poller: asyncio.Task[None] | None = None
         self._route: str | None = None
         self._secret: str | None = None

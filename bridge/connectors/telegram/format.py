@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ..walker import Frame, MatrixWalker, bound_html, valid_unicode
+from .capabilities import TEXT_LIMIT
 
 if TYPE_CHECKING:
     from aiogram.types import MessageEntity
 
-MAX_MESSAGE_LENGTH = 4096
 LINK_SCHEMES = frozenset({"http", "https", "tg", "mailto"})
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -470,7 +470,7 @@ def _ranges(text: str, limit: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in ranges if text[a:b].strip()]
 
 
-def split_plain(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+def split_plain(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Split plain text into chunks of at most ``limit`` UTF-16 code units, at paragraph, line
     or word boundaries where possible; whitespace at the cuts is dropped. Empty or blank text
     gives no chunks."""
@@ -527,7 +527,7 @@ class _TelegramTokens(HTMLParser):
         self.tokens.append(("text", data))
 
 
-def split_telegram_html(html: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+def split_telegram_html(html: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Split Telegram HTML into chunks whose visible text is at most ``limit`` UTF-16 code
     units, cutting at paragraph, line or word boundaries where possible (never inside a
     character reference) and closing and reopening tags across each cut, so every chunk is

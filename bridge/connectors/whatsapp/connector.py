@@ -60,14 +60,16 @@ class WhatsAppConnector(NetworkConnector):
     @property
     def client(self) -> GraphClient:
         if self._client is None:
-            self._client = GraphClient(self.config, self.host.http)
+            self._client = GraphClient(self.config, self.host.http, self.capabilities.rate_limits)
         return self._client
 
     @property
     def matrix(self) -> WhatsAppSender:
         # One handler for the connector's life: it remembers the parts of long messages sent.
         if self._matrix is None:
-            self._matrix = WhatsAppSender(self.client, self.host, self.webhook.last_inbound)
+            self._matrix = WhatsAppSender(
+                self.client, self.host, self.webhook.last_inbound, self.capabilities
+            )
         return self._matrix
 
     async def start(self) -> None:

@@ -15,8 +15,6 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-MAX_MESSAGE_LENGTH = 4096
-
 BOLD, ITALIC, STRIKE, CODE = "*", "_", "~", "`"
 STYLE_ORDER = (BOLD, ITALIC, STRIKE, CODE)
 """Which style goes outside when two cover the same text; code is always innermost."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.connectors.whatsapp.markup import MAX_MESSAGE_LENGTH
+from bridge.connectors.whatsapp.capabilities import TEXT_LIMIT as MAX_MESSAGE_LENGTH
 from bridge.connectors.whatsapp.split import split_text
 
 from .format_support import SETTINGS, keep
