@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bridge.connectors.whatsapp.format import matrix_to_whatsapp
 from bridge.connectors.whatsapp.markup import whatsapp_to_matrix
 
+from ..html_support import html_strategies
 from .format_support import MARKERS, SETTINGS, hostile_text, keep, matrix_text
 
 # --------------------------------------------------------------------------- Matrix → WhatsApp
@@ -254,25 +255,7 @@ attributes = st.sampled_from(
         ' start="x"', ' start="99999999999999999999"',
     ]
 )  # fmt: skip
-fragments = st.one_of(
-    hostile_text,
-    st.sampled_from(
-        ["<", ">", "&", "&amp", "&#0;", "&#xD800;", "&#x1F600;", "<!--", "-->", "<!DOCTYPE x>",
-         "<![CDATA[x]]>", "<![if x]>", "<?php ?>", "</", "<b", "<a href='", "\n", "  ", "\x00"]
-    ),
-    st.builds(lambda t, a: f"<{t}{a}>", tags, attributes),
-    st.builds(lambda t: f"</{t}>", tags),
-    st.builds(lambda t, a: f"<{t}{a}/>", tags, attributes),
-)  # fmt: skip
-structured_html = st.recursive(
-    hostile_text,
-    lambda inner: st.one_of(
-        st.builds(lambda t, a, c: f"<{t}{a}>{c}</{t}>", tags, attributes, inner),
-        st.lists(inner, max_size=4).map("".join),
-    ),
-    max_leaves=20,
-)
-matrix_html = st.one_of(st.lists(fragments, max_size=30).map("".join), structured_html)
+structured_html, matrix_html = html_strategies(hostile_text, tags, attributes, ["<![if x]>"])
 
 
 @SETTINGS
