@@ -4,7 +4,8 @@
 ``HtmlWalker`` parses bounded input (``bound_html``: no nesting or element count makes parsing
 slow), keeps the stack of open elements (an end tag closes everything opened inside its element;
 a stray one is ignored), drops the elements in ``skipped`` with their content and calls a hook
-per element and per text. The e-mail element tree (``sanitize.parse_html``) is built on it.
+per element and per text. The e-mail element tree (``sanitize.parse_html``) and the plain-text
+rendering of mail (``sanitize.html_to_text``) are built on it.
 
 ``MatrixWalker`` adds what Matrix ``formatted_body`` means: paragraphs and blocks as line
 breaks, lists and their numbering, quotes, code blocks, inline styles, spoilers, links, table
