@@ -5,9 +5,10 @@ a plain-text rendering.
 http(s) and mailto and images limited to ``mxc:`` sources the bridge uploaded itself, so
 remote images (tracking pixels) never reach a Matrix client. ``html_to_text`` renders a mail
 that has only HTML as plain text.
-``parse_html`` builds a small element tree (``HtmlNode``) that the quote trimmer in ``parse.py``
-and ``html_to_text`` walk: html5ever (through nh3) makes the input well formed first, and the
-nesting depth is bounded, so building and walking it stays fast whatever the input.
+``parse_html`` builds a small element tree (``HtmlNode``) that the quote trimmer in ``trim.py``
+walks; ``html_to_text`` renders the same walk without keeping the tree. Both walk with the shared
+``walker.HtmlWalker``: html5ever (through nh3) makes the input well formed first, and the nesting
+depth is bounded, so the walk stays fast whatever the input.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from html import escape, unescape
-from html.parser import HTMLParser
 
 import nh3
+
+from .walker import MAX_NESTING as MAX_NESTING  # where the limit is documented for callers
+from .walker import VOID_TAGS, Frame, HtmlWalker, bound_html
 
 ALLOWED_TAGS = frozenset(
     {
@@ -89,53 +92,6 @@ def _drop_foreign_images(html: str, media: Container[str]) -> str:
     return _IMG.sub(keep, html)
 
 
-MAX_NESTING = 100
-"""Tags opened deeper than this (counting opening minus closing tags) are dropped before
-html5ever sees the input: its cost grows with the square of the nesting depth."""
-MAX_ELEMENTS = 20_000
-"""Tags beyond this many are dropped (their text stays)."""
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40})(?:\s[^<>]*)?/?>|<!--|<!\[CDATA\[|<\?")
-_COMMENT_END = {"<!--": "-->", "<![CDATA[": "]]>", "<?": ">"}
-
-
-def bound_html(html: str) -> tuple[str, bool]:
-    """``html`` with tags beyond ``MAX_NESTING`` levels or ``MAX_ELEMENTS`` tags removed (text
-    is kept), in one linear pass, and whether anything was removed. Everything that parses
-    HTML here calls it first, so no input makes parsing slow."""
-    out: list[str] = []
-    opened: list[bool] = []  # per open element (counted naively): whether its tag was kept
-    elements = 0
-    position = 0
-    cut = False
-    for match in _TAG.finditer(html):
-        if match.start() < position:
-            continue  # inside a comment skipped below
-        token = match.group(0)
-        if token in _COMMENT_END:
-            end = html.find(_COMMENT_END[token], match.end())
-            position = len(html) if end < 0 else end + len(_COMMENT_END[token])
-            out.append(html[match.start() : position])
-            continue
-        closing, tag = match.group(1), match.group(2).lower()
-        if closing:
-            keep = opened.pop() if opened else True
-        else:
-            keep = len(opened) < MAX_NESTING and elements < MAX_ELEMENTS
-            elements += keep
-            if tag not in VOID_TAGS and not token.endswith("/>"):
-                opened.append(keep)
-        if keep:
-            out.append(html[position : match.end()])
-        else:
-            out.append(html[position : match.start()])
-            cut = True
-        position = match.end()
-    if not cut:
-        return html, False
-    out.append(html[position:])
-    return "".join(out), True
-
-
 def sanitize_html(html: str, *, media: Container[str] = frozenset()) -> str:
     """``html`` reduced to what Matrix clients render: the allowed tags and attributes only,
     links to http(s)/mailto only (``rel="noopener"``), images only with ``mxc:`` sources the
@@ -182,10 +138,6 @@ def clean_text(text: str) -> str:
 
 # --------------------------------------------------------------------------- element tree
 
-VOID_TAGS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-     "source", "track", "wbr"}
-)  # fmt: skip
 _ATTR_NAME = re.compile(r"[A-Za-z_:][-A-Za-z0-9_:.]*")
 MAX_TREE_HTML = 1_000_000
 """Larger HTML is rendered as text by stripping tags (the tree would be slow to build)."""
@@ -217,29 +169,26 @@ class HtmlNode:
         return out
 
 
-class _TreeBuilder(HTMLParser):
+class _TreeBuilder(HtmlWalker):
+    max_depth = MAX_DEPTH - 1  # the root is the first level
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.root = HtmlNode("#root")
         self.stack = [self.root]
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
+    def start_element(self, frame: Frame, attrs: dict[str, str]) -> None:
+        node = HtmlNode(frame.tag, attrs, parent=self.stack[-1])
         self.stack[-1].children.append(node)
-        if tag not in VOID_TAGS and len(self.stack) < MAX_DEPTH:
-            self.stack.append(node)
+        self.stack.append(node)
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = HtmlNode(tag, {k: v or "" for k, v in attrs}, parent=self.stack[-1])
-        self.stack[-1].children.append(node)
+    def end_element(self, frame: Frame) -> None:
+        self.stack.pop()
 
-    def handle_endtag(self, tag: str) -> None:
-        for i in range(len(self.stack) - 1, 0, -1):
-            if self.stack[i].tag == tag:
-                del self.stack[i:]
-                return
+    def void_element(self, tag: str, attrs: dict[str, str]) -> None:
+        self.stack[-1].children.append(HtmlNode(tag, attrs, parent=self.stack[-1]))
 
-    def handle_data(self, data: str) -> None:
+    def text(self, data: str) -> None:
         self.stack[-1].children.append(HtmlNode(None, parent=self.stack[-1], text=data))
 
 
@@ -256,15 +205,21 @@ _NORMALIZER = nh3.Cleaner(
 )
 
 
+def _walk_normalised(walker: HtmlWalker, html: str) -> None:
+    """Walk ``html`` normalised by html5ever. Raises ``ValueError`` if the stdlib parser gives
+    up."""
+    try:
+        # Bounded before normalising: the walker's own depth limit takes what html5ever adds.
+        walker.walk(_NORMALIZER.clean(bound_html(clean_text(html))[0]), bound=False)
+    except Exception as e:  # html.parser raises AssertionError on some broken markup
+        raise ValueError(f"unparsable HTML: {e}") from e
+
+
 def parse_html(html: str) -> HtmlNode:
     """An element tree of ``html`` (normalised by html5ever first) under a ``#root`` node.
     Raises ``ValueError`` if the stdlib parser gives up."""
     builder = _TreeBuilder()
-    try:
-        builder.feed(_NORMALIZER.clean(bound_html(clean_text(html))[0]))
-        builder.close()
-    except Exception as e:  # html.parser raises AssertionError on some broken markup
-        raise ValueError(f"unparsable HTML: {e}") from e
+    _walk_normalised(builder, html)
     return builder.root
 
 
@@ -314,10 +269,11 @@ def html_to_text(html: str) -> str:
     try:
         if len(html) > MAX_TREE_HTML:
             raise ValueError("too large to render structurally")
-        root = parse_html(html)
+        renderer = _PlainText()
+        _walk_normalised(renderer, html)
     except ValueError:
         return _flat_text(html)
-    return _finish(_render(root))
+    return _finish("".join(renderer.open[0].parts))
 
 
 _BLOCKS_ONLY = nh3.Cleaner(
@@ -336,37 +292,81 @@ def _flat_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
 
 
-def _render(node: HtmlNode, pre: bool = False) -> str:
-    if node.tag is None:
-        if pre:
-            return node.text.replace(" ", _PRE_SPACE).replace("\n", _PRE_NEWLINE)
-        return _SPACE.sub(" ", node.text)
-    tag = node.tag
-    if tag in _SKIP_TAGS or tag == "img":
-        return ""
+@dataclass(eq=False)
+class _Element:
+    """An open element while rendering text: its children's text so far."""
+
+    tag: str
+    attrs: dict[str, str]
+    pre: bool
+    skip: bool
+    parts: list[str] = field(default_factory=list)
+    counter: int = 0
+    cells: int = 0
+
+
+class _PlainText(HtmlWalker):
+    """Renders each element from its children's text when it closes (the tree ``parse_html``
+    builds, without building it)."""
+
+    max_depth = MAX_DEPTH - 1  # the root is the first level
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = [_Element("#root", {}, pre=False, skip=False)]
+
+    def _element(self, tag: str, attrs: dict[str, str]) -> _Element:
+        parent = self.open[-1]
+        skip = parent.skip or tag in _SKIP_TAGS or tag == "img"
+        element = _Element(tag, attrs, pre=parent.pre or tag == "pre", skip=skip)
+        element.counter = _int(attrs.get("start"), 1) if tag == "ol" else 0
+        return element
+
+    def start_element(self, frame: Frame, attrs: dict[str, str]) -> None:
+        self.open.append(self._element(frame.tag, attrs))
+
+    def end_element(self, frame: Frame) -> None:
+        self._add(self.open.pop())
+
+    def void_element(self, tag: str, attrs: dict[str, str]) -> None:
+        self._add(self._element(tag, attrs))
+
+    def text(self, data: str) -> None:
+        parent = self.open[-1]
+        if parent.skip:
+            return
+        if parent.pre:
+            parent.parts.append(data.replace(" ", _PRE_SPACE).replace("\n", _PRE_NEWLINE))
+        else:
+            parent.parts.append(_SPACE.sub(" ", data))
+
+    def _add(self, element: _Element) -> None:
+        """Add a closed ``element`` to its parent's text."""
+        if element.skip:
+            return
+        parent = self.open[-1]
+        text = _element_text(element)
+        if element.tag == "li" and parent.tag in ("ol", "ul"):
+            bullet = f"{parent.counter}. " if parent.tag == "ol" else "- "
+            parent.counter += 1
+            text = _BLOCK + bullet + _finish(text, final=False) + _BLOCK
+        elif element.tag in ("td", "th"):
+            # Data cells side by side; layout cells holding blocks on lines of their own.
+            cell = _finish(text, final=False)
+            text = _BLOCK + cell + _BLOCK if "\n" in cell else (" " if parent.cells else "") + cell
+            parent.cells += bool(cell)
+        parent.parts.append(text)
+
+
+def _element_text(element: _Element) -> str:
+    tag = element.tag
     if tag == "br":
         return "\n"
     if tag == "hr":
         return _PARAGRAPH
-    pre = pre or tag == "pre"
-    parts: list[str] = []
-    counter = _int(node.attrs.get("start"), 1) if tag == "ol" else 0
-    cells = 0
-    for child in node.children:
-        text = _render(child, pre)
-        if child.tag == "li" and tag in ("ol", "ul"):
-            bullet = f"{counter}. " if tag == "ol" else "- "
-            counter += 1
-            text = _BLOCK + bullet + _finish(text, final=False) + _BLOCK
-        elif child.tag in ("td", "th"):
-            # Data cells side by side; layout cells holding blocks on lines of their own.
-            cell = _finish(text, final=False)
-            text = _BLOCK + cell + _BLOCK if "\n" in cell else (" " if cells else "") + cell
-            cells += bool(cell)
-        parts.append(text)
-    inner = "".join(parts)
+    inner = "".join(element.parts)
     if tag == "a":
-        href = node.attrs.get("href", "").strip()
+        href = element.attrs.get("href", "").strip()
         if href.lower().startswith(LINK_SCHEMES):
             shown = href[7:] if href.lower().startswith("mailto:") else href
             label = inner.strip()

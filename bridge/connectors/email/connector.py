@@ -14,7 +14,6 @@ from typing import Any
 
 from ...connector import (
     BridgeHost,
-    Capabilities,
     NetworkConnector,
     PermanentDeliveryError,
     Spooler,
@@ -31,6 +30,7 @@ from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
 from .auth import check_sender
+from .capabilities import EMAIL_CAPABILITIES, capabilities_for
 from .config import EmailConfig, parse_config
 from .imap import IMAPError, Mailbox, open_mailbox
 from .lmtp import LmtpListener
@@ -71,13 +71,6 @@ MAX_DIGESTS = 2000
 _PARSER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail-parser")
 """Mail is parsed here, off the event loop."""
 
-EMAIL_CAPABILITIES = Capabilities(
-    html=True,
-    max_text_length=None,
-    max_file_size={"*": 25 * 1024 * 1024},
-    delivery_deadline=24 * 3600.0,
-)
-
 
 def _part_spec(attachment: RemoteAttachment) -> tuple[str, str, str] | None:
     """``(section, transfer encoding, sha256)`` of a part recorded when its mail was parsed,
@@ -105,11 +98,7 @@ class EmailConnector(NetworkConnector):
 
     def __init__(self, account_id: AccountID, config: EmailConfig, host: BridgeHost) -> None:
         super().__init__(account_id, config, host)
-        self.capabilities = dataclasses.replace(
-            EMAIL_CAPABILITIES,
-            max_file_size={"*": config.max_size},
-            delivery_deadline=config.delivery_deadline,
-        )
+        self.capabilities = capabilities_for(config)
         self.title = config.title
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()

@@ -31,7 +31,8 @@ from bridge.events import (
 )
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 
-from ..sanitize import bound_html, clean_text, html_to_text, sanitize_html
+from ..sanitize import clean_text, html_to_text, sanitize_html
+from ..walker import bound_html
 from .bounce import find_bounce
 from .headers import (
     FORWARD_PREFIX,

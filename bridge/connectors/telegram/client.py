@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import aiohttp
@@ -38,13 +38,14 @@ RETRYABLE_STATUS = frozenset({401, 404, 408, 429})
 
 
 class RateLimiter:
-    """Spaces sends as the Bot API documents: about 1 message/s per private chat, 20/min per
-    group, 30/s overall. Waiting here is cheaper than a 429 and keeps the order."""
+    """Spaces sends at the rates the Bot API documents, as the connector's capabilities declare
+    them (messages per second): ``chat`` per private chat, ``group`` per group, ``global``
+    overall. Waiting here is cheaper than a 429 and keeps the order."""
 
-    def __init__(self, per_chat: float = 1.0, per_group: float = 60 / 20, overall: float = 1 / 30):
-        self.per_chat = per_chat
-        self.per_group = per_group
-        self.overall = overall
+    def __init__(self, rates: Mapping[str, float]) -> None:
+        self.per_chat = 1 / rates["chat"]
+        self.per_group = 1 / rates["group"]
+        self.overall = 1 / rates["global"]
         self._next_chat: dict[int, float] = {}
         self._next_global = 0.0
         self._lock = asyncio.Lock()
@@ -66,13 +67,13 @@ class RateLimiter:
 
 
 class TelegramClient:
-    def __init__(self, config: TelegramConfig) -> None:
+    def __init__(self, config: TelegramConfig, rates: Mapping[str, float]) -> None:
         self.config = config
         self.session = AiohttpSession(
             api=TelegramAPIServer.from_base(config.api_url), timeout=config.request_timeout
         )
         self.bot = Bot(config.token, session=self.session)
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(rates)
 
     async def close(self) -> None:
         await self.bot.session.close()

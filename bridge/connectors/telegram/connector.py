@@ -45,7 +45,7 @@ from ..http import BodyTooLarge, read_body
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
-from .handle_matrix import MatrixHandler, parse_chat
+from .handle_matrix import TelegramSender, parse_chat
 from .handle_remote import FILE_PREFIX, UnreadableUpdate, update_to_events
 
 WEBHOOK_PATH = "/webhook"
@@ -77,8 +77,8 @@ class TelegramConnector(NetworkConnector):
         super().__init__(account_id, config, host)
         self.capabilities = capabilities_for(config)
         self.title = config.title
-        self.client = TelegramClient(config)
-        self.matrix = MatrixHandler(self.client)
+        self.client = TelegramClient(config, self.capabilities.rate_limits)
+        self.matrix = TelegramSender(self.client, self.capabilities)
         self._poller: asyncio.Task[None] | None = None
         self._route: str | None = None
         self._secret: str | None = None

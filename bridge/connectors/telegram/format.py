@@ -17,27 +17,22 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from ..walker import Frame, MatrixWalker, bound_html, valid_unicode
+from .capabilities import TEXT_LIMIT
+
 if TYPE_CHECKING:
     from aiogram.types import MessageEntity
 
-MAX_MESSAGE_LENGTH = 4096
 LINK_SCHEMES = frozenset({"http", "https", "tg", "mailto"})
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _USERNAME = re.compile(r"@?([A-Za-z0-9_]{1,64})")
 _LANGUAGE = re.compile(r"[A-Za-z0-9_+#.-]{1,64}")
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 
 
 def telegram_length(text: str) -> int:
     """The length of ``text`` as Telegram counts it: UTF-16 code units."""
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
-def valid_unicode(text: str) -> str:
-    """``text`` with surrogate halves paired up and lone ones replaced by U+FFFD: Matrix JSON
-    may carry them, Telegram rejects them."""
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _escape(text: str) -> str:
@@ -220,34 +215,8 @@ def _render_entity_tokens(tokens: list[tuple[str, str, bool]]) -> str:
 # --------------------------------------------------------------------------- Matrix → Telegram
 
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "blockquote", "tg-spoiler"})
-_INLINE_MAP = {
-    "b": "b",
-    "strong": "b",
-    "i": "i",
-    "em": "i",
-    "u": "u",
-    "ins": "u",
-    "s": "s",
-    "del": "s",
-    "strike": "s",
-    "tg-spoiler": "tg-spoiler",
-    "code": "code",
-    "tt": "code",
-    "kbd": "code",
-    "samp": "code",
-}
+_STYLE_NAMES = {"bold": "b", "italic": "i", "underline": "u", "strike": "s", "code": "code"}
 _STYLES = frozenset({"b", "i", "u", "s", "tg-spoiler"})
-_SKIPPED = frozenset({"mx-reply", "script", "style", "head", "title", "template", "noscript"})
-_VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param"}
-    | {"source", "track", "wbr"}
-)
-_PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6"})
-_BLOCKS = frozenset(
-    {"div", "pre", "blockquote", "ul", "ol", "li", "table", "tr", "dl", "dt", "dd", "details"}
-    | {"summary", "section", "article", "header", "footer", "nav", "aside", "figure"}
-    | {"figcaption", "caption", "address", "center", "main", "form", "fieldset"}
-)
 
 
 @dataclass
@@ -315,25 +284,20 @@ class _Frame:
     is_pre: bool = False
 
 
-class _MatrixToTelegram(HTMLParser):
+class _MatrixToTelegram(MatrixWalker):
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.builder = _Builder()
-        self.frames: list[_Frame] = []
-        self.open_frames: dict[str, int] = {}
-        self.skipping: list[str] = []
-        self.lists: list[list[int]] = []  # per open list: [next number] or [] for bullets
         self.started = False
         self.pending_breaks = 0
         self.pending_space = False
         self.item_start = False
-        self.pre_depth = 0
         self.pre_started = False
         self.pre_newlines = 0
 
     # -- whitespace
 
-    def _breaks(self, count: int) -> None:
+    def breaks(self, count: int) -> None:
         if self.started and not self.item_start:
             self.pending_breaks = max(self.pending_breaks, count)
         self.pending_space = False
@@ -349,16 +313,39 @@ class _MatrixToTelegram(HTMLParser):
         self.pending_breaks = 0
         self.pending_space = False
 
-    def _word(self, word: str) -> None:
+    def line_break(self) -> None:
+        if self.pre_depth:
+            self.pre_text("\n")
+            return
+        self._flush_whitespace()
+        if self.started:
+            self.pending_breaks = 1
+
+    def space(self) -> None:
+        if self.started and not self.item_start:
+            self.pending_space = True
+
+    def word(self, word: str) -> None:
         self._flush_whitespace()
         self.builder.text(word)
         self.started = True
         self.item_start = False
 
+    def pre_text(self, text: str) -> None:
+        body = text.rstrip("\n")
+        if not body:
+            self.pre_newlines += len(text)
+            return
+        body = "\n" * self.pre_newlines + body if self.pre_started else body.lstrip("\n")
+        self.pre_newlines = len(text) - len(text.rstrip("\n"))
+        if body:
+            self.word(body)
+            self.pre_started = True
+
     # -- tags
 
-    def _push(self, name: str, start_tag: str, *, language: bool = False) -> int:
-        """Open a Telegram tag if Telegram allows it here; returns how many were opened."""
+    def _push(self, frame: Frame, name: str, start_tag: str, *, language: bool = False) -> None:
+        """Open a Telegram tag until ``frame`` closes, if Telegram allows it here."""
         names = self.builder.names()
         inside_code = "pre" in names or "code" in names
         if name in _STYLES:
@@ -371,97 +358,52 @@ class _MatrixToTelegram(HTMLParser):
             allowed = bool(names) and names[-1] == "pre" and "code" not in names
         else:  # pre, code: no entity may contain them but a blockquote
             allowed = not (set(names) - {"blockquote"})
-        if not allowed:
-            return 0
-        self.builder.open(name, start_tag)
-        return 1
+        if allowed:
+            self.builder.open(name, start_tag)
+            frame.on_close.append(self.builder.close)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.skipping:
-            if tag in _SKIPPED:
-                self.skipping.append(tag)
-            return
-        if tag in _SKIPPED:
-            self.skipping.append(tag)
-            return
-        values = {name: value or "" for name, value in attrs}
-        if tag in _VOID:
-            self._void(tag, values)
-            return
-        frame = _Frame(tag)
-        self.frames.append(frame)
-        self.open_frames[tag] = self.open_frames.get(tag, 0) + 1
-        if tag in _PARAGRAPHS:
-            self._breaks(2)
-            frame.breaks_after = 2 if tag == "p" else 1
-            if tag != "p":
-                frame.pushed = self._push("b", "<b>")
-        elif tag in _BLOCKS:
-            self._breaks(1)
-            frame.breaks_after = 1
-            if tag in ("ul", "ol"):
-                self._list_start(tag, values)
-                frame.is_list = True
-            elif tag == "li":
-                self._list_item()
-            elif tag == "pre":
-                frame.pushed = self._push("pre", "<pre>")
-                frame.is_pre = True
-                self.pre_depth += 1
-                self.pre_started = False
-                self.pre_newlines = 0
-            elif tag == "blockquote":
-                frame.pushed = self._push("blockquote", "<blockquote>")
-        elif tag == "code" and self.pre_depth:
-            language = values.get("class", "").removeprefix("language-")
-            if "class" in values and _LANGUAGE.fullmatch(language):
-                frame.pushed = self._push(
-                    "code", f'<code class="language-{_escape_attr(language)}">', language=True
-                )
-        elif tag in _INLINE_MAP:
-            name = _INLINE_MAP[tag]
-            frame.pushed = self._push(name, f"<{name}>")
-        elif tag == "span" and "data-mx-spoiler" in values:
-            frame.pushed = self._push("tg-spoiler", "<tg-spoiler>")
-        elif tag == "a":
-            href = safe_link(values.get("href", ""))
-            if href is not None:
-                frame.pushed = self._push("a", f'<a href="{_escape_attr(href)}">')
-        elif tag in ("td", "th"):
-            self.pending_space = self.started and not self.pending_breaks
-
-    def _void(self, tag: str, values: dict[str, str]) -> None:
-        if tag == "br":
-            if self.pre_depth:
-                self._pre_text("\n")
-                return
-            self._flush_whitespace()
-            if self.started:
-                self.pending_breaks = 1
-        elif tag == "hr":
-            self._breaks(2)
-        elif tag == "img":
-            alt = _HTML_SPACE.sub(" ", values.get("alt", "")).strip()
-            if alt:
-                self.handle_data(alt)
-
-    def _list_start(self, tag: str, values: dict[str, str]) -> None:
-        start = 1
-        if tag == "ol":
-            try:
-                start = max(0, min(int(values.get("start", "1")), 10**9))
-            except ValueError:
-                start = 1
-        self.lists.append([start] if tag == "ol" else [])
-
-    def _list_item(self) -> None:
-        counter = self.lists[-1] if self.lists else []
-        indent = "  " * max(len(self.lists) - 1, 0)
-        if counter:
-            prefix = f"{indent}{counter[0]}. "
-            counter[0] += 1
+    def open(self, frame: Frame, attrs: dict[str, str]) -> None:
+        if frame.tag == "tg-spoiler":
+            self.spoiler(frame)
         else:
-            prefix = f"{indent}• "
+            super().open(frame, attrs)
+
+    def style(self, frame: Frame, style: str) -> None:
+        name = _STYLE_NAMES[style]
+        self._push(frame, name, f"<{name}>")
+
+    def spoiler(self, frame: Frame) -> None:
+        self._push(frame, "tg-spoiler", "<tg-spoiler>")
+
+    def link(self, frame: Frame, href: str) -> None:
+        url = safe_link(href)
+        if url is not None:
+            self._push(frame, "a", f'<a href="{_escape_attr(url)}">')
+
+    def quote(self, frame: Frame) -> None:
+        self._push(frame, "blockquote", "<blockquote>")
+
+    def code_block(self, frame: Frame) -> None:
+        self._push(frame, "pre", "<pre>")
+        frame.on_close.append(self._end_code_block)
+        self.pre_started = False
+        self.pre_newlines = 0
+
+    def _end_code_block(self) -> None:
+        self.pre_newlines = 0
+
+    def code_language(self, frame: Frame, attrs: dict[str, str]) -> None:
+        language = attrs.get("class", "").removeprefix("language-")
+        if "class" in attrs and _LANGUAGE.fullmatch(language):
+            start_tag = f'<code class="language-{_escape_attr(language)}">'
+            self._push(frame, "code", start_tag, language=True)
+
+    def cell(self) -> None:
+        self.pending_space = self.started and not self.pending_breaks
+
+    def item(self, frame: Frame, number: int | None) -> None:
+        indent = "  " * max(len(self.lists) - 1, 0)
+        prefix = f"{indent}• " if number is None else f"{indent}{number}. "
         if self.started:
             self.pending_breaks = 1
         self._flush_whitespace()
@@ -469,64 +411,15 @@ class _MatrixToTelegram(HTMLParser):
         self.started = True
         self.item_start = True
 
-    def handle_endtag(self, tag: str) -> None:
-        if self.skipping:
-            if tag in self.skipping:
-                while self.skipping.pop() != tag:
-                    pass
-            return
-        if not self.open_frames.get(tag):
-            return
-        while True:
-            frame = self.frames.pop()
-            self.open_frames[frame.tag] -= 1
-            for _ in range(frame.pushed):
-                self.builder.close()
-            if frame.is_list:
-                self.lists.pop()
-            if frame.is_pre:
-                self.pre_depth -= 1
-                self.pre_newlines = 0
-            if frame.breaks_after:
-                self._breaks(frame.breaks_after)
-            if frame.tag == tag:
-                return
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        data = data.replace("\x00", "")
-        if self.pre_depth:
-            self._pre_text(data.replace("\r\n", "\n").replace("\r", "\n"))
-            return
-        words = _HTML_SPACE.split(data)
-        for index, word in enumerate(words):
-            if index > 0 and self.started and not self.item_start:
-                self.pending_space = True
-            if word:
-                self._word(word)
-
-    def _pre_text(self, text: str) -> None:
-        body = text.rstrip("\n")
-        if not body:
-            self.pre_newlines += len(text)
-            return
-        body = "\n" * self.pre_newlines + body if self.pre_started else body.lstrip("\n")
-        self.pre_newlines = len(text) - len(text.rstrip("\n"))
-        if body:
-            self._word(body)
-            self.pre_started = True
-
 
 def matrix_html_to_telegram(html: str) -> str:
     """Matrix ``formatted_body`` as Telegram parse-mode HTML: only b, i, u, s, a (http, https,
     tg and mailto links), code, pre (with an optional language), blockquote and tg-spoiler, in
     nestings Telegram accepts, balanced and escaped. Reply fallbacks, scripts and styles are
     dropped; other tags are dropped with their text kept; blocks become line breaks."""
-    parser = _MatrixToTelegram()
-    parser.feed(valid_unicode(html))
-    parser.close()
-    return parser.builder.finish()
+    walker = _MatrixToTelegram()
+    walker.walk(valid_unicode(html))
+    return walker.builder.finish()
 
 
 # --------------------------------------------------------------------------- splitting
@@ -577,7 +470,7 @@ def _ranges(text: str, limit: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in ranges if text[a:b].strip()]
 
 
-def split_plain(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+def split_plain(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Split plain text into chunks of at most ``limit`` UTF-16 code units, at paragraph, line
     or word boundaries where possible; whitespace at the cuts is dropped. Empty or blank text
     gives no chunks."""
@@ -634,13 +527,13 @@ class _TelegramTokens(HTMLParser):
         self.tokens.append(("text", data))
 
 
-def split_telegram_html(html: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+def split_telegram_html(html: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Split Telegram HTML into chunks whose visible text is at most ``limit`` UTF-16 code
     units, cutting at paragraph, line or word boundaries where possible (never inside a
     character reference) and closing and reopening tags across each cut, so every chunk is
     well-formed on its own. Whitespace at the cuts is dropped; blank input gives no chunks."""
     parser = _TelegramTokens()
-    parser.feed(valid_unicode(html))
+    parser.feed(bound_html(valid_unicode(html))[0])
     parser.close()
     tokens = parser.tokens
     visible = "".join(token[1] for token in tokens if token[0] == "text")

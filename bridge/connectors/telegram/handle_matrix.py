@@ -16,7 +16,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from ...connector import PermanentDeliveryError
+from ...connector import Capabilities, PermanentDeliveryError
 from ...events import (
     MatrixEdit,
     MatrixMedia,
@@ -31,7 +31,7 @@ from ...events import (
 from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID
 from ..parts import PartSender
-from .capabilities import CAPTION_LIMIT, MIB, TELEGRAM_CAPABILITIES
+from .capabilities import CAPTION_LIMIT, MIB
 from .client import TelegramClient
 from .format import matrix_html_to_telegram, split_telegram_html
 
@@ -53,8 +53,13 @@ def to_telegram_html(text: str, matrix_html: str | None) -> str:
     return html.escape(text, quote=False)
 
 
-class MatrixHandler:
-    def __init__(self, client: TelegramClient) -> None:
+class TelegramSender:
+    """Sends what staff do in Matrix to Telegram through the Bot API."""
+
+    def __init__(self, client: TelegramClient, capabilities: Capabilities) -> None:
+        assert capabilities.max_text_length is not None, "Telegram limits the text length"
+        self.text_limit = capabilities.max_text_length
+        self.capabilities = capabilities
         self.client = client
         self.bot = client.bot
         self.parts = PartSender()
@@ -64,7 +69,7 @@ class MatrixHandler:
             return await self.send_media(msg)
         chat_id, connection = parse_chat(msg.portal.chat)
         text = to_telegram_html(msg.text, msg.html)
-        chunks = split_telegram_html(text)
+        chunks = split_telegram_html(text, self.text_limit)
         chunks = [c for c in chunks if c.strip()]
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
@@ -95,7 +100,7 @@ class MatrixHandler:
         if media is None:
             return await self.send_message(msg)
         chat_id, connection = parse_chat(msg.portal.chat)
-        limits = TELEGRAM_CAPABILITIES.max_file_size
+        limits = self.capabilities.max_file_size
         limit = limits.get(msg.msgtype, limits["*"])
         if media.size is not None and media.size > limit:
             raise PermanentDeliveryError(

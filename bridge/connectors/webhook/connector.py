@@ -20,7 +20,7 @@ from ...types import AccountID
 from .capabilities import WEBHOOK_CAPABILITIES, capabilities_for
 from .client import WebhookClient
 from .config import WebhookConfig, parse_config
-from .handle_matrix import MatrixHandler
+from .handle_matrix import WebhookSender
 from .handle_remote import InboundEndpoint
 
 EVENTS_PATH = "/events"
@@ -40,7 +40,7 @@ class WebhookConnector(NetworkConnector):
         self.capabilities = capabilities_for(config)
         self.title = config.title
         self.client = WebhookClient(config, host)
-        self.matrix = MatrixHandler(config, self.client)
+        self.matrix = WebhookSender(config, self.client)
         self.endpoint = InboundEndpoint(config, host)
         self.inbound_path: str | None = None
         """The full path the host serves inbound events on, once started."""

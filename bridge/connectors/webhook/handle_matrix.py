@@ -58,7 +58,7 @@ def _target(ref: MessageRef) -> str:
     return ref.message_id
 
 
-class MatrixHandler:
+class WebhookSender:
     """Sends what staff do in Matrix to the webhook receiver."""
 
     def __init__(self, config: WebhookConfig, client: WebhookClient) -> None:

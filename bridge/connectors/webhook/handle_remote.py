@@ -45,7 +45,7 @@ MAX_TIMESTAMP = 1e11
 EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove")
 
 
-class PayloadError(ValueError):
+class SchemaError(ValueError):
     """The payload does not match the schema; ``field`` is the dotted path of the culprit."""
 
     def __init__(self, field: str, problem: str) -> None:
@@ -58,7 +58,7 @@ class _Object:
 
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
-            raise PayloadError(path or "body", "must be a JSON object")
+            raise SchemaError(path or "body", "must be a JSON object")
         self.data: dict[str, Any] = data
         self.path = path
 
@@ -66,7 +66,7 @@ class _Object:
         return f"{self.path}.{key}" if self.path else key
 
     def fail(self, key: str, problem: str) -> NoReturn:
-        raise PayloadError(self.name(key), problem)
+        raise SchemaError(self.name(key), problem)
 
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
@@ -149,7 +149,7 @@ class _Object:
 
 
 def parse_event(data: Any) -> RemoteEvent:
-    """Map a decoded payload to a typed remote event, or raise ``PayloadError``."""
+    """Map a decoded payload to a typed remote event, or raise ``SchemaError``."""
     body = _Object(data, "")
     kind = body.string("type") or "message"
     if kind not in EVENT_TYPES:
@@ -294,7 +294,7 @@ class InboundEndpoint:
             return _error(400, "body is not valid JSON")
         try:
             event = parse_event(data)
-        except PayloadError as e:
+        except SchemaError as e:
             return _error(400, str(e))
 
         # No await between this check and the hand-over: after stop() nothing new is handed.

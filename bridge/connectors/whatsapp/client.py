@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from json import loads
 from typing import Any
 
@@ -38,16 +39,22 @@ EXPLAIN = {
 
 
 class PairLimiter:
-    """About one message per 6 s to the same customer after a small burst, and at most 80
-    messages per second for the whole number: the documented Cloud API throughput."""
+    """After a small burst, one message per ``per_user`` seconds to the same customer, and one
+    per ``per_number`` seconds for the whole number (0: no spacing). ``for_rates`` takes them
+    from the documented Cloud API throughput the capabilities declare."""
 
-    def __init__(self, burst: int, per_user: float = 6.0, per_number: float = 1 / 80) -> None:
+    def __init__(self, burst: int, per_user: float, per_number: float = 0.0) -> None:
         self.burst = burst
         self.per_user = per_user
         self.per_number = per_number
         self._tokens: dict[str, tuple[float, float]] = {}
         self._next_number = 0.0
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def for_rates(cls, rates: Mapping[str, float], burst: int) -> PairLimiter:
+        """``rates`` in messages per second: ``pair`` to one customer, ``number`` overall."""
+        return cls(burst, per_user=1 / rates["pair"], per_number=1 / rates["number"])
 
     async def acquire(self, user: str) -> None:
         async with self._lock:
@@ -70,10 +77,12 @@ class PairLimiter:
 
 
 class GraphClient:
-    def __init__(self, config: WhatsAppConfig, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, config: WhatsAppConfig, http: aiohttp.ClientSession, rates: Mapping[str, float]
+    ) -> None:
         self.config = config
         self.http = http
-        self.limiter = PairLimiter(config.pair_burst)
+        self.limiter = PairLimiter.for_rates(rates, config.pair_burst)
         self.base = f"{config.base_url}/{config.api_version}"
         self.timeout = aiohttp.ClientTimeout(total=config.request_timeout)
 

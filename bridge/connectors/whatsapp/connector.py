@@ -27,7 +27,7 @@ from ...types import AccountID, RemoteChatID
 from .capabilities import UPLOAD_LIMITS, WHATSAPP_CAPABILITIES, capabilities_for
 from .client import GraphClient
 from .config import WhatsAppConfig, parse_config
-from .handle_matrix import MatrixHandler
+from .handle_matrix import WhatsAppSender
 from .handle_remote import Webhook, media_id_of
 from .templates import Templates, chat_for_address
 
@@ -50,7 +50,7 @@ class WhatsAppConnector(NetworkConnector):
         self.title = config.title
         self.webhook = Webhook(config, host)
         self._client: GraphClient | None = None
-        self._matrix: MatrixHandler | None = None
+        self._matrix: WhatsAppSender | None = None
         self._routes = False
 
     @classmethod
@@ -60,14 +60,16 @@ class WhatsAppConnector(NetworkConnector):
     @property
     def client(self) -> GraphClient:
         if self._client is None:
-            self._client = GraphClient(self.config, self.host.http)
+            self._client = GraphClient(self.config, self.host.http, self.capabilities.rate_limits)
         return self._client
 
     @property
-    def matrix(self) -> MatrixHandler:
+    def matrix(self) -> WhatsAppSender:
         # One handler for the connector's life: it remembers the parts of long messages sent.
         if self._matrix is None:
-            self._matrix = MatrixHandler(self.client, self.host, self.webhook.last_inbound)
+            self._matrix = WhatsAppSender(
+                self.client, self.host, self.webhook.last_inbound, self.capabilities
+            )
         return self._matrix
 
     async def start(self) -> None:

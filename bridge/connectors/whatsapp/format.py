@@ -15,45 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
-from .markup import (
-    BOLD,
-    CODE,
-    HTML_SPACE,
-    ITALIC,
-    SCHEME,
-    STRIKE,
-    STYLE_ORDER,
-    is_boundary,
-    valid_unicode,
-)
+from ..walker import Frame, MatrixWalker, valid_unicode
+from .markup import BOLD, CODE, ITALIC, SCHEME, STRIKE, STYLE_ORDER, is_boundary
 
-_INLINE = {
-    "b": BOLD,
-    "strong": BOLD,
-    "i": ITALIC,
-    "em": ITALIC,
-    "s": STRIKE,
-    "del": STRIKE,
-    "strike": STRIKE,
-    "code": CODE,
-    "tt": CODE,
-    "kbd": CODE,
-    "samp": CODE,
-}
-_SKIPPED = frozenset({"mx-reply", "script", "style", "head", "title", "template", "noscript"})
-_VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param"}
-    | {"source", "track", "wbr"}
-)
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
-_BLOCKS = frozenset(
-    {"div", "table", "tr", "dl", "dt", "dd", "details", "summary", "section", "article"}
-    | {"header", "footer", "nav", "aside", "figure", "figcaption", "caption", "address"}
-    | {"center", "main", "form", "fieldset"}
-)
+_MARKERS = {"bold": BOLD, "italic": ITALIC, "strike": STRIKE, "code": CODE}
 
 Runs = list[tuple[str, frozenset[str]]]
 
@@ -74,19 +41,6 @@ class _Line:
     """The prefix of the physical lines after the first (only code blocks have them)."""
     runs: Runs = field(default_factory=list)
     raw: str | None = None
-
-
-@dataclass
-class _Frame:
-    """An open source element and what opening it did, so closing it can undo exactly that."""
-
-    tag: str
-    style: str | None = None
-    breaks_after: int = 0
-    container: bool = False
-    is_list: bool = False
-    is_pre: bool = False
-    link: bool = False
 
 
 @dataclass
@@ -133,20 +87,15 @@ def _bare_link(text: str) -> str:
     return re.sub(r"^(?:https?://|mailto:|tel:)", "", text.strip(), flags=re.I).rstrip("/")
 
 
-class _MatrixToWhatsApp(HTMLParser):
+class _MatrixToWhatsApp(MatrixWalker):
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.lines: list[_Line] = []
         self.current: _Line | None = None
         self.containers: list[_Container] = []
-        self.frames: list[_Frame] = []
-        self.open_frames: dict[str, int] = {}
         self.styles: dict[str, int] = {}
-        self.skipping: list[str] = []
-        self.lists: list[list[int]] = []  # per open list: [next number] or [] for bullets
         self.links: list[_Link] = []
-        self.pre_depth = 0
-        self.pre_text: list[str] = []
+        self.code: list[str] = []
         self.pending_breaks = 0
         self.pending_space = False
 
@@ -155,7 +104,7 @@ class _MatrixToWhatsApp(HTMLParser):
     def _fresh(self) -> bool:
         return any(container.fresh for container in self.containers)
 
-    def _breaks(self, count: int) -> None:
+    def breaks(self, count: int) -> None:
         if self.current is not None and not self._fresh():
             self.pending_breaks = max(self.pending_breaks, count)
         self.pending_space = False
@@ -176,7 +125,7 @@ class _MatrixToWhatsApp(HTMLParser):
 
     def _emit(self, text: str, styles: frozenset[str]) -> None:
         if self.pre_depth:
-            self.pre_text.append(text)
+            self.code.append(text)
             return
         line = self.current
         space = ""
@@ -193,171 +142,88 @@ class _MatrixToWhatsApp(HTMLParser):
     def _emit_raw(self, raw: str) -> None:
         self._new_line().raw = raw
 
+    def line_break(self) -> None:
+        if self.pre_depth:
+            self.code.append("\n")
+        elif self.current is not None and not self._fresh():
+            self.pending_breaks += 1
+            self.pending_space = False
+
+    def space(self) -> None:
+        if self.current is not None:
+            self.pending_space = True
+
+    def word(self, word: str) -> None:
+        self._emit(word, frozenset(style for style, count in self.styles.items() if count))
+
+    def pre_text(self, text: str) -> None:
+        self.code.append(text)
+        for link in self.links:
+            link.text.append(text)
+
     # -- tags
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.skipping or tag in _SKIPPED:
-            if tag in _SKIPPED:
-                self.skipping.append(tag)
-            return
-        values = {name: value or "" for name, value in attrs}
-        if tag in _VOID:
-            self._void(tag, values)
-            return
-        frame = _Frame(tag)
-        self.frames.append(frame)
-        self.open_frames[tag] = self.open_frames.get(tag, 0) + 1
-        if tag == "a":
-            frame.link = True
-            self.links.append(_Link(_display_url(values.get("href", ""))))
-        if self.pre_depth:
-            if tag == "pre":
-                frame.is_pre = True
-                self.pre_depth += 1
-            return
-        if tag == "p":
-            self._breaks(2)
-            frame.breaks_after = 2
-        elif tag in _HEADINGS:
-            self._breaks(2)
-            frame.breaks_after = 1
-            self._push_style(frame, BOLD)
-        elif tag in ("ul", "ol"):
-            self._breaks(1)
-            frame.breaks_after = 1
-            frame.is_list = True
-            start = 1
-            if tag == "ol":
-                try:
-                    start = max(0, min(int(values.get("start", "1")), 10**9))
-                except ValueError:
-                    start = 1
-            self.lists.append([start] if tag == "ol" else [])
-        elif tag == "li":
-            self._list_item(frame)
-        elif tag == "blockquote":
-            self._breaks(1)
-            frame.breaks_after = 1
-            frame.container = True
-            self.containers.append(_Container("> ", "> "))
-        elif tag == "pre":
-            self._breaks(1)
-            frame.breaks_after = 1
-            frame.is_pre = True
-            self.pre_depth = 1
-            self.pre_text = []
-        elif tag in _BLOCKS:
-            self._breaks(1)
-            frame.breaks_after = 1
-        elif tag in _INLINE:
-            self._push_style(frame, _INLINE[tag])
-        elif tag in ("td", "th"):
-            self.pending_space = self.current is not None and not self.pending_breaks
+    def open(self, frame: Frame, attrs: dict[str, str]) -> None:
+        if not self.pre_depth:
+            super().open(frame, attrs)
+        elif frame.tag == "a":  # nothing else is formatted inside a code block
+            self.link(frame, attrs.get("href", ""))
 
-    def _push_style(self, frame: _Frame, style: str) -> None:
-        if style != CODE and self.styles.get(CODE):
+    def style(self, frame: Frame, style: str) -> None:
+        marker = _MARKERS.get(style)
+        if marker is None or (marker != CODE and self.styles.get(CODE)):
             return  # WhatsApp formats nothing inside code
-        frame.style = style
-        self.styles[style] = self.styles.get(style, 0) + 1
+        self.styles[marker] = self.styles.get(marker, 0) + 1
+        frame.on_close.append(lambda: self._end_style(marker))
 
-    def _list_item(self, frame: _Frame) -> None:
-        counter = self.lists[-1] if self.lists else []
-        if counter:
-            marker = f"{counter[0]}. "
-            counter[0] += 1
-        else:
-            marker = "* "
+    def _end_style(self, marker: str) -> None:
+        self.styles[marker] -= 1
+
+    def link(self, frame: Frame, href: str) -> None:
+        self.links.append(_Link(_display_url(href)))
+        frame.on_close.append(self._link_target)
+
+    def quote(self, frame: Frame) -> None:
+        self._contain(frame, _Container("> ", "> "))
+
+    def item(self, frame: Frame, number: int | None) -> None:
+        marker = "* " if number is None else f"{number}. "
         if self.current is not None:
             self.pending_breaks = 1
-        self.pending_space = False
-        frame.breaks_after = 1
-        frame.container = True
-        self.containers.append(_Container(marker, " " * len(marker)))
+        self._contain(frame, _Container(marker, " " * len(marker)))
 
-    def _void(self, tag: str, values: dict[str, str]) -> None:
-        if tag == "br":
-            if self.pre_depth:
-                self.pre_text.append("\n")
-            elif self.current is not None and not self._fresh():
-                self.pending_breaks += 1
-                self.pending_space = False
-        elif tag == "hr":
-            self._breaks(2)
-        elif tag == "img":
-            alt = HTML_SPACE.sub(" ", values.get("alt", "")).strip()
-            if alt:
-                self.handle_data(alt)
+    def _contain(self, frame: Frame, container: _Container) -> None:
+        self.containers.append(container)
+        frame.on_close.append(self.containers.pop)
 
-    def handle_endtag(self, tag: str) -> None:
-        if self.skipping:
-            if tag in self.skipping:
-                while self.skipping.pop() != tag:
-                    pass
-            return
-        if not self.open_frames.get(tag):
-            return
-        while True:
-            frame = self.frames.pop()
-            self._close(frame)
-            if frame.tag == tag:
-                return
+    def code_block(self, frame: Frame) -> None:
+        self.code = []
+        frame.on_close.append(self._code_block)
 
-    def _close(self, frame: _Frame) -> None:
-        self.open_frames[frame.tag] -= 1
-        if frame.style is not None:
-            self.styles[frame.style] -= 1
-        if frame.link:
-            self._link_target(self.links.pop())
-        if frame.is_list:
-            self.lists.pop()
-        if frame.container:
-            self.containers.pop()
-        if frame.is_pre:
-            self.pre_depth -= 1
-            if not self.pre_depth:
-                self._code_block()
-        if frame.breaks_after:
-            self._breaks(frame.breaks_after)
+    def cell(self) -> None:
+        self.pending_space = self.current is not None and not self.pending_breaks
 
-    def _link_target(self, link: _Link) -> None:
+    def _link_target(self) -> None:
         """``text (url)`` for a link, unless the text already says where it goes."""
+        link = self.links.pop()
         text = "".join(link.text).strip()
         if link.url is None or _bare_link(text) == _bare_link(link.url):
             return
         shown = f"({link.url})" if text else link.url
         if self.pre_depth:
-            self.pre_text.append(f" {shown}" if text else shown)
+            self.code.append(f" {shown}" if text else shown)
             return
         self.pending_space = bool(text)
         self._emit(shown, frozenset())
 
     def _code_block(self) -> None:
-        content = "".join(self.pre_text).lstrip("\n").rstrip()
-        self.pre_text = []
+        content = "".join(self.code).lstrip("\n").rstrip()
+        self.code = []
         if content.strip():
             # WhatsApp cannot quote ``` inside a code block: such a block goes out unmarked.
             self._emit_raw(content if "```" in content else f"```{content}```")
 
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        data = data.replace("\x00", "")
-        if self.pre_depth:
-            data = data.replace("\r\n", "\n").replace("\r", "\n")
-            self.pre_text.append(data)
-            for link in self.links:
-                link.text.append(data)
-            return
-        styles = frozenset(style for style, count in self.styles.items() if count)
-        for index, word in enumerate(HTML_SPACE.split(data)):
-            if index > 0 and self.current is not None:
-                self.pending_space = True
-            if word:
-                self._emit(word, styles)
-
     def finish(self) -> str:
-        while self.frames:
-            self._close(self.frames.pop())
         return "\n".join(_render_line(line) for line in self.lines)
 
 
@@ -506,8 +372,7 @@ def matrix_to_whatsapp(text: str, html: str | None) -> str:
     styles are dropped with their content; other tags are dropped with their text kept."""
     if html is None:
         return text
-    parser = _MatrixToWhatsApp()
-    parser.feed(valid_unicode(html))
-    parser.close()
-    result = parser.finish()
+    walker = _MatrixToWhatsApp()
+    walker.walk(valid_unicode(html))
+    result = walker.finish()
     return result if result.strip() else text

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from ...connector import BridgeHost, PermanentDeliveryError
+from ...connector import BridgeHost, Capabilities, PermanentDeliveryError
 from ...events import (
     MatrixMedia,
     MatrixMessage,
@@ -36,8 +36,18 @@ STICKER_TYPES = ("image/webp",)
 IMAGE_TYPES = ("image/jpeg", "image/png")
 
 
-class MatrixHandler:
-    def __init__(self, client: GraphClient, host: BridgeHost, last_inbound: dict[str, float]):
+class WhatsAppSender:
+    """Sends what staff do in Matrix to WhatsApp through the Cloud API."""
+
+    def __init__(
+        self,
+        client: GraphClient,
+        host: BridgeHost,
+        last_inbound: dict[str, float],
+        capabilities: Capabilities,
+    ) -> None:
+        assert capabilities.max_text_length is not None, "WhatsApp limits the text length"
+        self.text_limit = capabilities.max_text_length
         self.client = client
         self.host = host
         self.last_inbound = last_inbound
@@ -59,7 +69,7 @@ class MatrixHandler:
             return await self.send_media(msg)
         await self.check_window(msg.portal.chat)
         text = matrix_to_whatsapp(msg.text, msg.html)
-        chunks = [c for c in split_text(text) if c.strip()]
+        chunks = [c for c in split_text(text, self.text_limit) if c.strip()]
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
 

@@ -34,7 +34,7 @@ from ...events import (
 from ...types import MessageID, RemoteChatID, RemoteUserID
 from ..http import BodyTooLarge, read_body
 from .config import WhatsAppConfig
-from .inbound import whatsapp_to_matrix
+from .markup import whatsapp_to_matrix
 
 MAX_BODY = 3 * 1024 * 1024
 """Meta's webhook payloads are at most 3 MB."""

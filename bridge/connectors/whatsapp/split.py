@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from bisect import bisect_right
 
-from .markup import MAX_MESSAGE_LENGTH
+from .capabilities import TEXT_LIMIT
 
 
 def _code_regions(text: str) -> list[tuple[int, int]]:
@@ -93,7 +93,7 @@ def _cut(
     return end, end
 
 
-def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Split WhatsApp text into chunks of at most ``limit`` characters, at paragraph, line or
     word breaks and outside ```blocks``` where possible, never inside a surrogate pair;
     whitespace at the cuts is dropped. Blank text gives no chunks.
