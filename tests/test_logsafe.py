@@ -170,12 +170,12 @@ async def test_notices_in_rooms_carry_no_secret() -> None:
     add_secrets(secret)
     sent: list[dict[str, Any]] = []
 
-    class Bot:
-        async def send_message_event(self, room_id: str, kind: Any, content: Any, **_: Any) -> str:
+    class Sender:
+        async def send(self, room_id: str, content: Any, **_: Any) -> str:
             sent.append(content)
             return "$event"
 
-    notices = Notices(cast(Any, Bot()))
+    notices = Notices(cast(Any, Sender()))
     await notices.failure(RoomID("!room:x"), EventID("$e:x"), f"ClientError: url=/bot{secret}/")
     await notices.send(RoomID("!room:x"), f"state: {secret}", html_text=f"<b>{secret}</b>")
     for content in sent:

@@ -222,7 +222,8 @@ async def test_connector_spaces_sends_to_one_customer(
 
 async def test_capabilities_document_the_limits(connector: WhatsAppConnector) -> None:
     caps = connector.capabilities
-    assert caps.max_text_length == 4096 and not caps.html
+    # Formatting goes out as WhatsApp's markup: the core hands the connector the HTML.
+    assert caps.max_text_length == 4096 and caps.html
     assert caps.max_file_size["m.image"] == 5 * MiB
     assert caps.max_file_size["m.file"] == 100 * MiB
     assert caps.rate_limits["pair"] == pytest.approx(1 / 6)
