@@ -79,9 +79,9 @@ class BusinessHours:
         """The seconds between ``start`` and ``end`` that fall in open hours (0 if ``end`` is
         not after ``start``)."""
         start, end = _utc(start), _utc(end)
-        total = timedelta()
         if end <= start:
             return 0.0
+        total = timedelta()
         for open_, close in self._intervals(start, self._local_date(end)):
             if open_ >= end:
                 break
@@ -103,7 +103,7 @@ class BusinessHours:
         day = self._local_date(after)
         if last is None:
             last = day + timedelta(days=HORIZON_DAYS)
-        day -= timedelta(days=1)
+        day -= timedelta(days=1)  # a day's intervals end by its midnight; one more is cheap
         pending: Interval | None = None
         while day <= last:
             for interval in self._day(day):
