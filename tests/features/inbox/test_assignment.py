@@ -21,6 +21,7 @@ __all__ = ["database", "databases"]
 ACC = "acc"
 FIVE = tuple(f"@agent{n}:example.com" for n in range(1, 6))
 A, B, C = FIVE[:3]
+POOL_OF_FIVE = {"min_size": 5, "max_size": 5}
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,21 @@ async def assignee(chat: str) -> str | None:
 
 @pytest.mark.parametrize("mode", ["round_robin", "least_open"])
 async def test_a_flood_of_new_conversations_is_shared_evenly(
-    database: Database, mode: str
+    databases: Databases, mode: str
 ) -> None:
+    # Five connections, so that the assignments really run at once on both backends.
+    db = Database.create(
+        databases.url, upgrade_table=bridge.db.upgrade_table, db_args=POOL_OF_FIVE
+    )
+    bridge.db.init(db)
+    await db.start()
+    try:
+        await flood(mode)
+    finally:
+        await db.stop()
+
+
+async def flood(mode: str) -> None:
     inbox = engine(Team("support", FIVE, mode))
 
     async def arrive(n: int) -> list[tuple[str, str, str]]:
@@ -65,6 +79,11 @@ async def test_a_flood_of_new_conversations_is_shared_evenly(
         assert await assignee(chat) == mxid
     assert await inbox.open_counts("support") == dict.fromkeys(FIVE, 20)
     assert await InboxConversation.queue("support") == []
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="support"):
+        engine(Team("support", FIVE, "random"))
 
 
 async def test_racing_claims_have_one_winner(database: Database) -> None:
