@@ -9,6 +9,7 @@ from .as_txn import ASTransaction
 from .conversation import Conversation
 from .dead_letter import DeadLetter
 from .ghost import Ghost
+from .inbox import InboxAgent, InboxConversation, InboxTeam
 from .message import Message
 from .portal import Portal
 from .postgres import BridgePostgres
@@ -24,6 +25,9 @@ ROW_CLASSES = (
     Conversation,
     DeadLetter,
     Ghost,
+    InboxAgent,
+    InboxConversation,
+    InboxTeam,
     Message,
     Portal,
     QueueItem,
@@ -40,7 +44,8 @@ def init(db: Database) -> None:
 
 
 __all__ = [
-    "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "Message",
-    "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init",
+    "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
+    "InboxConversation", "InboxTeam", "Message", "Portal", "QueueItem", "Reaction",
+    "RemoteDedup", "Spool", "upgrade_table", "init",
     "Database", "BridgePostgres",
 ]  # fmt: skip

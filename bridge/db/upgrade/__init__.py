@@ -10,4 +10,5 @@ from . import (  # noqa: E402,F401
     v03_dead_letters_digest_keys,
     v04_spool,
     v05_conversation,
+    v06_inbox,
 )
