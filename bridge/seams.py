@@ -17,10 +17,16 @@ Inbound hooks (``InboundHook``)
 Outbound gates (``OutboundGate``)
     Called before anything goes to a connector: staff messages and bridge-initiated ones
     (templates, automatic replies, broadcasts). A gate returns a ``Verdict``: ``PASS``,
-    ``Rewrite`` (new text; a canned reply's short code expanded) or ``Refuse`` (a reason,
-    shown to staff in the room as a failed delivery: no consent, outside the window). Gates
-    run in registration order; the first refusal wins, rewrites feed the next gate. A gate
+    ``Rewrite`` (new text; a canned reply's short code expanded), ``Refuse`` (a reason,
+    shown to staff in the room as a failed delivery: no consent, outside the window) or
+    ``Internal`` (it stays in Matrix as its sender meant: an internal note; nothing is
+    shown). Gates run in registration order; the first refusal (or ``Internal``) wins,
+    rewrites feed the next gate. A gate
     raising is a temporary failure: the delivery is retried within its deadline.
+
+Delivered hooks (``DeliveredHook``)
+    Called after something went to a connector, in the conversation's ordering domain: the
+    inbox records a first response there.
 
 Bridge-initiated messages (``Services.send_text``, ``Services.send_template``)
     Messages the bridge itself starts are durable queue items of their conversation, ordered
@@ -117,12 +123,28 @@ class Refuse(Verdict):
     """Shown to staff as the reason the message was not delivered."""
 
 
+@dataclass(frozen=True)
+class Internal(Verdict):
+    """The message stays in Matrix, as its sender meant (an internal note): nothing goes to
+    the customer and no failure is shown."""
+
+    why: str = "internal note"
+
+
 PASS = Verdict()
 
 
 @runtime_checkable
 class InboundHook(Protocol):
     async def on_inbound(self, inbound: Inbound) -> None: ...
+
+
+@runtime_checkable
+class DeliveredHook(Protocol):
+    """Called after something went to a connector (a staff message or one the bridge
+    started), inside the conversation's ordering domain; idempotent like inbound hooks."""
+
+    async def on_delivered(self, outgoing: Outgoing) -> None: ...
 
 
 @runtime_checkable
@@ -138,9 +160,23 @@ class PeriodicJob:
     at_start: bool = False
 
 
+class CommandContext(Protocol):
+    """What a command knows of where it was sent."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    services: Services
+
+    @property
+    def conversation(self) -> ConversationRef | None:
+        """The conversation of the room, when the command was sent in a portal room."""
+        ...
+
+
 @dataclass(frozen=True)
 class Command:
-    """A bot command: ``run(ctx, args)`` answers with text."""
+    """A bot command: ``run(ctx, args)`` answers with text (a ``CommandContext``)."""
 
     name: str
     args: str
@@ -167,6 +203,25 @@ class Services(Protocol):
         hook) queues nothing and returns False."""
         ...
 
+    async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:
+        """Post a notice of the bridge bot in a room (a portal or a team room); with ``txn``
+        (deterministic) a repeat posts nothing new. Returns its event id (None: refused)."""
+        ...
+
+    async def invite(self, room_id: str, user: str, account: str) -> bool:
+        """Invite ``user`` into a conversation's room, unless they may not see the
+        conversations of ``account`` (then nothing happens and False is returned)."""
+        ...
+
+    async def displayname(self, room_id: str, user: str) -> str:
+        """``user``'s name in ``room_id``, else their localpart."""
+        ...
+
+    def level(self, actor: str, account: str | None = None) -> str:
+        """``actor``'s permission level (``none``, ``staff``, ``admin``) on ``account``, or
+        their highest on any account."""
+        ...
+
 
 class FeatureModule(Protocol):
     name: str
@@ -190,6 +245,7 @@ class Seams:
     services: Services
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_gates: list[OutboundGate] = field(default_factory=list)
+    delivered_hooks: list[DeliveredHook] = field(default_factory=list)
     jobs: list[PeriodicJob] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
 
@@ -199,17 +255,21 @@ class Seams:
     def add_outbound_gate(self, gate: OutboundGate) -> None:
         self.outbound_gates.append(gate)
 
+    def add_delivered_hook(self, hook: DeliveredHook) -> None:
+        self.delivered_hooks.append(hook)
+
     def add_job(self, job: PeriodicJob) -> None:
         self.jobs.append(job)
 
     def add_command(self, command: Command) -> None:
         self.commands.append(command)
 
-    async def gate(self, outgoing: Outgoing) -> Outgoing | Refuse:
-        """``outgoing`` after every gate: rewritten, or refused by the first that refuses."""
+    async def gate(self, outgoing: Outgoing) -> Outgoing | Refuse | Internal:
+        """``outgoing`` after every gate: rewritten, or refused (or kept internal) by the first
+        that says so."""
         for gate in self.outbound_gates:
             verdict = await gate.check(outgoing)
-            if isinstance(verdict, Refuse):
+            if isinstance(verdict, Refuse | Internal):
                 return verdict
             if isinstance(verdict, Rewrite):
                 outgoing = dataclasses.replace(outgoing, text=verdict.text, html=verdict.html)
@@ -218,3 +278,7 @@ class Seams:
     async def inbound(self, inbound: Inbound) -> None:
         for hook in self.inbound_hooks:
             await hook.on_inbound(inbound)
+
+    async def delivered(self, outgoing: Outgoing) -> None:
+        for hook in self.delivered_hooks:
+            await hook.on_delivered(outgoing)

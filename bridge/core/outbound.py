@@ -17,7 +17,7 @@ from ..config import Config
 from ..connector import NetworkConnector, SentMessage, Template, TemplateHandler
 from ..db import Message, Portal, QueueItem
 from ..events import MatrixMessage
-from ..seams import ConversationRef, Origin, Outgoing, Refuse, Seams
+from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID
 from .delivery import deliver, record
 from .dispatcher import GiveUp
@@ -59,19 +59,20 @@ class OutboundHandler:
         # A refusal or a failure answers the command that asked, else shows in the portal.
         answer_room = origin["room_id"] if origin else portal.room_id
         answer_to = origin["event_id"] if origin else None
+        ref = ConversationRef(AccountID(account), RemoteChatID(chat), portal.room_id)
+        by, reason = str(payload.get("by") or "bridge"), str(payload.get("reason") or "")
         sent = payload.get("sent")
         if not isinstance(sent, dict):
-            ref = ConversationRef(AccountID(account), RemoteChatID(chat), portal.room_id)
-            by = str(payload.get("by") or "bridge")
             template = (
                 payload.get("template") if isinstance(payload.get("template"), dict) else None
             )
             outgoing = Outgoing(
                 ref, Origin.BRIDGE, by, text, payload.get("html"),
-                template=template["name"] if template else None,
-                reason=str(payload.get("reason") or ""),
+                template=template["name"] if template else None, reason=reason,
             )  # fmt: skip
             gated = await self.seams.gate(outgoing)
+            if isinstance(gated, Internal):
+                return
             if isinstance(gated, Refuse):
                 await self.notices.failure(
                     answer_room, answer_to, gated.reason, txn=txn_id("refused", str(item.id))
@@ -92,6 +93,9 @@ class OutboundHandler:
                 {**payload, "sent": sent}
             ))  # fmt: skip
         await self._show(item, portal, payload, sent)
+        await self.seams.delivered(
+            Outgoing(ref, Origin.BRIDGE, by, str(sent["text"]), reason=reason)
+        )
 
     async def _send(
         self,

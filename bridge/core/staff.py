@@ -34,7 +34,7 @@ from ..events import (
     MessageRef,
     SentMessage,
 )
-from ..seams import ConversationRef, Origin, Outgoing, Refuse, Seams
+from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
 from .delivery import deliver, notice_txn, record
 from .incoming import (
@@ -134,6 +134,9 @@ class StaffHandler:
             )
             return
         gated = await self._gate(portal, connector, evt.sender, text, html_body)
+        if isinstance(gated, Internal):
+            log.info("Kept %s in Matrix: %s", event_id, gated.why)
+            return
         if isinstance(gated, Refuse):
             await self.notices.failure(room_id, event_id, gated.reason, txn=notice_txn(item))
             return
@@ -149,6 +152,8 @@ class StaffHandler:
             item, connector, self.notices, room_id, event_id, partial(sender_fn, msg)
         )
         if sent is not None:
+            # Before the record: a crash in between sends it again, and tells the hooks again.
+            await self.seams.delivered(gated)
             log.info(
                 "Delivered %s to %s/%s as %s", event_id, portal.account, portal.chat,
                 sent.message_id,
@@ -184,6 +189,8 @@ class StaffHandler:
         prefix = self._prefix(name, evt.sender)
         html_body = html.escape(prefix) + evt.html if evt.html is not None else None
         gated = await self._gate(portal, connector, evt.sender, prefix + evt.body, html_body)
+        if isinstance(gated, Internal):
+            return
         if isinstance(gated, Refuse):
             await self.notices.failure(room_id, event_id, gated.reason, txn=notice_txn(item))
             return
@@ -326,7 +333,7 @@ class StaffHandler:
         sender: str,
         text: str,
         html_body: str | None,
-    ) -> Outgoing | Refuse:
+    ) -> Outgoing | Refuse | Internal:
         """``text`` after the outbound gates; HTML only for a channel that carries it."""
         ref = ConversationRef(AccountID(portal.account), RemoteChatID(portal.chat), portal.room_id)
         if not connector.capabilities.html:

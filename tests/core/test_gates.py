@@ -15,7 +15,7 @@ from bridge.core.incoming import StaffEdit, StaffMessage
 from bridge.core.staff import StaffHandler
 from bridge.db import Message, Portal, QueueItem
 from bridge.events import MatrixEdit, MatrixMessage, SentMessage
-from bridge.seams import PASS, Outgoing, Refuse, Rewrite, Seams, Verdict
+from bridge.seams import PASS, Internal, Outgoing, Refuse, Rewrite, Seams, Verdict
 from bridge.types import MessageID
 from tests.test_config import example
 
@@ -61,9 +61,22 @@ class _Canned:
     async def check(self, outgoing: Outgoing) -> Verdict:
         if "secret" in outgoing.text:
             return Refuse("internal words may not leave the company")
+        if outgoing.text.startswith("Sam: //"):
+            return Internal()
         if outgoing.text.endswith("/thanks"):
             return Rewrite(outgoing.text.replace("/thanks", "Thank you for your patience!"))
         return PASS
+
+
+class _Delivered:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def on_delivered(self, outgoing: Outgoing) -> None:
+        self.seen.append(outgoing.text)
+
+
+DELIVERED = _Delivered()
 
 
 def _handler(capabilities: Capabilities) -> tuple[StaffHandler, _Connector, _Notices]:
@@ -72,6 +85,7 @@ def _handler(capabilities: Capabilities) -> tuple[StaffHandler, _Connector, _Not
     notices = _Notices()
     seams = Seams(config, None)  # type: ignore[arg-type]
     seams.add_outbound_gate(_Canned())
+    seams.add_delivered_hook(DELIVERED)
     fake: Any = {"acc": connector}
     handler = StaffHandler(config, _Sender(), fake, notices, seams)  # type: ignore[arg-type]
     return handler, connector, notices
@@ -121,3 +135,13 @@ async def test_an_edit_longer_than_the_channel_takes_is_refused(portal: Portal) 
     ok = StaffEdit(ROOM, STAFF, "$edit2", None, "$orig", "fine", None)
     await handler.edit(await _item(), portal, ok)
     assert [e.text for e in connector.edits] == ["Sam: fine"]
+
+
+async def test_a_note_stays_in_matrix_and_hooks_see_what_went_out(portal: Portal) -> None:
+    DELIVERED.seen.clear()
+    handler, connector, notices = _handler(Capabilities())
+    await handler.message(await _item(), portal, _message("$n", "// call him back tomorrow"))
+    await handler.message(await _item(), portal, _message("$m", "Hello"))
+    assert [m.text for m in connector.sent] == ["Sam: Hello"]
+    assert notices.failures == []  # a note is no failed delivery
+    assert DELIVERED.seen == ["Sam: Hello"]

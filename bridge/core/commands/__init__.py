@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...db import Portal
-from ...seams import Command
+from ...seams import Command, ConversationRef
+from ...types import AccountID, RemoteChatID
 from ..notices import Notices
 from ..services import ServiceError, Services
 from ..services.errors import allowed
@@ -24,6 +25,15 @@ class CommandContext:
     sender: str
     portal: Portal | None
     commands: dict[str, Command]
+
+    @property
+    def conversation(self) -> ConversationRef | None:
+        portal = self.portal
+        if portal is None:
+            return None
+        return ConversationRef(
+            AccountID(portal.account), RemoteChatID(portal.chat), portal.room_id
+        )
 
     @property
     def prefix(self) -> str:

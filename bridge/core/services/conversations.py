@@ -38,6 +38,15 @@ class ConversationServices(ServiceBase):
         invited = await self.portals.invite(portal.room_id, UserID(actor), account)
         return portal, invited
 
+    async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:
+        return await self.notices.send(room_id, text, txn=txn)
+
+    async def invite(self, room_id: str, user: str, account: str) -> bool:
+        return await self.portals.invite(room_id, UserID(user), account)
+
+    async def displayname(self, room_id: str, user: str) -> str:
+        return await self.sender.displayname(room_id, user)
+
     async def link(self, actor: str, room_id: str, account: str, chat: str) -> str:
         self.check(actor, account, "admin")
         linked = await Portal.get_by_room(room_id)
