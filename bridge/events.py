@@ -66,7 +66,11 @@ class RemoteEvent:
     metadata: dict[str, Any] = field(default_factory=dict)
     """Connector-specific data kept with the event. Each value of its ``"portal"`` entry, a
     dict, is stored with the conversation, on its own (e.g. the deep-link payload a
-    conversation began with); ``BridgeHost.portal_metadata`` reads them back."""
+    conversation began with); ``BridgeHost.portal_metadata`` reads them back. Its
+    ``"routing"`` entry, a dict, carries what the team inbox routes a new conversation by,
+    where the channel knows it: ``to`` (the address the customer wrote to), ``start`` (a
+    Telegram ``/start`` payload), ``language`` (the customer's language, e.g. ``de``) and
+    ``fields`` (an in-house system's own fields of the event)."""
 
     def dedup_key(self) -> str:
         """A key that is equal for two deliveries of the same remote event."""
