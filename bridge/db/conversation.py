@@ -6,6 +6,7 @@ changes, so two writers never lose each other's updates."""
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any, ClassVar
 
 from attrs import define
@@ -14,6 +15,11 @@ from mautrix.util.async_db import Database
 from .keys import digest
 
 Record = Any
+
+FIRST_CACHE_SIZE = 10_000
+"""Conversations whose first customer message is kept in memory: once set it never changes,
+so the hot path asks the database only once per conversation."""
+_first: OrderedDict[tuple[object, str, str], str] = OrderedDict()
 
 BUSINESS_STARTED = ""
 """``first_message`` of a conversation the business started (a template): no customer
@@ -57,6 +63,22 @@ class Conversation:
     ) -> str | None:
         """The conversation's first customer message, ``message_id`` if none was recorded
         before (it is recorded now); stable when asked again for the same message."""
+        key = (cls.db, account, chat)
+        cached = _first.get(key)
+        if cached is not None:
+            _first.move_to_end(key)
+            return cached
+        first = await cls._first_message_of(account, chat, message_id, now)
+        if first is not None:
+            _first[key] = first
+            if len(_first) > FIRST_CACHE_SIZE:
+                _first.popitem(last=False)
+        return first
+
+    @classmethod
+    async def _first_message_of(
+        cls, account: str, chat: str, message_id: str, now: int
+    ) -> str | None:
         found = await cls.get(account, chat)
         if found is None:
             await cls.ensure(account, chat, now, message_id)
