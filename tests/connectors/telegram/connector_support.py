@@ -12,10 +12,11 @@ import pytest
 from bridge.connectors.telegram import TelegramConnector
 from bridge.events import MatrixMedia, MatrixMessage, RemoteMessage
 from bridge.types import PortalKey, RemoteChatID
+from tests.contract.harness import FakeHost
 
 from ..conftest import running
 from . import updates as tg
-from .harness import WEBHOOK_SECRET, FakeHost, TelegramHarness
+from .harness import WEBHOOK_SECRET, TelegramHarness
 from .simulator import TelegramSimulator
 
 ALICE = 5001

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from bridge.events import MatrixMedia, MatrixMessage
 from bridge.types import PortalKey, RemoteChatID
+from tests.contract.harness import FakeHost
 
 from ..conftest import running
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import WebhookDelivery, WhatsAppSimulator
 
 ALICE = "491701234567"

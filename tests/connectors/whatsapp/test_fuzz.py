@@ -20,6 +20,7 @@ from hypothesis.control import currently_in_test_context
 
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.events import RemoteMessage
+from tests.contract.harness import FakeHost
 from tests.fault.fuzz_support import (
     ExceptionLog,
     awkward_text_of,
@@ -30,7 +31,7 @@ from tests.fault.fuzz_support import (
 )
 
 from . import payloads as wa
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 
 SETTINGS = settings(
     max_examples=150,
