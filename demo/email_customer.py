@@ -179,8 +179,8 @@ async def serve(args: argparse.Namespace) -> int:
     demo = DemoMail(state, args)
     await asyncio.to_thread(demo.dovecot.start)
     try:
-        if demo.dovecot._proc is not None:
-            DOVECOT_PID.write_text(f"{demo.dovecot._proc.pid}\n")
+        if demo.dovecot.pid is not None:
+            DOVECOT_PID.write_text(f"{demo.dovecot.pid}\n")
         await demo.smtp.astart()
         app = web.Application()
         demo.add_routes(app, ready=None)
