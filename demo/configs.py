@@ -25,32 +25,12 @@ from common import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from tests.infra.synapse import RELAXED_RATE_LIMITS  # on the path through common
+
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
 EXAMPLE_CONFIG = REPO / "example-config.yaml"
-
-_FAST = {"per_second": 10000, "burst_count": 100000}
-RELAXED_RATE_LIMITS: dict[str, Any] = {
-    "rc_message": _FAST,
-    "rc_registration": _FAST,
-    "rc_registration_token_validity": _FAST,
-    "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
-    "rc_admin_redaction": _FAST,
-    "rc_joins": {"local": _FAST, "remote": _FAST},
-    "rc_joins_per_room": _FAST,
-    "rc_3pid_validation": _FAST,
-    "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
-    "rc_third_party_invite": _FAST,
-    "rc_media_create": _FAST,
-    "rc_presence": {"per_user": _FAST},
-    "rc_delayed_event_mgmt": _FAST,
-    "rc_room_creation": _FAST,
-    "rc_reports": _FAST,
-    "rc_user_directory": _FAST,
-    "rc_profile": _FAST,
-    "rc_key_requests": _FAST,
-}
 
 
 def write_synapse_config(state: dict[str, Any]) -> None:

@@ -39,7 +39,6 @@ from typing import Any
 import page
 from common import (
     DATA,
-    REPO,
     WHATSAPP_BUSINESS_NAME,
     WHATSAPP_DISPLAY_NUMBER,
     JsonLines,
@@ -51,10 +50,6 @@ from common import (
 )
 from page import CustomerPage, Refused, json_answer, render
 from whatsapp_page import PAGE
-
-# The simulator lives in the test suite (the demo installs the project's test extra).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 MESSAGES = DATA / "whatsapp-messages.jsonl"
 FILES = DATA / "whatsapp-files"

@@ -35,6 +35,7 @@ from .ports import LOOPBACK, free_port
 from .process import ManagedProcess
 
 __all__ = [
+    "RELAXED_RATE_LIMITS",
     "AppserviceRegistration",
     "SynapseError",
     "SynapseServer",
