@@ -25,7 +25,7 @@ from common import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from tests.infra.synapse import RELAXED_RATE_LIMITS  # on the path through common
+from tests.infra.synapse import RELAXED_RATE_LIMITS, log_config  # on the path through common
 
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
@@ -36,31 +36,6 @@ EXAMPLE_CONFIG = REPO / "example-config.yaml"
 def write_synapse_config(state: dict[str, Any]) -> None:
     SYNAPSE_DIR.mkdir(parents=True, exist_ok=True)
     (SYNAPSE_DIR / "media_store").mkdir(exist_ok=True)
-    log_config = {
-        "version": 1,
-        "formatters": {
-            "precise": {
-                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
-                "%(request)s - %(message)s"
-            }
-        },
-        "handlers": {
-            "file": {
-                "class": "logging.FileHandler",
-                "formatter": "precise",
-                "filename": str(DATA / "synapse.log"),
-                "encoding": "utf8",
-            }
-        },
-        "loggers": {
-            "synapse": {"level": "INFO"},
-            "synapse.storage.SQL": {"level": "WARNING"},
-            "synapse.access": {"level": "INFO"},
-            "twisted": {"level": "WARNING"},
-        },
-        "root": {"level": "INFO", "handlers": ["file"]},
-        "disable_existing_loggers": False,
-    }
     config: dict[str, Any] = {
         "server_name": SERVER_NAME,
         "public_baseurl": hs_url(state) + "/",
@@ -101,7 +76,7 @@ def write_synapse_config(state: dict[str, Any]) -> None:
     yaml = YAML()
     yaml.default_flow_style = False
     with open(SYNAPSE_DIR / "log.config", "w") as f:
-        yaml.dump(log_config, f)
+        yaml.dump(log_config(DATA / "synapse.log"), f)
     with open(SYNAPSE_DIR / "homeserver.yaml", "w") as f:
         f.write("# Written by demo/setup.py on every demo start: a throwaway homeserver for the\n")
         f.write("# demo only (SQLite, loopback, no federation, relaxed rate limits).\n")

@@ -41,6 +41,7 @@ __all__ = [
     "SynapseServer",
     "async_synapse_server",
     "http_json",
+    "log_config",
     "postgres_database_config",
     "synapse_server",
     "write_appservice_registration",
@@ -79,6 +80,35 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
     "rc_profile": _FAST,
     "rc_key_requests": _FAST,
 }
+
+
+def log_config(filename: Path) -> dict[str, Any]:
+    """Synapse's logging config: one log file, ``filename``."""
+    return {
+        "version": 1,
+        "formatters": {
+            "precise": {
+                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
+                "%(request)s - %(message)s"
+            }
+        },
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": str(filename),
+                "encoding": "utf8",
+            }
+        },
+        "loggers": {
+            "synapse": {"level": "INFO"},
+            "synapse.storage.SQL": {"level": "WARNING"},
+            "synapse.access": {"level": "INFO"},
+            "twisted": {"level": "WARNING"},
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
 
 
 def http_json(
@@ -241,33 +271,6 @@ class SynapseServer(ManagedProcess):
             path.write_text(secrets.token_hex(32))
         return path.read_text().strip()
 
-    def _log_config(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "formatters": {
-                "precise": {
-                    "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
-                    "%(request)s - %(message)s"
-                }
-            },
-            "handlers": {
-                "file": {
-                    "class": "logging.FileHandler",
-                    "formatter": "precise",
-                    "filename": str(self.log_path),
-                    "encoding": "utf8",
-                }
-            },
-            "loggers": {
-                "synapse": {"level": "INFO"},
-                "synapse.storage.SQL": {"level": "WARNING"},
-                "synapse.access": {"level": "INFO"},
-                "twisted": {"level": "WARNING"},
-            },
-            "root": {"level": "INFO", "handlers": ["file"]},
-            "disable_existing_loggers": False,
-        }
-
     def write_config(self) -> Path:
         """Write homeserver.yaml, log.config and the signing key (if missing)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +278,7 @@ class SynapseServer(ManagedProcess):
         for reg in self.appservice_registration_files:
             if not reg.is_file():
                 raise SynapseError(f"appservice registration file {reg} does not exist")
-        (self.workdir / "log.config").write_text(_dump_yaml(self._log_config()))
+        (self.workdir / "log.config").write_text(_dump_yaml(log_config(self.log_path)))
         self.config_path.write_text(_dump_yaml(self.homeserver_config()))
         self._ensure_signing_key()
         return self.config_path
