@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Self, TypeVar
+from typing import Generic, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +18,8 @@ from tests.infra.ports import LOOPBACK
 __all__ = ["LOOPBACK", "SimClock", "SimulatorBase"]
 
 T = TypeVar("T")
+SentT = TypeVar("SentT")
+DeliveryT = TypeVar("DeliveryT")
 
 
 class SimClock:
@@ -46,10 +48,14 @@ class SimClock:
             self._frozen = None
 
 
-class SimulatorBase:
+class SimulatorBase(Generic[SentT, DeliveryT]):
     """The lifecycle and the waiting of a simulator. A simulator builds its routes in
     ``_app``, calls ``_notify`` whenever something a test may wait for has changed, and
-    extends ``start``/``stop`` with its own background work."""
+    extends ``start``/``stop`` with its own background work. It records what the bot sent in
+    ``sent`` and its webhook deliveries in ``webhook_deliveries`` (of its own record types)."""
+
+    sent: list[SentT]
+    webhook_deliveries: list[DeliveryT]
 
     def __init__(self) -> None:
         self.clock = SimClock()
@@ -126,3 +132,19 @@ class SimulatorBase:
     @staticmethod
     def _first(records: list[T], predicate: Callable[[T], bool] | None) -> T | None:
         return next((r for r in records if predicate is None or predicate(r)), None)
+
+    async def wait_for_sent(
+        self,
+        predicate: Callable[[SentT], bool] | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> SentT:
+        return await self.wait_for(lambda: self._first(self.sent, predicate), timeout)
+
+    async def wait_for_webhook_delivery(
+        self,
+        predicate: Callable[[DeliveryT], bool] | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> DeliveryT:
+        return await self.wait_for(
+            lambda: self._first(self.webhook_deliveries, predicate), timeout
+        )

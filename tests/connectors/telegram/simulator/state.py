@@ -39,7 +39,7 @@ T = TypeVar("T")
 Method = Callable[[_Params], Awaitable[Any]]
 
 
-class SimulatorState(SimulatorBase):
+class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
     """The simulator's configuration, records and Telegram-side state, shared by every part; the
     Bot API methods come from the classes ``server.TelegramSimulator`` combines."""
 
@@ -309,13 +309,6 @@ class SimulatorState(SimulatorBase):
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    async def wait_for_sent(
-        self,
-        predicate: Callable[[SentMessage], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> SentMessage:
-        return await self.wait_for(lambda: self._first(self.sent, predicate), timeout)
-
     async def wait_for_edit(
         self,
         predicate: Callable[[EditRecord], bool] | None = None,
@@ -343,15 +336,6 @@ class SimulatorState(SimulatorBase):
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> ActionRecord:
         return await self.wait_for(lambda: self._first(self.actions, predicate), timeout)
-
-    async def wait_for_webhook_delivery(
-        self,
-        predicate: Callable[[WebhookDelivery], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> WebhookDelivery:
-        return await self.wait_for(
-            lambda: self._first(self.webhook_deliveries, predicate), timeout
-        )
 
     async def wait_for_consumer(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the bot is receiving: a getUpdates call is open or a webhook is set."""

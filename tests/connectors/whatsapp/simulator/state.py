@@ -26,7 +26,7 @@ from .records import (
 T = TypeVar("T")
 
 
-class SimulatorState(SimulatorBase):
+class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
     """The simulator's configuration, records and Meta-side state, shared by every part; the
     endpoints come from the classes ``server.WhatsAppSimulator`` combines."""
 
@@ -156,13 +156,6 @@ class SimulatorState(SimulatorBase):
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    async def wait_for_sent(
-        self,
-        predicate: Callable[[SentMessage], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> SentMessage:
-        return await self.wait_for(lambda: self._first(self.sent, predicate), timeout)
-
     async def wait_for_read_receipt(
         self,
         predicate: Callable[[ReadReceipt], bool] | None = None,
@@ -183,12 +176,3 @@ class SimulatorState(SimulatorBase):
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Rejection:
         return await self.wait_for(lambda: self._first(self.rejected, predicate), timeout)
-
-    async def wait_for_webhook_delivery(
-        self,
-        predicate: Callable[[WebhookDelivery], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> WebhookDelivery:
-        return await self.wait_for(
-            lambda: self._first(self.webhook_deliveries, predicate), timeout
-        )
