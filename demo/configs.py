@@ -25,7 +25,12 @@ from common import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from tests.infra.synapse import RELAXED_RATE_LIMITS, log_config  # on the path through common
+# ``tests`` is on the path through ``common``.
+from tests.infra.synapse import (
+    LOCAL_SETTINGS,
+    log_config,
+    loopback_listener,
+)
 
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
@@ -39,16 +44,7 @@ def write_synapse_config(state: dict[str, Any]) -> None:
     config: dict[str, Any] = {
         "server_name": SERVER_NAME,
         "public_baseurl": hs_url(state) + "/",
-        "listeners": [
-            {
-                "port": state["hs_port"],
-                "bind_addresses": [LOOPBACK],
-                "type": "http",
-                "tls": False,
-                "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
-            }
-        ],
+        "listeners": [loopback_listener(state["hs_port"])],
         "database": {
             "name": "sqlite3",
             "args": {"database": str(SYNAPSE_DIR / "homeserver.db")},
@@ -59,19 +55,8 @@ def write_synapse_config(state: dict[str, Any]) -> None:
         "registration_shared_secret": state["registration_shared_secret"],
         "macaroon_secret_key": state["macaroon_secret_key"],
         "form_secret": state["form_secret"],
-        "report_stats": False,
-        "enable_registration": False,
-        "enable_metrics": False,
         "app_service_config_files": [str(REGISTRATION)],
-        "trusted_key_servers": [],
-        "suppress_key_server_warning": True,
-        "url_preview_enabled": False,
-        "presence": {"enabled": False},
-        "federation_domain_whitelist": [],
-        "allow_public_rooms_over_federation": False,
-        "user_directory": {"enabled": True, "search_all_users": True},
-        "require_auth_for_profile_requests": False,
-        **RELAXED_RATE_LIMITS,
+        **LOCAL_SETTINGS,
     }
     yaml = YAML()
     yaml.default_flow_style = False
