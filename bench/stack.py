@@ -85,9 +85,9 @@ class Stack:
 
     @property
     def synapse_pid(self) -> int:
-        proc = self.synapse._proc
-        assert proc is not None
-        return proc.pid
+        pid = self.synapse.pid
+        assert pid is not None
+        return pid
 
     @property
     def bare_pid(self) -> int:

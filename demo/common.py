@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# The simulators, the mail servers and Synapse's test settings live in the test suite (the demo
+# installs the project's test extra): the scripts import them from ``tests``.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("DEMO_DATA") or REPO / "demo-data").resolve()
 STATE_FILE = DATA / "demo.json"
 LOOPBACK = "127.0.0.1"

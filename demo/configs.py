@@ -25,75 +25,26 @@ from common import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+# ``tests`` is on the path through ``common``.
+from tests.infra.synapse import (
+    LOCAL_SETTINGS,
+    log_config,
+    loopback_listener,
+)
+
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
 EXAMPLE_CONFIG = REPO / "example-config.yaml"
 
-_FAST = {"per_second": 10000, "burst_count": 100000}
-RELAXED_RATE_LIMITS: dict[str, Any] = {
-    "rc_message": _FAST,
-    "rc_registration": _FAST,
-    "rc_registration_token_validity": _FAST,
-    "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
-    "rc_admin_redaction": _FAST,
-    "rc_joins": {"local": _FAST, "remote": _FAST},
-    "rc_joins_per_room": _FAST,
-    "rc_3pid_validation": _FAST,
-    "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
-    "rc_third_party_invite": _FAST,
-    "rc_media_create": _FAST,
-    "rc_presence": {"per_user": _FAST},
-    "rc_delayed_event_mgmt": _FAST,
-    "rc_room_creation": _FAST,
-    "rc_reports": _FAST,
-    "rc_user_directory": _FAST,
-    "rc_profile": _FAST,
-    "rc_key_requests": _FAST,
-}
-
 
 def write_synapse_config(state: dict[str, Any]) -> None:
     SYNAPSE_DIR.mkdir(parents=True, exist_ok=True)
     (SYNAPSE_DIR / "media_store").mkdir(exist_ok=True)
-    log_config = {
-        "version": 1,
-        "formatters": {
-            "precise": {
-                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
-                "%(request)s - %(message)s"
-            }
-        },
-        "handlers": {
-            "file": {
-                "class": "logging.FileHandler",
-                "formatter": "precise",
-                "filename": str(DATA / "synapse.log"),
-                "encoding": "utf8",
-            }
-        },
-        "loggers": {
-            "synapse": {"level": "INFO"},
-            "synapse.storage.SQL": {"level": "WARNING"},
-            "synapse.access": {"level": "INFO"},
-            "twisted": {"level": "WARNING"},
-        },
-        "root": {"level": "INFO", "handlers": ["file"]},
-        "disable_existing_loggers": False,
-    }
     config: dict[str, Any] = {
         "server_name": SERVER_NAME,
         "public_baseurl": hs_url(state) + "/",
-        "listeners": [
-            {
-                "port": state["hs_port"],
-                "bind_addresses": [LOOPBACK],
-                "type": "http",
-                "tls": False,
-                "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
-            }
-        ],
+        "listeners": [loopback_listener(state["hs_port"])],
         "database": {
             "name": "sqlite3",
             "args": {"database": str(SYNAPSE_DIR / "homeserver.db")},
@@ -104,24 +55,13 @@ def write_synapse_config(state: dict[str, Any]) -> None:
         "registration_shared_secret": state["registration_shared_secret"],
         "macaroon_secret_key": state["macaroon_secret_key"],
         "form_secret": state["form_secret"],
-        "report_stats": False,
-        "enable_registration": False,
-        "enable_metrics": False,
         "app_service_config_files": [str(REGISTRATION)],
-        "trusted_key_servers": [],
-        "suppress_key_server_warning": True,
-        "url_preview_enabled": False,
-        "presence": {"enabled": False},
-        "federation_domain_whitelist": [],
-        "allow_public_rooms_over_federation": False,
-        "user_directory": {"enabled": True, "search_all_users": True},
-        "require_auth_for_profile_requests": False,
-        **RELAXED_RATE_LIMITS,
+        **LOCAL_SETTINGS,
     }
     yaml = YAML()
     yaml.default_flow_style = False
     with open(SYNAPSE_DIR / "log.config", "w") as f:
-        yaml.dump(log_config, f)
+        yaml.dump(log_config(DATA / "synapse.log"), f)
     with open(SYNAPSE_DIR / "homeserver.yaml", "w") as f:
         f.write("# Written by demo/setup.py on every demo start: a throwaway homeserver for the\n")
         f.write("# demo only (SQLite, loopback, no federation, relaxed rate limits).\n")

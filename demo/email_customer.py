@@ -33,12 +33,8 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Any
 
 import page
-from common import DATA, LOOPBACK, REPO, JsonLines, load_state
+from common import DATA, LOOPBACK, JsonLines, load_state
 from page import CustomerPage, Refused, html, json_answer, render
-
-# The mail servers live in the test suite (the demo installs the project's test extra).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 MAIL_LOG = DATA / "email-mail.jsonl"
 DOVECOT_DIR = DATA / "email" / "dovecot"
@@ -179,8 +175,8 @@ async def serve(args: argparse.Namespace) -> int:
     demo = DemoMail(state, args)
     await asyncio.to_thread(demo.dovecot.start)
     try:
-        if demo.dovecot._proc is not None:
-            DOVECOT_PID.write_text(f"{demo.dovecot._proc.pid}\n")
+        if demo.dovecot.pid is not None:
+            DOVECOT_PID.write_text(f"{demo.dovecot.pid}\n")
         await demo.smtp.astart()
         app = web.Application()
         demo.add_routes(app, ready=None)

@@ -34,7 +34,6 @@ from typing import Any
 import page
 from common import (
     DATA,
-    REPO,
     JsonLines,
     joined,
     load_state,
@@ -42,10 +41,6 @@ from common import (
     telegram_url,
 )
 from page import CustomerPage, Refused, html, json_answer, render
-
-# The simulator lives in the test suite (the demo installs the project's test extra).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 MESSAGES = DATA / "telegram-messages.jsonl"
 COUNTERS = DATA / "telegram-counters.json"

@@ -39,7 +39,6 @@ from typing import Any
 import page
 from common import (
     DATA,
-    REPO,
     WHATSAPP_BUSINESS_NAME,
     WHATSAPP_DISPLAY_NUMBER,
     JsonLines,
@@ -51,10 +50,6 @@ from common import (
 )
 from page import CustomerPage, Refused, json_answer, render
 from whatsapp_page import PAGE
-
-# The simulator lives in the test suite (the demo installs the project's test extra).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 MESSAGES = DATA / "whatsapp-messages.jsonl"
 FILES = DATA / "whatsapp-files"
@@ -426,18 +421,10 @@ async def serve(args: argparse.Namespace) -> int:
     await sim.start()
     sim.port = state["whatsapp_port"]
     demo.restore()
-    version = demo.simulator.VERSION
-    endpoint = sim._endpoint
     max_upload = max(sim.limits.document_bytes + 8 * (1 << 20), (1 << 20) * 160)
     app = web.Application(client_max_size=max_upload)
     demo.add_routes(app, ready=demo.api_ready)
-    app.router.add_post(f"/{version}/{{node}}/messages", endpoint(sim._messages))
-    app.router.add_post(f"/{version}/{{node}}/media", endpoint(sim._upload))
-    app.router.add_get(f"/{version}/{{node}}/message_templates", endpoint(sim._list_templates))
-    app.router.add_get(f"/{version}/{{node}}", endpoint(sim._get_node))
-    app.router.add_delete(f"/{version}/{{node}}", endpoint(sim._delete_node))
-    app.router.add_get("/whatsapp_business/attachments/", sim._download)
-    app.router.add_route("*", "/{tail:.*}", endpoint(sim._unknown_path))
+    sim.add_routes(app)
     runner = await page.start_site(
         app, state["whatsapp_port"], handler_cancellation=True, shutdown_timeout=1.0
     )

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal, TypedDict, TypeVar
 
 from bridge.connector import NetworkConnector
-from bridge.types import AccountID
+from bridge.events import MatrixMessage
+from bridge.types import AccountID, PortalKey
 
 from .fake_host import FakeHost
 
@@ -32,10 +34,27 @@ __all__ = [
     "Received",
     "ReceivedAttachment",
     "one_id_for_chat_and_user",
+    "staff_message",
 ]
 
 FailureKind = Literal["temporary", "permanent"]
 IdKind = Literal["chat", "user", "message"]
+
+_event_ids = itertools.count(1)
+
+
+def staff_message(portal: PortalKey, text: str, **fields: Any) -> MatrixMessage:
+    """A text message of the staff member Alice in ``portal``, each with a new event id;
+    ``fields`` adds to it or replaces (``msgtype``, ``media``, ``reply_to``...)."""
+    fields.setdefault("msgtype", "m.text")
+    return MatrixMessage(
+        portal=portal,
+        event_id=f"$event{next(_event_ids)}:example.com",
+        sender="@alice:example.com",
+        sender_name="Alice",
+        text=text,
+        **fields,
+    )
 
 
 class ReceivedAttachment(TypedDict):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,10 +43,8 @@ from tests.connectors.media_support import downloaded
 
 from .fake_host import FakeHost
 from .fixtures import running
-from .harness import ConnectorHarness, Received
+from .harness import ConnectorHarness, Received, staff_message
 from .registry import harness_classes
-
-_event_ids = itertools.count(1)
 
 
 @pytest.fixture(params=harness_classes(), ids=lambda cls: cls.name)
@@ -69,15 +66,7 @@ def message_ref(harness: ConnectorHarness, message: str, sender: str) -> Message
 
 
 def matrix_message(harness: ConnectorHarness, text: str, **fields: Any) -> MatrixMessage:
-    fields.setdefault("portal", portal(harness))
-    fields.setdefault("msgtype", "m.text")
-    return MatrixMessage(
-        event_id=f"$event{next(_event_ids)}:example.com",
-        sender="@alice:example.com",
-        sender_name="Alice",
-        text=text,
-        **fields,
-    )
+    return staff_message(fields.pop("portal", portal(harness)), text, **fields)
 
 
 async def received_of(harness: ConnectorHarness, kind: str) -> list[Received]:

@@ -27,6 +27,7 @@ from bridge.connectors.email.parse import (
 from bridge.connectors.sanitize import MAX_NESTING
 from bridge.events import RemoteEvent, RemoteMessage
 from tests.connectors.email.harness import EmailHarness, EmailLmtpHarness, build_mail
+from tests.contract import fixtures
 from tests.contract.fake_host import FakeHost
 from tests.infra.lmtp_client import push_mail
 
@@ -35,38 +36,19 @@ from .fuzz_support import ExceptionLog, fuzz_settings
 _numbers = itertools.count(1)
 
 
+host, connector = fixtures.host, fixtures.connector  # the shared ones, on this harness
+
+
 @pytest.fixture(params=[EmailHarness, EmailLmtpHarness], ids=["imap", "lmtp"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[EmailHarness]:
-    instance: EmailHarness = request.param()
-    await instance.start()
-    try:
+    async for instance in fixtures.running(request.param()):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: EmailHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
 
 
 @pytest.fixture
 def errors() -> Iterator[ExceptionLog]:
     with ExceptionLog() as log:
         yield log
-
-
-@pytest.fixture
-async def connector(
-    harness: EmailHarness, host: FakeHost, errors: ExceptionLog
-) -> AsyncIterator[EmailConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 HEADERS = (
@@ -184,8 +166,8 @@ async def good_mail_is_bridged(harness: EmailHarness, host: FakeHost) -> None:
 async def test_mailbox_loop_survives_any_mail(
     harness: EmailHarness,
     host: FakeHost,
+    errors: ExceptionLog,  # before the connector starts, to see what it logs
     connector: EmailConnector,
-    errors: ExceptionLog,
     raw: bytes,
 ) -> None:
     if isinstance(harness, EmailLmtpHarness):

@@ -30,6 +30,7 @@ from bridge.events import RemoteMessage
 from tests.connectors.telegram import updates as tg
 from tests.connectors.telegram.harness import WEBHOOK_SECRET, TelegramHarness
 from tests.connectors.telegram.simulator import _Pending
+from tests.contract import fixtures
 from tests.contract.fake_host import FakeHost
 
 from .fuzz_support import (
@@ -52,21 +53,14 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ids = itertools.count(1_000)
 
 
+host = fixtures.host  # the shared one, on this harness
+
+
 @pytest.fixture
 async def harness() -> AsyncIterator[TelegramHarness]:
-    instance = TelegramHarness()
-    await instance.start()
-    instance.sim.add_user(ALICE, "Alice")
-    try:
+    async for instance in fixtures.running(TelegramHarness()):
+        instance.sim.add_user(ALICE, "Alice")
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: TelegramHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -15,35 +15,18 @@ from yarl import URL
 
 from bridge.connectors.whatsapp import WhatsAppConnector
 from tests.connectors.whatsapp.harness import VERIFY_TOKEN, WhatsAppHarness
+from tests.contract import fixtures
 from tests.contract.fake_host import FakeHost
 
 from .fuzz_support import REQUEST_TIMEOUT, ExceptionLog, fuzz_settings
 
+host, connector = fixtures.host, fixtures.connector  # the shared ones, on this harness
+
 
 @pytest.fixture
 async def harness() -> AsyncIterator[WhatsAppHarness]:
-    instance = WhatsAppHarness(earlier_conversations=False)
-    await instance.start()
-    try:
+    async for instance in fixtures.running(WhatsAppHarness(earlier_conversations=False)):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: WhatsAppHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: WhatsAppHarness, host: FakeHost) -> AsyncIterator[WhatsAppConnector]:
-    instance = harness.make_connector(host)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture

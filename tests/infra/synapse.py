@@ -35,11 +35,15 @@ from .ports import LOOPBACK, free_port
 from .process import ManagedProcess
 
 __all__ = [
+    "LOCAL_SETTINGS",
+    "RELAXED_RATE_LIMITS",
     "AppserviceRegistration",
     "SynapseError",
     "SynapseServer",
     "async_synapse_server",
     "http_json",
+    "log_config",
+    "loopback_listener",
     "postgres_database_config",
     "synapse_server",
     "write_appservice_registration",
@@ -78,6 +82,65 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
     "rc_profile": _FAST,
     "rc_key_requests": _FAST,
 }
+
+LOCAL_SETTINGS: dict[str, Any] = {
+    "report_stats": False,
+    "enable_registration": False,
+    "enable_metrics": False,
+    "trusted_key_servers": [],
+    "suppress_key_server_warning": True,
+    "url_preview_enabled": False,
+    "presence": {"enabled": False},
+    "federation_domain_whitelist": [],
+    "allow_public_rooms_over_federation": False,
+    "user_directory": {"enabled": True, "search_all_users": True},
+    "auto_join_rooms": [],
+    "require_auth_for_profile_requests": False,
+    **RELAXED_RATE_LIMITS,
+}
+"""The settings of a throwaway homeserver (the tests' and the demo's): no federation, no
+registration, no reporting home, every user findable, rate limits out of the way."""
+
+
+def loopback_listener(port: int) -> dict[str, Any]:
+    """A plain HTTP client listener on the loopback interface."""
+    return {
+        "port": port,
+        "bind_addresses": [LOOPBACK],
+        "type": "http",
+        "tls": False,
+        "x_forwarded": False,
+        "resources": [{"names": ["client"], "compress": False}],
+    }
+
+
+def log_config(filename: Path) -> dict[str, Any]:
+    """Synapse's logging config: one log file, ``filename``."""
+    return {
+        "version": 1,
+        "formatters": {
+            "precise": {
+                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
+                "%(request)s - %(message)s"
+            }
+        },
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": str(filename),
+                "encoding": "utf8",
+            }
+        },
+        "loggers": {
+            "synapse": {"level": "INFO"},
+            "synapse.storage.SQL": {"level": "WARNING"},
+            "synapse.access": {"level": "INFO"},
+            "twisted": {"level": "WARNING"},
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
 
 
 def http_json(
@@ -197,16 +260,7 @@ class SynapseServer(ManagedProcess):
             "server_name": self.server_name,
             "public_baseurl": self.base_url + "/",
             "pid_file": str(wd / "homeserver.pid"),
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": [LOOPBACK],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
+            "listeners": [loopback_listener(self.port)],
             "database": self.database
             or {"name": "sqlite3", "args": {"database": str(self.database_path)}},
             "log_config": str(wd / "log.config"),
@@ -215,20 +269,8 @@ class SynapseServer(ManagedProcess):
             "registration_shared_secret": self.registration_shared_secret,
             "macaroon_secret_key": self._persistent_secret("macaroon"),
             "form_secret": self._persistent_secret("form"),
-            "report_stats": False,
-            "enable_registration": False,
-            "enable_metrics": False,
             "app_service_config_files": [str(p) for p in self.appservice_registration_files],
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "url_preview_enabled": False,
-            "presence": {"enabled": False},
-            "federation_domain_whitelist": [],
-            "allow_public_rooms_over_federation": False,
-            "user_directory": {"enabled": True, "search_all_users": True},
-            "auto_join_rooms": [],
-            "require_auth_for_profile_requests": False,
-            **RELAXED_RATE_LIMITS,
+            **LOCAL_SETTINGS,
         }
         config.update(self.extra_config)
         return config
@@ -240,33 +282,6 @@ class SynapseServer(ManagedProcess):
             path.write_text(secrets.token_hex(32))
         return path.read_text().strip()
 
-    def _log_config(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "formatters": {
-                "precise": {
-                    "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
-                    "%(request)s - %(message)s"
-                }
-            },
-            "handlers": {
-                "file": {
-                    "class": "logging.FileHandler",
-                    "formatter": "precise",
-                    "filename": str(self.log_path),
-                    "encoding": "utf8",
-                }
-            },
-            "loggers": {
-                "synapse": {"level": "INFO"},
-                "synapse.storage.SQL": {"level": "WARNING"},
-                "synapse.access": {"level": "INFO"},
-                "twisted": {"level": "WARNING"},
-            },
-            "root": {"level": "INFO", "handlers": ["file"]},
-            "disable_existing_loggers": False,
-        }
-
     def write_config(self) -> Path:
         """Write homeserver.yaml, log.config and the signing key (if missing)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +289,7 @@ class SynapseServer(ManagedProcess):
         for reg in self.appservice_registration_files:
             if not reg.is_file():
                 raise SynapseError(f"appservice registration file {reg} does not exist")
-        (self.workdir / "log.config").write_text(_dump_yaml(self._log_config()))
+        (self.workdir / "log.config").write_text(_dump_yaml(log_config(self.log_path)))
         self.config_path.write_text(_dump_yaml(self.homeserver_config()))
         self._ensure_signing_key()
         return self.config_path

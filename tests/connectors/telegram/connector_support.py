@@ -12,10 +12,11 @@ import pytest
 from bridge.connectors.telegram import TelegramConnector
 from bridge.events import MatrixMedia, MatrixMessage, RemoteMessage
 from bridge.types import PortalKey, RemoteChatID
+from tests.contract.harness import FakeHost, staff_message
 
 from ..conftest import running
 from . import updates as tg
-from .harness import WEBHOOK_SECRET, FakeHost, TelegramHarness
+from .harness import WEBHOOK_SECRET, TelegramHarness
 from .simulator import TelegramSimulator
 
 ALICE = 5001
@@ -82,15 +83,7 @@ def portal(harness: TelegramHarness, chat_id: int | str = ALICE) -> PortalKey:
 def matrix_message(
     harness: TelegramHarness, text: str, *, chat_id: int | str = ALICE, **fields: Any
 ) -> MatrixMessage:
-    fields.setdefault("msgtype", "m.text")
-    return MatrixMessage(
-        portal=portal(harness, chat_id),
-        event_id=f"$event{next(_event_ids)}:example.com",
-        sender="@alice:example.com",
-        sender_name="Alice",
-        text=text,
-        **fields,
-    )
+    return staff_message(portal(harness, chat_id), text, **fields)
 
 
 def texts(host: FakeHost) -> list[str]:

@@ -27,7 +27,6 @@ from tests.contract.harness import (
     ReceivedAttachment,
     one_id_for_chat_and_user,
 )
-from tests.contract.harness import FakeHost as FakeHost  # the tests here import it from here
 
 from . import updates as tg
 from .simulator import (

@@ -9,8 +9,9 @@ import pytest
 from bridge.connector import ConfigError
 from bridge.connectors.telegram import TelegramConfig, TelegramConnector
 from bridge.types import AccountID
+from tests.contract.harness import FakeHost
 
-from .harness import BOT_ID, TOKEN, WEBHOOK_SECRET, FakeHost, TelegramHarness
+from .harness import BOT_ID, TOKEN, WEBHOOK_SECRET, TelegramHarness
 
 HARNESS = TelegramHarness()  # never started: only its config lists are used
 KEY = HARNESS.config_key

@@ -15,11 +15,12 @@ import pytest
 
 from bridge.connector import StateKind
 from bridge.connectors.telegram import TelegramConnector
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import updates as tg
 from .connector_support import BOB, business_updates, calls, chat, text_update, texts
-from .harness import WEBHOOK_SECRET, FakeHost, TelegramHarness
+from .harness import WEBHOOK_SECRET, TelegramHarness
 from .simulator import SECRET_HEADER, MiB, TelegramSimulator
 
 # The fixtures shared by these tests (see connector_support).

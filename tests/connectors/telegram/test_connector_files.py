@@ -15,12 +15,13 @@ from bridge.connectors.telegram import TelegramConnector
 from bridge.connectors.telegram.handle_remote import FILE_PREFIX
 from bridge.events import MessageRef, RemoteAttachment, RemoteMessage
 from tests.connectors.media_support import downloaded, streamed_media
+from tests.contract.harness import FakeHost
 from tests.infra.ports import free_port
 
 from . import connector_support
 from . import updates as tg
 from .connector_support import ALICE, BOB, business_updates, calls, chat, matrix_message, media
-from .harness import TOKEN, FakeHost, TelegramHarness
+from .harness import TOKEN, TelegramHarness
 from .sim_support import png
 from .simulator import MiB, TelegramSimulator
 

@@ -20,6 +20,7 @@ from bridge.events import (
     MessageRef,
 )
 from bridge.types import MessageID
+from tests.contract.harness import FakeHost
 from tests.infra.ports import free_port
 
 from . import connector_support
@@ -33,7 +34,7 @@ from .connector_support import (
     portal,
     text_update,
 )
-from .harness import TOKEN, FakeHost, TelegramHarness
+from .harness import TOKEN, TelegramHarness
 from .simulator import TelegramSimulator
 
 # The fixtures shared by these tests (see connector_support).

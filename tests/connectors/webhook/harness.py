@@ -23,7 +23,6 @@ from aiohttp import web
 from bridge.connectors.webhook import WebhookConnector
 from bridge.types import AccountID
 from tests.contract.harness import ConnectorHarness, FailureKind, Received
-from tests.contract.harness import FakeHost as FakeHost  # the tests here import it from here
 
 SECRET = "integration-test-secret-0123456789"
 

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from yarl import URL
 
 from bridge.connectors.webhook import WebhookConnector
+from tests.contract.harness import FakeHost
 
-from .harness import FakeHost, WebhookHarness, signature
+from .harness import WebhookHarness, signature
 
 LIMIT = 64 * 1024
 

@@ -9,8 +9,7 @@ from ruamel.yaml import YAML
 from bridge.connector import ConfigError
 from bridge.connectors.webhook import WebhookConfig, WebhookConnector
 from bridge.types import AccountID
-
-from .harness import FakeHost
+from tests.contract.harness import FakeHost
 
 KEY = "channels.support-webhook"
 SECRET = "0123456789abcdef"

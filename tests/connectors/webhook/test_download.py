@@ -20,9 +20,10 @@ from bridge.connectors.http import (
 from bridge.connectors.webhook import WebhookConnector
 from bridge.events import RemoteAttachment
 from tests.connectors.media_support import downloaded
+from tests.contract.harness import FakeHost
 
 from .factories import closed_port_url
-from .harness import FakeHost, ServedFile, WebhookHarness
+from .harness import ServedFile, WebhookHarness
 
 LIMIT = 256 * 1024
 

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.connectors.webhook import WebhookConnector
+from tests.contract.harness import FakeHost
 from tests.fault.fuzz_support import nested
 
-from .harness import FakeHost, WebhookHarness
+from .harness import WebhookHarness
 
 SETTINGS = settings(
     max_examples=150,

@@ -24,8 +24,9 @@ from bridge.events import (
     RemoteUser,
 )
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
+from tests.contract.harness import FakeHost
 
-from .harness import SECRET, FakeHost, WebhookHarness, signature
+from .harness import SECRET, WebhookHarness, signature
 
 BASE: dict[str, Any] = {
     "id": "m-1",

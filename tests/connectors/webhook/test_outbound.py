@@ -26,9 +26,10 @@ from bridge.events import (
 )
 from bridge.types import MessageID
 from tests.connectors.media_support import streamed_media
+from tests.contract.harness import FakeHost
 
 from .factories import PORTAL, STAFF, closed_port_url, event_id, media, message, ref
-from .harness import SECRET, Failure, FakeHost, WebhookHarness
+from .harness import SECRET, Failure, WebhookHarness
 
 
 def last_payload(harness: WebhookHarness) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,17 +13,16 @@ from aiohttp import web
 
 from bridge.events import MatrixMedia, MatrixMessage
 from bridge.types import PortalKey, RemoteChatID
+from tests.contract.harness import FakeHost, staff_message
 
 from ..conftest import running
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import WebhookDelivery, WhatsAppSimulator
 
 ALICE = "491701234567"
 BOB = "491709876543"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 HOUR = 3600.0
-_event_ids = itertools.count(1)
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -106,15 +104,7 @@ def portal(harness: WhatsAppHarness, chat: str = ALICE) -> PortalKey:
 def matrix_message(
     harness: WhatsAppHarness, text: str, *, chat: str = ALICE, **fields: Any
 ) -> MatrixMessage:
-    fields.setdefault("msgtype", "m.text")
-    return MatrixMessage(
-        portal=portal(harness, chat),
-        event_id=f"$event{next(_event_ids)}:example.com",
-        sender="@alice:example.com",
-        sender_name="Alice",
-        text=text,
-        **fields,
-    )
+    return staff_message(portal(harness, chat), text, **fields)
 
 
 def media(

@@ -13,11 +13,12 @@ import pytest
 from bridge.connector import StateKind, TemplateHandler
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.handle_remote import MAX_BODY
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import payloads as wa
 from .connector_support import ALICE, BOB
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import WhatsAppSimulator
 
 # The fixtures shared by these tests (see connector_support).

@@ -25,6 +25,7 @@ from bridge.events import (
     RemoteReadReceipt,
 )
 from tests.connectors.media_support import downloaded
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import payloads as wa
@@ -36,7 +37,7 @@ from .connector_support import (
     matrix_message,
     only,
 )
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import WhatsAppSimulator
 
 # The fixtures shared by these tests (see connector_support).

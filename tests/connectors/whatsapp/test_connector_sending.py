@@ -15,6 +15,7 @@ from bridge.connectors.whatsapp.capabilities import UPLOAD_LIMITS
 from bridge.events import MatrixReaction, MatrixReactionRemove, MatrixReadReceipt, MessageRef
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 from tests.connectors.media_support import streamed_media
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import payloads as wa
@@ -30,7 +31,7 @@ from .connector_support import (
     only,
     portal,
 )
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import MiB, WhatsAppSimulator
 
 # The fixtures shared by these tests (see connector_support).

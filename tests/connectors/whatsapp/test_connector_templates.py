@@ -14,11 +14,12 @@ from bridge.connector import PermanentDeliveryError, Template
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.connectors.whatsapp.client import PairLimiter
 from bridge.types import RemoteChatID
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import payloads as wa
 from .connector_support import ALICE, BOB, customer_writes, matrix_message
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 from .simulator import MiB, WhatsAppSimulator
 
 # The fixtures shared by these tests (see connector_support).

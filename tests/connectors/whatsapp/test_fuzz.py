@@ -20,6 +20,7 @@ from hypothesis.control import currently_in_test_context
 
 from bridge.connectors.whatsapp import WhatsAppConnector
 from bridge.events import RemoteMessage
+from tests.contract.harness import FakeHost
 from tests.fault.fuzz_support import (
     ExceptionLog,
     awkward_text_of,
@@ -29,8 +30,9 @@ from tests.fault.fuzz_support import (
     odd_string_ids,
 )
 
+from ..conftest import running
 from . import payloads as wa
-from .harness import FakeHost, WhatsAppHarness
+from .harness import WhatsAppHarness
 
 SETTINGS = settings(
     max_examples=150,
@@ -48,30 +50,17 @@ CUSTOMER = "491701234567"
 NOW = time.time()
 
 
+class FuzzHarness(WhatsAppHarness):
+    """A short reorder window, so that each of the many examples is bridged quickly."""
+
+    def valid_config(self) -> dict[str, Any]:
+        return {**super().valid_config(), "reorder_window": 0.01}
+
+
 @pytest.fixture
 async def harness() -> AsyncIterator[WhatsAppHarness]:
-    instance = WhatsAppHarness(earlier_conversations=False)
-    await instance.start()
-    try:
+    async for instance in running(FuzzHarness(earlier_conversations=False)):
         yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def host(harness: WhatsAppHarness) -> AsyncIterator[FakeHost]:
-    async with FakeHost(harness.account_id) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def connector(harness: WhatsAppHarness, host: FakeHost) -> AsyncIterator[WhatsAppConnector]:
-    instance = harness.make_connector(host, reorder_window=0.01)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 async def check(

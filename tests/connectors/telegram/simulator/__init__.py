@@ -18,7 +18,9 @@ The simulator is split the way the connector is: ``config`` (clock and limits), 
 
 from __future__ import annotations
 
-from .config import Limits, MiB, RateLimits, SimClock
+from tests.connectors.sim_base import SimClock
+
+from .config import Limits, MiB, RateLimits
 from .delivery import (
     CONFLICT_POLL,
     CONFLICT_WEBHOOK,

@@ -1,37 +1,10 @@
-"""The simulator's clock and the documented limits it enforces."""
+"""The documented limits the simulator enforces (its clock is ``sim_base.SimClock``)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 MiB = 1 << 20
-
-
-class SimClock:
-    """The simulator's notion of "now": wall time plus ``offset`` seconds. Message dates, the
-    48-hour delete rule and flood-limit buckets all read it, so ``advance`` ages everything."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self._frozen: float | None = None
-
-    def now(self) -> float:
-        base = time.time() if self._frozen is None else self._frozen
-        return base + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def freeze(self) -> None:
-        """Stop time (until ``unfreeze``) so flood-limit tests do not depend on test speed;
-        ``advance`` still moves it."""
-        self._frozen = time.time()
-
-    def unfreeze(self) -> None:
-        if self._frozen is not None:
-            self.offset -= time.time() - self._frozen
-            self._frozen = None
 
 
 @dataclass

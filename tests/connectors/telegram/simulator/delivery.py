@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
+from tests.infra.ports import LOOPBACK
+
 from .. import updates as tg
 from ..updates import Json
 from .params import _Params, _read_multipart
@@ -28,7 +30,6 @@ from .records import (
 )
 from .state import SimulatorState
 
-LOOPBACK = "127.0.0.1"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Without ``allowed_updates`` Telegram sends every update type except these.
 DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})

@@ -7,13 +7,12 @@ import contextlib
 import functools
 import json
 
-import aiohttp
 from aiohttp import web
 
 from ..updates import Json
 from .chats import ChatMethods
 from .config import MiB
-from .delivery import LOOPBACK, UpdateDelivery
+from .delivery import UpdateDelivery
 from .media import MEDIA_METHODS, MediaMethods
 from .messages import MessageMethods
 from .params import _Params, _read_multipart
@@ -56,22 +55,14 @@ class TelegramSimulator(UpdateDelivery, MessageMethods, MediaMethods, ChatMethod
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=self.limits.upload_max * 2 + MiB)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        self._http = aiohttp.ClientSession()
+        return app
+
+    async def start(self) -> None:
+        await super().start()
         self._worker = asyncio.create_task(self._webhook_worker())
 
     async def stop(self) -> None:
@@ -81,17 +72,7 @@ class TelegramSimulator(UpdateDelivery, MessageMethods, MediaMethods, ChatMethod
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
-
-    async def __aenter__(self) -> TelegramSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # -- HTTP -------------------------------------------------------------------------------------
 

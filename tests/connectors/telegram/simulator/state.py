@@ -4,18 +4,16 @@ drive (users, chats, files, history) and waiting for the bot to act."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import aiohttp
-from aiohttp import web
+from tests.connectors.sim_base import SimulatorBase
 
 from .. import updates as tg
 from ..updates import Json
-from .config import Limits, RateLimits, SimClock
+from .config import Limits, RateLimits
 from .files import _DEFAULT_MIME, _FILE_DIRS, _image_size
 from .params import _Params
 from .records import (
@@ -41,7 +39,7 @@ T = TypeVar("T")
 Method = Callable[[_Params], Awaitable[Any]]
 
 
-class SimulatorState:
+class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
     """The simulator's configuration, records and Telegram-side state, shared by every part; the
     Bot API methods come from the classes ``server.TelegramSimulator`` combines."""
 
@@ -59,19 +57,18 @@ class SimulatorState:
         webhook_timeout: float = 10.0,
         require_https_webhook: bool = False,
     ) -> None:
+        super().__init__()
         self.token = token
         prefix = token.split(":", 1)[0]
         if bot_id is None:
             bot_id = int(prefix) if prefix.isdigit() else 123456
         self.bot_user = tg.user(bot_id, bot_name, username=bot_username, is_bot=True)
-        self.clock = SimClock()
         self.rate_limits = rate_limits or RateLimits()
         self.limits = limits or Limits()
         self.webhook_max_attempts = webhook_max_attempts
         self.webhook_retry_delay = webhook_retry_delay
         self.webhook_timeout = webhook_timeout
         self.require_https_webhook = require_https_webhook
-        self.port = 0
 
         self.sent: list[SentMessage] = []
         self.edits: list[EditRecord] = []
@@ -110,10 +107,7 @@ class SimulatorState:
         self._buckets: dict[tuple[str, int], tuple[float, float]] = {}
         self._windows: dict[tuple[str, int], deque[float]] = {}
         self._global: deque[float] = deque()
-        self._changed = asyncio.Event()
         self._closing = False
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
         self._methods: dict[str, Method] = self._method_table()
 
@@ -315,44 +309,6 @@ class SimulatorState:
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
-    async def _wait_change(self, seconds: float | None) -> None:
-        event = self._changed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await event.wait()
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], T | None],
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> T:
-        """Wait until ``predicate()`` returns something truthy (re-checked on every change in the
-        simulator) and return it; TimeoutError after ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"simulator: condition not met within {timeout} s")
-            await self._wait_change(remaining)
-
-    def _first(self, records: list[T], predicate: Callable[[T], bool] | None) -> T | None:
-        return next((r for r in records if predicate is None or predicate(r)), None)
-
-    async def wait_for_sent(
-        self,
-        predicate: Callable[[SentMessage], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> SentMessage:
-        return await self.wait_for(lambda: self._first(self.sent, predicate), timeout)
-
     async def wait_for_edit(
         self,
         predicate: Callable[[EditRecord], bool] | None = None,
@@ -380,15 +336,6 @@ class SimulatorState:
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> ActionRecord:
         return await self.wait_for(lambda: self._first(self.actions, predicate), timeout)
-
-    async def wait_for_webhook_delivery(
-        self,
-        predicate: Callable[[WebhookDelivery], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> WebhookDelivery:
-        return await self.wait_for(
-            lambda: self._first(self.webhook_deliveries, predicate), timeout
-        )
 
     async def wait_for_consumer(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the bot is receiving: a getUpdates call is open or a webhook is set."""

@@ -20,7 +20,9 @@ endpoints by area (``messages``, ``media``) and ``server`` (routes and lifecycle
 
 from __future__ import annotations
 
-from .config import KiB, Limits, MiB, RateLimits, SimClock
+from tests.connectors.sim_base import LOOPBACK, SimClock
+
+from .config import KiB, Limits, MiB, RateLimits
 from .http import REQUEST_JSON
 from .messages import UNAVAILABLE_TEMPLATE
 from .records import (
@@ -33,7 +35,6 @@ from .records import (
     WebhookDelivery,
 )
 from .server import VERSION, WhatsAppSimulator
-from .state import LOOPBACK
 from .webhooks import SIGNATURE_HEADER
 
 __all__ = [

@@ -1,38 +1,13 @@
-"""The simulator's clock and the documented limits it enforces."""
+"""The documented limits the simulator enforces (its clock is ``sim_base.SimClock``)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from ..payloads import is_animated_webp
 
 KiB = 1 << 10
 MiB = 1 << 20
-
-
-class SimClock:
-    """The simulator's "now": wall time plus ``offset``. The 24-hour window, media URL expiry
-    and the rate limits read it, so ``advance`` ages everything at once."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self._frozen: float | None = None
-
-    def now(self) -> float:
-        return (time.time() if self._frozen is None else self._frozen) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def freeze(self) -> None:
-        """Stop time (``advance`` still moves it) so rate-limit tests do not race the wall."""
-        self._frozen = time.time()
-
-    def unfreeze(self) -> None:
-        if self._frozen is not None:
-            self.offset -= time.time() - self._frozen
-            self._frozen = None
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import aiohttp
 from aiohttp import web
 
 from .. import payloads as wa
@@ -14,7 +13,6 @@ from ..payloads import no_object_error as _no_object
 from .config import MiB
 from .media import MediaEndpoint
 from .messages import MessageEndpoint
-from .state import LOOPBACK
 
 VERSION = r"{version:v\d+\.\d+}"
 
@@ -24,8 +22,14 @@ class WhatsAppSimulator(MessageEndpoint, MediaEndpoint):
     Graph base URL at ``sim.base_url`` and its webhook settings at ``sim.app_secret`` /
     ``sim.verify_token``; tell the simulator the bridge's webhook with ``webhook_url``."""
 
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=self.limits.document_bytes + 8 * MiB)
+        self.add_routes(app)
+        return app
+
+    def add_routes(self, app: web.Application) -> None:
+        """The Graph API routes, the last of them answering every other path (the demo serves
+        them next to its own pages)."""
         ep = self._endpoint
         app.router.add_post(f"/{VERSION}/{{node}}/messages", ep(self._messages))
         app.router.add_post(f"/{VERSION}/{{node}}/media", ep(self._upload))
@@ -34,14 +38,6 @@ class WhatsAppSimulator(MessageEndpoint, MediaEndpoint):
         app.router.add_delete(f"/{VERSION}/{{node}}", ep(self._delete_node))
         app.router.add_get("/whatsapp_business/attachments/", self._download)
         app.router.add_route("*", "/{tail:.*}", ep(self._unknown_path))
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -49,17 +45,7 @@ class WhatsAppSimulator(MessageEndpoint, MediaEndpoint):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
-
-    async def __aenter__(self) -> WhatsAppSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # -- GET /{waba-id}/message_templates ---------------------------------------------------------
 

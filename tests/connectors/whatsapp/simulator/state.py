@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import aiohttp
-from aiohttp import web
+from tests.connectors.sim_base import SimulatorBase
 
 from .. import payloads as wa
 from ..payloads import Template, kind_for_mime
-from .config import Limits, RateLimits, SimClock
+from .config import Limits, RateLimits
 from .records import (
     InboundMessage,
     ReadReceipt,
@@ -25,11 +23,10 @@ from .records import (
     WebhookDelivery,
 )
 
-LOOPBACK = "127.0.0.1"
 T = TypeVar("T")
 
 
-class SimulatorState:
+class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
     """The simulator's configuration, records and Meta-side state, shared by every part; the
     endpoints come from the classes ``server.WhatsAppSimulator`` combines."""
 
@@ -50,6 +47,7 @@ class SimulatorState:
         webhook_retry_delay: float = 0.05,
         webhook_timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.display_phone_number = display_phone_number
@@ -66,8 +64,6 @@ class SimulatorState:
         self.auto_statuses: tuple[str, ...] = ()
         """Statuses webhooks sent by themselves after every accepted message (reactions only
         get ``sent``, as documented), e.g. ``("sent", "delivered")``."""
-        self.clock = SimClock()
-        self.port = 0
 
         self.sent: list[SentMessage] = []
         self.read_receipts: list[ReadReceipt] = []
@@ -90,13 +86,6 @@ class SimulatorState:
         self._pairs: dict[str, tuple[float, float]] = {}
         self._url_key = secrets.token_bytes(16)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     # -- Meta's side: configuration ---------------------------------------------------------------
 
@@ -167,42 +156,6 @@ class SimulatorState:
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], T | None],
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> T:
-        """Wait until ``predicate()`` returns something truthy (re-checked on every change) and
-        return it; TimeoutError after ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"simulator: condition not met within {timeout} s")
-            event = self._changed
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await event.wait()
-
-    @staticmethod
-    def _first(records: list[T], predicate: Callable[[T], bool] | None) -> T | None:
-        return next((r for r in records if predicate is None or predicate(r)), None)
-
-    async def wait_for_sent(
-        self,
-        predicate: Callable[[SentMessage], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> SentMessage:
-        return await self.wait_for(lambda: self._first(self.sent, predicate), timeout)
-
     async def wait_for_read_receipt(
         self,
         predicate: Callable[[ReadReceipt], bool] | None = None,
@@ -223,12 +176,3 @@ class SimulatorState:
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> Rejection:
         return await self.wait_for(lambda: self._first(self.rejected, predicate), timeout)
-
-    async def wait_for_webhook_delivery(
-        self,
-        predicate: Callable[[WebhookDelivery], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
-    ) -> WebhookDelivery:
-        return await self.wait_for(
-            lambda: self._first(self.webhook_deliveries, predicate), timeout
-        )
