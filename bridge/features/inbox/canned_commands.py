@@ -18,7 +18,7 @@ Adding or removing a team's reply needs a member or lead of the team, or an admi
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 from ...db import InboxCanned, InboxConversation
 from ...seams import Command, CommandContext
@@ -57,7 +57,7 @@ class _Usage(Exception):
 
 
 class CannedCommand:
-    def __init__(self, config: InboxConfig, clock: Any = time.time) -> None:
+    def __init__(self, config: InboxConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
 
@@ -71,7 +71,7 @@ class CannedCommand:
         if not args:
             raise _Usage
         action, rest = args[0].lower(), args[1:]
-        team, mine, rest = self._options(rest)
+        team, mine, rest = self._options(rest, anywhere=action != "add")
         if action == "list" and not rest and not mine:
             return await self._list(ctx, await self._team(ctx, team, required=False))
         if action == "show" and len(rest) == 1 and not mine:
@@ -82,18 +82,24 @@ class CannedCommand:
             return await self._remove(ctx, team, mine, _code(rest[0]))
         raise _Usage
 
-    def _options(self, args: list[str]) -> tuple[str | None, bool, list[str]]:
-        """``--team <name>`` and ``--mine`` before the other arguments."""
-        team, mine = None, False
-        while args and args[0].startswith("--"):
-            option, args = args[0].lower(), args[1:]
-            if option == "--mine" and team is None:
+    def _options(self, args: list[str], *, anywhere: bool) -> tuple[str | None, bool, list[str]]:
+        """``--team <name>`` and ``--mine``: before the other arguments, or ``anywhere``
+        (not in an added text)."""
+        team, mine, words = None, False, []
+        args = list(args)
+        while args:
+            word = args.pop(0)
+            if not word.startswith("--"):
+                words.append(word)
+                if not anywhere:
+                    return team, mine, words + args
+            elif word.lower() == "--mine" and team is None and not mine:
                 mine = True
-            elif option == "--team" and args and not mine and team is None:
-                team, args = args[0], args[1:]
+            elif word.lower() == "--team" and args and not mine and team is None:
+                team = args.pop(0)
             else:
                 raise _Usage
-        return team, mine, args
+        return team, mine, words
 
     async def _team(self, ctx: CommandContext, named: str | None, *, required: bool) -> str | None:
         if named is not None:
