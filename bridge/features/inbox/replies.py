@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from ...db import Conversation
 from ...events import RemoteEvent, RemoteMessage
-from ...seams import ConversationRef, Inbound, Services
+from ...seams import Inbound, Services
 from .config import InboxConfig, TeamConfig
 from .hours import BusinessHours
 
@@ -26,12 +26,10 @@ AWAY_AT = "inbox.away_at"
 """Conversation data: when (seconds since the epoch) the last away message was queued."""
 
 
-def is_automatic(event: RemoteEvent) -> bool:
-    """Whether ``event`` was sent by a machine (or is not a message at all)."""
-    if not isinstance(event, RemoteMessage) or event.notice:
-        return True
-    portal = event.metadata.get("portal")
-    return isinstance(portal, Mapping) and bool(portal.get("last_automatic"))
+def is_automatic(message: RemoteMessage) -> bool:
+    """Whether ``message`` was sent by a machine (never answered automatically)."""
+    portal = message.metadata.get("portal")
+    return message.notice or (isinstance(portal, Mapping) and bool(portal.get("last_automatic")))
 
 
 def language_of(event: RemoteEvent) -> str | None:
@@ -60,7 +58,7 @@ class AutoReplies:
         """Queue the replies ``inbound`` (bridged into a conversation of ``team``) calls for."""
         event = inbound.event
         settings = self.config.teams.get(team)
-        if settings is None or is_automatic(event):
+        if settings is None or not isinstance(event, RemoteMessage) or is_automatic(event):
             return
         if first_contact:
             await self._send(inbound, settings, "welcome")
@@ -86,6 +84,6 @@ class AutoReplies:
         text = settings.reply(kind, language_of(inbound.event))
         if not text:
             return None
-        conversation: ConversationRef = inbound.conversation
+        conversation = inbound.conversation
         dedup = f"inbox:{kind}:{conversation.chat}:{inbound.event.dedup_key()}"
         return await self.services.send_text(conversation, text, reason=kind, dedup=dedup)
