@@ -14,8 +14,8 @@ Internal notes
 Canned replies
     A staff message that is, after the prefix, exactly a short form (``!thanks``, see
     ``canned``) is rewritten to the prefix and the reply's text with ``{customer}`` (the
-    portal's name), ``{agent}`` (the sender's name in the room) and ``{team}`` filled in; the
-    room shows what was sent. The sender's own reply of that code wins over the team's; an
+    portal's name, empty if it has none), ``{agent}`` (the sender's name in the room) and
+    ``{team}`` filled in. The sender's own reply of that code wins over the team's; an
     unknown code is refused so that a typo never reaches the customer. Only in conversations
     of the inbox (those with a team).
 
