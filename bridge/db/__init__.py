@@ -10,6 +10,7 @@ from .conversation import Conversation
 from .dead_letter import DeadLetter
 from .ghost import Ghost
 from .inbox import InboxAgent, InboxConversation, InboxTeam
+from .inbox_canned import InboxCanned
 from .message import Message
 from .portal import Portal
 from .postgres import BridgePostgres
@@ -26,6 +27,7 @@ ROW_CLASSES = (
     DeadLetter,
     Ghost,
     InboxAgent,
+    InboxCanned,
     InboxConversation,
     InboxTeam,
     Message,
@@ -45,7 +47,7 @@ def init(db: Database) -> None:
 
 __all__ = [
     "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
-    "InboxConversation", "InboxTeam", "Message", "Portal", "QueueItem", "Reaction",
+    "InboxCanned", "InboxConversation", "InboxTeam", "Message", "Portal", "QueueItem", "Reaction",
     "RemoteDedup", "Spool", "upgrade_table", "init",
     "Database", "BridgePostgres",
 ]  # fmt: skip

@@ -11,4 +11,5 @@ from . import (  # noqa: E402,F401
     v04_spool,
     v05_conversation,
     v06_inbox,
+    v07_inbox_canned,
 )
