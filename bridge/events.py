@@ -262,6 +262,9 @@ class MatrixMessage:
     reply_to: MessageRef | None = None
     media: MatrixMedia | None = None
     timestamp: float | None = None
+    automatic: bool = False
+    """The bridge sent it by itself (an automatic reply): a channel that can mark a message
+    so does (mail: ``Auto-Submitted: auto-replied``, RFC 3834)."""
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ class OutboundHandler:
             msgtype="m.text",
             text=outgoing.text,
             html=outgoing.html if connector.capabilities.html else None,
+            automatic=True,
         )
         return await connector.send_message(msg)
 

@@ -48,6 +48,7 @@ from .incoming import (
 )
 from .notices import Notices
 from .sender import MatrixSender
+from .util import txn_id
 
 log = logging.getLogger("bridge.staff")
 
@@ -152,6 +153,12 @@ class StaffHandler:
             item, connector, self.notices, room_id, event_id, partial(sender_fn, msg)
         )
         if sent is not None:
+            if gated.text != text and text:
+                # A gate rewrote it (a canned reply): the room shows what the customer got.
+                await self.notices.send(
+                    room_id, f"↪️ Sent as:\n{gated.text}", reply_to=event_id,
+                    txn=txn_id("rewritten", event_id),
+                )  # fmt: skip
             # Before the record: a crash in between sends it again, and tells the hooks again.
             await self.seams.delivered(gated)
             log.info(

@@ -42,12 +42,13 @@ class _Connector:
 class _Notices:
     def __init__(self) -> None:
         self.failures: list[tuple[str, str]] = []
+        self.sent: list[str] = []
 
     async def failure(self, room_id: str, event_id: str, reason: str, **_: Any) -> None:
         self.failures.append((event_id, reason))
 
-    async def send(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    async def send(self, room_id: str, text: str, **kwargs: Any) -> None:
+        self.sent.append(text)
 
 
 class _Sender:
@@ -111,6 +112,7 @@ async def test_gates_rewrite_and_refuse_staff_messages(portal: Portal) -> None:
     await handler.message(await _item(), portal, _message("$a", "/thanks"))
     await handler.message(await _item(), portal, _message("$b", "the secret plan"))
     assert [m.text for m in connector.sent] == ["Sam: Thank you for your patience!"]
+    assert notices.sent == ["↪️ Sent as:\nSam: Thank you for your patience!"]
     assert notices.failures == [("$b", "internal words may not leave the company")]
     # The room's event is mapped to what the customer got; the refused one to nothing.
     assert await Message.get_by_event(ROOM, "$a") is not None

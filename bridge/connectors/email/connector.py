@@ -487,7 +487,7 @@ class EmailConnector(NetworkConnector):
             attachment = (await msg.media.download(), msg.media.mimetype, msg.media.filename)
         mail = build_reply(
             self.config, sender_name=msg.sender_name, meta=meta, text=text, html=html,
-            attachment=attachment, source_id=msg.event_id,
+            attachment=attachment, source_id=msg.event_id, automatic=msg.automatic,
         )  # fmt: skip
         await send(self.config, mail)
         return SentMessage(message_id=MessageID(str(mail["Message-ID"]).strip("<>")))
