@@ -264,6 +264,22 @@ async def test_reply_is_threaded(
     assert harness.smtp.messages[0].auth_login == MAIL_USER
 
 
+async def test_an_automatic_reply_is_marked_so(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """RFC 3834: what the bridge sends by itself (a welcome) is marked, so the customer's
+    own auto-responder does not answer it; a staff reply is not."""
+    anna = harness.address("anna")
+    await deliver(harness, anna, "Hello", "auto1@customer.test")
+    chat = by_id(host, "auto1@customer.test").chat.id
+    welcome = dataclasses.replace(staff_message(chat, "Welcome!"), automatic=True)
+    await connector.send_message(welcome)
+    assert (await harness.smtp.wait_for()).message["Auto-Submitted"] == "auto-replied"
+    await connector.send_message(staff_message(chat, "Personally: hello"))
+    await harness.smtp.wait_for(lambda m: "Personally" in str(m.message))
+    assert harness.smtp.messages[-1].message["Auto-Submitted"] is None
+
+
 async def test_a_reply_sent_again_keeps_its_message_id(
     harness: EmailHarness, connector: EmailConnector, host: FakeHost
 ) -> None:
