@@ -8,6 +8,7 @@ bridge bot)."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterable
 from typing import Any, cast
 
@@ -35,6 +36,8 @@ TXN_KEY = "net.business_bridge.txn_id"
 stored before a lost answer is found again instead of sent twice."""
 LOOKBACK = 100
 """Events searched for one whose sending failed without an answer."""
+INTENTS = 10_000
+"""Ghosts whose API objects are kept (the most recently used)."""
 
 
 class Refused(Exception):
@@ -58,9 +61,19 @@ class MatrixSender:
         self.bot: IntentAPI = api.bot_intent()
         self._unsure: set[str] = set()
         """Transactions whose last sending failed without telling whether it was stored."""
+        self._intents: OrderedDict[str, IntentAPI] = OrderedDict()
 
     def _intent(self, user: UserID | str | None) -> IntentAPI:
-        return self.bot if user is None or user == self.bot_mxid else self.api.intent(UserID(user))
+        if user is None or user == self.bot_mxid:
+            return self.bot
+        intent = self._intents.get(user)
+        if intent is None:
+            intent = self._intents[user] = self.api.intent(UserID(user))
+            if len(self._intents) > INTENTS:
+                self._intents.popitem(last=False)
+        else:
+            self._intents.move_to_end(user)
+        return intent
 
     # ------------------------------------------------------------------ events
 
