@@ -9,9 +9,10 @@ from .config import Config
 from .config import load as load_config
 from .core.bridge import Bridge, Feature
 from .features import welcome
+from .features.inbox.module import INBOX
 from .seams import FeatureModule
 
-FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE,)
+FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE, INBOX)
 """Every feature module, in the order their hooks and gates run."""
 
 

@@ -34,6 +34,8 @@ MAX_DURATION = 366 * 86400
 REPLY_KINDS = ("welcome", "away", "reopened")
 DEFAULT_LANGUAGE = "default"
 DEFAULT_AWAY_INTERVAL = 12 * 3600
+DEFAULT_TICK = 30
+"""Seconds between two runs of the inbox's periodic job (snoozes, waiting conversations)."""
 CONDITIONS = ("account", "to", "start", "keywords", "language", "field")
 _TEAM_KEYS = (
     "room", "members", "leads", "assignment", "limit", "invite", "waiting_limit",
@@ -132,13 +134,15 @@ class InboxConfig:
     accounts: Mapping[AccountID, str]
     """Channel account -> its default team."""
     rules: tuple[Rule, ...]
+    tick: int = DEFAULT_TICK
+    """Seconds between two runs of the periodic job (``tick``; tests shorten it)."""
 
 
 def parse_inbox_config(section: Any, config: Config) -> InboxConfig | None:
     """The inbox options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _check_mapping(section, SECTION, ("teams", "accounts", "routing"))
+    _check_mapping(section, SECTION, ("teams", "accounts", "routing", "tick"))
     teams_section = section.get("teams")
     if not isinstance(teams_section, Mapping) or not teams_section:
         raise ConfigError(f"{SECTION}.teams", "must map team names to their settings")
@@ -149,7 +153,13 @@ def parse_inbox_config(section: Any, config: Config) -> InboxConfig | None:
     accounts = _accounts(section.get("accounts"), teams, config)
     rules = _rules(section.get("routing"), teams, config)
     _check_permissions(teams, accounts, rules, config)
-    return InboxConfig(teams=teams, accounts=accounts, rules=rules)
+    tick = section.get("tick")
+    return InboxConfig(
+        teams=teams,
+        accounts=accounts,
+        rules=rules,
+        tick=DEFAULT_TICK if tick is None else parse_duration(tick, f"{SECTION}.tick"),
+    )
 
 
 def parse_duration(value: Any, key: str) -> int:

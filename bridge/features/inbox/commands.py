@@ -1,0 +1,215 @@
+"""The inbox's bot commands. Those about a conversation are sent in its portal room and act on
+it; only the members and leads of its team (and admins) may use them. The answer, a notice in
+the room, says who changed what. When a member's capacity frees up (a conversation resolved,
+unassigned, set pending or snoozed; back from away), what waits in their teams is assigned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ...connector import ConfigError
+from ...db import Portal
+from ...db.inbox import InboxConversation
+from ...seams import Command, CommandContext
+from .assignment import now_ms
+from .config import parse_duration
+from .desk import Desk
+
+LIST_LIMIT = 50
+OWN_STATUSES = ("open", "pending", "snoozed")
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class InboxCommands:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    def commands(self) -> tuple[Command, ...]:
+        return (
+            Command("assign", "@user | me", "staff", "give this conversation to someone",
+                    self.assign),
+            Command("unassign", "", "staff", "put this conversation back in the queue",
+                    self.unassign),
+            Command("resolve", "", "staff", "mark this conversation resolved", self.resolve),
+            Command("reopen", "", "staff", "open this conversation again", self.reopen),
+            Command("pending", "", "staff", "wait for the customer", self.pending),
+            Command("snooze", "<duration: 2h, 1d>", "staff", "put this conversation aside",
+                    self.snooze),
+            Command("status", "", "staff", "this conversation's team, status and assignee",
+                    self.status),
+            Command("inbox", "", "staff", "your open conversations", self.inbox),
+            Command("queue", "[team]", "staff", "a team's unassigned conversations",
+                    self.queue),
+            Command("away", "", "staff", "get no new conversations", self.away),
+            Command("available", "", "staff", "get new conversations again", self.available),
+        )  # fmt: skip
+
+    async def _target(self, ctx: CommandContext) -> InboxConversation | str:
+        """The conversation of the room the command was sent in, or why there is none."""
+        ref = ctx.conversation
+        if ref is None:
+            return "Send this in a conversation's room."
+        row = await InboxConversation.get(ref.account, ref.chat)
+        if row is None:
+            return "This conversation is not in the team inbox."
+        if not self.desk.may_act(ctx.sender, row.team, row.account):
+            return f"Only the members of team {row.team} may do this."
+        return row
+
+    async def _who(self, ctx: CommandContext, user: str | None = None) -> str:
+        return await self.desk.name(ctx.room_id, user or ctx.sender)
+
+    async def assign(self, ctx: CommandContext, args: list[str]) -> str:
+        if len(args) != 1:
+            return "Usage: assign @user | me"
+        row = await self._target(ctx)
+        if isinstance(row, str):
+            return row
+        team = self.desk.team(row.team)
+        if args[0].lower() == "me":
+            if row.assignee == ctx.sender:
+                return "This conversation is yours already."
+            if not await self.desk.assignment.claim(row.account, row.chat, ctx.sender):
+                holder = await self._who(ctx, row.assignee)
+                return f"{holder} has this conversation; `assign @user` gives it to someone."
+            return f"👤 {await self._who(ctx)} took this conversation."
+        user = args[0]
+        if team is None or user not in team.staff:
+            return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
+        await InboxConversation.assign(row.account, row.chat, user, now_ms())
+        await ctx.services.invite(ctx.room_id, user, row.account)
+        if row.assignee not in (None, user):
+            await self.desk.capacity_freed(row.assignee)
+        actor, assignee = await self._who(ctx), await self._who(ctx, user)
+        return f"👤 {actor} assigned this conversation to {assignee}."
+
+    async def unassign(self, ctx: CommandContext, args: list[str]) -> str:
+        if args:
+            return "Usage: unassign"
+        row = await self._target(ctx)
+        if isinstance(row, str):
+            return row
+        had = await self.desk.assignment.unassign(row.account, row.chat)
+        if had is None:
+            return "Nobody has this conversation."
+        answer = f"👤 {await self._who(ctx)} put this conversation back in the queue."
+        await self.desk.assign_waiting([row.team])
+        await self.desk.capacity_freed(had)
+        return answer
+
+    async def _set(self, ctx: CommandContext, args: list[str], status: str, text: str) -> str:
+        if args:
+            return f"Usage: {status}"
+        row = await self._target(ctx)
+        if isinstance(row, str):
+            return row
+        if row.status == status:
+            return f"This conversation is {status} already."
+        await InboxConversation.set_status(row.account, row.chat, status, now_ms())
+        if status == "open":
+            await self.desk.assign_waiting([row.team])
+        else:
+            await self.desk.capacity_freed(row.assignee)
+        return text.format(name=await self._who(ctx))
+
+    async def resolve(self, ctx: CommandContext, args: list[str]) -> str:
+        return await self._set(ctx, args, "resolved", "✅ {name} resolved this conversation.")
+
+    async def reopen(self, ctx: CommandContext, args: list[str]) -> str:
+        return await self._set(ctx, args, "open", "🔄 {name} reopened this conversation.")
+
+    async def pending(self, ctx: CommandContext, args: list[str]) -> str:
+        return await self._set(
+            ctx,
+            args,
+            "pending",
+            "⏳ {name} set this conversation pending (waiting for the customer).",
+        )
+
+    async def snooze(self, ctx: CommandContext, args: list[str]) -> str:
+        usage = "Usage: snooze <duration: 30m, 2h, 1d>"
+        if len(args) != 1:
+            return usage
+        try:
+            seconds = parse_duration(args[0], "snooze")
+        except ConfigError:
+            return usage
+        row = await self._target(ctx)
+        if isinstance(row, str):
+            return row
+        now = now_ms()
+        until = now + seconds * 1000
+        await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
+        await self.desk.capacity_freed(row.assignee)
+        return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
+
+    async def status(self, ctx: CommandContext, args: list[str]) -> str:
+        row = await self._target(ctx)
+        if isinstance(row, str):
+            return row
+        assignee = await self._who(ctx, row.assignee) if row.assignee else "nobody"
+        lines = [f"Team {row.team}, {row.status}, assigned to {assignee}."]
+        if row.waiting_since is not None:
+            lines.append(f"The customer waits since {_when(row.waiting_since)}.")
+        if row.status == "snoozed":
+            lines.append(f"Snoozed until {_when(row.snoozed_until)}.")
+        return "\n".join(lines)
+
+    async def inbox(self, ctx: CommandContext, args: list[str]) -> str:
+        rows = await InboxConversation.assigned_to(ctx.sender, OWN_STATUSES)
+        if not rows:
+            return "You have no open conversations."
+        lines = [f"Your conversations ({len(rows)}):"]
+        lines += [await _line(row) for row in rows[:LIST_LIMIT]]
+        return "\n".join(lines)
+
+    async def queue(self, ctx: CommandContext, args: list[str]) -> str:
+        if len(args) > 1:
+            return "Usage: queue [team]"
+        team = args[0] if args else await self._default_team(ctx)
+        if team is None or self.desk.team(team) is None:
+            return f"Usage: queue [team] (teams: {', '.join(self.desk.config.teams)})"
+        config = self.desk.team(team)
+        if (
+            config is not None
+            and ctx.sender not in config.staff
+            and ctx.services.level(ctx.sender) != "admin"
+        ):
+            return f"Only the members of team {team} may see its queue."
+        rows = await InboxConversation.queue(team)
+        if not rows:
+            return f"Nobody waits in the queue of team {team}."
+        lines = [f"Queue of team {team} ({len(rows)}, waiting longest first):"]
+        lines += [await _line(row) for row in rows[:LIST_LIMIT]]
+        return "\n".join(lines)
+
+    async def _default_team(self, ctx: CommandContext) -> str | None:
+        ref = ctx.conversation
+        if ref is not None:
+            row = await InboxConversation.get(ref.account, ref.chat)
+            if row is not None:
+                return row.team
+        teams = self.desk.teams_of(ctx.sender)
+        return teams[0] if teams else None
+
+    async def away(self, ctx: CommandContext, args: list[str]) -> str:
+        await self.desk.assignment.set_available(ctx.sender, False)
+        return "You are away: no new conversations are assigned to you."
+
+    async def available(self, ctx: CommandContext, args: list[str]) -> str:
+        await self.desk.assignment.set_available(ctx.sender, True)
+        await self.desk.capacity_freed(ctx.sender)
+        return "You are available: new conversations are assigned to you again."
+
+
+async def _line(row: InboxConversation) -> str:
+    portal = await Portal.get(row.account, row.chat)
+    name = (portal.name if portal else None) or row.chat
+    room = portal.room_id if portal and portal.room_id else "no room"
+    waiting = f", waiting since {_when(row.waiting_since)}" if row.waiting_since else ""
+    return f"• {name} ({row.account}) — {row.status}{waiting} — {room}"

@@ -1,0 +1,92 @@
+"""What the inbox's hooks, commands and periodic job share: the configured teams, who may act
+on a team's conversations, who is invited to a conversation's room, and telling the room when
+a conversation was given to someone.
+
+Notices that a retried hook may post again carry a deterministic transaction id (``txn``), so
+the homeserver keeps one. A notice is posted after the state change it reports is stored: a
+crash in between loses the notice, never the change."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from ...db import Portal
+from ...seams import Services
+from .assignment import Assigned, Assignment, now_ms
+from .config import InboxConfig, InvitePolicy, TeamConfig
+
+
+def txn(*parts: object) -> str:
+    """A transaction id for a notice, the same for the same ``parts``, of any length."""
+    key = "\x00".join(str(part) for part in parts)
+    return "inbox-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Desk:
+    def __init__(self, services: Services, config: InboxConfig, assignment: Assignment) -> None:
+        self.services = services
+        self.config = config
+        self.assignment = assignment
+
+    def team(self, name: str) -> TeamConfig | None:
+        return self.config.teams.get(name)
+
+    def teams_of(self, user: str) -> list[str]:
+        """The teams ``user`` is a member or lead of."""
+        return [name for name, team in self.config.teams.items() if user in team.staff]
+
+    def may_act(self, user: str, team: str, account: str) -> bool:
+        """Members and leads act on their team's conversations; admins on every one."""
+        config = self.team(team)
+        if config is not None and user in config.staff:
+            return True
+        return self.services.level(user, account) == "admin"
+
+    async def name(self, room_id: str, user: str) -> str:
+        return await self.services.displayname(room_id, user)
+
+    async def invite(
+        self, room_id: str, account: str, team: TeamConfig, assignee: str | None
+    ) -> None:
+        """Per the team's ``invite``: everyone of the team, or the assignee and the leads."""
+        if team.invite == InvitePolicy.TEAM:
+            users: tuple[str, ...] = team.staff
+        else:
+            users = (*([assignee] if assignee else []), *team.leads)
+        for user in dict.fromkeys(users):
+            await self.services.invite(room_id, user, account)
+
+    async def assign_waiting(
+        self, teams: Iterable[str], quiet: tuple[str, str] | None = None
+    ) -> list[Assigned]:
+        """Give each team's waiting conversations to its members (per its mode), inviting
+        each assignee and telling each room, except the room of ``quiet`` (account, chat),
+        whose caller tells it itself."""
+        assigned: list[Assigned] = []
+        for team in dict.fromkeys(teams):
+            if team in self.assignment.teams:
+                assigned += await self.assignment.assign_next(team)
+        for account, chat, mxid in assigned:
+            if (account, chat) != quiet:
+                await self.announce(account, chat, mxid, "👤 Assigned to {name}")
+        return assigned
+
+    async def capacity_freed(self, user: str | None) -> None:
+        """``user`` may take more conversations: assign what waits in their teams."""
+        if user is not None:
+            await self.assign_waiting(self.assignment.teams_of(user))
+
+    async def announce(self, account: str, chat: str, mxid: str, text: str) -> None:
+        """Invite ``mxid`` into the conversation's room and post ``text`` (``{name}``: their
+        name) there."""
+        portal = await Portal.get(account, chat)
+        if portal is None or not portal.room_id:
+            return
+        await self.services.invite(portal.room_id, mxid, account)
+        name = await self.name(portal.room_id, mxid)
+        await self.services.notice(
+            portal.room_id,
+            text.format(name=name),
+            txn=txn("assigned", account, chat, mxid, now_ms()),
+        )

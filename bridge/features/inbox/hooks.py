@@ -1,0 +1,150 @@
+"""The inbox's reactions to traffic: a customer's message routes a new conversation to a team
+(and assigns it), reopens a resolved or snoozed one, or marks its customer waiting; a staff
+message delivered to the customer records the response.
+
+Both run in the conversation's ordering domain and are retried whole after a failure, so they
+decide from the stored state: a retried first message finds its row and repeats only what is
+idempotent (invites, notices with the same transaction id)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ...db.inbox import InboxConversation
+from ...events import RemoteEvent, RemoteMessage
+from ...seams import Inbound, Origin, Outgoing
+from ...types import AccountID
+from .assignment import now_ms
+from .desk import Desk, txn
+from .routing import RoutingFacts, choose_team
+
+
+class AfterInbound(Protocol):
+    """What runs after the inbox handled a customer message (the automatic replies)."""
+
+    async def after_inbound(
+        self, inbound: Inbound, team: str, *, first_contact: bool, reopened: bool
+    ) -> None: ...
+
+
+def routing_facts(account: AccountID, event: RemoteEvent) -> RoutingFacts:
+    """What the start of a conversation tells the routing rules (``RemoteEvent.metadata``)."""
+    routing = _mapping(event.metadata.get("routing"))
+    portal = _mapping(event.metadata.get("portal"))
+    fields = routing.get("fields")
+    return RoutingFacts(
+        account=account,
+        to_address=_text(routing.get("to")),
+        start_payload=_text(routing.get("start")) or _text(portal.get("start_payload")),
+        first_text=event.text if isinstance(event, RemoteMessage) else None,
+        language=_text(routing.get("language")),
+        fields=fields if isinstance(fields, Mapping) else {},
+    )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class InboxHooks:
+    def __init__(self, desk: Desk, replies: AfterInbound) -> None:
+        self.desk = desk
+        self.replies = replies
+
+    async def on_inbound(self, inbound: Inbound) -> None:
+        event = inbound.event
+        ref = inbound.conversation
+        if not isinstance(event, RemoteMessage) or not ref.room_id:
+            return
+        row = await InboxConversation.get(ref.account, ref.chat)
+        if row is None or inbound.first_contact:
+            team = (
+                row.team
+                if row
+                else choose_team(self.desk.config, routing_facts(ref.account, event))
+            )
+            if team is None or self.desk.team(team) is None:
+                return  # no team: the channel account's staff handle it as before
+            await self._new(inbound, ref.room_id, team, created=row is None)
+            reopened = False
+        else:
+            team = row.team
+            if self.desk.team(team) is None:
+                return
+            reopened = await self._again(inbound, ref.room_id, row)
+        await self.replies.after_inbound(
+            inbound, team, first_contact=inbound.first_contact, reopened=reopened
+        )
+
+    async def _new(self, inbound: Inbound, room_id: str, team: str, *, created: bool) -> None:
+        """A new conversation (or its first message again, retried): stored with its team and
+        its customer waiting, assigned per the team's mode, its people invited, announced."""
+        ref = inbound.conversation
+        if created:
+            await InboxConversation.create(ref.account, ref.chat, team, now_ms())
+        await self.desk.assign_waiting([team], quiet=(ref.account, ref.chat))
+        row = await InboxConversation.get(ref.account, ref.chat)
+        config = self.desk.team(team)
+        if row is None or config is None:
+            return
+        await self.desk.invite(room_id, ref.account, config, row.assignee)
+        where = (
+            f"assigned to {await self.desk.name(room_id, row.assignee)}"
+            if row.assignee
+            else "waiting in the queue"
+        )
+        await self.desk.services.notice(
+            room_id,
+            f"📥 New conversation for team {team}; {where}",
+            txn=txn("new", ref.account, ref.chat, _message_id(inbound)),
+        )
+
+    async def _again(self, inbound: Inbound, room_id: str, row: InboxConversation) -> bool:
+        """A customer message in a known conversation; True when it reopened it."""
+        ref = inbound.conversation
+        now = now_ms()
+        if row.status == "pending":
+            await InboxConversation.set_status(ref.account, ref.chat, "open", now)
+            await InboxConversation.customer_wrote(ref.account, ref.chat, now)
+            await self.desk.services.notice(
+                room_id,
+                "📥 The customer answered; the conversation is open again",
+                txn=txn("answered", ref.account, ref.chat, _message_id(inbound)),
+            )
+            return False
+        if row.status not in ("resolved", "snoozed"):
+            await InboxConversation.customer_wrote(ref.account, ref.chat, now)
+            return False
+        assignee = await self.desk.assignment.reopen(ref.account, ref.chat)
+        if assignee is None:
+            await self.desk.assign_waiting([row.team], quiet=(ref.account, ref.chat))
+            after = await InboxConversation.get(ref.account, ref.chat)
+            assignee = after.assignee if after else None
+        if assignee is not None:
+            await self.desk.services.invite(room_id, assignee, ref.account)
+        where = (
+            f"back to {await self.desk.name(room_id, assignee)}"
+            if assignee
+            else "waiting in the queue"
+        )
+        await self.desk.services.notice(
+            room_id,
+            f"🔄 Reopened by the customer's message; {where}",
+            txn=txn("reopened", ref.account, ref.chat, _message_id(inbound)),
+        )
+        return True
+
+    async def on_delivered(self, outgoing: Outgoing) -> None:
+        if outgoing.origin == Origin.STAFF:
+            ref = outgoing.conversation
+            await InboxConversation.staff_replied(ref.account, ref.chat, now_ms())
+
+
+def _message_id(inbound: Inbound) -> str:
+    event = inbound.event
+    return event.message_id if isinstance(event, RemoteMessage) else event.dedup_key()

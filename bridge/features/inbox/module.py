@@ -1,0 +1,73 @@
+"""The team inbox as a feature module: its ``features.inbox`` section checked at start-up, and
+its hooks, gates, commands and periodic job registered with the seams::
+
+    features:
+      inbox:
+        teams:
+          support: {members: ["@ann:example.com"], assignment: round_robin}
+        accounts: {support-webhook: support}
+        routing: [{keywords: [invoice], team: billing}]
+        tick: 30s                  # how often snoozes end and waiting conversations are assigned
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from ...config import Config
+from ...seams import PeriodicJob, Seams
+from .assignment import Assignment
+from .commands import InboxCommands
+from .config import InboxConfig, parse_inbox_config
+from .desk import Desk
+from .hooks import InboxHooks
+from .hours import BusinessHours, parse_business_hours
+from .jobs import tick
+
+try:
+    from .canned_commands import CANNED_COMMANDS
+    from .gates import CannedGate, NoteGate
+    from .replies import AutoReplies
+except ImportError:  # written beside this module; merged later
+    from ._pending import CANNED_COMMANDS, AutoReplies, CannedGate, NoteGate  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class InboxOptions:
+    config: InboxConfig
+    hours: Mapping[str, BusinessHours | None]
+    """Team -> its business hours; None: always open."""
+
+
+class Inbox:
+    name = "inbox"
+
+    def parse_config(self, section: Any, config: Config) -> InboxOptions | None:
+        inbox = parse_inbox_config(section, config)
+        if inbox is None:
+            return None
+        hours = {
+            name: None
+            if team.hours_raw is None
+            else parse_business_hours(team.hours_raw, f"features.inbox.teams.{name}.hours")
+            for name, team in inbox.teams.items()
+        }
+        return InboxOptions(inbox, hours)
+
+    def setup(self, seams: Seams, options: InboxOptions) -> None:
+        services, config = seams.services, options.config
+        desk = Desk(services, config, Assignment(config.teams.values()))
+        hooks = InboxHooks(desk, AutoReplies(services, config, options.hours))
+        seams.add_inbound_hook(hooks)
+        seams.add_delivered_hook(hooks)
+        seams.add_outbound_gate(NoteGate())
+        seams.add_outbound_gate(CannedGate(services, config))
+        for command in (*InboxCommands(desk).commands(), *CANNED_COMMANDS):
+            seams.add_command(command)
+        seams.add_job(PeriodicJob("inbox", config.tick, partial(tick, desk), at_start=True))
+
+
+INBOX = Inbox()
