@@ -204,16 +204,3 @@ def _command(command: CannedCommand) -> Command:
         "canned", "list | show | add | remove …", "staff",
         "canned replies (!code in a portal room sends one)", command.run,
     )  # fmt: skip
-
-
-_CONFIGURED = CannedCommand(InboxConfig(teams={}, accounts={}, rules=()))
-
-
-def configure(config: InboxConfig) -> None:
-    """Give ``CANNED_COMMANDS`` the inbox's config (``CannedGate`` does it when made)."""
-    _CONFIGURED.config = config
-
-
-CANNED_COMMANDS: tuple[Command, ...] = (_command(_CONFIGURED),)
-"""The ``canned`` command with the config of the last ``configure`` (or ``CannedGate``);
-``canned_commands(config)`` makes one bound to a config of its own."""

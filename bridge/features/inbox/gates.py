@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from ...db import InboxConversation, Portal
 from ...seams import PASS, Internal, Origin, Outgoing, Refuse, Rewrite, Services, Verdict
 from .canned import expand, short_code
-from .canned_commands import configure, find_canned
+from .canned_commands import find_canned
 from .config import InboxConfig
 
 DEFAULT_PREFIX = "{displayname}: "
@@ -86,7 +86,6 @@ class CannedGate:
         self.services = services
         self.config = config
         self.prefix_template = prefix_template
-        configure(config)  # the canned command answers from the same config
 
     async def check(self, outgoing: Outgoing) -> Verdict:
         if outgoing.origin != Origin.STAFF:

@@ -20,19 +20,15 @@ from typing import Any
 from ...config import Config
 from ...seams import PeriodicJob, Seams
 from .assignment import Assignment
+from .canned_commands import canned_commands
 from .commands import InboxCommands
 from .config import InboxConfig, parse_inbox_config
 from .desk import Desk
+from .gates import CannedGate, NoteGate
 from .hooks import InboxHooks
 from .hours import BusinessHours, parse_business_hours
 from .jobs import tick
-
-try:
-    from .canned_commands import CANNED_COMMANDS
-    from .gates import CannedGate, NoteGate
-    from .replies import AutoReplies
-except ImportError:  # written beside this module; merged later
-    from ._pending import CANNED_COMMANDS, AutoReplies, CannedGate, NoteGate  # type: ignore[assignment]
+from .replies import AutoReplies
 
 
 @dataclass(frozen=True)
@@ -63,9 +59,10 @@ class Inbox:
         hooks = InboxHooks(desk, AutoReplies(services, config, options.hours))
         seams.add_inbound_hook(hooks)
         seams.add_delivered_hook(hooks)
-        seams.add_outbound_gate(NoteGate())
-        seams.add_outbound_gate(CannedGate(services, config))
-        for command in (*InboxCommands(desk).commands(), *CANNED_COMMANDS):
+        prefix = seams.config.sender_prefix_template
+        seams.add_outbound_gate(NoteGate(prefix))  # first: a note never reaches another gate
+        seams.add_outbound_gate(CannedGate(services, config, prefix))
+        for command in (*InboxCommands(desk).commands(), *canned_commands(config)):
             seams.add_command(command)
         seams.add_job(PeriodicJob("inbox", config.tick, partial(tick, desk), at_start=True))
 

@@ -8,13 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bridge.db import InboxCanned, InboxConversation
-from bridge.features.inbox.canned_commands import (
-    CANNED_COMMANDS,
-    USAGE,
-    canned_commands,
-    configure,
-    find_canned,
-)
+from bridge.features.inbox.canned_commands import USAGE, canned_commands, find_canned
 from bridge.features.inbox.config import InboxConfig
 from bridge.seams import ConversationRef
 from bridge.types import AccountID, RemoteChatID
@@ -131,10 +125,9 @@ async def test_usage_on_wrong_arguments(database: object, command: str) -> None:
     assert await canned(command) == USAGE
 
 
-async def test_the_shared_command_answers_from_the_configured_inbox(support_room: None) -> None:
-    (cmd,) = CANNED_COMMANDS
+async def test_the_command_answers_from_its_inbox(support_room: None) -> None:
+    (cmd,) = canned_commands(CONFIG)
     assert cmd.name == "canned" and cmd.level == "staff"
-    configure(CONFIG)
     ref = ConversationRef(ACC, CHAT, "!room:example.com")
     answer = await cmd.run(Context(ANN, ref), ["show", "thanks"])
     assert answer == "!thanks (team support):\nThanks, {customer}!"
