@@ -222,6 +222,30 @@ class Services(Protocol):
         their highest on any account."""
         ...
 
+    async def bot_room(
+        self, key: str, name: str, topic: str, invite: list[str], *, space: bool = False
+    ) -> str:
+        """The bot's room (or space) for ``key`` (a team's), created once; returns its id."""
+        ...
+
+    async def join_room(self, alias_or_id: str) -> str:
+        """Let the bot join an existing room (a team room named by alias); returns its id."""
+        ...
+
+    async def set_state(
+        self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> None:
+        """Send a state event as the bot (``m.space.child`` of a team's space...)."""
+        ...
+
+    async def edit_notice(self, room_id: str, event_id: str, text: str, *, txn: str) -> None:
+        """Replace the text of a notice the bot posted (a queue view kept current)."""
+        ...
+
+    async def rename(self, conversation: ConversationRef) -> None:
+        """Set the conversation's room name again, as the room namer gives it now."""
+        ...
+
 
 class FeatureModule(Protocol):
     name: str
@@ -246,6 +270,9 @@ class Seams:
     inbound_hooks: list[InboundHook] = field(default_factory=list)
     outbound_gates: list[OutboundGate] = field(default_factory=list)
     delivered_hooks: list[DeliveredHook] = field(default_factory=list)
+    room_namer: Callable[[ConversationRef, str], Awaitable[str]] | None = None
+    """Gives a conversation's room name from its remote name (one feature may set it: the
+    inbox shows the status there, so every client's room list shows it)."""
     jobs: list[PeriodicJob] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
 
@@ -257,6 +284,11 @@ class Seams:
 
     def add_delivered_hook(self, hook: DeliveredHook) -> None:
         self.delivered_hooks.append(hook)
+
+    def set_room_namer(self, namer: Callable[[ConversationRef, str], Awaitable[str]]) -> None:
+        if self.room_namer is not None:
+            raise ValueError("only one feature may name the conversations' rooms")
+        self.room_namer = namer
 
     def add_job(self, job: PeriodicJob) -> None:
         self.jobs.append(job)

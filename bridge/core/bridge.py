@@ -107,6 +107,7 @@ class Bridge:
         self.seams.add_job(PeriodicJob("housekeeping", HOUSEKEEPING_INTERVAL, _housekeeping, True))
         for setup in self.features:
             setup(self.seams)
+        self.portals.namer = self.seams.room_namer
         self.commands = CommandRunner(self.services, self.notices, self.seams.commands)
         staff = StaffHandler(config, self.sender, self.connectors, self.notices, self.seams)
         self.router = MatrixRouter(

@@ -15,6 +15,8 @@ from ..connector import NetworkConnector
 from ..db import Conversation, Portal
 from ..db.conversation import BUSINESS_STARTED
 from ..events import RemoteChat, RemoteUser
+from ..seams import ConversationRef
+from ..types import AccountID, RemoteChatID
 from .sender import MatrixSender
 from .util import MAX_ID_BYTES, MAX_TOPIC_CHARS, cut_name, escape_localpart, fit_localpart
 
@@ -22,6 +24,8 @@ log = logging.getLogger("bridge.portals")
 
 Fetch = Callable[[str], Awaitable[tuple[bytes, str]]]
 """Downloads a remote media URL: (bytes, mimetype)."""
+Namer = Callable[[ConversationRef, str], Awaitable[str]]
+"""The room name of a conversation from its remote name (a feature adds its status)."""
 
 
 class PortalManager:
@@ -31,6 +35,15 @@ class PortalManager:
         self.config = config
         self.sender = sender
         self.connectors = connectors
+        self.namer: Namer | None = None
+
+    async def display_name(self, portal: Portal) -> str:
+        """The room name of ``portal``: its remote name, as the room namer shows it."""
+        base = portal.name or portal.chat
+        if self.namer is None:
+            return base
+        ref = ConversationRef(AccountID(portal.account), RemoteChatID(portal.chat), portal.room_id)
+        return cut_name(await self.namer(ref, base))
 
     def alias_localpart(self, account: str, chat: str) -> str:
         """The portal room's alias; a chat id too long for the homeserver's limit is shortened
@@ -144,7 +157,8 @@ class PortalManager:
         if name and name != portal.name:
             if not linked:
                 try:
-                    await self.sender.set_room_name(room_id, name)
+                    portal.name = name
+                    await self.sender.set_room_name(room_id, await self.display_name(portal))
                 except Exception as e:
                     log.warning("Could not rename %s to %r: %s", room_id, name, e)
             portal.name = name

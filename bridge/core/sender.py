@@ -217,6 +217,8 @@ class MatrixSender:
         topic: str,
         invitees: list[UserID],
         power_users: dict[UserID, int],
+        *,
+        space: bool = False,
     ) -> RoomID:
         return await self.bot.create_room(
             alias_localpart=alias_localpart,
@@ -224,6 +226,14 @@ class MatrixSender:
             topic=topic,
             invitees=invitees,
             power_level_override={"users": power_users},
+            creation_content={"type": "m.space"} if space else None,
+        )
+
+    async def set_state(
+        self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> None:
+        await self.bot.send_state_event(
+            RoomID(room_id), EventType.find(event_type, EventType.Class.STATE), content, state_key
         )
 
     async def resolve_alias(self, alias: str) -> RoomID:

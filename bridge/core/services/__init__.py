@@ -11,9 +11,10 @@ from .admin import AdminServices
 from .conversations import ConversationServices
 from .errors import ServiceError
 from .messages import MessageServices
+from .rooms import RoomServices
 
 
-class Services(ConversationServices, MessageServices, AdminServices):
+class Services(ConversationServices, MessageServices, AdminServices, RoomServices):
     """Every service, in one object."""
 
 
