@@ -62,6 +62,12 @@ class EmailConfig:
     """A sender the server did not authenticate: ``accept``, ``flag`` (a warning in the room)
     or ``refuse`` (a notice with the original attached, in a conversation of its own)."""
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The mailbox's own addresses: ``from_address`` and those LMTP accepts."""
+        recipients = self.lmtp.recipients if self.lmtp is not None else ()
+        return tuple(dict.fromkeys(a.lower() for a in (self.from_address, *recipients)))
+
 
 def _server(raw: Any, key: str, default_ports: dict[str, int]) -> ServerConfig:
     opts = Options(raw, key, (f.name for f in fields(ServerConfig)), "mail server")

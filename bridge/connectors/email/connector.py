@@ -215,7 +215,11 @@ class EmailConnector(NetworkConnector):
         mail = unreadable_mail(raw or b"", f"it could not be bridged ({error[:300]})")
         chat = self._own_chat(mail)
         event = to_remote_event(
-            mail, chat_id=chat, chat_name=self._chat_name(mail), eml_attachment=raw is not None
+            mail,
+            chat_id=chat,
+            chat_name=self._chat_name(mail),
+            eml_attachment=raw is not None,
+            own_addresses=self.config.addresses,
         )
         assert isinstance(event, RemoteMessage)  # headers only: never a delivery failure
         event = self._with_sources(event, mail, imap_prefix, spooled)
@@ -315,7 +319,9 @@ class EmailConnector(NetworkConnector):
             # (unknown, or a forged bounce): shown on its own, never as a failure of another.
             self.host.log.info("Bounce for an unknown message %s", original)
             mail = dataclasses.replace(mail, bounce_original_message_id=None)
-            return to_remote_event(mail, chat_id=self._own_chat(mail), chat_name=contact)
+            chat = self._own_chat(mail)
+            own = self.config.addresses
+            return to_remote_event(mail, chat_id=chat, chat_name=contact, own_addresses=own)
         if not contact or self.config.threading == "contact":
             chat = self._own_chat(mail)
         else:
@@ -333,7 +339,12 @@ class EmailConnector(NetworkConnector):
                 reason = f"the mail server did not verify its sender ({check.detail})"
                 mail = dataclasses.replace(mail, unreadable=reason)
                 chat = RemoteChatID(f"{UNVERIFIED}/{mail.message_id}")
-        event = to_remote_event(mail, chat_id=chat, chat_name=self._chat_name(mail))
+        event = to_remote_event(
+            mail,
+            chat_id=chat,
+            chat_name=self._chat_name(mail),
+            own_addresses=self.config.addresses,
+        )
         assert isinstance(event, RemoteMessage)
         if check is not None and not check.passed and self.config.unauthenticated == "flag":
             warning = UNVERIFIED_WARNING.format(

@@ -212,6 +212,21 @@ def addresses_of(value: str | None) -> list[tuple[str | None, str]]:
     return result
 
 
+RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
+MAX_RECIPIENTS = 100
+
+
+def recipients_of(headers: Headers) -> tuple[str, ...]:
+    """The addresses a mail was written or delivered to, lower-cased and each once: those of
+    ``To``, then ``Cc``, ``Delivered-To`` and ``X-Original-To`` (every occurrence of each)."""
+    found: dict[str, None] = {}
+    for name in RECIPIENT_HEADERS:
+        for key, value in headers.items[:200]:
+            if key == name:
+                found.update((address, None) for _, address in addresses_of(value))
+    return tuple(found)[:MAX_RECIPIENTS]
+
+
 def sender_of(headers: Headers) -> tuple[str, str | None]:
     for name in ("from", "sender", "reply-to", "return-path"):
         found = addresses_of(headers.get(name))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
@@ -45,6 +46,7 @@ from .headers import (
     message_id_of,
     message_ids,
     normalize_subject,
+    recipients_of,
     safe,
     sender_of,
 )
@@ -121,6 +123,9 @@ class ParsedMail:
     parser gave up or took too long): it is bridged as a notice with the original attached."""
     notes: tuple[str, ...] = ()
     """What was left out of the shown text (parts beyond ``MAX_PARTS``, a cut long text)."""
+    recipients: tuple[str, ...] = ()
+    """Lower-cased, each once: the ``To``, ``Cc``, ``Delivered-To`` and ``X-Original-To``
+    addresses, in that order."""
 
     @property
     def automatic(self) -> bool:
@@ -199,6 +204,7 @@ def _parsed(raw: bytes, msg: Message | None, body: _Body) -> ParsedMail:
         ),
         unreadable=body.unreadable,
         notes=tuple(notes),
+        recipients=safe(lambda: recipients_of(headers), ()),
     )
 
 
@@ -240,11 +246,24 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[bytes, str, str]:
     return part.data, part.mimetype, part.filename
 
 
+def written_to(mail: ParsedMail, own_addresses: Collection[str]) -> str | None:
+    """The address of the account's mailbox the customer wrote to: the first recipient of
+    ``mail`` that is one of ``own_addresses``, else the first ``To`` address."""
+    own = {address.lower() for address in own_addresses}
+    return next((a for a in mail.recipients if a in own), None) or next(iter(mail.to), None)
+
+
 def to_remote_event(
-    mail: ParsedMail, *, chat_id: str, chat_name: str, eml_attachment: bool = True
+    mail: ParsedMail,
+    *,
+    chat_id: str,
+    chat_name: str,
+    eml_attachment: bool = True,
+    own_addresses: Collection[str] = (),
 ) -> RemoteEvent:
     """The event for ``mail`` in the portal ``chat_id``: a ``RemoteDeliveryFailure`` for a
-    bounce of a known message, else a ``RemoteMessage`` (a notice when machine-generated)."""
+    bounce of a known message, else a ``RemoteMessage`` (a notice when machine-generated),
+    whose routing facts name the one of ``own_addresses`` the customer wrote to."""
     chat = RemoteChat(id=RemoteChatID(chat_id), name=chat_name)
     sender_id = RemoteUserID(mail.from_address or UNKNOWN_SENDER)
     if mail.is_bounce and mail.bounce_original_message_id:
@@ -301,20 +320,24 @@ def to_remote_event(
         text = AUTO_REPLY_PREFIX + text
         html = escape(AUTO_REPLY_PREFIX) + html if html else None
     references = [*mail.references, mail.message_id][-20:]
+    metadata: dict[str, Any] = {
+        "portal": {
+            "subject": mail.subject,
+            "contact": mail.from_address,
+            "contact_name": mail.from_name,
+            "last_message_id": mail.message_id,
+            "references": references,
+            "last_automatic": mail.automatic,
+        }
+    }
+    to = written_to(mail, own_addresses)
+    if to:
+        metadata["routing"] = {"to": to}
     return RemoteMessage(
         chat=chat,
         sender=RemoteUser(id=sender_id, displayname=mail.from_name),
         timestamp=mail.date,
-        metadata={
-            "portal": {
-                "subject": mail.subject,
-                "contact": mail.from_address,
-                "contact_name": mail.from_name,
-                "last_message_id": mail.message_id,
-                "references": references,
-                "last_automatic": mail.automatic,
-            }
-        },
+        metadata=metadata,
         message_id=MessageID(mail.message_id),
         text=text,
         html=html,

@@ -41,6 +41,8 @@ from .format import entities_to_html
 FILE_PREFIX = "tg-file:"
 GROUP_TYPES = frozenset({"group", "supergroup", "channel"})
 START_COMMAND = re.compile(r"/start(?: ([A-Za-z0-9_-]{1,64}))?")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8}){0,3}")
+"""An IETF language tag as Telegram gives it (``de``, ``pt-br``); anything else is dropped."""
 
 UNSUPPORTED = frozenset(
     {"dice", "game", "story", "invoice", "paid_media", "giveaway", "giveaway_winners"}
@@ -173,12 +175,19 @@ def message_events(
     if sender is None or content is None:
         return []
     metadata: dict[str, Any] = {}
+    routing: dict[str, str] = {}
     # Deep links (t.me/<bot>?start=<payload>) open the bot's own private chat, never a
     # Business chat.
     if connection is None and message.chat.type == "private" and message.text is not None:
         match = START_COMMAND.fullmatch(message.text)
         if match and match.group(1):
             metadata["portal"] = {"start_payload": match.group(1)}
+            routing["start"] = match.group(1)
+    language = _language(message, connection)
+    if language is not None:
+        routing["language"] = language
+    if routing:
+        metadata["routing"] = routing
     return [
         RemoteMessage(
             chat=remote_chat(message.chat, connection),
@@ -193,6 +202,18 @@ def message_events(
             notice=content.notice,
         )
     ]
+
+
+def _language(message: Message, connection: str | None) -> str | None:
+    """The language the customer's Telegram app is set to (``from.language_code``), lower-cased;
+    None for a channel's or group's post and for the owner's messages in a Business chat."""
+    user = message.from_user
+    if user is None or message.sender_chat is not None or not user.language_code:
+        return None
+    if connection is not None and user.id != message.chat.id:
+        return None  # the Business account's owner
+    code = user.language_code.lower()
+    return code if LANGUAGE_CODE.fullmatch(code) else None
 
 
 def edit_events(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -40,6 +41,13 @@ MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
 MAX_TOPIC_LENGTH = 4096
 MAX_URL_LENGTH = 4096
+MAX_ADDRESS_LENGTH = 320
+MAX_FIELDS = 50
+MAX_FIELD_NAME_LENGTH = 64
+MAX_FIELD_VALUE_LENGTH = 1000
+LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
+"""An IETF language tag (``de``, ``pt-BR``)."""
+ROUTING_KEYS = ("language", "to", "fields")
 MAX_TIMESTAMP = 1e11
 """Timestamps are seconds; anything from the year 5138 on is milliseconds sent by mistake."""
 EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove")
@@ -168,8 +176,10 @@ def parse_event(data: Any) -> RemoteEvent:
         if not text and not attachments:
             body.fail("text", "is required unless an attachment is given")
         reply_to = body.ident("reply_to")
+        routing = _routing(body)
         return RemoteMessage(
             **common,
+            metadata={"routing": routing} if routing else {},
             message_id=message_id,
             text=text,
             html=body.html("html"),
@@ -219,6 +229,61 @@ def _sender(body: _Object) -> RemoteUser:
         displayname=sender.string("name", max_length=MAX_NAME_LENGTH),
         avatar_url=sender.url("avatar_url"),
     )
+
+
+def _routing(body: _Object) -> dict[str, Any]:
+    """The facts the team inbox routes a new conversation by: ``language`` (lower-cased),
+    ``to`` and ``fields``, a flat object of strings, numbers and booleans."""
+    routing = body.child("routing")
+    if routing is None:
+        return {}
+    for key in routing.data:
+        if key not in ROUTING_KEYS:
+            routing.fail(key, f"is not a routing fact (use {', '.join(ROUTING_KEYS)})")
+    facts: dict[str, Any] = {}
+    language = routing.string("language", max_length=35)
+    if language is not None:
+        if not LANGUAGE.fullmatch(language):
+            routing.fail("language", "must be a language tag like de or pt-BR")
+        facts["language"] = language.lower()
+    to = routing.string("to", max_length=MAX_ADDRESS_LENGTH)
+    if to:
+        facts["to"] = to
+    fields = routing.child("fields")
+    if fields is not None and fields.data:
+        facts["fields"] = _fields(fields)
+    return facts
+
+
+def _fields(fields: _Object) -> dict[str, str | float | bool]:
+    if len(fields.data) > MAX_FIELDS:
+        raise SchemaError(fields.path, f"must have at most {MAX_FIELDS} fields")
+    values: dict[str, str | float | bool] = {}
+    for key, value in fields.data.items():
+        if not _valid_name(key):
+            raise SchemaError(
+                fields.path,
+                f"field names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
+            )
+        if isinstance(value, str):
+            values[key] = fields.string(key, max_length=MAX_FIELD_VALUE_LENGTH) or ""
+        elif isinstance(value, bool):
+            values[key] = value
+        elif isinstance(value, int | float):
+            number = fields.number(key)
+            assert number is not None
+            values[key] = number
+        else:
+            fields.fail(key, "must be a string, a number or true/false")
+    return values
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return 0 < len(name) <= MAX_FIELD_NAME_LENGTH and "\x00" not in name
 
 
 def _attachments(body: _Object) -> tuple[RemoteAttachment, ...]:

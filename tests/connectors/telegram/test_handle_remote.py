@@ -128,8 +128,14 @@ def test_forum_topic_root_is_no_reply() -> None:
     ("text", "metadata"),
     [
         ("/start", {}),
-        ("/start abc-DEF_123", {"portal": {"start_payload": "abc-DEF_123"}}),
-        ("/start " + "a" * 64, {"portal": {"start_payload": "a" * 64}}),
+        (
+            "/start abc-DEF_123",
+            {"portal": {"start_payload": "abc-DEF_123"}, "routing": {"start": "abc-DEF_123"}},
+        ),
+        (
+            "/start " + "a" * 64,
+            {"portal": {"start_payload": "a" * 64}, "routing": {"start": "a" * 64}},
+        ),
         ("/start " + "a" * 65, {}),
         ("/start two words", {}),
         ("/start bad!", {}),
