@@ -114,7 +114,12 @@ async def row(chat: str) -> InboxConversation:
 
 @pytest.fixture
 async def wired(database: Database) -> Wired:
-    config = parse(example(lambda data: data.update(features={"inbox": SECTION})))
+    return await wire(SECTION)
+
+
+async def wire(section: Any) -> Wired:
+    """The inbox of ``section`` set up on the seams, with portals for chats c1 to c4."""
+    config = parse(example(lambda data: data.update(features={"inbox": section})))
     services = FakeServices()
     seams = Seams(config, services)
     opts = INBOX.parse_config(config.features["inbox"], config)
