@@ -210,15 +210,11 @@ class InboxConversation:
     async def over_waiting_limit(cls, team: str, before: int) -> list[InboxConversation]:
         """``team``'s open conversations whose customer waits since ``before`` or earlier and
         whose team was not told of this wait yet."""
-        rows = await cls.db.fetch(
-            f"SELECT {_COLUMNS} FROM inbox_conversation WHERE team=$1 AND status='open' "
-            "AND waiting_since <= $2 "
-            "AND (waiting_announced IS NULL OR waiting_announced <> waiting_since) "
-            f"{_WAITING_ORDER}",
-            team,
-            before,
-        )
-        return [cls._from_row(row) for row in rows]
+        return await cls._select(
+            "team=$1 AND status='open' AND waiting_since <= $2 AND "
+            f"(waiting_announced IS NULL OR waiting_announced <> waiting_since) {_WAITING_ORDER}",
+            team, before,
+        )  # fmt: skip
 
     @classmethod
     async def mark_announced(cls, account: str, chat: str, waiting_since: int) -> bool:
@@ -234,11 +230,15 @@ class InboxConversation:
     @classmethod
     async def idle(cls, team: str, before: int) -> list[InboxConversation]:
         """``team``'s open or pending conversations nothing happened in since ``before``."""
+        return await cls._select(
+            "team=$1 AND status IN ('open', 'pending') AND updated_at <= $2 ORDER BY updated_at",
+            team, before,
+        )  # fmt: skip
+
+    @classmethod
+    async def _select(cls, where: str, *args: Any) -> list[InboxConversation]:
         rows = await cls.db.fetch(
-            f"SELECT {_COLUMNS} FROM inbox_conversation WHERE team=$1 "
-            "AND status IN ('open', 'pending') AND updated_at <= $2 ORDER BY updated_at",
-            team,
-            before,
+            f"SELECT {_COLUMNS} FROM inbox_conversation WHERE {where}", *args
         )
         return [cls._from_row(row) for row in rows]
 
