@@ -11,6 +11,7 @@ from .dead_letter import DeadLetter
 from .ghost import Ghost
 from .inbox import InboxAgent, InboxConversation, InboxTeam
 from .inbox_canned import InboxCanned
+from .inbox_figures import InboxPause, InboxResponse
 from .message import Message
 from .portal import Portal
 from .postgres import BridgePostgres
@@ -29,6 +30,8 @@ ROW_CLASSES = (
     InboxAgent,
     InboxCanned,
     InboxConversation,
+    InboxPause,
+    InboxResponse,
     InboxTeam,
     Message,
     Portal,
@@ -47,7 +50,7 @@ def init(db: Database) -> None:
 
 __all__ = [
     "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
-    "InboxCanned", "InboxConversation", "InboxTeam", "Message", "Portal", "QueueItem", "Reaction",
-    "RemoteDedup", "Spool", "upgrade_table", "init",
+    "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse", "InboxTeam", "Message",
+    "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init",
     "Database", "BridgePostgres",
 ]  # fmt: skip

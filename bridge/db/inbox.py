@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from attrs import define
 from mautrix.util.async_db import Connection, Database, Scheme
 
+from .inbox_figures import InboxPause
 from .keys import digest
 
 Record = Any
@@ -196,6 +197,78 @@ class InboxConversation:
         )
         until = snoozed_until if status == "snoozed" else None
         await cls._update(account, chat, sets, status, until, now)
+        await InboxPause.change(account, chat, status, now)
+
+    @classmethod
+    async def transfer(cls, account: str, chat: str, team: str, now: int) -> str | None:
+        """Move the conversation to ``team``'s queue, unassigned; returns who had it."""
+        before = await cls.get(account, chat)
+        await cls._update(account, chat, "team=$3, assignee=NULL, updated_at=$4", team, now)
+        return None if before is None else before.assignee
+
+    @classmethod
+    async def over_waiting_limit(cls, team: str, before: int) -> list[InboxConversation]:
+        """``team``'s open conversations whose customer waits since ``before`` or earlier and
+        whose team was not told of this wait yet."""
+        return await cls._select(
+            "team=$1 AND status='open' AND waiting_since <= $2 AND "
+            f"(waiting_announced IS NULL OR waiting_announced <> waiting_since) {_WAITING_ORDER}",
+            team, before,
+        )  # fmt: skip
+
+    @classmethod
+    async def mark_announced(cls, account: str, chat: str, waiting_since: int) -> bool:
+        """Note that this wait was told about; False if it was already (or has ended)."""
+        marked = await cls._update(
+            account, chat, "waiting_announced=$3", waiting_since,
+            where=" AND waiting_since=$3 AND (waiting_announced IS NULL "
+            "OR waiting_announced <> $3)",
+            returning="chat_key",
+        )  # fmt: skip
+        return marked is not None
+
+    @classmethod
+    async def idle(cls, team: str, before: int) -> list[InboxConversation]:
+        """``team``'s open or pending conversations nothing happened in since ``before``."""
+        return await cls._select(
+            "team=$1 AND status IN ('open', 'pending') AND updated_at <= $2 ORDER BY updated_at",
+            team, before,
+        )  # fmt: skip
+
+    @classmethod
+    async def _select(cls, where: str, *args: Any) -> list[InboxConversation]:
+        rows = await cls.db.fetch(
+            f"SELECT {_COLUMNS} FROM inbox_conversation WHERE {where}", *args
+        )
+        return [cls._from_row(row) for row in rows]
+
+    @classmethod
+    async def resolve_idle(cls, account: str, chat: str, before: int, now: int) -> bool:
+        """Resolve the conversation if it is still open or pending and idle since ``before``;
+        False if something happened since it was listed."""
+        sets = "status='resolved', snoozed_until=NULL, resolved_at=$4, updated_at=$4"
+        done = await cls._update(
+            account, chat, sets, before, now,
+            where=" AND status IN ('open', 'pending') AND updated_at <= $3",
+            returning="chat_key",
+        )  # fmt: skip
+        if done is None:
+            return False
+        await InboxPause.change(account, chat, "resolved", now)
+        return True
+
+    @classmethod
+    async def counts(cls, team: str) -> tuple[int, int, int | None]:
+        """``team``'s open conversations, how many of them nobody has, and since when the
+        longest waiting customer waits (None: nobody waits)."""
+        row: Record = await cls.db.fetchrow(
+            "SELECT COUNT(*) AS open, "
+            "SUM(CASE WHEN assignee IS NULL THEN 1 ELSE 0 END) AS unassigned, "
+            "MIN(waiting_since) AS oldest "
+            "FROM inbox_conversation WHERE team=$1 AND status='open'",
+            team,
+        )
+        return int(row["open"]), int(row["unassigned"] or 0), row["oldest"]
 
     @classmethod
     async def customer_wrote(cls, account: str, chat: str, now: int) -> None:

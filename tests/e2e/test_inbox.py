@@ -1,6 +1,7 @@
 """The team inbox end to end through a real Synapse: a customer's first message routed to a
 team and assigned (its assignee invited), claims, resolve and reopen, snooze and its end,
-the `queue` and `inbox` answers, and assignments kept across a SIGKILL of the bridge.
+the `queue` and `inbox` answers, assignments kept across a SIGKILL of the bridge, and a
+transfer to another team with its `stats`.
 
 The webhook account invites nobody itself here (``staff: []``): the inbox decides who sees a
 conversation. The tests of this module run in order on one stack."""
@@ -185,4 +186,20 @@ async def test_assignments_survive_a_restart(desk: Desk) -> None:
         "hello again",
         desk.ann,
         "📥 New conversation for team support; assigned to ann",
+    )
+
+
+async def test_transfer_and_stats(desk: Desk) -> None:
+    room = desk.rooms["in-4"]
+    assert await _ask(desk.ann, room, "!bridge transfer billing") == (
+        "➡️ ann transferred this conversation from team support to team billing; "
+        "waiting in the queue."
+    )
+    assert await join_invite_named(desk.cat, "Customer in-4") == room  # billing: whole team
+    dm = await _room_with_bot(desk.stack, desk.cat, is_direct=True)
+    assert (await _ask(desk.cat, dm, "stats billing")).startswith(
+        "Team billing: 2 open, 1 unassigned; the longest wait is "
+    )
+    assert (await _ask(desk.ann, room, "!bridge stats")) == (
+        "Only the members of team billing may see its figures."
     )

@@ -14,6 +14,8 @@ from ...seams import Command, CommandContext
 from .assignment import now_ms
 from .config import parse_duration
 from .desk import Desk
+from .figures import record_resolution
+from .until import parse_until
 
 LIST_LIMIT = 50
 OWN_STATUSES = ("open", "pending", "snoozed")
@@ -38,8 +40,8 @@ class InboxCommands:
             Command("resolve", "", "staff", "mark this conversation resolved", self.resolve),
             Command("reopen", "", "staff", "open this conversation again", self.reopen),
             Command("pending", "", "staff", "wait for the customer", self.pending),
-            Command("snooze", "<duration: 2h, 1d>", "staff", "put this conversation aside",
-                    self.snooze),
+            Command("snooze", "<duration: 2h, 1d> | until [YYYY-MM-DD] HH:MM", "staff",
+                    "put this conversation aside", self.snooze),
             Command("status", "", "staff", "this conversation's team, status and assignee",
                     self.status),
             Command("inbox", "", "staff", "your open conversations", self.inbox),
@@ -50,16 +52,7 @@ class InboxCommands:
         )  # fmt: skip
 
     async def _target(self, ctx: CommandContext) -> InboxConversation | str:
-        """The conversation of the room the command was sent in, or why there is none."""
-        ref = ctx.conversation
-        if ref is None:
-            return "Send this in a conversation's room."
-        row = await InboxConversation.get(ref.account, ref.chat)
-        if row is None:
-            return "This conversation is not in the team inbox."
-        if not self.desk.may_act(ctx.sender, row.team, row.account):
-            return f"Only the members of team {row.team} may do this."
-        return row
+        return await self.desk.target(ctx.conversation, ctx.sender)
 
     async def _who(self, ctx: CommandContext, user: str | None = None) -> str:
         return await self.desk.name(ctx.room_id, user or ctx.sender)
@@ -110,7 +103,10 @@ class InboxCommands:
             return row
         if row.status == status:
             return f"This conversation is {status} already."
-        await InboxConversation.set_status(row.account, row.chat, status, now_ms())
+        now = now_ms()
+        await InboxConversation.set_status(row.account, row.chat, status, now)
+        if status == "resolved":
+            await record_resolution(self.desk.hours(row.team), row, now)
         if status == "open":
             await self.desk.assign_waiting([row.team])
         else:
@@ -132,11 +128,12 @@ class InboxCommands:
         )
 
     async def snooze(self, ctx: CommandContext, args: list[str]) -> str:
-        usage = "Usage: snooze <duration: 30m, 2h, 1d>"
-        if len(args) != 1:
+        usage = "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD] HH:MM"
+        absolute = bool(args) and args[0].lower() == "until"
+        if not absolute and len(args) != 1:
             return usage
         try:
-            seconds = parse_duration(args[0], "snooze")
+            seconds = 0 if absolute else parse_duration(args[0], "snooze")
         except ConfigError:
             return usage
         row = await self._target(ctx)
@@ -144,6 +141,12 @@ class InboxCommands:
             return row
         now = now_ms()
         until = now + seconds * 1000
+        if absolute:
+            zone = self.desk.zone(row.team)
+            at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone)
+            if at is None:
+                return f"{usage} (a time to come, in {zone})"
+            until = int(at.timestamp() * 1000)
         await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
         await self.desk.capacity_freed(row.assignee)
         return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
@@ -171,15 +174,10 @@ class InboxCommands:
     async def queue(self, ctx: CommandContext, args: list[str]) -> str:
         if len(args) > 1:
             return "Usage: queue [team]"
-        team = args[0] if args else await self._default_team(ctx)
+        team = args[0] if args else await self.desk.default_team(ctx.conversation, ctx.sender)
         if team is None or self.desk.team(team) is None:
             return f"Usage: queue [team] (teams: {', '.join(self.desk.config.teams)})"
-        config = self.desk.team(team)
-        if (
-            config is not None
-            and ctx.sender not in config.staff
-            and ctx.services.level(ctx.sender) != "admin"
-        ):
+        if not self.desk.may_see(ctx.sender, team):
             return f"Only the members of team {team} may see its queue."
         rows = await InboxConversation.queue(team)
         if not rows:
@@ -187,15 +185,6 @@ class InboxCommands:
         lines = [f"Queue of team {team} ({len(rows)}, waiting longest first):"]
         lines += [await _line(row) for row in rows[:LIST_LIMIT]]
         return "\n".join(lines)
-
-    async def _default_team(self, ctx: CommandContext) -> str | None:
-        ref = ctx.conversation
-        if ref is not None:
-            row = await InboxConversation.get(ref.account, ref.chat)
-            if row is not None:
-                return row.team
-        teams = self.desk.teams_of(ctx.sender)
-        return teams[0] if teams else None
 
     async def away(self, ctx: CommandContext, args: list[str]) -> str:
         await self.desk.assignment.set_available(ctx.sender, False)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, tzinfo
 
 from ...db import Portal
-from ...seams import Services
+from ...db.inbox import InboxConversation
+from ...seams import ConversationRef, Services
 from .assignment import Assigned, Assignment, now_ms
 from .config import InboxConfig, InvitePolicy, TeamConfig
+from .hours import BusinessHours, parse_business_hours
 
 
 def txn(*parts: object) -> str:
@@ -28,9 +31,24 @@ class Desk:
         self.services = services
         self.config = config
         self.assignment = assignment
+        self._hours: dict[str, BusinessHours | None] = {}
 
     def team(self, name: str) -> TeamConfig | None:
         return self.config.teams.get(name)
+
+    def hours(self, team: str) -> BusinessHours | None:
+        """The team's business hours (checked at start-up); None: always open."""
+        if team not in self._hours:
+            config = self.team(team)
+            raw = None if config is None else config.hours_raw
+            key = f"features.inbox.teams.{team}.hours"
+            self._hours[team] = None if raw is None else parse_business_hours(raw, key)
+        return self._hours[team]
+
+    def zone(self, team: str) -> tzinfo:
+        """The team's timezone: that of its business hours, else UTC."""
+        hours = self.hours(team)
+        return UTC if hours is None else hours.zone
 
     def teams_of(self, user: str) -> list[str]:
         """The teams ``user`` is a member or lead of."""
@@ -42,6 +60,33 @@ class Desk:
         if config is not None and user in config.staff:
             return True
         return self.services.level(user, account) == "admin"
+
+    async def target(self, ref: ConversationRef | None, user: str) -> InboxConversation | str:
+        """The conversation a command sent in ``ref``'s room acts on, or why there is none."""
+        if ref is None:
+            return "Send this in a conversation's room."
+        row = await InboxConversation.get(ref.account, ref.chat)
+        if row is None:
+            return "This conversation is not in the team inbox."
+        if not self.may_act(user, row.team, row.account):
+            return f"Only the members of team {row.team} may do this."
+        return row
+
+    def may_see(self, user: str, team: str) -> bool:
+        """Members and leads see their team's queue and figures; admins every team's."""
+        config = self.team(team)
+        if config is not None and user in config.staff:
+            return True
+        return self.services.level(user) == "admin"
+
+    async def default_team(self, ref: ConversationRef | None, user: str) -> str | None:
+        """The team of the conversation ``ref``, else the first team of ``user``."""
+        if ref is not None:
+            row = await InboxConversation.get(ref.account, ref.chat)
+            if row is not None:
+                return row.team
+        teams = self.teams_of(user)
+        return teams[0] if teams else None
 
     async def name(self, room_id: str, user: str) -> str:
         return await self.services.displayname(room_id, user)

@@ -17,6 +17,7 @@ from ...seams import Inbound, Origin, Outgoing
 from ...types import AccountID
 from .assignment import now_ms
 from .desk import Desk, txn
+from .figures import record_response
 from .routing import RoutingFacts, choose_team
 
 
@@ -140,9 +141,15 @@ class InboxHooks:
         return True
 
     async def on_delivered(self, outgoing: Outgoing) -> None:
+        """A staff reply reached the customer: the wait it ended is recorded (once, should
+        this hook be retried), then nobody waits any more."""
         if outgoing.origin == Origin.STAFF:
             ref = outgoing.conversation
-            await InboxConversation.staff_replied(ref.account, ref.chat, now_ms())
+            now = now_ms()
+            row = await InboxConversation.get(ref.account, ref.chat)
+            if row is not None:
+                await record_response(self.desk.hours(row.team), row, now)
+            await InboxConversation.staff_replied(ref.account, ref.chat, now)
 
 
 def _message_id(inbound: Inbound) -> str:

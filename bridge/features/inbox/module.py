@@ -29,6 +29,7 @@ from .hooks import InboxHooks
 from .hours import BusinessHours, parse_business_hours
 from .jobs import tick
 from .replies import AutoReplies
+from .service_commands import ServiceCommands
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,12 @@ class Inbox:
         prefix = seams.config.sender_prefix_template
         seams.add_outbound_gate(NoteGate(prefix))  # first: a note never reaches another gate
         seams.add_outbound_gate(CannedGate(services, config, prefix))
-        for command in (*InboxCommands(desk).commands(), *canned_commands(config)):
+        commands = (
+            *InboxCommands(desk).commands(),
+            *ServiceCommands(desk).commands(),
+            *canned_commands(config),
+        )
+        for command in commands:
             seams.add_command(command)
         seams.add_job(PeriodicJob("inbox", config.tick, partial(tick, desk), at_start=True))
 

@@ -114,7 +114,12 @@ async def row(chat: str) -> InboxConversation:
 
 @pytest.fixture
 async def wired(database: Database) -> Wired:
-    config = parse(example(lambda data: data.update(features={"inbox": SECTION})))
+    return await wire(SECTION)
+
+
+async def wire(section: Any) -> Wired:
+    """The inbox of ``section`` set up on the seams, with portals for chats c1 to c4."""
+    config = parse(example(lambda data: data.update(features={"inbox": section})))
     services = FakeServices()
     seams = Seams(config, services)
     opts = INBOX.parse_config(config.features["inbox"], config)
@@ -199,7 +204,9 @@ async def test_commands(wired: Wired) -> None:
         "Team sales, open, assigned to sam.\nThe customer waits since "
     )
     assert (await wired.ask(SAM, "unassign", "c3")).startswith("👤 sam put this")
-    assert await wired.ask(SAM, "snooze soon", "c3") == "Usage: snooze <duration: 30m, 2h, 1d>"
+    assert await wired.ask(SAM, "snooze soon", "c3") == (
+        "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD] HH:MM"
+    )
     assert await wired.ask(LEA, "assign @lea:example.com", "c3") == (
         "Only the members of team sales may do this."
     )
