@@ -9,11 +9,12 @@ import pytest
 
 from bridge.connectors.telegram import TelegramConnector
 from bridge.events import RemoteMessage
+from tests.contract.harness import FakeHost
 
 from . import connector_support
 from . import updates as tg
 from .connector_support import ALICE
-from .harness import FakeHost, TelegramHarness
+from .harness import TelegramHarness
 from .remote_support import ADA, GROUP, message, one
 from .simulator import TelegramSimulator
 

@@ -16,8 +16,9 @@ from bridge.connectors.webhook.handle_remote import (
     parse_event,
 )
 from bridge.events import RemoteMessage
+from tests.contract.harness import FakeHost
 
-from .harness import FakeHost, WebhookHarness
+from .harness import WebhookHarness
 
 
 def message(**fields: Any) -> dict[str, Any]:
