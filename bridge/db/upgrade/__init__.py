@@ -12,4 +12,5 @@ from . import (  # noqa: E402,F401
     v05_conversation,
     v06_inbox,
     v07_inbox_canned,
+    v09_inbox_rooms,
 )

@@ -77,11 +77,13 @@ class InboxCommands:
             if not await self.desk.assignment.claim(row.account, row.chat, ctx.sender):
                 holder = await self._who(ctx, row.assignee)
                 return f"{holder} has this conversation; `assign @user` gives it to someone."
+            await self.desk.renamed(row.account, row.chat)
             return f"👤 {await self._who(ctx)} took this conversation."
         user = args[0]
         if team is None or user not in team.staff:
             return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
         await InboxConversation.assign(row.account, row.chat, user, now_ms())
+        await self.desk.renamed(row.account, row.chat)
         await ctx.services.invite(ctx.room_id, user, row.account)
         if row.assignee not in (None, user):
             await self.desk.capacity_freed(row.assignee)
@@ -97,6 +99,7 @@ class InboxCommands:
         had = await self.desk.assignment.unassign(row.account, row.chat)
         if had is None:
             return "Nobody has this conversation."
+        await self.desk.renamed(row.account, row.chat)
         answer = f"👤 {await self._who(ctx)} put this conversation back in the queue."
         await self.desk.assign_waiting([row.team])
         await self.desk.capacity_freed(had)
@@ -111,6 +114,7 @@ class InboxCommands:
         if row.status == status:
             return f"This conversation is {status} already."
         await InboxConversation.set_status(row.account, row.chat, status, now_ms())
+        await self.desk.renamed(row.account, row.chat)
         if status == "open":
             await self.desk.assign_waiting([row.team])
         else:
@@ -145,6 +149,7 @@ class InboxCommands:
         now = now_ms()
         until = now + seconds * 1000
         await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
+        await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(row.assignee)
         return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
 

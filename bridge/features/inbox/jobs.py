@@ -1,6 +1,7 @@
 """The inbox's periodic job: snoozes that are due end (the conversation opens again, its
 room is told), and each team's waiting conversations are assigned (members back under their
-limit, conversations a crash left unassigned)."""
+limit, conversations a crash left unassigned); then each team's queue view is brought up to
+date (and the team's room and space made, the first time)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ async def tick(desk: Desk) -> None:
     now = now_ms()
     for row in await InboxConversation.due_snoozes(now):
         if await _end_snooze(row.account, row.chat, now) and desk.team(row.team) is not None:
+            await desk.renamed(row.account, row.chat)
             await _tell_snooze_ended(desk, row)
     await desk.assign_waiting(desk.config.teams)
+    await desk.rooms.refresh_queues()
 
 
 async def _end_snooze(account: str, chat: str, now: int) -> bool:

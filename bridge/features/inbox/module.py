@@ -29,6 +29,7 @@ from .hooks import InboxHooks
 from .hours import BusinessHours, parse_business_hours
 from .jobs import tick
 from .replies import AutoReplies
+from .rooms import TeamRoomDesk
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class Inbox:
 
     def setup(self, seams: Seams, options: InboxOptions) -> None:
         services, config = seams.services, options.config
-        desk = Desk(services, config, Assignment(config.teams.values()))
+        rooms = TeamRoomDesk(services, config, seams.config.hs_domain)
+        desk = Desk(services, config, Assignment(config.teams.values()), rooms)
+        seams.set_room_namer(rooms.namer)
         hooks = InboxHooks(desk, AutoReplies(services, config, options.hours))
         seams.add_inbound_hook(hooks)
         seams.add_delivered_hook(hooks)
