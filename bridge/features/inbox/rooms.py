@@ -72,7 +72,8 @@ def queue_text(team: str, rows: list[tuple[InboxConversation, Portal | None]], n
     lines = [f"📋 Queue of team {team}: {len(rows)} waiting, longest first"]
     for row, portal in rows[:QUEUE_LINES]:
         name = (portal.name if portal else None) or row.chat
-        since = f"waiting {waited(now - row.waiting_since)}" if row.waiting_since else "answered"
+        waiting = row.waiting_since
+        since = "answered" if waiting is None else f"waiting {waited(now - waiting)}"
         where = f": {link(portal.room_id)}" if portal and portal.room_id else ""
         lines.append(f"• {name} ({row.account}), {since}{where}")
     if len(rows) > QUEUE_LINES:
