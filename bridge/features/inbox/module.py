@@ -1,5 +1,6 @@
 """The team inbox as a feature module: its ``features.inbox`` section checked at start-up, and
-its hooks, gates, commands and periodic job registered with the seams::
+its hooks, gates, commands, periodic job and room namer (the status in the room list)
+registered with the seams::
 
     features:
       inbox:

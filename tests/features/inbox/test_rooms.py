@@ -1,23 +1,37 @@
 """Team rooms, spaces and the status in the room list: the namer's mapping and the texts, then
 the inbox wired on the seams (the recording services of ``test_module``, a real database on
 both backends): the team room and space made once, a new conversation announced and put in
-the space, the queue view posted once and edited when it changes, rooms renamed."""
+the space, the queue view posted once and edited when it changes, rooms renamed; a team room
+named in the config joined."""
 
 from __future__ import annotations
 
+import copy
 from functools import partial
 
 import pytest
+from mautrix.util.async_db import Database
 
 from bridge.db import InboxConversation, Portal
 from bridge.db.inbox import InboxTeam
 from bridge.features.inbox.desk import Desk
 from bridge.features.inbox.jobs import tick
-from bridge.features.inbox.rooms import queue_text, room_name, snippet, waited
+from bridge.features.inbox.rooms import TeamRoomDesk, queue_text, room_name, snippet, waited
 from bridge.seams import ConversationRef
 from bridge.types import RemoteChatID
 from tests.db.support import database, databases
-from tests.features.inbox.test_module import ACC, ANN, SAM, Wired, ref, row, wired
+from tests.features.inbox.test_module import (
+    ACC,
+    ANN,
+    SAM,
+    SECTION,
+    FakeServices,
+    Wired,
+    options,
+    ref,
+    row,
+    wired,
+)
 
 __all__ = ["database", "databases", "wired"]
 
@@ -133,3 +147,16 @@ async def test_namer_and_renames(wired: Wired) -> None:
     assert await namer(c1, "Customer c1") == "✅ Customer c1"
     other = ConversationRef(ACC, RemoteChatID("c9"), None)
     assert await namer(other, "Someone") == "Someone"
+
+
+async def test_a_configured_team_room_is_joined(database: Database) -> None:
+    section = copy.deepcopy(SECTION)
+    section["teams"]["sales"]["room"] = "#sales:example.com"
+    opts = options(section)
+    assert opts is not None
+    services = FakeServices()
+    rooms = TeamRoomDesk(services, opts.config, "example.com")
+    stored = await rooms.rooms("sales")
+    assert stored is not None
+    assert (stored.room_id, stored.space_id) == ("!joined-sales:example.com", "!space-sales:x")
+    assert await rooms.rooms("nobody") is None
