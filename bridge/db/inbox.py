@@ -1,8 +1,9 @@
 """The team inbox's tables: ``inbox_conversation`` (a conversation's team, status and
 assignee), ``inbox_agent`` (a staff member's away/available switch) and ``inbox_team`` (a
-team's round-robin position). Every write touches only the columns it changes. Queries that
-run inside ``transaction()`` share its connection; on PostgreSQL the ``lock=True`` variants
-take row locks, on SQLite the transaction's write lock already holds the whole database."""
+team's round-robin position, its room, space and queue view). Every write touches only the
+columns it changes. Queries that run inside ``transaction()`` share its connection; on
+PostgreSQL the ``lock=True`` variants take row locks, on SQLite the transaction's write lock
+already holds the whole database."""
 
 from __future__ import annotations
 
@@ -350,8 +351,20 @@ class InboxAgent:
 
 
 @define
+class TeamRooms:
+    """A team's room, its space and the queue view notice in its room."""
+
+    team: str
+    room_id: str | None
+    space_id: str | None
+    queue_event_id: str | None
+    queue_text: str | None
+    """What the queue view shows now (it is edited only when this changes)."""
+
+
+@define
 class InboxTeam:
-    """A team's round-robin position: the member assigned last."""
+    """A team's round-robin position: the member assigned last; and its rooms."""
 
     db: ClassVar[Database]
 
@@ -377,3 +390,28 @@ class InboxTeam:
             team,
             mxid,
         )
+
+    @classmethod
+    async def rooms(cls, team: str) -> TeamRooms:
+        row = await cls.db.fetchrow(
+            "SELECT team, room_id, space_id, queue_event_id, queue_text FROM inbox_team "
+            "WHERE team=$1",
+            team,
+        )
+        return TeamRooms(team, None, None, None, None) if row is None else TeamRooms(**dict(row))
+
+    @classmethod
+    async def set_rooms(cls, team: str, room_id: str, space_id: str) -> None:
+        await cls.db.execute(
+            "INSERT INTO inbox_team (team, room_id, space_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT (team) DO UPDATE SET room_id=excluded.room_id, "
+            "space_id=excluded.space_id",
+            team, room_id, space_id,
+        )  # fmt: skip
+
+    @classmethod
+    async def set_queue(cls, team: str, event_id: str, text: str) -> None:
+        await cls.db.execute(
+            "UPDATE inbox_team SET queue_event_id=$2, queue_text=$3 WHERE team=$1",
+            team, event_id, text,
+        )  # fmt: skip

@@ -97,9 +97,11 @@ async def _notice(client: StaffClient, room_id: str, text: str) -> None:
 
 
 async def _new(desk: Desk, chat: str, text: str, client: StaffClient, notice: str) -> str:
-    """A customer's first message; ``client`` gets the invite, joins and sees ``notice``."""
+    """A customer's first message; ``client`` gets the invite to the room named with the
+    conversation's status, joins and sees ``notice``."""
     await _write(desk, chat, text, f"{chat}-1")
-    room_id = await join_invite_named(client, f"Customer {chat}")
+    status = "🟡" if notice.endswith("waiting in the queue") else "🟢"
+    room_id = await join_invite_named(client, f"{status} Customer {chat}")
     await _notice(client, room_id, notice)
     desk.rooms[chat] = room_id
     return room_id

@@ -13,4 +13,5 @@ from . import (  # noqa: E402,F401
     v06_inbox,
     v07_inbox_canned,
     v08_inbox_figures,
+    v09_inbox_rooms,
 )

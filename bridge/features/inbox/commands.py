@@ -70,11 +70,13 @@ class InboxCommands:
             if not await self.desk.assignment.claim(row.account, row.chat, ctx.sender):
                 holder = await self._who(ctx, row.assignee)
                 return f"{holder} has this conversation; `assign @user` gives it to someone."
+            await self.desk.renamed(row.account, row.chat)
             return f"👤 {await self._who(ctx)} took this conversation."
         user = args[0]
         if team is None or user not in team.staff:
             return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
         await InboxConversation.assign(row.account, row.chat, user, now_ms())
+        await self.desk.renamed(row.account, row.chat)
         await ctx.services.invite(ctx.room_id, user, row.account)
         if row.assignee not in (None, user):
             await self.desk.capacity_freed(row.assignee)
@@ -90,6 +92,7 @@ class InboxCommands:
         had = await self.desk.assignment.unassign(row.account, row.chat)
         if had is None:
             return "Nobody has this conversation."
+        await self.desk.renamed(row.account, row.chat)
         answer = f"👤 {await self._who(ctx)} put this conversation back in the queue."
         await self.desk.assign_waiting([row.team])
         await self.desk.capacity_freed(had)
@@ -107,6 +110,7 @@ class InboxCommands:
         await InboxConversation.set_status(row.account, row.chat, status, now)
         if status == "resolved":
             await record_resolution(self.desk.hours(row.team), row, now)
+        await self.desk.renamed(row.account, row.chat)
         if status == "open":
             await self.desk.assign_waiting([row.team])
         else:
@@ -148,6 +152,7 @@ class InboxCommands:
                 return f"{usage} (a time to come, in {zone})"
             until = int(at.timestamp() * 1000)
         await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
+        await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(row.assignee)
         return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, tzinfo
+from typing import TYPE_CHECKING
 
 from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import ConversationRef, Services
+from ...types import AccountID, RemoteChatID
 from .assignment import Assigned, Assignment, now_ms
 from .config import InboxConfig, InvitePolicy, TeamConfig
 from .hours import BusinessHours, parse_business_hours
+
+if TYPE_CHECKING:
+    from .rooms import TeamRoomDesk
 
 
 def txn(*parts: object) -> str:
@@ -27,11 +32,18 @@ def txn(*parts: object) -> str:
 
 
 class Desk:
-    def __init__(self, services: Services, config: InboxConfig, assignment: Assignment) -> None:
+    def __init__(
+        self,
+        services: Services,
+        config: InboxConfig,
+        assignment: Assignment,
+        rooms: TeamRoomDesk,
+    ) -> None:
         self.services = services
         self.config = config
         self.assignment = assignment
         self._hours: dict[str, BusinessHours | None] = {}
+        self.rooms = rooms
 
     def team(self, name: str) -> TeamConfig | None:
         return self.config.teams.get(name)
@@ -106,16 +118,22 @@ class Desk:
         self, teams: Iterable[str], quiet: tuple[str, str] | None = None
     ) -> list[Assigned]:
         """Give each team's waiting conversations to its members (per its mode), inviting
-        each assignee and telling each room, except the room of ``quiet`` (account, chat),
-        whose caller tells it itself."""
+        each assignee and telling each room (its name too), except the room of ``quiet``
+        (account, chat), whose caller tells it itself."""
         assigned: list[Assigned] = []
         for team in dict.fromkeys(teams):
             if team in self.assignment.teams:
                 assigned += await self.assignment.assign_next(team)
         for account, chat, mxid in assigned:
             if (account, chat) != quiet:
+                await self.renamed(account, chat)
                 await self.announce(account, chat, mxid, "👤 Assigned to {name}")
         return assigned
+
+    async def renamed(self, account: str, chat: str) -> None:
+        """The conversation's status or assignee changed: its room's name shows it."""
+        ref = ConversationRef(AccountID(account), RemoteChatID(chat), None)
+        await self.services.rename(ref)
 
     async def capacity_freed(self, user: str | None) -> None:
         """``user`` may take more conversations: assign what waits in their teams."""

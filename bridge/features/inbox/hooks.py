@@ -84,11 +84,13 @@ class InboxHooks:
 
     async def _new(self, inbound: Inbound, room_id: str, team: str, *, created: bool) -> None:
         """A new conversation (or its first message again, retried): stored with its team and
-        its customer waiting, assigned per the team's mode, its people invited, announced."""
+        its customer waiting, assigned per the team's mode, its people invited, announced (in its
+        room and the team room)."""
         ref = inbound.conversation
         if created:
             await InboxConversation.create(ref.account, ref.chat, team, now_ms())
         await self.desk.assign_waiting([team], quiet=(ref.account, ref.chat))
+        await self.desk.renamed(ref.account, ref.chat)
         row = await InboxConversation.get(ref.account, ref.chat)
         config = self.desk.team(team)
         if row is None or config is None:
@@ -104,6 +106,7 @@ class InboxHooks:
             f"📥 New conversation for team {team}; {where}",
             txn=txn("new", ref.account, ref.chat, _message_id(inbound)),
         )
+        await self.desk.rooms.new_conversation(team, inbound)
 
     async def _again(self, inbound: Inbound, room_id: str, row: InboxConversation) -> bool:
         """A customer message in a known conversation; True when it reopened it."""
@@ -112,6 +115,7 @@ class InboxHooks:
         if row.status == "pending":
             await InboxConversation.set_status(ref.account, ref.chat, "open", now)
             await InboxConversation.customer_wrote(ref.account, ref.chat, now)
+            await self.desk.renamed(ref.account, ref.chat)
             await self.desk.services.notice(
                 room_id,
                 "📥 The customer answered; the conversation is open again",
@@ -126,6 +130,7 @@ class InboxHooks:
             await self.desk.assign_waiting([row.team], quiet=(ref.account, ref.chat))
             after = await InboxConversation.get(ref.account, ref.chat)
             assignee = after.assignee if after else None
+        await self.desk.renamed(ref.account, ref.chat)
         if assignee is not None:
             await self.desk.services.invite(room_id, assignee, ref.account)
         where = (

@@ -2,7 +2,8 @@
 room is told), each team's waiting conversations are assigned (members back under their
 limit, conversations a crash left unassigned), a customer waiting longer than the team's
 ``waiting_limit`` is announced once per wait, and conversations idle for the team's
-``resolve_idle`` are resolved."""
+``resolve_idle`` are resolved; then each team's queue view is brought up to date (and the
+team's room and space made, the first time)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ async def tick(desk: Desk) -> None:
     now = now_ms()
     for row in await InboxConversation.due_snoozes(now):
         if await _end_snooze(row.account, row.chat, now) and desk.team(row.team) is not None:
+            await desk.renamed(row.account, row.chat)
             text = "⏰ Snooze ended; the conversation is open again"
             await _tell(desk, row, text, "snooze-ended", row.snoozed_until)
     await desk.assign_waiting(desk.config.teams)
     await timers(desk, now)
+    await desk.rooms.refresh_queues()
 
 
 async def timers(desk: Desk, now: int) -> None:
@@ -49,6 +52,7 @@ async def _resolve_idle(desk: Desk, row: InboxConversation, now: int, idle: int)
     if not await InboxConversation.resolve_idle(row.account, row.chat, now - idle * 1000, now):
         return
     await record_resolution(desk.hours(row.team), row, now)
+    await desk.renamed(row.account, row.chat)
     await desk.capacity_freed(row.assignee)
     text = f"✅ Resolved after {show_seconds(idle)} without activity"
     await _tell(desk, row, text, "resolved-idle", row.updated_at)

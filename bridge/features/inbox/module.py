@@ -1,5 +1,6 @@
 """The team inbox as a feature module: its ``features.inbox`` section checked at start-up, and
-its hooks, gates, commands and periodic job registered with the seams::
+its hooks, gates, commands, periodic job and room namer (the status in the room list)
+registered with the seams::
 
     features:
       inbox:
@@ -29,6 +30,7 @@ from .hooks import InboxHooks
 from .hours import BusinessHours, parse_business_hours
 from .jobs import tick
 from .replies import AutoReplies
+from .rooms import TeamRoomDesk
 from .service_commands import ServiceCommands
 
 
@@ -56,7 +58,9 @@ class Inbox:
 
     def setup(self, seams: Seams, options: InboxOptions) -> None:
         services, config = seams.services, options.config
-        desk = Desk(services, config, Assignment(config.teams.values()))
+        rooms = TeamRoomDesk(services, config, seams.config.hs_domain)
+        desk = Desk(services, config, Assignment(config.teams.values()), rooms)
+        seams.set_room_namer(rooms.namer)
         hooks = InboxHooks(desk, AutoReplies(services, config, options.hours))
         seams.add_inbound_hook(hooks)
         seams.add_delivered_hook(hooks)

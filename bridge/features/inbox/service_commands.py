@@ -75,6 +75,8 @@ class ServiceCommands:
         after = await InboxConversation.get(row.account, row.chat)
         assignee = after.assignee if after else None
         await self.desk.invite(ctx.room_id, row.account, config, assignee)
+        await self.desk.rooms.transferred(team, ctx.room_id)
+        await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(had)
         actor = await self.desk.name(ctx.room_id, ctx.sender)
         if assignee:

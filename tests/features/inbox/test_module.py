@@ -70,6 +70,30 @@ class FakeServices:
     def texts(self, room_id: str) -> list[str]:
         return [text for room, text in self.notices.values() if room == room_id]
 
+    # The team rooms' services (tests/features/inbox/test_rooms.py checks what they get).
+    renamed: list[str] = field(default_factory=list)
+    state: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    edits: list[tuple[str, str, str]] = field(default_factory=list)
+
+    async def bot_room(
+        self, key: str, name: str, topic: str, invite: list[str], *, space: bool = False
+    ) -> str:
+        return f"!{key}:x"
+
+    async def join_room(self, alias_or_id: str) -> str:
+        return f"!joined-{alias_or_id.lstrip('#!')}"
+
+    async def set_state(
+        self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> None:
+        self.state[(room_id, event_type, state_key)] = content
+
+    async def edit_notice(self, room_id: str, event_id: str, text: str, *, txn: str) -> None:
+        self.edits.append((room_id, event_id, text))
+
+    async def rename(self, conversation: ConversationRef) -> None:
+        self.renamed.append(conversation.chat)
+
 
 @dataclass
 class Ctx:
