@@ -75,7 +75,7 @@ class OutboundHandler:
                 return
             if isinstance(gated, Refuse):
                 await self.notices.failure(
-                    answer_room, answer_to, gated.reason, txn=txn_id("refused", str(item.id))
+                    answer_room, answer_to, gated.reason, txn=txn_id("refused", _key(item))
                 )
                 return
             result = await deliver(
@@ -116,7 +116,7 @@ class OutboundHandler:
             return await connector.send_template(chat, tpl, list(template["params"]))
         msg = MatrixMessage(
             portal=PortalKey(AccountID(portal.account), chat),
-            event_id=f"outbound:{item.id}",
+            event_id=f"outbound:{_key(item)}",
             sender=self.config.bot_mxid,
             sender_name=self.config.bot_displayname,
             msgtype="m.text",
@@ -139,7 +139,7 @@ class OutboundHandler:
             text = f"📨 Template {template['name']} sent by {name}:\n{sent['text']}"
         else:
             text = f"🤖 Automatic message ({payload.get('reason') or by}):\n{sent['text']}"
-        event_id = await self.notices.send(room_id, text, txn=txn_id("outbound", str(item.id)))
+        event_id = await self.notices.send(room_id, text, txn=txn_id("outbound", _key(item)))
         message_id = str(sent.get("message_id") or "")
         if event_id is not None and message_id:
             stamp = sent.get("timestamp")
@@ -160,5 +160,13 @@ class OutboundHandler:
                 answer = f"Sent; the conversation is in {room_id}."
             await self.notices.send(
                 origin["room_id"], answer, reply_to=origin.get("event_id"),
-                txn=txn_id("outbound-answer", str(item.id)),
+                txn=txn_id("outbound-answer", _key(item)),
             )  # fmt: skip
+
+
+def _key(item: QueueItem) -> str:
+    """What names this message for good: its transaction ids and the id the connector sees
+    (a webhook's ``Idempotency-Key``, a mail's Message-ID) come from it. The queue id alone
+    would not do: SQLite gives the id of a deleted row to the next one."""
+    key = item.payload.get("key")
+    return key if isinstance(key, str) and key else f"{item.id}.{item.created_at}"

@@ -11,10 +11,11 @@ import pytest
 from bridge.config import parse
 from bridge.connector import Capabilities, PermanentDeliveryError
 from bridge.core.outbound import OutboundHandler
+from bridge.core.services import Services
 from bridge.db import Message, Portal, QueueItem
 from bridge.events import MatrixMessage, SentMessage
-from bridge.seams import PASS, Outgoing, Refuse, Seams, Verdict
-from bridge.types import MessageID
+from bridge.seams import PASS, ConversationRef, Outgoing, Refuse, Seams, Verdict
+from bridge.types import AccountID, MessageID, RemoteChatID
 from tests.test_config import example
 
 ROOM = "!portal:example.com"
@@ -124,3 +125,25 @@ async def test_a_permanent_refusal_is_shown_and_not_retried(
     await handler.handle(item)
     assert notices.failures == ["the window is closed"] and notices.posted == {}
     assert "sent" not in (await QueueItem.get(item.id) or item).payload
+
+
+async def test_each_message_has_a_name_of_its_own(
+    parts: tuple[OutboundHandler, _Connector, _Notices],
+) -> None:
+    """The connector's id of a message (a webhook's Idempotency-Key, a mail's Message-ID)
+    never repeats, although SQLite gives the id of a deleted queue row to the next one."""
+    handler, connector, _ = parts
+
+    class _Dispatcher:
+        def submit(self, item: QueueItem) -> None:
+            self.item = item
+
+    dispatcher = _Dispatcher()
+    services = Services(parse(example()), {"acc": connector}, None, None, None, None, dispatcher)  # type: ignore[arg-type,dict-item]
+    ref = ConversationRef(AccountID("acc"), RemoteChatID("chat"), ROOM)
+    for text in ("first", "second"):
+        assert await services.send_text(ref, text, reason="welcome")
+        await handler.handle(dispatcher.item)
+        await dispatcher.item.delete()
+    first, second = connector.sent
+    assert first.event_id != second.event_id

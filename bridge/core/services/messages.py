@@ -4,6 +4,7 @@ it), so it is ordered after what was queued before it and goes out exactly once.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,13 +78,20 @@ class MessageServices(ServiceBase):
     async def _enqueue(
         self, conversation: ConversationRef, payload: dict[str, Any], dedup: str | None
     ) -> bool:
-        payload = {"account": conversation.account, "chat": conversation.chat, **payload}
-        key = conversation_key(conversation.account, conversation.chat)
+        # A name of its own for good (the queue id of a deleted row is given again on SQLite).
+        key = secrets.token_hex(16)
+        payload = {
+            "account": conversation.account,
+            "chat": conversation.chat,
+            "key": key,
+            **payload,
+        }
+        queue = conversation_key(conversation.account, conversation.chat)
         if dedup is None:
-            item: QueueItem | None = await QueueItem.enqueue(key, "outbound", payload)
+            item: QueueItem | None = await QueueItem.enqueue(queue, "outbound", payload)
         else:
             item = await QueueItem.record_remote(
-                conversation.account, f"outbound:{dedup}", key, payload, kind="outbound"
+                conversation.account, f"outbound:{dedup}", queue, payload, kind="outbound"
             )
         if item is None:
             return False
