@@ -197,7 +197,7 @@ async def test_transfer_and_stats(desk: Desk) -> None:
         "➡️ ann transferred this conversation from team support to team billing; "
         "waiting in the queue."
     )
-    assert await join_invite_named(desk.cat, "Customer in-4") == room  # billing: whole team
+    assert await join_invite_named(desk.cat, "🟡 Customer in-4") == room  # billing: whole team
     dm = await _room_with_bot(desk.stack, desk.cat, is_direct=True)
     assert (await _ask(desk.cat, dm, "stats billing")).startswith(
         "Team billing: 2 open, 1 unassigned; the longest wait is "

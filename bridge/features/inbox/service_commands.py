@@ -74,9 +74,10 @@ class ServiceCommands:
         await self.desk.assign_waiting([team], quiet=(row.account, row.chat))
         after = await InboxConversation.get(row.account, row.chat)
         assignee = after.assignee if after else None
+        # Renamed first: whoever is invited sees the room under its new status.
+        await self.desk.renamed(row.account, row.chat)
         await self.desk.invite(ctx.room_id, row.account, config, assignee)
         await self.desk.rooms.transferred(team, ctx.room_id)
-        await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(had)
         actor = await self.desk.name(ctx.room_id, ctx.sender)
         if assignee:
