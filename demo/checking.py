@@ -22,7 +22,7 @@ from nio import (
 )
 
 STEP_TIMEOUT = 90.0
-TOTAL_TIMEOUT = 300.0
+TOTAL_TIMEOUT = 400.0
 
 
 class CheckFailed(Exception):
@@ -119,7 +119,7 @@ class Staff:
                     return dict(event.source)
             return None
 
-        found: dict[str, Any] = await wait("the customer's message in the portal room", message)
+        found: dict[str, Any] = await wait(f"{text!r} in the portal room", message)
         return found
 
     async def read_by(self, room_id: str, event_id: str, user: str) -> bool:

@@ -23,6 +23,7 @@ from common import (
     telegram_url,
     whatsapp_url,
 )
+from email_customer import SALES_ADDRESS
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -37,7 +38,6 @@ WELCOME = "Hello! Thank you for writing; someone of our team answers you here so
 SALES_AWAY = "Our sales team is out of the office just now; we answer on the next working day."
 CANNED_THANKS = "Thank you, {customer}! {agent} of team {team} is glad to help."
 SALES_KEYWORDS = ["price", "prices", "quote", "offer"]
-SALES_ADDRESS = "sales@demo.test"
 INBOX_COMMENT = (
     'The demo\'s team inbox (README "Team inbox"; example-config.yaml documents each key):\n'
     "the webhook and email accounts' conversations go to support, or to sales by keyword or\n"
