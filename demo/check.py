@@ -20,24 +20,26 @@ webhook customer once more after the bridge alone was killed, which the demo res
    customer's Message-ID;
 6. WhatsApp only: the phone's ``delivered`` and ``read`` statuses come back as read receipts
    on the answer, of the bridge bot and of the customer's ghost.
+
+Then the team inbox (``demo/check_inbox.py``): routing by keyword and by address, the welcome
+and away replies, a canned reply, an internal note and ``resolve``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
+from check_inbox import check_inbox, check_inbox_email, email_gives_address
+from checking import TOTAL_TIMEOUT, CheckFailed, Staff, Steps, get_json, run_cli, wait
 from common import (
     DATA,
     SERVER_NAME,
@@ -49,152 +51,8 @@ from common import (
     whatsapp_url,
 )
 from email_customer import mail_url
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    JoinResponse,
-    LoginResponse,
-    RoomMessagesResponse,
-    RoomSendResponse,
-    SyncResponse,
-)
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, SyncResponse
 from ruamel.yaml import YAML
-
-STEP_TIMEOUT = 90.0
-TOTAL_TIMEOUT = 300.0
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Steps:
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.step_started = self.started
-
-    def begin(self, text: str) -> None:
-        self.step_started = time.monotonic()
-        print(f"  - {text} ...", end="", flush=True)
-
-    def ok(self, detail: str = "") -> None:
-        took = time.monotonic() - self.step_started
-        print(f" ok ({took:.1f} s){': ' + detail if detail else ''}", flush=True)
-
-
-async def _wait(what: str, probe: Any, timeout: float = STEP_TIMEOUT) -> Any:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise CheckFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.3)
-
-
-def _body(event: dict[str, Any]) -> str:
-    content = event.get("content") or {}
-    body = content.get("body")
-    return body if isinstance(body, str) else ""
-
-
-async def _run_cli(script: str, *args: str) -> str:
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, str(Path(__file__).with_name(script)), *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise CheckFailed(f"{script} {args[0]} failed: {result.stdout}{result.stderr}".strip())
-    return result.stdout.strip()
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
-class Staff:
-    """The staff user's Matrix session: invites, joins, reading and answering."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self.known_rooms: set[str] = set()
-
-    async def wait_for_invite(self, marker: str) -> str:
-        """The new room the bridge invites the staff user to whose state names ``marker``
-        (the portal's topic and alias name the remote chat; other invites are not ours)."""
-
-        async def invite() -> str | None:
-            resp = await self.client.sync(timeout=3000)
-            if not isinstance(resp, SyncResponse):
-                return None
-            for room_id, info in resp.rooms.invite.items():
-                state = json.dumps([getattr(e, "source", None) for e in info.invite_state])
-                if room_id not in self.known_rooms and marker in state:
-                    return room_id
-            return None
-
-        room_id: str = await _wait("an invite to the portal room", invite)
-        self.known_rooms.add(room_id)
-        return room_id
-
-    async def join(self, room_id: str) -> None:
-        joined = await self.client.join(room_id)
-        if not isinstance(joined, JoinResponse):
-            raise CheckFailed(f"join failed: {joined}")
-
-    async def wait_for_message(
-        self, room_id: str, text: str, *, contains: bool = False
-    ) -> dict[str, Any]:
-        async def message() -> dict[str, Any] | None:
-            resp = await self.client.room_messages(room_id, limit=50)
-            if not isinstance(resp, RoomMessagesResponse):
-                return None
-            for event in resp.chunk:
-                body = _body(event.source)
-                if body == text or (contains and text in body):
-                    return dict(event.source)
-            return None
-
-        found: dict[str, Any] = await _wait("the customer's message in the portal room", message)
-        return found
-
-    async def read_by(self, room_id: str, event_id: str, user: str) -> bool:
-        """Whether ``user`` has a read receipt on ``event_id``, from a fresh sync of the room.
-        The filter is new each time: Synapse answers a repeated identical initial sync from its
-        response cache."""
-        room_filter = json.dumps({
-            "room": {"rooms": [room_id], "timeline": {"limit": 1}},
-            "account_data": {"types": [f"nonce.{time.monotonic_ns()}"]},
-        })  # fmt: skip
-        query = urllib.parse.urlencode({"filter": room_filter})
-        url = f"{self.client.homeserver}/_matrix/client/v3/sync?{query}"
-        request = urllib.request.Request(
-            url, headers={"Authorization": f"Bearer {self.client.access_token}"}
-        )
-
-        def fetch() -> Any:
-            with urllib.request.urlopen(request, timeout=30) as r:
-                return json.loads(r.read())
-
-        data = await asyncio.to_thread(fetch)
-        joined = data.get("rooms", {}).get("join", {}).get(room_id, {})
-        for event in joined.get("ephemeral", {}).get("events", []):
-            if event.get("type") == "m.receipt":
-                readers = event["content"].get(event_id, {}).get("m.read", {})
-                if user in readers:
-                    return True
-        return False
-
-    async def answer(self, room_id: str, text: str) -> str:
-        sent = await self.client.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": text}
-        )
-        if not isinstance(sent, RoomSendResponse):
-            raise CheckFailed(f"sending the answer failed: {sent}")
-        return str(sent.event_id)
 
 
 async def check_webhook(
@@ -209,7 +67,7 @@ async def check_webhook(
     reply_text = f"Thanks, we are on it{again} ({nonce})"
 
     steps.begin(f"webhook: customer CLI sends {customer_text!r} in chat {chat!r}")
-    out = await _run_cli(
+    out = await run_cli(
         "customer.py", "send", customer_text, "--chat", chat, "--name", "Check Customer"
     )
     steps.ok(out)
@@ -236,12 +94,12 @@ async def check_webhook(
     url = f"{customer_url(state)}/api/messages?chat={chat}"
 
     async def delivered() -> dict[str, Any] | None:
-        for msg in await asyncio.to_thread(_get_json, url):
+        for msg in await asyncio.to_thread(get_json, url):
             if msg.get("direction") == "staff" and reply_text in str(msg.get("text")):
                 return dict(msg)
         return None
 
-    got = await _wait("the answer at the customer app", delivered)
+    got = await wait("the answer at the customer app", delivered)
     steps.ok(repr(got.get("text")))
     return chat, room_id
 
@@ -264,7 +122,7 @@ async def restart_bridge(state: dict[str, Any], steps: Steps) -> None:
             return None
         return new_pid
 
-    steps.ok(f"running again as pid {await _wait('the bridge to run again', restarted)}")
+    steps.ok(f"running again as pid {await wait('the bridge to run again', restarted)}")
 
 
 def _status(url: str) -> int | None:
@@ -285,7 +143,7 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     expected = f"Demo Staff: {reply_text}"
 
     steps.begin(f"telegram: customer CLI sends {customer_text!r} as user {user_id}")
-    out = await _run_cli(
+    out = await run_cli(
         "telegram_customer.py", "send", customer_text, "--user-id", user_id,
         "--name", "Check Telegram",
     )  # fmt: skip
@@ -310,7 +168,7 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     url = f"{telegram_url(state)}/api/messages?chat={user_id}"
 
     async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(_get_json, url)
+        answer = await asyncio.to_thread(get_json, url)
         for msg in answer["messages"]:
             if msg.get("direction") != "staff":
                 continue
@@ -321,7 +179,7 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
             return dict(msg)
         return None
 
-    got = await _wait("the answer at the Telegram simulator", delivered)
+    got = await wait("the answer at the Telegram simulator", delivered)
     steps.ok(f"sendMessage {got.get('text')!r}")
 
 
@@ -333,7 +191,7 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     expected = f"Demo Staff: {reply_text}"
 
     steps.begin(f"whatsapp: customer CLI sends {customer_text!r} from +{number}")
-    out = await _run_cli(
+    out = await run_cli(
         "whatsapp_customer.py", "send", customer_text, "--number", f"+{number}",
         "--name", "Check WhatsApp",
     )  # fmt: skip
@@ -360,7 +218,7 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     url = f"{whatsapp_url(state)}/api/messages?number={number}"
 
     async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(_get_json, url)
+        answer = await asyncio.to_thread(get_json, url)
         for msg in answer["messages"]:
             if msg.get("direction") != "business":
                 continue
@@ -371,16 +229,16 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
             return dict(msg)
         return None
 
-    got = await _wait("the answer at the WhatsApp simulator", delivered)
+    got = await wait("the answer at the WhatsApp simulator", delivered)
     steps.ok(f"text {got.get('text')!r}")
 
     bot = f"@{YAML().load((DATA / 'config.yaml').read_text())['bot']['username']}:{SERVER_NAME}"
     steps.begin("whatsapp: the phone's statuses come back: delivered as the bot's read receipt")
-    await _wait("the bot's read receipt", lambda: staff.read_by(room_id, event_id, bot))
+    await wait("the bot's read receipt", lambda: staff.read_by(room_id, event_id, bot))
     steps.ok(bot)
 
     steps.begin("whatsapp: ... and read as the customer's read receipt")
-    await _wait("the customer's read receipt", lambda: staff.read_by(room_id, event_id, ghost))
+    await wait("the customer's read receipt", lambda: staff.read_by(room_id, event_id, ghost))
     steps.ok(ghost)
 
 
@@ -393,7 +251,7 @@ async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: 
     reply_text = f"Thanks for your mail, we are on it ({nonce})"
 
     steps.begin(f"email: customer CLI mails {customer_text!r} as {address}")
-    out = await _run_cli(
+    out = await run_cli(
         "email_customer.py", "send", customer_text, "--subject", subject,
         "--name", name, "--address", address,
     )  # fmt: skip
@@ -422,7 +280,7 @@ async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: 
     want_subject = f"Re: {subject}"
 
     async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(_get_json, url)
+        answer = await asyncio.to_thread(get_json, url)
         for msg in answer["messages"]:
             if msg.get("direction") != "company":
                 continue
@@ -437,7 +295,7 @@ async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: 
             return dict(msg)
         return None
 
-    got = await _wait("the answer at the demo's SMTP server", delivered)
+    got = await wait("the answer at the demo's SMTP server", delivered)
     steps.ok(f"{got.get('subject')!r}, In-Reply-To {got.get('in_reply_to')}")
 
 
@@ -474,6 +332,14 @@ async def run(state: dict[str, Any]) -> None:
             await check_email(state, staff, steps, nonce)
         else:
             print("  - email: skipped (Dovecot is not installed)", flush=True)
+        await check_inbox(state, staff, steps, nonce)
+        if not state.get("email_enabled"):
+            print("  - inbox: routing by address skipped (no email)", flush=True)
+        elif not email_gives_address():
+            print("  - inbox: routing by address skipped (the email connector does not give"
+                  " the address written to yet)", flush=True)  # fmt: skip
+        else:
+            await check_inbox_email(state, staff, steps, nonce)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")
     finally:
         try:

@@ -1,7 +1,8 @@
 """The config files the demo writes on every start (``demo/setup.py prepare``): Synapse's
 ``homeserver.yaml`` (a throwaway homeserver: SQLite, loopback, no federation, relaxed rate
 limits) and the bridge's ``config.yaml``, made from ``example-config.yaml`` with its comments,
-with the demo's webhook, Telegram, WhatsApp and (unless switched off) email accounts.
+with the demo's webhook, Telegram, WhatsApp and (unless switched off) email accounts, and the
+team inbox (``features.inbox``) for the webhook and email accounts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from common import (
     telegram_url,
     whatsapp_url,
 )
+from email_customer import SALES_ADDRESS
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -32,6 +34,15 @@ from tests.infra.synapse import (
     loopback_listener,
 )
 
+WELCOME = "Hello! Thank you for writing; someone of our team answers you here soon."
+SALES_AWAY = "Our sales team is out of the office just now; we answer on the next working day."
+CANNED_THANKS = "Thank you, {customer}! {agent} of team {team} is glad to help."
+SALES_KEYWORDS = ["price", "prices", "quote", "offer"]
+INBOX_COMMENT = (
+    'The demo\'s team inbox (README "Team inbox"; example-config.yaml documents each key):\n'
+    "the webhook and email accounts' conversations go to support, or to sales by keyword or\n"
+    "by the address written to; sales is never open, so its away reply always goes out."
+)
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
@@ -107,7 +118,7 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
         _set_email_channel(channels[state["email_account"]], state)
     channel = channels[state["account"]]
     channel["type"] = "webhook"
-    _set_staff(channel, state["staff_user"])
+    _set_staff(channel, [])  # the inbox invites
     channel["secret"] = state["webhook_secret"]
     channel["outbound_url"] = customer_url(state) + "/inbox"
     channel["delivery_deadline"] = 600
@@ -115,6 +126,7 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
     # The customer app runs on this machine: let attachment URLs point at it (loopback is
     # refused unless listed).
     channel["fetch_allow_hosts"] = ["127.0.0.1"]
+    _set_inbox(data, state)
 
     after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
     with open(BRIDGE_CONFIG, "w") as f:
@@ -129,17 +141,57 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
     return fresh or tokens_missing or before != after or not REGISTRATION.exists()
 
 
-def _set_staff(channel: CommentedMap, user: str) -> None:
-    """``staff: [user]``, editing the list in place so the comment after it stays."""
+def _set_staff(channel: CommentedMap, users: list[str]) -> None:
+    """``staff: users``, editing the list in place so the comment after it stays."""
     staff = channel.get("staff")
     if not isinstance(staff, list):
-        channel["staff"] = [user]
+        channel["staff"] = users
         return
-    del staff[1:]
-    if staff:
-        staff[0] = user
-    else:
-        staff.append(user)
+    staff[:] = users
+
+
+def _set_inbox(data: CommentedMap, state: dict[str, Any]) -> None:
+    """The team inbox of the webhook and email accounts (Telegram and WhatsApp keep their
+    ``staff``): teams ``support`` and ``sales`` with the staff user, routing by keyword (to
+    sales) and by the address written to (``sales@demo.test``), and sales welcoming the
+    customer and never open, so that its away reply always goes out."""
+
+    def team(**settings: Any) -> dict[str, Any]:
+        return {
+            "members": [state["staff_user"]],
+            "assignment": "round_robin",
+            **settings,
+            "canned": {"thanks": CANNED_THANKS},
+        }
+
+    accounts = {state["account"]: "support"}
+    if state["email_enabled"]:
+        accounts[state["email_account"]] = "support"
+    inbox = {
+        "teams": {
+            # No welcome: bridge-initiated messages to the webhook customer app may repeat an
+            # earlier one's Idempotency-Key (queue ids are reused on SQLite), which the app
+            # drops as a repeat; with one team's replies the demo check stays reliable.
+            "support": team(),
+            # Never open (no weekly hours): its away reply always goes out.
+            "sales": team(
+                hours={"timezone": "UTC", "weekly": {}},
+                replies={"welcome": WELCOME, "away": SALES_AWAY},
+            ),
+        },
+        "accounts": accounts,
+        "routing": [
+            {"team": "sales", "keywords": list(SALES_KEYWORDS)},
+            {"team": "sales", "to": [SALES_ADDRESS]},
+        ],
+        "tick": "5s",
+    }
+    features = data.get("features")
+    if not isinstance(features, dict):
+        data["features"] = features = CommentedMap()  # the example's are all commented out
+    if "inbox" not in features:
+        features.yaml_set_comment_before_after_key("inbox", before=INBOX_COMMENT, indent=4)
+    features["inbox"] = inbox
 
 
 def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
@@ -163,7 +215,7 @@ def _demo_channels(state: dict[str, Any]) -> CommentedMap:
 def _set_telegram_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     """The demo's Telegram account: a bot on the local simulator, polled for updates."""
     channel["type"] = "telegram"
-    _set_staff(channel, state["staff_user"])
+    _set_staff(channel, [state["staff_user"]])
     channel["token"] = state["telegram_token"]
     channel["mode"] = "polling"
     channel["api_url"] = telegram_url(state)
@@ -182,7 +234,7 @@ def _set_whatsapp_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     """The demo's WhatsApp account: a business number on the local Cloud API simulator, which
     plays Meta both ways (the Graph API for sending, signed webhooks for receiving)."""
     channel["type"] = "whatsapp"
-    _set_staff(channel, state["staff_user"])
+    _set_staff(channel, [state["staff_user"]])
     channel["phone_number_id"] = state["whatsapp_phone_number_id"]
     channel["business_account_id"] = state["whatsapp_waba_id"]
     channel["access_token"] = state["whatsapp_access_token"]
@@ -201,7 +253,7 @@ def _set_email_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     """The demo's email account: the support mailbox on the demo's Dovecot (IMAP, STARTTLS
     with its self-signed certificate) and the demo's SMTP server, which keeps what it gets."""
     channel["type"] = "email"
-    _set_staff(channel, state["staff_user"])
+    _set_staff(channel, [])  # the inbox invites
     for key, port, security in (("imap", "imap_port", "starttls"), ("smtp", "smtp_port", "none")):
         server = channel.get(key)
         if not isinstance(server, dict):

@@ -41,6 +41,9 @@ DOVECOT_DIR = DATA / "email" / "dovecot"
 DOVECOT_PID = DATA / "email-dovecot.pid"
 MAILBOX_USER = "support"
 COMPANY_ADDRESS = "support@demo.test"
+SALES_ADDRESS = "sales@demo.test"
+COMPANY_ADDRESSES = (COMPANY_ADDRESS, SALES_ADDRESS)
+"""The company's addresses, all delivered to the support mailbox."""
 COMPANY_NAME = "Demo Company Support"
 DEFAULT_NAME = "Erika Mustermann"
 DEFAULT_ADDRESS = "erika@customer.test"
@@ -82,11 +85,14 @@ class DemoMail(CustomerPage):
 
     # ------------------------------------------------------------------ both ways
 
-    def customer_mail(self, name: str, address: str, subject: str, text: str) -> dict[str, Any]:
-        """Put a customer's mail into the support mailbox (IMAP APPEND, as delivery would)."""
+    def customer_mail(
+        self, name: str, address: str, subject: str, text: str, to: str = COMPANY_ADDRESS
+    ) -> dict[str, Any]:
+        """Put a customer's mail to ``to`` (one of the company's addresses, all delivered to
+        the support mailbox) into that mailbox (IMAP APPEND, as delivery would)."""
         msg = EmailMessage()
         msg["From"] = formataddr((name, address))
-        msg["To"] = formataddr((COMPANY_NAME, COMPANY_ADDRESS))
+        msg["To"] = formataddr((COMPANY_NAME, to))
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=True)
         message_id = make_msgid(domain=address.rpartition("@")[2] or "customer.test")
@@ -95,11 +101,11 @@ class DemoMail(CustomerPage):
         uid = self.dovecot.deliver(MAILBOX_USER, bytes(msg))
         record = {
             "direction": "customer", "time": time.time(), "from_name": name,
-            "from": address, "to": COMPANY_ADDRESS, "subject": subject,
+            "from": address, "to": to, "subject": subject,
             "message_id": message_id, "in_reply_to": None, "text": text, "uid": uid,
         }  # fmt: skip
         self.record(record)
-        self.say(f"{name} <{address}> mailed the company: {subject!r}: {text!r}")
+        self.say(f"{name} <{address}> mailed {to}: {subject!r}: {text!r}")
         return record
 
     def collect(self) -> None:
@@ -150,17 +156,20 @@ class DemoMail(CustomerPage):
         address = str(data.get("address") or "").strip()
         subject = str(data.get("subject") or "").strip()
         text = str(data.get("text") or "").strip()
+        to = str(data.get("to") or COMPANY_ADDRESS).strip().lower()
+        if to not in COMPANY_ADDRESSES:
+            raise Refused(f"the company's addresses are {', '.join(COMPANY_ADDRESSES)}")
         if not name:
             raise Refused("the name is required")
         if "@" not in address or parseaddr(address)[1] != address or " " in address:
             raise Refused(f"{address!r} is not an email address")
-        if address.lower() == COMPANY_ADDRESS:
+        if address.lower() in COMPANY_ADDRESSES:
             raise Refused("that is the company's own address")
         if not text:
             raise Refused("write a text")
         try:
             record = await asyncio.to_thread(
-                self.customer_mail, name, address, subject or DEFAULT_SUBJECT, text
+                self.customer_mail, name, address, subject or DEFAULT_SUBJECT, text, to
             )
         except Exception as e:  # noqa: BLE001 - report it to the page
             return {"ok": False, "error": f"delivery failed: {e}"}, 502
@@ -206,10 +215,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 1
     return page.send_command(
         mail_url(state),
-        {"name": args.name, "address": args.address, "subject": args.subject, "text": args.text},
+        {
+            "name": args.name,
+            "address": args.address,
+            "subject": args.subject,
+            "text": args.text,
+            "to": args.to,
+        },
         "the demo's mail server",
         lambda a: (
-            f"Mailed {COMPANY_ADDRESS} as {args.name} <{args.address}>, subject "
+            f"Mailed {a['to']} as {args.name} <{args.address}>, subject "
             f"{a['subject']!r}: {a['message_id']}"
         ),
     )
@@ -220,6 +235,10 @@ def send_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--subject", default=DEFAULT_SUBJECT, help="(default: %(default)s)")
     s.add_argument("--name", default=DEFAULT_NAME, help="the From name (%(default)s)")
     s.add_argument("--address", default=DEFAULT_ADDRESS, help="the From address (%(default)s)")
+    s.add_argument(
+        "--to", default=COMPANY_ADDRESS, choices=COMPANY_ADDRESSES,
+        help="the company's address written to (%(default)s; sales@ goes to the sales team)",
+    )  # fmt: skip
 
 
 def main() -> int:

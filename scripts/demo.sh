@@ -256,7 +256,8 @@ supervise_bridge() {
   trap 'stopping=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM
   while true; do
     started=$SECONDS
-    (cd "$DATA" && exec "${SETSID[@]}" "$PY" -m bridge -c config.yaml) \
+    # PYTHONPATH: this checkout's bridge, whichever checkout the venv's editable install names.
+    (cd "$DATA" && PYTHONPATH="$ROOT" exec "${SETSID[@]}" "$PY" -m bridge -c config.yaml) \
       >>"$DATA/bridge.log" 2>&1 </dev/null &
     child=$!
     echo "$child" >"$DATA/bridge-process.pid"
