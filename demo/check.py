@@ -38,7 +38,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from check_inbox import check_inbox, check_inbox_email, email_gives_address
+from check_inbox import check_inbox, check_inbox_email
 from checking import TOTAL_TIMEOUT, CheckFailed, Staff, Steps, get_json, run_cli, wait
 from common import (
     DATA,
@@ -335,9 +335,6 @@ async def run(state: dict[str, Any]) -> None:
         await check_inbox(state, staff, steps, nonce)
         if not state.get("email_enabled"):
             print("  - inbox: routing by address skipped (no email)", flush=True)
-        elif not email_gives_address():
-            print("  - inbox: routing by address skipped (the email connector does not give"
-                  " the address written to yet)", flush=True)  # fmt: skip
         else:
             await check_inbox_email(state, staff, steps, nonce)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")

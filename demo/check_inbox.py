@@ -95,15 +95,6 @@ async def check_inbox(state: dict[str, Any], staff: Staff, steps: Steps, nonce: 
     steps.ok(body_of(answer))
 
 
-def email_gives_address() -> bool:
-    """Whether the email connector gives the address a mail was written to (the routing fact
-    ``to``, coming with branch h-rfacts). Until it does, routing by address is configured
-    but not checked. (For the lead: drop this test once that branch is merged.)"""
-    from bridge.connectors.email import parse
-
-    return hasattr(parse, "written_to")
-
-
 async def check_inbox_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     name = f"Check Sales Mail {nonce}"
     address = f"buyer-{nonce}-{secrets.token_hex(2)}@customer.test"

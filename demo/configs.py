@@ -169,10 +169,7 @@ def _set_inbox(data: CommentedMap, state: dict[str, Any]) -> None:
         accounts[state["email_account"]] = "support"
     inbox = {
         "teams": {
-            # No welcome: bridge-initiated messages to the webhook customer app may repeat an
-            # earlier one's Idempotency-Key (queue ids are reused on SQLite), which the app
-            # drops as a repeat; with one team's replies the demo check stays reliable.
-            "support": team(),
+            "support": team(replies={"welcome": WELCOME}),
             # Never open (no weekly hours): its away reply always goes out.
             "sales": team(
                 hours={"timezone": "UTC", "weekly": {}},
