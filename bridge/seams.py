@@ -28,7 +28,8 @@ Delivered hooks (``DeliveredHook``)
     Called after something went to a connector, in the conversation's ordering domain: the
     inbox records a first response there.
 
-Bridge-initiated messages (``Services.send_text``, ``Services.send_template``)
+Bridge-initiated messages (``Services.send_text``; templates through the ``template``
+command and the core's services layer)
     Messages the bridge itself starts are durable queue items of their conversation, ordered
     after what was queued before them (a welcome message goes out after the customer message
     that triggered it), delivered exactly once across a crash, with the same deadline, retry
