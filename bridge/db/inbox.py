@@ -202,9 +202,11 @@ class InboxConversation:
 
     @classmethod
     async def transfer(cls, account: str, chat: str, team: str, now: int) -> str | None:
-        """Move the conversation to ``team``'s queue, unassigned; returns who had it."""
-        before = await cls.get(account, chat)
-        await cls._update(account, chat, "team=$3, assignee=NULL, updated_at=$4", team, now)
+        """Move the conversation to ``team``'s queue, unassigned; returns who had it (read
+        under the row's lock, so of two transfers at once each names the one it took from)."""
+        async with transaction():
+            before = await cls.lock(account, chat, now)
+            await cls._update(account, chat, "team=$3, assignee=NULL, updated_at=$4", team, now)
         return None if before is None else before.assignee
 
     @classmethod

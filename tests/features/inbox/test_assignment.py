@@ -96,6 +96,16 @@ async def test_racing_claims_have_one_winner(database: Database) -> None:
     assert await inbox.assign_next("support") == []  # manual: nobody is given one
 
 
+async def test_racing_transfers_each_name_whom_they_took_it_from(database: Database) -> None:
+    inbox = engine(Team("support", FIVE, "manual"))
+    await new("chat")
+    assert await inbox.claim(ACC, "chat", A)
+    had = await asyncio.gather(
+        *(InboxConversation.transfer(ACC, "chat", team, 2) for team in ("sales", "billing"))
+    )
+    assert sorted(had, key=str) == [A, None]  # the second took it from nobody
+
+
 async def test_claims_racing_automatic_assignment_never_double(database: Database) -> None:
     inbox = engine(Team("support", (A, B)))
     for n in range(20):
