@@ -170,10 +170,37 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
             attachments=tuple(attachments),
             reply_to=MessageID(reply_to) if _quotable(reply_to) else None,
             notice=notice,
-            # The 24-hour customer-service window opens with each message of the customer.
-            metadata={"portal": {"last_inbound_at": ts}} if ts else {},
+            metadata=_metadata(msg, text, ts),
         )
     ]
+
+
+REFERRAL_FIELDS = ("source_id", "source_type", "source_url", "headline", "ctwa_clid")
+MAX_REFERRAL_VALUE = 1024
+MAX_START = 256
+"""Longest text taken as a click-to-chat ``start`` (such links carry a short phrase)."""
+
+
+def _metadata(msg: dict[str, Any], text: str, ts: float | None) -> dict[str, Any]:
+    """The 24-hour customer-service window opens with each message of the customer
+    (``portal.last_inbound_at``). For routing a new conversation: its text as the ``start``
+    (a click-to-chat link, ``wa.me/<number>?text=...``, fills in the first message) and a
+    click-to-WhatsApp ad's ``referral`` as a field (``referral.source_id``...)."""
+    metadata: dict[str, Any] = {"portal": {"last_inbound_at": ts}} if ts else {}
+    start = text.strip()
+    routing: dict[str, Any] = {"start": start} if 0 < len(start) <= MAX_START else {}
+    referral = msg.get("referral")
+    if isinstance(referral, dict):
+        fields = {
+            key: value
+            for key in REFERRAL_FIELDS
+            if isinstance(value := referral.get(key), str) and len(value) <= MAX_REFERRAL_VALUE
+        }
+        if fields:
+            routing["fields"] = {"referral": fields}
+    if routing:
+        metadata["routing"] = routing
+    return metadata
 
 
 def _quotable(reply_to: Any) -> TypeGuard[str]:

@@ -64,8 +64,29 @@ async def test_text_with_markup_becomes_html(
     assert event.sender.displayname == "Alice Archer" and event.chat.name == "Alice Archer"
     assert event.message_id == message["id"]
     assert event.timestamp == float(int(sent_at))
-    assert event.metadata == {"portal": {"last_inbound_at": float(int(sent_at))}}
+    assert event.metadata == {
+        "portal": {"last_inbound_at": float(int(sent_at))},
+        "routing": {"start": "Is *order 17* _really_ ~late~? `A-17`"},
+    }
     assert not event.notice and event.reply_to is None and event.attachments == ()
+
+
+async def test_click_to_chat_text_and_ad_referral_are_routing_facts(
+    sim: WhatsAppSimulator, host: FakeHost, connector: WhatsAppConnector
+) -> None:
+    message = wa.text_message(ALICE, "  Spring offer  ")
+    message["referral"] = {
+        "source_id": "ad-123", "source_type": "ad", "headline": "Spring", "body": "ignored",
+        "source_url": "x" * 2000, "ctwa_clid": ["not", "a", "string"],
+    }  # fmt: skip
+    await customer_writes(sim, message)
+    event = only(host)
+    assert event.metadata["routing"] == {
+        "start": "Spring offer",
+        "fields": {"referral": {"source_id": "ad-123", "source_type": "ad", "headline": "Spring"}},
+    }
+    await customer_writes(sim, wa.text_message(ALICE, "y" * 257))
+    assert "routing" not in host.events[-1].metadata  # too long for a click-to-chat text
 
 
 async def test_plain_text_has_no_html(

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from bridge.events import RemoteChat, RemoteMessage, RemoteUser
 from bridge.features.inbox.config import InboxConfig
+from bridge.features.inbox.hooks import routing_facts
 from bridge.features.inbox.routing import RoutingFacts, choose_team
-from bridge.types import AccountID
+from bridge.types import AccountID, RemoteChatID, RemoteUserID
 from tests.features.inbox.test_config import inbox
 
 WEBHOOK = AccountID("support-webhook")
@@ -129,3 +131,26 @@ def test_default_team_and_no_team() -> None:
 def test_each_condition(rule: dict[str, Any], facts: RoutingFacts, expected: bool) -> None:
     config = routed([{"team": "matched", **rule}])
     assert choose_team(config, facts) == ("matched" if expected else None)
+
+
+def test_whatsapp_click_to_chat_text_and_ad_referral_route() -> None:
+    """What the WhatsApp connector gives (``metadata["routing"]``) reaches the rules."""
+    config = routed(
+        [
+            {"team": "ads", "account": str(WHATSAPP), "field": {
+                "path": "referral.source_id", "equals": "ad-123"}},
+            {"team": "spring", "account": str(WHATSAPP), "start": "spring offer"},
+        ]
+    )  # fmt: skip
+
+    def first(text: str, referral: dict[str, str] | None = None) -> RemoteMessage:
+        routing: dict[str, Any] = {"start": text}
+        if referral:
+            routing["fields"] = {"referral": referral}
+        chat, user = RemoteChat(RemoteChatID("491")), RemoteUser(RemoteUserID("491"))
+        return RemoteMessage(chat=chat, sender=user, text=text, metadata={"routing": routing})
+
+    assert choose_team(config, routing_facts(WHATSAPP, first("Spring offer"))) == "spring"
+    ad = first("Spring offer", {"source_id": "ad-123"})
+    assert choose_team(config, routing_facts(WHATSAPP, ad)) == "ads"
+    assert choose_team(config, routing_facts(WHATSAPP, first("Hello"))) is None
