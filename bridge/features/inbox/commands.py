@@ -19,6 +19,7 @@ from .until import parse_until
 
 LIST_LIMIT = 50
 OWN_STATUSES = ("open", "pending", "snoozed")
+COMMAND_OF = {"resolved": "resolve", "open": "reopen", "pending": "pending"}
 
 
 def _when(ms: int | None) -> str:
@@ -100,7 +101,7 @@ class InboxCommands:
 
     async def _set(self, ctx: CommandContext, args: list[str], status: str, text: str) -> str:
         if args:
-            return f"Usage: {status}"
+            return f"Usage: {COMMAND_OF[status]}"
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
@@ -157,6 +158,8 @@ class InboxCommands:
         return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
 
     async def status(self, ctx: CommandContext, args: list[str]) -> str:
+        if args:
+            return "Usage: status"
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
@@ -169,6 +172,8 @@ class InboxCommands:
         return "\n".join(lines)
 
     async def inbox(self, ctx: CommandContext, args: list[str]) -> str:
+        if args:
+            return "Usage: inbox"
         rows = await InboxConversation.assigned_to(ctx.sender, OWN_STATUSES)
         if not rows:
             return "You have no open conversations."
@@ -192,10 +197,14 @@ class InboxCommands:
         return "\n".join(lines)
 
     async def away(self, ctx: CommandContext, args: list[str]) -> str:
+        if args:
+            return "Usage: away"
         await self.desk.assignment.set_available(ctx.sender, False)
         return "You are away: no new conversations are assigned to you."
 
     async def available(self, ctx: CommandContext, args: list[str]) -> str:
+        if args:
+            return "Usage: available"
         await self.desk.assignment.set_available(ctx.sender, True)
         await self.desk.capacity_freed(ctx.sender)
         return "You are available: new conversations are assigned to you again."

@@ -236,6 +236,18 @@ async def test_commands(wired: Wired) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "assign", "assign a b", "unassign x", "resolve x", "reopen x", "pending x", "snooze",
+        "status x", "inbox x", "queue a b", "away x", "available x", "stats a b", "transfer",
+    ],
+)  # fmt: skip
+async def test_wrong_arguments_answer_the_usage(wired: Wired, command: str) -> None:
+    await wired.customer("c3", "price please", "m1", first=True)
+    assert (await wired.ask(SAM, command, "c3")).startswith(f"Usage: {command.split()[0]}")
+
+
 async def test_capacity_away_and_snooze(wired: Wired) -> None:
     assert (await wired.ask(ANN, "away")).startswith("You are away")
     assert (await wired.ask(BOB, "away")).startswith("You are away")
