@@ -1,7 +1,8 @@
 """The inbox's bot commands. Those about a conversation are sent in its portal room and act on
 it; only the members and leads of its team (and admins) may use them. The answer, a notice in
 the room, says who changed what. When a member's capacity frees up (a conversation resolved,
-unassigned, set pending or snoozed; back from away), what waits in their teams is assigned."""
+unassigned, set pending or snoozed; back from away), what waits in their teams is assigned.
+``claim`` works in a team room too (``claims.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import Command, CommandContext
 from .assignment import now_ms
+from .claims import TOOK, USAGE, Claims
 from .config import parse_duration
 from .desk import Desk
 from .figures import record_resolution
@@ -19,6 +21,8 @@ from .until import parse_until
 
 LIST_LIMIT = 50
 OWN_STATUSES = ("open", "pending", "snoozed")
+UNTIL = "until [YYYY-MM-DD | tomorrow | monday…sunday] [HH:MM]"
+SNOOZE_USAGE = f"Usage: snooze <duration: 30m, 2h, 1d> | snooze {UNTIL}"
 
 
 def _when(ms: int | None) -> str:
@@ -30,18 +34,22 @@ def _when(ms: int | None) -> str:
 class InboxCommands:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
+        self.claims = Claims(desk)
 
     def commands(self) -> tuple[Command, ...]:
         return (
             Command("assign", "@user | me", "staff", "give this conversation to someone",
                     self.assign),
+            Command("claim", "[n]", "staff", "take this conversation; in a team room the "
+                    "longest waiting one, or line n of the queue view", self.claim),
             Command("unassign", "", "staff", "put this conversation back in the queue",
                     self.unassign),
             Command("resolve", "", "staff", "mark this conversation resolved", self.resolve),
             Command("reopen", "", "staff", "open this conversation again", self.reopen),
             Command("pending", "", "staff", "wait for the customer", self.pending),
-            Command("snooze", "<duration: 2h, 1d> | until [YYYY-MM-DD] HH:MM", "staff",
-                    "put this conversation aside", self.snooze),
+            Command("snooze", f"<duration: 2h, 1d> | {UNTIL}", "staff",
+                    "put this conversation aside (a day alone: when the team opens)",
+                    self.snooze),
             Command("status", "", "staff", "this conversation's team, status and assignee",
                     self.status),
             Command("inbox", "", "staff", "your open conversations", self.inbox),
@@ -71,7 +79,7 @@ class InboxCommands:
                 holder = await self._who(ctx, row.assignee)
                 return f"{holder} has this conversation; `assign @user` gives it to someone."
             await self.desk.renamed(row.account, row.chat)
-            return f"👤 {await self._who(ctx)} took this conversation."
+            return TOOK.format(name=await self._who(ctx))
         user = args[0]
         if team is None or user not in team.staff:
             return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
@@ -82,6 +90,11 @@ class InboxCommands:
             await self.desk.capacity_freed(row.assignee)
         actor, assignee = await self._who(ctx), await self._who(ctx, user)
         return f"👤 {actor} assigned this conversation to {assignee}."
+
+    async def claim(self, ctx: CommandContext, args: list[str]) -> str:
+        if ctx.conversation is None:
+            return await self.claims.from_team_room(ctx, args)
+        return await self.assign(ctx, ["me"]) if not args else USAGE
 
     async def unassign(self, ctx: CommandContext, args: list[str]) -> str:
         if args:
@@ -132,7 +145,7 @@ class InboxCommands:
         )
 
     async def snooze(self, ctx: CommandContext, args: list[str]) -> str:
-        usage = "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD] HH:MM"
+        usage = SNOOZE_USAGE
         absolute = bool(args) and args[0].lower() == "until"
         if not absolute and len(args) != 1:
             return usage
@@ -146,8 +159,8 @@ class InboxCommands:
         now = now_ms()
         until = now + seconds * 1000
         if absolute:
-            zone = self.desk.zone(row.team)
-            at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone)
+            zone, hours = self.desk.zone(row.team), self.desk.hours(row.team)
+            at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone, hours)
             if at is None:
                 return f"{usage} (a time to come, in {zone})"
             until = int(at.timestamp() * 1000)

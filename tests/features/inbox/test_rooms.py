@@ -75,8 +75,8 @@ def test_texts() -> None:
     rows = [(conversation("open", waiting=0), portal), (conversation("open", waiting=None), None)]
     assert queue_text("support", rows, 3 * MINUTE) == (
         "📋 Queue of team support: 2 waiting, longest first\n"
-        f"• Customer c1 ({ACC}), waiting 3 min: https://matrix.to/#/!c1:x\n"
-        f"• c1 ({ACC}), answered"
+        f"1. Customer c1 ({ACC}), waiting 3 min: https://matrix.to/#/!c1:x\n"
+        f"2. c1 ({ACC}), answered"
     )
 
 
@@ -120,7 +120,7 @@ async def test_queue_view_edited_when_it_changes(wired: Wired) -> None:
     first = [t for t in wired.services.texts(view) if t.startswith("📋")]
     assert first == [
         "📋 Queue of team sales: 1 waiting, longest first\n"
-        f"• Customer c1 ({ACC}), waiting 0 min: https://matrix.to/#/!c1:x"
+        f"1. Customer c1 ({ACC}), waiting 0 min: https://matrix.to/#/!c1:x"
     ]
     await tick(desk)
     assert wired.services.edits == []
