@@ -65,7 +65,7 @@ class Claims:
     async def _line(self, ctx: CommandContext, team: str, number: int) -> str:
         shown = (await InboxTeam.rooms(team)).queue_shown
         if number > len(shown):
-            lines = f"{len(shown)} lines" if len(shown) != 1 else "1 line"
+            lines = {0: "no lines", 1: "1 line"}.get(len(shown), f"{len(shown)} lines")
             return f"The queue view of team {team} has no line {number} (it shows {lines})."
         account, chat = shown[number - 1]
         row = await InboxConversation.get(account, chat)

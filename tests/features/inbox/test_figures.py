@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from mautrix.util.async_db import Database
 
 from bridge.db import InboxConversation, InboxResponse

@@ -68,11 +68,11 @@ def test_wall_clock_across_summer_time() -> None:
     monday = parse_until(["monday"], friday, BERLIN)
     assert monday == datetime(2027, 3, 29, 7, tzinfo=UTC)  # 09:00 CEST, not 08:00 CEST
     assert monday == berlin(3, 29, 9, year=2027)
-    assert parse_until(["monday"], friday, BERLIN, HOURS) == datetime(2027, 3, 29, 6, 30, tzinfo=UTC)
-    # 02:30 does not exist that Sunday: the clocks jump from 02:00 to 03:00.
-    assert parse_until(["sunday", "02:30"], friday, BERLIN) == datetime(
-        2027, 3, 28, 1, tzinfo=UTC
+    assert parse_until(["monday"], friday, BERLIN, HOURS) == datetime(
+        2027, 3, 29, 6, 30, tzinfo=UTC
     )
+    # 02:30 does not exist that Sunday: the clocks jump from 02:00 to 03:00.
+    assert parse_until(["sunday", "02:30"], friday, BERLIN) == datetime(2027, 3, 28, 1, tzinfo=UTC)
     saturday = datetime(2027, 10, 30, 12, tzinfo=UTC)  # back to winter time on Sunday the 31st
     assert parse_until(["tomorrow"], saturday, BERLIN) == datetime(2027, 10, 31, 8, tzinfo=UTC)
     # 02:30 happens twice that Sunday: the first one (still summer time) is meant.
