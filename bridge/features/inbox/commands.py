@@ -145,14 +145,13 @@ class InboxCommands:
         )
 
     async def snooze(self, ctx: CommandContext, args: list[str]) -> str:
-        usage = SNOOZE_USAGE
         absolute = bool(args) and args[0].lower() == "until"
         if not absolute and len(args) != 1:
-            return usage
+            return SNOOZE_USAGE
         try:
             seconds = 0 if absolute else parse_duration(args[0], "snooze")
         except ConfigError:
-            return usage
+            return SNOOZE_USAGE
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
@@ -162,12 +161,14 @@ class InboxCommands:
             zone, hours = self.desk.zone(row.team), self.desk.hours(row.team)
             at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone, hours)
             if at is None:
-                return f"{usage} (a time to come, in {zone})"
+                return f"{SNOOZE_USAGE} (a time to come, in {zone})"
             until = int(at.timestamp() * 1000)
         await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
         await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(row.assignee)
-        return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
+        local = datetime.fromtimestamp(until / 1000, self.desk.zone(row.team))
+        when = f"{local:%a %Y-%m-%d %H:%M} ({local.tzinfo})"  # the team's time: what was asked
+        return f"💤 {await self._who(ctx)} snoozed this conversation until {when}."
 
     async def status(self, ctx: CommandContext, args: list[str]) -> str:
         row = await self._target(ctx)

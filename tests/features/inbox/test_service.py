@@ -96,7 +96,7 @@ async def test_transfer(wired: Wired) -> None:
 async def test_snooze_until(wired: Wired) -> None:
     await wired.customer("c3", "price?", "m1", first=True)
     answer = await wired.ask(SAM, "snooze until 2099-12-24 09:00", "c3")
-    assert answer == "💤 sam snoozed this conversation until 2099-12-24 08:00 UTC."
+    assert answer == "💤 sam snoozed this conversation until Thu 2099-12-24 09:00 (Europe/Berlin)."
     assert (await row("c3")).status == "snoozed"
     assert (await wired.ask(SAM, "snooze until 2020-01-01 09:00", "c3")).endswith(
         "(a time to come, in Europe/Berlin)"
