@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-from mautrix.util.async_db import Database
-
 from bridge.db import InboxConversation
 from bridge.features.inbox.assignment import now_ms
 from bridge.features.inbox.claims import USAGE
@@ -135,7 +133,7 @@ async def test_claim_inside_a_conversation_and_refusals(wired: Wired) -> None:
     assert USAGE.startswith("Usage: claim [n]")
 
 
-async def test_before_the_team_room_exists(database: Database, wired: Wired) -> None:
+async def test_before_the_team_room_exists(wired: Wired) -> None:
     assert await in_team_room(wired, SAM, "claim") == (
         "Send this in a team room or in a conversation's room."
     )

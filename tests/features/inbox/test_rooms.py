@@ -78,6 +78,11 @@ def test_texts() -> None:
         f"1. Customer c1 ({ACC}), waiting 3 min: https://matrix.to/#/!c1:x\n"
         f"2. c1 ({ACC}), answered"
     )
+    # A customer's name cannot break the numbered lines.
+    odd = Portal(ACC, "c1", None, name="Jane\n2. Doe")
+    assert queue_text("support", [(conversation("open", waiting=None), odd)], 0).endswith(
+        f"\n1. Jane 2. Doe ({ACC}), answered"
+    )
 
 
 async def test_team_room_and_space_made_once(wired: Wired) -> None:
@@ -160,3 +165,17 @@ async def test_a_configured_team_room_is_joined(database: Database) -> None:
     assert stored is not None
     assert (stored.room_id, stored.space_id) == ("!joined-sales:example.com", "!space-sales:x")
     assert await rooms.rooms("nobody") is None
+
+
+async def test_the_lines_shown_are_stored(wired: Wired) -> None:
+    await wired.customer("c1", "what is the price?", "m1", first=True)
+    desk = wired_desk(wired)
+    await tick(desk)
+    assert (await InboxTeam.rooms("sales")).queue_shown == [(ACC, "c1")]
+    # Stored before this column existed: the lines are stored at the next tick, the view
+    # (the same text) left as it is.
+    await InboxTeam.db.execute("UPDATE inbox_team SET queue_shown=NULL WHERE team='sales'")
+    assert (await InboxTeam.rooms("sales")).queue_shown == []
+    await tick(desk)
+    assert (await InboxTeam.rooms("sales")).queue_shown == [(ACC, "c1")]
+    assert wired.services.edits == []
