@@ -7,6 +7,7 @@ already holds the whole database."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
@@ -362,6 +363,8 @@ class TeamRooms:
     queue_event_id: str | None
     queue_text: str | None
     """What the queue view shows now (it is edited only when this changes)."""
+    queue_shown: list[tuple[str, str]]
+    """The conversations (account, chat) of the view's numbered lines, in their order."""
 
 
 @define
@@ -396,11 +399,25 @@ class InboxTeam:
     @classmethod
     async def rooms(cls, team: str) -> TeamRooms:
         row = await cls.db.fetchrow(
-            "SELECT team, room_id, space_id, queue_event_id, queue_text FROM inbox_team "
-            "WHERE team=$1",
+            "SELECT team, room_id, space_id, queue_event_id, queue_text, queue_shown "
+            "FROM inbox_team WHERE team=$1",
             team,
         )
-        return TeamRooms(team, None, None, None, None) if row is None else TeamRooms(**dict(row))
+        if row is None:
+            return TeamRooms(team, None, None, None, None, [])
+        shown = [(account, chat) for account, chat in json.loads(row["queue_shown"] or "[]")]
+        return TeamRooms(
+            row["team"], row["room_id"], row["space_id"], row["queue_event_id"],
+            row["queue_text"], shown,
+        )  # fmt: skip
+
+    @classmethod
+    async def in_room(cls, room_id: str) -> list[str]:
+        """The teams whose room ``room_id`` is (one, unless teams share a configured room)."""
+        rows = await cls.db.fetch(
+            "SELECT team FROM inbox_team WHERE room_id=$1 ORDER BY team", room_id
+        )
+        return [row["team"] for row in rows]
 
     @classmethod
     async def set_rooms(cls, team: str, room_id: str, space_id: str) -> None:
@@ -412,8 +429,11 @@ class InboxTeam:
         )  # fmt: skip
 
     @classmethod
-    async def set_queue(cls, team: str, event_id: str, text: str) -> None:
+    async def set_queue(
+        cls, team: str, event_id: str, text: str, shown: Sequence[tuple[str, str]]
+    ) -> None:
         await cls.db.execute(
-            "UPDATE inbox_team SET queue_event_id=$2, queue_text=$3 WHERE team=$1",
-            team, event_id, text,
+            "UPDATE inbox_team SET queue_event_id=$2, queue_text=$3, queue_shown=$4 "
+            "WHERE team=$1",
+            team, event_id, text, json.dumps([list(key) for key in shown]),
         )  # fmt: skip

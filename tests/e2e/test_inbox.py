@@ -28,9 +28,14 @@ FEATURES = {
         "teams": {
             "support": {"members": [ANN, BOB], "assignment": "round_robin"},
             "billing": {"members": [CAT], "invite": "team"},
+            # test_inbox_rooms: a wait over the limit announced, a claim from the team room.
+            "rush": {"members": [BOB], "waiting_limit": "1s"},
         },
         "accounts": {"hooks": "support"},
-        "routing": [{"team": "billing", "keywords": ["invoice"]}],
+        "routing": [
+            {"team": "billing", "keywords": ["invoice"]},
+            {"team": "rush", "keywords": ["urgent"]},
+        ],
         "tick": "1s",
     }
 }

@@ -1,7 +1,8 @@
 """Team rooms, spaces and the status in the room list, end to end through a real Synapse: each
 team's room made with its members invited and its space holding it, a new conversation
 announced in the team room and put in the space, the queue view edited as the queue changes,
-and a conversation's room name showing its status. The stack is ``test_inbox``'s (its own
+a conversation's room name showing its status, a wait over the team's limit announced in the
+team room, and a conversation claimed from there. The stack is ``test_inbox``'s (its own
 instance for this module); the tests run in order on it."""
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ async def test_queue_view_and_status_in_the_room_name(desk: Desk) -> None:
     await _write(desk, "tr-2", "my invoice is wrong", "tr-2-1")  # billing: assigned by hand
     portal = await join_invite_named(desk.cat, "🟡 Customer tr-2")
     await desk.cat.wait_for_event(
-        _edit_of(view, "📋 Queue of team billing: 1 waiting, longest first\n• Customer tr-2"),
+        _edit_of(view, "📋 Queue of team billing: 1 waiting, longest first\n1. Customer tr-2"),
         room_id=team_room,
     )
     assert await _ask(desk.cat, portal, "!bridge assign me") == "👤 cat took this conversation."
@@ -123,3 +124,31 @@ async def test_queue_view_and_status_in_the_room_name(desk: Desk) -> None:
     )
     assert await _ask(desk.cat, portal, "!bridge resolve") == "✅ cat resolved this conversation."
     await _name_becomes(desk.cat, portal, "✅ Customer tr-2")
+
+
+async def test_waiting_limit_and_claim_from_the_team_room(desk: Desk) -> None:
+    """Team rush (a limit of 1 s, assigned by hand, nobody invited before a claim)."""
+    team_room, _ = await _join_team_rooms(desk.bob, "rush")
+    view = await _queue_view(desk.bob, team_room, "rush")
+    await _write(desk, "tr-3", "urgent: the printer is on fire", "tr-3-1")
+    announced = await desk.bob.wait_for_event(
+        _notice_starting("⌛ Customer tr-3 (hooks) has waited "), room_id=team_room
+    )
+    body = announced["content"]["body"]
+    assert "; assigned to nobody. https://matrix.to/#/!" in body
+    portal = body.rsplit("/", 1)[1]
+    await desk.bob.wait_for_event(
+        _edit_of(view, "📋 Queue of team rush: 1 waiting, longest first\n1. Customer tr-3"),
+        room_id=team_room,
+    )
+    assert await _ask(desk.bob, team_room, "!bridge claim 1") == (
+        f"👤 bob took Customer tr-3 (hooks): https://matrix.to/#/{portal}"
+    )
+    assert await join_invite_named(desk.bob, "🟢 Customer tr-3") == portal
+    for text in ("⌛ The customer has waited ", "👤 bob took this conversation."):
+        await desk.bob.wait_for_event(_notice_starting(text), room_id=portal)
+    assert await _ask(desk.bob, team_room, "!bridge claim") == (
+        "Nobody waits in the queue of team rush."
+    )
+    # Announced once for this wait, however many ticks passed.
+    assert len(desk.bob.find_events(_notice_starting("⌛ Customer tr-3"), team_room)) == 1

@@ -1,7 +1,8 @@
 """The inbox's bot commands. Those about a conversation are sent in its portal room and act on
 it; only the members and leads of its team (and admins) may use them. The answer, a notice in
 the room, says who changed what. When a member's capacity frees up (a conversation resolved,
-unassigned, set pending or snoozed; back from away), what waits in their teams is assigned."""
+unassigned, set pending or snoozed; back from away), what waits in their teams is assigned.
+``claim`` works in a team room too (``claims.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import Command, CommandContext
 from .assignment import now_ms
+from .claims import TOOK, USAGE, Claims
 from .config import parse_duration
 from .desk import Desk
 from .figures import record_resolution
@@ -20,6 +22,8 @@ from .until import parse_until
 LIST_LIMIT = 50
 OWN_STATUSES = ("open", "pending", "snoozed")
 COMMAND_OF = {"resolved": "resolve", "open": "reopen", "pending": "pending"}
+UNTIL = "until [YYYY-MM-DD | tomorrow | monday…sunday] [HH:MM]"
+SNOOZE_USAGE = f"Usage: snooze <duration: 30m, 2h, 1d> | snooze {UNTIL}"
 
 
 def _when(ms: int | None) -> str:
@@ -31,18 +35,22 @@ def _when(ms: int | None) -> str:
 class InboxCommands:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
+        self.claims = Claims(desk)
 
     def commands(self) -> tuple[Command, ...]:
         return (
             Command("assign", "@user | me", "staff", "give this conversation to someone",
                     self.assign),
+            Command("claim", "[n]", "staff", "take this conversation; in a team room the "
+                    "longest waiting one, or line n of the queue view", self.claim),
             Command("unassign", "", "staff", "put this conversation back in the queue",
                     self.unassign),
             Command("resolve", "", "staff", "mark this conversation resolved", self.resolve),
             Command("reopen", "", "staff", "open this conversation again", self.reopen),
             Command("pending", "", "staff", "wait for the customer", self.pending),
-            Command("snooze", "<duration: 2h, 1d> | until [YYYY-MM-DD] HH:MM", "staff",
-                    "put this conversation aside", self.snooze),
+            Command("snooze", f"<duration: 2h, 1d> | {UNTIL}", "staff",
+                    "put this conversation aside (a day alone: when the team opens)",
+                    self.snooze),
             Command("status", "", "staff", "this conversation's team, status and assignee",
                     self.status),
             Command("inbox", "", "staff", "your open conversations", self.inbox),
@@ -72,7 +80,7 @@ class InboxCommands:
                 holder = await self._who(ctx, row.assignee)
                 return f"{holder} has this conversation; `assign @user` gives it to someone."
             await self.desk.renamed(row.account, row.chat)
-            return f"👤 {await self._who(ctx)} took this conversation."
+            return TOOK.format(name=await self._who(ctx))
         user = args[0]
         if team is None or user not in team.staff:
             return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
@@ -83,6 +91,11 @@ class InboxCommands:
             await self.desk.capacity_freed(row.assignee)
         actor, assignee = await self._who(ctx), await self._who(ctx, user)
         return f"👤 {actor} assigned this conversation to {assignee}."
+
+    async def claim(self, ctx: CommandContext, args: list[str]) -> str:
+        if ctx.conversation is None:
+            return await self.claims.from_team_room(ctx, args)
+        return await self.assign(ctx, ["me"]) if not args else USAGE
 
     async def unassign(self, ctx: CommandContext, args: list[str]) -> str:
         if args:
@@ -133,29 +146,30 @@ class InboxCommands:
         )
 
     async def snooze(self, ctx: CommandContext, args: list[str]) -> str:
-        usage = "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD] HH:MM"
         absolute = bool(args) and args[0].lower() == "until"
         if not absolute and len(args) != 1:
-            return usage
+            return SNOOZE_USAGE
         try:
             seconds = 0 if absolute else parse_duration(args[0], "snooze")
         except ConfigError:
-            return usage
+            return SNOOZE_USAGE
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
         now = now_ms()
         until = now + seconds * 1000
         if absolute:
-            zone = self.desk.zone(row.team)
-            at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone)
+            zone, hours = self.desk.zone(row.team), self.desk.hours(row.team)
+            at = parse_until(args[1:], datetime.fromtimestamp(now / 1000, UTC), zone, hours)
             if at is None:
-                return f"{usage} (a time to come, in {zone})"
+                return f"{SNOOZE_USAGE} (a time to come, in {zone})"
             until = int(at.timestamp() * 1000)
         await InboxConversation.set_status(row.account, row.chat, "snoozed", now, until)
         await self.desk.renamed(row.account, row.chat)
         await self.desk.capacity_freed(row.assignee)
-        return f"💤 {await self._who(ctx)} snoozed this conversation until {_when(until)}."
+        local = datetime.fromtimestamp(until / 1000, self.desk.zone(row.team))
+        when = f"{local:%a %Y-%m-%d %H:%M} ({local.tzinfo})"  # the team's time: what was asked
+        return f"💤 {await self._who(ctx)} snoozed this conversation until {when}."
 
     async def status(self, ctx: CommandContext, args: list[str]) -> str:
         if args:

@@ -21,7 +21,7 @@ import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,7 +71,7 @@ class BusinessHours:
         if first is None or first[0] > at:
             return at.astimezone(self.zone)
         horizon = self._local_date(at) + timedelta(days=HORIZON_DAYS + 1)
-        if first[1] >= _instant(horizon, 0, self.zone):
+        if first[1] >= wall_clock(horizon, 0, self.zone):
             return None
         return first[1].astimezone(self.zone)
 
@@ -87,6 +87,12 @@ class BusinessHours:
                 break
             total += min(close, end) - max(open_, start)
         return total.total_seconds()
+
+    def opening(self, day: date) -> datetime | None:
+        """When the team first opens on the local date ``day`` (None: closed all day), in the
+        team's timezone."""
+        first = next(self._day(day), None)
+        return None if first is None else first[0].astimezone(self.zone)
 
     def is_closed_day(self, day: date) -> bool:
         """The day is an explicit closed date or a public holiday."""
@@ -121,7 +127,7 @@ class BusinessHours:
         if self.is_closed_day(day):
             return
         for start, end in self.weekly[day.weekday()]:
-            interval = (_instant(day, start, self.zone), _instant(day, end, self.zone))
+            interval = (wall_clock(day, start, self.zone), wall_clock(day, end, self.zone))
             if interval[0] < interval[1]:
                 yield interval
 
@@ -137,7 +143,7 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def _instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
+def wall_clock(day: date, minute: int, zone: tzinfo) -> datetime:
     """Wall-clock ``minute`` of ``day`` in ``zone`` as a UTC instant: a time in a repeated hour
     is its first occurrence, one in a gap is the jump itself, so that later wall-clock times
     never map to earlier instants."""

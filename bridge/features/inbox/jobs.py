@@ -3,15 +3,28 @@ room is told), each team's waiting conversations are assigned (members back unde
 limit, conversations a crash left unassigned), a customer waiting longer than the team's
 ``waiting_limit`` is announced once per wait, and conversations idle for the team's
 ``resolve_idle`` are resolved; then each team's queue view is brought up to date (and the
-team's room and space made, the first time)."""
+team's room and space made, the first time).
+
+A wait over the limit is announced in the team room (the customer, the channel account, how
+long, who has it, a link to the room), where the whole team and its leads look for what needs
+a hand, and in the conversation's room too, where whoever handles it works and where the
+conversation's history keeps it. The wait is marked as told only after both notices were
+posted: a post that fails (the homeserver unreachable) is tried again at the next tick, and
+their deterministic transaction ids keep a retry from posting twice. A refused post (a final
+answer) is not retried. One conversation's failure spares the others."""
 
 from __future__ import annotations
+
+import logging
 
 from ...db import Portal
 from ...db.inbox import InboxConversation, transaction
 from .assignment import now_ms
 from .desk import Desk, txn
 from .figures import record_resolution, show_seconds
+from .rooms import link, snippet
+
+log = logging.getLogger("bridge.inbox.jobs")
 
 
 async def tick(desk: Desk) -> None:
@@ -32,7 +45,10 @@ async def timers(desk: Desk, now: int) -> None:
         if team.waiting_limit is not None:
             limit = team.waiting_limit
             for row in await InboxConversation.over_waiting_limit(name, now - limit * 1000):
-                await _waited_too_long(desk, row, now, limit)
+                try:
+                    await _waited_too_long(desk, row, now, limit)
+                except Exception:
+                    log.exception("Could not announce the wait of %s/%s", row.account, row.chat)
         if team.resolve_idle is not None:
             idle = team.resolve_idle
             for row in await InboxConversation.idle(name, now - idle * 1000):
@@ -40,12 +56,25 @@ async def timers(desk: Desk, now: int) -> None:
 
 
 async def _waited_too_long(desk: Desk, row: InboxConversation, now: int, limit: int) -> None:
+    """Announce the wait in the team room and the conversation's room, then mark it told
+    (the posts first: a failed one is retried at the next tick, posting nothing twice)."""
     since = row.waiting_since
-    if since is None or not await InboxConversation.mark_announced(row.account, row.chat, since):
+    if since is None:
         return
     waited = show_seconds((now - since) / 1000)
-    text = f"⌛ The customer has waited {waited} for an answer (limit {show_seconds(limit)})"
-    await _tell(desk, row, text, "waiting-limit", since)
+    over = f"waited {waited} for an answer (limit {show_seconds(limit)})"
+    portal = await Portal.get(row.account, row.chat)
+    room_id = portal.room_id if portal else None
+    rooms = await desk.rooms.rooms(row.team)
+    if rooms is not None and rooms.room_id:
+        customer = snippet((portal.name if portal else None) or row.chat)
+        holder = await desk.name(rooms.room_id, row.assignee) if row.assignee else "nobody"
+        where = f" {link(room_id)}" if room_id else ""
+        text = f"⌛ {customer} ({row.account}) has {over}; assigned to {holder}.{where}"
+        key = txn("team-waiting-limit", row.account, row.chat, since)
+        await desk.services.notice(rooms.room_id, text, txn=key)
+    await _tell(desk, row, f"⌛ The customer has {over}", "waiting-limit", since)
+    await InboxConversation.mark_announced(row.account, row.chat, since)
 
 
 async def _resolve_idle(desk: Desk, row: InboxConversation, now: int, idle: int) -> None:
@@ -70,7 +99,7 @@ async def _end_snooze(account: str, chat: str, now: int) -> bool:
 
 
 async def _tell(desk: Desk, row: InboxConversation, text: str, kind: str, key: object) -> None:
-    """A notice in the conversation's room (the team room, once there is one)."""
+    """A notice in the conversation's room."""
     portal = await Portal.get(row.account, row.chat)
     if portal is None or not portal.room_id:
         return

@@ -4,8 +4,10 @@ Each team has a room (the one its ``room`` names, else one the bridge creates wi
 members and leads invited) and a space that holds the team room and the rooms of the team's
 conversations; both are made on first use and stored. A new conversation is announced in the
 team room, with a link to its room. One notice there, posted once and then edited when it
-changes, shows the team's queue. The room namer puts a conversation's status in front of its
-room's name, so that every client's room list shows it.
+changes, shows the team's queue in numbered lines; which conversation each line shows is
+stored with it, so that ``claim <n>`` sent in the team room takes the one read there. The
+room namer puts a conversation's status in front of its room's name, so that every client's
+room list shows it.
 
 Like the notices of the conversations' rooms, the announcements carry deterministic
 transaction ids: a retried hook posts nothing twice. What is only shown here (an
@@ -66,16 +68,17 @@ def waited(ms: int) -> str:
 
 
 def queue_text(team: str, rows: list[tuple[InboxConversation, Portal | None]], now: int) -> str:
-    """The queue view: the team's open unassigned conversations, longest waiting first."""
+    """The queue view: the team's open unassigned conversations, longest waiting first, in
+    numbered lines (the first ``QUEUE_LINES``)."""
     if not rows:
         return f"📋 Queue of team {team}: nobody waits."
     lines = [f"📋 Queue of team {team}: {len(rows)} waiting, longest first"]
-    for row, portal in rows[:QUEUE_LINES]:
-        name = (portal.name if portal else None) or row.chat
+    for number, (row, portal) in enumerate(rows[:QUEUE_LINES], 1):
+        name = snippet((portal.name if portal else None) or row.chat)
         waiting = row.waiting_since
         since = "answered" if waiting is None else f"waiting {waited(now - waiting)}"
         where = f": {link(portal.room_id)}" if portal and portal.room_id else ""
-        lines.append(f"• {name} ({row.account}), {since}{where}")
+        lines.append(f"{number}. {name} ({row.account}), {since}{where}")
     if len(rows) > QUEUE_LINES:
         lines.append(f"… and {len(rows) - QUEUE_LINES} more")
     return "\n".join(lines)
@@ -159,18 +162,21 @@ class TeamRoomDesk:
         listed = [(row, await Portal.get(row.account, row.chat)) for row in rows[:QUEUE_LINES]]
         now = now_ms()
         text = queue_text(team, listed + [(row, None) for row in rows[QUEUE_LINES:]], now)
+        shown = [(row.account, row.chat) for row in rows[:QUEUE_LINES]]
         if rooms.queue_event_id is None:
             event_id = await self.services.notice(
                 rooms.room_id, text, txn=txn("queue-view", team, rooms.room_id)
             )
             if event_id is not None:
-                await InboxTeam.set_queue(team, event_id, text)
+                await InboxTeam.set_queue(team, event_id, text, shown)
         elif text != rooms.queue_text:
             await self.services.edit_notice(
                 rooms.room_id, rooms.queue_event_id, text,
                 txn=txn("queue-edit", team, rooms.queue_event_id, text, now),
             )  # fmt: skip
-            await InboxTeam.set_queue(team, rooms.queue_event_id, text)
+            await InboxTeam.set_queue(team, rooms.queue_event_id, text, shown)
+        elif shown != rooms.queue_shown:  # the same lines, other conversations behind them
+            await InboxTeam.set_queue(team, rooms.queue_event_id, text, shown)
 
     async def refresh_queues(self) -> None:
         """Every team's queue view (the periodic job); one team's failure spares the others."""

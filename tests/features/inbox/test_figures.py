@@ -1,19 +1,16 @@
 """The inbox's service figures on SQLite and on a real PostgreSQL: response and resolution
 times in wall-clock and business time (closed hours and snoozed or pending time left out),
-kept once per wait; and ``snooze until`` times."""
+kept once per wait."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-import pytest
 from mautrix.util.async_db import Database
 
 from bridge.db import InboxConversation, InboxResponse
 from bridge.features.inbox.figures import record_resolution, record_response, show_seconds
 from bridge.features.inbox.hours import parse_business_hours
-from bridge.features.inbox.until import parse_until
 from tests.db.support import database, databases
 
 __all__ = ["database", "databases"]
@@ -91,30 +88,6 @@ async def test_a_retried_reply_records_its_wait_once(database: Database) -> None
         ("next", 90 * 60, 40 * 60)
     ]
     assert await InboxResponse.since("sales", "next", at(7, 0)) == []
-
-
-BERLIN = ZoneInfo("Europe/Berlin")
-NOON_UTC = datetime(2026, 12, 7, 12, tzinfo=UTC)  # 13:00 in Berlin
-
-
-@pytest.mark.parametrize(
-    ("words", "expected"),
-    [
-        (["14:00"], datetime(2026, 12, 7, 14, tzinfo=BERLIN)),
-        (["12:59"], datetime(2026, 12, 8, 12, 59, tzinfo=BERLIN)),  # passed: tomorrow
-        (["2026-12-24", "09:00"], datetime(2026, 12, 24, 9, tzinfo=BERLIN)),
-        (["2026-12-07", "12:00"], None),  # in the past
-        (["2026-12-24"], None),
-        (["9"], None),
-        (["09:00:30"], None),
-        (["25:00"], None),
-        (["2026-13-01", "09:00"], None),
-        (["tomorrow", "09:00"], None),
-        ([], None),
-    ],
-)
-def test_snooze_until(words: list[str], expected: datetime | None) -> None:
-    assert parse_until(words, NOON_UTC, BERLIN) == expected
 
 
 def test_show_seconds() -> None:

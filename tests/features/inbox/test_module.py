@@ -229,7 +229,8 @@ async def test_commands(wired: Wired) -> None:
     )
     assert (await wired.ask(SAM, "unassign", "c3")).startswith("👤 sam put this")
     assert await wired.ask(SAM, "snooze soon", "c3") == (
-        "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD] HH:MM"
+        "Usage: snooze <duration: 30m, 2h, 1d> | "
+        "snooze until [YYYY-MM-DD | tomorrow | monday…sunday] [HH:MM]"
     )
     assert await wired.ask(LEA, "assign @lea:example.com", "c3") == (
         "Only the members of team sales may do this."

@@ -75,8 +75,13 @@ def test_texts() -> None:
     rows = [(conversation("open", waiting=0), portal), (conversation("open", waiting=None), None)]
     assert queue_text("support", rows, 3 * MINUTE) == (
         "📋 Queue of team support: 2 waiting, longest first\n"
-        f"• Customer c1 ({ACC}), waiting 3 min: https://matrix.to/#/!c1:x\n"
-        f"• c1 ({ACC}), answered"
+        f"1. Customer c1 ({ACC}), waiting 3 min: https://matrix.to/#/!c1:x\n"
+        f"2. c1 ({ACC}), answered"
+    )
+    # A customer's name cannot break the numbered lines.
+    odd = Portal(ACC, "c1", None, name="Jane\n2. Doe")
+    assert queue_text("support", [(conversation("open", waiting=None), odd)], 0).endswith(
+        f"\n1. Jane 2. Doe ({ACC}), answered"
     )
 
 
@@ -120,7 +125,7 @@ async def test_queue_view_edited_when_it_changes(wired: Wired) -> None:
     first = [t for t in wired.services.texts(view) if t.startswith("📋")]
     assert first == [
         "📋 Queue of team sales: 1 waiting, longest first\n"
-        f"• Customer c1 ({ACC}), waiting 0 min: https://matrix.to/#/!c1:x"
+        f"1. Customer c1 ({ACC}), waiting 0 min: https://matrix.to/#/!c1:x"
     ]
     await tick(desk)
     assert wired.services.edits == []
@@ -160,3 +165,17 @@ async def test_a_configured_team_room_is_joined(database: Database) -> None:
     assert stored is not None
     assert (stored.room_id, stored.space_id) == ("!joined-sales:example.com", "!space-sales:x")
     assert await rooms.rooms("nobody") is None
+
+
+async def test_the_lines_shown_are_stored(wired: Wired) -> None:
+    await wired.customer("c1", "what is the price?", "m1", first=True)
+    desk = wired_desk(wired)
+    await tick(desk)
+    assert (await InboxTeam.rooms("sales")).queue_shown == [(ACC, "c1")]
+    # Stored before this column existed: the lines are stored at the next tick, the view
+    # (the same text) left as it is.
+    await InboxTeam.db.execute("UPDATE inbox_team SET queue_shown=NULL WHERE team='sales'")
+    assert (await InboxTeam.rooms("sales")).queue_shown == []
+    await tick(desk)
+    assert (await InboxTeam.rooms("sales")).queue_shown == [(ACC, "c1")]
+    assert wired.services.edits == []

@@ -1,11 +1,14 @@
 """The inbox's service commands and timers, wired on the seams with a real database on both
 backends: figures recorded by the delivered hook and ``resolve``, ``stats``, ``transfer``,
-``snooze until``, the waiting-limit announcement (once per wait) and the idle resolution."""
+``snooze until``, the waiting-limit announcement (in the team room and the conversation's,
+once per wait, retried after a failure) and the idle resolution."""
 
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from mautrix.util.async_db import Database
@@ -93,12 +96,26 @@ async def test_transfer(wired: Wired) -> None:
 async def test_snooze_until(wired: Wired) -> None:
     await wired.customer("c3", "price?", "m1", first=True)
     answer = await wired.ask(SAM, "snooze until 2099-12-24 09:00", "c3")
-    assert answer == "💤 sam snoozed this conversation until 2099-12-24 08:00 UTC."
+    assert answer == "💤 sam snoozed this conversation until Thu 2099-12-24 09:00 (Europe/Berlin)."
     assert (await row("c3")).status == "snoozed"
     assert (await wired.ask(SAM, "snooze until 2020-01-01 09:00", "c3")).endswith(
         "(a time to come, in Europe/Berlin)"
     )
     assert (await wired.ask(SAM, "snooze until 14:00", "c3")).startswith("💤 sam snoozed")
+    # A weekday alone: that day's opening (sales is open around the clock: midnight).
+    assert (await wired.ask(SAM, "snooze until monday", "c3")).startswith("💤 sam snoozed")
+    until = (await row("c3")).snoozed_until
+    assert until is not None and now_ms() < until <= now_ms() + 7 * 24 * 60 * MINUTE
+    local = datetime.fromtimestamp(until / 1000, ZoneInfo("Europe/Berlin"))
+    assert (local.weekday(), local.hour, local.minute) == (0, 0, 0)
+    assert await wired.ask(SAM, "snooze until funday", "c3") == (
+        "Usage: snooze <duration: 30m, 2h, 1d> | snooze until [YYYY-MM-DD | tomorrow | "
+        "monday…sunday] [HH:MM] (a time to come, in Europe/Berlin)"
+    )
+
+
+def waits(wired: Wired, room_id: str) -> list[str]:
+    return [text for text in wired.services.texts(room_id) if text.startswith("⌛")]
 
 
 async def test_waiting_limit_is_announced_once_per_wait(wired: Wired) -> None:
@@ -106,15 +123,63 @@ async def test_waiting_limit_is_announced_once_per_wait(wired: Wired) -> None:
     assert await InboxConversation.create(ACC, "c1", "support", now_ms() - 11 * MINUTE)
     await job.run()
     await job.run()
-    waited = [text for text in wired.services.texts("!c1:x") if text.startswith("⌛")]
-    assert waited == ["⌛ The customer has waited 11m 00s for an answer (limit 10m 00s)"]
+    assert waits(wired, "!team-support:x") == [
+        f"⌛ Customer c1 ({ACC}) has waited 11m 00s for an answer (limit 10m 00s); "
+        "assigned to ann. https://matrix.to/#/!c1:x"
+    ]
+    assert waits(wired, "!c1:x") == [
+        "⌛ The customer has waited 11m 00s for an answer (limit 10m 00s)"
+    ]
     assert await InboxConversation.over_waiting_limit("support", now_ms()) == []
     # Answered, then a new wait over the limit: told again.
     await staff_reply(wired, "c1")
     await InboxConversation.customer_wrote(ACC, "c1", now_ms() - 20 * MINUTE)
     await job.run()
-    waited = [text for text in wired.services.texts("!c1:x") if text.startswith("⌛")]
-    assert len(waited) == 2 and waited[1].startswith("⌛ The customer has waited 20m")
+    assert len(waits(wired, "!c1:x")) == 2 and waits(wired, "!c1:x")[1].startswith(
+        "⌛ The customer has waited 20m"
+    )
+    assert waits(wired, "!team-support:x")[1].startswith(f"⌛ Customer c1 ({ACC}) has waited 20m")
+    assert waits(wired, "!team-sales:x") == []
+
+
+async def test_a_failed_announcement_is_retried_without_doubles(
+    wired: Wired, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The homeserver fails once for the team room (c2, the longest waiting) and once for c1's
+    room: the other conversation is announced all the same and the queue views updated; the
+    next tick posts what failed, and nothing twice (the same transaction ids)."""
+    (job,) = wired.seams.jobs
+    await wired.ask(ANN, "away")
+    await wired.ask(BOB, "away")  # nobody assigned: "assigned to nobody"
+    assert await InboxConversation.create(ACC, "c1", "support", now_ms() - 11 * MINUTE)
+    assert await InboxConversation.create(ACC, "c2", "support", now_ms() - 12 * MINUTE)
+    post = wired.services.notice
+    failures = [("!team-support:x", "c2"), ("!c1:x", "")]
+
+    async def flaky(room_id: str, text: str, *, txn: str | None = None) -> str | None:
+        for failure in failures:
+            if room_id == failure[0] and failure[1] in text and text.startswith("⌛"):
+                failures.remove(failure)
+                raise ConnectionError("the homeserver is away")
+        return await post(room_id, text, txn=txn)
+
+    monkeypatch.setattr(wired.services, "notice", flaky)
+    await job.run()
+    assert waits(wired, "!team-support:x") == [
+        f"⌛ Customer c1 ({ACC}) has waited 11m 00s for an answer (limit 10m 00s); "
+        "assigned to nobody. https://matrix.to/#/!c1:x"
+    ]  # posted before c1's room failed
+    assert waits(wired, "!c2:x") == []
+    assert wired.services.texts("!team-sales:x") == ["📋 Queue of team sales: nobody waits."]
+    listed = await InboxConversation.over_waiting_limit("support", now_ms())
+    assert sorted(r.chat for r in listed) == ["c1", "c2"]  # neither marked yet
+    await job.run()
+    await job.run()
+    assert failures == []
+    team = waits(wired, "!team-support:x")
+    assert len(team) == 2 and team[1].startswith(f"⌛ Customer c2 ({ACC}) has waited 12m")
+    assert len(waits(wired, "!c1:x")) == 1 and len(waits(wired, "!c2:x")) == 1
+    assert await InboxConversation.over_waiting_limit("support", now_ms()) == []
 
 
 async def test_idle_conversations_are_resolved(wired: Wired) -> None:
