@@ -14,4 +14,5 @@ from . import (  # noqa: E402,F401
     v07_inbox_canned,
     v08_inbox_figures,
     v09_inbox_rooms,
+    v10_inbox_bot,
 )
