@@ -72,9 +72,10 @@ class Bots:
         ref = inbound.conversation
         bot = self.bot(row)
         if bot is not None and ref.room_id:
+            # Renamed first: the bot user is invited to the room under its new name.
+            await self.desk.renamed(ref.account, ref.chat)
             if bot.matrix_user:
                 await self.desk.services.invite(ref.room_id, bot.matrix_user, ref.account)
-            await self.desk.renamed(ref.account, ref.chat)
             await self.desk.services.notice(
                 ref.room_id,
                 f"🤖 {bot.name} answers first; a staff message or `handover` gives this "
