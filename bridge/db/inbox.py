@@ -110,14 +110,19 @@ class InboxConversation:
         """``bot`` lets go: the conversation is open in ``team``'s queue, its customer waiting
         since ``now``. False (nothing changed) when ``bot`` did not have it (any more), so of
         two racing hand-overs exactly one changes the row."""
-        changed = await cls._update(
-            account, chat, "bot=NULL, status='open', team=$4, waiting_since=$5, updated_at=$5",
-            bot, team, now,
-            where=" AND status='pending' AND bot=$3", returning="chat_key",
-        )  # fmt: skip
+        sets = "bot=NULL, status='open', team=$4, waiting_since=$5, updated_at=$5"
+        where = " AND status='pending' AND bot=$3"
+        return await cls._changed_status(account, chat, "open", now, sets, where, bot, team, now)
+
+    @classmethod
+    async def _changed_status(
+        cls, account: str, chat: str, status: str, now: int, sets: str, where: str, *args: Any
+    ) -> bool:
+        """``_update`` to ``status`` if ``where`` holds; the pauses follow when it changed."""
+        changed = await cls._update(account, chat, sets, *args, where=where, returning="chat_key")
         if changed is None:
             return False
-        await InboxPause.change(account, chat, "open", now)
+        await InboxPause.change(account, chat, status, now)
         return True
 
     @classmethod
@@ -282,15 +287,8 @@ class InboxConversation:
         """Resolve the conversation if it is still open or pending and idle since ``before``;
         False if something happened since it was listed."""
         sets = "status='resolved', snoozed_until=NULL, resolved_at=$4, updated_at=$4, bot=NULL"
-        done = await cls._update(
-            account, chat, sets, before, now,
-            where=" AND status IN ('open', 'pending') AND updated_at <= $3",
-            returning="chat_key",
-        )  # fmt: skip
-        if done is None:
-            return False
-        await InboxPause.change(account, chat, "resolved", now)
-        return True
+        where = " AND status IN ('open', 'pending') AND updated_at <= $3"
+        return await cls._changed_status(account, chat, "resolved", now, sets, where, before, now)
 
     @classmethod
     async def counts(cls, team: str) -> tuple[int, int, int | None]:

@@ -1,67 +1,33 @@
 """Bots answering first, end to end through a real Synapse: a Matrix bot user owns a new
 conversation (pending, nobody assigned), its reply reaches the customer and its `handover`
-gives the conversation to a member; a webhook bot (a local HTTP server checking the
-signature) replies, then hands over to its team, whose member is assigned and invited.
+gives the conversation to a member; a webhook bot (the unit tests' local HTTP server, which
+checks the signature) replies, then hands over to its team, whose member is assigned.
 
 One stack on SQLite (the unit tests in tests/features/inbox/test_bot.py run on both backends);
 the tests of this module run in order on it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest_asyncio
-from aiohttp import web
 
-from bridge.connectors.webhook.protocol import SIGNATURE_HEADER, verify
 from tests.conftest import SERVER_NAME, Stack, build_stack
 from tests.e2e.helpers import customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask
 from tests.e2e.test_inbox import _notice
+from tests.features.inbox.test_bot import SECRET, BotServer
 from tests.infra.staff import StaffClient
 
 ANN, CAT, HELPBOT = (f"@{name}:{SERVER_NAME}" for name in ("ann", "cat", "helpbot"))
-SECRET = "faq-bot-secret"
-
-
-class FaqBot:
-    """The webhook bot: answers each message, hands over when asked for a human."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.signed: list[bool] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/faq", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/faq"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.signed.append(verify(SECRET, body, request.headers.get(SIGNATURE_HEADER)))
-        payload = json.loads(body)
-        self.payloads.append(payload)
-        if "human" in payload["text"]:
-            return web.json_response({"handover": {"note": "asks for a human"}})
-        return web.json_response({"reply": f"FAQ: see our invoice page ({payload['text']})"})
 
 
 @dataclass
 class Desk:
     stack: Stack
-    faq: FaqBot
+    faq: BotServer
     staff: StaffClient
     """The account's staff (an admin): in every portal room, as the account says."""
     ann: StaffClient
@@ -71,16 +37,16 @@ class Desk:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def desk(tmp_path_factory: Any) -> AsyncIterator[Desk]:
-    faq = FaqBot()
+    faq = BotServer()
     await faq.start()
     features = {
         "inbox": {
             "teams": {
                 "support": {"members": [ANN], "assignment": "round_robin", "bot": "helpbot"},
-                "billing": {"members": [CAT], "assignment": "round_robin", "bot": "faq"},
+                "sales": {"members": [CAT], "assignment": "round_robin", "bot": "faq"},
             },
             "accounts": {"hooks": "support"},
-            "routing": [{"team": "billing", "keywords": ["invoice"]}],
+            "routing": [{"team": "sales", "keywords": ["quote"]}],
             "bots": {
                 "helpbot": {"matrix_user": HELPBOT},
                 "faq": {"url": faq.url, "secret": SECRET, "timeout": "10s"},
@@ -106,7 +72,7 @@ async def desk(tmp_path_factory: Any) -> AsyncIterator[Desk]:
                 for client in clients:
                     await client.close()
     finally:
-        await faq.stop()
+        await faq.close()
 
 
 async def _write(desk: Desk, chat: str, text: str, mid: str) -> None:
@@ -143,23 +109,25 @@ async def test_a_matrix_bot_user_answers_first(desk: Desk) -> None:
 
 
 async def test_a_webhook_bot_replies_then_hands_over(desk: Desk) -> None:
-    await _write(desk, "bot-2", "where is my invoice?", "bot-2-1")
-    answer = "FAQ: see our invoice page (where is my invoice?)"
+    await _write(desk, "bot-2", "a quote please", "bot-2-1")
     out = await desk.stack.peer.wait_for(
-        lambda p: p.get("chat_id") == "bot-2" and p.get("text") == answer
+        lambda p: p.get("chat_id") == "bot-2" and p.get("text") == "Bot: a quote please"
     )
     assert out["type"] == "message"
-    await _write(desk, "bot-2", "I want a human", "bot-2-2")
+    await _write(desk, "bot-2", "refund", "bot-2-2")
     room = await join_invite_named(desk.cat, "🟢 Customer bot-2")
     await _notice(
         desk.cat, room,
-        "🤖 faq handed over\n📥 New conversation for team billing; assigned to cat\n"
-        "📝 asks for a human",
+        "🤖 faq handed over\n📥 New conversation for team sales; assigned to cat\n"
+        "📝 wants a refund",
     )  # fmt: skip
-    assert [p["text"] for p in desk.faq.payloads] == ["where is my invoice?", "I want a human"]
+    assert [p["text"] for _, p in desk.faq.requests] == ["a quote please", "refund"]
     assert desk.faq.signed == [True, True]
     # The room shows what the customer got from the bot.
-    shown = f"🤖 Automatic message (bot faq):\n{answer}"
+    shown = "🤖 Automatic message (bot faq):\nA colleague will help."
     await desk.cat.wait_for_event(
         lambda e: e.get("content", {}).get("body") == shown, room_id=room
+    )
+    await desk.stack.peer.wait_for(
+        lambda p: p.get("chat_id") == "bot-2" and p.get("text") == "A colleague will help."
     )

@@ -72,7 +72,7 @@ async def ask_bot(bot: BotConfig, payload: dict[str, Any], key: str) -> BotAnswe
             status = resp.status
             body, over = await read_limited(resp.content, MAX_ANSWER)
     except TimeoutError as e:
-        raise BotFailed(f"no answer within {bot.timeout}s") from e
+        raise BotFailed(f"no answer within {bot.timeout:g}s") from e
     except aiohttp.ClientError as e:
         raise BotFailed(f"unreachable: {type(e).__name__}") from e
     if not 200 <= status < 300:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -147,7 +147,7 @@ class BotConfig:
     matrix_user: str | None = None
     url: str | None = None
     secret: str = ""
-    timeout: int = DEFAULT_BOT_TIMEOUT
+    timeout: float = DEFAULT_BOT_TIMEOUT
     """Seconds a webhook bot has to answer, else the conversation goes to the humans."""
     handover_notice: str | None = None
     """Sent to the customer when the bot hands the conversation over; None: nothing."""
@@ -338,18 +338,27 @@ def _canned(section: Any, key: str, config: Config) -> dict[str, str]:
 def _accounts(
     section: Any, teams: Mapping[str, TeamConfig], config: Config
 ) -> dict[AccountID, str]:
-    key = f"{SECTION}.accounts"
+    return _by_account(
+        section, "accounts", "team names", lambda team, key: _check_team(team, key, teams), config
+    )
+
+
+def _by_account(
+    section: Any, name: str, what: str, check: Callable[[Any, str], None], config: Config
+) -> dict[AccountID, str]:
+    """The ``name`` mapping of channel accounts to ``what`` (each value ``check``-ed)."""
+    key = f"{SECTION}.{name}"
     if section is None:
         return {}
     if not isinstance(section, Mapping):
-        raise ConfigError(key, "must map channel accounts to team names")
-    accounts: dict[AccountID, str] = {}
-    for account, team in section.items():
+        raise ConfigError(key, f"must map channel accounts to {what}")
+    mapping: dict[AccountID, str] = {}
+    for account, value in section.items():
         account_key = f"{key}.{account}"
         _check_account(account, account_key, config)
-        _check_team(team, account_key, teams)
-        accounts[AccountID(str(account))] = team
-    return accounts
+        check(value, account_key)
+        mapping[AccountID(str(account))] = value
+    return mapping
 
 
 def _check_account(account: Any, key: str, config: Config) -> None:
@@ -521,18 +530,9 @@ def _check_bot(name: Any, key: str, bots: Mapping[str, BotConfig]) -> None:
 def _account_bots(
     section: Any, bots: Mapping[str, BotConfig], config: Config
 ) -> dict[AccountID, str]:
-    key = f"{SECTION}.account_bots"
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(key, "must map channel accounts to bot names")
-    account_bots: dict[AccountID, str] = {}
-    for account, bot in section.items():
-        account_key = f"{key}.{account}"
-        _check_account(account, account_key, config)
-        _check_bot(bot, account_key, bots)
-        account_bots[AccountID(str(account))] = bot
-    return account_bots
+    return _by_account(
+        section, "account_bots", "bot names", lambda bot, key: _check_bot(bot, key, bots), config
+    )
 
 
 def _check_bot_permissions(

@@ -16,11 +16,8 @@ import pytest
 from aiohttp import web
 from mautrix.util.async_db import Database
 
-from bridge.config import parse
 from bridge.connector import ConfigError
 from bridge.connectors.webhook.protocol import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
-from bridge.db import InboxConversation, Portal
-from bridge.events import RemoteChat, RemoteMessage, RemoteUser
 from bridge.features.inbox.bot_client import (
     MAX_ANSWER,
     BotAnswer,
@@ -29,15 +26,24 @@ from bridge.features.inbox.bot_client import (
     parse_answer,
 )
 from bridge.features.inbox.config import BotConfig
-from bridge.features.inbox.module import INBOX
 from bridge.features.inbox.rooms import room_name
-from bridge.seams import Command, ConversationRef, Inbound, Origin, Outgoing, Seams
-from bridge.types import MessageID, RemoteChatID, RemoteUserID
+from bridge.seams import ConversationRef, Origin, Outgoing
 from tests.db.support import database, databases
 from tests.features.inbox.test_config import SECTION as _SECTION
 from tests.features.inbox.test_config import _grant, _set, inbox
-from tests.features.inbox.test_module import ACC, ADMIN, ANN, BOB, LEA, SAM, Ctx, FakeServices
-from tests.test_config import example
+from tests.features.inbox.test_module import (
+    ACC,
+    ADMIN,
+    ANN,
+    BOB,
+    LEA,
+    SAM,
+    FakeServices,
+    Wired,
+    ref,
+    row,
+    wire,
+)
 
 __all__ = ["database", "databases"]
 
@@ -147,61 +153,24 @@ def section(url: str | None) -> dict[str, Any]:
     return data
 
 
-@dataclass
-class Wired:
-    seams: Seams
-    services: Services
-    commands: dict[str, Command]
-
-    async def customer(self, chat: str, text: str, mid: str, *, first: bool = False) -> None:
-        event = RemoteMessage(
-            chat=RemoteChat(RemoteChatID(chat)),
-            sender=RemoteUser(RemoteUserID(f"user-{chat}")),
-            message_id=MessageID(mid),
-            text=text,
-        )
-        await self.seams.inbound(Inbound(ref(chat), event, first_contact=first))
-
-    async def staff(self, chat: str, sender: str, text: str) -> None:
-        await self.seams.delivered(Outgoing(ref(chat), Origin.STAFF, sender, text))
-
-    async def ask(self, sender: str, command: str, chat: str | None = None) -> str:
-        name, *args = command.split()
-        room = f"!{chat}:x" if chat else "!dm:x"
-        ctx = Ctx(self.services, sender, room, ref(chat) if chat else None)
-        return await self.commands[name].run(ctx, args)
+async def staff(wired: Wired, chat: str, sender: str, text: str) -> None:
+    """A staff message of ``sender`` delivered to the customer of ``chat``."""
+    await wired.seams.delivered(Outgoing(ref(chat), Origin.STAFF, sender, text))
 
 
-def ref(chat: str) -> ConversationRef:
-    return ConversationRef(ACC, RemoteChatID(chat), f"!{chat}:x")
-
-
-async def row(chat: str) -> InboxConversation:
-    found = await InboxConversation.get(ACC, chat)
-    assert found is not None
-    return found
-
-
-async def wire(data: dict[str, Any]) -> Wired:
-    config = parse(example(lambda raw: raw.update(features={"inbox": data})))
-    services = Services()
-    seams = Seams(config, services)
-    options = INBOX.parse_config(config.features["inbox"], config)
-    assert options is not None
-    INBOX.setup(seams, options)
-    for chat in ("c1", "c2", "c3", "c4"):
-        await Portal(ACC, chat, f"!{chat}:x", name=f"Customer {chat}").insert()
-    return Wired(seams, services, {c.name: c for c in seams.commands})
+def sent(wired: Wired) -> Services:
+    assert isinstance(wired.services, Services)
+    return wired.services
 
 
 @pytest.fixture
 async def webhook(database: Database, bot_server: BotServer) -> Wired:
-    return await wire(section(bot_server.url))
+    return await wire(section(bot_server.url), Services())
 
 
 @pytest.fixture
 async def matrix(database: Database) -> Wired:
-    return await wire(section(None))
+    return await wire(section(None), Services())
 
 
 FIRST = (
@@ -217,7 +186,7 @@ async def test_webhook_bot_replies_then_hands_over_to_its_team(
     assert (c1.status, c1.bot, c1.assignee, c1.waiting_since) == ("pending", "faq", None, None)
     assert room_name(c1, "Customer c1") == "🤖 Customer c1"
     # Only the bot answers: no welcome, nobody invited, no team room announcement.
-    assert webhook.services.to("c1") == [("Bot: hi", "bot faq")]
+    assert sent(webhook).to("c1") == [("Bot: hi", "bot faq")]
     assert webhook.services.invites == []
     assert webhook.services.texts("!c1:x") == [FIRST.format(bot="faq", team="support")]
     assert webhook.services.texts("!team-support:x") == []
@@ -232,16 +201,16 @@ async def test_webhook_bot_replies_then_hands_over_to_its_team(
     assert await webhook.ask(ANN, "queue support") == "Nobody waits in the queue of team support."
 
     # The hook retried: the bot is asked again with the same key; nothing is sent twice.
-    before = (dict(webhook.services.sent), dict(webhook.services.notices))
+    before = (dict(sent(webhook).sent), dict(webhook.services.notices))
     await webhook.customer("c1", "hi", "m1", first=True)
     assert [k for k, _ in bot_server.requests] == [key, key]
-    assert (webhook.services.sent, webhook.services.notices) == before
+    assert (sent(webhook).sent, webhook.services.notices) == before
 
     await webhook.customer("c1", "refund", "m2")
     c1 = await row("c1")
     assert (c1.status, c1.bot, c1.team, c1.assignee) == ("open", None, "sales", None)
     assert c1.waiting_since is not None
-    assert webhook.services.to("c1")[1:] == [
+    assert sent(webhook).to("c1")[1:] == [
         ("A colleague will help.", "bot faq"), (NOTICE, "bot faq"),
     ]  # fmt: skip
     assert webhook.services.texts("!c1:x")[1:] == [
@@ -277,7 +246,7 @@ async def test_a_failing_bot_hands_over(webhook: Wired, bot_server: BotServer) -
             f"🤖 faq failed ({reason})\n📥 New conversation for team support; "
             f"assigned to {assignee}",
         ]
-        assert webhook.services.to(chat) == [(NOTICE, "bot faq")]
+        assert sent(webhook).to(chat) == [(NOTICE, "bot faq")]
     assert ("!c1:x", ANN) in webhook.services.invites and (
         "!c1:x",
         LEA,
@@ -333,17 +302,17 @@ async def test_matrix_bot_user_answers_until_staff_write(matrix: Wired) -> None:
     assert (c1.status, c1.bot, c1.assignee) == ("pending", "helpbot", None)
     assert matrix.services.invites == [("!c1:x", HELPBOT)]
     assert matrix.services.texts("!c1:x") == [FIRST.format(bot="helpbot", team="support")]
-    assert matrix.services.to("c1") == []  # no welcome: the bot greets
+    assert sent(matrix).to("c1") == []  # no welcome: the bot greets
     # The bot's own message is no hand-over and no response of the staff.
-    await matrix.staff("c1", HELPBOT, "Hi, I am the help bot")
+    await staff(matrix, "c1", HELPBOT, "Hi, I am the help bot")
     c1 = await row("c1")
     assert (c1.status, c1.bot, c1.first_response_at) == ("pending", "helpbot", None)
     # The customer answering the bot does not open it either.
     await matrix.customer("c1", "my printer is broken", "m2")
     assert ((await row("c1")).status, len(matrix.services.texts("!c1:x"))) == ("pending", 1)
     # A staff member's message hands it over (once, should the hook be retried).
-    await matrix.staff("c1", BOB, "Let me help")
-    await matrix.staff("c1", BOB, "Let me help")
+    await staff(matrix, "c1", BOB, "Let me help")
+    await staff(matrix, "c1", BOB, "Let me help")
     c1 = await row("c1")
     assert (c1.status, c1.bot, c1.assignee) == ("open", None, ANN)
     assert matrix.services.texts("!c1:x")[1:] == [
