@@ -24,7 +24,6 @@ bot asked again for a retried hook gets the same ``Idempotency-Key``."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +32,12 @@ from ...db.inbox import InboxConversation
 from ...events import RemoteMessage
 from ...seams import ConversationRef, Inbound, Outgoing
 from .assignment import now_ms
-from .bot_client import BotAnswer, BotFailed, ask_bot, idempotency_key
+from .bot_client import BotFailed, ask_bot, idempotency_key
 from .config import BotConfig
 from .desk import Desk, txn
 from .replies import is_automatic, language_of
 
 log = logging.getLogger("bridge.inbox.bot")
-
-AskBot = Callable[[BotConfig, dict[str, Any], str], Awaitable[BotAnswer]]
 
 
 @dataclass
@@ -57,9 +54,8 @@ class HandOver:
 
 
 class Bots:
-    def __init__(self, desk: Desk, ask: AskBot = ask_bot) -> None:
+    def __init__(self, desk: Desk) -> None:
         self.desk = desk
-        self.ask = ask
 
     def bot(self, row: InboxConversation) -> BotConfig | None:
         """The configured bot that owns ``row`` now (None: the humans have it)."""
@@ -120,7 +116,7 @@ class Bots:
             payload["language"] = language
         key = idempotency_key(ref.account, ref.chat, event.dedup_key())
         try:
-            answer = await self.ask(bot, payload, key)
+            answer = await ask_bot(bot, payload, key)
         except BotFailed as e:
             log.warning("Bot %s failed for %s/%s: %s", bot.name, ref.account, ref.chat, e)
             await self.hand_over(hand_over, f"🤖 {bot.name} failed ({e})")
