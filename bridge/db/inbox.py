@@ -1,9 +1,9 @@
-"""The team inbox's tables: ``inbox_conversation`` (a conversation's team, status and
-assignee), ``inbox_agent`` (a staff member's away/available switch) and ``inbox_team`` (a
-team's round-robin position, its room, space and queue view). Every write touches only the
-columns it changes. Queries that run inside ``transaction()`` share its connection; on
-PostgreSQL the ``lock=True`` variants take row locks, on SQLite the transaction's write lock
-already holds the whole database."""
+"""The team inbox's tables: ``inbox_conversation`` (a conversation's team, status, assignee
+and the bot answering first), ``inbox_agent`` (a staff member's away/available switch) and
+``inbox_team`` (a team's round-robin position, its room, space and queue view). Every write
+touches only the columns it changes. Queries that run inside ``transaction()`` share its
+connection; on PostgreSQL the ``lock=True`` variants take row locks, on SQLite the
+transaction's write lock already holds the whole database."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ STATUSES = ("open", "pending", "snoozed", "resolved")
 
 _COLUMNS = (
     "account, chat, team, status, assignee, last_assignee, waiting_since, snoozed_until, "
-    "created_at, updated_at, first_response_at, resolved_at"
+    "created_at, updated_at, first_response_at, resolved_at, bot"
 )
 _WAITING_ORDER = "ORDER BY (waiting_since IS NULL), waiting_since, created_at, chat_key"
 """Longest waiting first; conversations nobody waits in (NULL) after them."""
@@ -67,6 +67,13 @@ class InboxConversation:
     updated_at: int
     first_response_at: int | None
     resolved_at: int | None
+    bot: str | None = None
+    """The bot that owns the conversation (it is ``pending`` then, and nobody waits)."""
+
+    @property
+    def with_bot(self) -> str | None:
+        """The bot answering the conversation now, None when the humans have it."""
+        return self.bot if self.status == "pending" else None
 
     @classmethod
     def _from_row(cls, row: Record) -> InboxConversation:
@@ -82,16 +89,47 @@ class InboxConversation:
         return None if row is None else cls._from_row(row)
 
     @classmethod
-    async def create(cls, account: str, chat: str, team: str, now: int) -> bool:
+    async def create(
+        cls, account: str, chat: str, team: str, now: int, bot: str | None = None
+    ) -> bool:
         """A new open, unassigned conversation of ``team`` whose customer waits since
-        ``now``. False (and nothing changes) when the conversation has its row already."""
+        ``now``; with ``bot``, pending with that bot, and nobody waits. False (and nothing
+        changes) when the conversation has its row already."""
         inserted = await cls.db.fetchval(
             "INSERT INTO inbox_conversation (account, chat_key, chat, team, status, "
-            " waiting_since, created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', $5, $5, $5) "
-            "ON CONFLICT (account, chat_key) DO NOTHING RETURNING chat_key",
-            account, digest(chat), chat, team, now,
+            " waiting_since, created_at, updated_at, bot) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, "
+            "$8) ON CONFLICT (account, chat_key) DO NOTHING RETURNING chat_key",
+            account, digest(chat), chat, team, "pending" if bot else "open",
+            None if bot else now, now, bot,
         )  # fmt: skip
+        if inserted is not None and bot:
+            await InboxPause.change(account, chat, "pending", now)
         return inserted is not None
+
+    @classmethod
+    async def hand_over(cls, account: str, chat: str, bot: str, team: str, now: int) -> bool:
+        """``bot`` lets go: the conversation is open in ``team``'s queue, its customer waiting
+        since ``now``. False (nothing changed) when ``bot`` did not have it (any more), so of
+        two racing hand-overs exactly one changes the row."""
+        sets = "bot=NULL, status='open', team=$4, waiting_since=$5, updated_at=$5"
+        where = " AND status='pending' AND bot=$3"
+        return await cls._changed_status(account, chat, "open", now, sets, where, bot, team, now)
+
+    @classmethod
+    async def _changed_status(
+        cls, account: str, chat: str, status: str, now: int, sets: str, where: str, *args: Any
+    ) -> bool:
+        """``_update`` to ``status`` if ``where`` holds; the pauses follow when it changed."""
+        changed = await cls._update(account, chat, sets, *args, where=where, returning="chat_key")
+        if changed is None:
+            return False
+        await InboxPause.change(account, chat, status, now)
+        return True
+
+    @classmethod
+    async def touch(cls, account: str, chat: str, now: int) -> None:
+        """Something happened in the conversation (its idle time starts again)."""
+        await cls._update(account, chat, "updated_at=$3", now)
 
     @classmethod
     async def lock(cls, account: str, chat: str, now: int) -> InboxConversation | None:
@@ -195,7 +233,8 @@ class InboxConversation:
             raise ValueError(f"unknown status {status!r}")
         sets = (
             "status=$3, snoozed_until=$4, updated_at=$5, "
-            "resolved_at=CASE WHEN $3='resolved' THEN $5 ELSE resolved_at END"
+            "resolved_at=CASE WHEN $3='resolved' THEN $5 ELSE resolved_at END, "
+            "bot=CASE WHEN $3='pending' THEN bot ELSE NULL END"
         )
         until = snoozed_until if status == "snoozed" else None
         await cls._update(account, chat, sets, status, until, now)
@@ -250,16 +289,9 @@ class InboxConversation:
     async def resolve_idle(cls, account: str, chat: str, before: int, now: int) -> bool:
         """Resolve the conversation if it is still open or pending and idle since ``before``;
         False if something happened since it was listed."""
-        sets = "status='resolved', snoozed_until=NULL, resolved_at=$4, updated_at=$4"
-        done = await cls._update(
-            account, chat, sets, before, now,
-            where=" AND status IN ('open', 'pending') AND updated_at <= $3",
-            returning="chat_key",
-        )  # fmt: skip
-        if done is None:
-            return False
-        await InboxPause.change(account, chat, "resolved", now)
-        return True
+        sets = "status='resolved', snoozed_until=NULL, resolved_at=$4, updated_at=$4, bot=NULL"
+        where = " AND status IN ('open', 'pending') AND updated_at <= $3"
+        return await cls._changed_status(account, chat, "resolved", now, sets, where, before, now)
 
     @classmethod
     async def counts(cls, team: str) -> tuple[int, int, int | None]:

@@ -15,4 +15,5 @@ from . import (  # noqa: E402,F401
     v08_inbox_figures,
     v09_inbox_rooms,
     v10_inbox_queue_shown,
+    v11_inbox_bot,
 )

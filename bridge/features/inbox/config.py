@@ -1,16 +1,18 @@
-"""The ``features.inbox`` section: teams, the default team of each channel account, and the
-routing rules, checked at start-up with every bad value's key named.
+"""The ``features.inbox`` section: teams, the default team of each channel account, the
+routing rules and the bots that answer first, checked at start-up with every bad value's key
+named.
 
 A team's members and leads need a permission on every channel account whose conversations
 can reach the team: the accounts naming it as their default team, and those of the rules
-choosing it (a rule without an ``account`` condition can match on any account). Business
+choosing it (a rule without an ``account`` condition can match on any account); a Matrix bot
+user needs one on the accounts whose conversations it answers first. Business
 hours are kept as written (``TeamConfig.hours_raw``) for ``hours.parse_business_hours``."""
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,8 +41,14 @@ DEFAULT_TICK = 30
 CONDITIONS = ("account", "to", "start", "keywords", "language", "field")
 _TEAM_KEYS = (
     "room", "members", "leads", "assignment", "limit", "invite", "waiting_limit",
-    "resolve_idle", "hours", "replies", "away_interval", "canned",
+    "resolve_idle", "hours", "replies", "away_interval", "canned", "bot",
 )  # fmt: skip
+BOT_KINDS = ("matrix_user", "url")
+_BOT_KEYS = ("matrix_user", "url", "secret", "timeout", "handover_notice")
+_URL = re.compile(r"^https?://[^/\s?#]+(/\S*)?$")
+DEFAULT_BOT_TIMEOUT = 10
+MAX_BOT_TIMEOUT = 60
+"""A webhook bot is asked inside the conversation's ordering domain: it holds nothing longer."""
 
 
 class AssignmentMode(enum.StrEnum):
@@ -83,6 +91,8 @@ class TeamConfig:
     """Seconds within which a conversation gets at most one away message."""
     canned: Mapping[str, str] = field(default_factory=dict)
     """Short code -> text with ``{customer}``, ``{agent}``, ``{team}``."""
+    bot: str | None = None
+    """The bot that answers the team's new conversations first (a name in ``bots``)."""
 
     @property
     def staff(self) -> tuple[str, ...]:
@@ -129,6 +139,21 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class BotConfig:
+    """A bot answering first: a Matrix user invited to the room, or (``url``) an in-house
+    system asked over the webhook connector's signed protocol."""
+
+    name: str
+    matrix_user: str | None = None
+    url: str | None = None
+    secret: str = ""
+    timeout: float = DEFAULT_BOT_TIMEOUT
+    """Seconds a webhook bot has to answer, else the conversation goes to the humans."""
+    handover_notice: str | None = None
+    """Sent to the customer when the bot hands the conversation over; None: nothing."""
+
+
+@dataclass(frozen=True)
 class InboxConfig:
     teams: Mapping[str, TeamConfig]
     accounts: Mapping[AccountID, str]
@@ -136,13 +161,24 @@ class InboxConfig:
     rules: tuple[Rule, ...]
     tick: int = DEFAULT_TICK
     """Seconds between two runs of the periodic job (``tick``; tests shorten it)."""
+    bots: Mapping[str, BotConfig] = field(default_factory=dict)
+    account_bots: Mapping[AccountID, str] = field(default_factory=dict)
+    """Channel account -> the bot answering its new conversations (before the team's)."""
+
+    def bot_for(self, account: str, team: str) -> BotConfig | None:
+        """The bot that answers a new conversation of ``account`` routed to ``team``."""
+        config = self.teams.get(team)
+        name = self.account_bots.get(AccountID(account)) or (config.bot if config else None)
+        return None if name is None else self.bots.get(name)
 
 
 def parse_inbox_config(section: Any, config: Config) -> InboxConfig | None:
     """The inbox options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _check_mapping(section, SECTION, ("teams", "accounts", "routing", "tick"))
+    _check_mapping(
+        section, SECTION, ("teams", "accounts", "routing", "tick", "bots", "account_bots")
+    )
     teams_section = section.get("teams")
     if not isinstance(teams_section, Mapping) or not teams_section:
         raise ConfigError(f"{SECTION}.teams", "must map team names to their settings")
@@ -152,13 +188,22 @@ def parse_inbox_config(section: Any, config: Config) -> InboxConfig | None:
     }
     accounts = _accounts(section.get("accounts"), teams, config)
     rules = _rules(section.get("routing"), teams, config)
-    _check_permissions(teams, accounts, rules, config)
+    bots = _bots(section.get("bots"))
+    account_bots = _account_bots(section.get("account_bots"), bots, config)
+    for name, team in teams.items():
+        if team.bot is not None:
+            _check_bot(team.bot, f"{SECTION}.teams.{name}.bot", bots)
+    reach = _reach(teams, accounts, rules, config)
+    _check_permissions(teams, reach, config)
+    _check_bot_permissions(teams, reach, bots, account_bots, config)
     tick = section.get("tick")
     return InboxConfig(
         teams=teams,
         accounts=accounts,
         rules=rules,
         tick=DEFAULT_TICK if tick is None else parse_duration(tick, f"{SECTION}.tick"),
+        bots=bots,
+        account_bots=account_bots,
     )
 
 
@@ -189,6 +234,9 @@ def _team(name: str, section: Any, key: str, config: Config) -> TeamConfig:
     room = section.get("room")
     if room is not None and not (isinstance(room, str) and _ROOM.match(room)):
         raise ConfigError(f"{key}.room", f"must be a room alias (#room:server), not {room!r}")
+    bot = section.get("bot")
+    if bot is not None and not isinstance(bot, str):
+        raise ConfigError(f"{key}.bot", f"must be the name of a bot in bots, not {bot!r}")
     limit = section.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"{key}.limit", f"must be a whole number of at least 1, not {limit!r}")
@@ -207,6 +255,7 @@ def _team(name: str, section: Any, key: str, config: Config) -> TeamConfig:
         away_interval=_optional_duration(section.get("away_interval"), f"{key}.away_interval")
         or DEFAULT_AWAY_INTERVAL,
         canned=_canned(section.get("canned"), f"{key}.canned", config),
+        bot=bot,
     )
 
 
@@ -289,18 +338,27 @@ def _canned(section: Any, key: str, config: Config) -> dict[str, str]:
 def _accounts(
     section: Any, teams: Mapping[str, TeamConfig], config: Config
 ) -> dict[AccountID, str]:
-    key = f"{SECTION}.accounts"
+    return _by_account(
+        section, "accounts", "team names", lambda team, key: _check_team(team, key, teams), config
+    )
+
+
+def _by_account(
+    section: Any, name: str, what: str, check: Callable[[Any, str], None], config: Config
+) -> dict[AccountID, str]:
+    """The ``name`` mapping of channel accounts to ``what`` (each value ``check``-ed)."""
+    key = f"{SECTION}.{name}"
     if section is None:
         return {}
     if not isinstance(section, Mapping):
-        raise ConfigError(key, "must map channel accounts to team names")
-    accounts: dict[AccountID, str] = {}
-    for account, team in section.items():
+        raise ConfigError(key, f"must map channel accounts to {what}")
+    mapping: dict[AccountID, str] = {}
+    for account, value in section.items():
         account_key = f"{key}.{account}"
         _check_account(account, account_key, config)
-        _check_team(team, account_key, teams)
-        accounts[AccountID(str(account))] = team
-    return accounts
+        check(value, account_key)
+        mapping[AccountID(str(account))] = value
+    return mapping
 
 
 def _check_account(account: Any, key: str, config: Config) -> None:
@@ -381,24 +439,119 @@ def _field(section: Any, key: str) -> FieldCondition:
     return FieldCondition(path=tuple(path.split(".")), equals=equals)
 
 
-def _check_permissions(
+def _reach(
     teams: Mapping[str, TeamConfig],
     accounts: Mapping[AccountID, str],
     rules: tuple[Rule, ...],
     config: Config,
-) -> None:
+) -> dict[str, set[AccountID]]:
+    """Team -> the channel accounts whose conversations can reach it."""
     reach: dict[str, set[AccountID]] = {name: set() for name in teams}
     for account, default in accounts.items():
         reach[default].add(account)
     for rule in rules:
         reach[rule.team].update([rule.account] if rule.account else config.channels)
+    return reach
+
+
+def _check_permissions(
+    teams: Mapping[str, TeamConfig], reach: Mapping[str, set[AccountID]], config: Config
+) -> None:
     for name, team in teams.items():
         for role, users in (("members", team.members), ("leads", team.leads)):
             for user in users:
-                for account in sorted(reach[name]):
-                    if config.permission_level(user, account) == "none":
-                        raise ConfigError(
-                            f"{SECTION}.teams.{name}.{role}",
-                            f"{user} has no permission on {account}, whose conversations"
-                            f" reach team {name} (grant it in permissions)",
-                        )
+                _check_permission(
+                    user, reach[name], f"{SECTION}.teams.{name}.{role}",
+                    f"whose conversations reach team {name}", config,
+                )  # fmt: skip
+
+
+def _check_permission(
+    user: str, accounts: set[AccountID], key: str, why: str, config: Config
+) -> None:
+    for account in sorted(accounts):
+        if config.permission_level(user, account) == "none":
+            raise ConfigError(
+                key, f"{user} has no permission on {account}, {why} (grant it in permissions)"
+            )
+
+
+def _bots(section: Any) -> dict[str, BotConfig]:
+    key = f"{SECTION}.bots"
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(key, "must map bot names to a matrix_user or a url and secret")
+    return {str(name): _bot(str(name), value, f"{key}.{name}") for name, value in section.items()}
+
+
+def _bot(name: str, section: Any, key: str) -> BotConfig:
+    if not _NAME.match(name):
+        raise ConfigError(key, "bot names may use only letters, digits, '-' and '_'")
+    _check_mapping(section, key, _BOT_KEYS)
+    kinds = [kind for kind in BOT_KINDS if kind in section]
+    if len(kinds) != 1:
+        raise ConfigError(
+            key, "needs exactly one of matrix_user (a Matrix bot user) or url (a webhook bot)"
+        )
+    notice = section.get("handover_notice")
+    handover_notice = None if notice is None else _text(notice, f"{key}.handover_notice")
+    if kinds == ["matrix_user"]:
+        for extra in ("secret", "timeout"):
+            if extra in section:
+                raise ConfigError(f"{key}.{extra}", "belongs to a webhook bot (url), not here")
+        user = section["matrix_user"]
+        if not isinstance(user, str) or not _MXID.match(user):
+            raise ConfigError(
+                f"{key}.matrix_user", f"{user!r} is not a Matrix user ID (@user:server)"
+            )
+        return BotConfig(name, matrix_user=user, handover_notice=handover_notice)
+    url = section["url"]
+    if not isinstance(url, str) or not _URL.match(url):
+        raise ConfigError(f"{key}.url", f"must be an http(s) URL, not {url!r}")
+    secret = section.get("secret")
+    if not isinstance(secret, str) or not secret.strip():
+        raise ConfigError(f"{key}.secret", "must be the shared secret that signs the requests")
+    timeout = _optional_duration(section.get("timeout"), f"{key}.timeout")
+    if timeout is not None and timeout > MAX_BOT_TIMEOUT:
+        raise ConfigError(f"{key}.timeout", f"must be at most {MAX_BOT_TIMEOUT}s")
+    return BotConfig(
+        name, url=url, secret=secret, timeout=timeout or DEFAULT_BOT_TIMEOUT,
+        handover_notice=handover_notice,
+    )  # fmt: skip
+
+
+def _check_bot(name: Any, key: str, bots: Mapping[str, BotConfig]) -> None:
+    if name not in bots:
+        known = ", ".join(bots) or "none configured"
+        raise ConfigError(key, f"there is no bot {name!r} (bots: {known})")
+
+
+def _account_bots(
+    section: Any, bots: Mapping[str, BotConfig], config: Config
+) -> dict[AccountID, str]:
+    return _by_account(
+        section, "account_bots", "bot names", lambda bot, key: _check_bot(bot, key, bots), config
+    )
+
+
+def _check_bot_permissions(
+    teams: Mapping[str, TeamConfig],
+    reach: Mapping[str, set[AccountID]],
+    bots: Mapping[str, BotConfig],
+    account_bots: Mapping[AccountID, str],
+    config: Config,
+) -> None:
+    """A Matrix bot user needs a permission on every account it serves: those naming it in
+    ``account_bots`` and those reaching a team naming it (unless their own bot answers)."""
+    for name, bot in bots.items():
+        if bot.matrix_user is None:
+            continue
+        served = {account for account, named in account_bots.items() if named == name}
+        for team, settings in teams.items():
+            if settings.bot == name:
+                served |= {account for account in reach[team] if account not in account_bots}
+        _check_permission(
+            bot.matrix_user, served, f"{SECTION}.bots.{name}.matrix_user",
+            "whose conversations it answers first", config,
+        )  # fmt: skip

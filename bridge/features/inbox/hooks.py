@@ -1,6 +1,7 @@
 """The inbox's reactions to traffic: a customer's message routes a new conversation to a team
-(and assigns it), reopens a resolved or snoozed one, or marks its customer waiting; a staff
-message delivered to the customer records the response.
+(and assigns it, unless a bot answers first: ``bot``), reopens a resolved or snoozed one, or
+marks its customer waiting; a staff message delivered to the customer records the response
+(and takes a conversation over from its bot).
 
 Both run in the conversation's ordering domain and are retried whole after a failure, so they
 decide from the stored state: a retried first message finds its row and repeats only what is
@@ -16,6 +17,7 @@ from ...events import RemoteEvent, RemoteMessage
 from ...seams import Inbound, Origin, Outgoing
 from ...types import AccountID
 from .assignment import now_ms
+from .bot import Bots
 from .desk import Desk, txn
 from .figures import record_response
 from .routing import RoutingFacts, choose_team
@@ -53,9 +55,10 @@ def _text(value: Any) -> str | None:
 
 
 class InboxHooks:
-    def __init__(self, desk: Desk, replies: AfterInbound) -> None:
+    def __init__(self, desk: Desk, replies: AfterInbound, bots: Bots) -> None:
         self.desk = desk
         self.replies = replies
+        self.bots = bots
 
     async def on_inbound(self, inbound: Inbound) -> None:
         event = inbound.event
@@ -71,11 +74,20 @@ class InboxHooks:
             )
             if team is None or self.desk.team(team) is None:
                 return  # no team: the channel account's staff handle it as before
+            if row is None and (bot := self.desk.config.bot_for(ref.account, team)):
+                await InboxConversation.create(ref.account, ref.chat, team, now_ms(), bot.name)
+                row = await InboxConversation.get(ref.account, ref.chat)
+            if row is not None and row.with_bot:
+                await self.bots.start(inbound, row)
+                return  # the bot answers first: it greets, not the team's replies
             await self._new(inbound, ref.room_id, team, created=row is None)
             reopened = False
         else:
             team = row.team
             if self.desk.team(team) is None:
+                return
+            if row.with_bot:
+                await self.bots.customer_wrote(inbound, row)
                 return
             reopened = await self._again(inbound, ref.room_id, row)
         await self.replies.after_inbound(
@@ -147,11 +159,16 @@ class InboxHooks:
 
     async def on_delivered(self, outgoing: Outgoing) -> None:
         """A staff reply reached the customer: the wait it ended is recorded (once, should
-        this hook be retried), then nobody waits any more."""
+        this hook be retried), then nobody waits any more. One in a conversation a bot owns
+        hands it to the humans first, unless the bot sent it."""
         if outgoing.origin == Origin.STAFF:
             ref = outgoing.conversation
-            now = now_ms()
             row = await InboxConversation.get(ref.account, ref.chat)
+            if row is not None and row.with_bot:
+                if await self.bots.staff_wrote(outgoing, row):
+                    return
+                row = await InboxConversation.get(ref.account, ref.chat)
+            now = now_ms()
             if row is not None:
                 await record_response(self.desk.hours(row.team), row, now)
             await InboxConversation.staff_replied(ref.account, ref.chat, now)

@@ -5,10 +5,14 @@ registered with the seams::
     features:
       inbox:
         teams:
-          support: {members: ["@ann:example.com"], assignment: round_robin}
+          support: {members: ["@ann:example.com"], assignment: round_robin, bot: helpbot}
         accounts: {support-webhook: support}
         routing: [{keywords: [invoice], team: billing}]
         tick: 30s                  # how often snoozes end and waiting conversations are assigned
+        bots:                      # bots answering first (see bot.py): a Matrix user or a URL
+          helpbot: {matrix_user: "@helpbot:example.com"}
+          faq: {url: "https://faq.example.com/bridge", secret: "s3cret", timeout: 10s}
+        account_bots: {support-webhook: faq}   # a channel account's bot (before its team's)
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 from ...config import Config
 from ...seams import PeriodicJob, Seams
 from .assignment import Assignment
+from .bot import Bots
+from .bot_commands import BotCommands
 from .canned_commands import canned_commands
 from .commands import InboxCommands
 from .config import InboxConfig, parse_inbox_config
@@ -61,7 +67,8 @@ class Inbox:
         rooms = TeamRoomDesk(services, config, seams.config.hs_domain)
         desk = Desk(services, config, Assignment(config.teams.values()), rooms)
         seams.set_room_namer(rooms.namer)
-        hooks = InboxHooks(desk, AutoReplies(services, config, options.hours))
+        bots = Bots(desk)
+        hooks = InboxHooks(desk, AutoReplies(services, config, options.hours), bots)
         seams.add_inbound_hook(hooks)
         seams.add_delivered_hook(hooks)
         prefix = seams.config.sender_prefix_template
@@ -71,6 +78,7 @@ class Inbox:
             *InboxCommands(desk).commands(),
             *ServiceCommands(desk).commands(),
             *canned_commands(config),
+            *BotCommands(bots).commands(),
         )
         for command in commands:
             seams.add_command(command)

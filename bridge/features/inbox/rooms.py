@@ -28,7 +28,7 @@ from .desk import txn
 
 log = logging.getLogger("bridge.inbox.rooms")
 
-ASSIGNED, WAITING = "🟢", "🟡"
+ASSIGNED, WAITING, BOT = "🟢", "🟡", "🤖"
 MARKS = {"pending": "⏸", "snoozed": "💤", "resolved": "✅"}
 SNIPPET_CHARS = 80
 QUEUE_LINES = 20
@@ -38,7 +38,9 @@ def room_name(row: InboxConversation | None, base: str) -> str:
     """``base`` with the conversation's status in front (no inbox row: ``base``)."""
     if row is None:
         return base
-    if row.status == "open":
+    if row.with_bot:
+        mark = BOT
+    elif row.status == "open":
         mark = ASSIGNED if row.assignee else WAITING
     else:
         mark = MARKS.get(row.status, "")
@@ -126,10 +128,14 @@ class TeamRoomDesk:
     async def new_conversation(self, team: str, inbound: Inbound) -> None:
         """Announce the conversation in the team room and put its room in the team's space."""
         ref, event = inbound.conversation, inbound.event
-        if not ref.room_id:
-            return
         customer = event.chat.name or event.sender.displayname or ref.chat
         text = event.text if isinstance(event, RemoteMessage) else ""
+        await self.announce(team, ref, customer, text)
+
+    async def announce(self, team: str, ref: ConversationRef, customer: str, text: str) -> None:
+        """``new_conversation`` from what is known of it (a bot's hand-over: its note)."""
+        if not ref.room_id:
+            return
         announcement = (
             f"📥 New conversation from {customer} ({ref.account}): "
             f"“{snippet(text)}” {link(ref.room_id)}"

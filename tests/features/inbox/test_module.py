@@ -141,10 +141,10 @@ async def wired(database: Database) -> Wired:
     return await wire(SECTION)
 
 
-async def wire(section: Any) -> Wired:
+async def wire(section: Any, services: FakeServices | None = None) -> Wired:
     """The inbox of ``section`` set up on the seams, with portals for chats c1 to c4."""
     config = parse(example(lambda data: data.update(features={"inbox": section})))
-    services = FakeServices()
+    services = services or FakeServices()
     seams = Seams(config, services)
     opts = INBOX.parse_config(config.features["inbox"], config)
     assert opts is not None
