@@ -32,6 +32,7 @@ from .jobs import tick
 from .replies import AutoReplies
 from .rooms import TeamRoomDesk
 from .service_commands import ServiceCommands
+from .transcript import Transcripts
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Inbox:
             *InboxCommands(desk).commands(),
             *ServiceCommands(desk).commands(),
             *canned_commands(config),
+            Transcripts(desk, seams.config).command(),
         )
         for command in commands:
             seams.add_command(command)
