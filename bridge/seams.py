@@ -44,6 +44,10 @@ Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
 
+Room history and files (``Services.history``, ``Services.post_file``)
+    A feature reads the messages of a room (the newest events, up to a cap) and posts a file
+    as the bot (a transcript); the core makes every homeserver call.
+
 A feature module exposes a ``FeatureModule`` (its config section under ``features:``, checked
 at start-up with the key named, and a ``setup`` that registers with ``Seams``) and is listed in
 ``bridge.app.FEATURES``. It never imports the core, only this contract, the services it is
