@@ -44,6 +44,10 @@ Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
 
+Room history and files (``Services.history``, ``Services.post_file``)
+    A feature reads the messages of a room (the newest events, up to a cap) and posts a file
+    as the bot (a transcript); the core makes every homeserver call.
+
 A feature module exposes a ``FeatureModule`` (its config section under ``features:``, checked
 at start-up with the key named, and a ``setup`` that registers with ``Seams``) and is listed in
 ``bridge.app.FEATURES``. It never imports the core, only this contract, the services it is
@@ -106,6 +110,34 @@ class Outgoing:
     """The name of a pre-approved template (its text is ``text``, already rendered)."""
     reason: str = ""
     """Why the bridge started it (``welcome``, ``broadcast:<id>``...); empty for staff."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One message of a room's history (``Services.history``), as the homeserver keeps it:
+    nothing in it is checked or escaped (names and texts are whatever their senders wrote)."""
+
+    event_id: str
+    sender: str
+    sender_name: str
+    """The sender's display name in the room, else their localpart."""
+    timestamp: int
+    """Milliseconds since the epoch (the homeserver's ``origin_server_ts``)."""
+    msgtype: str
+    """``m.text``, ``m.notice``, ``m.emote``, ``m.file``, ``m.image``..."""
+    body: str
+    filename: str | None = None
+    """For a file (image, video...): its name; the file itself is not fetched."""
+    replaces: str | None = None
+    """The event this one edits (``m.replace``); its ``body`` is the new text."""
+
+
+@dataclass(frozen=True)
+class History:
+    entries: list[HistoryEntry]
+    """Oldest first."""
+    complete: bool
+    """False when the cap was reached: older messages are left out."""
 
 
 class Verdict:
@@ -245,6 +277,21 @@ class Services(Protocol):
 
     async def rename(self, conversation: ConversationRef) -> None:
         """Set the conversation's room name again, as the room namer gives it now."""
+        ...
+
+    async def history(self, room_id: str, *, limit: int = 5000) -> History:
+        """The messages (``m.room.message``) of a room the bot is in, oldest first: its
+        timeline read backwards from the newest event in bounded pages, at most ``limit``
+        events of any kind looked at (then ``complete`` is False and the oldest are left
+        out). Redacted and unreadable events are skipped."""
+        ...
+
+    async def post_file(
+        self, room_id: str, data: bytes, filename: str, mimetype: str, *, txn: str
+    ) -> str | None:
+        """Upload ``data`` and post it as an ``m.file`` of the bot in the room; ``txn``
+        (deterministic, e.g. from a command's event id) makes a repeat post nothing new.
+        Returns the event id (None: the homeserver refused it)."""
         ...
 
 

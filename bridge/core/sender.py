@@ -7,6 +7,7 @@ bridge bot)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterable
@@ -131,6 +132,29 @@ class MatrixSender:
                 log.info("Event of transaction %s was stored before: %s", txn, evt["event_id"])
                 return EventID(evt["event_id"])
         return None
+
+    async def messages(
+        self, room_id: str, start: str | None, limit: int
+    ) -> tuple[list[Any], list[Any], str | None]:
+        """One page of the room's timeline as the bot sees it, newest first (``/messages``
+        backwards from ``start``; None: the newest event), with the member events of its
+        senders (lazy loading). Returns the raw events, those member events and the token of
+        the next older page (None: the room's beginning was reached)."""
+        path = Path.v3.rooms[RoomID(room_id)].messages
+        query = {
+            "dir": "b",
+            "limit": str(limit),
+            "filter": json.dumps({"lazy_load_members": True}),
+        }
+        if start is not None:
+            query["from"] = start
+        answer = await self.bot.api.request(Method.GET, path, query_params=query)
+        chunk, state, end = answer.get("chunk"), answer.get("state"), answer.get("end")
+        return (
+            chunk if isinstance(chunk, list) else [],
+            state if isinstance(state, list) else [],
+            end if isinstance(end, str) and chunk else None,
+        )
 
     async def redact(
         self, room_id: str, event_id: str, txn: str, *, as_user: UserID | str | None = None

@@ -13,6 +13,8 @@ Record = Any
 _COLUMNS = (
     "account, chat, message_id, part, event_id, room_id, sender, sender_mxid, timestamp, metadata"
 )
+LOOKUP_BATCH = 500
+"""Event ids asked for in one query (SQLite takes at most 32,766 parameters)."""
 
 
 @define
@@ -54,6 +56,20 @@ class Message:
     async def get_by_event(cls, room_id: str, event_id: str) -> Message | None:
         q = f"SELECT {_COLUMNS} FROM message WHERE room_id=$1 AND event_id=$2"
         return cls._from_row(await cls.db.fetchrow(q, room_id, event_id))
+
+    @classmethod
+    async def crossed(cls, room_id: str, event_ids: list[str]) -> dict[str, str | None]:
+        """Which of ``event_ids`` (of ``room_id``) crossed the bridge: event id -> its remote
+        author, None for one that went to the remote side (from staff or the bridge). Events
+        with no mapping are not in the answer."""
+        found: dict[str, str | None] = {}
+        for i in range(0, len(event_ids), LOOKUP_BATCH):
+            batch = event_ids[i : i + LOOKUP_BATCH]
+            marks = ", ".join(f"${n + 2}" for n in range(len(batch)))
+            q = f"SELECT event_id, sender FROM message WHERE room_id=$1 AND event_id IN ({marks})"
+            for row in await cls.db.fetch(q, room_id, *batch):
+                found[row["event_id"]] = row["sender"]
+        return found
 
     @classmethod
     async def last_in_chat(cls, account: str, chat: str, remote: bool) -> Message | None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from .admin import AdminServices
 from .conversations import ConversationServices
 from .errors import ServiceError
+from .history import HistoryServices
 from .messages import MessageServices
 from .rooms import RoomServices
 
 
-class Services(ConversationServices, MessageServices, AdminServices, RoomServices):
+class Services(
+    ConversationServices, MessageServices, AdminServices, RoomServices, HistoryServices
+):
     """Every service, in one object."""
 
 

@@ -38,6 +38,7 @@ from .jobs import tick
 from .replies import AutoReplies
 from .rooms import TeamRoomDesk
 from .service_commands import ServiceCommands
+from .transcript import Transcripts
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Inbox:
             *ServiceCommands(desk).commands(),
             *canned_commands(config),
             *BotCommands(bots).commands(),
+            Transcripts(desk, seams.config).command(),
         )
         for command in commands:
             seams.add_command(command)
