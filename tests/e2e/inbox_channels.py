@@ -146,7 +146,8 @@ class TelegramChannel(Channel):
     def got(self, customer: Customer) -> list[Got]:
         sim, chat = self.stack.telegram, int(customer.address)
         kinds: list[tuple[Literal["message", "edit"], list[Any]]] = [
-            ("message", sim.sent), ("edit", sim.edits)
+            ("message", sim.sent),
+            ("edit", sim.edits),
         ]
         records = [(kind, r) for kind, rs in kinds for r in rs if r.chat_id == chat]
         return [

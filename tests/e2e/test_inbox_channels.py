@@ -40,7 +40,7 @@ AUTOMATIC = {"desk": WELCOME, "night": NIGHT_AWAY, "weekend": WEEKEND_AWAY}
 """The reply each team's first message gets (a welcome, or an away message: never open)."""
 THANKS = "Thank you, {customer}! {agent} of team {team} is on it."
 NEVER_OPEN = {"timezone": "UTC", "weekly": {}}
-WEEKEND_INTERVAL = 2
+WEEKEND_INTERVAL = 1
 FEATURES = {
     "inbox": {
         "teams": {
@@ -93,7 +93,9 @@ async def desk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Desk]:
         # Several messages to one WhatsApp customer back to back, as the tests send them.
         channel_options={"wa": {"pair_burst": 100}},
     ) as stack:
-        staff = await StaffClient.login(stack.synapse.base_url, stack.staff_id, stack.staff_password)
+        staff = await StaffClient.login(
+            stack.synapse.base_url, stack.staff_id, stack.staff_password
+        )
         try:
             team_room, _ = await _join_team_rooms(staff, "desk")
             channels = {cls.name: cls(stack) for cls in CHANNELS}
@@ -179,20 +181,16 @@ def _texts(conv: Conversation) -> list[str]:
 # --------------------------------------------------------------------------- every channel
 
 
-async def test_a_first_message_opens_a_welcomed_conversation(
-    desk: Desk, channel: Channel
-) -> None:
-    first = "Hello,\nwhere is   my parcel? It was due on Monday and the tracking page shows nothing."
+async def test_a_first_message_opens_a_welcomed_conversation(desk: Desk, channel: Channel) -> None:
+    first = "Hello,\nwhere is   my parcel? It was due on Monday; the tracking page shows nothing."
     conv = await _open(desk, channel, first)
+    start = f"📥 New conversation from {conv.customer.name} "
     announcement = await desk.staff.wait_for_event(
-        lambda e: e["content"].get("body", "").startswith(
-            f"📥 New conversation from {conv.customer.name} "
-        ),
-        room_id=desk.team_room,
+        lambda e: e["content"].get("body", "").startswith(start), room_id=desk.team_room
     )
     assert announcement["content"]["body"] == (
         f"📥 New conversation from {conv.customer.name} ({channel.account}): "
-        "“Hello, where is my parcel? It was due on Monday and the tracking page shows not…” "
+        "“Hello, where is my parcel? It was due on Monday; the tracking page shows nothin…” "
         f"https://matrix.to/#/{conv.room_id}"
     )
     welcome = await channel.wait_got(conv.customer, lambda g: g.text == WELCOME)
@@ -263,8 +261,9 @@ async def test_the_away_message_goes_once_per_interval(desk: Desk, channel: Chan
         _notice(f"🤖 Automatic message (away):\n{NIGHT_AWAY}"), room_id=night.room_id
     )
     await channel.writes(night.customer, "Hello? Anyone?")
+    await desk.staff.wait_for_event(_customer_wrote("Hello? Anyone?"), room_id=night.room_id)
     await channel.writes(night.customer, "Still waiting.")
-    # Bridged after the one before it was handled in full (its hooks too).
+    # Bridged once the one before it was handled in full, its hooks too.
     await desk.staff.wait_for_event(_customer_wrote("Still waiting."), room_id=night.room_id)
     await _staff_says(desk, night, "Here now.")
     assert _texts(night) == [NIGHT_AWAY, channel.staff_text(PREFIX, "Here now.")]
@@ -274,9 +273,7 @@ async def test_the_away_message_goes_once_per_interval(desk: Desk, channel: Chan
     await channel.wait_got(weekend.customer, lambda g: g.text == WEEKEND_AWAY)
     await asyncio.sleep(WEEKEND_INTERVAL)  # the interval itself, not a synchronisation
     await channel.writes(weekend.customer, "Are you open now?")
-    await channel.wait_got(
-        weekend.customer, lambda _g: _texts(weekend).count(WEEKEND_AWAY) == 2
-    )
+    await channel.wait_got(weekend.customer, lambda _: _texts(weekend).count(WEEKEND_AWAY) > 1)
     assert _texts(weekend) == [WEEKEND_AWAY, WEEKEND_AWAY]
 
 
