@@ -212,7 +212,9 @@ async def test_internal_notes_never_reach_the_customer(desk: Desk, channel: Chan
         await staff.send_text(room, f"  NOTE: {secret}-c", html=f"<b>NOTE:</b> {secret}-c"),
     ]
     # A reply with its plain-text fallback, to a notice of the bot (not a bridged message).
-    bot_notice = staff.find_events(_notice("📥 New conversation for team desk; assigned to staff"))
+    bot_notice = staff.find_events(
+        _notice("📥 New conversation for team desk; assigned to staff"), room_id=room
+    )
     notes.append(
         await staff.send_event(room, "m.room.message", {
             "msgtype": "m.text",
@@ -327,7 +329,8 @@ async def test_mail_auto_replies_are_marked_and_automatic_mail_is_not_answered(
         await channel.writes(customer, "A person writing now.", subject="Hello", name=name)
         await desk.staff.wait_for_event(_customer_wrote("A person writing now."), room_id=room_id)
         await _staff_says(desk, automatic, "Noted.")
-        assert _texts(automatic) == ["Noted."]  # no welcome for the automatic first mail
+        # No welcome for the automatic first mail.
+        assert _texts(automatic) == [channel.staff_text(PREFIX, "Noted.")]
 
 
 async def test_whatsapp_no_automatic_reply_outside_the_24_hour_window(desk: Desk) -> None:
@@ -348,6 +351,9 @@ async def test_whatsapp_no_automatic_reply_outside_the_24_hour_window(desk: Desk
     await desk.staff.wait_for_event(_customer_wrote("Are you there?"), room_id=room_id)
     await _staff_says(desk, conv, "Yes, here.")
     assert _texts(conv) == [channel.staff_text(PREFIX, "Yes, here.")]
+    assert not desk.staff.find_events(
+        lambda e: "Automatic message" in e["content"].get("body", ""), room_id=room_id
+    )
     # Not even tried: the connector knew the window was closed.
     sent_to = [(r.request or {}).get("to") for r in desk.stack.whatsapp.rejected]
     assert customer.address not in sent_to
