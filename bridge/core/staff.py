@@ -124,7 +124,9 @@ class StaffHandler:
             html_body = None
             if evt.html is not None:
                 html_body = html.escape(prefix) + _strip_reply_fallback(evt.html)
-            text = prefix + (_strip_plain_reply_fallback(text) if reply_to else text)
+            # Any reply's fallback goes, also one quoting what the customer never got (a
+            # notice of the bot): left in, it would reach them and hide a note's marker.
+            text = prefix + (_strip_plain_reply_fallback(text) if evt.reply_to else text)
             if reply_to is not None and isinstance(connector, ReplyHandler):
                 sender_fn = connector.send_reply
             else:

@@ -92,8 +92,10 @@ def _handler(capabilities: Capabilities) -> tuple[StaffHandler, _Connector, _Not
     return handler, connector, notices
 
 
-def _message(event_id: str, body: str, html: str | None = None) -> StaffMessage:
-    return StaffMessage(ROOM, STAFF, event_id, None, "m.text", body, html, None, None, False)
+def _message(
+    event_id: str, body: str, html: str | None = None, reply_to: str | None = None
+) -> StaffMessage:
+    return StaffMessage(ROOM, STAFF, event_id, None, "m.text", body, html, reply_to, None, False)
 
 
 @pytest.fixture
@@ -147,3 +149,18 @@ async def test_a_note_stays_in_matrix_and_hooks_see_what_went_out(portal: Portal
     assert [m.text for m in connector.sent] == ["Sam: Hello"]
     assert notices.failures == []  # a note is no failed delivery
     assert DELIVERED.seen == ["Sam: Hello"]
+
+
+async def test_a_reply_to_what_was_not_bridged_loses_its_fallback(portal: Portal) -> None:
+    """A reply to a bot's notice has no remote message to quote; its plain-text fallback (the
+    notice) is not for the customer, and it must not hide a note's marker either."""
+    handler, connector, notices = _handler(Capabilities())
+    quote = "> <@bot:example.com> New conversation for team support\n\n"
+    await handler.message(
+        await _item(), portal, _message("$rn", quote + "// mine", reply_to="$notice")
+    )
+    await handler.message(
+        await _item(), portal, _message("$rm", quote + "Hello", reply_to="$notice")
+    )
+    assert [m.text for m in connector.sent] == ["Sam: Hello"]
+    assert notices.failures == []
