@@ -51,6 +51,8 @@ class HandOver:
     text: str = ""
     team: str | None = None
     note: str | None = None
+    to: str | None = None
+    """Who takes it (an ``assign`` command); None: assigned per the team's mode."""
 
 
 class Bots:
@@ -161,6 +163,8 @@ class Bots:
                 lines.append(f"(there is no team {order.team}; it stays with team {team})")
         if not await InboxConversation.hand_over(ref.account, ref.chat, bot, team, now_ms()):
             return None
+        if order.to is not None:
+            await InboxConversation.assign(ref.account, ref.chat, order.to, now_ms())
         await self.desk.assign_waiting([team], quiet=(ref.account, ref.chat))
         await self.desk.renamed(ref.account, ref.chat)
         after = await InboxConversation.get(ref.account, ref.chat)

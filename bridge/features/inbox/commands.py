@@ -13,6 +13,7 @@ from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import Command, CommandContext
 from .assignment import now_ms
+from .bot import Bots, HandOver
 from .claims import TOOK, USAGE, Claims
 from .config import parse_duration
 from .desk import Desk
@@ -33,9 +34,10 @@ def _when(ms: int | None) -> str:
 
 
 class InboxCommands:
-    def __init__(self, desk: Desk) -> None:
+    def __init__(self, desk: Desk, bots: Bots) -> None:
         self.desk = desk
         self.claims = Claims(desk)
+        self.bots = bots
 
     def commands(self) -> tuple[Command, ...]:
         return (
@@ -73,6 +75,8 @@ class InboxCommands:
         if isinstance(row, str):
             return row
         team = self.desk.team(row.team)
+        if row.with_bot:
+            return await self._take_from_bot(ctx, row, args[0])
         if args[0].lower() == "me":
             if row.assignee == ctx.sender:
                 return "This conversation is yours already."
@@ -91,6 +95,20 @@ class InboxCommands:
             await self.desk.capacity_freed(row.assignee)
         actor, assignee = await self._who(ctx), await self._who(ctx, user)
         return f"👤 {actor} assigned this conversation to {assignee}."
+
+    async def _take_from_bot(self, ctx: CommandContext, row: InboxConversation, to: str) -> str:
+        """``assign`` in a conversation a bot answers: the humans take it over, given to
+        ``to`` (``me``: the sender) rather than per the team's mode."""
+        user = ctx.sender if to.lower() == "me" else to
+        team = self.desk.team(row.team)
+        if team is None or (user != ctx.sender and user not in team.staff):
+            return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
+        ref = ctx.conversation
+        if ref is None or ref.room_id is None:
+            return "Send this in a conversation's room."
+        order = HandOver(ref, row, f"command:{ctx.event_id}", to=user)
+        why = f"🤖 {await self._who(ctx)} took this conversation over from {row.with_bot}"
+        return await self.bots.hand_over(order, why, post=False) or "Try again: it just changed."
 
     async def claim(self, ctx: CommandContext, args: list[str]) -> str:
         if ctx.conversation is None:

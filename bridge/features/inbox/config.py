@@ -196,6 +196,7 @@ def parse_inbox_config(section: Any, config: Config) -> InboxConfig | None:
     reach = _reach(teams, accounts, rules, config)
     _check_permissions(teams, reach, config)
     _check_bot_permissions(teams, reach, bots, account_bots, config)
+    _check_one_welcome(teams, reach, config)
     tick = section.get("tick")
     return InboxConfig(
         teams=teams,
@@ -464,6 +465,23 @@ def _check_permissions(
                     user, reach[name], f"{SECTION}.teams.{name}.{role}",
                     f"whose conversations reach team {name}", config,
                 )  # fmt: skip
+
+
+def _check_one_welcome(
+    teams: Mapping[str, TeamConfig], reach: Mapping[str, set[AccountID]], config: Config
+) -> None:
+    """A customer is welcomed once: not by ``features.welcome`` and a team's reply both."""
+    welcomed = config.features.get("welcome")
+    if not isinstance(welcomed, Mapping):
+        return
+    for name, team in teams.items():
+        both = sorted(reach[name] & {AccountID(str(account)) for account in welcomed})
+        if team.replies.get("welcome") and both:
+            raise ConfigError(
+                f"{SECTION}.teams.{name}.replies.welcome",
+                f"features.welcome greets the customers of {both[0]} already, whose"
+                f" conversations reach team {name}: keep one of the two",
+            )
 
 
 def _check_permission(

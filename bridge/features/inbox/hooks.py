@@ -22,6 +22,9 @@ from .desk import Desk, txn
 from .figures import record_response
 from .routing import RoutingFacts, choose_team
 
+REOPENING = ("resolved", "snoozed")
+"""Statuses a customer message reopens."""
+
 
 class AfterInbound(Protocol):
     """What runs after the inbox handled a customer message (the automatic replies)."""
@@ -80,8 +83,8 @@ class InboxHooks:
             if row is not None and row.with_bot:
                 await self.bots.start(inbound, row)
                 return  # the bot answers first: it greets, not the team's replies
+            await self._reply(inbound, team, reopened=False)
             await self._new(inbound, ref.room_id, team, created=row is None)
-            reopened = False
         else:
             team = row.team
             if self.desk.team(team) is None:
@@ -89,7 +92,12 @@ class InboxHooks:
             if row.with_bot:
                 await self.bots.customer_wrote(inbound, row)
                 return
-            reopened = await self._again(inbound, ref.room_id, row)
+            await self._reply(inbound, team, reopened=row.status in REOPENING)
+            await self._again(inbound, ref.room_id, row)
+
+    async def _reply(self, inbound: Inbound, team: str, *, reopened: bool) -> None:
+        """Queue the automatic replies first: a staff member who answers as soon as the room
+        tells of the message is queued after them, so the welcome never comes second."""
         await self.replies.after_inbound(
             inbound, team, first_contact=inbound.first_contact, reopened=reopened
         )
@@ -120,8 +128,9 @@ class InboxHooks:
         )
         await self.desk.rooms.new_conversation(team, inbound)
 
-    async def _again(self, inbound: Inbound, room_id: str, row: InboxConversation) -> bool:
-        """A customer message in a known conversation; True when it reopened it."""
+    async def _again(self, inbound: Inbound, room_id: str, row: InboxConversation) -> None:
+        """A customer message in a known conversation: it ends a wait for the customer or
+        reopens a resolved or snoozed conversation."""
         ref = inbound.conversation
         now = now_ms()
         if row.status == "pending":
@@ -133,10 +142,10 @@ class InboxHooks:
                 "📥 The customer answered; the conversation is open again",
                 txn=txn("answered", ref.account, ref.chat, _message_id(inbound)),
             )
-            return False
-        if row.status not in ("resolved", "snoozed"):
+            return
+        if row.status not in REOPENING:
             await InboxConversation.customer_wrote(ref.account, ref.chat, now)
-            return False
+            return
         assignee = await self.desk.assignment.reopen(ref.account, ref.chat)
         if assignee is None:
             await self.desk.assign_waiting([row.team], quiet=(ref.account, ref.chat))
@@ -155,7 +164,6 @@ class InboxHooks:
             f"🔄 Reopened by the customer's message; {where}",
             txn=txn("reopened", ref.account, ref.chat, _message_id(inbound)),
         )
-        return True
 
     async def on_delivered(self, outgoing: Outgoing) -> None:
         """A staff reply reached the customer: the wait it ended is recorded (once, should

@@ -76,7 +76,7 @@ class Inbox:
         seams.add_outbound_gate(NoteGate(prefix))  # first: a note never reaches another gate
         seams.add_outbound_gate(CannedGate(services, config, prefix))
         commands = (
-            *InboxCommands(desk).commands(),
+            *InboxCommands(desk, bots).commands(),
             *ServiceCommands(desk).commands(),
             *canned_commands(config),
             *BotCommands(bots).commands(),

@@ -352,6 +352,25 @@ async def test_the_handover_command(matrix: Wired) -> None:
     assert (await row("c3")).bot is None
 
 
+async def test_assign_takes_a_conversation_from_its_bot(matrix: Wired) -> None:
+    """Round robin would give the next conversation to ann; ``assign`` names who takes it."""
+    await matrix.customer("c1", "hello", "m1", first=True)
+    assert await matrix.ask(BOB, "assign me", "c1") == (
+        "🤖 bob took this conversation over from helpbot\n"
+        "📥 New conversation for team support; assigned to bob"
+    )
+    c1 = await row("c1")
+    assert (c1.status, c1.bot, c1.assignee) == ("open", None, BOB)
+    assert ("!c1:x", BOB) in matrix.services.invites
+    await matrix.customer("c2", "hello", "m2", first=True)
+    assert await matrix.ask(LEA, f"assign {SAM}", "c2") == (
+        f"{SAM} is not a member of team support. Usage: assign @user | me"
+    )
+    assert (await row("c2")).bot == "helpbot"
+    assert (await matrix.ask(LEA, f"assign {ANN}", "c2")).endswith("assigned to ann")
+    assert (await row("c2")).assignee == ANN
+
+
 # ----------------------------------------------------------------------------- the config
 
 BOTS = "features.inbox.bots"

@@ -251,3 +251,19 @@ def test_permission_on_the_reached_accounts_is_enough() -> None:
     }
     parsed = inbox(section, _grant("partner.test", {"support-webhook": "staff"}))
     assert parsed is not None and parsed.teams["partner"].members == ("@pat:partner.test",)
+
+
+def test_one_welcome_per_customer() -> None:
+    """``features.welcome`` and a team's welcome reply may not both greet one account's
+    customers; each alone is fine."""
+
+    def welcome(data: dict[str, Any]) -> None:
+        data["features"]["welcome"] = {"support-webhook": "Hi!"}
+
+    section = copy.deepcopy(SECTION)
+    with pytest.raises(ConfigError) as caught:
+        inbox(section, welcome)
+    assert caught.value.key == "features.inbox.teams.support.replies.welcome"
+    assert "support-webhook" in str(caught.value)
+    del section["teams"]["support"]["replies"]["welcome"]
+    assert inbox(section, welcome) is not None

@@ -49,15 +49,20 @@ class FakeServices:
     """Transaction id -> (room, text): a repeated txn posts nothing new."""
     invites: list[tuple[str, str]] = field(default_factory=list)
     admins: set[str] = field(default_factory=lambda: {ADMIN})
+    calls: list[str] = field(default_factory=list)
+    """In order: ``send_text:<reason>``, ``notice``, ``invite``."""
 
     async def send_text(self, *args: Any, **kwargs: Any) -> bool:
+        self.calls.append(f"send_text:{kwargs.get('reason')}")
         return True
 
     async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:
+        self.calls.append("notice")
         self.notices.setdefault(txn or str(len(self.notices)), (room_id, text))
         return "$event"
 
     async def invite(self, room_id: str, user: str, account: str) -> bool:
+        self.calls.append("invite")
         self.invites.append((room_id, user))
         return True
 
@@ -247,6 +252,24 @@ async def test_commands(wired: Wired) -> None:
 async def test_wrong_arguments_answer_the_usage(wired: Wired, command: str) -> None:
     await wired.customer("c3", "price please", "m1", first=True)
     assert (await wired.ask(SAM, command, "c3")).startswith(f"Usage: {command.split()[0]}")
+
+
+async def test_automatic_replies_are_queued_before_anyone_is_told(database: Database) -> None:
+    """Staff who answer as soon as they are invited or see the notice are queued after the
+    welcome (and after the reopened reply): the customer never gets the welcome second."""
+    section = copy.deepcopy(SECTION)
+    section["teams"]["support"]["replies"] = {
+        "welcome": {"default": "Hello!"},
+        "reopened": {"default": "Welcome back!"},
+    }
+    wired = await wire(section)
+    await wired.customer("c1", "hello", "m1", first=True)
+    calls = wired.services.calls
+    assert calls[0] == "send_text:welcome" and {"notice", "invite"} <= set(calls[1:])
+    assert (await wired.ask(ANN, "resolve", "c1")).startswith("✅")
+    calls.clear()
+    await wired.customer("c1", "me again", "m2")
+    assert calls[0] == "send_text:reopened" and "notice" in calls[1:]
 
 
 async def test_capacity_away_and_snooze(wired: Wired) -> None:
