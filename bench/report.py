@@ -100,6 +100,7 @@ def build_figures(
     scale: dict[str, list[dict[str, Any]]],
     opts: Raw,
     media: dict[str, Any] | None = None,
+    inbox: Sequence[Raw] = (),
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -188,6 +189,34 @@ def build_figures(
                    [big["lookup_cached_p50_ms"]], [small["lookup_cached_p50_ms"]],
                    f"{small['portals']} portals", "ratio"),
         ])  # fmt: skip
+    figs.extend(_inbox_figures(inbox, opts))
+    return figs
+
+
+def _inbox_figures(inbox: Sequence[Raw], opts: Raw) -> list[Figure]:
+    """What routing and assignment add to a first message (against a no-op inbound hook),
+    and the assignment flood (against plain updates of the same rows), per database."""
+    figs: list[Figure] = []
+    modes = {"round_robin": "round robin", "least_open": "least open"}
+    for kind in opts.get("inbox_dbs", []) if inbox else []:
+        first = ("first", kind, "inbox")
+        noop = ("first", kind, "noop")
+        for q, goal in (("50", Goal("compare", "<", 2.0, "added < 2 ms")), ("99", None)):
+            figs.append(
+                Figure(f"inbox_first_{kind}_p{q}_ms",
+                       f"routing + assignment, first message p{q} ({kind})", "ms",
+                       _series(inbox, *first, f"p{q}_ms"), _series(inbox, *noop, f"p{q}_ms"),
+                       "no-op inbound hook", "added", goal)
+            )  # fmt: skip
+        for mode, label in modes.items():
+            flood = ("flood", kind, mode)
+            figs.append(
+                # Checked in the run: all 100 assigned, 20 to each member, none twice.
+                Figure(f"inbox_flood_{kind}_{mode}_ms",
+                       f"assignment flood, 100 over 5, {label} ({kind})", "ms",
+                       _series(inbox, *flood, "assign_ms"), _series(inbox, *flood, "plain_ms"),
+                       "100 plain updates, no locks", "ratio")
+            )  # fmt: skip
     return figs
 
 
