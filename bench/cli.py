@@ -58,6 +58,7 @@ class Options:
     lookups: int = 1000
     media_mb: int = 100
     inbox_first: int = 300
+    inbox_floods: int = 5
     inbox_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
@@ -71,6 +72,7 @@ class Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
+            inbox_floods=1,
         )  # fmt: skip
 
 
@@ -107,6 +109,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help=f"first messages through the inbox per repeat ({d.inbox_first})",
     )  # fmt: skip
     p.add_argument(
+        "--inbox-floods", type=int,
+        help=f"floods of each assignment mode per repeat ({d.inbox_floods})",
+    )  # fmt: skip
+    p.add_argument(
         "--inbox-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the inbox figures (both by default)",
     )  # fmt: skip
@@ -121,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "media_mb", "inbox_first", "bridge_db", "json", "workdir",
+                 "media_mb", "inbox_first", "inbox_floods", "bridge_db", "json", "workdir",
                  "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
@@ -241,8 +247,11 @@ async def run(opts: Options) -> dict[str, Any]:
         if "inbox" not in opts.skip:
             for rep in range(opts.repeat):
                 inbox.append(
-                    await measure_inbox(workdir, postgres, opts.inbox_dbs, opts.inbox_first, rep)
-                )
+                    await measure_inbox(
+                        workdir, postgres, opts.inbox_dbs, opts.inbox_first, opts.inbox_floods,
+                        rep,
+                    )
+                )  # fmt: skip
         ok = True
     finally:
         if stack is not None:

@@ -25,7 +25,8 @@ The assignment flood
     checked: every conversation assigned once, 20 to each member, nothing left in the queue;
     otherwise the benchmark fails. The reference, in the same run and the same shape: the same
     100 rows stored and given to the same members by plain updates, without the team's lock,
-    the row locks and ``SKIP LOCKED``.
+    the row locks and ``SKIP LOCKED``. A flood takes a few hundred milliseconds, so each repeat
+    takes the two in turn several times (``--inbox-floods``) and keeps the median of each.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from tests.infra.ports import LOOPBACK
 from tests.infra.postgres import PostgresServer
 
 from .stack import ACCOUNT, SERVER_NAME
-from .stats import percentile
+from .stats import median, percentile
 
 log = logging.getLogger("bench.inbox")
 
@@ -282,19 +283,25 @@ async def check(mode: str, assigned: list[Assigned]) -> dict[str, int]:
     return dict(counts)
 
 
-async def floods(config: Config, rep: int) -> dict[str, dict[str, Any]]:
-    """Each mode's flood and its reference, the reference first in odd repeats."""
+async def floods(config: Config, rounds: int) -> dict[str, dict[str, Any]]:
+    """Each mode's flood and its reference, taken in turn ``rounds`` times (the reference
+    first in odd rounds), every one checked; the median time of each, and each one's."""
     db = await open_db(config, FLOOD_POOL)
     out: dict[str, dict[str, Any]] = {}
     try:
         for mode in MODES:
+            times: dict[str, list[float]] = {"assign": [], "plain": []}
             result: dict[str, Any] = {}
-            runs = [("assign", flood), ("plain", plain)]
-            for name, run in runs[::-1] if rep % 2 else runs:
-                await _clear()
-                took, assigned = await run(mode, f"{name}{rep}")
-                result[f"{name}_ms"] = took
-                result[f"{name}_counts"] = await check(mode, assigned)
+            for n in range(rounds):
+                runs = [("assign", flood), ("plain", plain)]
+                for name, run in runs[::-1] if n % 2 else runs:
+                    await _clear()
+                    took, assigned = await run(mode, f"{name}{n}")
+                    times[name].append(took)
+                    result[f"{name}_counts"] = await check(mode, assigned)
+            for name, ms in times.items():
+                result[f"{name}_ms"] = median(ms)
+                result[f"{name}_rounds_ms"] = ms
             out[mode] = result
     finally:
         await db.stop()
@@ -302,9 +309,15 @@ async def floods(config: Config, rep: int) -> dict[str, dict[str, Any]]:
 
 
 async def measure_inbox(
-    workdir: Path, postgres: PostgresServer | None, kinds: list[str], first: int, rep: int
+    workdir: Path,
+    postgres: PostgresServer | None,
+    kinds: list[str],
+    first: int,
+    rounds: int,
+    rep: int,
 ) -> dict[str, Any]:
-    """One repeat of both measurements on each database kind in ``kinds``."""
+    """One repeat of both measurements on each database kind in ``kinds``: ``first`` first
+    contacts each way, ``rounds`` floods of each mode and as many references."""
     result: dict[str, Any] = {"first": {}, "flood": {}}
     for kind in kinds:
         urls = {}
@@ -323,7 +336,9 @@ async def measure_inbox(
         finally:
             await db.stop()
         result["first"][kind] = first_ms
-        result["flood"][kind] = flooded = await floods(bridge_config(workdir, urls["flood"]), rep)
+        result["flood"][kind] = flooded = await floods(
+            bridge_config(workdir, urls["flood"]), rounds
+        )
         log.info(
             "repeat %d inbox on %s: first message p50 %.2f ms (no-op hook %.3f ms); flood %s "
             "(%.1fs)",
