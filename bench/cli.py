@@ -22,6 +22,7 @@ from tests.infra.postgres import PostgresServer
 
 from .endpoints import Arrivals
 from .inbox import measure_inbox
+from .inbox_e2e import measure_first_messages
 from .load import Send
 from .media import measure_media
 from .report import build_figures, table
@@ -40,8 +41,8 @@ log = logging.getLogger("bench")
 
 PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
-STACK_PARTS = ("traffic", "media", "scale")
-"""The parts that need the whole stack; the inbox part needs only a PostgreSQL."""
+STACK_PARTS = ("traffic", "media", "inbox-e2e", "scale")
+"""The parts that need the whole stack; ``inbox`` (in-process) needs only a PostgreSQL."""
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Options:
     media_mb: int = 100
     inbox_first: int = 300
     inbox_floods: int = 5
+    inbox_e2e: int = 30
     inbox_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
@@ -72,7 +74,7 @@ class Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
-            inbox_floods=1,
+            inbox_floods=1, inbox_e2e=3,
         )  # fmt: skip
 
 
@@ -113,6 +115,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help=f"floods of each assignment mode per repeat ({d.inbox_floods})",
     )  # fmt: skip
     p.add_argument(
+        "--inbox-e2e", type=int,
+        help=f"first messages end to end with the inbox off and on, per repeat ({d.inbox_e2e})",
+    )  # fmt: skip
+    p.add_argument(
         "--inbox-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the inbox figures (both by default)",
     )  # fmt: skip
@@ -127,8 +133,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "media_mb", "inbox_first", "inbox_floods", "bridge_db", "json", "workdir",
-                 "profile"):  # fmt: skip
+                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "bridge_db", "json",
+                 "workdir", "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(opts, name, value)
@@ -218,6 +224,7 @@ async def run(opts: Options) -> dict[str, Any]:
     scale: dict[str, list[dict[str, Any]]] = {}
     media: dict[str, Any] = {}
     inbox: list[dict[str, Any]] = []
+    inbox_e2e: list[dict[str, Any]] = []
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -236,6 +243,10 @@ async def run(opts: Options) -> dict[str, Any]:
             t = time.monotonic()
             media = await measure_media(stack, opts.media_mb)
             log.info("media transfers done in %.1fs", time.monotonic() - t)
+        if stack is not None and "inbox-e2e" not in opts.skip:
+            t = time.monotonic()
+            inbox_e2e = await measure_first_messages(stack, opts.inbox_e2e, opts.repeat)
+            log.info("first messages with the inbox off and on in %.1fs", time.monotonic() - t)
         if stack is not None and "scale" not in opts.skip:
             await asyncio.to_thread(stack.bridge.stop)
             sizes = sorted({min(opts.scale_reference, opts.portals), opts.portals})
@@ -262,7 +273,7 @@ async def run(opts: Options) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             log.error("Logs are kept in %s", workdir)
-    figures = build_figures(runs, scale, asdict(opts), media, inbox)
+    figures = build_figures(runs, scale, asdict(opts), media, inbox, inbox_e2e)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -277,6 +288,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "scale": scale,
         "media": media,
         "inbox": inbox,
+        "inbox_e2e": inbox_e2e,
     }
 
 

@@ -3,20 +3,18 @@ a conversation, and the assignment flood. Both run in this process, on a databas
 (SQLite, and a database on the run's PostgreSQL) opened as the bridge opens its own.
 
 What routing and assignment add to a first message
-    Measured in-process rather than end to end, for two reasons. The core calls the inbound
-    hooks after the message was sent into its room (``bridge/core/pipeline.py``), so of the
-    inbox only the room namer's one read lies on a first message's remote → Matrix path; the
-    hook holds up that conversation's next item, not this one. And that path creates the
-    room, tens of milliseconds on Synapse with a spread of several, in which a 2 ms difference
-    cannot be seen (nor could it be taken in turn with a reference: a bridge without the inbox
-    would need a second registration, so a restart of Synapse, between the two). So each first
-    contact is timed through what the bridge runs for it: the room namer (as the room is
-    made), then the inbox's inbound hook: the routing rules (keywords among them), the
-    conversation's row, round-robin or least-open assignment in its locked transaction, the
-    team room's stored rows. The core's services are a stand-in that makes no Matrix call
-    (inviting, notices, names: those are homeserver round trips, not routing or assignment)
-    but reads what the real ones read. The reference, taken in turn with it: the same first
-    contacts through a no-op inbound hook and the plain room name.
+    Measured in-process; ``bench.inbox_e2e`` times the first message end to end with the
+    inbox off and on, but cannot judge 2 ms: the core calls the inbound hooks after the message
+    was sent into its room (``bridge/core/pipeline.py``), so of the inbox only the room namer's
+    one read lies on that path (the hook holds up the conversation's next item, not this one),
+    and the room's creation on that path takes hundreds of milliseconds on Synapse with a
+    spread of tens. So here each first contact is timed through what the bridge runs for it:
+    the room namer (as the room is made), then the inbox's inbound hook: the routing rules
+    (keywords among them), the conversation's row, round-robin or least-open assignment in its
+    locked transaction, the team room's stored rows. The core's services are a stand-in that
+    makes no Matrix call (invitations, notices, names: homeserver round trips, not routing or
+    assignment) but reads what the real ones read. The reference, taken in turn with it: the
+    same first contacts through a no-op inbound hook and the plain room name.
 
 The assignment flood
     100 new conversations at once over five members, as the test of the engine does

@@ -23,7 +23,7 @@ FIGURES = {
     "cpu_per_1000", "cpu_per_1000_with_db", "media_r2m_rss_mb", "media_m2r_rss_mb",
     "scale_sqlite_startup_s", "scale_sqlite_rss_mb", "scale_sqlite_lookup_key_ms",
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
-    *INBOX_FIGURES,
+    "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
 }  # fmt: skip
 
 
