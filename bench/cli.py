@@ -18,7 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.infra.postgres import PostgresServer
+
 from .endpoints import Arrivals
+from .inbox import measure_inbox
+from .inbox_e2e import measure_first_messages
 from .load import Send
 from .media import measure_media
 from .report import build_figures, table
@@ -37,6 +41,8 @@ log = logging.getLogger("bench")
 
 PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
+STACK_PARTS = ("traffic", "media", "inbox-e2e", "scale")
+"""The parts that need the whole stack; ``inbox`` (in-process) needs only a PostgreSQL."""
 
 
 @dataclass
@@ -52,6 +58,10 @@ class Options:
     startups: int = 3
     lookups: int = 1000
     media_mb: int = 100
+    inbox_first: int = 300
+    inbox_floods: int = 5
+    inbox_e2e: int = 30
+    inbox_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
     workdir: str | None = None
@@ -63,7 +73,8 @@ class Options:
     def quick(cls) -> Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
-            scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8,
+            scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
+            inbox_floods=1, inbox_e2e=3,
         )  # fmt: skip
 
 
@@ -95,7 +106,23 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--media-mb", type=int, help=f"size of the file moved each way in MB ({d.media_mb})"
     )
-    p.add_argument("--skip", action="append", choices=["traffic", "media", "scale"], default=[])
+    p.add_argument(
+        "--inbox-first", type=int,
+        help=f"first messages through the inbox per repeat ({d.inbox_first})",
+    )  # fmt: skip
+    p.add_argument(
+        "--inbox-floods", type=int,
+        help=f"floods of each assignment mode per repeat ({d.inbox_floods})",
+    )  # fmt: skip
+    p.add_argument(
+        "--inbox-e2e", type=int,
+        help=f"first messages end to end with the inbox off and on, per repeat ({d.inbox_e2e})",
+    )  # fmt: skip
+    p.add_argument(
+        "--inbox-db", action="append", choices=["postgres", "sqlite"],
+        help="database(s) for the inbox figures (both by default)",
+    )  # fmt: skip
+    p.add_argument("--skip", action="append", choices=[*STACK_PARTS, "inbox"], default=[])
     p.add_argument("--json", help=f"where to write the figures ({d.json})")
     p.add_argument("--workdir", help="keep all files here (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -106,12 +133,15 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "media_mb", "bridge_db", "json", "workdir", "profile"):  # fmt: skip
+                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "bridge_db", "json",
+                 "workdir", "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(opts, name, value)
     if args.scale_db:
         opts.scale_dbs = args.scale_db
+    if args.inbox_db:
+        opts.inbox_dbs = args.inbox_db
     opts.keep = args.keep
     opts.skip = args.skip
     return opts
@@ -182,13 +212,22 @@ async def run(opts: Options) -> dict[str, Any]:
     load_before = os.getloadavg()
     workdir = _workdir(opts)
     log.info("Working in %s", workdir)
-    stack = await start_stack(workdir, bridge_db=opts.bridge_db)
+    stack = None
+    postgres = None
+    if not set(STACK_PARTS) <= set(opts.skip):
+        stack = await start_stack(workdir, bridge_db=opts.bridge_db)
+        postgres = stack.postgres
+    elif "inbox" not in opts.skip and "postgres" in opts.inbox_dbs:
+        postgres = PostgresServer(workdir)
+        await postgres.astart()
     runs: list[dict[str, Any]] = []
     scale: dict[str, list[dict[str, Any]]] = {}
     media: dict[str, Any] = {}
+    inbox: list[dict[str, Any]] = []
+    inbox_e2e: list[dict[str, Any]] = []
     ok = False
     try:
-        if "traffic" not in opts.skip:
+        if stack is not None and "traffic" not in opts.skip:
             t = time.monotonic()
             await stack.make_portals("b", opts.rooms)
             await stack.make_portals("d", opts.rooms)
@@ -200,11 +239,15 @@ async def run(opts: Options) -> dict[str, Any]:
                 runs.append(await traffic_repeat(stack, opts, rep))
             if profiler is not None:
                 await asyncio.to_thread(_stop_profiler, profiler)
-        if "media" not in opts.skip:
+        if stack is not None and "media" not in opts.skip:
             t = time.monotonic()
             media = await measure_media(stack, opts.media_mb)
             log.info("media transfers done in %.1fs", time.monotonic() - t)
-        if "scale" not in opts.skip:
+        if stack is not None and "inbox-e2e" not in opts.skip:
+            t = time.monotonic()
+            inbox_e2e = await measure_first_messages(stack, opts.inbox_e2e, opts.repeat)
+            log.info("first messages with the inbox off and on in %.1fs", time.monotonic() - t)
+        if stack is not None and "scale" not in opts.skip:
             await asyncio.to_thread(stack.bridge.stop)
             sizes = sorted({min(opts.scale_reference, opts.portals), opts.portals})
             for kind in opts.scale_dbs:
@@ -212,14 +255,25 @@ async def run(opts: Options) -> dict[str, Any]:
                 points = await measure_scale(stack, kind, sizes, opts.lookups, opts.startups)
                 scale[kind] = [p.as_dict() for p in points]
                 log.info("scale on %s done in %.1fs", kind, time.monotonic() - t)
+        if "inbox" not in opts.skip:
+            for rep in range(opts.repeat):
+                inbox.append(
+                    await measure_inbox(
+                        workdir, postgres, opts.inbox_dbs, opts.inbox_first, opts.inbox_floods,
+                        rep,
+                    )
+                )  # fmt: skip
         ok = True
     finally:
-        await stack.close()
+        if stack is not None:
+            await stack.close()
+        elif postgres is not None:
+            await postgres.astop()
         if ok and not opts.keep and not opts.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             log.error("Logs are kept in %s", workdir)
-    figures = build_figures(runs, scale, asdict(opts), media)
+    figures = build_figures(runs, scale, asdict(opts), media, inbox, inbox_e2e)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -233,6 +287,8 @@ async def run(opts: Options) -> dict[str, Any]:
         "runs": runs,
         "scale": scale,
         "media": media,
+        "inbox": inbox,
+        "inbox_e2e": inbox_e2e,
     }
 
 

@@ -69,11 +69,16 @@ async def closed_loop(
 
 
 async def alternating(
-    tag: str, messages: int, paths: list[tuple[Arrivals, Send]]
+    tag: str,
+    messages: int,
+    paths: list[tuple[Arrivals, Send]],
+    after: Callable[[str], Awaitable[None]] | None = None,
 ) -> list[LoadResult]:
     """One message at a time, taking the paths in turn (message ``i`` of each path goes
     right after message ``i`` of the one before), so that every path meets the same load of a
-    shared machine. One result per path; its throughput counts only its own messages' time."""
+    shared machine. One result per path; its throughput counts only its own messages' time.
+    ``after`` is awaited with each message's marker once it arrived (not timed): to let what
+    a message set off after its arrival finish before the next is sent."""
     latencies: list[list[float]] = [[] for _ in paths]
     for index in range(messages):
         for n, (arrivals, send) in enumerate(paths):
@@ -86,6 +91,8 @@ async def alternating(
             finally:
                 arrivals.forget(marker)
             latencies[n].append(at - sent)
+            if after is not None:
+                await after(marker)
     results = []
     for own in latencies:
         ms = [x * 1000 for x in own]

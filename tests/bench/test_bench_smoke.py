@@ -10,6 +10,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+INBOX_FIGURES = {
+    f"inbox_{figure}"
+    for kind in ("postgres", "sqlite")
+    for figure in (f"first_{kind}_p50_ms", f"first_{kind}_p99_ms",
+                   f"flood_{kind}_round_robin_ms", f"flood_{kind}_least_open_ms")
+}  # fmt: skip
 FIGURES = {
     "r2m_1room_per_second", "r2m_1room_p50_ms", "r2m_1room_p99_ms", "r2m_1room_vs_in_order",
     "r2m_rooms_per_second", "r2m_rooms_p50_ms", "r2m_rooms_p99_ms",
@@ -17,6 +23,7 @@ FIGURES = {
     "cpu_per_1000", "cpu_per_1000_with_db", "media_r2m_rss_mb", "media_m2r_rss_mb",
     "scale_sqlite_startup_s", "scale_sqlite_rss_mb", "scale_sqlite_lookup_key_ms",
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
+    "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
 }  # fmt: skip
 
 
