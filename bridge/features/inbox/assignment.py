@@ -99,7 +99,11 @@ class Assignment:
         async with transaction():
             cursor = await InboxTeam.lock(team)
             available = await InboxAgent.availability(policy.members, now, lock=True)
-            counts = await InboxConversation.open_counts(policy.members)
+            counts = (
+                await InboxConversation.open_counts(policy.members)
+                if policy.limit is not None or policy.mode == "least_open"
+                else dict.fromkeys(policy.members, 0)  # round robin without a limit: unused
+            )
             room = [_room(policy.limit, counts[m]) for m in policy.members if available[m]]
             capacity = min(sum(room), self.batch)
             if capacity <= 0:

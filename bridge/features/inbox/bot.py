@@ -85,9 +85,9 @@ class Bots:
 
     async def _into_space(self, team: str, room_id: str) -> None:
         try:
-            rooms = await self.desk.rooms.rooms(team)
-            if rooms is not None and rooms.space_id:
-                await self.desk.rooms.add_to_space(rooms.space_id, room_id)
+            places = await self.desk.rooms.places(team)
+            if places is not None:
+                await self.desk.rooms.add_to_space(places[1], room_id)
         except Exception:
             log.exception("Could not put %s in team %s's space", room_id, team)
 

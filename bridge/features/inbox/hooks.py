@@ -68,32 +68,41 @@ class InboxHooks:
         ref = inbound.conversation
         if not isinstance(event, RemoteMessage) or not ref.room_id:
             return
+        if inbound.first_contact:
+            await self._first(inbound, event, ref.room_id)
+            return
         row = await InboxConversation.get(ref.account, ref.chat)
-        if row is None or inbound.first_contact:
-            team = (
-                row.team
-                if row
-                else choose_team(self.desk.config, routing_facts(ref.account, event))
-            )
-            if team is None or self.desk.team(team) is None:
-                return  # no team: the channel account's staff handle it as before
-            if row is None and (bot := self.desk.config.bot_for(ref.account, team)):
-                await InboxConversation.create(ref.account, ref.chat, team, now_ms(), bot.name)
-                row = await InboxConversation.get(ref.account, ref.chat)
-            if row is not None and row.with_bot:
+        if row is None:  # a conversation from before the inbox (or its team): as before
+            return
+        if self.desk.team(row.team) is None:
+            return
+        if row.with_bot:
+            await self.bots.customer_wrote(inbound, row)
+            return
+        await self._reply(inbound, row.team, reopened=row.status in REOPENING)
+        await self._again(inbound, ref.room_id, row)
+
+    async def _first(self, inbound: Inbound, event: RemoteMessage, room_id: str) -> None:
+        """A conversation's first message: routed, stored (a retry finds its row, and keeps
+        its team), answered first by a bot or given to the team."""
+        ref = inbound.conversation
+        team = choose_team(self.desk.config, routing_facts(ref.account, event))
+        if team is None or self.desk.team(team) is None:
+            return  # no team: the channel account's staff handle it as before
+        bot = self.desk.config.bot_for(ref.account, team)
+        created = await InboxConversation.create(
+            ref.account, ref.chat, team, now_ms(), bot.name if bot else None
+        )
+        if not created or bot:
+            row = await InboxConversation.get(ref.account, ref.chat)
+            if row is None or self.desk.team(row.team) is None:
+                return
+            team = row.team
+            if row.with_bot:
                 await self.bots.start(inbound, row)
                 return  # the bot answers first: it greets, not the team's replies
-            await self._reply(inbound, team, reopened=False)
-            await self._new(inbound, ref.room_id, team, created=row is None)
-        else:
-            team = row.team
-            if self.desk.team(team) is None:
-                return
-            if row.with_bot:
-                await self.bots.customer_wrote(inbound, row)
-                return
-            await self._reply(inbound, team, reopened=row.status in REOPENING)
-            await self._again(inbound, ref.room_id, row)
+        await self._reply(inbound, team, reopened=False)
+        await self._new(inbound, room_id, team)
 
     async def _reply(self, inbound: Inbound, team: str, *, reopened: bool) -> None:
         """Queue the automatic replies first: a staff member who answers as soon as the room
@@ -102,23 +111,27 @@ class InboxHooks:
             inbound, team, first_contact=inbound.first_contact, reopened=reopened
         )
 
-    async def _new(self, inbound: Inbound, room_id: str, team: str, *, created: bool) -> None:
-        """A new conversation (or its first message again, retried): stored with its team and
-        its customer waiting, assigned per the team's mode, its people invited, announced (in its
-        room and the team room)."""
+    async def _new(self, inbound: Inbound, room_id: str, team: str) -> None:
+        """A new conversation (or its first message again, retried), stored with its team and
+        its customer waiting: assigned per the team's mode, its people invited, announced (in
+        its room and the team room)."""
         ref = inbound.conversation
-        if created:
-            await InboxConversation.create(ref.account, ref.chat, team, now_ms())
-        await self.desk.assign_waiting([team], quiet=(ref.account, ref.chat))
+        key = (ref.account, ref.chat)
+        assigned = await self.desk.assign_waiting([team], quiet=key)
         await self.desk.renamed(ref.account, ref.chat)
-        row = await InboxConversation.get(ref.account, ref.chat)
         config = self.desk.team(team)
-        if row is None or config is None:
+        if config is None:
             return
-        await self.desk.invite(room_id, ref.account, config, row.assignee)
+        mine = [mxid for account, chat, mxid in assigned if (account, chat) == key]
+        if mine:
+            assignee: str | None = mine[0]
+        else:  # waiting, or given to someone before (a retry, the periodic job): as stored
+            row = await InboxConversation.get(ref.account, ref.chat)
+            assignee = row.assignee if row else None
+        await self.desk.invite(room_id, ref.account, config, assignee)
         where = (
-            f"assigned to {await self.desk.name(room_id, row.assignee)}"
-            if row.assignee
+            f"assigned to {await self.desk.name(room_id, assignee)}"
+            if assignee
             else "waiting in the queue"
         )
         await self.desk.services.notice(

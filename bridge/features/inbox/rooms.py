@@ -93,6 +93,7 @@ class TeamRoomDesk:
         self.server_name = server_name
         """The homeserver's name: the ``via`` of a space's children."""
         self._locks: dict[str, asyncio.Lock] = {}
+        self._places: dict[str, tuple[str, str]] = {}
 
     async def rooms(self, team: str) -> TeamRooms | None:
         """The team's room and space, made (once) if they are not stored yet; None for a team
@@ -120,6 +121,17 @@ class TeamRoomDesk:
             await InboxTeam.set_rooms(team, room_id, space_id)
             return await InboxTeam.rooms(team)
 
+    async def places(self, team: str) -> tuple[str, str] | None:
+        """The team's room and space ids, made on first use. Once stored they never change,
+        so they are kept here: each new conversation needs them."""
+        known = self._places.get(team)
+        if known is None:
+            rooms = await self.rooms(team)
+            if rooms is None or not rooms.room_id or not rooms.space_id:
+                return None
+            known = self._places[team] = (rooms.room_id, rooms.space_id)
+        return known
+
     async def add_to_space(self, space_id: str, room_id: str) -> None:
         await self.services.set_state(
             space_id, "m.space.child", room_id, {"via": [self.server_name]}
@@ -141,12 +153,13 @@ class TeamRoomDesk:
             f"“{snippet(text)}” {link(ref.room_id)}"
         )
         try:
-            rooms = await self.rooms(team)
-            if rooms is None or not rooms.room_id or not rooms.space_id:
+            places = await self.places(team)
+            if places is None:
                 return
-            await self.add_to_space(rooms.space_id, ref.room_id)
+            room_id, space_id = places
+            await self.add_to_space(space_id, ref.room_id)
             await self.services.notice(
-                rooms.room_id, announcement, txn=txn("team-new", team, ref.account, ref.chat)
+                room_id, announcement, txn=txn("team-new", team, ref.account, ref.chat)
             )
         except Exception:
             log.exception(
@@ -155,9 +168,9 @@ class TeamRoomDesk:
 
     async def transferred(self, team: str, room_id: str) -> None:
         """A conversation moved to ``team``: its room joins that team's space too."""
-        rooms = await self.rooms(team)
-        if rooms is not None and rooms.space_id:
-            await self.add_to_space(rooms.space_id, room_id)
+        places = await self.places(team)
+        if places is not None:
+            await self.add_to_space(places[1], room_id)
 
     async def refresh_queue(self, team: str) -> None:
         """Post the team's queue view once, then edit it whenever what it shows changed."""
