@@ -91,20 +91,20 @@ class InboxConversation:
     @classmethod
     async def create(
         cls, account: str, chat: str, team: str, now: int, bot: str | None = None
-    ) -> bool:
+    ) -> InboxConversation | None:
         """A new open, unassigned conversation of ``team`` whose customer waits since
-        ``now``; with ``bot``, pending with that bot, and nobody waits. False (and nothing
-        changes) when the conversation has its row already."""
-        inserted = await cls.db.fetchval(
+        ``now``; with ``bot``, pending with that bot, and nobody waits. Returns the new row;
+        None (and nothing changes) when the conversation has its row already."""
+        row = await cls.db.fetchrow(
             "INSERT INTO inbox_conversation (account, chat_key, chat, team, status, "
             " waiting_since, created_at, updated_at, bot) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, "
-            "$8) ON CONFLICT (account, chat_key) DO NOTHING RETURNING chat_key",
+            f"$8) ON CONFLICT (account, chat_key) DO NOTHING RETURNING {_COLUMNS}",
             account, digest(chat), chat, team, "pending" if bot else "open",
             None if bot else now, now, bot,
         )  # fmt: skip
-        if inserted is not None and bot:
+        if row is not None and bot:
             await InboxPause.change(account, chat, "pending", now)
-        return inserted is not None
+        return None if row is None else cls._from_row(row)
 
     @classmethod
     async def hand_over(cls, account: str, chat: str, bot: str, team: str, now: int) -> bool:

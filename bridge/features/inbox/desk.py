@@ -130,10 +130,12 @@ class Desk:
                 await self.announce(account, chat, mxid, "👤 Assigned to {name}")
         return assigned
 
-    async def renamed(self, account: str, chat: str) -> None:
-        """The conversation's status or assignee changed: its room's name shows it."""
+    async def renamed(self, account: str, chat: str, row: InboxConversation | None = None) -> None:
+        """The conversation's status or assignee changed: its room's name shows it. With
+        ``row`` (the conversation as just stored), the room namer need not read it again."""
         ref = ConversationRef(AccountID(account), RemoteChatID(chat), None)
-        await self.services.rename(ref)
+        with self.rooms.stored(row):
+            await self.services.rename(ref)
 
     async def capacity_freed(self, user: str | None) -> None:
         """``user`` may take more conversations: assign what waits in their teams."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from attrs import evolve
+
 from ...db.inbox import InboxConversation
 from ...events import RemoteEvent, RemoteMessage
 from ...seams import Inbound, Origin, Outgoing
@@ -93,16 +95,14 @@ class InboxHooks:
         created = await InboxConversation.create(
             ref.account, ref.chat, team, now_ms(), bot.name if bot else None
         )
-        if not created or bot:
-            row = await InboxConversation.get(ref.account, ref.chat)
-            if row is None or self.desk.team(row.team) is None:
-                return
-            team = row.team
-            if row.with_bot:
-                await self.bots.start(inbound, row)
-                return  # the bot answers first: it greets, not the team's replies
-        await self._reply(inbound, team, reopened=False)
-        await self._new(inbound, room_id, team)
+        row = created or await InboxConversation.get(ref.account, ref.chat)
+        if row is None or self.desk.team(row.team) is None:
+            return
+        if row.with_bot:
+            await self.bots.start(inbound, row)
+            return  # the bot answers first: it greets, not the team's replies
+        await self._reply(inbound, row.team, reopened=False)
+        await self._new(inbound, room_id, row)
 
     async def _reply(self, inbound: Inbound, team: str, *, reopened: bool) -> None:
         """Queue the automatic replies first: a staff member who answers as soon as the room
@@ -111,23 +111,24 @@ class InboxHooks:
             inbound, team, first_contact=inbound.first_contact, reopened=reopened
         )
 
-    async def _new(self, inbound: Inbound, room_id: str, team: str) -> None:
-        """A new conversation (or its first message again, retried), stored with its team and
-        its customer waiting: assigned per the team's mode, its people invited, announced (in
-        its room and the team room)."""
-        ref = inbound.conversation
+    async def _new(self, inbound: Inbound, room_id: str, row: InboxConversation) -> None:
+        """A new conversation (or its first message again, retried), stored (``row``) with
+        its team and its customer waiting: assigned per the team's mode, its people invited,
+        announced (in its room and the team room)."""
+        ref, team = inbound.conversation, row.team
         key = (ref.account, ref.chat)
         assigned = await self.desk.assign_waiting([team], quiet=key)
-        await self.desk.renamed(ref.account, ref.chat)
-        config = self.desk.team(team)
-        if config is None:
-            return
         mine = [mxid for account, chat, mxid in assigned if (account, chat) == key]
-        if mine:
-            assignee: str | None = mine[0]
+        now: InboxConversation | None
+        if mine:  # what was stored, and given to ``mine[0]`` just now
+            now = evolve(row, assignee=mine[0], last_assignee=mine[0])
         else:  # waiting, or given to someone before (a retry, the periodic job): as stored
-            row = await InboxConversation.get(ref.account, ref.chat)
-            assignee = row.assignee if row else None
+            now = await InboxConversation.get(ref.account, ref.chat)
+        await self.desk.renamed(ref.account, ref.chat, now)
+        config = self.desk.team(team)
+        if config is None or now is None:
+            return
+        assignee = now.assignee
         await self.desk.invite(room_id, ref.account, config, assignee)
         where = (
             f"assigned to {await self.desk.name(room_id, assignee)}"

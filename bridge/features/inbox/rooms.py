@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ...db import Portal
 from ...db.inbox import InboxConversation, InboxTeam, TeamRooms
@@ -94,6 +96,7 @@ class TeamRoomDesk:
         """The homeserver's name: the ``via`` of a space's children."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._places: dict[str, tuple[str, str]] = {}
+        self._stored: dict[tuple[str, str], InboxConversation] = {}
 
     async def rooms(self, team: str) -> TeamRooms | None:
         """The team's room and space, made (once) if they are not stored yet; None for a team
@@ -205,7 +208,22 @@ class TeamRoomDesk:
             except Exception:
                 log.exception("Could not update the queue view of team %s", team)
 
+    @contextmanager
+    def stored(self, row: InboxConversation | None) -> Iterator[None]:
+        """While inside, the namer takes ``row`` as its conversation's state (it was just
+        stored) rather than reading it."""
+        key = None if row is None else (row.account, row.chat)
+        if key is not None and row is not None:
+            self._stored[key] = row
+        try:
+            yield
+        finally:
+            if key is not None:
+                self._stored.pop(key, None)
+
     async def namer(self, conversation: ConversationRef, base: str) -> str:
         """The room name of a conversation: its status, then ``base``."""
-        row = await InboxConversation.get(conversation.account, conversation.chat)
+        row = self._stored.get((conversation.account, conversation.chat))
+        if row is None:
+            row = await InboxConversation.get(conversation.account, conversation.chat)
         return room_name(row, base)

@@ -154,6 +154,21 @@ async def test_namer_and_renames(wired: Wired) -> None:
     assert await namer(other, "Someone") == "Someone"
 
 
+async def test_the_namer_takes_a_row_just_stored(database: Database) -> None:
+    """Inside ``stored`` the namer names from the row given (here one the database does not
+    have); afterwards, an error inside included, it reads the database again."""
+    parsed = options(SECTION)
+    assert parsed is not None
+    rooms = TeamRoomDesk(FakeServices(), parsed.config, "x")
+    c1 = ref("c1")
+    with rooms.stored(conversation("open", ANN)):
+        assert await rooms.namer(c1, "Customer") == "🟢 Customer"
+    assert await rooms.namer(c1, "Customer") == "Customer"
+    with pytest.raises(RuntimeError), rooms.stored(conversation("resolved")):
+        raise RuntimeError
+    assert await rooms.namer(c1, "Customer") == "Customer"
+
+
 async def test_a_configured_team_room_is_joined(database: Database) -> None:
     section = copy.deepcopy(SECTION)
     section["teams"]["sales"]["room"] = "#sales:example.com"
