@@ -124,6 +124,7 @@ class DemoMail(CustomerPage):
                     "message_id": str(m.get("Message-ID", "")),
                     "in_reply_to": str(m.get("In-Reply-To", "")) or None,
                     "references": str(m.get("References", "")) or None,
+                    "auto_submitted": str(m.get("Auto-Submitted", "")) or None,
                     "text": text, "attachments": attachments,
                 })  # fmt: skip
                 self.say(f"The company answered {rcpt}: {m.get('Subject')!r}: {text!r}")
