@@ -44,9 +44,7 @@ async def test_buttons_go_out_as_an_inline_keyboard(
 async def test_buttons_sit_under_the_last_part_of_a_long_text(
     harness: TelegramHarness, sim: TelegramSimulator, connector: TelegramConnector
 ) -> None:
-    sent = await connector.send_message(
-        matrix_message(harness, "word " * 1500, buttons=CHOICES)
-    )
+    sent = await connector.send_message(matrix_message(harness, "word " * 1500, buttons=CHOICES))
     assert len(sim.sent) == 2
     assert "reply_markup" not in sim.sent[0].message
     assert sim.sent[1].message["reply_markup"]["inline_keyboard"]
