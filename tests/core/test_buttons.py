@@ -19,46 +19,21 @@ from bridge.core.services import Services
 from bridge.db import Message, Portal, QueueItem
 from bridge.events import (
     Button,
-    MatrixMessage,
     RemoteButtonPress,
     RemoteChat,
     RemoteEvent,
     RemoteUser,
-    SentMessage,
 )
 from bridge.seams import ConversationRef, Inbound, Seams
 from bridge.types import AccountID, MessageID, RemoteChatID, RemoteUserID
 from tests.test_config import example
 
+from .outbound_support import RecordingConnector, RecordingNotices
+
 ROOM = "!portal:example.com"
 GHOST = "@telegram_42:example.com"
 CHOICES = (Button("consent:yes", "Confirm"), Button("consent:no", "Decline"))
 REF = ConversationRef(AccountID("acc"), RemoteChatID("chat"), ROOM)
-
-
-class _Connector:
-    title = "Test channel"
-
-    def __init__(self, max_buttons: int) -> None:
-        self.capabilities = Capabilities(max_buttons=max_buttons, max_button_title=20)
-        self.sent: list[MatrixMessage] = []
-
-    async def send_message(self, msg: MatrixMessage) -> SentMessage:
-        self.sent.append(msg)
-        return SentMessage(MessageID(f"r{len(self.sent)}"), 1_700_000_000.0)
-
-
-class _Notices:
-    def __init__(self) -> None:
-        self.posted: dict[str, str] = {}
-        self.failures: list[str] = []
-
-    async def send(self, room_id: str, text: str, *, txn: str | None = None, **_: Any) -> str:
-        self.posted.setdefault(txn or str(len(self.posted)), text)
-        return f"$notice-{txn}"
-
-    async def failure(self, room_id: str, event_id: Any, reason: str, **_: Any) -> None:
-        self.failures.append(reason)
 
 
 class _Dispatcher:
@@ -68,10 +43,14 @@ class _Dispatcher:
 
 async def _sent_through_the_queue(
     max_buttons: int, buttons: tuple[Button, ...] = CHOICES
-) -> tuple[_Connector, _Notices]:
+) -> tuple[RecordingConnector, RecordingNotices]:
     await Portal("acc", "chat", ROOM, created_at=0).insert()
     config = parse(example())
-    connector, notices, dispatcher = _Connector(max_buttons), _Notices(), _Dispatcher()
+    connector, notices, dispatcher = (
+        RecordingConnector(Capabilities(max_buttons=max_buttons, max_button_title=20)),
+        RecordingNotices(),
+        _Dispatcher(),
+    )
     fake: Any = {"acc": connector}
     services = Services(config, fake, None, None, None, None, dispatcher)  # type: ignore[arg-type]
     assert services.capabilities("acc") is connector.capabilities
@@ -162,7 +141,13 @@ async def test_a_press_is_shown_once_and_reaches_the_hooks_once(database: object
     await Portal("acc", "chat", ROOM, created_at=0).insert()
     await Message("acc", "chat", MessageID("r1"), 0, "$offer", ROOM, None, "@bot", 0).insert()
     sender, hook = _Sender(), _Hook()
-    fakes: Any = (sender, _Portals(), _Ghosts(), {"acc": _Connector(3)}, _Notices())
+    fakes: Any = (
+        sender,
+        _Portals(),
+        _Ghosts(),
+        {"acc": RecordingConnector(Capabilities(max_buttons=3))},
+        RecordingNotices(),
+    )
     remote = RemoteHandler(*fakes)
     seams = Seams(parse(example()), None)  # type: ignore[arg-type]
     seams.add_inbound_hook(hook)
