@@ -19,6 +19,11 @@ Required core
     config section without network calls), ``__init__`` (no network calls either), ``start``,
     ``stop``, ``capabilities`` (data, see ``Capabilities``), ``state`` and ``send_message``.
 
+Reply buttons
+    Data, not a protocol: ``Capabilities.max_buttons`` (and the title and id limits) say
+    whether ``send_message`` shows ``MatrixMessage.buttons``; the core refuses buttons beyond
+    them (``button_problem``). A press is handed to the host as a ``RemoteButtonPress``.
+
 Optional capabilities
     One ``typing.Protocol`` per feature, checked with ``isinstance`` at the point of use:
     ``EditHandler``, ``DeleteHandler``, ``ReactionHandler``, ``ReplyHandler``,
@@ -40,11 +45,12 @@ from __future__ import annotations
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from .events import (
+    Button,
     MatrixEdit,
     MatrixMessage,
     MatrixReaction,
@@ -107,6 +113,46 @@ class Capabilities:
     the one declaration the connector's rate limiters take their rates from."""
     delivery_deadline: float = 24 * 3600.0
     """How long the core keeps retrying a temporarily failing delivery before giving up."""
+    max_buttons: int = 0
+    """How many reply buttons (``MatrixMessage.buttons``) one message can carry; 0: none, the
+    core refuses a message with buttons to this channel (with a notice) rather than send it
+    without them. A press comes back as a ``RemoteButtonPress``."""
+    max_button_title: int | None = None
+    """Longest button title, in characters (WhatsApp: 20)."""
+    max_button_id: int | None = None
+    """Longest button id, in bytes of UTF-8 (Telegram's ``callback_data``: 64)."""
+
+
+def button_problem(
+    buttons: Sequence[Button], capabilities: Capabilities, title: str
+) -> str | None:
+    """Why ``buttons`` cannot go out on a channel with ``capabilities`` (named ``title``), for
+    staff to read; None when they can. The core checks before it hands a message to the
+    connector; a connector checks again for what only it knows."""
+    if not buttons:
+        return None
+    if capabilities.max_buttons == 0:
+        return f"{title} cannot show reply buttons"
+    if len(buttons) > capabilities.max_buttons:
+        return (
+            f"{title} shows at most {capabilities.max_buttons} reply buttons, not {len(buttons)}"
+        )
+    ids = [button.id for button in buttons]
+    if len(set(ids)) != len(ids):
+        return "two reply buttons have the same id"
+    for button in buttons:
+        if not button.id or not button.title.strip():
+            return "a reply button needs an id and a title"
+        longest = capabilities.max_button_title
+        if longest is not None and len(button.title) > longest:
+            return (
+                f"the button title “{button.title}” is longer than the {longest} characters"
+                f" {title} shows"
+            )
+        longest = capabilities.max_button_id
+        if longest is not None and len(button.id.encode()) > longest:
+            return f"the button id {button.id!r} is longer than the {longest} bytes {title} takes"
+    return None
 
 
 class StateKind(enum.StrEnum):

@@ -188,6 +188,26 @@ class RemoteTyping(RemoteEvent):
 
 
 @dataclass(frozen=True)
+class RemoteButtonPress(RemoteEvent):
+    """The customer pressed a reply button (``Button``) of a message the bridge sent: a
+    Telegram callback query, a WhatsApp button reply, a webhook ``button`` event."""
+
+    kind: ClassVar[str] = "button_press"
+    message_id: MessageID = MessageID("")
+    """The message whose button was pressed."""
+    button_id: str = ""
+    """The ``Button.id`` the bridge sent: what a feature decides by."""
+    title: str = ""
+    """The button's title as the customer saw it (shown to staff)."""
+    press_id: str = ""
+    """The remote side's id of this press (a callback query id, a wamid): equal for two
+    deliveries of the same press."""
+
+    def dedup_key(self) -> str:
+        return f"press:{self.message_id}:{self.press_id or _digest(self.button_id)}"
+
+
+@dataclass(frozen=True)
 class RemoteDeliveryFailure(RemoteEvent):
     """A message the bridge sent earlier could not be delivered after all (bounce, failed
     status). The core shows ``reason`` in the room, tied to the Matrix event."""
@@ -212,10 +232,22 @@ _EVENT_KINDS: dict[str, type[RemoteEvent]] = {
         RemoteDeliveryReceipt,
         RemoteTyping,
         RemoteDeliveryFailure,
+        RemoteButtonPress,
     )
 }
 
 # --------------------------------------------------------------------------- Matrix side
+
+
+@dataclass(frozen=True)
+class Button:
+    """A reply button under a message the bridge sends (``MatrixMessage.buttons``). ``id``
+    comes back in the ``RemoteButtonPress`` when the customer presses it; ``title`` is what
+    they see. How many buttons, and how long titles and ids may be, is the channel's
+    (``Capabilities.max_buttons``, ``max_button_title``, ``max_button_id``)."""
+
+    id: str
+    title: str
 
 
 @dataclass(frozen=True)
@@ -265,6 +297,10 @@ class MatrixMessage:
     automatic: bool = False
     """The bridge sent it by itself (an automatic reply): a channel that can mark a message
     so does (mail: ``Auto-Submitted: auto-replied``, RFC 3834)."""
+    buttons: tuple[Button, ...] = ()
+    """Reply buttons shown under the message (only in messages the bridge starts). The core
+    hands them only to a connector whose capabilities take them, within its limits (see
+    ``bridge.connector.button_problem``); the connector sends them with the text."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ command and the core's services layer)
     after what was queued before them (a welcome message goes out after the customer message
     that triggered it), delivered exactly once across a crash, with the same deadline, retry
     and failure-notice rules as staff messages; the room shows exactly what the customer got.
+    They may carry reply buttons where the channel has them; the customer's press comes back
+    through the inbound hooks as a ``RemoteButtonPress`` (shown in the room as well).
 
 Periodic jobs (``PeriodicJob``)
     A coroutine run every ``interval`` seconds (first run ``interval`` after start unless
@@ -59,11 +61,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .events import RemoteEvent
+from .connector import Capabilities
+from .events import Button, RemoteEvent
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -110,6 +113,8 @@ class Outgoing:
     """The name of a pre-approved template (its text is ``text``, already rendered)."""
     reason: str = ""
     """Why the bridge started it (``welcome``, ``broadcast:<id>``...); empty for staff."""
+    buttons: tuple[Button, ...] = ()
+    """The reply buttons it carries (bridge-initiated messages only)."""
 
 
 @dataclass(frozen=True)
@@ -230,10 +235,19 @@ class Services(Protocol):
         reason: str,
         dedup: str | None = None,
         html: str | None = None,
+        buttons: Sequence[Button] = (),
     ) -> bool:
         """Queue a bridge-initiated text to the customer of ``conversation``, after everything
         queued for it before. With ``dedup``, a second call with the same key (a retried
-        hook) queues nothing and returns False."""
+        hook) queues nothing and returns False. ``buttons`` go under the text as reply
+        buttons; a press comes back to the inbound hooks as a ``RemoteButtonPress`` (its
+        ``button_id`` is the ``Button.id``). A channel that cannot show them (see
+        ``capabilities``) gets nothing: the delivery is refused with a notice in the room."""
+        ...
+
+    def capabilities(self, account: str) -> Capabilities | None:
+        """What the channel of ``account`` can carry (``max_buttons``...); None for an account
+        that is not configured."""
         ...
 
     async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:

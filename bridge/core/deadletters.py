@@ -20,7 +20,7 @@ _WHAT = {
     "message": "a message", "edit": "an edit", "delete": "a deletion", "reaction": "a reaction",
     "reaction_remove": "the removal of a reaction", "read_receipt": "a read receipt",
     "delivery_receipt": "a delivery receipt", "typing": "a typing notification",
-    "delivery_failure": "a delivery failure report",
+    "delivery_failure": "a delivery failure report", "button_press": "a button press",
 }  # fmt: skip
 
 

@@ -5,7 +5,8 @@ Exactly once across a crash: the item remembers in its payload that the connecto
 message (``sent``) before anything else happens, so a run after a crash shows it in the room
 and answers the command without sending it again; every Matrix event it causes has a
 deterministic transaction id. Deadline, retries and failure notices are those of staff
-messages (``delivery.py``); the outbound gates see it first."""
+messages (``delivery.py``); the outbound gates see it first. Reply buttons go only to a
+channel whose capabilities take them; otherwise the message is refused with a notice."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ import time
 from typing import Any
 
 from ..config import Config
-from ..connector import NetworkConnector, SentMessage, Template, TemplateHandler
+from ..connector import (
+    NetworkConnector,
+    SentMessage,
+    Template,
+    TemplateHandler,
+    button_problem,
+)
 from ..db import Message, Portal, QueueItem
-from ..events import MatrixMessage
+from ..events import Button, MatrixMessage
 from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID
 from .delivery import deliver, record
@@ -62,13 +69,21 @@ class OutboundHandler:
         ref = ConversationRef(AccountID(account), RemoteChatID(chat), portal.room_id)
         by, reason = str(payload.get("by") or "bridge"), str(payload.get("reason") or "")
         sent = payload.get("sent")
+        buttons = _buttons(payload)
         if not isinstance(sent, dict):
+            problem = button_problem(buttons, connector.capabilities, connector.title)
+            if problem is not None:
+                await self.notices.failure(
+                    answer_room, answer_to, problem, txn=txn_id("refused", _key(item))
+                )
+                return
             template = (
                 payload.get("template") if isinstance(payload.get("template"), dict) else None
             )
             outgoing = Outgoing(
                 ref, Origin.BRIDGE, by, text, payload.get("html"),
                 template=template["name"] if template else None, reason=reason,
+                buttons=buttons,
             )  # fmt: skip
             gated = await self.seams.gate(outgoing)
             if isinstance(gated, Internal):
@@ -123,6 +138,7 @@ class OutboundHandler:
             text=outgoing.text,
             html=outgoing.html if connector.capabilities.html else None,
             automatic=True,
+            buttons=outgoing.buttons,
         )
         return await connector.send_message(msg)
 
@@ -139,6 +155,9 @@ class OutboundHandler:
             text = f"📨 Template {template['name']} sent by {name}:\n{sent['text']}"
         else:
             text = f"🤖 Automatic message ({payload.get('reason') or by}):\n{sent['text']}"
+            buttons = _buttons(payload)
+            if buttons:
+                text += "\n" + " ".join(f"[{button.title}]" for button in buttons)
         event_id = await self.notices.send(room_id, text, txn=txn_id("outbound", _key(item)))
         message_id = str(sent.get("message_id") or "")
         if event_id is not None and message_id:
@@ -162,6 +181,17 @@ class OutboundHandler:
                 origin["room_id"], answer, reply_to=origin.get("event_id"),
                 txn=txn_id("outbound-answer", _key(item)),
             )  # fmt: skip
+
+
+def _buttons(payload: dict[str, Any]) -> tuple[Button, ...]:
+    raw = payload.get("buttons")
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        Button(str(b.get("id") or ""), str(b.get("title") or ""))
+        for b in raw
+        if isinstance(b, dict)
+    )
 
 
 def _key(item: QueueItem) -> str:

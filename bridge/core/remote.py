@@ -20,6 +20,7 @@ from ..connector import (
 from ..db import Conversation, Message, Portal, Reaction
 from ..events import (
     RemoteAttachment,
+    RemoteButtonPress,
     RemoteDelete,
     RemoteDeliveryFailure,
     RemoteDeliveryReceipt,
@@ -102,16 +103,17 @@ class RemoteHandler:
             portal = await self.portals.get_or_create(
                 account, event.chat, event.sender, ghost, fetch
             )
-            extra = event.metadata.get("portal")
-            if isinstance(extra, dict) and extra:
-                # Each value on its own: nothing another writer set is lost.
-                await Conversation.put_data(account, event.chat.id, extra)
         else:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:
                 log.info("Dropping %s for unknown chat %s/%s", event.kind, account, event.chat.id)
                 return None
             portal = found
+        extra = event.metadata.get("portal")
+        if isinstance(event, RemoteMessage | RemoteButtonPress) and isinstance(extra, dict):
+            if extra:  # a press, too, is the customer writing (WhatsApp's window opens)
+                # Each value on its own: nothing another writer set is lost.
+                await Conversation.put_data(account, event.chat.id, extra)
         room_id = RoomID(portal.room_id or "")
         await self.sender.ensure_joined(room_id, as_user=ghost)
         if isinstance(event, RemoteMessage):
@@ -132,6 +134,8 @@ class RemoteHandler:
             await self.sender.set_typing(room_id, event.timeout_ms, as_user=ghost)
         elif isinstance(event, RemoteDeliveryFailure):
             await self._failure(portal, room_id, event)
+        elif isinstance(event, RemoteButtonPress):
+            await self._press(portal, room_id, ghost, event)
         first = False
         if isinstance(event, RemoteMessage):
             first_id = await Conversation.first_message_of(
@@ -315,6 +319,21 @@ class RemoteHandler:
         await self.notices.failure(
             room_id, target, event.reason, txn=txn_id("failure", portal.account, event.dedup_key())
         )
+
+    async def _press(
+        self, portal: Portal, room_id: RoomID, ghost: UserID, event: RemoteButtonPress
+    ) -> None:
+        """A notice of the customer's ghost, in reply to the message whose button it was."""
+        who = event.sender.displayname or event.sender.id
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": f"🔘 {who} pressed “{event.title or event.button_id}”",
+        }
+        target = await Message.get_parts(portal.account, portal.chat, event.message_id)
+        if target:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": target[0].event_id}}
+        txn = txn_id("press", portal.account, portal.chat, event.dedup_key())
+        await self._send(ghost, room_id, EventType.ROOM_MESSAGE, content, txn, event)
 
     async def _send(
         self,

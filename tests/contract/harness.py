@@ -81,6 +81,8 @@ class Received(TypedDict, total=False):
     emoji: str
     typing: bool
     attachment: ReceivedAttachment | None
+    buttons: list[tuple[str, str]]
+    """For messages with reply buttons: each button's (id, title), in order."""
 
 
 class ConnectorHarness(ABC):
@@ -194,6 +196,16 @@ class ConnectorHarness(ABC):
         """Deliver a message with one attachment whose content is ``data``, hosted wherever
         the remote keeps files, so that ``MediaDownloader.download_attachment`` can fetch it.
         Harnesses of connectors without ``MediaDownloader`` may leave this out."""
+        raise NotImplementedError
+
+    async def remote_presses_button(
+        self, chat_id: str, sender_id: str, message_id: str, button_id: str
+    ) -> None:
+        """The customer the suite calls ``sender_id`` presses the reply button ``button_id``
+        under the message ``message_id`` (the remote id a ``send_message`` with buttons gave)
+        in the chat ``chat_id``, and the remote side delivers that press to the connector;
+        return once the connector acknowledged it. Harnesses of connectors without buttons
+        (``Capabilities.max_buttons`` 0) may leave this out."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ connector to remote

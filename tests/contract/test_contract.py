@@ -26,6 +26,7 @@ from bridge.connector import (
     TypingHandler,
 )
 from bridge.events import (
+    Button,
     MatrixEdit,
     MatrixMedia,
     MatrixMessage,
@@ -35,6 +36,7 @@ from bridge.events import (
     MatrixRedaction,
     MatrixTyping,
     MessageRef,
+    RemoteButtonPress,
     RemoteMessage,
     SentMessage,
 )
@@ -386,3 +388,33 @@ async def test_typing(harness: ConnectorHarness, connector: NetworkConnector) ->
     )
     items = await received_of(harness, "typing")
     assert items and items[-1]["chat_id"] == harness.remote_id("chat", "chat-1")
+
+
+async def test_buttons_round_trip(
+    harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
+) -> None:
+    """A connector whose capabilities take reply buttons shows them, and the customer's press
+    comes back as one ``RemoteButtonPress`` naming the message and the button."""
+    if connector.capabilities.max_buttons == 0:
+        return
+    # The customer writes first (a WhatsApp window is open, a Telegram chat is started).
+    await harness.remote_sends_message("chat-1", "customer-1", "Sign me up", "msg-in")
+    await host.wait_for_events(1)
+    buttons = (Button("consent:yes", "Confirm"), Button("consent:no", "Decline"))
+    sent = await connector.send_message(
+        matrix_message(
+            harness, "Subscribe?", buttons=buttons[: connector.capabilities.max_buttons]
+        )
+    )
+    (item,) = await received_of(harness, "message")
+    assert item["id"] == sent.message_id
+    assert item["buttons"] == [(b.id, b.title) for b in buttons[: len(item["buttons"])]]
+    assert item["buttons"]
+    await harness.remote_presses_button("chat-1", "customer-1", sent.message_id, "consent:yes")
+    (_, press) = await host.wait_for_events(2)
+    assert isinstance(press, RemoteButtonPress)
+    assert press.chat.id == harness.remote_id("chat", "chat-1")
+    assert press.sender.id == harness.remote_id("user", "customer-1")
+    assert (press.message_id, press.button_id, press.title) == (
+        sent.message_id, "consent:yes", "Confirm",
+    )  # fmt: skip

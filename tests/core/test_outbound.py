@@ -9,46 +9,16 @@ from typing import Any
 import pytest
 
 from bridge.config import parse
-from bridge.connector import Capabilities, PermanentDeliveryError
 from bridge.core.outbound import OutboundHandler
 from bridge.core.services import Services
 from bridge.db import Message, Portal, QueueItem
-from bridge.events import MatrixMessage, SentMessage
 from bridge.seams import PASS, ConversationRef, Outgoing, Refuse, Seams, Verdict
-from bridge.types import AccountID, MessageID, RemoteChatID
+from bridge.types import AccountID, RemoteChatID
 from tests.test_config import example
 
+from .outbound_support import RecordingConnector, RecordingNotices
+
 ROOM = "!portal:example.com"
-
-
-class _Connector:
-    title = "Test channel"
-    capabilities = Capabilities(html=False)
-
-    def __init__(self) -> None:
-        self.sent: list[MatrixMessage] = []
-        self.refuse = False
-
-    async def send_message(self, msg: MatrixMessage) -> SentMessage:
-        if self.refuse:
-            raise PermanentDeliveryError("the window is closed")
-        self.sent.append(msg)
-        return SentMessage(MessageID(f"r{len(self.sent)}"), 1_700_000_000.0)
-
-
-class _Notices:
-    """Keeps what was posted, once per transaction id (as the homeserver does)."""
-
-    def __init__(self) -> None:
-        self.posted: dict[str, str] = {}
-        self.failures: list[str] = []
-
-    async def send(self, room_id: str, text: str, *, txn: str | None = None, **_: Any) -> str:
-        self.posted.setdefault(txn or str(len(self.posted)), text)
-        return f"$notice-{txn}"
-
-    async def failure(self, room_id: str, event_id: Any, reason: str, **_: Any) -> None:
-        self.failures.append(reason)
 
 
 class _NoConsent:
@@ -61,10 +31,10 @@ class _Crash(Exception):
 
 
 @pytest.fixture
-async def parts(database: object) -> tuple[OutboundHandler, _Connector, _Notices]:
+async def parts(database: object) -> tuple[OutboundHandler, RecordingConnector, RecordingNotices]:
     await Portal("acc", "chat", ROOM, created_at=0).insert()
     config = parse(example())
-    connector, notices = _Connector(), _Notices()
+    connector, notices = RecordingConnector(), RecordingNotices()
     seams = Seams(config, None)  # type: ignore[arg-type]
     seams.add_outbound_gate(_NoConsent())
     fake: Any = {"acc": connector}
@@ -84,7 +54,8 @@ async def _item(text: str) -> QueueItem:
 
 
 async def test_sent_once_across_a_crash_after_sending(
-    parts: tuple[OutboundHandler, _Connector, _Notices], monkeypatch: pytest.MonkeyPatch
+    parts: tuple[OutboundHandler, RecordingConnector, RecordingNotices],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler, connector, notices = parts
     item = await _item("Welcome!")
@@ -108,7 +79,7 @@ async def test_sent_once_across_a_crash_after_sending(
 
 
 async def test_a_gate_refuses_and_nothing_is_sent(
-    parts: tuple[OutboundHandler, _Connector, _Notices],
+    parts: tuple[OutboundHandler, RecordingConnector, RecordingNotices],
 ) -> None:
     handler, connector, notices = parts
     await handler.handle(await _item("A special offer"))
@@ -117,7 +88,7 @@ async def test_a_gate_refuses_and_nothing_is_sent(
 
 
 async def test_a_permanent_refusal_is_shown_and_not_retried(
-    parts: tuple[OutboundHandler, _Connector, _Notices],
+    parts: tuple[OutboundHandler, RecordingConnector, RecordingNotices],
 ) -> None:
     handler, connector, notices = parts
     connector.refuse = True
@@ -128,7 +99,7 @@ async def test_a_permanent_refusal_is_shown_and_not_retried(
 
 
 async def test_each_message_has_a_name_of_its_own(
-    parts: tuple[OutboundHandler, _Connector, _Notices],
+    parts: tuple[OutboundHandler, RecordingConnector, RecordingNotices],
 ) -> None:
     """The connector's id of a message (a webhook's Idempotency-Key, a mail's Message-ID)
     never repeats, although SQLite gives the id of a deleted queue row to the next one."""

@@ -21,6 +21,8 @@ TELEGRAM_CAPABILITIES = Capabilities(
     delete_window=48 * 3600.0,
     rate_limits={"chat": 1.0, "group": 20 / 60, "global": 30.0},
     delivery_deadline=24 * 3600.0,
+    max_buttons=100,  # an inline keyboard of callback buttons (buttons.py)
+    max_button_id=64,  # callback_data: 1-64 bytes
 )
 
 

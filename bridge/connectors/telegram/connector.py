@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiogram.methods import GetUpdates
-from aiogram.types import Update
+from aiogram.types import CallbackQuery, Update
 from aiohttp import web
 from pydantic import ValidationError
 
 from ...connector import (
     BridgeHost,
+    DeliveryError,
     NetworkConnector,
     PermanentDeliveryError,
     StateKind,
@@ -42,6 +43,7 @@ from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID
 from ..http import BodyTooLarge, read_body
+from .buttons import press_events
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
@@ -59,6 +61,7 @@ ALLOWED_UPDATES = [
     "business_message",
     "edited_business_message",
     "deleted_business_messages",
+    "callback_query",
 ]
 _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 AVATAR_REFRESH = 6 * 3600.0
@@ -230,11 +233,24 @@ class TelegramConnector(NetworkConnector):
         return web.json_response({"ok": True})
 
     async def _handle_update(self, update: Update) -> None:
+        if update.callback_query is not None:
+            await self._handle_press(update.callback_query)
+            return
         events = update_to_events(update, bot_id=self.config.bot_id, business=self.config.business)
         for event in events:
             if isinstance(event, RemoteMessage):
                 event = await self._with_avatars(event)
             await self.host.handle_remote_event(event)
+
+    async def _handle_press(self, query: CallbackQuery) -> None:
+        """Record a button press, then answer the query (also one the bridge does not bridge)
+        so that the customer's app stops waiting; a failed answer is only logged."""
+        for event in press_events(query, bot_id=self.config.bot_id, business=self.config.business):
+            await self.host.handle_remote_event(event)
+        try:
+            await self.client.call(lambda: self.client.bot.answer_callback_query(query.id))
+        except DeliveryError as e:
+            self.host.log.info("Could not answer callback query %s: %s", query.id, e.reason)
 
     async def _with_avatars(self, event: RemoteMessage) -> RemoteEvent:
         """Add the chat's and the sender's profile photos (cached, best effort)."""

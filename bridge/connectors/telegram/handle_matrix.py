@@ -31,6 +31,7 @@ from ...events import (
 from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID
 from ..parts import PartSender
+from .buttons import keyboard
 from .capabilities import CAPTION_LIMIT, MIB
 from .client import TelegramClient
 from .format import matrix_html_to_telegram, split_telegram_html
@@ -74,8 +75,12 @@ class TelegramSender:
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
 
+        markup = keyboard(msg.buttons)
+
         def part(index: int, chunk: str) -> Callable[[], Awaitable[Message]]:
             reply = _reply(msg.reply_to) if index == 0 else None
+            # The buttons go under the whole text: on its last part.
+            keys = markup if index == len(chunks) - 1 else None
             return lambda: self.client.send(
                 chat_id,
                 lambda: self.bot.send_message(
@@ -84,13 +89,15 @@ class TelegramSender:
                     parse_mode="HTML",
                     reply_parameters=reply,
                     business_connection_id=connection,
+                    reply_markup=keys,
                 ),
             )
 
         sent = await self.parts.send(
             f"{msg.event_id}:text", [part(i, c) for i, c in enumerate(chunks)]
         )
-        return _sent(sent[0])
+        # With buttons, the message a press names (the part that has them) stands for it.
+        return _sent(sent[-1] if markup is not None else sent[0])
 
     async def send_reply(self, msg: MatrixMessage) -> SentMessage:
         return await self.send_message(msg)

@@ -16,6 +16,11 @@ WEBHOOK_CAPABILITIES = Capabilities(
     delete_window=None,
     rate_limits={},
     delivery_deadline=3600.0,
+    # Buttons go out in the payload; a press comes back as an inbound "button" event, whose
+    # ids and title the inbound schema takes up to 255 (bytes for ids, characters for titles).
+    max_buttons=10,
+    max_button_title=255,
+    max_button_id=255,
 )
 
 

@@ -2,7 +2,9 @@
 
 Every payload has ``type``, ``id`` (the Matrix event id, also sent as ``Idempotency-Key``),
 ``chat_id`` and ``sender``; messages add text, html, reply and timestamp, the other types name
-their ``target`` (the remote message id).
+their ``target`` (the remote message id). A message the bridge started may carry reply
+buttons, ``buttons: [{"id": ..., "title": ...}]`` (left out when there are none): the receiver
+shows them, and reports a press as an inbound ``button`` event (``handle_remote``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def message_payload(msg: MatrixMessage) -> dict[str, Any]:
         reply_to=msg.reply_to.message_id if msg.reply_to else None,
         timestamp=msg.timestamp if msg.timestamp is not None else time.time(),
     )
+    if msg.buttons:
+        payload["buttons"] = [{"id": b.id, "title": b.title} for b in msg.buttons]
     return payload
 
 

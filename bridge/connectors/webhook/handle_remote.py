@@ -5,6 +5,14 @@ Checks run in this order, and nothing from a rejected request reaches the host: 
 event is answered only after ``BridgeHost.handle_remote_event`` returned; if that fails the
 answer is 503 so the sender retries. ``html`` is remote HTML: it goes through the same
 allow-list sanitiser as mail (``bridge.connectors.sanitize``) before anything else sees it.
+
+Every event has ``type`` (default ``message``), ``id``, ``chat`` and ``sender``. For
+``message`` ``id`` is the new message's; for ``edit``, ``delete``, ``reaction``,
+``reaction_remove`` and ``button`` it names the message acted on. A ``button`` event reports
+that the customer pressed a reply button the bridge sent (``buttons`` of an outbound
+message): ``button_id`` (the button's ``id``, required), ``title`` (as shown) and
+``press_id`` (required: the system's own id of this press, the same when it is sent again,
+so that a repeat is recorded once).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from yarl import URL
 from ...connector import BridgeHost
 from ...events import (
     RemoteAttachment,
+    RemoteButtonPress,
     RemoteChat,
     RemoteDelete,
     RemoteEdit,
@@ -50,7 +59,7 @@ LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 ROUTING_KEYS = ("language", "to", "fields")
 MAX_TIMESTAMP = 1e11
 """Timestamps are seconds; anything from the year 5138 on is milliseconds sent by mistake."""
-EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove")
+EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove", "button")
 
 
 class SchemaError(ValueError):
@@ -200,6 +209,14 @@ def parse_event(data: Any) -> RemoteEvent:
         )
     if kind == "delete":
         return RemoteDelete(**common, message_id=message_id)
+    if kind == "button":
+        return RemoteButtonPress(
+            **common,
+            message_id=message_id,
+            button_id=body.required_ident("button_id"),
+            title=body.string("title", max_length=MAX_NAME_LENGTH) or "",
+            press_id=body.required_ident("press_id"),
+        )
     emoji = body.string("emoji", required=True, max_length=MAX_ID_LENGTH)
     if not emoji:
         body.fail("emoji", "must not be empty")

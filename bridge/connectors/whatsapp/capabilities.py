@@ -10,6 +10,8 @@ from .config import WhatsAppConfig
 MIB = 1024 * 1024
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+BUTTON_BODY_LIMIT = 1024
+"""An interactive message's body text: the text above reply buttons."""
 WINDOW = 24 * 3600.0
 """Free-form messages are allowed this long after the customer's last message."""
 UPLOAD_LIMITS = {
@@ -33,6 +35,9 @@ WHATSAPP_CAPABILITIES = Capabilities(
     delete_window=None,
     rate_limits={"number": 80.0, "pair": 1 / 6},
     delivery_deadline=24 * 3600.0,
+    max_buttons=3,  # interactive "button" messages: 1-3 reply buttons
+    max_button_title=20,
+    max_button_id=256,
 )
 
 

@@ -1,17 +1,19 @@
-"""Matrix -> WhatsApp: text in WhatsApp's markup, media through /media, replies, reactions,
-read receipts; free-form messages only inside the 24-hour customer-service window."""
+"""Matrix -> WhatsApp: text in WhatsApp's markup (with reply buttons: an interactive
+"button" message), media through /media, replies, reactions, read receipts; free-form messages
+only inside the 24-hour customer-service window."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
 
 from ...connector import BridgeHost, Capabilities, PermanentDeliveryError
 from ...events import (
+    Button,
     MatrixMedia,
     MatrixMessage,
     MatrixReaction,
@@ -22,7 +24,13 @@ from ...events import (
 from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID, RemoteChatID
 from ..parts import PartSender
-from .capabilities import CAPTION_LIMIT, UPLOAD_LIMITS, WINDOW
+from .capabilities import (
+    BUTTON_BODY_LIMIT,
+    CAPTION_LIMIT,
+    UPLOAD_LIMITS,
+    WHATSAPP_CAPABILITIES,
+    WINDOW,
+)
 from .client import GraphClient
 from .format import matrix_to_whatsapp
 from .split import split_text
@@ -72,9 +80,14 @@ class WhatsAppSender:
         chunks = [c for c in split_text(text, self.text_limit) if c.strip()]
         if not chunks:
             raise PermanentDeliveryError("the message is empty")
+        if msg.buttons and len(chunks[-1]) > BUTTON_BODY_LIMIT:
+            # The buttons go under the last part, whose text WhatsApp keeps shorter.
+            chunks[-1:] = [c for c in split_text(chunks[-1], BUTTON_BODY_LIMIT) if c.strip()]
 
         def part(index: int, chunk: str) -> Callable[[], Awaitable[dict[str, Any]]]:
             body: dict[str, Any] = {"type": "text", "text": {"body": chunk, "preview_url": False}}
+            if msg.buttons and index == len(chunks) - 1:
+                body = {"type": "interactive", "interactive": _interactive(chunk, msg.buttons)}
             if index == 0 and msg.reply_to:
                 body["context"] = {"message_id": msg.reply_to.message_id}
             return lambda: self.client.send(msg.portal.chat, body)
@@ -82,7 +95,8 @@ class WhatsAppSender:
         sent = await self.parts.send(
             f"{msg.event_id}:text", [part(i, c) for i, c in enumerate(chunks)]
         )
-        return _sent(sent[0])
+        # With buttons, the message a press names (the part that has them) stands for it.
+        return _sent(sent[-1] if msg.buttons else sent[0])
 
     async def _upload(self, media: MatrixMedia, limit: int, kind: str) -> dict[str, Any]:
         """Upload a staff member's file to the Graph API, streamed from its spool."""
@@ -151,6 +165,22 @@ class WhatsAppSender:
         }
         path = f"{self.client.config.phone_number_id}/messages"
         await self.client.request("POST", path, json=body)
+
+
+def _interactive(text: str, buttons: Sequence[Button]) -> dict[str, Any]:
+    """An interactive message with reply buttons (1 to 3, titles up to 20 characters, ids up
+    to 256; the core checked them against the capabilities)."""
+    if len(buttons) > WHATSAPP_CAPABILITIES.max_buttons:
+        raise PermanentDeliveryError("WhatsApp shows at most 3 reply buttons")
+    return {
+        "type": "button",
+        "body": {"text": text},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": b.id, "title": b.title}} for b in buttons
+            ]
+        },
+    }
 
 
 def _kind(msgtype: str, mimetype: str) -> str:

@@ -21,6 +21,7 @@ from aiohttp import web
 from ...connector import BridgeHost, PermanentDeliveryError
 from ...events import (
     RemoteAttachment,
+    RemoteButtonPress,
     RemoteChat,
     RemoteDeliveryFailure,
     RemoteDeliveryReceipt,
@@ -160,6 +161,19 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
         return [RemoteReactionRemove(**base, message_id=target, removal_id=message_id)]
     context = msg.get("context")
     reply_to = context.get("id") if isinstance(context, dict) else None
+    press = _press(msg, kind, reply_to)
+    if press is not None:
+        button_id, title = press
+        return [
+            RemoteButtonPress(
+                **base,
+                message_id=MessageID(str(reply_to)),
+                button_id=button_id,
+                title=title,
+                press_id=message_id,
+                metadata={"portal": {"last_inbound_at": ts}} if ts else {},
+            )
+        ]
     text, html_text, attachments, notice = _content(msg, kind)
     return [
         RemoteMessage(
@@ -173,6 +187,22 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> list[RemoteEvent]:
             metadata=_metadata(msg, text, ts),
         )
     ]
+
+
+def _press(msg: dict[str, Any], kind: Any, pressed: Any) -> tuple[str, str] | None:
+    """The id and title of the reply button a ``button_reply`` pressed, when it names the
+    message (``context.id``); None for anything else (a list reply stays a message)."""
+    if kind != "interactive" or not _quotable(pressed):
+        return None
+    inter = _obj(msg.get("interactive"), "message.interactive")
+    reply = inter.get("button_reply")
+    if inter.get("type") != "button_reply" or not isinstance(reply, dict):
+        return None
+    button_id = reply.get("id")
+    if not _quotable(button_id):
+        return None  # shown as the message it also is
+    title = reply.get("title")
+    return button_id, _UNSTORABLE.sub("\ufffd", title) if isinstance(title, str) else ""
 
 
 REFERRAL_FIELDS = ("source_id", "source_type", "source_url", "headline", "ctwa_clid")
@@ -392,7 +422,7 @@ class Webhook:
         except (ValueError, RecursionError) as e:
             return web.json_response({"error": f"malformed payload: {e}"[:300]}, status=400)
         for event in events:
-            if isinstance(event, RemoteMessage) and event.timestamp:
+            if isinstance(event, RemoteMessage | RemoteButtonPress) and event.timestamp:
                 chat = event.chat.id
                 self.last_inbound[chat] = max(self.last_inbound.get(chat, 0), event.timestamp)
         try:

@@ -5,11 +5,19 @@ it), so it is ordered after what was queued before it and goes out exactly once.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...connector import DeliveryError, NetworkConnector, Template, TemplateHandler
+from ...connector import (
+    Capabilities,
+    DeliveryError,
+    NetworkConnector,
+    Template,
+    TemplateHandler,
+)
 from ...db import QueueItem
+from ...events import Button
 from ...seams import ConversationRef
 from ..util import conversation_key
 from .common import ServiceBase
@@ -71,9 +79,16 @@ class MessageServices(ServiceBase):
         reason: str,
         dedup: str | None = None,
         html: str | None = None,
+        buttons: Sequence[Button] = (),
     ) -> bool:
-        payload = {"text": text, "html": html, "by": reason, "reason": reason}
+        payload: dict[str, Any] = {"text": text, "html": html, "by": reason, "reason": reason}
+        if buttons:
+            payload["buttons"] = [{"id": b.id, "title": b.title} for b in buttons]
         return await self._enqueue(conversation, payload, dedup)
+
+    def capabilities(self, account: str) -> Capabilities | None:
+        connector = self.connectors.get(account)
+        return connector.capabilities if connector is not None else None
 
     async def _enqueue(
         self, conversation: ConversationRef, payload: dict[str, Any], dedup: str | None

@@ -219,6 +219,13 @@ class TelegramHarness(ConnectorHarness):
         )
         await self.deliver_message(message_id, message)
 
+    async def remote_presses_button(
+        self, chat_id: str, sender_id: str, message_id: str, button_id: str
+    ) -> None:
+        chat_number = self._pair(chat_id, sender_id)
+        pressed = self.sim.press_button(chat_number, int(message_id), button_id)
+        await self.sim.wait_for_confirmed(pressed["update_id"])
+
     async def remote_sends_attachment(
         self,
         chat_id: str,
@@ -379,4 +386,9 @@ def _sent(record: SentMessage) -> Received:
         html=_html(record.text, record.parse_mode),
         reply_to=None if record.reply_to is None else str(record.reply_to),
         attachment=attachment,
+        buttons=[
+            (key["callback_data"], key["text"])
+            for row in (record.message.get("reply_markup") or {}).get("inline_keyboard", [])
+            for key in row
+        ],
     )

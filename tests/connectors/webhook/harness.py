@@ -290,6 +290,20 @@ class WebhookHarness(ConnectorHarness):
             }
         )
 
+    async def remote_presses_button(
+        self, chat_id: str, sender_id: str, message_id: str, button_id: str
+    ) -> None:
+        sent = [json.loads(r.body) for r in self.receiver.requests]
+        title = next(
+            b["title"] for p in sent for b in p.get("buttons", []) if b["id"] == button_id
+        )
+        press = {
+            "type": "button", "id": message_id, "chat": {"id": chat_id},
+            "sender": {"id": sender_id}, "button_id": button_id, "title": title,
+            "press_id": f"press-{message_id}-{button_id}",
+        }  # fmt: skip
+        await self.post_ok(press)
+
     async def remote_sends_attachment(
         self,
         chat_id: str,
@@ -347,6 +361,7 @@ def _normalise(entry: InboxRequest) -> Received:
         text=payload["text"],
         html=payload["html"],
         reply_to=payload["reply_to"],
+        buttons=[(b["id"], b["title"]) for b in payload.get("buttons", [])],
         attachment=None
         if attachment is None
         else {

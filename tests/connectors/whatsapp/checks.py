@@ -146,8 +146,9 @@ def _invalid(details: str) -> ApiError:
 
 
 def _check_interactive(content: Json) -> None:
-    """Reply buttons: 1-3, titles up to 20; lists: button text up to 20, 1-10 sections, 1-10
-    rows in all, row titles up to 24, descriptions up to 72; body text up to 1024."""
+    """Reply buttons: 1-3, unique titles up to 20 and ids up to 256; lists: button text up to
+    20, 1-10 sections, 1-10 rows in all, row titles up to 24, descriptions up to 72; body text
+    up to 1024."""
     kind = content.get("type")
     if kind not in INTERACTIVE_TYPES:
         raise param_error("Param interactive['type'] is not a valid interactive type.")
@@ -164,11 +165,21 @@ def _check_interactive(content: Json) -> None:
         buttons = action.get("buttons")
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
             raise _invalid("Buttons count invalid. Min: 1, Max: 3")
+        seen: set[tuple[str, str]] = set()
         for button in buttons:
-            reply = button.get("reply") if isinstance(button, dict) else None
+            if not isinstance(button, dict) or button.get("type") != "reply":
+                raise param_error("Param interactive['action']['buttons'][0]['type'] is invalid.")
+            reply = button.get("reply")
             title = reply.get("title") if isinstance(reply, dict) else None
+            ident = reply.get("id") if isinstance(reply, dict) else None
             if not isinstance(title, str) or not 1 <= len(title) <= 20:
                 raise _invalid("Button title length invalid. Min length: 1, Max length: 20")
+            if not isinstance(ident, str) or not 1 <= len(ident) <= 256:
+                raise _invalid("Button ID length invalid. Min length: 1, Max length: 256")
+            for key in (("title", title), ("id", ident)):
+                if key in seen:
+                    raise _invalid(f"Button {key[0]} must be unique.")
+                seen.add(key)
         return
     sections = action.get("sections")
     if not isinstance(sections, list) or not 1 <= len(sections) <= 10:

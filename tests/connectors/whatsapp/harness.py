@@ -292,6 +292,13 @@ class WhatsAppHarness(ConnectorHarness):
         names = {wa_id: sender_name or f"Customer {sender_id}"}
         await self.deliver_message(message_id, self.sim.messages_payload(message, names=names))
 
+    async def remote_presses_button(
+        self, chat_id: str, sender_id: str, message_id: str, button_id: str
+    ) -> None:
+        self._pair(chat_id, sender_id)
+        delivery = await self.sim.press_button(message_id, button_id)
+        assert delivery.ok, [(a.status, a.error) for a in delivery.attempts]
+
     async def remote_sends_attachment(
         self,
         chat_id: str,
@@ -424,4 +431,5 @@ def _message(record: SentMessage) -> Received:
         html=None,
         reply_to=record.context_id,
         attachment=attachment,
+        buttons=record.buttons,
     )

@@ -13,13 +13,15 @@ switch on a flood "storm", then inspect what the bot did (``sent``, ``edits``, `
 The simulator is split the way the connector is: ``config`` (clock and limits), ``records``
 (what tests inspect), ``params`` (request decoding), ``state`` (the Telegram side and waiting),
 ``limits`` (flood control), ``compose`` (resolving a send), then the Bot API methods by area
-(``delivery``, ``messages``, ``media``, ``chats``) and ``server`` (the HTTP edge).
+(``delivery``, ``messages``, ``media``, ``chats``, ``buttons``: inline keyboards pressed) and
+``server`` (the HTTP edge).
 """
 
 from __future__ import annotations
 
 from tests.connectors.sim_base import SimClock
 
+from .buttons import QUERY_INVALID, CallbackAnswer
 from .config import Limits, MiB, RateLimits
 from .delivery import (
     CONFLICT_POLL,
@@ -50,6 +52,8 @@ from .server import TelegramSimulator
 
 __all__ = [
     "ALLOWED_REACTIONS",
+    "QUERY_INVALID",
+    "CallbackAnswer",
     "CHAT_ACTIONS",
     "CONFLICT_POLL",
     "CONFLICT_WEBHOOK",

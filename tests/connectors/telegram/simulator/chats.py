@@ -70,10 +70,3 @@ class ChatMethods(Composer):
     async def _delete_my_commands(self, p: _Params) -> bool:
         self.commands = []
         return True
-
-    async def _answer_callback_query(self, p: _Params) -> bool:
-        if not p.get_str("callback_query_id"):
-            raise bad_request(
-                "query is too old and response timeout expired or query ID is invalid"
-            )
-        return True

@@ -10,6 +10,14 @@ from .limits import FloodControl
 from .params import _Params
 from .records import ApiError, _ChatState, bad_request
 
+MAX_INLINE_BUTTONS = 100
+CALLBACK_DATA = 64
+"""Bytes of ``callback_data`` (InlineKeyboardButton: "1-64 bytes")."""
+BUTTON_ACTIONS = frozenset(
+    "url callback_data web_app login_url switch_inline_query switch_inline_query_current_chat "
+    "switch_inline_query_chosen_chat copy_text callback_game pay".split()
+)
+
 
 class Composer(FloodControl):
     """What every send and edit shares: the addressed chat, the formatted text, the reply and the
@@ -124,8 +132,41 @@ class Composer(FloodControl):
         return stored.message
 
     def _markup(self, p: _Params) -> Json | None:
+        """An inline keyboard, checked as the Bot API checks it; other markups are not kept."""
         markup = p.get_json("reply_markup")
-        return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+        if markup is None:
+            return None
+        if not isinstance(markup, dict):
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" not in markup:
+            return None
+        rows = markup["inline_keyboard"]
+        if not isinstance(rows, list):
+            raise bad_request(
+                'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array'
+            )
+        if not all(isinstance(row, list) for row in rows):
+            raise bad_request(
+                'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+            )
+        keys = [key for row in rows for key in row]
+        if len(keys) > MAX_INLINE_BUTTONS:
+            raise bad_request("REPLY_MARKUP_TOO_LONG")
+        for key in keys:
+            if not isinstance(key, dict) or not isinstance(key.get("text"), str):
+                raise bad_request(
+                    'can\'t parse inline keyboard button: Field "text" must be of type String'
+                )
+            if not key.keys() & BUTTON_ACTIONS:
+                raise bad_request(
+                    "can't parse inline keyboard button: Text buttons are unallowed in the "
+                    "inline keyboard"
+                )
+            data = key.get("callback_data")
+            if data is not None:
+                if not isinstance(data, str) or not 0 < len(data.encode()) <= CALLBACK_DATA:
+                    raise bad_request("BUTTON_DATA_INVALID")
+        return {"inline_keyboard": rows}
 
     def _post_message(
         self, method: str, p: _Params, chat: Json, bc: str, **content: Any

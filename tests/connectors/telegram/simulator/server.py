@@ -10,9 +10,9 @@ import json
 from aiohttp import web
 
 from ..updates import Json
+from .buttons import ButtonMethods
 from .chats import ChatMethods
 from .config import MiB
-from .delivery import UpdateDelivery
 from .media import MEDIA_METHODS, MediaMethods
 from .messages import MessageMethods
 from .params import _Params, _read_multipart
@@ -20,7 +20,7 @@ from .records import ApiCall, ApiError, bad_request
 from .state import Method
 
 
-class TelegramSimulator(UpdateDelivery, MessageMethods, MediaMethods, ChatMethods):
+class TelegramSimulator(ButtonMethods, MessageMethods, MediaMethods, ChatMethods):
     """``async with TelegramSimulator(token="123:ABC") as sim:`` then point the bot at
     ``sim.base_url`` (aiogram: ``TelegramAPIServer.from_base(sim.base_url)``)."""
 

@@ -83,6 +83,8 @@ class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
         self.filtered_updates: list[Json] = []
         """Pushed updates never queued because ``allowed_updates`` excluded their type."""
         self.commands: list[Json] = []
+        self.callback_answers: list[Any] = []
+        """``buttons.CallbackAnswer`` of each answered callback query, in order."""
         self.file_serving = "whole"
         """How ``/file/bot<token>/<path>`` answers: ``whole`` (the file), ``error`` (a 500),
         ``endless`` (chunked bytes without end) or ``oversized`` (a Content-Length far over
@@ -96,6 +98,8 @@ class SimulatorState(SimulatorBase[SentMessage, WebhookDelivery]):
         self._files: dict[str, StoredFile] = {}
         self._file_paths: dict[str, StoredFile] = {}
         self._queue: list[_Pending] = []
+        self._queries: dict[str, float] = {}
+        """Callback queries not answered yet: when they were pressed."""
         self._confirmed: set[int] = set()
         self._next_update_id = 700_000_000
         self._allowed_updates: list[str] | None = None

@@ -68,7 +68,17 @@ class SentMessage:
             return self.content.get("body")
         if self.type == "template":
             return self.rendered
+        if self.type == "interactive":  # the body shown above the buttons or list
+            body = self.content.get("body")
+            return body.get("text") if isinstance(body, dict) else None
         return self.content.get("caption")
+
+    @property
+    def buttons(self) -> list[tuple[str, str]]:
+        """An interactive message's reply buttons as (id, title), as the customer sees them."""
+        action = self.content.get("action") if self.type == "interactive" else None
+        buttons = action.get("buttons") if isinstance(action, dict) else None
+        return [(b["reply"]["id"], b["reply"]["title"]) for b in buttons or []]
 
 
 @dataclass

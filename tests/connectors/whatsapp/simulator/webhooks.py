@@ -69,6 +69,24 @@ class Webhooks(SimulatorState):
         """Deliver inbound ``messages`` (payloads builders) in one signed webhook."""
         return await self.send_webhook(self.messages_payload(*messages, names=names), **send_kw)
 
+    async def press_button(
+        self, wamid: str, button_id: str, *, duplicate: bool = False
+    ) -> WebhookDelivery:
+        """The customer taps the reply button ``button_id`` of the interactive message
+        ``wamid`` the business sent: its ``button_reply``, with ``context`` naming that message,
+        in a signed webhook. Raises ValueError when the message has no such button."""
+        sent = self.sent_message(wamid)
+        interactive = sent.body.get("interactive") or {}
+        buttons = (interactive.get("action") or {}).get("buttons") or []
+        title = next((b["reply"]["title"] for b in buttons if b["reply"]["id"] == button_id), None)
+        if sent.type != "interactive" or title is None:
+            raise ValueError(f"message {wamid} has no reply button {button_id!r}")
+        context = wa.reply_context(self.display_phone_number, wamid)
+        press = wa.button_reply_message(
+            sent.wa_id, button_id, title, context=context, timestamp=self.clock.now()
+        )
+        return await self.receive(press, duplicate=duplicate)
+
     def _register(self, payload: Mapping[str, Any]) -> None:
         """Inbound messages exist on Meta's side once sent, whatever the bridge answers: their
         ids can be marked read and the sender's 24-hour window restarts (at clock time)."""
