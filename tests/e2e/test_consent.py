@@ -21,8 +21,10 @@ from tests.conftest import Stack, build_stack
 from tests.e2e.helpers import customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask
 from tests.e2e.test_inbox import _notice
-from tests.e2e.test_inbox_transcript import _download
+from tests.e2e.test_inbox_transcript import _download, staff
 from tests.infra.staff import StaffClient
+
+__all__ = ["staff"]  # the staff client fixture, on this module's stack
 
 NEWS_TEXT = "Yes, send me the monthly newsletter here. <I can stop it any time.>"
 FEATURES = {
@@ -45,15 +47,6 @@ NOTHING = (
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     async with build_stack(tmp_path_factory.mktemp("consent"), features=FEATURES) as st:
         yield st
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def staff(stack: Stack) -> AsyncIterator[StaffClient]:
-    client = await StaffClient.login(stack.synapse.base_url, stack.staff_id, stack.staff_password)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def _confirm_consents(stack: Stack) -> None:

@@ -35,6 +35,8 @@ from .config import ConsentConfig, text_hash
 
 log = logging.getLogger("bridge.consent")
 
+ASKING = ("requested", "confirmed", "declined")
+ENDING = ("withdrawn", "expired")
 SUBSCRIBER_BATCH = 1000
 MAX_SOURCE = 500
 
@@ -153,7 +155,7 @@ class Registry:
             raise ConsentError(f"there is no consent list {list_!r}")
         return item.name
 
-    async def _given(
+    async def step(
         self,
         step: str,
         contact: int,
@@ -161,54 +163,46 @@ class Registry:
         account: str,
         evidence: dict[str, Any],
         trigger: str,
-        cause: str | None,
+        cause: str | None = None,
     ) -> bool:
-        item = self.config.lists[self._list(list_)]
+        """Append ``step`` (``requested``, ``confirmed``, ``declined``: under the list's text
+        as configured now; ``withdrawn``, ``expired``: naming the text of the step it ends, also
+        for a list no longer configured). False: ``cause`` was recorded before."""
         await self._known(contact)
-        hash_ = await self._store(item.name, item.version, item.text)
+        if step in ENDING:
+            latest = await ConsentEvent.latest(await self._members(contact), list_, account)
+            hash_ = latest.text_hash if latest else None
+        elif step in ASKING:
+            item = self.config.lists[self._list(list_)]
+            hash_ = await self._store(item.name, item.version, item.text)
+        else:
+            raise ConsentError(f"no step {step!r} (imports: import_consent)")
         return await ConsentEvent.append(
-            contact, item.name, account, step, self.clock(), hash_, evidence, trigger, cause
+            contact, list_, account, step, self.clock(), hash_, evidence, trigger, cause
         )
 
     async def request(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                       trigger: str, cause: str | None = None) -> bool:  # fmt: skip
         """The consent text was shown and the contact asked to confirm."""
-        return await self._given("requested", contact, list_, account, evidence, trigger, cause)
+        return await self.step("requested", contact, list_, account, evidence, trigger, cause)
 
     async def confirm(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                       trigger: str, cause: str | None = None) -> bool:  # fmt: skip
         """The contact confirmed (the second step of the double opt-in)."""
-        return await self._given("confirmed", contact, list_, account, evidence, trigger, cause)
+        return await self.step("confirmed", contact, list_, account, evidence, trigger, cause)
 
     async def decline(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                       trigger: str, cause: str | None = None) -> bool:  # fmt: skip
-        return await self._given("declined", contact, list_, account, evidence, trigger, cause)
-
-    async def _ended(
-        self,
-        step: str,
-        contact: int,
-        list_: str,
-        account: str,
-        evidence: dict[str, Any],
-        trigger: str,
-        cause: str | None,
-    ) -> bool:
-        await self._known(contact)
-        latest = await ConsentEvent.latest(await self._members(contact), list_, account)
-        hash_ = latest.text_hash if latest else None
-        return await ConsentEvent.append(
-            contact, list_, account, step, self.clock(), hash_, evidence, trigger, cause
-        )
+        return await self.step("declined", contact, list_, account, evidence, trigger, cause)
 
     async def withdraw(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                        trigger: str, cause: str | None = None) -> bool:  # fmt: skip
-        return await self._ended("withdrawn", contact, list_, account, evidence, trigger, cause)
+        return await self.step("withdrawn", contact, list_, account, evidence, trigger, cause)
 
     async def expire(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                      trigger: str, cause: str | None = None) -> bool:  # fmt: skip
         """A request that was never confirmed in time."""
-        return await self._ended("expired", contact, list_, account, evidence, trigger, cause)
+        return await self.step("expired", contact, list_, account, evidence, trigger, cause)
 
     async def import_consent(
         self,

@@ -85,6 +85,8 @@ async def test_unknown_lists_are_refused(database: Database) -> None:
         await reg.confirm(ann, "nope", HOOK, {}, "test")
     with pytest.raises(ConsentError, match="no contact 999"):
         await reg.confirm(999, "newsletter", HOOK, {}, "test")
+    with pytest.raises(ConsentError, match="no step 'imported'"):
+        await reg.step("imported", ann, "newsletter", HOOK, {}, "test")
     with pytest.raises(ConsentError, match="no contact 999"):
         await reg.withdraw(999, "newsletter", HOOK, {}, "test")
 
