@@ -5,7 +5,15 @@ stored once by its SHA-256) and ``consent_event``, the append-only ledger (the d
 refuses to change or delete its rows, see ``upgrade/v12_consent.py``).
 
 A merged contact's view is its own events and those of every contact merged into it; the
-rows themselves stay as written."""
+rows themselves stay as written.
+
+Erasure (issue 14) is the one way rows leave the ledger: list the contact in
+``consent_erasure`` (then the trigger lets its ``consent_event`` rows be deleted), delete its
+events, identities and contact row in one transaction, and keep only a suppression entry: the
+``user_key`` of each identity (SHA-256 of the remote user id, with its account), so that the
+person is never contacted again. An unsalted hash of a phone number can be found by trying all
+numbers; the suppression entry should be keyed with a secret of the bridge (HMAC) instead.
+``consent_text`` rows hold no personal data and stay."""
 
 from __future__ import annotations
 
@@ -28,7 +36,6 @@ GIVEN = ("confirmed", "imported")
 _CONTACT = "id, created_at, merged_into, merged_by, merged_at"
 _IDENTITY = "account, remote_user, chat, contact, created_at"
 _EVENT = "id, contact, list, account, step, at, text_hash, evidence, trigger"
-_ROOT = "COALESCE(c.merged_into, c.id)"
 
 
 @define
@@ -113,6 +120,18 @@ class ConsentIdentity:
         rows = await cls.db.fetch(
             f"SELECT {_IDENTITY} FROM consent_identity WHERE contact IN ({marks}) "
             "ORDER BY created_at, account",
+            *contacts,
+        )
+        return [cls(**dict(r)) for r in rows]
+
+    @classmethod
+    async def on_account(cls, account: str, contacts: Sequence[int]) -> list[ConsentIdentity]:
+        """The identities of ``contacts`` (not merged into others) on ``account``."""
+        marks = ", ".join(f"${n + 2}" for n in range(len(contacts)))
+        rows = await cls.db.fetch(
+            f"SELECT {_IDENTITY} FROM consent_identity WHERE account=$1 "
+            f"AND contact IN ({marks}) ORDER BY contact, created_at",
+            account,
             *contacts,
         )
         return [cls(**dict(r)) for r in rows]
@@ -241,18 +260,36 @@ class ConsentEvent:
         return [cls._from_row(r) for r in rows]
 
     @classmethod
-    async def given(cls, list_: str, account: str, after: int, limit: int) -> builtins.list[int]:
-        """Contacts (merged ones as the contact they were merged into) whose latest step of
-        ``list_`` on ``account`` is a consent given, above ``after`` in id order, at most
-        ``limit``: one page of the subscribers."""
+    async def given(
+        cls, list_: str, account: str, after: int, limit: int
+    ) -> tuple[builtins.list[int], int]:
+        """One page of the subscribers: of the next ``limit`` contacts above ``after`` (in id
+        order, merged ones counted with the contact they were merged into), those whose latest
+        step of ``list_`` on ``account`` is a consent given, and the last contact id looked at
+        (``after`` itself when none was left). Each page reads only its own contacts' rows."""
+        upto = await cls.db.fetchval(
+            "SELECT MAX(id) FROM (SELECT id FROM consent_contact WHERE id > $1 "
+            "AND merged_into IS NULL ORDER BY id LIMIT $2) page",
+            after,
+            limit,
+        )
+        if upto is None:
+            return [], after
         rows = await cls.db.fetch(
-            f"""SELECT root FROM (
-                SELECT {_ROOT} AS root, e.step,
-                    ROW_NUMBER() OVER (PARTITION BY {_ROOT} ORDER BY e.id DESC) AS rn
-                FROM consent_event e JOIN consent_contact c ON c.id = e.contact
-                WHERE e.list=$1 AND e.account=$2 AND {_ROOT} > $3
+            """WITH page AS (
+                SELECT id, id AS root FROM consent_contact
+                WHERE id > $3 AND id <= $4 AND merged_into IS NULL
+                UNION ALL
+                SELECT id, merged_into AS root FROM consent_contact
+                WHERE merged_into > $3 AND merged_into <= $4
+            )
+            SELECT root FROM (
+                SELECT p.root, e.step,
+                    ROW_NUMBER() OVER (PARTITION BY p.root ORDER BY e.id DESC) AS rn
+                FROM page p JOIN consent_event e
+                    ON e.list = $1 AND e.account = $2 AND e.contact = p.id
             ) latest WHERE rn = 1 AND step IN ('confirmed', 'imported')
-            ORDER BY root LIMIT $4""",
-            list_, account, after, limit,
+            ORDER BY root""",
+            list_, account, after, upto,
         )  # fmt: skip
-        return [int(r["root"]) for r in rows]
+        return [int(r["root"]) for r in rows], int(upto)

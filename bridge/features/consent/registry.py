@@ -285,9 +285,12 @@ class Registry:
 
     async def blocked(self, account: str, remote_user: str, evidence: dict[str, Any]) -> list[str]:
         """The customer blocked the bot (Telegram: a 403 on sending, or ``my_chat_member``
-        with ``kicked``): every consent on ``account`` is withdrawn. The Telegram connector
-        will call this once it surfaces the event (issue 13's Telegram flow); nothing in the
-        core reports it yet."""
+        with ``kicked``): every consent on ``account`` is withdrawn, the cause being the
+        ``at`` of ``evidence`` (the update's date) so a repeat records nothing twice. Nothing
+        reports a block yet: the Telegram connector maps the 403 to a failed delivery
+        (``connectors/telegram/client.py``) and drops ``my_chat_member``. The Telegram flow is
+        to hand the core a remote event for it, which an inbound hook of this feature turns
+        into this call (connectors never call features)."""
         contact = await self.contact_for(account, remote_user)
         if contact is None:
             return []
@@ -301,10 +304,13 @@ class Registry:
         read a page of ``batch`` at a time (100,000 subscribers are never in memory at once)."""
         after = 0
         while True:
-            page = await ConsentEvent.given(list_, account, after, batch)
-            for contact in page:
-                found = await self.identities(contact)
-                yield Subscriber(contact, [i for i in found if i.account == account])
-            if len(page) < batch:
+            page, last = await ConsentEvent.given(list_, account, after, batch)
+            if last == after:
                 return
-            after = page[-1]
+            found: dict[int, list[ConsentIdentity]] = {contact: [] for contact in page}
+            if page:  # a merge moves the identities: they belong to the contacts of the page
+                for identity in await ConsentIdentity.on_account(account, page):
+                    found[identity.contact].append(identity)
+            for contact, identities in found.items():
+                yield Subscriber(contact, identities)
+            after = last

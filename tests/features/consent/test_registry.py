@@ -251,3 +251,24 @@ async def test_subscribers_come_page_by_page(database: Database) -> None:
 
 async def _all(reg: object, list_: str, account: str) -> list[object]:
     return [s async for s in reg.subscribers(list_, account)]  # type: ignore[attr-defined]
+
+
+async def test_subscribers_see_merged_contacts_as_one(database: Database) -> None:
+    reg = registry()
+    ids = []
+    for name in ("ann", "ann-2", "bob", "cat"):
+        contact = await reg.contact_for(HOOK, name, create=True)
+        assert contact is not None
+        ids.append(contact)
+    ann, ann2, bob, cat = ids
+    await reg.confirm(ann2, "newsletter", HOOK, {}, "button")  # only the second identity said yes
+    await reg.confirm(bob, "newsletter", HOOK, {}, "button")
+    await reg.confirm(cat, "newsletter", HOOK, {}, "button")
+    await reg.merge(ann, ann2, "@admin:example.com")
+    await reg.merge(cat, bob, "@admin:example.com")  # merged into a later contact
+    await reg.withdraw(cat, "newsletter", HOOK, {}, "opt-out")  # ends bob's too: one person
+    for batch in (1, 2, 100):
+        found = [s async for s in reg.subscribers("newsletter", HOOK, batch=batch)]
+        assert [(s.contact, sorted(i.remote_user for i in s.identities)) for s in found] == [
+            (ann, ["ann", "ann-2"])
+        ]
