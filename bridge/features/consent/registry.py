@@ -3,7 +3,8 @@
 A contact is a person; an identity is that person on a channel account (the remote user, and
 the chat the bridge reaches them in). Contacts enter only through their own action (a message,
 an opt-in: ``contact_for(..., create=True)`` from an inbound event) or an import that carries
-its proof (``import_consent``); there is no other way to add one.
+its proof (``import_identity``, ``import_consent``: refused without when, which text version
+and from where); there is no other way to add one.
 
 Every step is appended to the ledger (``consent_event``) with the SHA-256 of the exact text
 shown, the evidence and what triggered it; nothing is ever changed in place. The state of a
@@ -59,6 +60,22 @@ class ConsentState:
     @property
     def confirmed(self) -> bool:
         return self.step in GIVEN
+
+
+@dataclass(frozen=True)
+class ImportProof:
+    """What an import of an existing consent must carry."""
+
+    consented_at: int
+    """When the consent was given (ms since the epoch; not in the future)."""
+    version: str
+    """The version of the consent text it was given under: the list's, one stored before, or
+    a new one with ``text``."""
+    source: str
+    """Where the proof is kept (the system, the document)."""
+    by: str
+    """Who imported it."""
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,45 +221,55 @@ class Registry:
         """A request that was never confirmed in time."""
         return await self.step("expired", contact, list_, account, evidence, trigger, cause)
 
-    async def import_consent(
-        self,
-        contact: int,
-        list_: str,
-        account: str,
-        *,
-        consented_at: int,
-        version: str,
-        source: str,
-        by: str,
-        text: str | None = None,
-    ) -> bool:
-        """A consent given before the bridge, with its proof: when (``consented_at``, ms, not
-        in the future), under which text version (the list's, a version stored before, or
-        ``text`` itself) and from where (``source``: the system or document that holds it)."""
+    async def _proven(self, list_: str, proof: ImportProof) -> str:
+        """The hash of the text an import names, after its proof was checked."""
         name = self._list(list_)
-        await self._known(contact)
-        if not isinstance(consented_at, int) or not 0 < consented_at <= self.clock():
+        at = proof.consented_at
+        if isinstance(at, bool) or not isinstance(at, int) or not 0 < at <= self.clock():
             raise ConsentError("an import needs the time the consent was given (not later)")
-        if not source or not source.strip() or len(source) > MAX_SOURCE:
+        if not proof.source.strip() or len(proof.source) > MAX_SOURCE:
             raise ConsentError("an import needs its source (where the proof is kept)")
-        if not version or not version.strip():
+        version = proof.version.strip()
+        if not version:
             raise ConsentError("an import needs the version of the consent text")
         item = self.config.lists[name]
-        if text is not None:
-            hash_ = await self._store(name, version, text)
-        elif version == item.version:
-            hash_ = await self._store(name, version, item.text)
-        else:
-            known = await ConsentText.of_version(name, version)
-            if not known:
-                raise ConsentError(
-                    f"version {version} of list {name} is unknown: import it with its text"
-                )
-            hash_ = known[-1].hash
-        evidence = {"consented_at": consented_at, "source": source, "version": version}
+        if proof.text is not None:
+            return await self._store(name, version, proof.text)
+        if version == item.version:
+            return await self._store(name, version, item.text)
+        known = await ConsentText.of_version(name, version)
+        if not known:
+            raise ConsentError(
+                f"version {version} of list {name} is unknown: import it with its text"
+            )
+        return known[-1].hash
+
+    async def import_consent(
+        self, contact: int, list_: str, account: str, proof: ImportProof
+    ) -> bool:
+        """A consent given before the bridge, recorded with its proof (``ImportProof``)."""
+        await self._known(contact)
+        hash_ = await self._proven(list_, proof)
+        evidence = {
+            "consented_at": proof.consented_at, "source": proof.source,
+            "version": proof.version.strip(),
+        }  # fmt: skip
         return await ConsentEvent.append(
-            contact, name, account, "imported", self.clock(), hash_, evidence, f"import by {by}"
-        )
+            contact, list_, account, "imported", self.clock(), hash_, evidence,
+            f"import by {proof.by}",
+        )  # fmt: skip
+
+    async def import_identity(
+        self, account: str, remote_user: str, list_: str, proof: ImportProof,
+        chat: str | None = None,
+    ) -> int:  # fmt: skip
+        """An import of someone the bridge may not know yet: the proof is checked before the
+        contact is made (none is made for a refused import). Returns the contact."""
+        await self._proven(list_, proof)
+        contact = await self.contact_for(account, remote_user, chat=chat, create=True)
+        assert contact is not None
+        await self.import_consent(contact, list_, account, proof)
+        return contact
 
     # What holds
 
@@ -288,7 +315,7 @@ class Registry:
         with ``kicked``): every consent on ``account`` is withdrawn, the cause being the
         ``at`` of ``evidence`` (the update's date) so a repeat records nothing twice. Nothing
         reports a block yet: the Telegram connector maps the 403 to a failed delivery
-        (``connectors/telegram/client.py``) and drops ``my_chat_member``. The Telegram flow is
+        (``connectors/telegram/client.py``) and does not read ``my_chat_member`` updates. The Telegram flow is
         to hand the core a remote event for it, which an inbound hook of this feature turns
         into this call (connectors never call features)."""
         contact = await self.contact_for(account, remote_user)

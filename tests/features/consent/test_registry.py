@@ -11,7 +11,7 @@ from mautrix.util.async_db import Database
 
 from bridge.db.consent import ConsentContact, ConsentEvent, ConsentText
 from bridge.features.consent.config import text_hash
-from bridge.features.consent.registry import ConsentError
+from bridge.features.consent.registry import ConsentError, ImportProof
 from tests.features.consent.support import CONFIG, HOOK, MAIL, NEWS, ORDERS, T0, registry
 
 
@@ -143,6 +143,7 @@ async def test_merged_contacts_are_seen_together(database: Database) -> None:
     ("changes", "error"),
     [
         ({"consented_at": 0}, "time the consent was given"),
+        ({"consented_at": True}, "time the consent was given"),
         ({"consented_at": T0 + 10**9}, "time the consent was given"),
         ({"source": ""}, "source"),
         ({"source": "   "}, "source"),
@@ -156,14 +157,16 @@ async def test_imports_without_proof_are_refused(
     reg = registry()
     ann = await reg.contact_for(HOOK, "ann", create=True)
     assert ann is not None
-    proof: dict[str, object] = {
-        "consented_at": T0 - 86400_000, "version": "2026-01", "source": "crm export 2026-02",
-        "by": "@admin:example.com",
-    }  # fmt: skip
+    proof = ImportProof(T0 - 86400_000, "2026-01", "crm export 2026-02", "@admin:example.com")
     with pytest.raises(ConsentError, match=error):
-        await reg.import_consent(ann, "newsletter", HOOK, **{**proof, **changes})  # type: ignore[arg-type]
+        await reg.import_consent(ann, "newsletter", HOOK, dataclasses.replace(proof, **changes))
+    with pytest.raises(ConsentError, match=error):
+        await reg.import_identity(HOOK, "new", "newsletter", dataclasses.replace(proof, **changes))
     assert await ConsentEvent.history([ann]) == []
-    assert await reg.import_consent(ann, "newsletter", HOOK, **proof)  # type: ignore[arg-type]
+    assert await reg.contact_for(HOOK, "new") is None  # a refused import makes no contact
+    assert await reg.import_consent(ann, "newsletter", HOOK, proof)
+    new = await reg.import_identity(HOOK, "new", "newsletter", proof, chat="new-chat")
+    assert (await reg.state(new, "newsletter", HOOK)).confirmed
     state = await reg.state(ann, "newsletter", HOOK)
     assert (state.step, state.confirmed, state.text_hash) == ("imported", True, NEWS.hash)
 
@@ -173,10 +176,8 @@ async def test_an_import_under_an_older_text_keeps_that_text(database: Database)
     ann = await reg.contact_for(HOOK, "ann", create=True)
     assert ann is not None
     old = "Newsletter, please (old form)."
-    await reg.import_consent(
-        ann, "newsletter", HOOK, consented_at=T0 - 1, version="2019", source="paper form",
-        by="@admin:example.com", text=old,
-    )  # fmt: skip
+    proof = ImportProof(T0 - 1, "2019", "paper form", "@admin:example.com", text=old)
+    await reg.import_consent(ann, "newsletter", HOOK, proof)
     (event,) = await ConsentEvent.history([ann])
     assert event.text_hash == text_hash(old)
     assert event.evidence == {"consented_at": T0 - 1, "source": "paper form", "version": "2019"}
@@ -184,10 +185,7 @@ async def test_an_import_under_an_older_text_keeps_that_text(database: Database)
     # the version is known now: a second import needs no text
     bob = await reg.contact_for(HOOK, "bob", create=True)
     assert bob is not None
-    await reg.import_consent(
-        bob, "newsletter", HOOK, consented_at=T0 - 1, version="2019", source="paper form",
-        by="@admin:example.com",
-    )  # fmt: skip
+    await reg.import_consent(bob, "newsletter", HOOK, dataclasses.replace(proof, text=None))
     assert (await reg.state(bob, "newsletter", HOOK)).text_hash == text_hash(old)
 
 
