@@ -315,9 +315,9 @@ class Registry:
         with ``kicked``): every consent on ``account`` is withdrawn, the cause being the
         ``at`` of ``evidence`` (the update's date) so a repeat records nothing twice. Nothing
         reports a block yet: the Telegram connector maps the 403 to a failed delivery
-        (``connectors/telegram/client.py``) and does not read ``my_chat_member`` updates. The Telegram flow is
-        to hand the core a remote event for it, which an inbound hook of this feature turns
-        into this call (connectors never call features)."""
+        (``connectors/telegram/client.py``) and does not read ``my_chat_member`` updates.
+        The Telegram flow is to hand the core a remote event for it, which an inbound hook of
+        this feature turns into this call (connectors never call features)."""
         contact = await self.contact_for(account, remote_user)
         if contact is None:
             return []
