@@ -6,6 +6,7 @@ from mautrix.util.async_db import Database
 
 from .account import ChannelAccount
 from .as_txn import ASTransaction
+from .consent import ConsentContact, ConsentEvent, ConsentIdentity, ConsentText
 from .conversation import Conversation
 from .dead_letter import DeadLetter
 from .ghost import Ghost
@@ -24,6 +25,10 @@ from .upgrade import upgrade_table
 ROW_CLASSES = (
     ChannelAccount,
     ASTransaction,
+    ConsentContact,
+    ConsentEvent,
+    ConsentIdentity,
+    ConsentText,
     Conversation,
     DeadLetter,
     Ghost,
@@ -49,7 +54,8 @@ def init(db: Database) -> None:
 
 
 __all__ = [
-    "ChannelAccount", "ASTransaction", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
+    "ChannelAccount", "ASTransaction", "ConsentContact", "ConsentEvent", "ConsentIdentity",
+    "ConsentText", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
     "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse", "InboxTeam", "Message",
     "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init",
     "Database", "BridgePostgres",

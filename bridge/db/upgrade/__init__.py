@@ -16,4 +16,5 @@ from . import (  # noqa: E402,F401
     v09_inbox_rooms,
     v10_inbox_queue_shown,
     v11_inbox_bot,
+    v12_consent,
 )

@@ -1,0 +1,1 @@
+"""Consent: the registry of who agreed to what, its proof ledger, opt-out and enforcement."""

@@ -1,0 +1,238 @@
+"""The ``features.consent`` section, checked at start-up with every bad value's key named::
+
+    consent:
+      lists:
+        newsletter: {title: "Our newsletter", version: "2026-01", text: "Yes, send me ..."}
+      opt_out:
+        keywords: {default: [STOP, UNSUBSCRIBE], de: [STOPP, ABMELDEN]}
+        confirmation: {default: "You will get no more messages.", de: "Sie sind abgemeldet."}
+      templates: {support-whatsapp: strict}
+      record_ip: false
+
+A list's consent text is stored in the ledger by its SHA-256; the version names it for
+people. Changing the text under the same version is allowed, and both texts stay provable
+(each step records the hash of the exact text it was given under); start-up logs a warning
+when a version has more than one text. Keywords of every language work on every channel; the
+language only picks the confirmation. Without ``opt_out`` the defaults below apply, and
+without ``templates`` every account is ``strict``."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...config import Config
+from ...connector import ConfigError
+from ...types import AccountID
+from ..welcome import MAX_TEXT
+
+SECTION = "features.consent"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
+DEFAULT_LANGUAGE = "default"
+MAX_VERSION = 64
+MAX_KEYWORD = 32
+DEFAULT_KEYWORDS = ("STOP", "STOPP", "ABMELDEN", "UNSUBSCRIBE", "СТОП", "ОТПИСАТЬСЯ")
+DEFAULT_CONFIRMATION = (
+    "You are unsubscribed: you will get no more messages of ours here unless you write to us. "
+    "Your consent to {lists} is withdrawn."
+)
+DEFAULT_CONFIRMATION_DE = (
+    "Sie sind abgemeldet: Sie erhalten hier keine Nachrichten mehr von uns, außer Sie "
+    "schreiben uns. Ihre Einwilligung ({lists}) ist widerrufen."
+)
+
+
+class TemplatePolicy(enum.StrEnum):
+    STRICT = "strict"
+    """A template to a chat whose customer never wrote needs a consent given on the channel."""
+    LENIENT = "lenient"
+    """Templates go to anyone (the operator answers for it)."""
+
+
+@dataclass(frozen=True)
+class ConsentList:
+    name: str
+    text: str
+    version: str
+    title: str
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (hex) of the exact text shown: what the ledger records."""
+        return text_hash(self.text)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalise(text: str) -> str:
+    """A whole message as an opt-out keyword is compared: trimmed of spaces and of the
+    punctuation around it (``STOP!``, ``"stop."``), any case."""
+    return text.strip().strip(" \t\r\n.,;:!?¡¿\"'«»„“”()[]").casefold()
+
+
+@dataclass(frozen=True)
+class OptOut:
+    keywords: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {DEFAULT_LANGUAGE: DEFAULT_KEYWORDS}
+    )
+    """Language -> its keywords, as written."""
+    confirmation: Mapping[str, str] = field(
+        default_factory=lambda: {
+            DEFAULT_LANGUAGE: DEFAULT_CONFIRMATION,
+            "de": DEFAULT_CONFIRMATION_DE,
+        }
+    )
+
+    def match(self, text: str) -> str | None:
+        """The language of the keyword ``text`` is (as a whole), else None; one in several
+        languages counts as ``default``'s."""
+        said = normalise(text)
+        if not said:
+            return None
+        found = [lang for lang, words in self.keywords.items() if said in _folded(words)]
+        if not found:
+            return None
+        return DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in found else found[0]
+
+    def confirm(self, language: str | None) -> str:
+        for lang in (language, (language or "").split("-")[0].split("_")[0]):
+            if lang and lang.lower() in self.confirmation:
+                return self.confirmation[lang.lower()]
+        return self.confirmation[DEFAULT_LANGUAGE]
+
+
+def _folded(words: tuple[str, ...]) -> set[str]:
+    return {normalise(w) for w in words}
+
+
+@dataclass(frozen=True)
+class ConsentConfig:
+    lists: Mapping[str, ConsentList]
+    opt_out: OptOut = field(default_factory=OptOut)
+    templates: Mapping[AccountID, TemplatePolicy] = field(default_factory=dict)
+    record_ip: bool = False
+    """Keep the requesting IP address with a web confirmation (the email flow)."""
+
+    def policy(self, account: str) -> TemplatePolicy:
+        return self.templates.get(AccountID(account), TemplatePolicy.STRICT)
+
+
+def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
+    """The consent options, or None when the section is absent; raises ``ConfigError``."""
+    if section is None:
+        return None
+    _keys(section, SECTION, ("lists", "opt_out", "templates", "record_ip"))
+    record_ip = section.get("record_ip", False)
+    if not isinstance(record_ip, bool):
+        raise ConfigError(f"{SECTION}.record_ip", "must be true or false")
+    return ConsentConfig(
+        lists=_lists(section.get("lists")),
+        opt_out=_opt_out(section.get("opt_out")),
+        templates=_templates(section.get("templates"), config),
+        record_ip=record_ip,
+    )
+
+
+def _keys(value: Any, key: str, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be a mapping")
+    for name in value:
+        if name not in allowed:
+            raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(allowed)})")
+
+
+def _text(value: Any, key: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ConfigError(key, f"must be a text of 1 to {limit} characters")
+    return value
+
+
+def _lists(section: Any) -> dict[str, ConsentList]:
+    key = f"{SECTION}.lists"
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(key, "must map list names to their consent text and version")
+    lists = {}
+    for name, value in section.items():
+        at = f"{key}.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(at, "a list name is 1 to 64 letters, digits, - or _")
+        _keys(value, at, ("text", "version", "title"))
+        text = _text(value.get("text"), f"{at}.text")
+        version = value.get("version")
+        if isinstance(version, int | float) and not isinstance(version, bool):
+            version = str(version)
+        version = _text(version, f"{at}.version", MAX_VERSION)
+        title = value.get("title", name)
+        lists[name] = ConsentList(name, text, version.strip(), _text(title, f"{at}.title", 200))
+    return lists
+
+
+def _languages(section: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(section, Mapping) or not section:
+        raise ConfigError(key, "must map languages (default, de, ...) to values")
+    for lang in section:
+        if lang != DEFAULT_LANGUAGE and (not isinstance(lang, str) or not _LANGUAGE.match(lang)):
+            raise ConfigError(f"{key}.{lang}", "a language is `default` or a code like de")
+    return {str(lang).lower(): value for lang, value in section.items()}
+
+
+def _opt_out(section: Any) -> OptOut:
+    key = f"{SECTION}.opt_out"
+    if section is None:
+        return OptOut()
+    _keys(section, key, ("keywords", "confirmation"))
+    defaults = OptOut()
+    keywords: Mapping[str, tuple[str, ...]] = defaults.keywords
+    if section.get("keywords") is not None:
+        keywords = {
+            lang: _keywords(words, f"{key}.keywords.{lang}")
+            for lang, words in _languages(section["keywords"], f"{key}.keywords").items()
+        }
+    confirmation: Mapping[str, str] = defaults.confirmation
+    if section.get("confirmation") is not None:
+        confirmation = {
+            lang: _text(text, f"{key}.confirmation.{lang}")
+            for lang, text in _languages(section["confirmation"], f"{key}.confirmation").items()
+        }
+        if DEFAULT_LANGUAGE not in confirmation:
+            raise ConfigError(f"{key}.confirmation.default", "the default text is missing")
+    return OptOut(keywords, confirmation)
+
+
+def _keywords(words: Any, key: str) -> tuple[str, ...]:
+    if isinstance(words, str):
+        words = [words]
+    if not isinstance(words, list) or not words:
+        raise ConfigError(key, "must be a list of keywords")
+    for i, word in enumerate(words):
+        if not isinstance(word, str) or not normalise(word) or len(word) > MAX_KEYWORD:
+            raise ConfigError(f"{key}[{i}]", f"a keyword is one word of 1 to {MAX_KEYWORD} "
+                              "characters")  # fmt: skip
+    return tuple(words)
+
+
+def _templates(section: Any, config: Config) -> dict[AccountID, TemplatePolicy]:
+    key = f"{SECTION}.templates"
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(key, "must map channel accounts to strict or lenient")
+    policies = {}
+    for account, value in section.items():
+        at = f"{key}.{account}"
+        if account not in config.channels:
+            raise ConfigError(at, f"there is no channel account {account!r}")
+        try:
+            policies[AccountID(str(account))] = TemplatePolicy(value)
+        except ValueError:
+            raise ConfigError(at, "must be strict or lenient") from None
+    return policies

@@ -1,0 +1,46 @@
+"""Consent as a feature module: its ``features.consent`` section checked at start-up, the
+opt-out hook, the enforcing gate, the commands, and a job storing the consent texts at start
+(a version with a changed text is logged; both texts stay provable). The flows that ask for
+consent (Telegram deep links, WhatsApp buttons, email confirmation links), the sign-up form and
+broadcasts call ``Registry`` (``CONSENT.registry`` after setup)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...config import Config
+from ...seams import PeriodicJob, Seams
+from .commands import ConsentCommands
+from .config import ConsentConfig, parse_consent_config
+from .enforce import ConsentGate, OptOutHook
+from .registry import Registry
+
+TEXTS_INTERVAL = 24 * 3600.0
+
+
+class Consent:
+    name = "consent"
+
+    def __init__(self) -> None:
+        self.registry: Registry | None = None
+
+    def parse_config(self, section: Any, config: Config) -> ConsentConfig | None:
+        return parse_consent_config(section, config)
+
+    def setup(self, seams: Seams, options: ConsentConfig) -> None:
+        registry = self.registry = Registry(options)
+        seams.add_inbound_hook(OptOutHook(registry, seams.services))
+        seams.add_outbound_gate(ConsentGate(registry))
+        for command in ConsentCommands(registry, seams.config).commands():
+            seams.add_command(command)
+        seams.add_job(PeriodicJob("consent-texts", TEXTS_INTERVAL, _store(registry), True))
+
+
+def _store(registry: Registry) -> Any:
+    async def run() -> None:
+        await registry.store_texts()
+
+    return run
+
+
+CONSENT = Consent()
