@@ -24,6 +24,7 @@ from bridge.connector import (
     StateKind,
     TemporaryDeliveryError,
     TypingHandler,
+    button_problem,
 )
 from bridge.events import (
     Button,
@@ -394,8 +395,11 @@ async def test_buttons_round_trip(
     harness: ConnectorHarness, connector: NetworkConnector, host: FakeHost
 ) -> None:
     """A connector whose capabilities take reply buttons shows them, and the customer's press
-    comes back as one ``RemoteButtonPress`` naming the message and the button."""
+    comes back as one ``RemoteButtonPress`` naming the message and the button; one without
+    them is never handed buttons (the core refuses them with this reason)."""
     if connector.capabilities.max_buttons == 0:
+        reason = button_problem((Button("consent:yes", "Confirm"),), connector.capabilities, "x")
+        assert reason == "x cannot show reply buttons"
         return
     # The customer writes first (a WhatsApp window is open, a Telegram chat is started).
     await harness.remote_sends_message("chat-1", "customer-1", "Sign me up", "msg-in")
