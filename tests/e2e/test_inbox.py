@@ -1,7 +1,7 @@
 """The team inbox end to end through a real Synapse: a customer's first message routed to a
 team and assigned (its assignee invited), claims, resolve and reopen, snooze and its end,
-the `queue` and `inbox` answers, assignments kept across a SIGKILL of the bridge, and a
-transfer to another team with its `stats`.
+the `queue` and `inbox` answers, assignments and a snooze kept across a SIGKILL of the
+bridge, and a transfer to another team with its `stats`.
 
 The webhook account invites nobody itself here (``staff: []``): the inbox decides who sees a
 conversation. The tests of this module run in order on one stack."""
@@ -180,9 +180,12 @@ async def test_snooze_ends_by_itself(desk: Desk) -> None:
     )
 
 
-async def test_assignments_survive_a_restart(desk: Desk) -> None:
-    desk.stack.bridge.kill()
+async def test_assignments_and_snoozes_survive_a_restart(desk: Desk) -> None:
+    room = desk.rooms["in-2"]
+    assert (await _ask(desk.bob, room, "!bridge snooze 3s")).startswith("💤 bob snoozed")
+    desk.stack.bridge.kill()  # SIGKILL while snoozed: the snooze ends after the restart
     await desk.stack.bridge.astart()
+    await _notice(desk.bob, room, "⏰ Snooze ended; the conversation is open again")
     for client, chat, name in ((desk.ann, "in-1", "ann"), (desk.bob, "in-2", "bob")):
         status = await _ask(client, desk.rooms[chat], "!bridge status")
         assert status.startswith(f"Team support, open, assigned to {name}.")

@@ -3,15 +3,16 @@ conversation (pending, nobody assigned), its reply reaches the customer and its 
 gives the conversation to a member; a webhook bot (the unit tests' local HTTP server, which
 checks the signature) replies, then hands over to its team, whose member is assigned.
 
-One stack on SQLite (the unit tests in tests/features/inbox/test_bot.py run on both backends);
-the tests of this module run in order on it."""
+One stack on SQLite, one on PostgreSQL; the tests of this module run in order on each."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from tests.conftest import SERVER_NAME, Stack, build_stack
@@ -19,6 +20,7 @@ from tests.e2e.helpers import customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask
 from tests.e2e.test_inbox import _notice
 from tests.features.inbox.test_bot import SECRET, BotServer
+from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 ANN, CAT, HELPBOT = (f"@{name}:{SERVER_NAME}" for name in ("ann", "cat", "helpbot"))
@@ -35,8 +37,12 @@ class Desk:
     helpbot: StaffClient
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def desk(tmp_path_factory: Any) -> AsyncIterator[Desk]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgres"])
+async def desk(request: pytest.FixtureRequest, tmp_path_factory: Any) -> AsyncIterator[Desk]:
+    db_url = None
+    if request.param == "postgres":
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        db_url = postgres.create_database(f"inbox_bot_{uuid.uuid4().hex}")
     faq = BotServer()
     await faq.start()
     features = {
@@ -55,7 +61,8 @@ async def desk(tmp_path_factory: Any) -> AsyncIterator[Desk]:
         }
     }
     try:
-        async with build_stack(tmp_path_factory.mktemp("inbox-bot"), features=features) as stack:
+        workdir = tmp_path_factory.mktemp("inbox-bot")
+        async with build_stack(workdir, features=features, db_url=db_url) as stack:
             clients = [
                 await StaffClient.login(
                     stack.synapse.base_url, stack.staff_id, stack.staff_password

@@ -64,6 +64,8 @@ ALLOWED_UPDATES = [
     "callback_query",
 ]
 _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_QUERY_ID = 256
+"""Longest callback query id answered (Telegram's are short decimal strings)."""
 AVATAR_REFRESH = 6 * 3600.0
 CONNECT_TIMEOUT = 10.0
 
@@ -244,13 +246,21 @@ class TelegramConnector(NetworkConnector):
 
     async def _handle_press(self, query: CallbackQuery) -> None:
         """Record a button press, then answer the query (also one the bridge does not bridge)
-        so that the customer's app stops waiting; a failed answer is only logged."""
+        so that the customer's app stops waiting. The answer is a courtesy: the press is
+        recorded already, so a failed answer is only logged, and a query id that cannot even
+        be sent (no real query has one) is not answered."""
         for event in press_events(query, bot_id=self.config.bot_id, business=self.config.business):
             await self.host.handle_remote_event(event)
+        if not query.id or len(query.id) > MAX_QUERY_ID or _UNSENDABLE.search(query.id):
+            self.host.log.info("Not answering a callback query with an impossible id")
+            return
         try:
             await self.client.call(lambda: self.client.bot.answer_callback_query(query.id))
         except DeliveryError as e:
             self.host.log.info("Could not answer callback query %s: %s", query.id, e.reason)
+        except Exception as e:  # never the press's undoing: it is recorded
+            reason = self.client.scrub(f"{type(e).__name__}: {e}")
+            self.host.log.info("Could not answer callback query %s: %s", query.id, reason)
 
     async def _with_avatars(self, event: RemoteMessage) -> RemoteEvent:
         """Add the chat's and the sender's profile photos (cached, best effort)."""
