@@ -117,6 +117,16 @@ def reply_chain(depth: int) -> dict[str, Any]:
     return msg
 
 
+def pressed(message: dict[str, Any]) -> dict[str, Any]:
+    """A ``callback_query``: Alice pressed the button ``yes`` under ``message``."""
+    keyboard = [[{"text": "Confirm ✅", "callback_data": "yes"}]]
+    message = {**message, "reply_markup": {"inline_keyboard": keyboard}}
+    return {
+        "id": "4242", "from": ALICE_USER, "chat_instance": "x", "data": "yes",
+        "message": message,
+    }  # fmt: skip
+
+
 def templates() -> list[dict[str, Any]]:
     """One valid update of every kind the connector reads, and some it does not."""
     file = tg.file_ref()
@@ -148,6 +158,7 @@ def templates() -> list[dict[str, Any]]:
         {"business_connection": tg.business_connection(conn, ALICE_USER)},
         {"channel_post": tg.text_message(GROUP, None, "post")},
         {"callback_query": {"id": "1", "from": ALICE_USER, "chat_instance": "x"}},
+        {"callback_query": pressed(tg.text_message(CHAT, tg.user(42, "Bot"), "Subscribe?"))},
         {"some_future_update_kind": {"field": 1}},
     ]
 
@@ -164,7 +175,7 @@ def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
 
 STRING_IDS = frozenset(
     "business_connection_id file_id file_unique_id media_group_id username chat_instance "
-    "inline_message_id custom_emoji_id title first_name last_name".split()
+    "inline_message_id custom_emoji_id title first_name last_name data".split()
 )
 INTEGER_IDS = frozenset("update_id message_id id user_chat_id message_ids".split())
 

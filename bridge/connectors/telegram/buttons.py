@@ -17,12 +17,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from ...connector import PermanentDeliveryError
 from ...events import Button, RemoteButtonPress
 from ...types import MessageID
-from .handle_remote import UnreadableUpdate, remote_chat, remote_user
+from .handle_remote import _UNSTORABLE, UnreadableUpdate, _storable, remote_chat, remote_user
 
 CALLBACK_DATA_LIMIT = 64
 """Bytes of ``callback_data`` the Bot API takes."""
-MAX_BUTTONS = 100
-"""Buttons one inline keyboard may hold (the Bot API server refuses more)."""
 ONE_ROW = 3
 """Up to this many buttons stand side by side (confirm / decline); more go one per row."""
 
@@ -46,6 +44,12 @@ def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
+def answerable(query_id: str) -> bool:
+    """Whether ``query_id`` can be a callback query's id (long ones are carried, as every id
+    is): a press with another is refused, and a query with another is not answered."""
+    return bool(query_id) and not _UNSTORABLE.search(query_id)
+
+
 def press_events(query: CallbackQuery, *, bot_id: int, business: bool) -> list[RemoteButtonPress]:
     """The press a callback query carries; [] for one the bridge has no conversation for (a
     button of an inline-mode message, a game, a Business chat with Business off)."""
@@ -55,21 +59,21 @@ def press_events(query: CallbackQuery, *, bot_id: int, business: bool) -> list[R
     connection = message.business_connection_id if isinstance(message, Message) else None
     if connection is not None and not business:
         return []
-    if query.id == "":
+    if not query.id:
         raise UnreadableUpdate("callback_query.id is empty")
     title = ""
     if isinstance(message, Message) and message.reply_markup is not None:
         for row in message.reply_markup.inline_keyboard:
             for key in row:
                 if key.callback_data == query.data:
-                    title = key.text
+                    title = _storable(key.text)
     return [
         RemoteButtonPress(
             chat=remote_chat(message.chat, connection),
             sender=remote_user(query.from_user),
             message_id=MessageID(str(message.message_id)),
-            button_id=query.data,
+            button_id=_storable(query.data),  # as every id: what no database holds, replaced
             title=title,
-            press_id=query.id,
+            press_id=_storable(query.id),
         )
     ]

@@ -43,7 +43,7 @@ from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID
 from ..http import BodyTooLarge, read_body
-from .buttons import press_events
+from .buttons import answerable, press_events
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
 from .client import TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
@@ -64,8 +64,6 @@ ALLOWED_UPDATES = [
     "callback_query",
 ]
 _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
-MAX_QUERY_ID = 256
-"""Longest callback query id answered (Telegram's are short decimal strings)."""
 AVATAR_REFRESH = 6 * 3600.0
 CONNECT_TIMEOUT = 10.0
 
@@ -251,7 +249,7 @@ class TelegramConnector(NetworkConnector):
         be sent (no real query has one) is not answered."""
         for event in press_events(query, bot_id=self.config.bot_id, business=self.config.business):
             await self.host.handle_remote_event(event)
-        if not query.id or len(query.id) > MAX_QUERY_ID or _UNSENDABLE.search(query.id):
+        if not answerable(query.id):
             self.host.log.info("Not answering a callback query with an impossible id")
             return
         try:
