@@ -99,7 +99,9 @@ class RemoteHandler:
                 return data, mimetype
 
         ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
-        if isinstance(event, RemoteMessage):
+        if isinstance(event, RemoteMessage | RemoteButtonPress):
+            # A press is the customer writing too (a consent given by button is no log line):
+            # a chat whose room was unlinked or never made gets one.
             portal = await self.portals.get_or_create(
                 account, event.chat, event.sender, ghost, fetch
             )

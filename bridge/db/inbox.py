@@ -107,13 +107,20 @@ class InboxConversation:
         return None if row is None else cls._from_row(row)
 
     @classmethod
-    async def hand_over(cls, account: str, chat: str, bot: str, team: str, now: int) -> bool:
-        """``bot`` lets go: the conversation is open in ``team``'s queue, its customer waiting
-        since ``now``. False (nothing changed) when ``bot`` did not have it (any more), so of
-        two racing hand-overs exactly one changes the row."""
+    async def hand_over(
+        cls, account: str, chat: str, bot: str, team: str, now: int, to: str | None = None
+    ) -> bool:
+        """``bot`` lets go: the conversation is open in ``team``'s queue (given to ``to`` at
+        once, when named), its customer waiting since ``now``. False (nothing changed) when
+        ``bot`` did not have it (any more), so of two racing hand-overs exactly one changes
+        the row."""
         sets = "bot=NULL, status='open', team=$4, waiting_since=$5, updated_at=$5"
         where = " AND status='pending' AND bot=$3"
-        return await cls._changed_status(account, chat, "open", now, sets, where, bot, team, now)
+        args: tuple[Any, ...] = (bot, team, now)
+        if to is not None:
+            sets += ", assignee=$6, last_assignee=$6"
+            args += (to,)
+        return await cls._changed_status(account, chat, "open", now, sets, where, *args)
 
     @classmethod
     async def _changed_status(

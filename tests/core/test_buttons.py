@@ -111,6 +111,12 @@ class _Portals:
     def channel_title(self, account: str) -> str:
         return "Test channel"
 
+    async def get_or_create(self, account: str, chat: Any, *args: Any, **kwargs: Any) -> Portal:
+        """The stored portal (its room exists): what the real one returns then."""
+        portal = await Portal.get(account, chat.id)
+        assert portal is not None and portal.room_id
+        return portal
+
 
 class _Hook:
     def __init__(self) -> None:

@@ -161,10 +161,10 @@ class Bots:
                 team = order.team
             else:
                 lines.append(f"(there is no team {order.team}; it stays with team {team})")
-        if not await InboxConversation.hand_over(ref.account, ref.chat, bot, team, now_ms()):
+        if not await InboxConversation.hand_over(
+            ref.account, ref.chat, bot, team, now_ms(), order.to
+        ):
             return None
-        if order.to is not None:
-            await InboxConversation.assign(ref.account, ref.chat, order.to, now_ms())
         await self.desk.assign_waiting([team], quiet=(ref.account, ref.chat))
         await self.desk.renamed(ref.account, ref.chat)
         after = await InboxConversation.get(ref.account, ref.chat)

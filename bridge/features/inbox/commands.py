@@ -121,6 +121,8 @@ class InboxCommands:
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
+        if waits := self.desk.with_bot(row):
+            return waits
         had = await self.desk.assignment.unassign(row.account, row.chat)
         if had is None:
             return "Nobody has this conversation."
@@ -136,6 +138,8 @@ class InboxCommands:
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
+        if status != "resolved" and (waits := self.desk.with_bot(row)):
+            return waits  # resolved: the bot's answers were enough
         if row.status == status:
             return f"This conversation is {status} already."
         now = now_ms()
@@ -174,6 +178,8 @@ class InboxCommands:
         row = await self._target(ctx)
         if isinstance(row, str):
             return row
+        if waits := self.desk.with_bot(row):
+            return waits
         now = now_ms()
         until = now + seconds * 1000
         if absolute:

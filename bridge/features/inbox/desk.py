@@ -84,6 +84,16 @@ class Desk:
             return f"Only the members of team {row.team} may do this."
         return row
 
+    @staticmethod
+    def with_bot(row: InboxConversation) -> str | None:
+        """Why a command that changes ``row`` for the humans waits, while a bot answers it."""
+        if row.with_bot is None:
+            return None
+        return (
+            f"🤖 {row.with_bot} answers this conversation; `handover` or `assign` gives it to "
+            f"team {row.team} first."
+        )
+
     def may_see(self, user: str, team: str) -> bool:
         """Members and leads see their team's queue and figures; admins every team's."""
         config = self.team(team)

@@ -70,11 +70,9 @@ class InboxHooks:
         ref = inbound.conversation
         if not isinstance(event, RemoteMessage) or not ref.room_id:
             return
-        if inbound.first_contact:
+        row = None if inbound.first_contact else await InboxConversation.get(ref.account, ref.chat)
+        if row is None:  # a new conversation, or one from before the inbox: routed now
             await self._first(inbound, event, ref.room_id)
-            return
-        row = await InboxConversation.get(ref.account, ref.chat)
-        if row is None:  # a conversation from before the inbox (or its team): as before
             return
         if self.desk.team(row.team) is None:
             return
@@ -85,8 +83,9 @@ class InboxHooks:
         await self._again(inbound, ref.room_id, row)
 
     async def _first(self, inbound: Inbound, event: RemoteMessage, room_id: str) -> None:
-        """A conversation's first message: routed, stored (a retry finds its row, and keeps
-        its team), answered first by a bot or given to the team."""
+        """A conversation's first message (or the first since the inbox began): routed,
+        stored (a retry finds its row, and keeps its team), answered first by a bot or given
+        to the team."""
         ref = inbound.conversation
         team = choose_team(self.desk.config, routing_facts(ref.account, event))
         if team is None or self.desk.team(team) is None:

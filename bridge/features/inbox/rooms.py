@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from ...db import Portal
 from ...db.inbox import InboxConversation, InboxTeam, TeamRooms
@@ -29,6 +30,9 @@ from .config import InboxConfig
 from .desk import txn
 
 log = logging.getLogger("bridge.inbox.rooms")
+
+_STORED: ContextVar[InboxConversation | None] = ContextVar("inbox_stored_row", default=None)
+"""The conversation a rename of this task is for, as just stored (``TeamRoomDesk.stored``)."""
 
 ASSIGNED, WAITING, BOT = "🟢", "🟡", "🤖"
 MARKS = {"pending": "⏸", "snoozed": "💤", "resolved": "✅"}
@@ -96,7 +100,6 @@ class TeamRoomDesk:
         """The homeserver's name: the ``via`` of a space's children."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._places: dict[str, tuple[str, str]] = {}
-        self._stored: dict[tuple[str, str], InboxConversation] = {}
 
     async def rooms(self, team: str) -> TeamRooms | None:
         """The team's room and space, made (once) if they are not stored yet; None for a team
@@ -211,19 +214,17 @@ class TeamRoomDesk:
     @contextmanager
     def stored(self, row: InboxConversation | None) -> Iterator[None]:
         """While inside, the namer takes ``row`` as its conversation's state (it was just
-        stored) rather than reading it."""
-        key = None if row is None else (row.account, row.chat)
-        if key is not None and row is not None:
-            self._stored[key] = row
+        stored) rather than reading it; in this task only (a context variable), so that a
+        rename another task makes meanwhile reads what is stored then."""
+        token = _STORED.set(row)
         try:
             yield
         finally:
-            if key is not None:
-                self._stored.pop(key, None)
+            _STORED.reset(token)
 
     async def namer(self, conversation: ConversationRef, base: str) -> str:
         """The room name of a conversation: its status, then ``base``."""
-        row = self._stored.get((conversation.account, conversation.chat))
-        if row is None:
+        row = _STORED.get()
+        if row is None or (row.account, row.chat) != (conversation.account, conversation.chat):
             row = await InboxConversation.get(conversation.account, conversation.chat)
         return room_name(row, base)

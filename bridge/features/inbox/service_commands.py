@@ -64,6 +64,8 @@ class ServiceCommands:
         row = await self.desk.target(ctx.conversation, ctx.sender)
         if isinstance(row, str):
             return row
+        if waits := self.desk.with_bot(row):
+            return waits
         team = args[0]
         config = self.desk.team(team)
         if config is None:

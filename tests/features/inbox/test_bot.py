@@ -371,6 +371,17 @@ async def test_assign_takes_a_conversation_from_its_bot(matrix: Wired) -> None:
     assert (await row("c2")).assignee == ANN
 
 
+async def test_commands_for_the_humans_wait_for_the_hand_over(matrix: Wired) -> None:
+    await matrix.customer("c1", "hello", "m1", first=True)
+    waits = (
+        "🤖 helpbot answers this conversation; `handover` or `assign` gives it to team "
+        "support first."
+    )
+    for command in ("reopen", "pending", "snooze 1h", "unassign", "transfer sales"):
+        assert await matrix.ask(BOB, command, "c1") == waits, command
+    assert (await row("c1")).bot == "helpbot"
+
+
 # ----------------------------------------------------------------------------- the config
 
 BOTS = "features.inbox.bots"

@@ -272,6 +272,15 @@ async def test_automatic_replies_are_queued_before_anyone_is_told(database: Data
     assert calls[0] == "send_text:reopened" and "notice" in calls[1:]
 
 
+async def test_a_conversation_from_before_the_inbox_is_routed_by_its_next_message(
+    wired: Wired,
+) -> None:
+    await wired.customer("c7", "about my old order", "m1")  # no first contact, no row
+    c7 = await row("c7")
+    assert (c7.team, c7.status, c7.assignee) == ("support", "open", ANN)
+    assert wired.services.calls.count("send_text:welcome") == 0  # no first contact: no welcome
+
+
 async def test_capacity_away_and_snooze(wired: Wired) -> None:
     assert (await wired.ask(ANN, "away")).startswith("You are away")
     assert (await wired.ask(BOB, "away")).startswith("You are away")

@@ -6,6 +6,7 @@ named in the config joined."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from functools import partial
 
@@ -161,8 +162,19 @@ async def test_the_namer_takes_a_row_just_stored(database: Database) -> None:
     assert parsed is not None
     rooms = TeamRoomDesk(FakeServices(), parsed.config, "x")
     c1 = ref("c1")
+    elsewhere: asyncio.Queue[asyncio.Future[str]] = asyncio.Queue()
+
+    async def other_task() -> None:  # a rename of another task meanwhile reads what is stored
+        (await elsewhere.get()).set_result(await rooms.namer(c1, "Customer"))
+
+    task = asyncio.create_task(other_task())
     with rooms.stored(conversation("open", ANN)):
         assert await rooms.namer(c1, "Customer") == "🟢 Customer"
+        assert await rooms.namer(ref("c2"), "Other") == "Other"  # another conversation
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        await elsewhere.put(answer)
+        assert await answer == "Customer"
+    await task
     assert await rooms.namer(c1, "Customer") == "Customer"
     with pytest.raises(RuntimeError), rooms.stored(conversation("resolved")):
         raise RuntimeError
