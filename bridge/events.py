@@ -220,6 +220,42 @@ class RemoteDeliveryFailure(RemoteEvent):
         return f"failure:{self.message_id}:{_digest(self.reason)}"
 
 
+@dataclass(frozen=True)
+class RemoteBlocked(RemoteEvent):
+    """The customer blocked the business account (Telegram: a 403 "blocked by the user" on
+    sending, or a ``my_chat_member`` update with the status ``kicked``). No room is made for
+    it: the core shows it in the conversation's room when there is one and hands it to the
+    inbound hooks (consent withdraws everything on the account)."""
+
+    kind: ClassVar[str] = "blocked"
+    block_id: str = ""
+    """Equal for two deliveries of the same block (the update's date, the failed send's id)."""
+
+    def dedup_key(self) -> str:
+        return f"blocked:{self.sender.id}:{self.block_id}"
+
+
+@dataclass(frozen=True)
+class RemoteConsent(RemoteEvent):
+    """An in-house system records a consent step of one of its users (the webhook protocol's
+    ``consent`` event), with its own proof. No room is made for it; the inbound hooks get it
+    (the consent feature checks and records it) and the conversation's room, when there is
+    one, hears of it from them."""
+
+    kind: ClassVar[str] = "consent"
+    consent_id: str = ""
+    """The in-house system's id of this step: equal for two deliveries."""
+    list: str = ""
+    step: str = ""
+    """``confirmed``, ``declined`` or ``withdrawn``."""
+    proof: dict[str, Any] = field(default_factory=dict)
+    """What the in-house system keeps as its proof (``text_version``, ``at``, ``source``,
+    ``ip``...), recorded as the step's evidence."""
+
+    def dedup_key(self) -> str:
+        return f"consent:{self.consent_id}"
+
+
 _EVENT_KINDS: dict[str, type[RemoteEvent]] = {
     cls.kind: cls
     for cls in (
@@ -233,6 +269,8 @@ _EVENT_KINDS: dict[str, type[RemoteEvent]] = {
         RemoteTyping,
         RemoteDeliveryFailure,
         RemoteButtonPress,
+        RemoteBlocked,
+        RemoteConsent,
     )
 }
 
@@ -301,6 +339,9 @@ class MatrixMessage:
     """Reply buttons shown under the message (only in messages the bridge starts). The core
     hands them only to a connector whose capabilities take them, within its limits (see
     ``bridge.connector.button_problem``); the connector sends them with the text."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Mail headers of a message the bridge starts (a broadcast's ``List-Unsubscribe`` and
+    ``List-Unsubscribe-Post``); the email connector adds them, other channels ignore them."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,27 @@ Periodic jobs (``PeriodicJob``)
     ``at_start``); an exception is logged and the job runs again at its next time. Uses: the
     core's housekeeping, snooze timers, retention.
 
+Room messages (``RoomHandler``)
+    Messages staff write in a room of the bot that is no portal room and are no command (a
+    list's broadcast room, where a message becomes a draft): each handler is asked in turn
+    and the first that takes it (returns True) ends the search; in a room no handler takes,
+    the message is what it was before (a command in a management room, else nothing). Called
+    in the room's own ordering domain, one message at a time; only for senders with a
+    permission level of ``staff`` or more.
+
+HTTP routes (``Route``)
+    Pages and endpoints a feature serves on the bridge's public listener (the webhook listener
+    when one is configured, else the appservice's) under ``/features/<feature>/``: a sign-up
+    form, a confirmation link, a one-click unsubscribe (RFC 8058). The handler gets the
+    aiohttp request; the listener's size and time limits apply.
+
+Direct messages (``Services.send_direct``)
+    A message to a remote chat straight through its connector, without a portal room or the
+    conversation's queue: a broadcast to 100,000 subscribers makes no rooms. The caller owns
+    durability (a broadcast records each recipient's outcome), the consent check and the
+    pacing beyond the connector's own rate limiter; the connector's errors come back as
+    ``TemporaryDeliveryError`` (with ``retry_after``) and ``PermanentDeliveryError``.
+
 Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
@@ -118,6 +139,55 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A file in the homeserver's media repository (a staff member's upload)."""
+
+    url: str
+    """Its ``mxc://`` URL."""
+    filename: str
+    mimetype: str
+    size: int | None = None
+    msgtype: str = "m.file"
+    """``m.image``, ``m.video``, ``m.audio`` or ``m.file``."""
+
+
+@dataclass(frozen=True)
+class RoomMessage:
+    """A message staff wrote in a room of the bot that is no portal room (``RoomHandler``)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    msgtype: str
+    body: str
+    html: str | None = None
+    media: MediaRef | None = None
+    reply_to: str | None = None
+    """The event it answers, if any."""
+
+
+@dataclass(frozen=True)
+class DirectMessage:
+    """What ``Services.send_direct`` sends: a text (with HTML where the channel carries it),
+    or a file with ``text`` as its caption, or a template."""
+
+    text: str
+    html: str | None = None
+    media: MediaRef | None = None
+    buttons: tuple[Button, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    """Mail headers (``List-Unsubscribe``...); channels other than email ignore them."""
+    template: str | None = None
+    """A pre-approved template's name (WhatsApp outside the 24-hour window): sent instead of
+    the text, with ``template_params`` (``text`` is then the rendered body, for the record)."""
+    template_params: tuple[str, ...] = ()
+    key: str = ""
+    """Deterministic and unique per message and recipient (``broadcast:<id>:<contact>``): the
+    connector's idempotency key and event id where it has them, so a repeat after a crash is
+    recognised by the channels that can."""
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One message of a room's history (``Services.history``), as the homeserver keeps it:
     nothing in it is checked or escaped (names and texts are whatever their senders wrote)."""
@@ -190,6 +260,29 @@ class OutboundGate(Protocol):
     async def check(self, outgoing: Outgoing) -> Verdict: ...
 
 
+@runtime_checkable
+class RoomHandler(Protocol):
+    async def on_room_message(self, message: RoomMessage) -> bool:
+        """True: the message is this feature's (a draft in its broadcast room)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """An HTTP endpoint of a feature, served at ``/features/<feature><path>``."""
+
+    feature: str
+    method: str
+    path: str
+    """Starting with ``/``; ``{name}`` parts as in aiohttp (``/confirm/{token}``)."""
+    handler: Callable[[Any], Awaitable[Any]]
+    """Takes the ``aiohttp.web.Request``, returns a ``web.StreamResponse``."""
+
+    @property
+    def full_path(self) -> str:
+        return f"/features/{self.feature}{self.path}"
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
     name: str
@@ -243,6 +336,17 @@ class Services(Protocol):
         buttons; a press comes back to the inbound hooks as a ``RemoteButtonPress`` (its
         ``button_id`` is the ``Button.id``). A channel that cannot show them (see
         ``capabilities``) gets nothing: the delivery is refused with a notice in the room."""
+        ...
+
+    async def send_direct(self, account: str, chat: str, message: DirectMessage) -> str:
+        """Send ``message`` to ``chat`` of ``account`` now, through its connector, without a
+        room or a queue item (see "Direct messages" above). Returns the remote message id;
+        raises ``TemporaryDeliveryError`` / ``PermanentDeliveryError`` (an unknown account,
+        buttons or a template the channel cannot carry: permanent)."""
+        ...
+
+    def channel_title(self, account: str) -> str:
+        """The human name of the channel of ``account`` (``Telegram``...)."""
         ...
 
     def capabilities(self, account: str) -> Capabilities | None:
@@ -337,6 +441,23 @@ class Seams:
     inbox shows the status there, so every client's room list shows it)."""
     jobs: list[PeriodicJob] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    room_handlers: list[RoomHandler] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    def add_room_handler(self, handler: RoomHandler) -> None:
+        self.room_handlers.append(handler)
+
+    def add_route(self, route: Route) -> None:
+        if not route.path.startswith("/"):
+            raise ValueError(f"a route's path starts with /: {route.path!r}")
+        self.routes.append(route)
+
+    async def room_message(self, message: RoomMessage) -> bool:
+        """Whether a handler took ``message``."""
+        for handler in self.room_handlers:
+            if await handler.on_room_message(message):
+                return True
+        return False
 
     def add_inbound_hook(self, hook: InboundHook) -> None:
         self.inbound_hooks.append(hook)

@@ -145,12 +145,19 @@ class AppServiceListener:
         connector_app.router.add_route(
             "*", "/connectors/{account}/{tail:.*}", self.handle_connector
         )
+        self.public_app = connector_app
+        """Where connectors' webhooks and features' pages are served."""
         self._runners: list[web.AppRunner] = []
 
     def add_route(self, account: str, method: str, path: str, handler: RouteHandler) -> str:
         path = "/" + path.lstrip("/")
         self._routes[(account, method.upper(), path)] = handler
         return f"/connectors/{account}{path}"
+
+    def add_feature_route(self, method: str, path: str, handler: RouteHandler) -> None:
+        """Serve a feature's page or endpoint (``Seams.routes``) on the public listener; only
+        before ``start``."""
+        self.public_app.router.add_route(method.upper(), path, handler)
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")

@@ -108,11 +108,13 @@ class Bridge:
         for setup in self.features:
             setup(self.seams)
         self.portals.namer = self.seams.room_namer
+        for route in self.seams.routes:
+            self.listener.add_feature_route(route.method, route.full_path, route.handler)
         self.commands = CommandRunner(self.services, self.notices, self.seams.commands)
         staff = StaffHandler(config, self.sender, self.connectors, self.notices, self.seams)
         self.router = MatrixRouter(
             config, self.sender, self.ghosts, self.notices, staff, self.state_store,
-            self._command,
+            self._command, self.seams,
         )  # fmt: skip
         remote = RemoteHandler(
             self.sender, self.portals, self.ghosts, self.connectors, self.notices

@@ -20,7 +20,9 @@ from ..connector import (
 from ..db import Conversation, Message, Portal, Reaction
 from ..events import (
     RemoteAttachment,
+    RemoteBlocked,
     RemoteButtonPress,
+    RemoteConsent,
     RemoteDelete,
     RemoteDeliveryFailure,
     RemoteDeliveryReceipt,
@@ -43,6 +45,9 @@ from .sender import MatrixSender, Refused, refused
 from .util import EVENT_CONTENT_LIMIT, json_size, now_ms, shorten_text, split_text, txn_id
 
 log = logging.getLogger("bridge.remote")
+
+HOOKS_ALONE = (RemoteBlocked, RemoteConsent)
+"""Remote events that make no room and show no ghost: for the inbound hooks."""
 
 _MSGTYPES = {"image": "m.image", "audio": "m.audio", "video": "m.video"}
 EDIT_CUT = "… (shortened: the edit is too long for Matrix)"
@@ -98,6 +103,17 @@ class RemoteHandler:
                         return await data.read(), mimetype
                 return data, mimetype
 
+        if isinstance(event, HOOKS_ALONE):
+            # No room is made for these; they reach the hooks (and the room, if there is one).
+            found = await Portal.get(account, event.chat.id)
+            room = found.room_id if found is not None and found.room_id else None
+            if room is not None and isinstance(event, RemoteBlocked):
+                who = event.sender.displayname or event.sender.id
+                await self.notices.send(
+                    RoomID(room), f"🚫 {who} blocked {title}: nothing more reaches them here.",
+                    txn=txn_id("blocked", account, event.dedup_key()),
+                )  # fmt: skip
+            return Inbound(ConversationRef(AccountID(account), event.chat.id, room), event, False)
         ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage | RemoteButtonPress):
             # A press is the customer writing too (a consent given by button is no log line):
@@ -108,8 +124,11 @@ class RemoteHandler:
         else:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:
-                log.info("Dropping %s for unknown chat %s/%s", event.kind, account, event.chat.id)
-                return None
+                # A receipt or a failure of something sent without a room (a broadcast):
+                # nothing to show, the hooks may know it.
+                log.debug("No room for %s of %s/%s", event.kind, account, event.chat.id)
+                ref = ConversationRef(AccountID(account), event.chat.id, None)
+                return Inbound(ref, event, first_contact=False)
             portal = found
         extra = event.metadata.get("portal")
         if isinstance(event, RemoteMessage | RemoteButtonPress) and isinstance(extra, dict):

@@ -12,6 +12,7 @@ from mautrix.types import StateEvent
 
 from ..config import Config
 from ..db import Portal, QueueItem
+from ..seams import MediaRef, RoomMessage, Seams
 from .ghosts import GhostManager
 from .incoming import (
     MemberChange,
@@ -48,6 +49,7 @@ class MatrixRouter:
         staff: StaffHandler,
         state_store: ASStateStore,
         run_command: RunCommand,
+        seams: Seams | None = None,
     ) -> None:
         self.config = config
         self.sender = sender
@@ -56,6 +58,7 @@ class MatrixRouter:
         self.staff = staff
         self.state_store = state_store
         self.run_command = run_command
+        self.seams = seams
 
     def is_own(self, user: str) -> bool:
         return self.ghosts.is_own(user)
@@ -111,6 +114,8 @@ class MatrixRouter:
                     return
                 if is_command:
                     await self.run_command(evt, portal, body[len(prefix) :].strip())
+                elif self.seams is not None and await self.seams.room_message(_room_message(evt)):
+                    return  # a feature's room (a broadcast room): its message
                 elif await self._is_management_room(evt.room_id):
                     await self.run_command(evt, portal, body.strip())
                 return
@@ -177,3 +182,15 @@ class MatrixRouter:
         except Exception:
             return False
         return len(members) == 2
+
+
+def _room_message(evt: StaffMessage) -> RoomMessage:
+    media = None
+    if evt.media is not None and evt.media.url:
+        m = evt.media
+        media = MediaRef(m.url or "", m.filename, m.mimetype or "application/octet-stream",
+                         m.size, evt.msgtype)  # fmt: skip
+    body = evt.body if media is None or evt.caption else ""
+    return RoomMessage(
+        evt.room_id, evt.event_id, evt.sender, evt.msgtype, body, evt.html, media, evt.reply_to
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .admin import AdminServices
 from .conversations import ConversationServices
+from .direct import DirectServices
 from .errors import ServiceError
 from .history import HistoryServices
 from .messages import MessageServices
@@ -16,8 +17,9 @@ from .rooms import RoomServices
 
 
 class Services(
-    ConversationServices, MessageServices, AdminServices, RoomServices, HistoryServices
-):
+    ConversationServices, MessageServices, AdminServices, RoomServices, HistoryServices,
+    DirectServices,
+):  # fmt: skip
     """Every service, in one object."""
 
 

@@ -8,6 +8,8 @@
         confirmation: {default: "You will get no more messages.", de: "Sie sind abgemeldet."}
       templates: {support-whatsapp: strict}
       record_ip: false
+      public_url: https://bridge.example.com   # where the links in mails and QR codes point
+      secret: "…"   # signs those links; default: derived from appservice.as_token
 
 A list's consent text is stored in the ledger by its SHA-256; the version names it for
 people. Changing the text under the same version is allowed, and both texts stay provable
@@ -21,6 +23,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,7 @@ from ...config import Config
 from ...connector import ConfigError
 from ...types import AccountID
 from ..welcome import MAX_TEXT
+from .tokens import derive_secret
 
 SECTION = "features.consent"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -119,6 +123,11 @@ class ConsentConfig:
     templates: Mapping[AccountID, TemplatePolicy] = field(default_factory=dict)
     record_ip: bool = False
     """Keep the requesting IP address with a web confirmation (the email flow)."""
+    public_url: str = "http://127.0.0.1:29350"
+    """The base URL people reach the bridge's public listener at (no trailing slash): links
+    are ``<public_url>/features/consent/...``."""
+    secret: bytes = b"\0" * 32
+    """The key signing confirmation and unsubscribe links (``tokens.Signer``)."""
 
     def policy(self, account: str) -> TemplatePolicy:
         return self.templates.get(AccountID(account), TemplatePolicy.STRICT)
@@ -128,7 +137,7 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
     """The consent options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _keys(section, SECTION, ("lists", "opt_out", "templates", "record_ip"))
+    _keys(section, SECTION, ("lists", "opt_out", "templates", "record_ip", "public_url", "secret"))
     record_ip = section.get("record_ip", False)
     if not isinstance(record_ip, bool):
         raise ConfigError(f"{SECTION}.record_ip", "must be true or false")
@@ -137,7 +146,35 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
         opt_out=_opt_out(section.get("opt_out")),
         templates=_templates(section.get("templates"), config),
         record_ip=record_ip,
+        public_url=_public_url(section.get("public_url"), config),
+        secret=_secret(section.get("secret"), config),
     )
+
+
+def _public_url(value: Any, config: Config) -> str:
+    if value is None:
+        listener = config.webhook_listener
+        host, port = (
+            (listener.hostname, listener.port)
+            if listener
+            else (config.as_hostname, config.as_port)
+        )
+        return f"http://{host}:{port}"
+    key = f"{SECTION}.public_url"
+    if not isinstance(value, str):
+        raise ConfigError(key, "must be a URL like https://bridge.example.com")
+    parsed = urllib.parse.urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query:
+        raise ConfigError(key, "must be an http(s) URL like https://bridge.example.com")
+    return value.strip().rstrip("/")
+
+
+def _secret(value: Any, config: Config) -> bytes:
+    if value is None:
+        return derive_secret(config.as_token)
+    if not isinstance(value, str) or len(value) < 32:
+        raise ConfigError(f"{SECTION}.secret", "must be a random text of at least 32 characters")
+    return value.encode()
 
 
 def _keys(value: Any, key: str, allowed: tuple[str, ...]) -> None:

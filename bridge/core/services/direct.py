@@ -1,0 +1,71 @@
+"""Direct messages: a message to a remote chat straight through its connector, without a
+portal room or a queue item (``Services.send_direct``; a broadcast's per-recipient sends)."""
+
+from __future__ import annotations
+
+from ...connector import (
+    MediaSender,
+    PermanentDeliveryError,
+    TemplateHandler,
+    button_problem,
+)
+from ...events import MatrixMedia, MatrixMessage
+from ...seams import DirectMessage, MediaRef
+from ...types import AccountID, PortalKey, RemoteChatID
+from .common import ServiceBase
+
+
+class DirectServices(ServiceBase):
+    def channel_title(self, account: str) -> str:
+        return self.portals.channel_title(account)
+
+    async def send_direct(self, account: str, chat: str, message: DirectMessage) -> str:
+        connector = self.connectors.get(account)
+        if connector is None:
+            raise PermanentDeliveryError(f"channel account {account} is not configured")
+        capabilities = connector.capabilities
+        if message.template is not None:
+            if not isinstance(connector, TemplateHandler):
+                raise PermanentDeliveryError(f"{connector.title} has no templates")
+            found = {t.name: t for t in await connector.list_templates()}.get(message.template)
+            if found is None:
+                raise PermanentDeliveryError(f"there is no template {message.template!r}")
+            sent = await connector.send_template(
+                RemoteChatID(chat), found, list(message.template_params)
+            )
+            return str(sent.message_id)
+        problem = button_problem(message.buttons, capabilities, connector.title)
+        if problem is not None:
+            raise PermanentDeliveryError(problem)
+        msgtype = message.media.msgtype if message.media is not None else "m.text"
+        outgoing = MatrixMessage(
+            portal=PortalKey(AccountID(account), RemoteChatID(chat)),
+            event_id=message.key or f"direct:{account}:{chat}",
+            sender=self.config.bot_mxid,
+            sender_name="",
+            msgtype=msgtype,
+            text=message.text,
+            html=message.html if capabilities.html else None,
+            media=self._media(message.media) if message.media is not None else None,
+            automatic=True,
+            buttons=message.buttons,
+            headers=message.headers,
+        )
+        if outgoing.media is not None:
+            if not isinstance(connector, MediaSender):
+                raise PermanentDeliveryError(f"{connector.title} cannot carry files")
+            sent = await connector.send_media(outgoing)
+        else:
+            sent = await connector.send_message(outgoing)
+        return str(sent.message_id)
+
+    def _media(self, media: MediaRef) -> MatrixMedia:
+        url, kind = media.url, media.mimetype
+        return MatrixMedia(
+            url=url,
+            filename=media.filename,
+            mimetype=kind,
+            size=media.size,
+            download=lambda: self.sender.download(url),
+            open=lambda limit: self.sender.download_to_file(url, kind, limit=limit),
+        )
