@@ -2,12 +2,14 @@
 
     consent:
       lists:
-        newsletter: {title: "Our newsletter", version: "2026-01", text: "Yes, send me ..."}
+        newsletter: {title: "Our newsletter", version: "2026-01", text: "Yes, send me ...",
+                     keywords: [NEWSLETTER], start: news, accounts: [support-telegram]}
       opt_out:
         keywords: {default: [STOP, UNSUBSCRIBE], de: [STOPP, ABMELDEN]}
         confirmation: {default: "You will get no more messages.", de: "Sie sind abgemeldet."}
       templates: {support-whatsapp: strict}
       record_ip: false
+      confirm_hours: 48   # an unconfirmed request expires after this
       public_url: https://bridge.example.com   # where the links in mails and QR codes point
       secret: "…"   # signs those links; default: derived from appservice.as_token
 
@@ -64,6 +66,21 @@ class ConsentList:
     text: str
     version: str
     title: str
+    keywords: tuple[str, ...] = ()
+    """Whole-message words that ask for this list on WhatsApp and by mail (and a click-to-chat
+    link's text); default: the list's name in capitals."""
+    start: str = ""
+    """The Telegram deep-link payload (``t.me/<bot>?start=<start>``); default: the name."""
+    accounts: tuple[AccountID, ...] = ()
+    """The channel accounts the list is offered and broadcast on; empty: every account."""
+
+    def offered(self, account: str) -> bool:
+        return not self.accounts or account in self.accounts
+
+    def asked_by(self, text: str) -> bool:
+        """Whether the whole message ``text`` is one of the list's keywords."""
+        said = normalise(text)
+        return bool(said) and said in {normalise(k) for k in self.keywords}
 
     @property
     def hash(self) -> str:
@@ -126,6 +143,8 @@ class ConsentConfig:
     public_url: str = "http://127.0.0.1:29350"
     """The base URL people reach the bridge's public listener at (no trailing slash): links
     are ``<public_url>/features/consent/...``."""
+    confirm_hours: float = 48.0
+    """How long a request may wait for its confirmation (a link, a button) before it expires."""
     secret: bytes = b"\0" * 32
     """The key signing confirmation and unsubscribe links (``tokens.Signer``)."""
 
@@ -137,18 +156,29 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
     """The consent options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _keys(section, SECTION, ("lists", "opt_out", "templates", "record_ip", "public_url", "secret"))
+    _keys(
+        section,
+        SECTION,
+        ("lists", "opt_out", "templates", "record_ip", "public_url", "secret", "confirm_hours"),
+    )
     record_ip = section.get("record_ip", False)
     if not isinstance(record_ip, bool):
         raise ConfigError(f"{SECTION}.record_ip", "must be true or false")
     return ConsentConfig(
-        lists=_lists(section.get("lists")),
+        lists=_lists(section.get("lists"), config),
         opt_out=_opt_out(section.get("opt_out")),
         templates=_templates(section.get("templates"), config),
         record_ip=record_ip,
         public_url=_public_url(section.get("public_url"), config),
         secret=_secret(section.get("secret"), config),
+        confirm_hours=_hours(section.get("confirm_hours", 48)),
     )
+
+
+def _hours(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 90:
+        raise ConfigError(f"{SECTION}.confirm_hours", "must be a number of hours, up to 2160")
+    return float(value)
 
 
 def _public_url(value: Any, config: Config) -> str:
@@ -191,7 +221,7 @@ def _text(value: Any, key: str, limit: int = MAX_TEXT) -> str:
     return value
 
 
-def _lists(section: Any) -> dict[str, ConsentList]:
+def _lists(section: Any, config: Config) -> dict[str, ConsentList]:
     key = f"{SECTION}.lists"
     if section is None:
         return {}
@@ -202,14 +232,35 @@ def _lists(section: Any) -> dict[str, ConsentList]:
         at = f"{key}.{name}"
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(at, "a list name is 1 to 64 letters, digits, - or _")
-        _keys(value, at, ("text", "version", "title"))
+        _keys(value, at, ("text", "version", "title", "keywords", "start", "accounts"))
         text = _text(value.get("text"), f"{at}.text")
         version = value.get("version")
         if isinstance(version, int | float) and not isinstance(version, bool):
             version = str(version)
         version = _text(version, f"{at}.version", MAX_VERSION)
-        title = value.get("title", name)
-        lists[name] = ConsentList(name, text, version.strip(), _text(title, f"{at}.title", 200))
+        title = _text(value.get("title", name), f"{at}.title", 200)
+        keywords = _keywords(value.get("keywords", [name.upper()]), f"{at}.keywords")
+        start = value.get("start", name)
+        if not isinstance(start, str) or not _NAME.match(start):
+            raise ConfigError(
+                f"{at}.start", "a deep-link payload is 1 to 64 letters, digits, - or _"
+            )
+        accounts = value.get("accounts", [])
+        if not isinstance(accounts, list):
+            raise ConfigError(f"{at}.accounts", "must be a list of channel accounts")
+        for i, account in enumerate(accounts):
+            if account not in config.channels:
+                raise ConfigError(
+                    f"{at}.accounts[{i}]", f"there is no channel account {account!r}"
+                )
+        lists[name] = ConsentList(
+            name, text, version.strip(), title, keywords, start,
+            tuple(AccountID(str(a)) for a in accounts),
+        )  # fmt: skip
+    starts = [item.start for item in lists.values()]
+    for item in lists.values():
+        if starts.count(item.start) > 1:
+            raise ConfigError(f"{key}.{item.name}.start", "two lists have this deep-link payload")
     return lists
 
 

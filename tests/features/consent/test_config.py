@@ -48,10 +48,18 @@ def test_full_section() -> None:
     assert parsed is not None
     assert parsed.lists == {
         "newsletter": ConsentList(
-            "newsletter", "Yes, send me the newsletter.", "2026-01", "newsletter"
+            "newsletter", "Yes, send me the newsletter.", "2026-01", "newsletter",
+            ("NEWSLETTER",), "newsletter",
         ),
-        "order-updates": ConsentList("order-updates", "Order news, please.", "3", "Orders"),
+        "order-updates": ConsentList(
+            "order-updates", "Order news, please.", "3", "Orders", ("ORDER-UPDATES",),
+            "order-updates",
+        ),
     }
+    assert parsed.lists["newsletter"].asked_by(" newsletter! ")
+    assert parsed.lists["newsletter"].offered("support-telegram")
+    assert parsed.confirm_hours == 48
+    assert parsed.public_url.startswith("http://127.0.0.1:")
     assert parsed.lists["newsletter"].hash == text_hash("Yes, send me the newsletter.")
     assert parsed.opt_out.match(" stop! ") == "default"
     assert parsed.opt_out.match("ABMELDEN.") == "de"
@@ -135,6 +143,22 @@ def test_the_feature_is_registered() -> None:
         ({"opt_out": {"confirmation": {"default": ""}}},
          "features.consent.opt_out.confirmation.default"),
         ({"opt_out": {"confirmation": "Bye"}}, "features.consent.opt_out.confirmation"),
+        ({"lists": {"n": {"text": "x", "version": "1", "keywords": []}}},
+         "features.consent.lists.n.keywords"),
+        ({"lists": {"n": {"text": "x", "version": "1", "start": "a b"}}},
+         "features.consent.lists.n.start"),
+        ({"lists": {"n": {"text": "x", "version": "1"}, "m": {"text": "y", "version": "1",
+                                                               "start": "n"}}},
+         "features.consent.lists.n.start"),
+        ({"lists": {"n": {"text": "x", "version": "1", "accounts": "support-telegram"}}},
+         "features.consent.lists.n.accounts"),
+        ({"lists": {"n": {"text": "x", "version": "1", "accounts": ["nope"]}}},
+         "features.consent.lists.n.accounts[0]"),
+        ({"public_url": "ftp://x"}, "features.consent.public_url"),
+        ({"public_url": 5}, "features.consent.public_url"),
+        ({"secret": "short"}, "features.consent.secret"),
+        ({"confirm_hours": 0}, "features.consent.confirm_hours"),
+        ({"confirm_hours": "1"}, "features.consent.confirm_hours"),
         ({"templates": ["support-whatsapp"]}, "features.consent.templates"),
         ({"templates": {"nope": "strict"}}, "features.consent.templates.nope"),
         ({"templates": {"support-whatsapp": "loose"}},
