@@ -238,6 +238,10 @@ class NetworkConnector(ABC):
     attribute, or set per account in ``__init__`` (a name from config)."""
     capabilities: Capabilities
     """May be a class attribute, or set per account in ``__init__`` (a deadline from config)."""
+    public_address: str | None = None
+    """How customers reach the account, for links and posters: a Telegram bot's username
+    (known after ``start``), a WhatsApp number in international form, a mail address; None
+    when the channel has none."""
 
     def __init__(self, account_id: AccountID, config: Any, host: BridgeHost) -> None:
         """Keep the parsed config and host; no network calls here."""

@@ -349,6 +349,11 @@ class Services(Protocol):
         """The human name of the channel of ``account`` (``Telegram``...)."""
         ...
 
+    def public_address(self, account: str) -> str | None:
+        """How customers reach ``account`` (``NetworkConnector.public_address``): a Telegram
+        bot's username, a WhatsApp number, a mail address; None if unknown."""
+        ...
+
     def capabilities(self, account: str) -> Capabilities | None:
         """What the channel of ``account`` can carry (``max_buttons``...); None for an account
         that is not configured."""

@@ -19,6 +19,10 @@ class DirectServices(ServiceBase):
     def channel_title(self, account: str) -> str:
         return self.portals.channel_title(account)
 
+    def public_address(self, account: str) -> str | None:
+        connector = self.connectors.get(account)
+        return connector.public_address if connector is not None else None
+
     async def send_direct(self, account: str, chat: str, message: DirectMessage) -> str:
         connector = self.connectors.get(account)
         if connector is None:
