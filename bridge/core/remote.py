@@ -114,8 +114,8 @@ class RemoteHandler:
                     txn=txn_id("blocked", account, event.dedup_key()),
                 )  # fmt: skip
             return Inbound(ConversationRef(AccountID(account), event.chat.id, room), event, False)
-        ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
         if isinstance(event, RemoteMessage | RemoteButtonPress):
+            ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
             # A press is the customer writing too (a consent given by button is no log line):
             # a chat whose room was unlinked or never made gets one.
             portal = await self.portals.get_or_create(
@@ -125,11 +125,12 @@ class RemoteHandler:
             found = await Portal.get(account, event.chat.id)
             if found is None or not found.room_id:
                 # A receipt or a failure of something sent without a room (a broadcast):
-                # nothing to show, the hooks may know it.
+                # nothing to show and no ghost to make; the hooks may know it.
                 log.debug("No room for %s of %s/%s", event.kind, account, event.chat.id)
                 ref = ConversationRef(AccountID(account), event.chat.id, None)
                 return Inbound(ref, event, first_contact=False)
             portal = found
+            ghost = await self.ghosts.ensure(account, event.sender, title, fetch)
         extra = event.metadata.get("portal")
         if isinstance(event, RemoteMessage | RemoteButtonPress) and isinstance(extra, dict):
             if extra:  # a press, too, is the customer writing (WhatsApp's window opens)

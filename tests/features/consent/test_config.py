@@ -48,11 +48,19 @@ def test_full_section() -> None:
     assert parsed is not None
     assert parsed.lists == {
         "newsletter": ConsentList(
-            "newsletter", "Yes, send me the newsletter.", "2026-01", "newsletter",
-            ("NEWSLETTER",), "newsletter",
+            "newsletter",
+            "Yes, send me the newsletter.",
+            "2026-01",
+            "newsletter",
+            ("NEWSLETTER",),
+            "newsletter",
         ),
         "order-updates": ConsentList(
-            "order-updates", "Order news, please.", "3", "Orders", ("ORDER-UPDATES",),
+            "order-updates",
+            "Order news, please.",
+            "3",
+            "Orders",
+            ("ORDER-UPDATES",),
             "order-updates",
         ),
     }
