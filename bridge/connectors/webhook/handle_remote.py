@@ -13,6 +13,13 @@ that the customer pressed a reply button the bridge sent (``buttons`` of an outb
 message): ``button_id`` (the button's ``id``, required), ``title`` (as shown) and
 ``press_id`` (required: the system's own id of this press, the same when it is sent again,
 so that a repeat is recorded once).
+
+A ``consent`` event records a consent step the in-house system took for one of its users
+(the sender): ``id`` is the system's own id of the step (the same when sent again), ``list``
+the consent list's name, ``step`` one of ``CONSENT_STEPS``, and ``proof`` what the system
+keeps as its proof: a flat object of at most 20 strings (each at most 1,000 characters) and
+numbers, with ``at`` (required: when, in milliseconds since the epoch), usually
+``text_version`` and ``source``. It becomes a ``RemoteConsent``, which makes no room.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ...events import (
     RemoteAttachment,
     RemoteButtonPress,
     RemoteChat,
+    RemoteConsent,
     RemoteDelete,
     RemoteEdit,
     RemoteEvent,
@@ -59,7 +67,12 @@ LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 ROUTING_KEYS = ("language", "to", "fields")
 MAX_TIMESTAMP = 1e11
 """Timestamps are seconds; anything from the year 5138 on is milliseconds sent by mistake."""
-EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove", "button")
+EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove", "button", "consent")
+CONSENT_STEPS = ("confirmed", "declined", "withdrawn")
+MAX_PROOF_VALUES = 20
+MAX_PROOF_TEXT = 1000
+MIN_PROOF_AT = 1e11
+"""``proof.at`` is milliseconds: anything before 1973 is seconds sent by mistake."""
 
 
 class SchemaError(ValueError):
@@ -209,6 +222,8 @@ def parse_event(data: Any) -> RemoteEvent:
         )
     if kind == "delete":
         return RemoteDelete(**common, message_id=message_id)
+    if kind == "consent":
+        return _consent(body, message_id, common)
     if kind == "button":
         return RemoteButtonPress(
             **common,
@@ -225,6 +240,49 @@ def parse_event(data: Any) -> RemoteEvent:
     return RemoteReactionRemove(
         **common, message_id=message_id, emoji=emoji, removal_id=body.ident("removal_id")
     )
+
+
+def _consent(body: _Object, step_id: str, common: dict[str, Any]) -> RemoteConsent:
+    step = body.string("step", required=True)
+    if step not in CONSENT_STEPS:
+        body.fail("step", f"must be one of {', '.join(CONSENT_STEPS)}")
+    proof_object = body.child("proof", required=True)
+    assert proof_object is not None
+    proof = _proof(proof_object)
+    at = proof.get("at")
+    if not isinstance(at, int | float) or not MIN_PROOF_AT <= at < MAX_TIMESTAMP * 1000:
+        proof_object.fail("at", "is required: when, in milliseconds since the epoch")
+    if common["timestamp"] is None:
+        common = {**common, "timestamp": at / 1000}
+    return RemoteConsent(
+        **common,
+        consent_id=step_id,
+        list=body.required_ident("list"),
+        step=step,
+        proof=proof,
+    )
+
+
+def _proof(proof: _Object) -> dict[str, str | float]:
+    """A flat object of at most ``MAX_PROOF_VALUES`` strings and numbers."""
+    if len(proof.data) > MAX_PROOF_VALUES:
+        raise SchemaError(proof.path, f"must have at most {MAX_PROOF_VALUES} values")
+    values: dict[str, str | float] = {}
+    for key, value in proof.data.items():
+        if not _valid_name(key):
+            raise SchemaError(
+                proof.path,
+                f"names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
+            )
+        if isinstance(value, str):
+            values[key] = proof.string(key, max_length=MAX_PROOF_TEXT) or ""
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = proof.number(key)
+            assert number is not None
+            values[key] = number
+        else:
+            proof.fail(key, "must be a string or a number")
+    return values
 
 
 def _chat(body: _Object) -> RemoteChat:
