@@ -103,7 +103,8 @@ def build_reply(
         raise PermanentDeliveryError("this conversation has no e-mail address to answer")
     extra = extra_headers(headers)
     last = meta.get("last_message_id")
-    replying = isinstance(last, str) and _MESSAGE_ID.fullmatch(last) is not None
+    last_id = last if isinstance(last, str) and _MESSAGE_ID.fullmatch(last) else None
+    replying = last_id is not None
     if "Subject" in extra:
         subject = header_text(extra.pop("Subject"), MAX_HEADER)
     elif replying or meta.get("subject"):
@@ -127,10 +128,10 @@ def build_reply(
     references = [
         r for r in meta.get("references") or [] if isinstance(r, str) and _MESSAGE_ID.fullmatch(r)
     ]
-    if replying:
-        msg["In-Reply-To"] = f"<{last}>"
-        if last not in references:
-            references.append(last)
+    if last_id is not None:
+        msg["In-Reply-To"] = f"<{last_id}>"
+        if last_id not in references:
+            references.append(last_id)
     if references:
         msg["References"] = " ".join(f"<{r}>" for r in references[-20:])
     if automatic:

@@ -248,7 +248,7 @@ def _consent(body: _Object, step_id: str, common: dict[str, Any]) -> RemoteConse
         body.fail("step", f"must be one of {', '.join(CONSENT_STEPS)}")
     proof_object = body.child("proof", required=True)
     assert proof_object is not None
-    proof = _proof(proof_object)
+    proof = _flat(proof_object, most=MAX_PROOF_VALUES, text=MAX_PROOF_TEXT, booleans=False)
     at = proof.get("at")
     if not isinstance(at, int | float) or not MIN_PROOF_AT <= at < MAX_TIMESTAMP * 1000:
         proof_object.fail("at", "is required: when, in milliseconds since the epoch")
@@ -261,28 +261,6 @@ def _consent(body: _Object, step_id: str, common: dict[str, Any]) -> RemoteConse
         step=step,
         proof=proof,
     )
-
-
-def _proof(proof: _Object) -> dict[str, str | float]:
-    """A flat object of at most ``MAX_PROOF_VALUES`` strings and numbers."""
-    if len(proof.data) > MAX_PROOF_VALUES:
-        raise SchemaError(proof.path, f"must have at most {MAX_PROOF_VALUES} values")
-    values: dict[str, str | float] = {}
-    for key, value in proof.data.items():
-        if not _valid_name(key):
-            raise SchemaError(
-                proof.path,
-                f"names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
-            )
-        if isinstance(value, str):
-            values[key] = proof.string(key, max_length=MAX_PROOF_TEXT) or ""
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            number = proof.number(key)
-            assert number is not None
-            values[key] = number
-        else:
-            proof.fail(key, "must be a string or a number")
-    return values
 
 
 def _chat(body: _Object) -> RemoteChat:
@@ -326,31 +304,38 @@ def _routing(body: _Object) -> dict[str, Any]:
         facts["to"] = to
     fields = routing.child("fields")
     if fields is not None and fields.data:
-        facts["fields"] = _fields(fields)
+        facts["fields"] = _flat(
+            fields, most=MAX_FIELDS, text=MAX_FIELD_VALUE_LENGTH, booleans=True
+        )
     return facts
 
 
-def _fields(fields: _Object) -> dict[str, str | float | bool]:
-    if len(fields.data) > MAX_FIELDS:
-        raise SchemaError(fields.path, f"must have at most {MAX_FIELDS} fields")
-    values: dict[str, str | float | bool] = {}
-    for key, value in fields.data.items():
+def _flat(
+    values: _Object, *, most: int, text: int, booleans: bool
+) -> dict[str, str | float | bool]:
+    """A flat object of at most ``most`` strings (of at most ``text`` characters), numbers and,
+    with ``booleans``, true/false, under names of 1 to ``MAX_FIELD_NAME_LENGTH`` characters."""
+    if len(values.data) > most:
+        raise SchemaError(values.path, f"must have at most {most} values")
+    found: dict[str, str | float | bool] = {}
+    for key, value in values.data.items():
         if not _valid_name(key):
             raise SchemaError(
-                fields.path,
-                f"field names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
+                values.path,
+                f"names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
             )
         if isinstance(value, str):
-            values[key] = fields.string(key, max_length=MAX_FIELD_VALUE_LENGTH) or ""
-        elif isinstance(value, bool):
-            values[key] = value
-        elif isinstance(value, int | float):
-            number = fields.number(key)
+            found[key] = values.string(key, max_length=text) or ""
+        elif isinstance(value, bool) and booleans:
+            found[key] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = values.number(key)
             assert number is not None
-            values[key] = number
+            found[key] = number
         else:
-            fields.fail(key, "must be a string, a number or true/false")
-    return values
+            kinds = "a string, a number or true/false" if booleans else "a string or a number"
+            values.fail(key, f"must be {kinds}")
+    return found
 
 
 def _valid_name(name: str) -> bool:
