@@ -5,7 +5,8 @@ A message the bridge starts (a broadcast, a confirmation mail) may carry a few m
 characters, at most 998 characters; the list headers in printable ASCII, written as given
 (never folded into encoded words, which would hide their URLs from mail clients). Anything
 else refuses the message, before anything is sent. To an address without a conversation
-(the chat id is the address itself) the mail goes out as a new one, not as a reply."""
+(the chat id is the address itself) the mail goes out as a new one, not as a reply; so does
+list mail (a ``List-*`` header: a broadcast), also to a customer who wrote before."""
 
 from __future__ import annotations
 
@@ -104,6 +105,9 @@ def build_reply(
     extra = extra_headers(headers)
     last = meta.get("last_message_id")
     last_id = last if isinstance(last, str) and _MESSAGE_ID.fullmatch(last) else None
+    if any(name.startswith("List-") for name in extra):
+        # List mail is no reply in the customer's conversation.
+        meta, last_id = {"contact": contact, "contact_name": meta.get("contact_name")}, None
     replying = last_id is not None
     if "Subject" in extra:
         subject = header_text(extra.pop("Subject"), MAX_HEADER)

@@ -16,7 +16,7 @@ from bridge.types import PortalKey, RemoteChatID
 from tests.contract.fake_host import FakeHost
 
 from ..conftest import running
-from .harness import FROM_ADDRESS, EmailHarness
+from .harness import FROM_ADDRESS, EmailHarness, build_mail
 
 UNSUBSCRIBE = (  # under 998 characters, but the header's line would be longer: folded
     "<https://bridge.company.test/features/consent/unsubscribe?t=" + "A1b2" * 218 + ">, "
@@ -79,6 +79,28 @@ async def test_a_new_address_gets_a_new_mail_with_the_list_headers(
     lines = head.replace("\r\n ", " ").split("\r\n")
     written = [line for line in lines if line.startswith(("List-", "Precedence:"))]
     assert written == [f"{name.title()}: {value}" for name, value in LIST_HEADERS]
+
+
+@pytest.mark.parametrize("harness", ["contact"], indirect=True)
+async def test_list_mail_to_a_customer_who_wrote_is_no_reply(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    assert isinstance(connector, EmailConnector)
+    anna = harness.address("anna")
+    raw = build_mail(anna, "Order 4711", "Where is it?", message_id="o1@customer.test")
+    await harness.deliver(raw, "o1@customer.test")
+    chat = connector.chat_for_address(anna)
+    assert [e.chat.id for e in host.events] == [chat]
+    await connector.send_message(started(chat, "Please confirm.", ()))
+    await connector.send_message(started(chat, "Spring news", LIST_HEADERS[:1]))
+    await harness.smtp.wait_for(lambda m: m.message["Subject"] == "Spring news")
+    confirmation, news = (m.message for m in harness.smtp.messages)
+    assert confirmation["Subject"] == "Re: Order 4711"
+    assert confirmation["In-Reply-To"] == "<o1@customer.test>"
+    assert confirmation["Auto-Submitted"] == "auto-replied"
+    assert news["Subject"] == "Spring news"
+    assert news["In-Reply-To"] is None and news["References"] is None
+    assert news["Auto-Submitted"] == "auto-generated"
 
 
 async def test_without_a_subject_the_first_line_is_it(
