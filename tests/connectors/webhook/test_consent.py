@@ -4,7 +4,6 @@ broadcast's direct send) carrying its key as the ``Idempotency-Key``, also when 
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -15,7 +14,7 @@ from bridge.connectors.webhook import WebhookConnector
 from bridge.events import RemoteConsent
 from tests.contract.harness import FakeHost
 
-from .factories import message
+from .factories import changed, message
 from .harness import Failure, WebhookHarness
 
 AT = 1_767_225_600_000
@@ -31,13 +30,7 @@ CONSENT: dict[str, Any] = {
 
 
 def consent(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(CONSENT)
-    for key, value in changes.items():
-        if value is ...:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return data
+    return changed(CONSENT, **changes)
 
 
 async def test_a_consent_event_becomes_one_remote_consent(
