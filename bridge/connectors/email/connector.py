@@ -44,7 +44,7 @@ from .parse import (
 )
 from .parts import PartReader, verified
 from .sections import section_body
-from .smtp import build_reply, send
+from .smtp import ADDRESS, build_reply, send
 from .transfer import DECODED
 
 PART_PREFIX = "imap:"
@@ -100,6 +100,7 @@ class EmailConnector(NetworkConnector):
         super().__init__(account_id, config, host)
         self.capabilities = capabilities_for(config)
         self.title = config.title
+        self.public_address = config.from_address
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.lmtp: LmtpListener | None = None
@@ -483,8 +484,21 @@ class EmailConnector(NetworkConnector):
 
     # ------------------------------------------------------------------ Matrix -> mail
 
+    def chat_for_address(self, address: str) -> RemoteChatID:
+        """The chat of a mail the bridge starts to ``address`` (lower-cased, as addresses of
+        received mail are): the address itself. With ``threading: contact`` that is the
+        contact's conversation; with ``thread`` a chat of its own (threads are
+        ``<address>/<message id>``), answered as a new mail. ValueError when it is no address."""
+        text = address.strip().lower()
+        if not ADDRESS.fullmatch(text) or "/" in text:
+            raise ValueError(f"{address!r} is not an e-mail address")
+        return RemoteChatID(text)
+
     async def send_message(self, msg: MatrixMessage) -> SentMessage:
         meta = await self.host.portal_metadata(msg.portal.chat)
+        chat = msg.portal.chat
+        if "contact" not in meta and ADDRESS.fullmatch(chat) and "/" not in chat:
+            meta = {"contact": chat}  # no conversation yet: a new mail to it
         # The staff member's name is in From:, so the body goes without the prefix.
         text = msg.text[len(msg.prefix) :] if msg.text.startswith(msg.prefix) else msg.text
         html = msg.html
@@ -499,6 +513,7 @@ class EmailConnector(NetworkConnector):
         mail = build_reply(
             self.config, sender_name=msg.sender_name, meta=meta, text=text, html=html,
             attachment=attachment, source_id=msg.event_id, automatic=msg.automatic,
+            headers=msg.headers,
         )  # fmt: skip
         await send(self.config, mail)
         return SentMessage(message_id=MessageID(str(mail["Message-ID"]).strip("<>")))

@@ -33,8 +33,14 @@ from .config import TelegramConfig
 T = TypeVar("T")
 BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
 """A bot token anywhere in a text, e.g. in ``https://api.telegram.org/bot<token>/getMe``."""
+BLOCKED = "bot was blocked by the user"
 RETRYABLE_STATUS = frozenset({401, 404, 408, 429})
 """File server answers worth another getFile later (a file path lives about an hour)."""
+
+
+class BotBlocked(PermanentDeliveryError):
+    """Telegram answered 403 "Forbidden: bot was blocked by the user": the customer blocked
+    the bot (the connector also tells the host, as a ``RemoteBlocked``)."""
 
 
 class RateLimiter:
@@ -108,6 +114,8 @@ class TelegramClient:
                 f"Telegram refused the bot token: {self.scrub(e.message)}"
             ) from e
         except TelegramForbiddenError as e:
+            if BLOCKED in e.message:
+                raise BotBlocked(f"Telegram refused: {_describe(e)}") from e
             raise PermanentDeliveryError(f"Telegram refused: {self.scrub(_describe(e))}") from e
         except TelegramMigrateToChat as e:
             raise PermanentDeliveryError(
@@ -148,6 +156,6 @@ class TelegramClient:
 
 def _describe(error: TelegramAPIError) -> str:
     text = error.message
-    if "bot was blocked by the user" in text:
+    if BLOCKED in text:
         return "the customer has blocked the bot"
     return text.removeprefix("Telegram server says - ")

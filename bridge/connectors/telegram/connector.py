@@ -9,7 +9,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiogram.methods import GetUpdates
@@ -33,19 +33,21 @@ from ...events import (
     MatrixRedaction,
     MatrixTyping,
     RemoteAttachment,
+    RemoteBlocked,
     RemoteChat,
     RemoteEvent,
     RemoteMessage,
+    RemoteUser,
     SentMessage,
 )
 from ...logsafe import add_secrets
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
-from ...types import AccountID
+from ...types import AccountID, RemoteUserID
 from ..http import BodyTooLarge, read_body
 from .buttons import answerable, press_events
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
-from .client import TelegramClient
+from .client import BotBlocked, TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
 from .handle_matrix import TelegramSender, parse_chat
 from .handle_remote import FILE_PREFIX, UnreadableUpdate, update_to_events
@@ -62,6 +64,7 @@ ALLOWED_UPDATES = [
     "edited_business_message",
     "deleted_business_messages",
     "callback_query",
+    "my_chat_member",
 ]
 _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 AVATAR_REFRESH = 6 * 3600.0
@@ -134,6 +137,7 @@ class TelegramConnector(NetworkConnector):
     async def _connect(self) -> None:
         """Check the token and set (or, for polling, remove) the webhook."""
         me = await self.client.bot.get_me()
+        self.public_address = me.username
         if self.config.mode == "webhook":
             assert self._route is not None and self.config.webhook_url
             await self.client.bot.set_webhook(
@@ -314,13 +318,41 @@ class TelegramConnector(NetworkConnector):
     # ------------------------------------------------------------------ Matrix -> Telegram
 
     async def send_message(self, msg: MatrixMessage) -> SentMessage:
-        return await self.matrix.send_message(msg)
+        return await self._send(self.matrix.send_message, msg)
 
     async def send_reply(self, msg: MatrixMessage) -> SentMessage:
-        return await self.matrix.send_reply(msg)
+        return await self._send(self.matrix.send_reply, msg)
 
     async def send_media(self, msg: MatrixMessage) -> SentMessage:
-        return await self.matrix.send_media(msg)
+        return await self._send(self.matrix.send_media, msg)
+
+    async def _send(
+        self, send: Callable[[MatrixMessage], Awaitable[SentMessage]], msg: MatrixMessage
+    ) -> SentMessage:
+        """``send(msg)``; a send refused because the customer blocked the bot still fails,
+        and the host also hears of the block."""
+        try:
+            return await send(msg)
+        except BotBlocked:
+            await self._blocked(msg)
+            raise
+
+    async def _blocked(self, msg: MatrixMessage) -> None:
+        """Hand a ``RemoteBlocked`` for the private chat of ``msg``; its id comes from the
+        message, so a retry of the same send (refused again) is the same block."""
+        chat_id, connection = parse_chat(msg.portal.chat)
+        if connection is not None or chat_id <= 0:
+            return  # only a person blocks a bot, in their private chat
+        event = RemoteBlocked(
+            chat=RemoteChat(id=msg.portal.chat),
+            sender=RemoteUser(id=RemoteUserID(str(chat_id))),
+            timestamp=time.time(),
+            block_id=f"send:{msg.event_id}",
+        )
+        try:
+            await self.host.handle_remote_event(event)
+        except Exception:  # the send's own error is what the caller must see
+            self.host.log.exception("Could not record that %s blocked the bot", chat_id)
 
     async def handle_matrix_edit(self, edit: MatrixEdit) -> None:
         await self.matrix.edit(edit)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiogram.types import (
     Chat,
+    ChatMemberUpdated,
     Location,
     Message,
     MessageReactionUpdated,
@@ -26,6 +27,7 @@ from aiogram.types import (
 
 from ...events import (
     RemoteAttachment,
+    RemoteBlocked,
     RemoteChat,
     RemoteDelete,
     RemoteEdit,
@@ -128,6 +130,8 @@ def update_to_events(update: Update, *, bot_id: int, business: bool) -> list[Rem
         return edit_events(update.edited_message, bot_id=bot_id)
     if update.message_reaction is not None:
         return reaction_events(update.message_reaction, bot_id=bot_id)
+    if update.my_chat_member is not None:
+        return blocked_events(update.my_chat_member)
     if not business:
         return []
     if update.business_message is not None:
@@ -145,6 +149,23 @@ def update_to_events(update: Update, *, bot_id: int, business: bool) -> list[Rem
             for message_id in deleted.message_ids
         ]
     return []
+
+
+def blocked_events(changed: ChatMemberUpdated) -> list[RemoteEvent]:
+    """A user blocked the bot: in their private chat the bot's status became ``kicked``. The
+    block's id is the update's date (equal for a second delivery). Unblocking (``member``
+    again) and the bot's membership in groups are no events."""
+    if changed.chat.type != "private" or changed.new_chat_member.status != "kicked":
+        return []
+    date = _timestamp(changed.date)
+    return [
+        RemoteBlocked(
+            chat=remote_chat(changed.chat),
+            sender=remote_user(changed.from_user),
+            timestamp=date,
+            block_id=str(int(date or 0)),
+        )
+    ]
 
 
 def _connection(message: Message) -> str:

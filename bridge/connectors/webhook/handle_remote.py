@@ -13,6 +13,13 @@ that the customer pressed a reply button the bridge sent (``buttons`` of an outb
 message): ``button_id`` (the button's ``id``, required), ``title`` (as shown) and
 ``press_id`` (required: the system's own id of this press, the same when it is sent again,
 so that a repeat is recorded once).
+
+A ``consent`` event records a consent step the in-house system took for one of its users
+(the sender): ``id`` is the system's own id of the step (the same when sent again), ``list``
+the consent list's name, ``step`` one of ``CONSENT_STEPS``, and ``proof`` what the system
+keeps as its proof: a flat object of at most 20 strings (each at most 1,000 characters) and
+numbers, with ``at`` (required: when, in milliseconds since the epoch), usually
+``text_version`` and ``source``. It becomes a ``RemoteConsent``, which makes no room.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ...events import (
     RemoteAttachment,
     RemoteButtonPress,
     RemoteChat,
+    RemoteConsent,
     RemoteDelete,
     RemoteEdit,
     RemoteEvent,
@@ -59,7 +67,12 @@ LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 ROUTING_KEYS = ("language", "to", "fields")
 MAX_TIMESTAMP = 1e11
 """Timestamps are seconds; anything from the year 5138 on is milliseconds sent by mistake."""
-EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove", "button")
+EVENT_TYPES = ("message", "edit", "delete", "reaction", "reaction_remove", "button", "consent")
+CONSENT_STEPS = ("confirmed", "declined", "withdrawn")
+MAX_PROOF_VALUES = 20
+MAX_PROOF_TEXT = 1000
+MIN_PROOF_AT = 1e11
+"""``proof.at`` is milliseconds: anything before 1973 is seconds sent by mistake."""
 
 
 class SchemaError(ValueError):
@@ -209,6 +222,8 @@ def parse_event(data: Any) -> RemoteEvent:
         )
     if kind == "delete":
         return RemoteDelete(**common, message_id=message_id)
+    if kind == "consent":
+        return _consent(body, message_id, common)
     if kind == "button":
         return RemoteButtonPress(
             **common,
@@ -224,6 +239,27 @@ def parse_event(data: Any) -> RemoteEvent:
         return RemoteReaction(**common, message_id=message_id, emoji=emoji)
     return RemoteReactionRemove(
         **common, message_id=message_id, emoji=emoji, removal_id=body.ident("removal_id")
+    )
+
+
+def _consent(body: _Object, step_id: str, common: dict[str, Any]) -> RemoteConsent:
+    step = body.string("step", required=True)
+    if step not in CONSENT_STEPS:
+        body.fail("step", f"must be one of {', '.join(CONSENT_STEPS)}")
+    proof_object = body.child("proof", required=True)
+    assert proof_object is not None
+    proof = _flat(proof_object, most=MAX_PROOF_VALUES, text=MAX_PROOF_TEXT, booleans=False)
+    at = proof.get("at")
+    if not isinstance(at, int | float) or not MIN_PROOF_AT <= at < MAX_TIMESTAMP * 1000:
+        proof_object.fail("at", "is required: when, in milliseconds since the epoch")
+    if common["timestamp"] is None:
+        common = {**common, "timestamp": at / 1000}
+    return RemoteConsent(
+        **common,
+        consent_id=step_id,
+        list=body.required_ident("list"),
+        step=step,
+        proof=proof,
     )
 
 
@@ -268,31 +304,38 @@ def _routing(body: _Object) -> dict[str, Any]:
         facts["to"] = to
     fields = routing.child("fields")
     if fields is not None and fields.data:
-        facts["fields"] = _fields(fields)
+        facts["fields"] = _flat(
+            fields, most=MAX_FIELDS, text=MAX_FIELD_VALUE_LENGTH, booleans=True
+        )
     return facts
 
 
-def _fields(fields: _Object) -> dict[str, str | float | bool]:
-    if len(fields.data) > MAX_FIELDS:
-        raise SchemaError(fields.path, f"must have at most {MAX_FIELDS} fields")
-    values: dict[str, str | float | bool] = {}
-    for key, value in fields.data.items():
+def _flat(
+    values: _Object, *, most: int, text: int, booleans: bool
+) -> dict[str, str | float | bool]:
+    """A flat object of at most ``most`` strings (of at most ``text`` characters), numbers and,
+    with ``booleans``, true/false, under names of 1 to ``MAX_FIELD_NAME_LENGTH`` characters."""
+    if len(values.data) > most:
+        raise SchemaError(values.path, f"must have at most {most} values")
+    found: dict[str, str | float | bool] = {}
+    for key, value in values.data.items():
         if not _valid_name(key):
             raise SchemaError(
-                fields.path,
-                f"field names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
+                values.path,
+                f"names must be 1 to {MAX_FIELD_NAME_LENGTH} characters of valid Unicode",
             )
         if isinstance(value, str):
-            values[key] = fields.string(key, max_length=MAX_FIELD_VALUE_LENGTH) or ""
-        elif isinstance(value, bool):
-            values[key] = value
-        elif isinstance(value, int | float):
-            number = fields.number(key)
+            found[key] = values.string(key, max_length=text) or ""
+        elif isinstance(value, bool) and booleans:
+            found[key] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = values.number(key)
             assert number is not None
-            values[key] = number
+            found[key] = number
         else:
-            fields.fail(key, "must be a string, a number or true/false")
-    return values
+            kinds = "a string, a number or true/false" if booleans else "a string or a number"
+            values.fail(key, f"must be {kinds}")
+    return found
 
 
 def _valid_name(name: str) -> bool:

@@ -35,6 +35,9 @@ class WhatsAppConfig:
     delivery_deadline: float = 24 * 3600.0
     request_timeout: float = 30.0
     title: str = "WhatsApp"
+    display_number: str | None = None
+    """The business number customers write to, as ``+<country><number>`` (for click-to-chat
+    links); None when not configured (the Cloud API ids do not give it away)."""
 
 
 def parse_config(raw: Any, key: str) -> WhatsAppConfig:
@@ -56,7 +59,23 @@ def parse_config(raw: Any, key: str) -> WhatsAppConfig:
         delivery_deadline=opts.seconds("delivery_deadline", d.delivery_deadline),
         request_timeout=opts.seconds("request_timeout", d.request_timeout),
         title=opts.string("title", d.title),
+        display_number=_number(opts, "display_number"),
     )
+
+
+def _number(opts: Options, name: str) -> str | None:
+    """An optional phone number in international form (``+49 170 1234567``, ``0049…``), kept
+    as ``+`` and its digits."""
+    value = opts.raw.get(name)
+    if value is None:
+        return None
+    hint = "must be the business's phone number in international form, e.g. +491701234567"
+    if not isinstance(value, str) or not re.fullmatch(r"(\+|00)[0-9 ()./-]{6,30}", value.strip()):
+        raise ConfigError(f"{opts.key}.{name}", hint)
+    digits = re.sub(r"[^0-9]", "", value.strip().removeprefix("00"))
+    if digits.startswith("0") or not 7 <= len(digits) <= 15:
+        raise ConfigError(f"{opts.key}.{name}", hint)
+    return "+" + digits
 
 
 def _id(opts: Options, name: str) -> str:

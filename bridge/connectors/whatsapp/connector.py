@@ -46,6 +46,7 @@ class WhatsAppConnector(NetworkConnector):
 
     def __init__(self, account_id: AccountID, config: WhatsAppConfig, host: BridgeHost) -> None:
         super().__init__(account_id, config, host)
+        self.public_address = config.display_number
         self.capabilities = capabilities_for(config)
         self.title = config.title
         self.webhook = Webhook(config, host)

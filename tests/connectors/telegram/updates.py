@@ -559,6 +559,28 @@ def deleted_business_messages_update(deleted: Json) -> Json:
     return {"deleted_business_messages": deleted}
 
 
+def my_chat_member_update(
+    chat: Json, by: Json, bot: Json, *, old: str, new: str, date: int | None = None
+) -> Json:
+    """The bot's own membership changed (a private chat: ``kicked`` = the user blocked it)."""
+
+    def member(status: str) -> Json:
+        return {
+            "status": status,
+            "user": dict(bot),
+            **({"until_date": 0} if status == "kicked" else {}),
+        }
+
+    changed = {"chat": chat, "from": dict(by), "date": _now() if date is None else date}
+    return {
+        "my_chat_member": {
+            **changed,
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        }
+    }
+
+
 UPDATE_KINDS = (
     "message", "edited_message", "channel_post", "edited_channel_post", "business_connection",
     "business_message", "edited_business_message", "deleted_business_messages",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import socket
 from typing import Any
@@ -23,6 +24,17 @@ def message(text: str = "Alice: hello", **fields: Any) -> MatrixMessage:
     fields.setdefault("event_id", event_id())
     fields.setdefault("msgtype", "m.text")
     return MatrixMessage(sender=STAFF, sender_name="Alice", text=text, **fields)
+
+
+def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A deep copy of the payload ``base`` with ``changes``; a change to ``...`` drops the key."""
+    data = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is ...:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
 
 
 def ref(message_id: str) -> MessageRef:

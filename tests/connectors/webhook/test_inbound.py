@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
@@ -26,6 +25,7 @@ from bridge.events import (
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
 from tests.contract.harness import FakeHost
 
+from .factories import changed
 from .harness import SECRET, WebhookHarness, signature
 
 BASE: dict[str, Any] = {
@@ -37,13 +37,7 @@ BASE: dict[str, Any] = {
 
 
 def payload(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        if value is ...:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return data
+    return changed(BASE, **changes)
 
 
 async def test_route_is_registered(connector: WebhookConnector, host: FakeHost) -> None:

@@ -174,6 +174,8 @@ class WhatsAppHarness(ConnectorHarness):
             (changed(base_url=443), f"{key}.base_url"),
             (changed(base_url=""), f"{key}.base_url"),
         ]
+        for number in ("0170 1234567", "+0170 1234567", "+49", "49170", 491701234567, "+1" * 9):
+            cases.append((changed(display_number=number), f"{key}.display_number"))
         for name in ("reorder_window", "template_cache", "delivery_deadline", "request_timeout"):
             cases += [
                 (changed(**{name: 0}), f"{key}.{name}"),

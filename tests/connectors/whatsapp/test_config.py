@@ -114,6 +114,17 @@ def test_numbers_and_strings_where_expected() -> None:
     assert config.title == "Support on WhatsApp"
 
 
+@pytest.mark.parametrize(
+    "written", ["+49 170 1234567", "0049 170 1234567", "+49 (170) 123-45-67", "+491701234567"]
+)
+def test_display_number_is_the_public_address(written: str) -> None:
+    assert parse(**REQUIRED).display_number is None
+    config = parse(**REQUIRED, display_number=written)
+    assert config.display_number == "+491701234567"
+    connector = WhatsAppConnector(AccountID("wa"), config, FakeHost(AccountID("wa")))
+    assert connector.public_address == "+491701234567"
+
+
 def test_example_config_section_parses() -> None:
     raw = YAML(typ="safe").load(EXAMPLE.read_text())
     section = raw["channels"]["support-whatsapp"]

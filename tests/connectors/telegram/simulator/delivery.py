@@ -54,6 +54,20 @@ class UpdateDelivery(SimulatorState):
         Returns the update as delivered."""
         return self._enqueue(update, duplicates=0)
 
+    def block_bot(self, user_id: int, blocked: bool = True) -> Json:
+        """The user blocks (``blocked=False``: unblocks) the bot, as Telegram shows it: sends to
+        the private chat answer 403 "Forbidden: bot was blocked by the user" (or work again),
+        and a ``my_chat_member`` update (the bot's status ``kicked``, or ``member``) is
+        delivered. Returns the update as delivered."""
+        self.set_blocked(user_id, blocked)
+        user = self._users[user_id].user
+        old, new = ("member", "kicked") if blocked else ("kicked", "member")
+        date = int(self.clock.now())
+        chat = tg.private_chat(user)
+        return self.push_update(
+            tg.my_chat_member_update(chat, user, self.bot_user, old=old, new=new, date=date)
+        )
+
     def deliver_webhook_twice(self, update: Mapping[str, Any]) -> Json:
         """Like ``push_update`` but the webhook receives the same update twice, as happens when
         Telegram did not see the first answer."""
