@@ -53,7 +53,7 @@ from ...events import (
 )
 from ...seams import ConversationRef, Inbound, Services
 from ...types import AccountID
-from .config import ConsentList
+from .config import DEFAULT_LANGUAGE, ConsentList
 from .enforce import titles, txn
 from .registry import Registry
 
@@ -73,9 +73,9 @@ class Texts:
     yes: str = "Yes, subscribe"
     no: str = "No thanks"
     version: str = "(Consent text version {version})"
-    confirmed: str = "Thank you: you are subscribed to {title}. Write STOP to end it any time."
+    confirmed: str = "Thank you: you are subscribed to {title}. Write {stop} to end it any time."
     declined: str = "All right: you are not subscribed to {title}."
-    already: str = "You are subscribed to {title} already. Write STOP to end it any time."
+    already: str = "You are subscribed to {title} already. Write {stop} to end it any time."
     expired: str = "This request has expired. Ask again to subscribe."
 
 
@@ -146,16 +146,17 @@ class OptInHook:
         assert contact is not None
         dedup = f"consent-request:{ref.account}:{ref.chat}:{event.message_id}"
         cause = f"request:{ref.chat}:{event.message_id}"
-        if await ConsentEvent.of_cause(ref.account, cause) == []:
+        if not await ConsentEvent.of_cause(ref.account, cause):  # else: a retry, go on
             state = await self.registry.state(contact, item.name, ref.account)
             if state.confirmed:
-                text = self.texts.already.format(title=item.title)
-                await self.services.send_text(ref, text, reason=REQUEST_REASON, dedup=dedup)
+                await self._say(ref, self._text(self.texts.already, item), dedup)
                 return
         evidence = {"message_id": event.message_id, "chat": ref.chat}
-        trigger = "Telegram deep link" if self._type(ref.account) == "telegram" else "keyword"
-        await self.registry.request(contact, item.name, ref.account, evidence,
-                                    f"{trigger} from the customer", cause)  # fmt: skip
+        if self._type(ref.account) == "telegram":
+            trigger = f"Telegram deep link {item.start!r} from the customer"
+        else:
+            trigger = f"keyword {event.text.strip()!r} from the customer"
+        await self.registry.request(contact, item.name, ref.account, evidence, trigger, cause)
         text = f"{item.text}\n\n{self.texts.version.format(version=item.version)}"
         await self.services.send_text(
             ref, text, reason=f"consent:{item.name}", dedup=dedup,
@@ -181,7 +182,7 @@ class OptInHook:
         if not done:
             state = await self.registry.state(contact, name, ref.account)
             if state.confirmed and answer == YES:
-                await self._say(ref, self.texts.already.format(title=item.title), dedup)
+                await self._say(ref, self._text(self.texts.already, item), dedup)
                 return
             if state.step != "requested" or not self._fresh(state.at):
                 await self._say(ref, self.texts.expired, dedup)
@@ -191,10 +192,14 @@ class OptInHook:
             trigger = f"button {event.title!r} pressed by the customer"
             step = self.registry.confirm if answer == YES else self.registry.decline
             await step(contact, name, ref.account, evidence, trigger, cause)
-        elif done[0].step not in ("confirmed", "declined"):  # a press answered as expired
-            return
         text = self.texts.confirmed if answer == YES else self.texts.declined
-        await self._say(ref, text.format(title=item.title), dedup)
+        await self._say(ref, self._text(text, item), dedup)
+
+    def _text(self, text: str, item: ConsentList) -> str:
+        """``text`` with the list's title and the first opt-out keyword filled in."""
+        words = self.registry.config.opt_out.keywords
+        stop = next(iter(words.get(DEFAULT_LANGUAGE) or next(iter(words.values()))))
+        return text.format(title=item.title, stop=stop)
 
     def _fresh(self, at: int | None) -> bool:
         limit = self.registry.config.confirm_hours * 3600 * 1000
@@ -207,6 +212,8 @@ class OptInHook:
 
     def refusal(self, account: str, event: RemoteConsent) -> str | None:
         """Why the consent event cannot be recorded, else None."""
+        if not event.consent_id:
+            return "the event has no consent_id"
         item = self.lists.get(event.list)
         if item is None:
             return f"there is no consent list {event.list!r}"

@@ -150,7 +150,14 @@ async def test_ask_then_confirm_records_both_steps_once(database: Database, acco
     assert confirm.evidence == {
         "press_id": "p1", "message_id": "bot-1", "button": "consent:yes:newsletter"
     }  # fmt: skip
-    assert "pressed by the customer" in confirm.trigger
+    assert (
+        request.trigger
+        == {
+            TG: "Telegram deep link 'news' from the customer",
+            WA: "keyword 'newsletter' from the customer",
+        }[account]
+    )
+    assert confirm.trigger == "button 'Yes, subscribe' pressed by the customer"
     assert confirm.text_hash == NEWS.hash == request.text_hash
     contact = await f.registry.contact_for(account, "ann")
     assert contact is not None

@@ -6,6 +6,7 @@ once."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -50,9 +51,15 @@ async def test_a_confirmation_is_recorded_once_with_its_proof(database: Database
     assert len(f.services.notices) == 1  # no room: nothing to tell
 
 
+def without_id() -> Inbound:
+    inbound = consent()
+    return dataclasses.replace(inbound, event=dataclasses.replace(inbound.event, consent_id=""))
+
+
 @pytest.mark.parametrize(
     ("inbound", "why"),
-    [(consent(list_="gone"), "there is no consent list 'gone'"),
+    [(without_id(), "the event has no consent_id"),
+     (consent(list_="gone"), "there is no consent list 'gone'"),
      (consent(list_="order-updates"), "the list 'order-updates' is not offered on "
       "support-webhook"),
      (consent("requested"), "the step 'requested' is none of confirmed, declined, withdrawn"),
