@@ -10,7 +10,9 @@ from mautrix.util.async_db import Database
 
 from bridge.features.consent.commands import ConsentCommands
 from bridge.features.consent.linkcmd import USAGE, LinkCommand, qr_png, with_link
-from bridge.seams import Command, ConversationRef
+from bridge.features.consent.module import Consent
+from bridge.features.consent.optin import OptInHook
+from bridge.seams import Command, ConversationRef, Seams
 from tests.features.consent.test_optin import CONFIG, MAIL, OPTIONS, TG, WA, Pressable, flow
 
 ADDRESSES = {TG: "@company_bot", WA: "+49 151 2345-678"}
@@ -96,3 +98,12 @@ async def test_consent_itself_is_unchanged(database: Database) -> None:
     consent = consent_command()
     assert consent.args.startswith("link <list> [account] | ")
     assert await consent.run(Ctx(), ["12"]) == "There is no contact 12."
+
+
+def test_the_module_registers_the_flows() -> None:
+    seams = Seams(CONFIG, Pressable())
+    Consent().setup(seams, OPTIONS)
+    assert any(isinstance(hook, OptInHook) for hook in seams.inbound_hooks)
+    assert "consent-expiry" in [job.name for job in seams.jobs]
+    (consent,) = [c for c in seams.commands if c.name == "consent"]
+    assert consent.args.startswith("link <list> [account] | ")
