@@ -293,3 +293,19 @@ class ConsentEvent:
             list_, account, after, upto,
         )  # fmt: skip
         return [int(r["root"]) for r in rows], int(upto)
+
+    @classmethod
+    async def open_requests(
+        cls, before: int, after: int, limit: int
+    ) -> builtins.list[ConsentEvent]:
+        """Up to ``limit`` requests made before ``before`` (ms) that are still the latest step
+        of their contact, list and account, with ids above ``after``, in id order (the
+        expiry job's pages)."""
+        rows = await cls.db.fetch(
+            f"SELECT {_EVENT} FROM consent_event e WHERE e.step = 'requested' AND e.at < $1 "
+            "AND e.id > $2 AND NOT EXISTS (SELECT 1 FROM consent_event l WHERE "
+            "l.list = e.list AND l.account = e.account AND l.contact = e.contact "
+            "AND l.id > e.id) ORDER BY e.id LIMIT $3",
+            before, after, limit,
+        )  # fmt: skip
+        return [cls._from_row(r) for r in rows]

@@ -13,9 +13,12 @@ from ...seams import PeriodicJob, Seams
 from .commands import ConsentCommands
 from .config import ConsentConfig, parse_consent_config
 from .enforce import ConsentGate, OptOutHook
+from .linkcmd import LinkCommand, with_link
+from .optin import Expiry, OptInHook
 from .registry import Registry
 
 TEXTS_INTERVAL = 24 * 3600.0
+EXPIRY_INTERVAL = 600.0
 
 
 class Consent:
@@ -31,8 +34,11 @@ class Consent:
         registry = self.registry = Registry(options)
         seams.add_inbound_hook(OptOutHook(registry, seams.services))
         seams.add_outbound_gate(ConsentGate(registry))
-        for command in ConsentCommands(registry, seams.config).commands():
+        seams.add_inbound_hook(OptInHook(registry, seams.services, seams.config))
+        commands = ConsentCommands(registry, seams.config).commands()
+        for command in with_link(commands, LinkCommand(options, seams.config)):
             seams.add_command(command)
+        seams.add_job(PeriodicJob("consent-expiry", EXPIRY_INTERVAL, Expiry(registry).run))
         seams.add_job(PeriodicJob("consent-texts", TEXTS_INTERVAL, _store(registry), True))
 
 

@@ -1,0 +1,133 @@
+"""The messenger double opt-in end to end through a real Synapse, on SQLite and PostgreSQL (one
+stack per backend for both channels): a Telegram deep link ``/start news`` and a WhatsApp
+keyword each get the consent text with two buttons from the bridge; the customer's press on
+"Yes, subscribe" confirms, the customer gets one confirmation, the room shows the request,
+the press and the confirmation, and ``consent`` shows the ledger's requested + confirmed.
+``consent link`` answers the form page of the mail account with its QR code."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import Stack, build_stack
+from tests.connectors.telegram import updates as tg
+from tests.connectors.whatsapp import payloads as wa
+from tests.e2e.helpers import body_is, join_invite_named
+from tests.e2e.test_commands import _ask, _room_with_bot
+from tests.infra.postgres import PostgresServer
+from tests.infra.staff import StaffClient
+
+TEXT = "Yes, send me the monthly newsletter here."
+ASKED = f"{TEXT}\n\n(Consent text version 2026-01)"
+THANKS = "Thank you: you are subscribed to Newsletter. Write STOP to end it any time."
+FEATURES = {
+    "consent": {
+        "lists": {
+            "newsletter": {
+                "title": "Newsletter", "version": "2026-01", "text": TEXT,
+                "keywords": ["NEWSLETTER"], "start": "news", "accounts": ["tg", "wa", "mail"],
+            }
+        }
+    }
+}  # fmt: skip
+_ids = itertools.count(7_400_001)
+_numbers = itertools.count(4915130000001)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgres"])
+async def optin(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Stack, StaffClient]]:
+    db_url = None
+    if request.param == "postgres":
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        db_url = postgres.create_database(f"optin_{uuid.uuid4().hex}")
+    workdir = tmp_path_factory.mktemp("optin")
+    async with build_stack(workdir, features=FEATURES, db_url=db_url) as stack:
+        client = await StaffClient.login(
+            stack.synapse.base_url, stack.staff_id, stack.staff_password
+        )
+        try:
+            yield stack, client
+        finally:
+            await client.close()
+
+
+def _body_has(text: str) -> Any:
+    return lambda e: text in str(e.get("content", {}).get("body", ""))
+
+
+async def _ledger(staff: StaffClient, room_id: str, account: str) -> list[str]:
+    history = await _ask(staff, room_id, "!bridge consent")
+    lines = history.splitlines()
+    assert f"{account}:" in lines[0], history
+    return [line.split(" — ")[2].split(" (")[0] for line in lines[1:]]
+
+
+async def test_telegram_deep_link_buttons_and_press(optin: tuple[Stack, StaffClient]) -> None:
+    stack, staff = optin
+    sim = stack.telegram
+    user = tg.user(next(_ids), "Olga", last_name="Optin")
+    chat = tg.private_chat(user)
+    sim.push_update(tg.message_update(tg.text_message(chat, user, "/start news")))
+    room_id = await join_invite_named(staff, "Olga Optin")
+    asked = await sim.wait_for_sent(lambda s: s.chat_id == chat["id"], timeout=30)
+    assert asked.rendered == ASKED
+    keyboard = asked.params["reply_markup"]
+    assert "consent:yes:newsletter" in str(keyboard) and "No thanks" in str(keyboard)
+    await staff.wait_for_event(_body_has(TEXT), room_id=room_id)  # staff see what was asked
+
+    pressed = sim.press_button(chat["id"], asked.message_id, "consent:yes:newsletter")
+    await staff.wait_for_event(body_is("🔘 Olga Optin pressed “Yes, subscribe”"), room_id=room_id)
+    thanks = await sim.wait_for_sent(lambda s: s.rendered == THANKS, timeout=30)
+    assert thanks.chat_id == chat["id"]
+    await sim.wait_for_answer(pressed["callback_query"]["id"], timeout=30)
+    await staff.wait_for_event(_body_has(THANKS), room_id=room_id)
+    steps = await _ledger(staff, room_id, "tg")
+    assert steps == ["newsletter: requested", "newsletter: confirmed"]
+    assert [s.rendered for s in sim.sent if s.chat_id == chat["id"]] == [ASKED, THANKS]
+
+
+async def test_whatsapp_keyword_buttons_and_press(optin: tuple[Stack, StaffClient]) -> None:
+    stack, staff = optin
+    sim = stack.whatsapp
+    number = str(next(_numbers))
+    names = {number: "Jana Optin"}
+    assert (await sim.receive(wa.text_message(number, "Newsletter"), names=names)).ok
+    room_id = await join_invite_named(staff, "Jana Optin")
+    asked = await sim.wait_for_sent(lambda s: s.to == number, timeout=30)
+    assert asked.type == "interactive"
+    assert asked.content["body"]["text"] == ASKED
+    titles = [b["reply"]["title"] for b in asked.content["action"]["buttons"]]
+    assert titles == ["Yes, subscribe", "No thanks"]
+    await staff.wait_for_event(_body_has(TEXT), room_id=room_id)
+
+    delivery = await sim.press_button(asked.wamid, "consent:yes:newsletter", duplicate=True)
+    assert delivery.ok and len(delivery.attempts) == 2
+    thanks = await sim.wait_for_sent(
+        lambda s: s.to == number and s.content.get("body") == THANKS, timeout=30
+    )
+    assert thanks.type == "text"
+    await staff.wait_for_event(_body_has(THANKS), room_id=room_id)
+    steps = await _ledger(staff, room_id, "wa")
+    assert steps == ["newsletter: requested", "newsletter: confirmed"]
+    assert len([s for s in sim.sent if s.to == number]) == 2  # the press came twice
+
+
+async def test_consent_link_posts_the_form_page_and_its_qr_code(
+    optin: tuple[Stack, StaffClient],
+) -> None:
+    stack, staff = optin
+    room_id = await _room_with_bot(stack, staff)
+    answer = await _ask(staff, room_id, "!bridge consent link newsletter mail")
+    assert answer.splitlines()[1].endswith("/features/consent/form/newsletter"), answer
+    event = await staff.wait_for_event(
+        lambda e: e.get("content", {}).get("body") == "newsletter-mail.png", room_id=room_id
+    )
+    assert event["sender"] == stack.bot_id
