@@ -349,6 +349,12 @@ class Services(Protocol):
         """The human name of the channel of ``account`` (``Telegram``...)."""
         ...
 
+    def chat_for_address(self, account: str, address: str) -> str:
+        """The chat of ``account`` that reaches ``address`` (a mail address, a phone number),
+        for ``send_direct`` to someone who never wrote (a sign-up form's confirmation mail);
+        ValueError with a readable message when it is no address of that channel."""
+        ...
+
     def public_address(self, account: str) -> str | None:
         """How customers reach ``account`` (``NetworkConnector.public_address``): a Telegram
         bot's username, a WhatsApp number, a mail address; None if unknown."""

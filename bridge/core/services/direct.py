@@ -23,6 +23,13 @@ class DirectServices(ServiceBase):
         connector = self.connectors.get(account)
         return connector.public_address if connector is not None else None
 
+    def chat_for_address(self, account: str, address: str) -> str:
+        connector = self.connectors.get(account)
+        find = getattr(connector, "chat_for_address", None)
+        if connector is None or find is None:
+            raise ValueError(f"{self.channel_title(account)} has no addresses to write to")
+        return str(find(address))
+
     async def send_direct(self, account: str, chat: str, message: DirectMessage) -> str:
         connector = self.connectors.get(account)
         if connector is None:
