@@ -174,6 +174,15 @@ async def test_a_direct_template_and_what_cannot_go() -> None:
     assert connector.sent == []
 
 
+def test_the_chat_of_an_address_is_the_connectors() -> None:
+    services = _services({"wa": _Templates(), "plain": RecordingConnector()})
+    assert services.chat_for_address("wa", "+49 15") == "+49 15"  # the connector's answer
+    with pytest.raises(ValueError, match="no addresses"):
+        services.chat_for_address("plain", "jana@example.com")
+    with pytest.raises(ValueError, match="no addresses"):
+        services.chat_for_address("gone", "jana@example.com")
+
+
 # ------------------------------------------------------------------ a feature's rooms
 
 
