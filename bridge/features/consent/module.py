@@ -13,7 +13,10 @@ from ...seams import PeriodicJob, Seams
 from .commands import ConsentCommands
 from .config import ConsentConfig, parse_consent_config
 from .enforce import ConsentGate, OptOutHook
+from .links import Links
+from .mailflow import MailKeywordHook, MailOptIn
 from .registry import Registry
+from .web import ConsentWeb
 
 TEXTS_INTERVAL = 24 * 3600.0
 
@@ -33,6 +36,10 @@ class Consent:
         seams.add_outbound_gate(ConsentGate(registry))
         for command in ConsentCommands(registry, seams.config).commands():
             seams.add_command(command)
+        mail = MailOptIn(registry, seams.services, seams.config, Links(options))
+        seams.add_inbound_hook(MailKeywordHook(mail))
+        for route in ConsentWeb(mail).routes():
+            seams.add_route(route)
         seams.add_job(PeriodicJob("consent-texts", TEXTS_INTERVAL, _store(registry), True))
 
 
