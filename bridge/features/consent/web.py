@@ -105,10 +105,10 @@ class ConsentWeb:
         return [
             route("GET", "/form/{list}", self.form),
             route("POST", "/subscribe/{list}", self.subscribe),
-            route("GET", "/confirm/{token}", self.confirm_page),
-            route("POST", "/confirm/{token}", self.confirm),
-            route("GET", "/unsubscribe/{token}", self.unsubscribe_page),
-            route("POST", "/unsubscribe/{token}", self.unsubscribe),
+            route("GET", "/confirm/{token:[^/]+}", self.confirm_page),
+            route("POST", "/confirm/{token:[^/]+}", self.confirm),
+            route("GET", "/unsubscribe/{token:[^/]+}", self.unsubscribe_page),
+            route("POST", "/unsubscribe/{token:[^/]+}", self.unsubscribe),
         ]
 
     # The form
@@ -205,7 +205,7 @@ class ConsentWeb:
         )  # fmt: skip
 
     async def confirm(self, request: web.Request) -> web.StreamResponse:
-        await _form(request)
+        await _body(request)  # the button's field says nothing: bounded, read and left
         target = await self._confirmable(request)
         if target.confirmed_by_this():
             return self._confirmed(target, again=True)
