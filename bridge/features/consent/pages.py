@@ -79,13 +79,13 @@ def form(item: ConsentList, action: str, accounts: list[tuple[str, str]]) -> web
     return document(item.title, body)
 
 
-def button(title: str, intro: str, item: ConsentList | None, label: str, action: str
-           ) -> web.Response:  # fmt: skip
-    """A page with ``intro``, the list's text and one button posting to ``action``."""
+def button(title: str, intro: str, item: ConsentList | None, label: str) -> web.Response:
+    """A page with ``intro``, the list's text and one button posting to the page's own URL
+    (no ``action``: also behind a proxy that serves the bridge under a prefix)."""
     text = consent_text(item) if item is not None else ""
     body = (
         f"<p>{escape(intro)}</p>{text}"
-        f'<form method="post" action="{escape(action)}">'
+        '<form method="post">'
         f'<button type="submit" name="go" value="1">{escape(label)}</button></form>'
     )
     return document(title, body)

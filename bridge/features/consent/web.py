@@ -39,7 +39,7 @@ from ...db.consent import GIVEN, ConsentContact, ConsentEvent
 from ...seams import Route
 from . import pages
 from .config import ConsentList
-from .links import CONFIRM, PREFIX, UNSUBSCRIBE
+from .links import CONFIRM, UNSUBSCRIBE
 from .mailflow import MailOptIn, plausible
 from .tokens import TokenError
 
@@ -123,7 +123,8 @@ class ConsentWeb:
     async def form(self, request: web.Request) -> web.StreamResponse:
         item, accounts = self._offered(request)
         labels = [(a, self.flow.services.public_address(a) or a) for a in accounts]
-        action = f"{PREFIX}/subscribe/{urllib.parse.quote(item.name)}"
+        # Relative (the page is .../form/<list>): also right behind a proxy's path prefix.
+        action = f"../subscribe/{urllib.parse.quote(item.name)}"
         return pages.form(item, action, labels)
 
     async def subscribe(self, request: web.Request) -> web.StreamResponse:
@@ -201,7 +202,7 @@ class ConsentWeb:
             return self._confirmed(target, again=True)
         return pages.button(
             f"Confirm: {target.title}", "Press Confirm to subscribe to this:", target.item,
-            "Confirm", request.path,
+            "Confirm",
         )  # fmt: skip
 
     async def confirm(self, request: web.Request) -> web.StreamResponse:
@@ -230,7 +231,7 @@ class ConsentWeb:
             return pages.message("Not subscribed", f"You are not subscribed to {target.title}.")
         return pages.button(
             f"Unsubscribe: {target.title}", f"Press Unsubscribe to stop receiving "
-            f"{target.title}.", None, "Unsubscribe", request.path,
+            f"{target.title}.", None, "Unsubscribe",
         )  # fmt: skip
 
     async def unsubscribe(self, request: web.Request) -> web.StreamResponse:
