@@ -121,7 +121,10 @@ class MailOptIn:
         # "try again": a request without its mail is harmless (nothing holds until the link is
         # confirmed; it expires, and the next request supersedes it).
         text = confirmation(item, url, self.options.confirm_hours)
-        message = DirectMessage(text=text, key=f"consent-confirm:{token_id}")
+        subject = " ".join(f"Please confirm: {item.title}".split())  # one line, whatever the title
+        message = DirectMessage(
+            text=text, headers=(("Subject", subject),), key=f"consent-confirm:{token_id}"
+        )
         await self.services.send_direct(account, mail_chat(address), message)
 
 

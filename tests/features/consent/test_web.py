@@ -69,6 +69,7 @@ async def test_subscribing_records_a_request_and_mails_the_link(site: Site) -> N
     [(account, chat, mail)] = site.services.direct
     assert (account, chat) == (MAIL, "ann@example.org")
     assert "News <letter>" in mail.text and "version 2026-01" in mail.text
+    assert mail.headers == (("Subject", "Please confirm: News <letter>"),)
     contact = await site.registry.contact_for(MAIL, "ann@example.org")
     assert contact is not None
     assert len(await ledger()) == 1
