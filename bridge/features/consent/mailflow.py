@@ -6,7 +6,8 @@ mails the link. Only the latest request can be confirmed: a link confirms while 
 step of the contact's consent (list, account) is ``requested`` with that token. A consent that
 holds already is not asked again (a request would end it: anyone can type an address into a
 form), and the form answers the same either way, so it tells nobody whether an address is
-known.
+known. Nor does it send a fourth mail within an hour to one address for one list
+(``FORM_LIMIT``): the form cannot be used to flood a mailbox.
 
 The chat of an address: the email connector makes a contact's conversation the address
 itself (lower-cased, as it reads ``From``) in ``contact`` threading, and ``<address>/<message
@@ -27,6 +28,7 @@ import re
 from typing import Any
 
 from ...config import Config
+from ...db.consent import ConsentContact, ConsentEvent
 from ...events import RemoteMessage
 from ...seams import DirectMessage, Inbound, Services
 from ...types import AccountID
@@ -35,6 +37,9 @@ from .links import Links
 from .registry import Registry
 
 MAX_ADDRESS = 254
+FORM = "sign-up form"
+FORM_LIMIT = 3
+"""Confirmation mails the form sends to one address for one list per hour."""
 _PART = r"[^@\s<>,;:\"()\[\]\\\x00-\x1f\x7f\u0085\u2028\u2029]"
 _ADDRESS = re.compile(f"{_PART}{{1,64}}@{_PART}{{1,189}}")
 _DOMAIN = re.compile(r"[^.@]+(\.[^.@]+)+")
@@ -105,15 +110,32 @@ class MailOptIn:
             return None
         return contact, url, token_id
 
+    async def _flooded(self, item: ConsentList, account: str, address: str) -> bool:
+        """The form asked ``address`` for ``item`` ``FORM_LIMIT`` times in the last hour: no
+        more mail (the form answers the same), so it cannot flood someone's mailbox."""
+        contact = await self.registry.contact_for(account, address)
+        if contact is None:
+            return False
+        since = self.registry.clock() - 3600_000
+        members = await ConsentContact.members(await self.registry.root(contact) or contact)
+        recent = [
+            e for e in await ConsentEvent.history(members)
+            if e.list == item.name and e.account == account and e.step == "requested"
+            and e.at > since and e.trigger == FORM
+        ]  # fmt: skip
+        return len(recent) >= FORM_LIMIT
+
     async def subscribe(self, item: ConsentList, account: str, address: str, ip: str | None
                         ) -> None:  # fmt: skip
         """The sign-up form: a request and the confirmation mail, sent now. Raises the
         connector's ``TemporaryDeliveryError`` / ``PermanentDeliveryError``."""
         address = address.lower()
-        evidence: dict[str, Any] = {"source": "sign-up form", "address": address}
+        evidence: dict[str, Any] = {"source": FORM, "address": address}
         if ip is not None and self.options.record_ip:
             evidence["ip"] = ip
-        asked = await self.ask(item, account, address, evidence, "sign-up form")
+        if await self._flooded(item, account, address):
+            return
+        asked = await self.ask(item, account, address, evidence, FORM)
         if asked is None:
             return
         _, url, token_id = asked

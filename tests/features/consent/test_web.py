@@ -256,3 +256,11 @@ async def test_a_keyword_by_mail_asks_in_the_conversation(site: Site) -> None:
     assert await site.registry.confirmed_lists(contact, MAIL) == ["newsletter"]
     await hook.on_inbound(mail("NEWS", n=5))
     assert site.services.texts[-1] == "You are already subscribed to: News <letter>"
+
+
+async def test_the_form_sends_one_address_three_mails_an_hour(site: Site) -> None:
+    answers = {await site.post("/subscribe/newsletter", FORM) for _ in range(5)}
+    assert len(answers) == 1 and next(iter(answers))[0] == 200
+    assert len(site.services.direct) == 3 and len(await ledger()) == 3
+    # The latest mailed link still confirms.
+    assert (await site.post(site.last_link(), {"go": "1"}))[0] == 200
