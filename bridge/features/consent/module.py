@@ -14,8 +14,11 @@ from .commands import ConsentCommands
 from .config import ConsentConfig, parse_consent_config
 from .enforce import ConsentGate, OptOutHook
 from .linkcmd import LinkCommand, with_link
+from .links import Links
+from .mailflow import MailKeywordHook, MailOptIn
 from .optin import Expiry, OptInHook
 from .registry import Registry
+from .web import ConsentWeb
 
 TEXTS_INTERVAL = 24 * 3600.0
 EXPIRY_INTERVAL = 600.0
@@ -39,6 +42,10 @@ class Consent:
         for command in with_link(commands, LinkCommand(options, seams.config)):
             seams.add_command(command)
         seams.add_job(PeriodicJob("consent-expiry", EXPIRY_INTERVAL, Expiry(registry).run))
+        mail = MailOptIn(registry, seams.services, seams.config, Links(options))
+        seams.add_inbound_hook(MailKeywordHook(mail))
+        for route in ConsentWeb(mail).routes():
+            seams.add_route(route)
         seams.add_job(PeriodicJob("consent-texts", TEXTS_INTERVAL, _store(registry), True))
 
 
