@@ -91,6 +91,9 @@ async def test_a_keyword_mail_asks_in_the_conversation(stack: Stack, staff: Staf
 
 
 async def test_the_form_link_and_unsubscribe(stack: Stack) -> None:
+    """Someone who never wrote to the company signs up on the form: the confirmation is a new
+    mail to their address."""
+    reader = "new.reader@example.org"
     base = f"{stack.bridge.url}/features/consent"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/form/newsletter") as resp:
@@ -98,12 +101,12 @@ async def test_the_form_link_and_unsubscribe(stack: Stack) -> None:
             assert resp.status == 200 and "Yes, send me the &lt;monthly&gt; newsletter." in page
         count = len(stack.smtp.messages)
         async with http.post(
-            f"{base}/subscribe/newsletter", data={"email": CUSTOMER.upper()},
+            f"{base}/subscribe/newsletter", data={"email": reader.upper()},
             headers={"Accept": "application/json"},
         ) as resp:  # fmt: skip
             assert resp.status == 200 and (await resp.json())["ok"] is True
         sent = await stack.smtp.wait_for(
-            lambda m: m.rcpt_tos == [CUSTOMER] and m in stack.smtp.messages[count:], timeout=30
+            lambda m: m.rcpt_tos == [reader] and m in stack.smtp.messages[count:], timeout=30
         )
         text = sent.message.get_body(("plain",)).get_content()
         assert "Yes, send me the <monthly> newsletter." in text
