@@ -93,6 +93,16 @@ async def test_telegram_deep_link_buttons_and_press(optin: tuple[Stack, StaffCli
     assert steps == ["newsletter: requested", "newsletter: confirmed"]
     assert [s.rendered for s in sim.sent if s.chat_id == chat["id"]] == [ASKED, THANKS]
 
+    # Olga blocks the bot: Telegram tells the bridge (my_chat_member, kicked); her consent is
+    # withdrawn and the staff see it in her conversation.
+    sim.block_bot(user["id"])
+    await staff.wait_for_event(_body_has("blocked Telegram"), room_id=room_id)
+    await staff.wait_for_event(
+        _body_has("The customer blocked the bot: consent withdrawn (Newsletter)"), room_id=room_id
+    )
+    steps = await _ledger(staff, room_id, "tg")
+    assert steps == ["newsletter: requested", "newsletter: confirmed", "newsletter: withdrawn"]
+
 
 async def test_whatsapp_keyword_buttons_and_press(optin: tuple[Stack, StaffClient]) -> None:
     stack, staff = optin
@@ -127,6 +137,9 @@ async def test_consent_link_posts_the_form_page_and_its_qr_code(
     room_id = await _room_with_bot(stack, staff)
     answer = await _ask(staff, room_id, "!bridge consent link newsletter mail")
     assert answer.splitlines()[1].endswith("/features/consent/form/newsletter"), answer
+    answer = await _ask(staff, room_id, "!bridge consent link newsletter tg")
+    bot = stack.telegram.bot_user["username"]
+    assert f"https://t.me/{bot}?start=news" in answer, answer
     event = await staff.wait_for_event(
         lambda e: e.get("content", {}).get("body") == "newsletter-mail.png", room_id=room_id
     )
