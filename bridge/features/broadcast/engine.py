@@ -277,7 +277,7 @@ class Engine:
                 await self._snapshot(found)
             async with self.reporter.progress(run):
                 await self._work(run)
-            await self._finish(run.id)
+                await self._finish(run.id)
         except asyncio.CancelledError:
             raise
         except Exception:

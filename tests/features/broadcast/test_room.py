@@ -38,7 +38,7 @@ class Room:
 async def make(services: Services, **options: object) -> tuple[Room, BroadcastRooms, Engine]:
     cfg = config((HOOK, TG))
     eng, registry, _ = engine(services, cfg, **options)
-    rooms = BroadcastRooms(eng, cfg, services)
+    rooms = BroadcastRooms(eng, cfg, services)  # type: ignore[arg-type]
     await rooms.ensure()
     await subscribe(registry, HOOK, "ann", "bob")
     await subscribe(registry, TG, "111")
