@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ FEATURES: dict[str, Any] = {
 }
 HOOK_CHATS = ("b-ann", "b-bob", "b-cyd")
 TG_CHATS = (7001, 7002)
+PROOF = ImportProof(1_700_000_000_000, "2026-01", "the old CRM", "test")
 GONE = "b-dan"
 """Confirmed, then withdrew: gets nothing."""
 
@@ -53,10 +55,9 @@ async def stack(
         yield st
 
 
-async def _subscribe(stack: Stack) -> None:
-    """Import the subscribers with their proof (the bridge is stopped meanwhile, so that two
-    processes never write its SQLite database at once)."""
-    stack.bridge.stop()
+@asynccontextmanager
+async def registry_of(stack: Stack) -> AsyncIterator[Registry]:
+    """The consent registry on the bridge's database, opened by the test."""
     config = load(str(stack.config_path))
     options = CONSENT.parse_config(config.features["consent"], config)
     assert options is not None
@@ -64,22 +65,28 @@ async def _subscribe(stack: Stack) -> None:
     bridge.db.init(db)
     await db.start()
     try:
-        registry = Registry(options)
-        proof = ImportProof(1_700_000_000_000, "2026-01", "the old CRM", "e2e")
+        yield Registry(options)
+    finally:
+        await db.stop()
+
+
+async def _subscribe(stack: Stack) -> None:
+    """Import the subscribers with their proof (the bridge is stopped meanwhile, so that two
+    processes never write its SQLite database at once)."""
+    stack.bridge.stop()
+    async with registry_of(stack) as registry:
         for chat in (*HOOK_CHATS, GONE):
-            await registry.import_identity("hooks", f"user-{chat}", "newsletter", proof, chat)
+            await registry.import_identity("hooks", f"user-{chat}", "newsletter", PROOF, chat)
         for user in TG_CHATS:
             stack.telegram.add_user(user, f"Reader {user}")
-            await registry.import_identity("tg", str(user), "newsletter", proof, str(user))
+            await registry.import_identity("tg", str(user), "newsletter", PROOF, str(user))
         gone = await registry.contact_for("hooks", f"user-{GONE}")
         assert gone is not None
         await registry.withdraw(gone, "newsletter", "hooks", {"message_id": "stop"}, "STOP")
-    finally:
-        await db.stop()
     await stack.bridge.astart()
 
 
-def _notice_starting(text: str) -> Any:
+def notice_starting(text: str) -> Any:
     def match(event: dict[str, Any]) -> bool:
         content = event.get("content", {})
         return content.get("msgtype") == "m.notice" and str(content.get("body")).startswith(text)
@@ -93,14 +100,14 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
     try:
         room = await join_invite_named(staff, "Broadcast: Newsletter")
         await staff.send_text(room, "Spring news: 20% off", "<p>Spring news: <b>20% off</b></p>")
-        draft = await staff.wait_for_event(_notice_starting("Draft "), room_id=room)
+        draft = await staff.wait_for_event(notice_starting("Draft "), room_id=room)
         body = draft["content"]["body"]
         assert "it would go to 5 recipients (3 on " in body and "2 on Telegram (tg)" in body
         id_ = body.split(" ")[1].rstrip(":")
         await staff.send_text(room, "send")
-        await staff.wait_for_event(_notice_starting(f"Broadcast {id_} is starting."), room_id=room)
+        await staff.wait_for_event(notice_starting(f"Broadcast {id_} is starting."), room_id=room)
         report = await staff.wait_for_event(
-            _notice_starting(f"📣 Broadcast {id_} (Newsletter) finished:"),
+            notice_starting(f"📣 Broadcast {id_} (Newsletter) finished:"),
             room_id=room,
             timeout=60,
         )
@@ -118,7 +125,7 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
         assert edit["sender"] == stack.bot_id
         await staff.send_text(room, "recipients")
         answer = await staff.wait_for_event(
-            _notice_starting(f"Broadcast {id_} (Newsletter):"), room_id=room
+            notice_starting(f"Broadcast {id_} (Newsletter):"), room_id=room
         )
         assert "sent: 3 on " in answer["content"]["body"]
     finally:

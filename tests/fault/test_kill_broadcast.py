@@ -14,14 +14,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from mautrix.util.async_db import Database
 
-import bridge.db
-from bridge.config import load
-from bridge.features.consent.module import CONSENT
-from bridge.features.consent.registry import ImportProof, Registry
 from tests.conftest import SERVER_NAME, Stack, build_stack
 from tests.e2e.helpers import customer_msg, join_invite_named
+from tests.e2e.test_broadcast import PROOF, notice_starting, registry_of
 from tests.fault.channels import _until_accepted
 from tests.fault.streams import seed_for, wait_until
 from tests.infra.postgres import PostgresServer
@@ -32,7 +28,9 @@ RATE = 40
 TIMEOUT = 180.0
 FEATURES: dict[str, Any] = {
     "consent": {
-        "lists": {"newsletter": {"title": "Newsletter", "version": "1", "text": "News, yes."}}
+        "lists": {
+            "newsletter": {"title": "Newsletter", "version": "2026-01", "text": "News, yes."}
+        }
     },
     "broadcast": {
         "staff": [f"@staff:{SERVER_NAME}"],
@@ -52,37 +50,15 @@ async def stack(
         yield st, db_url
 
 
-async def _subscribe(stack: Stack, chats: list[str]) -> None:
-    config = load(str(stack.config_path))
-    options = CONSENT.parse_config(config.features["consent"], config)
-    assert options is not None
-    db = Database.create(config.db_url, upgrade_table=bridge.db.upgrade_table)
-    bridge.db.init(db)
-    await db.start()
-    try:
-        registry = Registry(options)
-        proof = ImportProof(1_700_000_000_000, "1", "the old CRM", "fault test")
-        for chat in chats:
-            await registry.import_identity("hooks", f"user-{chat}", "newsletter", proof, chat)
-    finally:
-        await db.stop()
-
-
-def _notice_starting(text: str) -> Any:
-    def match(event: dict[str, Any]) -> bool:
-        content = event.get("content", {})
-        return content.get("msgtype") == "m.notice" and str(content.get("body")).startswith(text)
-
-    return match
-
-
 async def test_sigkill_during_a_broadcast(stack: tuple[Stack, str]) -> None:
     st, _ = stack
     seed = seed_for("broadcast-kill")
     rng = random.Random(seed)
     chats = [f"sub-{n:03d}" for n in range(SUBSCRIBERS)]
     leaver = chats[-1]  # the last in order: the broadcast is far from it when STOP arrives
-    await _subscribe(st, chats)
+    async with registry_of(st) as registry:  # PostgreSQL: the bridge may go on meanwhile
+        for chat in chats:
+            await registry.import_identity("hooks", f"user-{chat}", "newsletter", PROOF, chat)
     staff = await StaffClient.login(st.synapse.base_url, st.staff_id, st.staff_password)
     peer = st.peer
     stop = customer_msg(leaver, "STOP", f"{leaver}-stop")
@@ -96,9 +72,9 @@ async def test_sigkill_during_a_broadcast(stack: tuple[Stack, str]) -> None:
     try:
         room = await join_invite_named(staff, "Broadcast: Newsletter")
         await staff.send_text(room, "Autumn news: the shop moves.")
-        await staff.wait_for_event(_notice_starting("Draft "), room_id=room)
+        await staff.wait_for_event(notice_starting("Draft "), room_id=room)
         await staff.send_text(room, "send")
-        started = await staff.wait_for_event(_notice_starting("Broadcast "), room_id=room)
+        started = await staff.wait_for_event(notice_starting("Broadcast "), room_id=room)
         id_ = started["content"]["body"].split(" ")[1]
         assert started["content"]["body"] == f"Broadcast {id_} is starting."
 
@@ -117,7 +93,7 @@ async def test_sigkill_during_a_broadcast(stack: tuple[Stack, str]) -> None:
                 )
 
         report = await staff.wait_for_event(
-            _notice_starting(f"📣 Broadcast {id_} (Newsletter) finished:"),
+            notice_starting(f"📣 Broadcast {id_} (Newsletter) finished:"),
             room_id=room, timeout=TIMEOUT,
         )  # fmt: skip
     finally:

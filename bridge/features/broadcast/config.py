@@ -25,6 +25,7 @@ from ...config import Config
 from ...connector import ConfigError
 from ...types import AccountID
 from ..consent.config import ConsentConfig, parse_consent_config
+from ..consent.config import _keys as keys
 
 SECTION = "features.broadcast"
 DEFAULT_LANGUAGE = "default"
@@ -69,7 +70,7 @@ class BroadcastConfig:
 def parse_broadcast_config(section: Any, config: Config) -> BroadcastConfig | None:
     if section is None:
         return None
-    _keys(section, SECTION, ("staff", "lists", "rates", "timezone", "stop_hint"))
+    keys(section, SECTION, ("staff", "lists", "rates", "timezone", "stop_hint"))
     consent = parse_consent_config(config.features.get("consent"), config)
     if consent is None:
         raise ConfigError(SECTION, "needs features.consent (broadcasts go to its lists)")
@@ -82,14 +83,6 @@ def parse_broadcast_config(section: Any, config: Config) -> BroadcastConfig | No
         stop_hint=_hints(section.get("stop_hint")),
         channel_types={str(a): c.type for a, c in config.channels.items()},
     )
-
-
-def _keys(value: Any, key: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be a mapping")
-    for name in value:
-        if name not in allowed:
-            raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(allowed)})")
 
 
 def _staff(value: Any) -> tuple[str, ...]:
@@ -115,7 +108,7 @@ def _lists(value: Any, consent: ConsentConfig, config: Config) -> dict[str, Broa
         if item is None:
             raise ConfigError(at, f"there is no consent list {name!r} (features.consent.lists)")
         options = {} if options is None else options
-        _keys(options, at, ("accounts", "whatsapp_template", "language"))
+        keys(options, at, ("accounts", "whatsapp_template", "language"))
         accounts = options.get("accounts", list(item.accounts) or list(config.channels))
         if not isinstance(accounts, list) or not accounts:
             raise ConfigError(f"{at}.accounts", "must be a list of channel accounts")
@@ -142,7 +135,7 @@ def _lists(value: Any, consent: ConsentConfig, config: Config) -> dict[str, Broa
 def _template(value: Any, key: str) -> Template | None:
     if value is None:
         return None
-    _keys(value, key, ("name", "language"))
+    keys(value, key, ("name", "language"))
     name, language = value.get("name"), value.get("language", "")
     if not isinstance(name, str) or not name.strip() or len(name) > 512:
         raise ConfigError(f"{key}.name", "must be the name of an approved template")

@@ -421,7 +421,7 @@ class Engine:
                 content.text, template=template.name, template_params=(content.text,), key=key
             ), ""  # fmt: skip
         hint = self.config.hint(item.language)
-        text = f"{content.text}\n\n{hint}"
+        text = f"{content.text}\n\n{hint}" if content.text else hint
         html = content.html and f"{content.html}<p>{htmllib.escape(hint)}</p>"
         return DirectMessage(text, html, content.media, key=key), ""
 

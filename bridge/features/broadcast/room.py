@@ -67,7 +67,10 @@ class BroadcastRooms:
         return True
 
     async def draft(self, list_: str, message: RoomMessage) -> str:
-        content = Content(message.body, message.html, message.media)
+        text = message.body
+        if message.media is not None and text == message.media.filename:
+            text = ""  # a file without a caption (clients put its name in the body)
+        content = Content(text, message.html, message.media)
         found = await self.engine.draft(list_, message.room_id, content, message.sender)
         counts = await self.engine.counts(list_)
         per = ", ".join(

@@ -86,7 +86,9 @@ async def test_a_file_is_a_draft_and_failures_are_listed(database: Database) -> 
     await room.say("send")
     (found,) = await Broadcast.in_states(("running", "done"))
     await eng.wait(found.id)
-    assert {m.media for _, _, m in services.sent} == {image}
+    assert {(m.media, m.text) for _, _, m in services.sent} == {
+        (image, "Reply STOP to unsubscribe.")
+    }
     listing = await room.say("recipients failed")
     assert "contact 3 on Telegram (111): blocked by the user" in listing
 
