@@ -17,6 +17,11 @@ from bridge.features.broadcast.config import (
     Template,
     parse_broadcast_config,
 )
+from bridge.features.broadcast.module import BROADCAST
+from bridge.features.broadcast.receipts import ReceiptHook
+from bridge.features.consent.module import CONSENT as CONSENT_MODULE
+from bridge.seams import Seams
+from tests.features.broadcast.support import Services
 from tests.test_config import example
 
 CONSENT: dict[str, Any] = {
@@ -114,3 +119,17 @@ def test_it_needs_the_consent_feature() -> None:
     with pytest.raises(ConfigError) as caught:
         features(config)
     assert caught.value.key == "features.broadcast"
+
+
+def test_the_module_registers_its_room_hook_and_jobs() -> None:
+    config = parse(
+        example(lambda data: data.update(features={"consent": CONSENT, "broadcast": {}}))
+    )
+    seams = Seams(config, services=Services())  # type: ignore[arg-type]
+    for setup in features(config):
+        setup(seams)
+    assert BROADCAST.engine is not None and BROADCAST.rooms in seams.room_handlers
+    assert any(isinstance(hook, ReceiptHook) for hook in seams.inbound_hooks)
+    jobs = {job.name: job for job in seams.jobs}
+    assert jobs["broadcast-worker"].at_start and jobs["broadcast-rooms"].at_start
+    assert BROADCAST.engine.registry is CONSENT_MODULE.registry

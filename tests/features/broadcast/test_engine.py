@@ -27,6 +27,7 @@ from bridge.features.broadcast.pacing import Pacer
 from bridge.features.broadcast.receipts import ReceiptHook
 from bridge.seams import ConversationRef, DirectMessage, Inbound
 from bridge.types import MessageID, RemoteChatID, RemoteUserID
+from tests.db.support import Databases
 from tests.features.broadcast.support import (
     HOOK,
     MAIL,
@@ -290,3 +291,31 @@ async def test_receipts_move_a_recipient_forward(database: Database) -> None:
     assert await Recipient.counts(id_) == {"read": 1, "delivered": 1, "failed": 1}
     (row,) = await Recipient.page(id_, (0, ""), 5, ("failed",))
     assert (row.chat, row.reason) == ("cyd", "bounced")
+
+
+async def test_the_worker_resumes_after_a_database_restart(databases: Databases) -> None:
+    db = await databases.open()
+    services = Services()
+    eng, registry, _ = engine(services, in_flight=1)
+    await subscribe(registry, HOOK, "ann", "bob", "cyd")
+    stopped = asyncio.Event()
+
+    async def database_goes_at_bob(account: str, chat: str, message: DirectMessage) -> None:
+        if chat == "bob" and not stopped.is_set():
+            await databases.close(db)  # bob's outcome cannot be recorded: the worker stops
+            stopped.set()
+
+    services.before = database_goes_at_bob
+    id_ = await eng.broadcast("newsletter", NEWS, by="@lea:example.com")
+    await stopped.wait()
+    run = eng.runs[id_]
+    assert run.task is not None
+    await asyncio.wait([run.task])
+    assert id_ not in eng.runs
+    await databases.open()
+    await eng.tick()  # the supervisor's next look: it is running, and nothing sends it
+    assert await eng.wait(id_) == {"sent": 3}
+    assert services.chats() == ["ann", "bob", "bob", "cyd"]  # bob's again, with its key
+    assert len({m.key for _, _, m in services.sent}) == 3
+    found = await Broadcast.get(id_)
+    assert found is not None and found.state == "done" and found.in_flight_keyed == 1
