@@ -289,10 +289,12 @@ class Engine:
         for account in self.list(found.list).accounts:
             page: list[Recipient] = []
             async for subscriber in self.registry.subscribers(found.list, account):
-                if subscriber.identities:
+                if subscriber.identities:  # one message per person and account
                     chat = subscriber.identities[0].chat
-                    page.append(Recipient(found.id, subscriber.contact, account, chat))
-                    page[-1].updated = self.clock()
+                    now = self.clock()
+                    page.append(
+                        Recipient(found.id, subscriber.contact, account, chat, updated=now)
+                    )
                 if len(page) >= SNAPSHOT_PAGE:
                     await Recipient.add_many(page)
                     page = []
