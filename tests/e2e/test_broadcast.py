@@ -6,6 +6,7 @@ edited in place and the final report is right; ``recipients`` lists them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,12 +32,19 @@ FEATURES: dict[str, Any] = {
     },
     "broadcast": {
         "staff": [f"@staff:{SERVER_NAME}"],
-        "lists": {"newsletter": {"accounts": ["hooks", "tg"]}},
+        "lists": {
+            "newsletter": {
+                "accounts": ["hooks", "tg", "wa"],
+                "whatsapp_template": {"name": "news_update", "language": "en_US"},
+            }
+        },
         "rates": {"hooks": 50, "tg": 20},
     },
 }
 HOOK_CHATS = ("b-ann", "b-bob", "b-cyd")
 TG_CHATS = (7001, 7002)
+WA_NUMBER = "4915111122233"
+"""Never wrote: outside the 24-hour window, so the template."""
 PROOF = ImportProof(1_700_000_000_000, "2026-01", "the old CRM", "test")
 GONE = "b-dan"
 """Confirmed, then withdrew: gets nothing."""
@@ -52,6 +60,7 @@ async def stack(
         db_url = postgres.create_database(f"broadcast_{uuid.uuid4().hex}")
     workdir = tmp_path_factory.mktemp("broadcast")
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as st:
+        st.whatsapp.add_template("news_update", "en_US", "News from ACME: {{1}}")
         yield st
 
 
@@ -80,6 +89,7 @@ async def _subscribe(stack: Stack) -> None:
         for user in TG_CHATS:
             stack.telegram.add_user(user, f"Reader {user}")
             await registry.import_identity("tg", str(user), "newsletter", PROOF, str(user))
+        await registry.import_identity("wa", WA_NUMBER, "newsletter", PROOF, WA_NUMBER)
         gone = await registry.contact_for("hooks", f"user-{GONE}")
         assert gone is not None
         await registry.withdraw(gone, "newsletter", "hooks", {"message_id": "stop"}, "STOP")
@@ -102,7 +112,8 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
         await staff.send_text(room, "Spring news: 20% off", "<p>Spring news: <b>20% off</b></p>")
         draft = await staff.wait_for_event(notice_starting("Draft "), room_id=room)
         body = draft["content"]["body"]
-        assert "it would go to 5 recipients (3 on " in body and "2 on Telegram (tg)" in body
+        assert "it would go to 6 recipients (3 on " in body and "2 on Telegram (tg)" in body
+        assert "1 on WhatsApp (wa)" in body
         id_ = body.split(" ")[1].rstrip(":")
         await staff.send_text(room, "send")
         await staff.wait_for_event(notice_starting(f"Broadcast {id_} is starting."), room_id=room)
@@ -112,13 +123,13 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
             timeout=60,
         )
         assert report["content"]["body"] == (
-            f"📣 Broadcast {id_} (Newsletter) finished: 5 sent, 0 failed, 0 skipped of 5."
+            f"📣 Broadcast {id_} (Newsletter) finished: 6 sent, 0 failed, 0 skipped of 6."
         )
         # the progress notice, edited in place to the end state
         edit = await staff.wait_for_event(
             lambda e: (
                 e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace"
-                and "done: 5 sent" in e["content"].get("m.new_content", {}).get("body", "")
+                and "done: 6 sent" in e["content"].get("m.new_content", {}).get("body", "")
             ),
             room_id=room,
         )
@@ -128,6 +139,22 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
             notice_starting(f"Broadcast {id_} (Newsletter):"), room_id=room
         )
         assert "sent: 3 on " in answer["content"]["body"]
+        # WhatsApp outside the window: the template, with the text as its parameter
+        (template,) = [m for m in stack.whatsapp.sent if m.wa_id == WA_NUMBER]
+        assert template.type == "template"
+        assert template.rendered == "News from ACME: Spring news: 20% off"
+        # its receipts reach the recipient's row (the chat has no room)
+        await stack.whatsapp.emit_statuses(template.wamid, ["delivered", "read"])
+        listed = f"on WhatsApp ({WA_NUMBER})"
+        for _ in range(30):
+            await staff.send_text(room, "recipients read")
+            answer = await staff.wait_for_event(
+                notice_starting(f"Broadcast {id_} (Newsletter)"), room_id=room, include_seen=False
+            )
+            if listed in answer["content"]["body"]:
+                break
+            await asyncio.sleep(0.5)  # the receipt is still on its way through the bridge
+        assert answer["content"]["body"].endswith(listed), answer["content"]["body"]
     finally:
         await staff.close()
 

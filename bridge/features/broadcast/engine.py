@@ -419,8 +419,10 @@ class Engine:
             template = item.whatsapp_template
             if template is None:
                 return None, NO_TEMPLATE
+            # WhatsApp refuses parameters with line breaks, tabs or runs of spaces (132018)
+            param = " ".join(content.text.split())
             return DirectMessage(
-                content.text, template=template.name, template_params=(content.text,), key=key
+                content.text, template=template.name, template_params=(param,), key=key
             ), ""  # fmt: skip
         hint = self.config.hint(item.language)
         text = f"{content.text}\n\n{hint}" if content.text else hint

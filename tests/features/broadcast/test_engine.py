@@ -260,6 +260,13 @@ async def test_whatsapp_outside_the_window_takes_the_template(database: Database
     assert by_chat["491701"].template is None
     assert by_chat["491702"].template == "news_update"
     assert by_chat["491702"].template_params == (NEWS.text,)
+    # a parameter carries no line breaks, tabs or runs of spaces (WhatsApp refuses them)
+    services.sent.clear()
+    lines = Content("Spring news:\n\n- 20% off\t  everything")
+    await eng.wait(await eng.broadcast("newsletter", lines, by="@lea:example.com"))
+    by_chat = {chat: m for _, chat, m in services.sent}
+    assert by_chat["491702"].template_params == ("Spring news: - 20% off everything",)
+    assert by_chat["491701"].text.startswith(lines.text)
 
 
 async def test_receipts_move_a_recipient_forward(database: Database) -> None:
