@@ -1,8 +1,11 @@
-"""Broadcasts end to end through a real Synapse, the webhook peer and the Telegram simulator,
-on SQLite and PostgreSQL: subscribers imported with their proof, the broadcast room made by
-the bridge, a draft answered with its recipients per channel, ``send``, every subscriber gets
-it exactly once (with the stop hint), one who withdrew gets nothing, the progress notice is
-edited in place and the final report is right; ``recipients`` lists them."""
+"""Broadcasts end to end through a real Synapse, the webhook peer and the Telegram and
+WhatsApp simulators, on SQLite and PostgreSQL: subscribers imported with their proof, the
+broadcast room made by the bridge, a draft answered with its recipients per channel, ``send``,
+every subscriber gets it exactly once (with the stop hint; on WhatsApp, outside the 24-hour
+window, the configured template), one who withdrew gets nothing, the progress notice is edited
+in place and the final report is right; ``recipients`` lists them, and WhatsApp's read receipt
+reaches its recipient. Email broadcasts have unit tests only: the email connector cannot mail
+someone who never wrote yet (no address in the conversation's data)."""
 
 from __future__ import annotations
 
