@@ -67,6 +67,7 @@ WINDOW = 24 * 3600.0
 NO_TEMPLATE = "outside the 24-hour window and no template"
 WITHDRAWN = "consent withdrawn"
 CANCELLED = "cancelled"
+IN_FLIGHT_AT_STOP = "in flight at a stop"
 
 
 def now_ms() -> int:
@@ -361,6 +362,7 @@ class Engine:
         if row.status == "sending":
             keyed = self.config.channel_types.get(row.account) in KEYED
             await Broadcast.add_in_flight(run.id, int(not keyed), int(keyed))
+            await row.mark("pending", self.clock(), reason=IN_FLIGHT_AT_STOP)  # counted once
         pacer = self.pacer(row.account)
         while True:
             if not (await self.registry.state(row.contact, list_, row.account)).confirmed:
