@@ -4,8 +4,8 @@ broadcast room made by the bridge, a draft answered with its recipients per chan
 every subscriber gets it exactly once (with the stop hint; on WhatsApp, outside the 24-hour
 window, the configured template), one who withdrew gets nothing, the progress notice is edited
 in place and the final report is right; ``recipients`` lists them, and WhatsApp's read receipt
-reaches its recipient. Email broadcasts have unit tests only: the email connector cannot mail
-someone who never wrote yet (no address in the conversation's data)."""
+reaches its recipient; the email subscriber gets a new mail with the one-click unsubscribe
+headers (RFC 8058), whose POST withdraws the consent."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from mautrix.util.async_db import Database
@@ -37,7 +38,7 @@ FEATURES: dict[str, Any] = {
         "staff": [f"@staff:{SERVER_NAME}"],
         "lists": {
             "newsletter": {
-                "accounts": ["hooks", "tg", "wa"],
+                "accounts": ["hooks", "tg", "wa", "mail"],
                 "whatsapp_template": {"name": "news_update", "language": "en_US"},
             }
         },
@@ -49,6 +50,8 @@ TG_CHATS = (7001, 7002)
 WA_NUMBER = "4915111122233"
 """Never wrote: outside the 24-hour window, so the template."""
 PROOF = ImportProof(1_700_000_000_000, "2026-01", "the old CRM", "test")
+MAIL = "reader@example.org"
+"""Imported from a sign-up list; never mailed by the bridge before."""
 GONE = "b-dan"
 """Confirmed, then withdrew: gets nothing."""
 
@@ -93,6 +96,7 @@ async def _subscribe(stack: Stack) -> None:
             stack.telegram.add_user(user, f"Reader {user}")
             await registry.import_identity("tg", str(user), "newsletter", PROOF, str(user))
         await registry.import_identity("wa", WA_NUMBER, "newsletter", PROOF, WA_NUMBER)
+        await registry.import_identity("mail", MAIL, "newsletter", PROOF, MAIL)
         gone = await registry.contact_for("hooks", f"user-{GONE}")
         assert gone is not None
         await registry.withdraw(gone, "newsletter", "hooks", {"message_id": "stop"}, "STOP")
@@ -115,7 +119,7 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
         await staff.send_text(room, "Spring news: 20% off", "<p>Spring news: <b>20% off</b></p>")
         draft = await staff.wait_for_event(notice_starting("Draft "), room_id=room)
         body = draft["content"]["body"]
-        assert "it would go to 6 recipients (3 on " in body and "2 on Telegram (tg)" in body
+        assert "it would go to 7 recipients (3 on " in body and "2 on Telegram (tg)" in body
         assert "1 on WhatsApp (wa)" in body
         id_ = body.split(" ")[1].rstrip(":")
         await staff.send_text(room, "send")
@@ -126,13 +130,13 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
             timeout=60,
         )
         assert report["content"]["body"] == (
-            f"📣 Broadcast {id_} (Newsletter) finished: 6 sent, 0 failed, 0 skipped of 6."
+            f"📣 Broadcast {id_} (Newsletter) finished: 7 sent, 0 failed, 0 skipped of 7."
         )
         # the progress notice, edited in place to the end state
         edit = await staff.wait_for_event(
             lambda e: (
                 e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace"
-                and "done: 6 sent" in e["content"].get("m.new_content", {}).get("body", "")
+                and "done: 7 sent" in e["content"].get("m.new_content", {}).get("body", "")
             ),
             room_id=room,
         )
@@ -170,3 +174,20 @@ async def test_a_broadcast_reaches_every_subscriber_once(stack: Stack) -> None:
     telegram = [m for m in stack.telegram.sent if m.chat_id in TG_CHATS]
     assert sorted(m.chat_id for m in telegram) == sorted(TG_CHATS)
     assert all("Reply STOP to unsubscribe." in (m.rendered or "") for m in telegram)
+
+    # The mail: a new one to an address the bridge never mailed, with the unsubscribe headers
+    # and link; the one-click POST (what a mail client sends) withdraws the consent.
+    (mail,) = [m for m in stack.smtp.messages if m.rcpt_tos == [MAIL]]
+    header = mail.message["List-Unsubscribe"]
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert header.startswith("<http") and header.endswith(">")
+    url = header[1:-1]
+    assert url in mail.message.get_body(("plain",)).get_content()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data="List-Unsubscribe=One-Click", headers={
+            "Content-Type": "application/x-www-form-urlencoded"}) as resp:  # fmt: skip
+            assert resp.status == 200
+    async with registry_of(stack) as registry:
+        reader = await registry.contact_for("mail", MAIL)
+        assert reader is not None
+        assert (await registry.state(reader, "newsletter", "mail")).step == "withdrawn"
