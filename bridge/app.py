@@ -9,11 +9,12 @@ from .config import Config
 from .config import load as load_config
 from .core.bridge import Bridge, Feature
 from .features import welcome
+from .features.broadcast.module import BROADCAST
 from .features.consent.module import CONSENT
 from .features.inbox.module import INBOX
 from .seams import FeatureModule
 
-FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE, INBOX, CONSENT)
+FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE, INBOX, CONSENT, BROADCAST)
 """Every feature module, in the order their hooks and gates run."""
 
 

@@ -6,6 +6,7 @@ from mautrix.util.async_db import Database
 
 from .account import ChannelAccount
 from .as_txn import ASTransaction
+from .broadcast import Broadcast, Recipient
 from .consent import ConsentContact, ConsentEvent, ConsentIdentity, ConsentText
 from .conversation import Conversation
 from .dead_letter import DeadLetter
@@ -25,6 +26,7 @@ from .upgrade import upgrade_table
 ROW_CLASSES = (
     ChannelAccount,
     ASTransaction,
+    Broadcast,
     ConsentContact,
     ConsentEvent,
     ConsentIdentity,
@@ -42,6 +44,7 @@ ROW_CLASSES = (
     Portal,
     QueueItem,
     Reaction,
+    Recipient,
     RemoteDedup,
     Spool,
 )
@@ -54,9 +57,9 @@ def init(db: Database) -> None:
 
 
 __all__ = [
-    "ChannelAccount", "ASTransaction", "ConsentContact", "ConsentEvent", "ConsentIdentity",
-    "ConsentText", "Conversation", "DeadLetter", "Ghost", "InboxAgent",
-    "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse", "InboxTeam", "Message",
-    "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool", "upgrade_table", "init",
-    "Database", "BridgePostgres",
+    "ChannelAccount", "ASTransaction", "Broadcast", "Recipient", "ConsentContact",
+    "ConsentEvent", "ConsentIdentity", "ConsentText", "Conversation", "DeadLetter", "Ghost",
+    "InboxAgent", "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse",
+    "InboxTeam", "Message", "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool",
+    "upgrade_table", "init", "Database", "BridgePostgres",
 ]  # fmt: skip

@@ -17,4 +17,5 @@ from . import (  # noqa: E402,F401
     v10_inbox_queue_shown,
     v11_inbox_bot,
     v12_consent,
+    v13_broadcast,
 )

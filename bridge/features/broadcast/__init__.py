@@ -1,0 +1,1 @@
+"""Broadcasts to a consent list's confirmed subscribers (issue 13)."""
