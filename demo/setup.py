@@ -394,7 +394,8 @@ def _newsletter_part(s: dict[str, Any], python: str) -> str:
     )
     return f"""  The newsletter (consent with double opt-in, and broadcasts):
      - Telegram: the deep link t.me/{bot}?start={NEWSLETTER}, here
-       {telegram_url(s)}/?start={NEWSLETTER}  (sends "/start {NEWSLETTER}"; press "Yes")
+       {telegram_url(s)}/?start={NEWSLETTER}  (fills in "/start {NEWSLETTER}": send it,
+       then press "Yes, subscribe")
      - WhatsApp: the keyword {NEWSLETTER_KEYWORD}, here
        {whatsapp_url(s)}/?text={NEWSLETTER_KEYWORD}  (then tap the reply button){email}
      - staff: accept the invite to "Broadcast: ..." and write the message there, then
