@@ -359,7 +359,7 @@ class DemoWhatsApp(CustomerPage):
             delivery = await self.sim.press_button(wamid, button)
         except (KeyError, ValueError) as e:  # e.g. sent before the simulator restarted
             raise Refused(f"WhatsApp does not know this button any more: {e}") from None
-        sent = list(self.wa.iter_messages(delivery.payload)) if delivery.ok else []
+        sent = list(self.wa.iter_messages(delivery.payload))
         self.record({
             "direction": "customer", "type": "message", "kind": "button", "number": number,
             "wamid": str(sent[0]["id"]) if sent else "", "name": self.names.get(number, number),
