@@ -22,7 +22,9 @@ webhook customer once more after the bridge alone was killed, which the demo res
    on the answer, of the bridge bot and of the customer's ghost.
 
 Then the team inbox (``demo/check_inbox.py``): routing by keyword and by address, the welcome
-and away replies, a canned reply, an internal note and ``resolve``.
+and away replies, a canned reply, an internal note and ``resolve``. Last, consent and
+broadcasts (``demo/check_consent.py``): opt-in on Telegram and by email, a broadcast, an
+opt-out by STOP and a broadcast that no longer reaches the one who wrote it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from check_consent import check_consent
 from check_inbox import check_inbox, check_inbox_email
 from checking import TOTAL_TIMEOUT, CheckFailed, Staff, Steps, get_json, run_cli, wait
 from common import (
@@ -337,6 +340,9 @@ async def run(state: dict[str, Any]) -> None:
             print("  - inbox: routing by address skipped (no email)", flush=True)
         else:
             await check_inbox_email(state, staff, steps, nonce)
+        await check_consent(state, staff, steps, nonce)
+        if not state.get("email_enabled"):
+            print("  - consent: the email opt-in skipped (no email)", flush=True)
         print(f"  all steps took {time.monotonic() - steps.started:.1f} s")
     finally:
         try:

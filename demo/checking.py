@@ -107,13 +107,18 @@ class Staff:
             raise CheckFailed(f"join failed: {joined}")
 
     async def wait_for_message(
-        self, room_id: str, text: str, *, contains: bool = False
+        self, room_id: str, text: str, *, contains: bool = False, after: str | None = None
     ) -> dict[str, Any]:
+        """The newest message ``text`` (or containing it) in the room; with ``after`` (an
+        event id) only one newer than that event."""
+
         async def message() -> dict[str, Any] | None:
             resp = await self.client.room_messages(room_id, limit=50)
             if not isinstance(resp, RoomMessagesResponse):
                 return None
-            for event in resp.chunk:
+            for event in resp.chunk:  # newest first
+                if after is not None and event.event_id == after:
+                    return None
                 body = body_of(event.source)
                 if body == text or (contains and text in body):
                     return dict(event.source)

@@ -96,6 +96,17 @@ def whatsapp_url(state: dict[str, Any]) -> str:
     return f"http://{LOOPBACK}:{state['whatsapp_port']}"
 
 
+NEWSLETTER = "newsletter"
+"""The demo's consent list (``features.consent``): its name and Telegram deep-link payload."""
+NEWSLETTER_KEYWORD = "NEWSLETTER"
+"""The word that asks for it on WhatsApp (and by mail)."""
+
+
+def newsletter_form_url(state: dict[str, Any]) -> str:
+    """The newsletter's sign-up form for email, served by the bridge."""
+    return f"{bridge_url(state)}/features/consent/form/{NEWSLETTER}"
+
+
 def whatsapp_webhook_url(state: dict[str, Any]) -> str:
     """Where "Meta" (the simulator) delivers the webhooks of the demo's WhatsApp account."""
     return f"{bridge_url(state)}/connectors/{state['whatsapp_account']}/webhook"

@@ -1,8 +1,10 @@
 """The config files the demo writes on every start (``demo/setup.py prepare``): Synapse's
 ``homeserver.yaml`` (a throwaway homeserver: SQLite, loopback, no federation, relaxed rate
 limits) and the bridge's ``config.yaml``, made from ``example-config.yaml`` with its comments,
-with the demo's webhook, Telegram, WhatsApp and (unless switched off) email accounts, and the
-team inbox (``features.inbox``) for the webhook and email accounts.
+with the demo's webhook, Telegram, WhatsApp and (unless switched off) email accounts, the
+team inbox (``features.inbox``) for the webhook and email accounts, and a ``newsletter`` consent
+list on the Telegram, WhatsApp and email accounts with its broadcast room
+(``features.consent``, ``features.broadcast``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from common import (
     DATA,
     LOOPBACK,
+    NEWSLETTER,
+    NEWSLETTER_KEYWORD,
     REPO,
     SERVER_NAME,
     bridge_url,
@@ -38,6 +42,15 @@ WELCOME = "Hello! Thank you for writing; someone of our team answers you here so
 SALES_AWAY = "Our sales team is out of the office just now; we answer on the next working day."
 CANNED_THANKS = "Thank you, {customer}! {agent} of team {team} is glad to help."
 SALES_KEYWORDS = ["price", "prices", "quote", "offer"]
+NEWSLETTER_TITLE = "The Demo Company newsletter"
+NEWSLETTER_TEXT = (
+    "Yes, send me the Demo Company newsletter here, about once a month. "
+    "I can stop it any time by writing STOP."
+)
+CONSENT_COMMENT = (
+    'The demo\'s newsletter (README "Local demo"): a Telegram deep link, a WhatsApp keyword and\n'
+    "a sign-up form for email ask for it; staff broadcast in its broadcast room."
+)
 INBOX_COMMENT = (
     'The demo\'s team inbox (README "Team inbox"; example-config.yaml documents each key):\n'
     "the webhook and email accounts' conversations go to support, or to sales by keyword or\n"
@@ -127,6 +140,7 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
     # refused unless listed).
     channel["fetch_allow_hosts"] = ["127.0.0.1"]
     _set_inbox(data, state)
+    _set_consent(data, state)
 
     after = json.dumps(data.get("appservice"), sort_keys=True, default=str)
     with open(BRIDGE_CONFIG, "w") as f:
@@ -189,6 +203,43 @@ def _set_inbox(data: CommentedMap, state: dict[str, Any]) -> None:
     if "inbox" not in features:
         features.yaml_set_comment_before_after_key("inbox", before=INBOX_COMMENT, indent=4)
     features["inbox"] = inbox
+
+
+def newsletter_accounts(state: dict[str, Any]) -> list[str]:
+    """The accounts the newsletter is offered and broadcast on."""
+    accounts = [state["telegram_account"], state["whatsapp_account"]]
+    if state["email_enabled"]:
+        accounts.append(state["email_account"])
+    return accounts
+
+
+def _set_consent(data: CommentedMap, state: dict[str, Any]) -> None:
+    """The ``newsletter`` list (deep link ``/start newsletter``, keyword NEWSLETTER, the form
+    at ``<bridge>/features/consent/form/newsletter``) and its broadcasts by the staff user.
+    The links point at the bridge's own listener, which a browser on this machine reaches."""
+    features = data["features"]
+    if "consent" not in features:
+        features.yaml_set_comment_before_after_key("consent", before=CONSENT_COMMENT, indent=4)
+    accounts = newsletter_accounts(state)
+    features["consent"] = {
+        "lists": {
+            NEWSLETTER: {
+                "title": NEWSLETTER_TITLE,
+                "version": "2026-12",
+                "text": NEWSLETTER_TEXT,
+                "keywords": [NEWSLETTER_KEYWORD],
+                "start": NEWSLETTER,
+                "accounts": accounts,
+            }
+        },
+        "public_url": bridge_url(state),
+    }
+    # Well below what the simulators allow (Telegram about 30 a second, 1 a second to one
+    # chat, which a broadcast never exceeds: one message per chat).
+    rates = {state["telegram_account"]: 20, state["whatsapp_account"]: 20}
+    if state["email_enabled"]:
+        rates[state["email_account"]] = 5
+    features["broadcast"] = {"staff": [state["staff_user"]], "rates": rates}
 
 
 def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:

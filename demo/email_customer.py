@@ -15,10 +15,11 @@ IMAP and sends the staff's answers through the SMTP server, which delivers them 
 keeps them, and this page shows them.
 
 DEMO_MAIL_PORT (8093) serves a page for people (write a mail as a customer: From name and
-address, subject, text; below it, the company's replies, refreshing itself) and a small API
-that the page and ``send`` use: a customer's mail is put into the support mailbox with IMAP
-APPEND, as a mail server delivering it would. The mails both ways are kept in
-``demo-data/email-mail.jsonl``.
+address, subject, text; below it, the company's replies, refreshing itself, their links
+clickable, so that a confirmation mail's link opens the bridge's confirm page; and a link to the
+bridge's sign-up form of the newsletter) and a small API that the page and ``send`` use: a
+customer's mail is put into the support mailbox with IMAP APPEND, as a mail server delivering
+it would. The mails both ways are kept in ``demo-data/email-mail.jsonl``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Any
 
 import page
-from common import DATA, LOOPBACK, JsonLines, load_state
+from common import DATA, LOOPBACK, JsonLines, load_state, newsletter_form_url
 from page import CustomerPage, Refused, html, json_answer, render
 
 MAIL_LOG = DATA / "email-mail.jsonl"
@@ -125,6 +126,8 @@ class DemoMail(CustomerPage):
                     "in_reply_to": str(m.get("In-Reply-To", "")) or None,
                     "references": str(m.get("References", "")) or None,
                     "auto_submitted": str(m.get("Auto-Submitted", "")) or None,
+                    "list_unsubscribe": str(m.get("List-Unsubscribe", "")) or None,
+                    "list_unsubscribe_post": str(m.get("List-Unsubscribe-Post", "")) or None,
                     "text": text, "attachments": attachments,
                 })  # fmt: skip
                 self.say(f"The company answered {rcpt}: {m.get('Subject')!r}: {text!r}")
@@ -140,6 +143,7 @@ class DemoMail(CustomerPage):
         return render(
             PAGE, NAME=DEFAULT_NAME, ADDRESS=DEFAULT_ADDRESS,
             COMPANY=f"{COMPANY_NAME} &lt;{COMPANY_ADDRESS}&gt;", SUBJECT=DEFAULT_SUBJECT,
+            FORM=newsletter_form_url(self.state),
         )  # fmt: skip
 
     async def api_messages(self, request: Any) -> Any:
@@ -269,6 +273,9 @@ PAGE = html(
 <p class="hint">The mail goes into the support mailbox (@COMPANY@) on the demo's Dovecot;
 the bridge reads it and opens a room for the staff. Their answers go out through the demo's
 SMTP server, which keeps them: they show up below.</p>
+<p class="hint">The newsletter: sign up with the address below on the bridge's
+<a href="@FORM@" target="_blank">sign-up form</a>; the confirmation mail shows up here, and its
+link opens the page whose button confirms. Broadcasts come with an unsubscribe link.</p>
 <form id="f">
  <label for="name">From name</label><input id="name" value="@NAME@" required>
  <label for="address">From address</label><input id="address" value="@ADDRESS@" required>
@@ -282,6 +289,12 @@ SMTP server, which keeps them: they show up below.</p>
     """\
 function esc(s) { const d = document.createElement("div"); d.textContent = s ?? "";
   return d.innerHTML; }
+// The text with its http(s) links clickable (a confirmation link opens in a new tab).
+function linked(s) {
+  return (s ?? "").split(/(https?:\\/\\/[^\\s<>"]+)/).map((part, i) => i % 2
+    ? `<a href="${esc(part)}" target="_blank" rel="noopener">${esc(part)}</a>` : esc(part),
+  ).join("");
+}
 async function refresh() {
   const address = $("address").value.trim();
   $("who").textContent = address;
@@ -295,7 +308,9 @@ async function refresh() {
         ${new Date(m.time * 1000).toLocaleString()}</div>
        <div class="subject">${esc(m.subject)}</div>
        ${m.in_reply_to ? `<div class="head">In-Reply-To: ${esc(m.in_reply_to)}</div>` : ""}
-       <div class="text">${esc(m.text)}</div>
+       <div class="text">${linked(m.text)}</div>
+       ${m.list_unsubscribe ? `<div class="head">List-Unsubscribe:
+         ${linked(m.list_unsubscribe)}</div>` : ""}
        ${(m.attachments || []).length ? `<div class="head">Attachments:
          ${m.attachments.map(esc).join(", ")}</div>` : ""}
       </div>`);

@@ -42,6 +42,9 @@ STYLE = """\
  form textarea { height: 4rem; } form button { grid-column: 2; justify-self: start;
         padding: .4rem 1.2rem; }
  #status { grid-column: 2; font-size: .9rem; color: #666; min-height: 1.2em; }
+ .buttons { margin-top: .4rem; display: flex; flex-direction: column; gap: .3rem; }
+ .button-row { display: flex; gap: .3rem; } .button-row button { flex: 1; padding: .3rem .6rem;
+        border: 1px solid #bbb; border-radius: .4rem; background: #fff; cursor: pointer; }
 """
 """The page and its form (``<form id="f">``, a ``<div id="status">`` after the button)."""
 
@@ -100,6 +103,28 @@ function div(className, text) {
   return d;
 }
 function textOrDeleted(m) { return m.deleted ? div('deleted', '(deleted)') : div('', m.text); }
+// The buttons under a company's message (`buttons`: rows of {id, title}); a press POSTs
+// `press(button)` to /api/press and shows the conversation again.
+function buttonRows(buttons, press) {
+  const box = div('buttons');
+  for (const row of buttons || []) {
+    const line = div('button-row');
+    for (const b of row) {
+      const el = document.createElement('button'); el.type = 'button'; el.textContent = b.title;
+      el.onclick = async () => {
+        try {
+          const res = await postJson('/api/press', press(b));
+          $('status').textContent = res.ok ? 'Pressed "' + b.title + '".'
+                                           : 'Not pressed: ' + res.error;
+        } catch (e) { $('status').textContent = 'Not pressed: ' + e; }
+        refresh();
+      };
+      line.append(el);
+    }
+    box.append(line);
+  }
+  return box;
+}
 function fileLink(file, newTab) {
   const a = document.createElement('a'); a.href = file.url;
   if (newTab) { a.target = '_blank'; }
@@ -230,20 +255,16 @@ class CustomerPage:
 
         return web.Response(text=self.render_page(), content_type="text/html")
 
-    async def api_send(self, request: Any) -> Any:
-        from aiohttp import web
+    async def press(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Press a button under a message of the company (``/api/press``): (answer, HTTP
+        status). Raises ``Refused`` when there is no such button."""
+        raise Refused("this channel has no buttons")
 
-        try:
-            data = await request.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return web.json_response({"ok": False, "error": "send a JSON object"}, status=400)
-        try:
-            answer, status = await self.send(data)
-        except Refused as e:
-            return web.json_response({"ok": False, "error": str(e)}, status=400)
-        return web.json_response(answer, status=status)
+    async def api_send(self, request: Any) -> Any:
+        return await _json_call(request, self.send)
+
+    async def api_press(self, request: Any) -> Any:
+        return await _json_call(request, self.press)
 
     async def file(self, request: Any) -> Any:
         from aiohttp import web
@@ -264,8 +285,28 @@ class CustomerPage:
         if ready is not None:
             app.router.add_get("/api/ready", ready)
         app.router.add_post("/api/send", self.api_send)
+        app.router.add_post("/api/press", self.api_press)
         if self.files is not None:
             app.router.add_get("/files/{name}", self.file)
+
+
+async def _json_call(
+    request: Any, handle: Callable[[dict[str, Any]], Coroutine[Any, Any, tuple[Any, int]]]
+) -> Any:
+    """Answer a JSON object request with ``handle``'s answer; 400 for a ``Refused`` one."""
+    from aiohttp import web
+
+    try:
+        data = await request.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return web.json_response({"ok": False, "error": "send a JSON object"}, status=400)
+    try:
+        answer, status = await handle(data)
+    except Refused as e:
+        return web.json_response({"ok": False, "error": str(e)}, status=400)
+    return web.json_response(answer, status=status)
 
 
 async def start_site(app: Any, port: int, **options: Any) -> Any:

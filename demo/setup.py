@@ -36,6 +36,8 @@ from common import (
     DATA,
     EMAIL_ACCOUNT,
     LOOPBACK,
+    NEWSLETTER,
+    NEWSLETTER_KEYWORD,
     SERVER_NAME,
     STAFF_LOCALPART,
     STAFF_USER,
@@ -48,6 +50,7 @@ from common import (
     customer_url,
     hs_url,
     load_state,
+    newsletter_form_url,
     save_state,
     telegram_url,
     whatsapp_url,
@@ -366,6 +369,7 @@ def banner(_: argparse.Namespace) -> None:
      - to any number, in a direct chat with @{bot}:{SERVER_NAME}:
           template {s["whatsapp_account"]} +491701234567 hello_world en_US ACME
 
+{_newsletter_part(s, python)}
   Bridge commands: start a direct chat with @{bot}:{SERVER_NAME} and send "help"
   (in portal rooms prefix them: "!bridge help").
 
@@ -374,6 +378,31 @@ def banner(_: argparse.Namespace) -> None:
 """,
         flush=True,
     )
+
+
+def _newsletter_part(s: dict[str, Any], python: str) -> str:
+    """The banner's part on consent and broadcasts: how to subscribe on each channel, where
+    staff broadcast, how to unsubscribe."""
+    bot = s["telegram_bot_username"]
+    email = (
+        f"""
+     - email: the sign-up form {newsletter_form_url(s)}
+       (then open the confirmation mail's link on http://{LOOPBACK}:{s["mail_port"]}
+       and press Confirm)"""
+        if s.get("email_enabled")
+        else ""
+    )
+    return f"""  The newsletter (consent with double opt-in, and broadcasts):
+     - Telegram: the deep link t.me/{bot}?start={NEWSLETTER}, here
+       {telegram_url(s)}/?start={NEWSLETTER}  (fills in "/start {NEWSLETTER}": send it,
+       then press "Yes, subscribe")
+     - WhatsApp: the keyword {NEWSLETTER_KEYWORD}, here
+       {whatsapp_url(s)}/?text={NEWSLETTER_KEYWORD}  (then tap the reply button){email}
+     - staff: accept the invite to "Broadcast: ..." and write the message there, then
+       "send"; the progress and the final report appear in that room. "consent link
+       {NEWSLETTER}" in a direct chat with the bot gives the links with QR codes
+     - unsubscribe: STOP on any channel, or the link in a broadcast mail
+"""
 
 
 def main() -> None:

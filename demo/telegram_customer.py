@@ -5,16 +5,18 @@ to that bot.
     python demo/telegram_customer.py send "Привет"          # write to the bot as a customer
     python demo/telegram_customer.py send "Hi" --user-id 5550002 --name "Olga Smirnova"
     python demo/telegram_customer.py send "The receipt" --file receipt.jpg
-    python demo/telegram_customer.py send "/start spring-promo"   # as a t.me deep link does
+    python demo/telegram_customer.py send "/start newsletter"   # as a t.me deep link does
 
 ``serve`` runs the test suite's Telegram Bot API simulator
 (``tests/connectors/telegram/simulator.py``) on DEMO_TELEGRAM_PORT (8091). The bridge's
 ``demo-telegram`` account talks to it exactly as it would to api.telegram.org: it polls
 ``getUpdates`` and answers with ``sendMessage``, ``sendPhoto``, ``editMessageText`` and so on.
 The same port serves, outside the Bot API, a page for people (write as a Telegram customer,
-see the bot's answers) and a small control API that the page and ``send`` use: a customer's
-message comes from Telegram's side, so it is pushed into the simulator as an update rather
-than sent through the Bot API.
+see the bot's answers and press the inline buttons under them) and a small control API that
+the page and ``send`` use: a customer's message (or press, a ``callback_query``) comes from
+Telegram's side, so it is pushed into the simulator as an update rather than sent through the
+Bot API. ``/?start=<payload>`` opens the page with ``/start <payload>`` ready to send, as a
+``t.me/<bot>?start=<payload>`` deep link opens the app.
 
 The conversation is kept in ``demo-data/telegram-messages.jsonl`` (and files in
 ``demo-data/telegram-files/``), so that it, the chats and the id counters survive a restart.
@@ -70,7 +72,7 @@ def conversation(chat: int | None, log: list[dict[str, Any]]) -> list[dict[str, 
             continue
         key = (int(r.get("chat_id") or 0), int(r.get("message_id") or r.get("target") or 0))
         if r.get("type") == "message":
-            msg = dict(r, reactions=[], edited=False, deleted=False)
+            msg = dict(r, reactions=[], edited=False, deleted=False, buttons=buttons_of(r))
             shown.append(msg)
             by_id[key] = msg
             continue
@@ -81,11 +83,24 @@ def conversation(chat: int | None, log: list[dict[str, Any]]) -> list[dict[str, 
             target.update(text=r.get("text") or "", edited=True)
             if r.get("message"):
                 target["message"] = r["message"]
+                target["buttons"] = buttons_of(r)
         elif r["type"] == "delete":
             target.update(deleted=True)
         elif r["type"] == "reaction":
             target["reactions"] = list(r.get("emojis") or [])
+        elif r["type"] == "press":
+            target["pressed"] = r.get("title")
     return shown
+
+
+def buttons_of(record: dict[str, Any]) -> list[list[dict[str, str]]]:
+    """The callback buttons of a bot message's inline keyboard: rows of {id, title}."""
+    markup = (record.get("message") or {}).get("reply_markup") or {}
+    return [
+        [{"id": str(key["callback_data"]), "title": str(key.get("text") or "")}
+         for key in row if "callback_data" in key]
+        for row in markup.get("inline_keyboard") or []
+    ]  # fmt: skip
 
 
 def _load_counters() -> dict[str, int]:
@@ -299,6 +314,32 @@ class DemoTelegram(CustomerPage):
         if changed:
             self.remember_ids()
 
+    async def press(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The customer presses a callback button under the bot's message: a
+        ``callback_query`` update, as Telegram sends it."""
+        self.collect()
+        try:
+            chat_id, message_id = int(data.get("chat_id") or 0), int(data.get("message_id") or 0)
+        except (TypeError, ValueError):
+            raise Refused("chat_id and message_id must be numbers") from None
+        button = str(data.get("id") or "")
+        shown = next((m for m in conversation(chat_id, self.log)
+                      if m.get("message_id") == message_id and m["direction"] == "staff"),
+                     None)  # fmt: skip
+        title = next((b["title"] for row in (shown or {}).get("buttons", []) for b in row
+                      if b["id"] == button), None)  # fmt: skip
+        if shown is None or title is None:
+            raise Refused(f"the bot's message {message_id} has no button {button!r}")
+        try:
+            update = self.sim.press_button(chat_id, message_id, button)
+        except (KeyError, ValueError) as e:  # e.g. sent before the simulator restarted
+            raise Refused(f"Telegram does not know this button any more: {e}") from None
+        self.record({"type": "press", "chat_id": chat_id, "target": message_id, "id": button,
+                     "title": title, "update_id": update["update_id"]})  # fmt: skip
+        self.remember_ids(update["update_id"])
+        self.say(f"Telegram: {self.who(chat_id)} pressed {title!r}")
+        return {"ok": True, "update_id": update["update_id"], "title": title}, 200
+
     # ------------------------------------------------------------------ HTTP
 
     def render_page(self) -> str:
@@ -440,7 +481,9 @@ PAGE = html(
 lives on a local Telegram Bot API simulator; the bridge polls it like api.telegram.org, so
 what you send here reaches the company's staff in Matrix, and their answers (the bot's
 messages, edits, deletions and reactions) appear below. The page refreshes itself.
-Try <code>/start spring-promo</code>, as a t.me deep link would send.</p>
+Try the newsletter's deep link <a href="?start=newsletter">t.me/@BOT@?start=newsletter</a>:
+it fills in <code>/start newsletter</code>, as the app sends it; the bot answers with buttons
+to press. <code>STOP</code> unsubscribes.</p>
 <form id="f">
  <label for="name">Your name</label><input id="name" value="@NAME@" required>
  <label for="user">Telegram user id</label><input id="user" value="@USER_ID@" required
@@ -474,6 +517,11 @@ async function refresh() {
       bubble.append(textOrDeleted(m));
       if (m.file && !m.deleted) { bubble.append(fileLink(m.file, true)); }
       if (m.reactions.length && !m.deleted) { bubble.append(div('', m.reactions.join(' '))); }
+      if (m.buttons.length && !m.deleted) {
+        bubble.append(buttonRows(m.buttons, b => ({ chat_id: m.chat_id,
+                                                    message_id: m.message_id, id: b.id })));
+      }
+      if (m.pressed) { bubble.append(div('meta', 'You pressed "' + m.pressed + '"')); }
       log.append(bubble);
     }
   } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
@@ -482,6 +530,8 @@ onSubmit(() => sendForm(
   { name: $('name').value, user_id: $('user').value, text: $('text').value },
   res => 'Delivered to the bot (update ' + res.update_id + ').',
 ));
+const start = new URLSearchParams(location.search).get('start');
+if (start) { $('text').value = '/start ' + start; }
 poll(1500, 'user');
 """,
 )

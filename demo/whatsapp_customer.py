@@ -17,9 +17,11 @@ at once, ``delivered`` after a second and ``read`` after three. Two approved tem
 ``order_update`` (de) and ``hello_world`` (en_US).
 
 The same port serves, outside the Graph API, a page for people (write as a WhatsApp customer,
-see the business's answers and templates) and a small control API that the page and ``send``
-use: a customer's message comes from WhatsApp's side, so the simulator sends it to the bridge
-as a webhook rather than the bridge fetching it.
+see the business's answers and templates, tap the reply buttons of its interactive messages)
+and a small control API that the page and ``send`` use: a customer's message (or tap, a
+``button_reply``) comes from WhatsApp's side, so the simulator sends it to the bridge as a
+webhook rather than the bridge fetching it. ``/?text=<text>`` opens the page with the text
+ready to send, as a click-to-chat link ``wa.me/<number>?text=<text>`` opens the app.
 
 The conversation is kept in ``demo-data/whatsapp-messages.jsonl`` (and files in
 ``demo-data/whatsapp-files/``), so that it and the customers' 24-hour windows survive a restart.
@@ -313,6 +315,8 @@ class DemoWhatsApp(CustomerPage):
         }
         if sent.template is not None:
             record["template"] = {"name": sent.template.name, "language": sent.template.language}
+        if sent.buttons:
+            record["buttons"] = [[{"id": i, "title": title} for i, title in sent.buttons]]
         if sent.media is not None:
             name = sent.content.get("filename") or sent.media.filename or f"{sent.type}"
             record["file"] = self.save_file(f"b-{_digest(sent.wamid)}", name, sent.media.data)
@@ -339,6 +343,33 @@ class DemoWhatsApp(CustomerPage):
                              "status": status, "time": time.time(),
                              "ok": all(d.ok for d in deliveries)})  # fmt: skip
 
+    async def press(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The customer taps a reply button of the business's interactive message: its
+        ``button_reply`` in a signed webhook, as Meta sends it."""
+        wamid, button = str(data.get("wamid") or ""), str(data.get("id") or "")
+        shown = next((r for r in self.log if r.get("type") == "message"
+                      and r.get("direction") == "business" and r.get("wamid") == wamid),
+                     None)  # fmt: skip
+        title = next((b["title"] for row in (shown or {}).get("buttons", []) for b in row
+                      if b["id"] == button), None)  # fmt: skip
+        if shown is None or title is None:
+            raise Refused(f"the business's message {wamid} has no button {button!r}")
+        number = str(shown["number"])
+        try:
+            delivery = await self.sim.press_button(wamid, button)
+        except (KeyError, ValueError) as e:  # e.g. sent before the simulator restarted
+            raise Refused(f"WhatsApp does not know this button any more: {e}") from None
+        sent = list(self.wa.iter_messages(delivery.payload))
+        self.record({
+            "direction": "customer", "type": "message", "kind": "button", "number": number,
+            "wamid": str(sent[0]["id"]) if sent else "", "name": self.names.get(number, number),
+            "text": title, "reply_to": wamid, "time": time.time(), "accepted": delivery.ok,
+        })  # fmt: skip
+        if not delivery.ok:
+            return {"ok": False, "error": "the bridge did not take the webhook"}, 502
+        self.say(f"WhatsApp: {self.who(number)} tapped {title!r}")
+        return {"ok": True, "number": number, "title": title}, 200
+
     # ------------------------------------------------------------------ HTTP
 
     def render_page(self) -> str:
@@ -348,6 +379,7 @@ class DemoWhatsApp(CustomerPage):
         )
         return render(
             PAGE, BUSINESS=WHATSAPP_BUSINESS_NAME, BUSINESS_NUMBER="+" + WHATSAPP_DISPLAY_NUMBER,
+            BUSINESS_DIGITS=WHATSAPP_DISPLAY_NUMBER,
             NUMBER=DEFAULT_NUMBER, NAME=DEFAULT_NAME, TEMPLATES=templates,
             ACCOUNT=self.state["whatsapp_account"],
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """The WhatsApp customer's page (served by ``demo/whatsapp_customer.py``): a form to write to
 the business number, the chats, and the conversation with the business's messages, templates,
-reactions and the ticks the customer's phone reports.
+reactions, reply buttons to tap and the ticks the customer's phone reports.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ send even when you have not written for 24 hours:</p>
 them, <code>!bridge template hello_world en_US ACME</code> sends one; in a direct chat with the
 bridge bot <code>template @ACCOUNT@ +491701234567 hello_world en_US ACME</code> writes to any
 number.</p>
+<p class="hint">The newsletter: send <a href="?text=NEWSLETTER">NEWSLETTER</a> (what the
+click-to-chat link <code>wa.me/@BUSINESS_DIGITS@?text=NEWSLETTER</code> fills in) and tap a
+reply button of the answer; <code>STOP</code> unsubscribes.</p>
 <form id="f">
  <label for="name">Your name</label><input id="name" value="@NAME@" required>
  <label for="number">Phone number</label><input id="number" value="@NUMBER@" required
@@ -104,6 +107,7 @@ async function refresh() {
       }
       if (m.file) { bubble.append(fileLink(m.file, true)); }
       if (m.reactions.length) { bubble.append(div('reaction', m.reactions.join(' '))); }
+      if (m.buttons) { bubble.append(buttonRows(m.buttons, b => ({ wamid: m.wamid, id: b.id }))); }
       const ticks = document.createElement('div');
       if (m.direction === 'business' && m.status) {
         ticks.className = 'ticks ' + m.status; ticks.textContent = TICKS[m.status] || m.status;
@@ -121,6 +125,8 @@ onSubmit(() => sendForm(
   { name: $('name').value, number: $('number').value, text: $('text').value },
   () => 'Delivered to the bridge as a signed webhook.',
 ));
+const prefilled = new URLSearchParams(location.search).get('text');
+if (prefilled) { $('text').value = prefilled; }
 poll(1500, 'number');
 """,
 )

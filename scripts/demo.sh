@@ -8,7 +8,8 @@
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
 #   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp and an
-#                                  # email conversation end to end, print PASS/FAIL
+#                                  # email conversation end to end, then the newsletter's
+#                                  # opt-ins, broadcasts and an opt-out, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),

@@ -1,5 +1,6 @@
 """The README's first command: ``scripts/demo.sh`` starts the demo, and ``--check`` drives a
-customer of every channel through it (webhook, Telegram, WhatsApp, email) and back."""
+customer of every channel through it (webhook, Telegram, WhatsApp, email) and back, then the
+newsletter's opt-ins, broadcasts and an opt-out."""
 
 from __future__ import annotations
 
@@ -32,3 +33,7 @@ def test_demo_check_passes(tmp_path: Path) -> None:
     assert "Hello again from the demo check" in output, output[-3000:]
     for channel in ("telegram", "whatsapp", "email"):
         assert f"  - {channel}: " in output, f"the check skipped {channel}:\n{output[-3000:]}"
+    # The newsletter: opt-in on Telegram and by email, two broadcasts, an opt-out between them.
+    for step in ("consent: pressing Confirm", "opt-out: the Telegram subscriber writes STOP",
+                 "broadcast: the Telegram user who wrote STOP did not"):  # fmt: skip
+        assert step in output, f"the check skipped {step!r}:\n{output[-3000:]}"
