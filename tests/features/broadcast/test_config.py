@@ -3,9 +3,11 @@ refused with its key named."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from bridge.app import features
 from bridge.config import parse
@@ -22,7 +24,7 @@ from bridge.features.broadcast.receipts import ReceiptHook
 from bridge.features.consent.module import CONSENT as CONSENT_MODULE
 from bridge.seams import Seams
 from tests.features.broadcast.support import Services
-from tests.test_config import example
+from tests.test_config import EXAMPLE, example
 
 CONSENT: dict[str, Any] = {
     "lists": {
@@ -133,3 +135,19 @@ def test_the_module_registers_its_room_hook_and_jobs() -> None:
     jobs = {job.name: job for job in seams.jobs}
     assert jobs["broadcast-worker"].at_start and jobs["broadcast-rooms"].at_start
     assert BROADCAST.engine.registry is CONSENT_MODULE.registry
+
+
+def test_the_example_blocks_are_valid() -> None:
+    """The commented consent and broadcast sections of example-config.yaml, as an operator
+    would uncomment them."""
+    text = EXAMPLE.read_text()
+    sections = {}
+    for name in ("consent", "broadcast"):
+        block = re.search(rf"\n    # {name}:.*\n((?:    #     .*\n)+)", text)
+        assert block is not None, name
+        lines = [line.replace("    #", "", 1) for line in block.group(1).splitlines()]
+        sections[name] = YAML(typ="safe").load("\n".join(lines))
+    parsed = broadcast(sections["broadcast"], sections["consent"])
+    assert parsed is not None
+    assert parsed.lists["newsletter"].accounts == ("support-telegram", "support-email")
+    assert parsed.rates == {"support-email": 5} and parsed.timezone == "Europe/Berlin"
