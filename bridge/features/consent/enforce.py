@@ -10,7 +10,9 @@ Opt-out (``OptOutHook``)
     hook records nothing twice and queues the same confirmation (same dedup key) and notice
     (same transaction id) again, which the core keeps to one. A keyword with nothing left to
     withdraw (a second STOP, or someone who never consented) sends the customer nothing: the
-    room says so, and staff answer as they see fit.
+    room says so, and staff answer as they see fit. On an email account the first non-empty
+    line counts (``STOP`` over a mail client's signature withdraws): the same rule as a list's
+    keyword by mail, so opting out is never harder than opting in (GDPR Art. 7(3)).
 
 Enforcement (``ConsentGate``)
     Only messages the bridge starts are checked; staff answering in a conversation need no
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 
+from ...config import Config
 from ...db import Conversation, Message
 from ...db.consent import ConsentIdentity
 from ...db.conversation import BUSINESS_STARTED
 from ...events import RemoteMessage
 from ...seams import PASS, Inbound, Origin, Outgoing, Refuse, Services, Verdict
+from ...types import AccountID
 from .config import ConsentConfig, TemplatePolicy
 from .registry import Registry
 
@@ -45,20 +49,32 @@ def titles(config: ConsentConfig, lists: list[str]) -> str:
     return ", ".join(config.lists[n].title if n in config.lists else n for n in lists)
 
 
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 class OptOutHook:
-    def __init__(self, registry: Registry, services: Services) -> None:
+    def __init__(
+        self, registry: Registry, services: Services, bridge: Config | None = None
+    ) -> None:
         self.registry = registry
         self.services = services
         self.config = registry.config
+        self.bridge = bridge
+
+    def said(self, account: str, text: str) -> str:
+        """What a message says as a keyword: on an email account its first non-empty line."""
+        channel = self.bridge.channels.get(AccountID(account)) if self.bridge else None
+        return first_line(text) if channel is not None and channel.type == "email" else text
 
     async def on_inbound(self, inbound: Inbound) -> None:
         event, ref = inbound.event, inbound.conversation
         if not isinstance(event, RemoteMessage) or event.notice or event.attachments:
             return
-        language = self.config.opt_out.match(event.text)
+        word = self.said(ref.account, event.text).strip()
+        language = self.config.opt_out.match(word)
         if language is None:
             return
-        word = event.text.strip()
         contact = await self.registry.contact_for(ref.account, event.sender.id)
         cause = f"opt-out:{ref.chat}:{event.message_id}"
         withdrawn: list[str] = []

@@ -35,6 +35,7 @@ from ...events import RemoteMessage
 from ...seams import DirectMessage, Inbound, Services
 from ...types import AccountID
 from .config import ConsentList
+from .enforce import first_line
 from .links import Links
 from .registry import Registry
 
@@ -55,10 +56,6 @@ def plausible(address: str) -> bool:
         and _ADDRESS.fullmatch(address) is not None
         and _DOMAIN.fullmatch(address.split("@", 1)[1]) is not None
     )
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def confirmation(item: ConsentList, url: str, hours: float) -> str:

@@ -6,6 +6,7 @@ customer never wrote, and passes answers and staff messages."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 from mautrix.util.async_db import Database
@@ -110,6 +111,29 @@ async def test_other_messages_withdraw_nothing(database: Database, text: str) ->
     await OptOutHook(reg, services).on_inbound(message(text))
     assert (services.sent, services.notices) == ([], [])
     assert len(await reg.confirmed_lists(contact, HOOK)) == 2
+
+
+async def test_by_mail_the_first_line_opts_out_as_it_opts_in(database: Database) -> None:
+    """Art. 7(3): a mail client's signature under STOP does not keep the consent alive on an
+    email account; elsewhere the keyword is still the whole message."""
+    reg, services = registry(), Services()
+    channels = {MAIL: SimpleNamespace(type="email"), HOOK: SimpleNamespace(type="webhook")}
+    hook = OptOutHook(reg, services, SimpleNamespace(channels=channels))  # type: ignore[arg-type]
+    text = "\n  STOP\n\nSent from my iPhone"
+    hooked = await subscribed(reg)
+    await hook.on_inbound(message(text))
+    assert services.sent == [] and len(await reg.confirmed_lists(hooked, HOOK)) == 2
+    mailed = await reg.contact_for(MAIL, "bob@example.org", create=True)
+    assert mailed is not None
+    await reg.confirm(mailed, "newsletter", MAIL, {}, "link")
+    event = RemoteMessage(
+        chat=RemoteChat(RemoteChatID("bob@example.org")),
+        sender=RemoteUser(RemoteUserID("bob@example.org")), message_id=MessageID("m9"),
+        text=text,
+    )  # fmt: skip
+    await hook.on_inbound(Inbound(ref("bob@example.org", MAIL), event, True))
+    assert await reg.confirmed_lists(mailed, MAIL) == []
+    assert len(services.sent) == 1 and "You are unsubscribed" in services.sent[0].text
 
 
 async def test_a_keyword_with_an_attachment_is_a_message(database: Database) -> None:
