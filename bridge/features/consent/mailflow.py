@@ -15,6 +15,10 @@ id>`` per thread otherwise; a mail the bridge starts (a confirmation, a broadcas
 address, so an identity's chat is the one the connector names for the address
 (``Services.chat_for_address``: the lower-cased address).
 
+An address is accepted only when it is ``plausible`` and the email connector names a chat for
+it (``deliverable``); a keyword mail from an address it refuses asks nothing (logged): it
+never raises out of the hook, which would hold up the conversation's queue.
+
 Keyword by mail (``MailKeywordHook``): a mail on an email account whose first line (the
 connector trims quoted history and signatures from ``text``) is, as a whole, a keyword of a
 list offered there asks for that list; the link goes as a bridge-initiated message in the
@@ -25,6 +29,7 @@ customer can write again)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -38,6 +43,8 @@ from .config import ConsentList
 from .enforce import first_line
 from .links import Links
 from .registry import Registry
+
+log = logging.getLogger("bridge.consent.mail")
 
 MAX_ADDRESS = 254
 FORM = "sign-up form"
@@ -85,6 +92,17 @@ class MailOptIn:
     def accounts(self, item: ConsentList) -> list[str]:
         """The email accounts ``item`` is offered on."""
         return [a for a in (item.accounts or list(self.config.channels)) if self.is_mail(a)]
+
+    def deliverable(self, account: str, address: str) -> bool:
+        """An address the flows accept: ``plausible``, and one the connector of ``account``
+        names a chat for (its own rules: the two never disagree)."""
+        if not plausible(address):
+            return False
+        try:
+            self.services.chat_for_address(account, address)
+        except ValueError:
+            return False
+        return True
 
     def chat(self, account: str, address: str) -> str:
         """The chat that reaches ``address`` (an address the connector refuses: permanent)."""
@@ -168,13 +186,17 @@ class MailKeywordHook:
             None,
         )  # fmt: skip
         address = str(event.sender.id).lower()
-        if item is None or not plausible(address):
+        if item is None or not self.flow.deliverable(ref.account, address):
             return
         cause = f"keyword:{ref.chat}:{event.message_id}"
         evidence = {"source": "mail keyword", "message_id": event.message_id, "text": line}
-        asked = await self.flow.ask(
-            item, ref.account, address, evidence, f"keyword {line!r} by mail", cause
-        )
+        try:
+            asked = await self.flow.ask(
+                item, ref.account, address, evidence, f"keyword {line!r} by mail", cause
+            )
+        except PermanentDeliveryError as error:  # never stall the conversation's queue
+            log.warning("A keyword mail on %s asked nothing: %s", ref.account, error)
+            return
         if asked is None:
             contact = await self.flow.registry.contact_for(ref.account, address)
             assert contact is not None

@@ -138,6 +138,8 @@ class ConsentWeb:
             account = fields.get("account") or (accounts[0] if len(accounts) == 1 else "")
             if account not in accounts:
                 raise Refusal(400, "Not subscribed", "Please choose one of our addresses.")
+            if not self.flow.deliverable(account, address):
+                raise Refusal(400, "Not subscribed", "Please enter a valid email address.")
             try:
                 await self.flow.subscribe(item, account, address, request.remote)
             except TemporaryDeliveryError as error:

@@ -264,3 +264,18 @@ async def test_the_form_sends_one_address_three_mails_an_hour(site: Site) -> Non
     assert len(site.services.direct) == 3 and len(await ledger()) == 3
     # The latest mailed link still confirms.
     assert (await site.post(site.last_link(), {"go": "1"}))[0] == 200
+
+
+async def test_an_address_the_connector_refuses_asks_nothing(site: Site) -> None:
+    """``plausible`` lets ``/`` through, the email connector does not: the keyword hook does not
+    raise (which would stall the conversation's queue) and the form refuses the address."""
+    event = RemoteMessage(
+        chat=RemoteChat(RemoteChatID("a/b@example.com")),
+        sender=RemoteUser(RemoteUserID("a/b@example.com")),
+        message_id=MessageID("m1@example.com"), text="newsletter",
+    )  # fmt: skip
+    ref = ConversationRef(MAIL, RemoteChatID("a/b@example.com"), "!room:example.com")
+    await MailKeywordHook(site.flow).on_inbound(Inbound(ref, event, True))
+    status, page = await site.post("/subscribe/newsletter", {"email": "a/b@example.com"})
+    assert status == 400 and "valid email" in page
+    assert await ledger() == [] and site.services.sent == [] and site.services.direct == []

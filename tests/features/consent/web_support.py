@@ -61,7 +61,10 @@ class Services(BaseServices):
         return f"{account}@example.com"
 
     def chat_for_address(self, account: str, address: str) -> str:
-        """As the email connector answers: the address, lower-cased."""
+        """As the email connector answers: the address, lower-cased; no ``/`` (its thread
+        chats are ``<address>/<message id>``)."""
+        if "/" in address:
+            raise ValueError(f"{address!r} is not an e-mail address")
         return address.strip().lower()
 
 
