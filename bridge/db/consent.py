@@ -251,6 +251,21 @@ class ConsentEvent:
         return None if row is None else cls._from_row(row)
 
     @classmethod
+    async def count_requested(
+        cls, contacts: Sequence[int], list_: str, account: str, since: int, trigger: str
+    ) -> int:
+        """How many ``requested`` steps of ``contacts`` for ``list_`` on ``account`` since
+        ``since`` (ms) have ``trigger`` (the sign-up form's mail limit)."""
+        marks = ", ".join(f"${n + 5}" for n in range(len(contacts)))
+        return int(
+            await cls.db.fetchval(
+                "SELECT COUNT(*) FROM consent_event WHERE list=$1 AND account=$2 "
+                f"AND contact IN ({marks}) AND step='requested' AND at > $3 AND trigger=$4",
+                list_, account, since, trigger, *contacts,
+            )  # fmt: skip
+        )
+
+    @classmethod
     async def of_cause(cls, account: str, cause: str) -> builtins.list[ConsentEvent]:
         rows = await cls.db.fetch(
             f"SELECT {_EVENT} FROM consent_event WHERE account=$1 AND cause_key=$2 ORDER BY id",

@@ -18,4 +18,5 @@ from . import (  # noqa: E402,F401
     v11_inbox_bot,
     v12_consent,
     v13_broadcast,
+    v14_consent_lookups,
 )

@@ -137,12 +137,8 @@ class MailOptIn:
             return False
         since = self.registry.clock() - 3600_000
         members = await ConsentContact.members(await self.registry.root(contact) or contact)
-        recent = [
-            e for e in await ConsentEvent.history(members)
-            if e.list == item.name and e.account == account and e.step == "requested"
-            and e.at > since and e.trigger == FORM
-        ]  # fmt: skip
-        return len(recent) >= FORM_LIMIT
+        count = await ConsentEvent.count_requested(members, item.name, account, since, FORM)
+        return count >= FORM_LIMIT
 
     async def subscribe(self, item: ConsentList, account: str, address: str, ip: str | None
                         ) -> None:  # fmt: skip

@@ -5,6 +5,7 @@ imports need their proof, subscribers come page by page."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from mautrix.util.async_db import Database
@@ -270,3 +271,43 @@ async def test_subscribers_see_merged_contacts_as_one(database: Database) -> Non
         assert [(s.contact, sorted(i.remote_user for i in s.identities)) for s in found] == [
             (ann, ["ann", "ann-2"])
         ]
+
+
+LOOKUPS = [
+    ("SELECT id FROM consent_event WHERE account=$1 AND cause_key=$2 ORDER BY id",
+     (HOOK, "k"), "consent_event_account_cause_idx"),
+    ("SELECT e.id FROM consent_event e WHERE e.step = 'requested' AND e.at < $1 AND e.id > $2 "
+     "AND NOT EXISTS (SELECT 1 FROM consent_event l WHERE l.list = e.list AND l.account = "
+     "e.account AND l.contact = e.contact AND l.id > e.id) ORDER BY e.id LIMIT $3",
+     (T0 * 2, 0, 5), "consent_event_requested_idx"),
+    ("SELECT COUNT(*) FROM consent_event WHERE list=$1 AND account=$2 AND contact IN ($5) "
+     "AND step='requested' AND at > $3 AND trigger=$4",
+     ("newsletter", HOOK, 0, "form", 1), "consent_event_(state|contact)_idx"),
+]  # fmt: skip
+"""The ledger's lookups by cause, of open requests and the form's count (as ``ConsentEvent``
+writes them) and the index each must use (a pattern: the form's count may go by the contact
+alone) rather than scanning the ledger."""
+
+
+@pytest.mark.parametrize(("query", "args", "index"), LOOKUPS)
+async def test_ledger_lookups_use_an_index(
+    database: Database, query: str, args: tuple[object, ...], index: str
+) -> None:
+    reg = registry()
+    for n in range(30):  # some rows, so that a plan has something to choose from
+        contact = await reg.contact_for(HOOK, f"u{n}", create=True)
+        assert contact is not None
+        await reg.request(contact, "newsletter", HOOK, {}, "form", cause=f"c{n}")
+        await reg.confirm(contact, "newsletter", HOOK, {}, "link")
+    async with database.acquire() as conn:
+        if database.scheme == "sqlite":
+            plan = "\n".join(str(r["detail"]) for r in await conn.fetch(
+                f"EXPLAIN QUERY PLAN {query}", *args))  # fmt: skip
+        else:  # too few rows to beat a scan on cost: forbid scans, an index must remain
+            await conn.execute("ANALYZE consent_event")
+            await conn.execute("SET enable_seqscan = off")
+            try:
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {query}", *args))
+            finally:
+                await conn.execute("RESET enable_seqscan")
+    assert re.search(index, plan), plan
