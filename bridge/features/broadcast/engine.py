@@ -407,7 +407,7 @@ class Engine:
         key = f"broadcast:{run.id}:{row.contact}:{row.account}"
         kind = self.config.channel_types.get(row.account)
         if kind == "email":
-            link = self.links.unsubscribe(row.contact, item.name, row.account)
+            link = self.links.unsubscribe(row.contact, row.chat, item.name, row.account)
             text = f"{content.text}\n\n-- \nUnsubscribe: {link}"
             html = content.html and (
                 f'{content.html}<hr><p><a href="{htmllib.escape(link)}">Unsubscribe</a></p>'

@@ -1,7 +1,11 @@
 """The links the bridge gives people: the email confirmation link and a broadcast's
 unsubscribe link (both signed ``tokens``, served by the consent feature's pages under
 ``<public_url>/features/consent/``), the Telegram deep link and the WhatsApp click-to-chat
-link of a list."""
+link of a list.
+
+A token names the contact by its id and by an identity of it (account and remote user): ids
+may be reused after an erasure (SQLite hands out a deleted row's id again), so a page checks,
+when the link is used, that the identity still belongs to that contact."""
 
 from __future__ import annotations
 
@@ -25,19 +29,20 @@ class Links:
     def page(self, path: str) -> str:
         return f"{self.config.public_url}{PREFIX}{path}"
 
-    def confirm(self, contact: int, list_: str, account: str) -> tuple[str, str]:
+    def confirm(
+        self, contact: int, remote_user: str, list_: str, account: str
+    ) -> tuple[str, str]:
         """A confirmation link for a request, valid ``confirm_hours``; and the token's id."""
-        token, token_id = self.signer.issue(
-            CONFIRM, {"c": contact, "l": list_, "a": account}, self.config.confirm_hours * 3600
-        )
+        fields = {"c": contact, "u": remote_user, "l": list_, "a": account}
+        token, token_id = self.signer.issue(CONFIRM, fields, self.config.confirm_hours * 3600)
         return self.page(f"/confirm/{token}"), token_id
 
-    def unsubscribe(self, contact: int, list_: str, account: str) -> str:
+    def unsubscribe(self, contact: int, remote_user: str, list_: str, account: str) -> str:
         """The link (and ``List-Unsubscribe`` URL, RFC 8058) that withdraws ``contact``'s
-        consent to ``list_`` on ``account``."""
-        token, _ = self.signer.issue(
-            UNSUBSCRIBE, {"c": contact, "l": list_, "a": account}, UNSUBSCRIBE_TTL
-        )
+        consent to ``list_`` on ``account``; ``remote_user`` names its identity there (or the
+        chat a broadcast went to, on email the address)."""
+        fields = {"c": contact, "u": remote_user, "l": list_, "a": account}
+        token, _ = self.signer.issue(UNSUBSCRIBE, fields, UNSUBSCRIBE_TTL)
         return self.page(f"/unsubscribe/{token}")
 
     def form(self, list_: str) -> str:

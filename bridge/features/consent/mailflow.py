@@ -123,7 +123,7 @@ class MailOptIn:
         assert contact is not None
         if (await self.registry.state(contact, item.name, account)).confirmed:
             return None
-        url, token_id = self.links.confirm(contact, item.name, account)
+        url, token_id = self.links.confirm(contact, address, item.name, account)
         evidence = {**evidence, "token": token_id}
         if not await self.registry.request(contact, item.name, account, evidence, trigger, cause):
             return None

@@ -20,7 +20,9 @@
     A broadcast's unsubscribe link (any channel account): the page has a button; its POST,
     or a one-click POST (RFC 8058: ``List-Unsubscribe=One-Click``), withdraws the consent.
 
-A forged, altered, expired or foreign token, or a malformed request, gets a page with a 4xx
+A token whose contact no longer has the identity it names (a contact id reused after an
+erasure) gets "This link is no longer valid" (410). A forged, altered, expired or foreign
+token, or a malformed request, gets a page with a 4xx
 status and the reason (``TokenError.reason``), and nothing is recorded. With ``record_ip`` the
 requesting address is kept in the evidence of a request, a confirmation and a withdrawal."""
 
@@ -35,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
-from ...db.consent import GIVEN, ConsentContact, ConsentEvent
+from ...db.consent import GIVEN, ConsentContact, ConsentEvent, ConsentIdentity
 from ...seams import Route
 from . import pages
 from .config import ConsentList
@@ -50,6 +52,7 @@ MAX_FIELDS = 20
 FEATURE = "consent"
 ONE_CLICK = b"One-Click"
 INVALID = "This link is not valid."
+GONE = "This link is no longer valid. Nothing was changed."
 CHECK_MAIL = (
     "Thank you. If {address} can receive mail, a message with a confirmation link is on its "
     "way: open it and press Confirm to subscribe. Nothing happens without that."
@@ -70,10 +73,10 @@ def refuse_token(error: TokenError) -> Refusal:
 class Target:
     """What a token points at, looked up now: the contact, the list and the latest step."""
 
-    def __init__(self, token_id: str, contact: int, list_: str, account: str,
+    def __init__(self, token_id: str, contact: int, user: str, list_: str, account: str,
                  item: ConsentList | None, latest: ConsentEvent | None) -> None:  # fmt: skip
         self.token_id, self.contact, self.list, self.account = token_id, contact, list_, account
-        self.item, self.latest = item, latest
+        self.user, self.item, self.latest = user, item, latest
 
     @property
     def title(self) -> str:
@@ -166,17 +169,26 @@ class ConsentWeb:
             token_id, fields = self.signer.verify(request.match_info["token"], purpose)
         except TokenError as error:
             raise refuse_token(error) from None
-        contact, list_, account = fields.get("c"), fields.get("l"), fields.get("a")
+        contact, user = fields.get("c"), fields.get("u")
+        list_, account = fields.get("l"), fields.get("a")
         if not isinstance(contact, int) or isinstance(contact, bool):
             raise Refusal(400, "This link does not work", INVALID)
-        if not isinstance(list_, str) or not isinstance(account, str):
+        if not isinstance(user, str) or not isinstance(list_, str) or not isinstance(account, str):
             raise Refusal(400, "This link does not work", INVALID)
         root = await self.registry.root(contact)
-        if root is None:
-            raise Refusal(400, "This link does not work", INVALID)
+        if root is None or not await self._still_theirs(root, account, user):
+            raise Refusal(410, "This link does not work", GONE)
         latest = await ConsentEvent.latest(await ConsentContact.members(root), list_, account)
         item = self.options.lists.get(list_)
-        return Target(token_id, root, list_, account, item, latest)
+        return Target(token_id, root, user, list_, account, item, latest)
+
+    async def _still_theirs(self, root: int, account: str, user: str) -> bool:
+        """The identity the token names (a remote user, or the chat a broadcast went to)
+        belongs to ``root`` still: not a contact id reused after an erasure."""
+        found = await ConsentIdentity.get(account, user)
+        identities = [found] if found is not None else []
+        identities += await ConsentIdentity.by_chat(account, user)
+        return any([await self.registry.root(i.contact) == root for i in identities])
 
     async def _confirmable(self, request: web.Request) -> Target:
         target = await self._target(request, CONFIRM)
@@ -189,7 +201,7 @@ class ConsentWeb:
         return target
 
     def _confirmed(self, target: Target, again: bool) -> web.Response:
-        url = self.flow.links.unsubscribe(target.contact, target.list, target.account)
+        url = self.flow.links.unsubscribe(target.contact, target.user, target.list, target.account)
         said = "You had confirmed already" if again else "Thank you, you are subscribed"
         body = (
             f"<p>{escape(said)}: {escape(target.title)}.</p>"

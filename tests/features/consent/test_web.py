@@ -206,7 +206,7 @@ async def test_the_unsubscribe_link_withdraws_on_any_channel(site: Site) -> None
     contact = await site.registry.contact_for(HOOK, "ann", create=True)
     assert contact is not None
     await site.registry.confirm(contact, "order-updates", HOOK, {}, "button")
-    link = site.links.unsubscribe(contact, "order-updates", HOOK).split("/features/consent")[1]
+    link = site.links.unsubscribe(contact, "ann", "order-updates", HOOK).split("/features/consent")[1]
     before = await ledger()
     status, page = await site.get(link)
     assert status == 200 and "Unsubscribe" in page and "Order updates" in page
@@ -279,3 +279,19 @@ async def test_an_address_the_connector_refuses_asks_nothing(site: Site) -> None
     status, page = await site.post("/subscribe/newsletter", {"email": "a/b@example.com"})
     assert status == 400 and "valid email" in page
     assert await ledger() == [] and site.services.sent == [] and site.services.direct == []
+
+
+async def test_a_link_whose_identity_left_its_contact_is_no_longer_valid(site: Site) -> None:
+    """A token names the contact by id and identity: should the id come to name someone else
+    (reused after an erasure), the link refuses and records nothing."""
+    ann = await site.registry.contact_for(HOOK, "ann", create=True)
+    bob = await site.registry.contact_for(HOOK, "bob", create=True)
+    assert ann is not None and bob is not None
+    await site.registry.confirm(ann, "order-updates", HOOK, {}, "button")
+    foreign = site.links.unsubscribe(ann, "bob", "order-updates", HOOK)
+    before = await ledger()
+    for method in (site.get, site.post):
+        status, page = await method(foreign.split("/features/consent")[1])
+        assert status == 410 and "no longer valid" in page
+    assert await ledger() == before
+    assert (await site.registry.state(ann, "order-updates", HOOK)).confirmed

@@ -100,10 +100,11 @@ async def test_expired_tokens_are_refused(site: Site, hours: float) -> None:
 @given(swap=st.booleans())
 async def test_a_token_for_the_other_page_is_refused(site: Site, swap: bool) -> None:
     token = await asked(site)
-    contact = site.services.direct[-1][1]  # the address
-    contact = await site.registry.contact_for("support-email", contact)
+    address = site.services.direct[-1][1]
+    contact = await site.registry.contact_for("support-email", address)
     assert contact is not None
-    unsubscribe = site.links.unsubscribe(contact, "newsletter", "support-email").split("/")[-1]
+    unsubscribe = site.links.unsubscribe(contact, address, "newsletter", "support-email")
+    unsubscribe = unsubscribe.split("/")[-1]
     page, foreign = ("confirm", unsubscribe) if swap else ("unsubscribe", token)
     await refused(site, page, foreign, 400)
 
