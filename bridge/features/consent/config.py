@@ -9,6 +9,7 @@
         confirmation: {default: "You will get no more messages.", de: "Sie sind abgemeldet."}
       templates: {support-whatsapp: strict}
       record_ip: false
+      trusted_proxies: [127.0.0.1, 10.0.0.0/8]   # reverse proxies whose X-Forwarded-For counts
       confirm_hours: 48   # an unconfirmed request expires after this
       public_url: https://bridge.example.com   # where the links in mails and QR codes point
       secret: "…"   # signs those links; default: derived from appservice.as_token
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -140,6 +142,9 @@ class ConsentConfig:
     templates: Mapping[AccountID, TemplatePolicy] = field(default_factory=dict)
     record_ip: bool = False
     """Keep the requesting IP address with a web confirmation (the email flow)."""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Reverse proxies in front of the public listener: a request from one of them is from the
+    rightmost address of ``X-Forwarded-For`` that is not one of them."""
     public_url: str = "http://127.0.0.1:29350"
     """The base URL people reach the bridge's public listener at (no trailing slash): links
     are ``<public_url>/features/consent/...``."""
@@ -159,8 +164,9 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
     _keys(
         section,
         SECTION,
-        ("lists", "opt_out", "templates", "record_ip", "public_url", "secret", "confirm_hours"),
-    )
+        ("lists", "opt_out", "templates", "record_ip", "public_url", "secret", "confirm_hours",
+         "trusted_proxies"),
+    )  # fmt: skip
     record_ip = section.get("record_ip", False)
     if not isinstance(record_ip, bool):
         raise ConfigError(f"{SECTION}.record_ip", "must be true or false")
@@ -172,7 +178,21 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
         public_url=_public_url(section.get("public_url"), config),
         secret=_secret(section.get("secret"), config),
         confirm_hours=_hours(section.get("confirm_hours", 48)),
+        trusted_proxies=_proxies(section.get("trusted_proxies", [])),
     )
+
+
+def _proxies(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    key = f"{SECTION}.trusted_proxies"
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of IP addresses or networks (10.0.0.0/8)")
+    networks = []
+    for i, entry in enumerate(value):
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{key}[{i}]", "must be an IP address or network") from None
+    return tuple(networks)
 
 
 def _hours(value: Any) -> float:

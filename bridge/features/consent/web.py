@@ -3,13 +3,19 @@
 
 ``GET /form/{list}``
     The sign-up form of a list offered on an email account: its title, text and version.
-``POST /subscribe/{list}``
+``POST /subscribe/{list}``, ``OPTIONS /subscribe/{list}``
     The form's endpoint, also for forms embedded in other sites: ``email`` (and ``account``
     when the list is offered on several mail accounts), form-encoded, at most ``MAX_BODY``
     bytes. A plausible address gets a request and the confirmation mail (``mailflow``); the
     answer is the same whether the address was known, new or subscribed already, as an HTML
-    page or, when the request accepts ``application/json``, as JSON. The mail server refusing
-    for now: 503, "try again".
+    page or, when the request accepts ``application/json``, as JSON, which any site's script
+    may read (CORS: ``Access-Control-Allow-Origin: *``, and a preflight answer). The mail
+    server refusing for now: 503, "try again". Posts over the limits of ``webguard.FormLimit``
+    (per client and overall) get 429. The answer's text never tells whether an address is
+    subscribed; its time tells a little: only a new request waits for the mail server (known
+    and subscribed addresses, and the fourth ask within the hour, answer after a few database
+    reads). Making them wait as long would cost a sleep per post, or a background send that
+    could no longer say "try again".
 ``GET /confirm/{token}``, ``POST /confirm/{token}``
     The confirmation link. Opening it changes nothing (mail scanners open links by
     themselves): the page shows the list's text and a Confirm button, whose POST records the
@@ -18,7 +24,11 @@
     latest step; any other link gets a page saying why, with nothing recorded.
 ``GET /unsubscribe/{token}``, ``POST /unsubscribe/{token}``
     A broadcast's unsubscribe link (any channel account): the page has a button; its POST,
-    or a one-click POST (RFC 8058: ``List-Unsubscribe=One-Click``), withdraws the consent.
+    or a one-click POST (RFC 8058: ``List-Unsubscribe=One-Click``), withdraws the consent,
+    and the staff see a notice in the customer's conversation room when there is one.
+
+The client's address (for ``record_ip`` and the limits) is the peer's, or behind a reverse
+proxy listed in ``trusted_proxies`` the one it forwarded (``webguard.client_ip``).
 
 A token whose contact no longer has the identity it names (a contact id reused after an
 erasure) gets "This link is no longer valid" (410). A forged, altered, expired or foreign
@@ -37,13 +47,16 @@ from typing import Any
 from aiohttp import web
 
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
+from ...db import Portal
 from ...db.consent import GIVEN, ConsentContact, ConsentEvent, ConsentIdentity
 from ...seams import Route
 from . import pages
 from .config import ConsentList
+from .enforce import txn
 from .links import CONFIRM, UNSUBSCRIBE
 from .mailflow import MailOptIn, plausible
 from .tokens import TokenError
+from .webguard import FormLimit, client_ip
 
 log = logging.getLogger("bridge.consent.web")
 
@@ -53,6 +66,13 @@ FEATURE = "consent"
 ONE_CLICK = b"One-Click"
 INVALID = "This link is not valid."
 GONE = "This link is no longer valid. Nothing was changed."
+TOO_MANY = "Too many sign-ups just now. Please try again in a few minutes."
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Max-Age": "86400",
+}
 CHECK_MAIL = (
     "Thank you. If {address} can receive mail, a message with a confirmation link is on its "
     "way: open it and press Confirm to subscribe. Nothing happens without that."
@@ -60,9 +80,9 @@ CHECK_MAIL = (
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, title: str, text: str) -> None:
+    def __init__(self, status: int, title: str, text: str, retry: int | None = None) -> None:
         super().__init__(text)
-        self.status, self.title, self.text = status, title, text
+        self.status, self.title, self.text, self.retry = status, title, text, retry
 
 
 def refuse_token(error: TokenError) -> Refusal:
@@ -95,8 +115,9 @@ class Target:
 
 
 class ConsentWeb:
-    def __init__(self, flow: MailOptIn) -> None:
+    def __init__(self, flow: MailOptIn, limit: FormLimit | None = None) -> None:
         self.flow = flow
+        self.limit = limit or FormLimit()
         self.registry = flow.registry
         self.options = flow.options
         self.signer = flow.links.signer
@@ -108,6 +129,7 @@ class ConsentWeb:
         return [
             route("GET", "/form/{list}", self.form),
             route("POST", "/subscribe/{list}", self.subscribe),
+            route("OPTIONS", "/subscribe/{list}", self.preflight),
             route("GET", "/confirm/{token:[^/]+}", self.confirm_page),
             route("POST", "/confirm/{token:[^/]+}", self.confirm),
             route("GET", "/unsubscribe/{token:[^/]+}", self.unsubscribe_page),
@@ -130,9 +152,20 @@ class ConsentWeb:
         action = f"../subscribe/{urllib.parse.quote(item.name)}"
         return pages.form(item, action, labels)
 
+    def client(self, request: web.Request) -> str | None:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_ip(request.remote, forwarded, self.options.trusted_proxies)
+
+    async def preflight(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204, headers=CORS)
+
     async def subscribe(self, request: web.Request) -> web.StreamResponse:
         wants_json = "application/json" in request.headers.get("Accept", "")
+        ip = self.client(request)
         try:
+            if not self.limit.allow(ip):
+                retry = int(self.limit.overall_window)
+                raise Refusal(429, "Please try again later", TOO_MANY, retry)
             item, accounts = self._offered(request)
             fields = await _form(request)
             address = fields.get("email", "").strip()
@@ -144,7 +177,7 @@ class ConsentWeb:
             if not self.flow.deliverable(account, address):
                 raise Refusal(400, "Not subscribed", "Please enter a valid email address.")
             try:
-                await self.flow.subscribe(item, account, address, request.remote)
+                await self.flow.subscribe(item, account, address, ip)
             except TemporaryDeliveryError as error:
                 log.warning("A confirmation mail could not be sent for now: %s", error)
                 raise Refusal(503, "Please try again", "We cannot send mail right now. Please "
@@ -155,11 +188,12 @@ class ConsentWeb:
         except Refusal as refusal:
             if wants_json:
                 answer = {"ok": False, "error": refusal.text}
-                return web.json_response(answer, status=refusal.status)
+                headers = {**CORS, **_retry(refusal)}
+                return web.json_response(answer, status=refusal.status, headers=headers)
             raise
         text = CHECK_MAIL.format(address=address)
         if wants_json:
-            return web.json_response({"ok": True, "message": text})
+            return web.json_response({"ok": True, "message": text}, headers=CORS)
         return pages.message("Check your mail", text)
 
     # Confirmation links
@@ -233,8 +267,9 @@ class ConsentWeb:
 
     def _evidence(self, request: web.Request, target: Target, source: str) -> dict[str, Any]:
         evidence: dict[str, Any] = {"token": target.token_id, "source": source}
-        if self.options.record_ip and request.remote is not None:
-            evidence["ip"] = request.remote
+        ip = self.client(request)
+        if self.options.record_ip and ip is not None:
+            evidence["ip"] = ip
         return evidence
 
     # Unsubscribe links
@@ -255,14 +290,34 @@ class ConsentWeb:
         latest = target.latest
         if latest is not None and latest.step in GIVEN:
             source = "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe link"
-            await self.registry.withdraw(
+            cause = f"unsubscribe:{target.token_id}:{latest.id}"
+            if await self.registry.withdraw(
                 target.contact, target.list, target.account,
-                self._evidence(request, target, source), source,
-                cause=f"unsubscribe:{target.token_id}:{latest.id}",
-            )  # fmt: skip
+                self._evidence(request, target, source), source, cause=cause,
+            ):  # fmt: skip
+                await self._tell_staff(target, source, cause)
         if one_click:
             return web.Response(text="unsubscribed\n", headers=pages.HEADERS)
         return pages.message("Unsubscribed", f"You are unsubscribed from {target.title}.")
+
+    async def _tell_staff(self, target: Target, source: str, cause: str) -> None:
+        """A notice in the conversation room of the contact on the link's account, when it has
+        one (the withdrawal holds whether or not the notice can be posted)."""
+        members = await ConsentContact.members(target.contact)
+        for identity in await ConsentIdentity.on_account(target.account, members):
+            portal = await Portal.get(target.account, identity.chat)
+            if portal is None or not portal.room_id:
+                continue
+            text = f"🛑 The customer unsubscribed from {target.title} ({source})."
+            try:
+                await self.flow.services.notice(portal.room_id, text, txn=txn(cause))
+            except Exception:
+                log.exception("The unsubscribe notice could not be posted")
+            return
+
+
+def _retry(refusal: Refusal) -> dict[str, str]:
+    return {} if refusal.retry is None else {"Retry-After": str(refusal.retry)}
 
 
 async def _body(request: web.Request) -> bytes:
@@ -302,6 +357,8 @@ def _guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         try:
             return await handler(request)
         except Refusal as refusal:
-            return pages.message(refusal.title, refusal.text, refusal.status)
+            page = pages.message(refusal.title, refusal.text, refusal.status)
+            page.headers.update(_retry(refusal))
+            return page
 
     return run

@@ -23,6 +23,7 @@ from bridge.features.consent.mailflow import MailOptIn
 from bridge.features.consent.registry import Registry
 from bridge.features.consent.tokens import Signer
 from bridge.features.consent.web import ConsentWeb
+from bridge.features.consent.webguard import FormLimit
 from bridge.seams import DirectMessage
 from bridge.types import AccountID
 from tests.features.consent.support import CONFIG, HOOK, MAIL, Clock
@@ -109,14 +110,19 @@ async def ledger() -> list[tuple[Any, ...]]:
     return [tuple(row) for row in rows]
 
 
-async def open_site(config: ConsentConfig = WEB_CONFIG) -> AsyncIterator[Site]:
+async def open_site(
+    config: ConsentConfig = WEB_CONFIG, limit: FormLimit | None = None
+) -> AsyncIterator[Site]:
+    """The pages on the test's database; without ``limit`` posts are not limited (tests of
+    the limits pass their own)."""
     clock = LinkClock()
     registry = Registry(config, clock=Clock())
     services = Services()
     links = Links(config, Signer(config.secret, clock))
     flow = MailOptIn(registry, services, SimpleNamespace(channels=CHANNELS), links)  # type: ignore[arg-type]
     app = web.Application()
-    for route in ConsentWeb(flow).routes():
+    limit = limit or FormLimit(per_ip=10**9, overall=10**9)
+    for route in ConsentWeb(flow, limit).routes():
         app.router.add_route(route.method, route.full_path, route.handler)
     async with TestClient(TestServer(app)) as client:
         yield Site(client, registry, services, links, clock, flow)
