@@ -257,13 +257,12 @@ class ConsentEvent:
         """How many ``requested`` steps of ``contacts`` for ``list_`` on ``account`` since
         ``since`` (ms) have ``trigger`` (the sign-up form's mail limit)."""
         marks = ", ".join(f"${n + 5}" for n in range(len(contacts)))
-        return int(
-            await cls.db.fetchval(
-                "SELECT COUNT(*) FROM consent_event WHERE list=$1 AND account=$2 "
-                f"AND contact IN ({marks}) AND step='requested' AND at > $3 AND trigger=$4",
-                list_, account, since, trigger, *contacts,
-            )  # fmt: skip
-        )
+        count = await cls.db.fetchval(
+            "SELECT COUNT(*) FROM consent_event WHERE list=$1 AND account=$2 "
+            f"AND contact IN ({marks}) AND step='requested' AND at > $3 AND trigger=$4",
+            list_, account, since, trigger, *contacts,
+        )  # fmt: skip
+        return int(count)
 
     @classmethod
     async def of_cause(cls, account: str, cause: str) -> builtins.list[ConsentEvent]:

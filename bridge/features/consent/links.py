@@ -29,9 +29,7 @@ class Links:
     def page(self, path: str) -> str:
         return f"{self.config.public_url}{PREFIX}{path}"
 
-    def confirm(
-        self, contact: int, remote_user: str, list_: str, account: str
-    ) -> tuple[str, str]:
+    def confirm(self, contact: int, remote_user: str, list_: str, account: str) -> tuple[str, str]:
         """A confirmation link for a request, valid ``confirm_hours``; and the token's id."""
         fields = {"c": contact, "u": remote_user, "l": list_, "a": account}
         token, token_id = self.signer.issue(CONFIRM, fields, self.config.confirm_hours * 3600)
