@@ -1,22 +1,35 @@
 """Who asks the consent pages and how often (SQLite and PostgreSQL where pages run): the form's
 limits per client and overall (429, HTML and JSON), the client's address behind trusted
-reverse proxies only, CORS for the embeddable endpoint, the ``trusted_proxies`` key, and the
-staff's notice when a customer unsubscribes by link."""
+reverse proxies only, CORS for the embeddable endpoint, the ``trusted_proxies`` key, the
+staff's notice when a customer unsubscribes by link, and the start-up warning when mailed
+links would carry the listener's own address."""
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 from typing import Any
 
 import pytest
 
+from bridge.config import parse
 from bridge.connector import ConfigError
 from bridge.db import Portal
+from bridge.features.consent.module import Consent
 from bridge.features.consent.webguard import FormLimit, client_ip
+from bridge.seams import Seams
 from tests.features.consent.support import HOOK
+from tests.test_config import example
 from tests.features.consent.test_config import consent
-from tests.features.consent.web_support import WEB_CONFIG, Site, ledger, open_site, site
+from tests.features.consent.web_support import (
+    WEB_CONFIG,
+    Services,
+    Site,
+    ledger,
+    open_site,
+    site,
+)
 
 __all__ = ["site"]
 
@@ -135,3 +148,29 @@ async def test_an_unsubscribe_by_link_is_shown_to_the_staff(site: Site) -> None:
     assert [(room, text) for room, text, _ in site.services.notices] == [
         ("!ann:example.com", "🛑 The customer unsubscribed from Order updates (unsubscribe link).")
     ]
+
+
+@pytest.mark.parametrize(("public_url", "accounts", "warned"), [
+    (None, None, True), ("https://bridge.example.com", None, False),
+    (None, ["support-webhook"], False),
+])  # fmt: skip
+def test_start_up_warns_when_mailed_links_would_be_local(
+    caplog: pytest.LogCaptureFixture,
+    public_url: str | None,
+    accounts: list[str] | None,
+    warned: bool,
+) -> None:
+    section: dict[str, Any] = {"lists": {"news": {"text": "Yes.", "version": "1"}}}
+    if accounts is not None:
+        section["lists"]["news"]["accounts"] = accounts
+    if public_url is not None:
+        section["public_url"] = public_url
+    config = parse(example(lambda data: data.update(features={"consent": section})))
+    module = Consent()
+    options = module.parse_config(config.features["consent"], config)
+    assert options is not None
+    with caplog.at_level(logging.WARNING, "bridge.consent"):
+        module.setup(Seams(config, Services()), options)  # type: ignore[arg-type]
+    said = [r.getMessage() for r in caplog.records if "public_url is not set" in r.getMessage()]
+    assert len(said) == warned
+    assert not said or "of news will link to http://" in said[0]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from bridge.features.consent.mailflow import plausible
+from bridge.features.consent.mailflow import FORM_LIMIT, plausible
 from tests.features.consent.web_support import Site, ledger, site
 
 __all__ = ["site"]
@@ -142,6 +142,13 @@ async def test_random_form_input(site: Site, body: dict[str, str] | bytes) -> No
         assert plausible(address)
         assert account in (None, "", "support-email")
         assert "Check your mail" in text
+        chat = address.lower()
+        if len([c for _, c, _ in site.services.direct[:mails] if c == chat]) < FORM_LIMIT:
+            # not held back by the form's hourly limit: a request, and its mail went out
+            [row] = (await ledger())[len(before) :]
+            assert "requested" in row and chat in str(row)
+            [(_, to, _)] = site.services.direct[mails:]
+            assert to == chat
         return
     assert status in (400, 413, 415), (status, text)
     assert "<!DOCTYPE html>" in text
