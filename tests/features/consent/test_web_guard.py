@@ -20,7 +20,6 @@ from bridge.features.consent.module import Consent
 from bridge.features.consent.webguard import FormLimit, client_ip
 from bridge.seams import Seams
 from tests.features.consent.support import HOOK
-from tests.test_config import example
 from tests.features.consent.test_config import consent
 from tests.features.consent.web_support import (
     WEB_CONFIG,
@@ -30,6 +29,7 @@ from tests.features.consent.web_support import (
     open_site,
     site,
 )
+from tests.test_config import example
 
 __all__ = ["site"]
 
