@@ -2,8 +2,8 @@
 own listener. A customer mails a list's keyword: the confirmation goes in their conversation
 (staff see it); then they sign up for another list on the form: the confirmation mail arrives,
 opening its link changes nothing, pressing Confirm confirms, and the unsubscribe link on the
-thank-you page withdraws. On SQLite and PostgreSQL; the ledger is read from the bridge's
-database (SQLite read-only)."""
+thank-you page withdraws; STOP above a signature withdraws too. On SQLite and PostgreSQL;
+the ledger is read from the bridge's database (SQLite read-only)."""
 
 from __future__ import annotations
 
@@ -130,3 +130,16 @@ async def test_the_form_link_and_unsubscribe(stack: Stack) -> None:
             assert resp.status == 200
     assert await steps(stack, "newsletter") == ["requested", "confirmed", "withdrawn"]
     assert await steps(stack, "order-updates") == ["requested", "confirmed"]  # untouched
+
+
+async def test_stop_over_a_signature_withdraws(stack: Stack) -> None:
+    """Opting out by mail is as easy as opting in: STOP on the first line, above a mail
+    client's signature, withdraws what Carla confirmed by keyword, with one confirmation."""
+    count = len(stack.smtp.messages)
+    raw, _ = mail(CUSTOMER, "Re: Hello", "STOP\n\nSent from my iPhone", name="Carla Kundin")
+    await _deliver(stack, raw)
+    sent = await stack.smtp.wait_for(
+        lambda m: m.rcpt_tos == [CUSTOMER] and m in stack.smtp.messages[count:], timeout=30
+    )
+    assert "You are unsubscribed" in sent.message.get_body(("plain",)).get_content()
+    assert await steps(stack, "order-updates") == ["requested", "confirmed", "withdrawn"]

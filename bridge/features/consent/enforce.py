@@ -12,7 +12,8 @@ Opt-out (``OptOutHook``)
     withdraw (a second STOP, or someone who never consented) sends the customer nothing: the
     room says so, and staff answer as they see fit. On an email account the first non-empty
     line counts (``STOP`` over a mail client's signature withdraws): the same rule as a list's
-    keyword by mail, so opting out is never harder than opting in (GDPR Art. 7(3)).
+    keyword by mail, so opting out is never harder than opting in (GDPR Art. 7(3)); the copy of
+the whole mail the email connector attaches is no attachment of the customer's.
 
 Enforcement (``ConsentGate``)
     Only messages the bridge starts are checked; staff answering in a conversation need no
@@ -53,6 +54,12 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def _attached(event: RemoteMessage) -> bool:
+    """The message carries files: not a keyword. The email connector's copy of the whole mail
+    (``original``) is no file the customer attached."""
+    return any(not a.extra.get("original") for a in event.attachments)
+
+
 class OptOutHook:
     def __init__(
         self, registry: Registry, services: Services, bridge: Config | None = None
@@ -69,7 +76,7 @@ class OptOutHook:
 
     async def on_inbound(self, inbound: Inbound) -> None:
         event, ref = inbound.event, inbound.conversation
-        if not isinstance(event, RemoteMessage) or event.notice or event.attachments:
+        if not isinstance(event, RemoteMessage) or event.notice or _attached(event):
             return
         word = self.said(ref.account, event.text).strip()
         language = self.config.opt_out.match(word)

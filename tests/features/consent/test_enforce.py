@@ -126,10 +126,13 @@ async def test_by_mail_the_first_line_opts_out_as_it_opts_in(database: Database)
     mailed = await reg.contact_for(MAIL, "bob@example.org", create=True)
     assert mailed is not None
     await reg.confirm(mailed, "newsletter", MAIL, {}, "link")
+    original = RemoteAttachment(
+        "mail-part:0", "original.eml", "message/rfc822", extra={"original": True}
+    )  # the connector's copy of the mail
     event = RemoteMessage(
         chat=RemoteChat(RemoteChatID("bob@example.org")),
         sender=RemoteUser(RemoteUserID("bob@example.org")), message_id=MessageID("m9"),
-        text=text,
+        text=text, attachments=(original,),
     )  # fmt: skip
     await hook.on_inbound(Inbound(ref("bob@example.org", MAIL), event, True))
     assert await reg.confirmed_lists(mailed, MAIL) == []
