@@ -20,6 +20,7 @@ from typing import Any
 
 from tests.infra.postgres import PostgresServer
 
+from .broadcast import measure_broadcast
 from .endpoints import Arrivals
 from .inbox import measure_inbox
 from .inbox_e2e import measure_first_messages
@@ -42,7 +43,8 @@ log = logging.getLogger("bench")
 PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
 STACK_PARTS = ("traffic", "media", "inbox-e2e", "scale")
-"""The parts that need the whole stack; ``inbox`` (in-process) needs only a PostgreSQL."""
+"""The parts that need the whole stack; the local ones need at most a PostgreSQL."""
+LOCAL_PARTS = ("inbox", "broadcast")
 
 
 @dataclass
@@ -62,6 +64,10 @@ class Options:
     inbox_floods: int = 5
     inbox_e2e: int = 30
     inbox_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
+    broadcast_recipients: int = 100_000
+    broadcast_reference: int = 1000
+    broadcast_rate: float = 1000.0
+    broadcast_dbs: list[str] = field(default_factory=lambda: ["sqlite"])
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
     workdir: str | None = None
@@ -74,7 +80,7 @@ class Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
-            inbox_floods=1, inbox_e2e=3,
+            inbox_floods=1, inbox_e2e=3, broadcast_recipients=200, broadcast_reference=50,
         )  # fmt: skip
 
 
@@ -122,7 +128,23 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--inbox-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the inbox figures (both by default)",
     )  # fmt: skip
-    p.add_argument("--skip", action="append", choices=[*STACK_PARTS, "inbox"], default=[])
+    p.add_argument(
+        "--broadcast-recipients", type=int,
+        help=f"recipients of the broadcast measured ({d.broadcast_recipients})",
+    )  # fmt: skip
+    p.add_argument(
+        "--broadcast-reference", type=int,
+        help=f"recipients of the reference broadcast, for memory ({d.broadcast_reference})",
+    )  # fmt: skip
+    p.add_argument(
+        "--broadcast-rate", type=float,
+        help=f"configured broadcast rate, messages a second ({d.broadcast_rate:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--broadcast-db", action="append", choices=["postgres", "sqlite"],
+        help="database(s) for the broadcast figures (sqlite by default)",
+    )  # fmt: skip
+    p.add_argument("--skip", action="append", choices=[*STACK_PARTS, *LOCAL_PARTS], default=[])
     p.add_argument("--json", help=f"where to write the figures ({d.json})")
     p.add_argument("--workdir", help="keep all files here (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -133,8 +155,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "bridge_db", "json",
-                 "workdir", "profile"):  # fmt: skip
+                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "broadcast_recipients",
+                 "broadcast_reference", "broadcast_rate", "bridge_db", "json", "workdir",
+                 "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(opts, name, value)
@@ -142,6 +165,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         opts.scale_dbs = args.scale_db
     if args.inbox_db:
         opts.inbox_dbs = args.inbox_db
+    if args.broadcast_db:
+        opts.broadcast_dbs = args.broadcast_db
     opts.keep = args.keep
     opts.skip = args.skip
     return opts
@@ -217,7 +242,7 @@ async def run(opts: Options) -> dict[str, Any]:
     if not set(STACK_PARTS) <= set(opts.skip):
         stack = await start_stack(workdir, bridge_db=opts.bridge_db)
         postgres = stack.postgres
-    elif "inbox" not in opts.skip and "postgres" in opts.inbox_dbs:
+    elif _local_postgres(opts):
         postgres = PostgresServer(workdir)
         await postgres.astart()
     runs: list[dict[str, Any]] = []
@@ -225,6 +250,7 @@ async def run(opts: Options) -> dict[str, Any]:
     media: dict[str, Any] = {}
     inbox: list[dict[str, Any]] = []
     inbox_e2e: list[dict[str, Any]] = []
+    broadcast: dict[str, Any] = {}
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -263,6 +289,14 @@ async def run(opts: Options) -> dict[str, Any]:
                         rep,
                     )
                 )  # fmt: skip
+        if "broadcast" not in opts.skip:
+            t = time.monotonic()
+            sizes = (min(opts.broadcast_reference, opts.broadcast_recipients),
+                     opts.broadcast_recipients)  # fmt: skip
+            broadcast = await measure_broadcast(
+                workdir, postgres, opts.broadcast_dbs, sizes, opts.broadcast_rate
+            )
+            log.info("broadcasts done in %.1fs", time.monotonic() - t)
         ok = True
     finally:
         if stack is not None:
@@ -273,7 +307,7 @@ async def run(opts: Options) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             log.error("Logs are kept in %s", workdir)
-    figures = build_figures(runs, scale, asdict(opts), media, inbox, inbox_e2e)
+    figures = build_figures(runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -289,7 +323,15 @@ async def run(opts: Options) -> dict[str, Any]:
         "media": media,
         "inbox": inbox,
         "inbox_e2e": inbox_e2e,
+        "broadcast": broadcast,
     }
+
+
+def _local_postgres(opts: Options) -> bool:
+    """Whether a part that runs without the stack wants a PostgreSQL."""
+    return ("inbox" not in opts.skip and "postgres" in opts.inbox_dbs) or (
+        "broadcast" not in opts.skip and "postgres" in opts.broadcast_dbs
+    )
 
 
 def _start_profiler(path: str, pid: int) -> subprocess.Popen[bytes]:

@@ -106,6 +106,7 @@ def build_figures(
     media: dict[str, Any] | None = None,
     inbox: Sequence[Raw] = (),
     inbox_e2e: Sequence[Raw] = (),
+    broadcast: Raw | None = None,
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -195,6 +196,39 @@ def build_figures(
                    f"{small['portals']} portals", "ratio"),
         ])  # fmt: skip
     figs.extend(_inbox_figures(inbox, inbox_e2e, opts))
+    figs.extend(_broadcast_figures(broadcast or {}))
+    return figs
+
+
+BROADCAST_RATE_GOAL = Goal("compare", ">=", 0.95, "ratio >= 0.95")
+BROADCAST_RSS_GOAL = Goal("compare", "<", 20.0, "added < 20 MB")
+"""Issue 13: a broadcast keeps to its configured rate, and its memory does not grow with the
+number of recipients."""
+
+
+def _broadcast_figures(broadcast: Raw) -> list[Figure]:
+    """Per database: the achieved rate of the full broadcast against the configured one, its
+    process's peak memory, snapshot time and CPU per recipient against the reference size's
+    (see bench/broadcast.py)."""
+    figs: list[Figure] = []
+    for kind, runs in broadcast.items():
+        if not isinstance(runs, dict) or "full" not in runs:
+            continue
+        full, ref = runs["full"], runs["reference"]
+        n, ref_is = f"{full['size']:,}", f"{ref['size']:,} recipients"
+        cpu = [run["cpu_s"] / run["size"] * 1000 for run in (full, ref)]
+        figs.extend([
+            Figure(f"broadcast_{kind}_per_second", f"broadcast msg/s, {n} recipients ({kind})",
+                   "msg/s", [full["per_second"]], [broadcast["rate"]], "configured rate",
+                   "ratio", BROADCAST_RATE_GOAL),
+            Figure(f"broadcast_{kind}_rss_mb", f"broadcast peak memory (RSS), {n} ({kind})",
+                   "MB", [full["rss_peak_mb"]], [ref["rss_peak_mb"]], ref_is, "added",
+                   BROADCAST_RSS_GOAL),
+            Figure(f"broadcast_{kind}_snapshot_s", f"broadcast snapshot, {n} ({kind})", "s",
+                   [full["snapshot_s"]], [ref["snapshot_s"]], ref_is, "ratio"),
+            Figure(f"broadcast_{kind}_cpu_ms", f"broadcast CPU per recipient, {n} ({kind})",
+                   "ms", cpu[:1], cpu[1:], ref_is, "ratio"),
+        ])  # fmt: skip
     return figs
 
 

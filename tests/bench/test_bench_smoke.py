@@ -24,6 +24,8 @@ FIGURES = {
     "scale_sqlite_startup_s", "scale_sqlite_rss_mb", "scale_sqlite_lookup_key_ms",
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
     "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
+    "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
+    "broadcast_sqlite_cpu_ms",
 }  # fmt: skip
 
 
