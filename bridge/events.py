@@ -256,6 +256,31 @@ class RemoteConsent(RemoteEvent):
         return f"consent:{self.consent_id}"
 
 
+CONSENT_SKEW_MS = 5 * 60 * 1000
+"""How far an in-house system's clock may run ahead of the bridge's."""
+
+
+def consent_proof_problem(step: str, proof: dict[str, Any], now_ms: float) -> str | None:
+    """Why an in-house system's proof of a consent step is not enough, else None: one rule
+    for the webhook connector (which answers 400 with it, before anything is recorded) and
+    the consent feature. Every step needs ``at`` (ms since the epoch, not later than now give
+    or take ``CONSENT_SKEW_MS``); a confirmation or a refusal also ``source`` (where the proof
+    is kept), and a confirmation ``text_version`` (which text was shown). A withdrawal needs
+    no more than its time: withdrawing must be as easy as giving."""
+    at = proof.get("at")
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return "`at` is required: when it happened, in milliseconds since the epoch"
+    if not 1e11 <= at <= now_ms + CONSENT_SKEW_MS:
+        return "`at` must be milliseconds since the epoch, and not in the future"
+    if step in ("confirmed", "declined"):
+        source = proof.get("source")
+        if not isinstance(source, str) or not source.strip():
+            return "`source` is required: where the proof is kept"
+    if step == "confirmed" and proof.get("text_version") in (None, ""):
+        return "`text_version` is required: the version of the consent text that was shown"
+    return None
+
+
 _EVENT_KINDS: dict[str, type[RemoteEvent]] = {
     cls.kind: cls
     for cls in (

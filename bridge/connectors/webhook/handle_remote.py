@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -47,6 +48,7 @@ from ...events import (
     RemoteReaction,
     RemoteReactionRemove,
     RemoteUser,
+    consent_proof_problem,
 )
 from ...types import MessageID, RemoteChatID, RemoteUserID
 from ..http import BodyTooLarge, read_body
@@ -252,6 +254,9 @@ def _consent(body: _Object, step_id: str, common: dict[str, Any]) -> RemoteConse
     at = proof.get("at")
     if not isinstance(at, int | float) or not MIN_PROOF_AT <= at < MAX_TIMESTAMP * 1000:
         proof_object.fail("at", "is required: when, in milliseconds since the epoch")
+    problem = consent_proof_problem(step, proof, time.time() * 1000)
+    if problem is not None:  # refused now, while the in-house system still listens
+        body.fail("proof", problem)
     if common["timestamp"] is None:
         common = {**common, "timestamp": at / 1000}
     return RemoteConsent(

@@ -170,9 +170,11 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
     record_ip = section.get("record_ip", False)
     if not isinstance(record_ip, bool):
         raise ConfigError(f"{SECTION}.record_ip", "must be true or false")
+    lists, opt_out = _lists(section.get("lists"), config), _opt_out(section.get("opt_out"))
+    _no_clashes(lists, opt_out)
     return ConsentConfig(
-        lists=_lists(section.get("lists"), config),
-        opt_out=_opt_out(section.get("opt_out")),
+        lists=lists,
+        opt_out=opt_out,
         templates=_templates(section.get("templates"), config),
         record_ip=record_ip,
         public_url=_public_url(section.get("public_url"), config),
@@ -199,6 +201,20 @@ def _hours(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 90:
         raise ConfigError(f"{SECTION}.confirm_hours", "must be a number of hours, up to 2160")
     return float(value)
+
+
+def _no_clashes(lists: Mapping[str, ConsentList], opt_out: OptOut) -> None:
+    """A keyword asks for one list only, and never stops: one message cannot both withdraw
+    and ask, nor ask for two lists of which the first would win unseen."""
+    seen: dict[str, str] = {}
+    for item in lists.values():
+        key = f"{SECTION}.lists.{item.name}.keywords"
+        for word in item.keywords:
+            if opt_out.match(word) is not None:
+                raise ConfigError(key, f"{word!r} is an opt-out keyword")
+            other = seen.setdefault(normalise(word), item.name)
+            if other != item.name:
+                raise ConfigError(key, f"{word!r} asks for the list {other} already")
 
 
 def _public_url(value: Any, config: Config) -> str:

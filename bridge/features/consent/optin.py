@@ -50,6 +50,7 @@ from ...events import (
     RemoteButtonPress,
     RemoteConsent,
     RemoteMessage,
+    consent_proof_problem,
 )
 from ...seams import ConversationRef, Inbound, Services
 from ...types import AccountID
@@ -156,6 +157,13 @@ class OptInHook:
             trigger = f"Telegram deep link {item.start!r} from the customer"
         else:
             trigger = f"keyword {event.text.strip()!r} from the customer"
+        await self._ask(ref, contact, item, evidence, trigger, cause, dedup)
+
+    async def _ask(
+        self, ref: ConversationRef, contact: int, item: ConsentList, evidence: dict[str, Any],
+        trigger: str, cause: str, dedup: str,
+    ) -> None:  # fmt: skip
+        """Record the request and show the list's text with the two buttons."""
         await self.registry.request(contact, item.name, ref.account, evidence, trigger, cause)
         text = f"{item.text}\n\n{self.texts.version.format(version=item.version)}"
         await self.services.send_text(
@@ -179,10 +187,22 @@ class OptInHook:
             await self._say(ref, self.texts.expired, dedup)
             return
         done = await ConsentEvent.of_cause(ref.account, cause)
+        asked_again = (
+            {"message_id": event.message_id, "chat": ref.chat}, "the consent text changed",
+            cause, dedup,
+        )  # fmt: skip
+        if done and done[0].step == "requested":  # a retry of a press that asked again
+            await self._ask(ref, contact, item, *asked_again)
+            return
         if not done:
             state = await self.registry.state(contact, name, ref.account)
-            if state.confirmed and answer == YES:
+            if state.confirmed:  # "No" on an old question ends nothing: STOP does
                 await self._say(ref, self._text(self.texts.already, item), dedup)
+                return
+            if state.step == "requested" and state.text_hash != item.hash:
+                # The text changed since the question: a yes would be to a text never
+                # shown. Ask again with the text as it is now.
+                await self._ask(ref, contact, item, *asked_again)
                 return
             if state.step != "requested" or not self._fresh(state.at):
                 await self._say(ref, self.texts.expired, dedup)
@@ -222,12 +242,9 @@ class OptInHook:
         if event.step not in WEBHOOK_STEPS:
             return f"the step {event.step!r} is none of {', '.join(WEBHOOK_STEPS)}"
         proof = event.proof if isinstance(event.proof, dict) else {}
-        at = proof.get("at")
-        if isinstance(at, bool) or not isinstance(at, int) or not 0 < at <= self.registry.clock():
-            return "the proof needs `at`, when it happened (ms since the epoch, not later)"
-        source = proof.get("source")
-        if not isinstance(source, str) or not source.strip():
-            return "the proof needs its `source` (where it is kept)"
+        problem = consent_proof_problem(event.step, proof, self.registry.clock())
+        if problem is not None:  # the connector refused it already; an event from elsewhere
+            return f"the proof is not enough: {problem}"
         version = proof.get("text_version")
         if version is not None and str(version) != item.version:
             return f"the proof names text version {version!r}, the list's is {item.version!r}"
@@ -252,10 +269,23 @@ class OptInHook:
                     f"({event.consent_id}) was not recorded: {why}.", txn=notice,
                 )  # fmt: skip
             return
-        await self.registry.step(
+        cause = f"webhook:{event.consent_id}"
+        recorded = await self.registry.step(
             event.step, contact, event.list, ref.account, dict(event.proof),
-            f"in-house system {ref.account}", f"webhook:{event.consent_id}",
+            f"in-house system {ref.account}", cause,
         )  # fmt: skip
+        if not recorded:
+            earlier = [e.step for e in await ConsentEvent.of_cause(ref.account, cause)]
+            if event.step not in earlier:  # the id was used for another step: not a repeat
+                why = f"its consent_id was used before for the step {', '.join(earlier)}"
+                log.error("consent %s from %s refused: %s", event.consent_id, ref.account, why)
+                if ref.room_id:
+                    await self.services.notice(
+                        ref.room_id, f"⚠️ The in-house system's consent step {event.step!r} "
+                        f"({event.consent_id}) was not recorded: {why}.",
+                        txn=txn("webhook-reused", ref.account, event.consent_id, event.step),
+                    )  # fmt: skip
+                return
         if ref.room_id:
             title = self.lists[event.list].title
             await self.services.notice(
@@ -266,7 +296,8 @@ class OptInHook:
     # Blocking
 
     async def _blocked(self, ref: ConversationRef, event: RemoteBlocked) -> None:
-        evidence: dict[str, Any] = {"block_id": event.block_id, "at": event.block_id}
+        at = int(event.timestamp * 1000) if event.timestamp else self.registry.clock()
+        evidence: dict[str, Any] = {"block_id": event.block_id, "at": at}
         withdrawn = await self.registry.blocked(ref.account, event.sender.id, evidence)
         if withdrawn and ref.room_id:
             names = titles(self.registry.config, withdrawn)

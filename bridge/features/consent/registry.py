@@ -312,16 +312,13 @@ class Registry:
 
     async def blocked(self, account: str, remote_user: str, evidence: dict[str, Any]) -> list[str]:
         """The customer blocked the bot (Telegram: a 403 on sending, or ``my_chat_member``
-        with ``kicked``): every consent on ``account`` is withdrawn, the cause being the
-        ``at`` of ``evidence`` (the update's date) so a repeat records nothing twice. Nothing
-        reports a block yet: the Telegram connector maps the 403 to a failed delivery
-        (``connectors/telegram/client.py``) and does not read ``my_chat_member`` updates.
-        The Telegram flow is to hand the core a remote event for it, which an inbound hook of
-        this feature turns into this call (connectors never call features)."""
+        with ``kicked``, handed to the core as a ``RemoteBlocked`` that the opt-in hook turns
+        into this call): every consent on ``account`` is withdrawn, the cause being the
+        ``block_id`` of ``evidence`` (else its ``at``) so a repeat records nothing twice."""
         contact = await self.contact_for(account, remote_user)
         if contact is None:
             return []
-        cause = f"blocked:{remote_user}:{evidence.get('at') or self.clock()}"
+        cause = f"blocked:{remote_user}:{evidence.get('block_id') or evidence.get('at')}"
         return await self.withdraw_all(contact, account, "blocked the bot", evidence, cause)
 
     async def subscribers(

@@ -5,6 +5,7 @@ broadcast's direct send) carrying its key as the ``Idempotency-Key``, also when 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -91,6 +92,21 @@ BAD = {
     ),
     "long name": (consent(proof={"at": AT, "n" * 65: 1}), "proof: names must be 1 to 64"),
     "NUL in proof": (consent(proof={"at": AT, "s": "a\x00b"}), "proof.s: must not contain NUL"),
+    # What the proof of each step needs (one rule with the consent feature's), refused while
+    # the in-house system still listens rather than dropped after a 200:
+    "confirmed without source": (
+        consent(proof={"at": AT, "text_version": "v3"}),
+        "proof: `source` is required",
+    ),
+    "declined without source": (consent(step="declined", proof={"at": AT}), "proof: `source`"),
+    "confirmed without text": (
+        consent(proof={"at": AT, "source": "crm"}),
+        "proof: `text_version` is required",
+    ),
+    "at tomorrow": (
+        consent(proof={**CONSENT["proof"], "at": time.time() * 1000 + 86_400_000}),
+        "proof: `at` must be milliseconds since the epoch, and not in the future",
+    ),
 }
 
 
@@ -108,10 +124,22 @@ async def test_a_bad_consent_event_is_refused_and_nothing_recorded(
     assert host.events == []
 
 
+async def test_a_withdrawal_needs_only_its_time(
+    harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
+) -> None:
+    """Withdrawing is as easy as giving; a clock a minute ahead loses nothing."""
+    ahead = time.time() * 1000 + 60_000
+    payload = consent(id="w-1", step="withdrawn", proof={"at": ahead})
+    assert await harness.post_ok(payload) == "accepted"
+    (event,) = host.events
+    assert event.proof == {"at": ahead}
+
+
 async def test_the_largest_proof_is_taken(
     harness: WebhookHarness, connector: WebhookConnector, host: FakeHost
 ) -> None:
-    proof = {"at": AT, **{f"k{i}": "x" * 1000 for i in range(19)}}
+    proof = {"at": AT, "source": "crm", "text_version": "v3",
+             **{f"k{i}": "x" * 1000 for i in range(17)}}  # fmt: skip
     assert await harness.post_ok(consent(proof=proof)) == "accepted"
     (event,) = host.events
     assert isinstance(event, RemoteConsent) and event.proof == proof

@@ -153,6 +153,13 @@ def test_the_feature_is_registered() -> None:
         ({"opt_out": {"confirmation": "Bye"}}, "features.consent.opt_out.confirmation"),
         ({"lists": {"n": {"text": "x", "version": "1", "keywords": []}}},
          "features.consent.lists.n.keywords"),
+        ({"lists": {"stop": {"text": "x", "version": "1"}}},  # its keyword would be STOP
+         "features.consent.lists.stop.keywords"),
+        ({"lists": {"n": {"text": "x", "version": "1", "keywords": ["abmelden"]}}},
+         "features.consent.lists.n.keywords"),
+        ({"lists": {"n": {"text": "x", "version": "1", "keywords": ["NEWS"]},
+                    "m": {"text": "y", "version": "1", "keywords": ["news!"]}}},
+         "features.consent.lists.m.keywords"),
         ({"lists": {"n": {"text": "x", "version": "1", "start": "a b"}}},
          "features.consent.lists.n.start"),
         ({"lists": {"n": {"text": "x", "version": "1"}, "m": {"text": "y", "version": "1",

@@ -6,6 +6,7 @@ after expiry or without a request record nothing and are answered that the reque
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -183,6 +184,42 @@ async def test_already_subscribed_is_told_so(database: Database, account: str) -
     already = "You are subscribed to Newsletter already. Write STOP to end it any time."
     assert f.services.texts[2:] == [already, already]
     assert len(await f.steps(account)) == 2
+
+
+@CHANNELS
+async def test_no_thanks_from_a_subscriber_ends_nothing(database: Database, account: str) -> None:
+    """A press of "No thanks" on an old question ends no consent (STOP does) and says so."""
+    f = flow()
+    await f.hook.on_inbound(asking(account, ASK[account]))
+    await f.hook.on_inbound(press(account, "consent:yes:newsletter"))
+    await f.hook.on_inbound(press(account, "consent:no:newsletter", n=2))
+    assert await f.steps(account) == [("newsletter", "requested"), ("newsletter", "confirmed")]
+    assert f.services.texts[-1] == (
+        "You are subscribed to Newsletter already. Write STOP to end it any time."
+    )
+
+
+@CHANNELS
+async def test_a_yes_to_a_text_changed_since_asks_again(database: Database, account: str) -> None:
+    """The operator changed the consent text after the question: the yes would be to a text
+    the customer never saw. Nothing is confirmed; the new text is asked, once, and its yes
+    confirms it."""
+    f = flow()
+    await f.hook.on_inbound(asking(account, ASK[account]))
+    changed = dataclasses.replace(NEWS, text="Yes, send me the newsletter and offers.",
+                                  version="2026-02")  # fmt: skip
+    later = flow(options=ConsentConfig(lists={"newsletter": changed, "order-updates": ORDERS}))
+    later.registry.clock = f.clock
+    for _ in range(2):  # a press delivered twice
+        await later.hook.on_inbound(press(account, "consent:yes:newsletter"))
+    assert await f.steps(account) == [("newsletter", "requested"), ("newsletter", "requested")]
+    (asked,) = later.services.texts
+    assert asked.startswith("Yes, send me the newsletter and offers.")
+    events = await f.events()
+    assert events[-1].text_hash == changed.hash != events[0].text_hash
+    await later.hook.on_inbound(press(account, "consent:yes:newsletter", n=2))
+    assert (await f.steps(account))[-1] == ("newsletter", "confirmed")
+    assert (await f.events())[-1].text_hash == changed.hash
 
 
 @CHANNELS

@@ -56,6 +56,33 @@ def without_id() -> Inbound:
     return dataclasses.replace(inbound, event=dataclasses.replace(inbound.event, consent_id=""))
 
 
+async def test_a_withdrawal_needs_only_its_time_and_a_clock_may_run_ahead(
+    database: Database,
+) -> None:
+    """Withdrawing is as easy as giving: no source needed; an in-house clock a minute ahead
+    (or a float of milliseconds) is no reason to lose a withdrawal."""
+    f = flow()
+    await f.hook.on_inbound(consent())
+    bare = consent("withdrawn", n=2)
+    bare = dataclasses.replace(
+        bare, event=dataclasses.replace(bare.event, proof={"at": float(T0 + 60_000)})
+    )
+    await f.hook.on_inbound(bare)
+    assert await f.steps(HOOK) == [("newsletter", "confirmed"), ("newsletter", "withdrawn")]
+
+
+async def test_a_consent_id_used_again_for_another_step_is_refused_aloud(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = flow()
+    await f.hook.on_inbound(consent())
+    with caplog.at_level(logging.ERROR, "bridge.consent"):
+        await f.hook.on_inbound(consent("withdrawn"))  # the same id c1
+    assert "used before for the step confirmed" in caplog.text
+    assert await f.steps(HOOK) == [("newsletter", "confirmed")]
+    assert "was not recorded: its consent_id was used before" in f.services.notices[-1][1]
+
+
 @pytest.mark.parametrize(
     ("inbound", "why"),
     [(without_id(), "the event has no consent_id"),
@@ -63,9 +90,11 @@ def without_id() -> Inbound:
      (consent(list_="order-updates"), "the list 'order-updates' is not offered on "
       "support-webhook"),
      (consent("requested"), "the step 'requested' is none of confirmed, declined, withdrawn"),
-     (consent(at=None), "the proof needs `at`"), (consent(at="yesterday"), "the proof needs `at`"),
-     (consent(at=T0 + 100 * HOUR), "the proof needs `at`"),
-     (consent(source=" "), "the proof needs its `source`"),
+     (consent(at=None), "`at` is required"), (consent(at="yesterday"), "`at` is required"),
+     (consent(at=T0 + 100 * HOUR), "not in the future"),
+     (consent(source=" "), "`source` is required"),
+     (consent(text_version=None), "`text_version` is required"),
+     (consent("declined", source=None), "`source` is required"),
      (consent(text_version="2025-12"), "the proof names text version '2025-12'"),
      (consent("withdrawn"), "the customer has no consent records on support-webhook"),
      (consent("declined"), "the customer has no consent records on support-webhook")],
