@@ -8,6 +8,7 @@ the press and the confirmation, and ``consent`` shows the ledger's requested + c
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ import pytest_asyncio
 from tests.conftest import Stack, build_stack
 from tests.connectors.telegram import updates as tg
 from tests.connectors.whatsapp import payloads as wa
-from tests.e2e.helpers import body_is, join_invite_named
+from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
 from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
@@ -31,7 +32,8 @@ FEATURES = {
         "lists": {
             "newsletter": {
                 "title": "Newsletter", "version": "2026-01", "text": TEXT,
-                "keywords": ["NEWSLETTER"], "start": "news", "accounts": ["tg", "wa", "mail"],
+                "keywords": ["NEWSLETTER"], "start": "news",
+                "accounts": ["tg", "wa", "mail", "hooks"],
             }
         }
     }
@@ -144,3 +146,51 @@ async def test_consent_link_posts_the_form_page_and_its_qr_code(
         lambda e: e.get("content", {}).get("body") == "newsletter-mail.png", room_id=room_id
     )
     assert event["sender"] == stack.bot_id
+
+
+async def test_stop_after_a_real_opt_in(optin: tuple[Stack, StaffClient]) -> None:
+    """Withdrawing is as easy as giving: after the deep link and the press, STOP withdraws at
+    once, the customer gets one confirmation, the staff see it in the conversation."""
+    stack, staff = optin
+    sim = stack.telegram
+    user = tg.user(next(_ids), "Stefan", last_name="Stop")
+    chat = tg.private_chat(user)
+    sim.push_update(tg.message_update(tg.text_message(chat, user, "/start news")))
+    room_id = await join_invite_named(staff, "Stefan Stop")
+    asked = await sim.wait_for_sent(lambda s: s.chat_id == chat["id"], timeout=30)
+    sim.press_button(chat["id"], asked.message_id, "consent:yes:newsletter")
+    await sim.wait_for_sent(lambda s: s.chat_id == chat["id"] and s.rendered == THANKS)
+    sim.push_update(tg.message_update(tg.text_message(chat, user, "Stop!")))
+    await staff.wait_for_event(_body_has("🛑 The customer withdrew consent"), room_id=room_id)
+    steps = await _ledger(staff, room_id, "tg")
+    assert steps == ["newsletter: requested", "newsletter: confirmed", "newsletter: withdrawn"]
+    bye = [s for s in sim.sent if s.chat_id == chat["id"] and "unsubscribed" in (s.rendered or "")]
+    assert len(bye) == 1
+
+
+async def test_an_in_house_systems_consent_step(optin: tuple[Stack, StaffClient]) -> None:
+    """The in-house system reports a confirmation with its proof through the signed webhook
+    protocol: recorded once with that proof; a proof without its text version is refused with
+    400 and records nothing."""
+    stack, staff = optin
+    chat = f"crm-{next(_ids)}"
+    event = {
+        "type": "consent", "id": f"step-{chat}", "chat": {"id": chat},
+        "sender": {"id": f"user-{chat}", "name": "Carl Crm"}, "list": "newsletter",
+        "step": "confirmed",
+        "proof": {"at": int(time.time() * 1000) - 60_000, "source": "crm form 12",
+                  "text_version": "2026-01"},
+    }  # fmt: skip
+    bad = {**event, "id": f"bad-{chat}", "proof": {**event["proof"], "text_version": ""}}
+    status, answer = await stack.peer.send(stack.account, bad)
+    assert status == 400 and "text_version" in str(answer)
+    for _ in range(2):  # a repeat records nothing new
+        status, _ = await stack.peer.send(stack.account, event)
+        assert status == 200
+    # The customer writes later: their conversation's `consent` shows the step and its proof.
+    status, _ = await stack.peer.send(stack.account, customer_msg(chat, "Hello"))
+    assert status == 200
+    room_id = await join_invite_named(staff, f"Customer {chat}")
+    history = await _ask(staff, room_id, "!bridge consent")
+    assert history.count("newsletter: confirmed") == 1, history
+    assert "newsletter: requested" not in history
