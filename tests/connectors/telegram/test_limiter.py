@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from bridge.connectors.telegram import client
@@ -10,7 +12,7 @@ from bridge.connectors.telegram.client import RateLimiter
 
 async def test_passed_entries_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(client.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(client, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     limiter = RateLimiter({"chat": 1.0, "group": 0.5, "global": 1e9})
     limiter.prune_at = limiter.PRUNE_AT = 10
     for chat in range(10):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from bridge.connectors.whatsapp import client
@@ -10,7 +12,7 @@ from bridge.connectors.whatsapp.client import PairLimiter
 
 async def test_refilled_customers_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(client.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(client, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     limiter = PairLimiter(burst=2, per_user=1.0)
     limiter.prune_at = limiter.PRUNE_AT = 10
     for user in range(10):
