@@ -46,7 +46,14 @@ class BotBlocked(PermanentDeliveryError):
 class RateLimiter:
     """Spaces sends at the rates the Bot API documents, as the connector's capabilities declare
     them (messages per second): ``chat`` per private chat, ``group`` per group, ``global``
-    overall. Waiting here is cheaper than a 429 and keeps the order."""
+    overall. Waiting here is cheaper than a 429 and keeps the order.
+
+    A chat's entry only matters until its time has passed: when the table grows past
+    ``prune_at`` the passed entries are dropped (and the threshold doubles if most are still
+    pending), so a broadcast to many chats does not keep one entry per chat ever sent to and
+    the sweeps cost amortised constant work per send."""
+
+    PRUNE_AT = 4096
 
     def __init__(self, rates: Mapping[str, float]) -> None:
         self.per_chat = 1 / rates["chat"]
@@ -55,11 +62,18 @@ class RateLimiter:
         self._next_chat: dict[int, float] = {}
         self._next_global = 0.0
         self._lock = asyncio.Lock()
+        self.prune_at = self.PRUNE_AT
+
+    def _prune(self, now: float) -> None:
+        self._next_chat = {chat: at for chat, at in self._next_chat.items() if at > now}
+        self.prune_at = max(self.PRUNE_AT, 2 * len(self._next_chat))
 
     async def acquire(self, chat_id: int) -> None:
         interval = self.per_group if chat_id < 0 else self.per_chat
         async with self._lock:
             now = time.monotonic()
+            if len(self._next_chat) >= self.prune_at:
+                self._prune(now)
             at = max(now, self._next_chat.get(chat_id, 0.0), self._next_global)
             self._next_chat[chat_id] = at + interval
             self._next_global = at + self.overall

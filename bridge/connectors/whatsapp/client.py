@@ -41,7 +41,13 @@ EXPLAIN = {
 class PairLimiter:
     """After a small burst, one message per ``per_user`` seconds to the same customer, and one
     per ``per_number`` seconds for the whole number (0: no spacing). ``for_rates`` takes them
-    from the documented Cloud API throughput the capabilities declare."""
+    from the documented Cloud API throughput the capabilities declare.
+
+    A customer whose bucket has refilled is the same as one never seen: when the table grows
+    past ``prune_at`` those entries are dropped (the threshold doubles if most are still
+    refilling), so memory follows the recent customers, not every customer ever sent to."""
+
+    PRUNE_AT = 4096
 
     def __init__(self, burst: int, per_user: float, per_number: float = 0.0) -> None:
         self.burst = burst
@@ -50,15 +56,27 @@ class PairLimiter:
         self._tokens: dict[str, tuple[float, float]] = {}
         self._next_number = 0.0
         self._lock = asyncio.Lock()
+        self.prune_at = self.PRUNE_AT
 
     @classmethod
     def for_rates(cls, rates: Mapping[str, float], burst: int) -> PairLimiter:
         """``rates`` in messages per second: ``pair`` to one customer, ``number`` overall."""
         return cls(burst, per_user=1 / rates["pair"], per_number=1 / rates["number"])
 
+    def _prune(self, now: float) -> None:
+        full = float(self.burst)
+        self._tokens = {
+            user: (tokens, stamp)
+            for user, (tokens, stamp) in self._tokens.items()
+            if tokens + (now - stamp) / self.per_user < full
+        }
+        self.prune_at = max(self.PRUNE_AT, 2 * len(self._tokens))
+
     async def acquire(self, user: str) -> None:
         async with self._lock:
             now = time.monotonic()
+            if len(self._tokens) >= self.prune_at:
+                self._prune(now)
             tokens, stamp = self._tokens.get(user, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - stamp) / self.per_user)
             if tokens >= 1:
