@@ -61,8 +61,9 @@ MAX_BACKOFF = 300.0
 SUPERVISE_INTERVAL = 5.0
 SNAPSHOT_PAGE = 500
 DEFAULT_RATES = {"email": 5.0, "webhook": 50.0, "telegram": 30.0, "whatsapp": 80.0}
-KEYED = ("webhook", "email")
-"""Channel types whose far end recognises a repeat by its key."""
+KEYED = ("webhook",)
+"""Channel types whose far end recognises a repeat by its key (an SMTP server does not:
+a mail in flight at a stop may arrive twice)."""
 WINDOW = 24 * 3600.0
 NO_TEMPLATE = "outside the 24-hour window and no template"
 WITHDRAWN = "consent withdrawn"
@@ -238,7 +239,10 @@ class Engine:
         cancelled (the bridge stops): then the workers are cancelled too."""
         try:
             while True:
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception:  # a database blip: the workers go on, the next tick retries
+                    log.exception("Broadcast supervision failed; trying again")
                 await self.sleep(SUPERVISE_INTERVAL)
         finally:
             await self.stop()
@@ -375,6 +379,11 @@ class Engine:
             await pacer.take()
             if run.state != "running":
                 return  # paused or cancelled: the row stays open
+            if not (await self.registry.state(row.contact, list_, row.account)).confirmed:
+                # Withdrawn while this one waited for its turn (the pacer, a retry_after):
+                # checked again right before it goes, so an opt-out during a broadcast holds.
+                await row.mark("skipped", self.clock(), reason=WITHDRAWN)
+                return
             attempts = row.attempts + 1
             await row.mark("sending", self.clock(), attempts=attempts)
             try:
@@ -384,12 +393,17 @@ class Engine:
                 return
             except Exception as e:
                 reason = str(e) or type(e).__name__
-                if attempts >= self.max_attempts:
+                retry_after = getattr(e, "retry_after", None)
+                limited = isinstance(e, TemporaryDeliveryError) and bool(retry_after)
+                if attempts >= self.max_attempts and not limited:
                     await row.mark("failed", self.clock(), reason=reason)
                     return
-                await row.mark("pending", self.clock(), reason=reason)
-                retry_after = getattr(e, "retry_after", None)
-                if isinstance(e, TemporaryDeliveryError) and retry_after:
+                # A rate limit is the channel's pace, not the recipient's failure: it does not
+                # use up an attempt.
+                await row.mark("pending", self.clock(), reason=reason,
+                               attempts=attempts - 1 if limited else attempts)  # fmt: skip
+                if limited:
+                    assert retry_after is not None
                     pacer.hold(retry_after)
                     await self.sleep(retry_after)
                 else:

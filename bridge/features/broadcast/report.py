@@ -26,6 +26,9 @@ class Reporter:
     def __init__(self, engine: Engine, every: float) -> None:
         self.engine = engine
         self.every = every
+        self._shown: dict[str, str] = {}
+        """Progress event -> the text it shows: an edit only when it changed (a paused
+        broadcast makes no edits)."""
 
     def title(self, found: Broadcast) -> str:
         item = self.engine.config.lists.get(found.list)
@@ -82,8 +85,13 @@ class Reporter:
         self, run: Run, room_id: str, event: str, start: tuple[float, int] | None
     ) -> None:
         text = await self._progress_text(run, start)
+        if self._shown.get(event) == text:
+            return
         txn = f"broadcast-{run.id}-progress-{time.time_ns()}"
         await self.engine.services.edit_notice(room_id, event, text, txn=txn)
+        self._shown[event] = text
+        if start is None:  # the last edit: the end state
+            self._shown.pop(event, None)
 
     async def _counts(self, id_: int) -> tuple[dict[str, int], int, int]:
         counts = await Recipient.counts(id_)

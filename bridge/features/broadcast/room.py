@@ -2,8 +2,10 @@
 invited), where a staff member's message is a draft or one of the words below.
 
 - any message that is no command (a text, a formatted text, an image or a file): the draft,
-  replacing one not yet confirmed; the bridge answers with its recipients per channel
-- ``send``: send the draft now; ``send at <time>`` (``18:00``, ``2026-12-24 09:30``, in the
+  replacing one not yet confirmed; the bridge answers with its recipients per channel. A
+  reply (to the draft, to anyone) is staff talking, never a draft.
+- ``send``: send the draft now (only its author: a colleague's "looks good" that replaced it
+  is refused rather than broadcast); ``send at <time>`` (``18:00``, ``2026-12-24 09:30``, in the
   configured time zone): at that time
 - ``pause``, ``resume``, ``cancel``: the list's current broadcast
 - ``status``: its counts; ``recipients``: its recipients per status and channel;
@@ -51,6 +53,8 @@ class BroadcastRooms:
         list_ = self.rooms.get(message.room_id)
         if list_ is None:
             return False
+        if message.reply_to is not None:
+            return True  # a reply is staff talking about the draft, never the draft itself
         words = message.body.strip()
         lowered = " ".join(words.lower().split())
         is_text = message.media is None and message.msgtype in ("m.text", "m.notice")
@@ -91,6 +95,12 @@ class BroadcastRooms:
             draft = await Broadcast.latest(list_, ("draft",))
             if draft is None:
                 raise BroadcastError("there is no draft: write the message first")
+            if draft.created_by != sender:
+                # Someone else's message became the draft last: only its author sends it, so
+                # "looks good" from a colleague never goes to every subscriber.
+                raise BroadcastError(
+                    f"draft {draft.id} is {draft.created_by}'s: they send it, or write yours"
+                )
             at_match = _SEND_AT.match(words)
             at = self.parse_time(at_match.group(1)) if at_match else None
             found = await self.engine.start(draft.id, at)

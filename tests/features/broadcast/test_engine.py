@@ -126,7 +126,7 @@ async def test_retry_after_holds_the_account_then_it_is_sent(database: Database)
     assert await eng.wait(id_) == {"sent": 1}
     assert 7.0 in fake.slept
     (row,) = await Recipient.page(id_, (0, ""), 5, ("sent",))
-    assert row.attempts == 2 and row.reason is None
+    assert row.attempts == 1 and row.reason is None  # a retry_after uses up no attempt
 
 
 async def test_failures_are_recorded_with_their_reason(database: Database) -> None:
@@ -168,6 +168,33 @@ async def test_an_opt_out_during_the_broadcast_holds(database: Database) -> None
     assert services.chats() == ["ann", "cyd"]
     (row,) = await Recipient.page(id_, (0, ""), 5, ("skipped",))
     assert (row.contact, row.reason) == (bob, WITHDRAWN)
+
+
+async def test_an_opt_out_holds_for_those_already_waiting_their_turn(database: Database) -> None:
+    """Many in flight: every recipient passed its first check and waits for the pacer when
+    one of them says STOP; the check right before sending still stops theirs."""
+    services = Services()
+    eng, registry, _ = engine(services, in_flight=8)
+    users = await subscribe(registry, HOOK, "u1", "u2", "u3", "u4", "u5")
+    released, waiting = asyncio.Event(), []
+
+    class Gate:
+        """The pacer: nobody goes until all five wait; then u5 says STOP."""
+
+        async def take(self) -> None:
+            waiting.append(None)
+            if len(waiting) == 5:
+                await registry.withdraw(users[4], "newsletter", HOOK, {"message_id": "s"}, "STOP")
+                released.set()
+            await released.wait()
+
+        def hold(self, seconds: float) -> None:
+            pass
+
+    eng.pacers[HOOK] = Gate()  # type: ignore[assignment]
+    id_ = await eng.broadcast("newsletter", NEWS, by="@lea:example.com")
+    assert await asyncio.wait_for(eng.wait(id_), 30) == {"sent": 4, "skipped": 1}
+    assert sorted(services.chats()) == ["u1", "u2", "u3", "u4"]
 
 
 async def test_pause_resume_and_cancel(database: Database) -> None:

@@ -132,3 +132,22 @@ async def test_bad_times_are_refused(database: Database, text: str, problem: str
     assert await Broadcast.in_states(("scheduled",)) == []
     at = rooms.parse_time("00:00")
     assert at > datetime.datetime.now().timestamp() * 1000
+
+
+async def test_only_the_drafts_author_sends_it_and_a_reply_is_no_draft(database: Database) -> None:
+    """A colleague's "looks good" as a reply leaves the draft alone; written on its own it
+    becomes the draft, and then only that colleague can send it: never by mistake."""
+    services = Services()
+    room, rooms, eng = await make(services)
+    first = await room.say("Spring news!")
+    reply = RoomMessage(room.room_id, "$r", "@bob:example.com", "m.text", "looks good",
+                        reply_to="$e1")  # fmt: skip
+    notices = len(services.notices)
+    assert await rooms.on_room_message(reply)
+    assert len(services.notices) == notices  # nothing answered, the draft unchanged
+    (draft,) = await Broadcast.in_states(("draft",))
+    assert first.startswith(f"Draft {draft.id}")
+    await room.say("looks good, send it", sender="@bob:example.com")
+    answer = await room.say("send")
+    assert "is @bob:example.com's: they send it, or write yours" in answer
+    assert services.sent == [] and await eng.current("newsletter") is None
