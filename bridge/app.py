@@ -12,9 +12,10 @@ from .features import welcome
 from .features.broadcast.module import BROADCAST
 from .features.consent.module import CONSENT
 from .features.inbox.module import INBOX
+from .features.privacy.module import PRIVACY
 from .seams import FeatureModule
 
-FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE, INBOX, CONSENT, BROADCAST)
+FEATURES: tuple[FeatureModule, ...] = (welcome.FEATURE, INBOX, CONSENT, BROADCAST, PRIVACY)
 """Every feature module, in the order their hooks and gates run."""
 
 

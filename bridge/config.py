@@ -102,6 +102,9 @@ class Config:
     queue_max_age: int = 900
     features: dict[str, Any] = field(default_factory=dict)
     """The ``features`` section as written: each feature module reads and checks its own."""
+    hs_admin_token: str | None = None
+    """A homeserver admin's access token: lets the bridge delete media through Synapse's admin
+    API (data protection erasure and retention); None: it cannot."""
 
     @property
     def bot_mxid(self) -> str:
@@ -427,7 +430,17 @@ def parse(data: Mapping[str, Any]) -> Config:
         queue_max_attempts=r.int("queue.max_attempts", 10),
         queue_max_age=r.int("queue.max_age", 900, minimum=0),
         features=_plain(r.mapping("features", {})),
+        hs_admin_token=_admin_token(r),
     )
+
+
+def _admin_token(r: _Reader) -> str | None:
+    if r.get("homeserver.admin_token", None) is None:
+        return None
+    token = r.str("homeserver.admin_token")
+    if not token.strip() or token == "generate":
+        raise ConfigError("homeserver.admin_token", "must be an access token, or null")
+    return token
 
 
 def _permissions(

@@ -63,6 +63,14 @@ Direct messages (``Services.send_direct``)
     pacing beyond the connector's own rate limiter; the connector's errors come back as
     ``TemporaryDeliveryError`` (with ``retry_after``) and ``PermanentDeliveryError``.
 
+Data protection (``Services.timeline``, ``redact``, ``download``, ``delete_media``,
+``retire_ghost``, ``erase_conversation``)
+    What a privacy feature needs to serve data subject rights: read every event of a room
+    (with the media it refers to), redact events, fetch a file, delete media through the
+    homeserver's admin API, take a ghost out of its rooms with its profile cleared and its row
+    gone, and drop a conversation from the core's own tables (portal, message mappings, queue
+    rows, dead letters, dedup keys, conversation data) with the core's caches.
+
 Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
@@ -205,6 +213,31 @@ class HistoryEntry:
     """For a file (image, video...): its name; the file itself is not fetched."""
     replaces: str | None = None
     """The event this one edits (``m.replace``); its ``body`` is the new text."""
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One event of a room's timeline (``Services.timeline``): any non-state event (messages,
+    reactions, redactions, stickers...), unchecked and unescaped like ``HistoryEntry``."""
+
+    event_id: str
+    sender: str
+    type: str
+    timestamp: int
+    """Milliseconds since the epoch (``origin_server_ts``)."""
+    content: dict[str, Any]
+    """As the homeserver returns it: empty for a redacted event."""
+    media: tuple[str, ...] = ()
+    """The ``mxc://`` URLs it refers to (the file, an encrypted file, a thumbnail)."""
+    redacted: bool = False
+
+
+@dataclass(frozen=True)
+class Timeline:
+    events: list[TimelineEvent]
+    """Oldest first."""
+    complete: bool
+    """False when the cap was reached: older events are left out."""
 
 
 @dataclass(frozen=True)
@@ -421,6 +454,38 @@ class Services(Protocol):
         """Upload ``data`` and post it as an ``m.file`` of the bot in the room; ``txn``
         (deterministic, e.g. from a command's event id) makes a repeat post nothing new.
         Returns the event id (None: the homeserver refused it)."""
+        ...
+
+    async def timeline(self, room_id: str, *, limit: int = 5000) -> Timeline:
+        """Every non-state event of a room the bot is in, redacted ones included (marked),
+        oldest first; read like ``history``, at most ``limit`` events looked at."""
+        ...
+
+    async def redact(self, room_id: str, event_id: str, *, reason: str) -> bool:
+        """Redact an event as the bot (any sender's, with the bot's power in its rooms).
+        Idempotent; False when the homeserver refused (no such event, no power)."""
+        ...
+
+    async def download(self, url: str, *, limit: int) -> bytes:
+        """A file of the media repository (``mxc://``); ``ValueError`` past ``limit`` bytes."""
+        ...
+
+    async def delete_media(self, url: str) -> bool:
+        """Delete a file of this homeserver's media repository through Synapse's admin API
+        with ``homeserver.admin_token``. True: gone (or was already); False: no token, a
+        remote server's file, or refused."""
+        ...
+
+    async def retire_ghost(self, account: str, remote_user: str, rooms: Sequence[str]) -> None:
+        """Clear the display name and avatar of the ghost of ``remote_user``, make it leave
+        ``rooms``, and forget its row (a later message of theirs makes a new one). Idempotent;
+        nothing happens for a remote user without a ghost."""
+        ...
+
+    async def erase_conversation(self, account: str, chat: str) -> int:
+        """Remove a conversation from the core's tables: its portal row, message and reaction
+        mappings, queue items and dead letters, dedup keys and conversation data (rows and caches;
+        the room and the ghosts stay: see ``retire_ghost``). Returns the rows removed."""
         ...
 
 

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable
 from typing import Any, cast
 
+import aiohttp
 from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.errors import MatrixRequestError
@@ -27,6 +28,7 @@ from mautrix.types import (
     StateEvent,
     UserID,
 )
+from yarl import URL
 
 from ..media import MediaFile
 
@@ -38,6 +40,8 @@ stored before a lost answer is found again instead of sent twice."""
 LOOKBACK = 100
 """Events searched for one whose sending failed without an answer."""
 INTENTS = 10_000
+ADMIN_TIMEOUT = 30.0
+"""Seconds an admin API request may take."""
 """Ghosts whose API objects are kept (the most recently used)."""
 
 
@@ -225,6 +229,25 @@ class MatrixSender:
 
     async def set_avatar(self, mxc: ContentURI, *, as_user: UserID | str) -> None:
         await self._intent(as_user).set_avatar_url(mxc)
+
+    async def clear_avatar(self, *, as_user: UserID | str) -> None:
+        await self._intent(as_user).set_avatar_url(ContentURI(""))
+
+    async def admin_delete_media(
+        self, hs_address: URL, token: str, server: str, media_id: str
+    ) -> bool:
+        """Delete a file of the media repository through Synapse's admin API (``DELETE
+        /_synapse/admin/v1/media/<server>/<id>``) with an admin's ``token``. True: deleted,
+        or no such file (a repeat); False: refused."""
+        url = hs_address / "_synapse/admin/v1/media" / server / media_id
+        headers = {"Authorization": f"Bearer {token}"}
+        timeout = aiohttp.ClientTimeout(total=ADMIN_TIMEOUT)
+        async with self.api.session.delete(url, headers=headers, timeout=timeout) as resp:
+            if resp.status in (200, 404):
+                return True
+            if resp.status >= 500 or resp.status == 429:
+                raise ConnectionError(f"admin media deletion answered {resp.status}")
+            return False
 
     async def ensure_joined(self, room_id: str, *, as_user: UserID | str) -> None:
         await self._intent(as_user).ensure_joined(RoomID(room_id))

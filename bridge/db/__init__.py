@@ -17,6 +17,7 @@ from .inbox_figures import InboxPause, InboxResponse
 from .message import Message
 from .portal import Portal
 from .postgres import BridgePostgres
+from .privacy import AuditEntry, PrivacyJob, Suppression
 from .queue import QueueItem
 from .reaction import Reaction
 from .remote_dedup import RemoteDedup
@@ -26,6 +27,7 @@ from .upgrade import upgrade_table
 ROW_CLASSES = (
     ChannelAccount,
     ASTransaction,
+    AuditEntry,
     Broadcast,
     ConsentContact,
     ConsentEvent,
@@ -42,11 +44,13 @@ ROW_CLASSES = (
     InboxTeam,
     Message,
     Portal,
+    PrivacyJob,
     QueueItem,
     Reaction,
     Recipient,
     RemoteDedup,
     Spool,
+    Suppression,
 )
 
 
@@ -61,5 +65,6 @@ __all__ = [
     "ConsentEvent", "ConsentIdentity", "ConsentText", "Conversation", "DeadLetter", "Ghost",
     "InboxAgent", "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse",
     "InboxTeam", "Message", "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool",
-    "upgrade_table", "init", "Database", "BridgePostgres",
+    "AuditEntry", "PrivacyJob", "Suppression", "upgrade_table", "init", "Database",
+    "BridgePostgres",
 ]  # fmt: skip

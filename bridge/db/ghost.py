@@ -89,3 +89,12 @@ class Ghost:
             "UPDATE ghost SET mxid=$3, displayname=$4, avatar_url=$5, metadata=$6 "
             "WHERE account=$1 AND user_key=$7 AND remote_user=$2"
         )
+
+    async def delete(self) -> None:
+        try:
+            await self.db.execute(
+                "DELETE FROM ghost WHERE account=$1 AND user_key=$2",
+                self.account, digest(self.remote_user),
+            )  # fmt: skip
+        finally:
+            self._cache().invalidate((self.account, self.remote_user))

@@ -13,12 +13,13 @@ from .direct import DirectServices
 from .errors import ServiceError
 from .history import HistoryServices
 from .messages import MessageServices
+from .privacy import PrivacyServices
 from .rooms import RoomServices
 
 
 class Services(
     ConversationServices, MessageServices, AdminServices, RoomServices, HistoryServices,
-    DirectServices,
+    DirectServices, PrivacyServices,
 ):  # fmt: skip
     """Every service, in one object."""
 

@@ -19,4 +19,5 @@ from . import (  # noqa: E402,F401
     v12_consent,
     v13_broadcast,
     v14_consent_lookups,
+    v15_privacy,
 )
