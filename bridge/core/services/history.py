@@ -6,10 +6,11 @@ returns is checked field by field; an event that does not read as a message is s
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ...seams import History, HistoryEntry
-from ..sender import Refused
+from ..sender import MatrixSender, Refused
 from ..util import txn_id
 from .common import ServiceBase
 
@@ -20,28 +21,44 @@ HISTORY_LIMIT = 5000
 FILE_TYPES = ("m.file", "m.image", "m.video", "m.audio")
 
 
+class Pages:
+    """A room's timeline read backwards from the newest event: ``async for chunk, state``
+    gives each page (at most ``PAGE`` events) until ``limit`` events were looked at or the
+    room's start was reached; then ``complete`` tells which."""
+
+    def __init__(self, sender: MatrixSender, room_id: str, limit: int) -> None:
+        self.sender, self.room_id, self.limit = sender, room_id, max(0, limit)
+        self.complete = False
+
+    async def __aiter__(self) -> AsyncIterator[tuple[list[Any], list[Any]]]:
+        start: str | None = None
+        seen = 0
+        while seen < self.limit:
+            chunk, state, end = await self.sender.messages(
+                self.room_id, start, min(PAGE, self.limit - seen)
+            )
+            seen += len(chunk)
+            yield chunk, state
+            if end is None:
+                self.complete = True
+                return
+            start = end
+
+
 class HistoryServices(ServiceBase):
     async def history(self, room_id: str, *, limit: int = HISTORY_LIMIT) -> History:
         limit = max(0, min(limit, HISTORY_LIMIT))
         names: dict[str, str] = {}
         newest_first: list[HistoryEntry] = []
-        start: str | None = None
-        seen = 0
-        complete = False
-        while seen < limit:
-            chunk, state, end = await self.sender.messages(room_id, start, min(PAGE, limit - seen))
-            seen += len(chunk)
+        pages = Pages(self.sender, room_id, limit)
+        async for chunk, state in pages:
             for member in state:
                 _learn_name(names, member)
             for event in chunk:
                 entry = _entry(event, names)
                 if entry is not None:
                     newest_first.append(entry)
-            if end is None:
-                complete = True
-                break
-            start = end
-        return History(newest_first[::-1], complete)
+        return History(newest_first[::-1], pages.complete)
 
     async def post_file(
         self, room_id: str, data: bytes, filename: str, mimetype: str, *, txn: str

@@ -23,32 +23,21 @@ from ...seams import Timeline, TimelineEvent
 from ..sender import refused
 from ..util import conversation_key, txn_id
 from .common import ServiceBase
-from .history import HISTORY_LIMIT, PAGE
+from .history import HISTORY_LIMIT, Pages
 
 log = logging.getLogger("bridge.privacy")
 
 
 class PrivacyServices(ServiceBase):
     async def timeline(self, room_id: str, *, limit: int = HISTORY_LIMIT) -> Timeline:
-        limit = max(0, limit)
         newest_first: list[TimelineEvent] = []
-        start: str | None = None
-        seen = 0
-        complete = False
-        while seen < limit:
-            chunk, _state, end = await self.sender.messages(
-                room_id, start, min(PAGE, limit - seen)
-            )
-            seen += len(chunk)
+        pages = Pages(self.sender, room_id, limit)
+        async for chunk, _state in pages:
             for raw in chunk:
                 event = _event(raw)
                 if event is not None:
                     newest_first.append(event)
-            if end is None:
-                complete = True
-                break
-            start = end
-        return Timeline(newest_first[::-1], complete)
+        return Timeline(newest_first[::-1], pages.complete)
 
     async def redact(self, room_id: str, event_id: str, *, reason: str) -> bool:
         try:

@@ -25,7 +25,7 @@ from ...config import Config
 from ...connector import ConfigError
 from ...types import AccountID
 from ..consent.config import ConsentConfig, parse_consent_config
-from ..consent.config import _keys as keys
+from ..options import check_keys as keys
 
 SECTION = "features.broadcast"
 DEFAULT_LANGUAGE = "default"

@@ -35,6 +35,7 @@ from typing import Any
 from ...config import Config
 from ...connector import ConfigError
 from ...types import AccountID
+from ..options import check_keys, secret_option
 from ..welcome import MAX_TEXT
 from .tokens import derive_secret
 
@@ -161,7 +162,7 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
     """The consent options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _keys(
+    check_keys(
         section,
         SECTION,
         ("lists", "opt_out", "templates", "record_ip", "public_url", "secret", "confirm_hours",
@@ -178,7 +179,7 @@ def parse_consent_config(section: Any, config: Config) -> ConsentConfig | None:
         templates=_templates(section.get("templates"), config),
         record_ip=record_ip,
         public_url=_public_url(section.get("public_url"), config),
-        secret=_secret(section.get("secret"), config),
+        secret=secret_option(section.get("secret"), f"{SECTION}.secret", config, derive_secret),
         confirm_hours=_hours(section.get("confirm_hours", 48)),
         trusted_proxies=_proxies(section.get("trusted_proxies", [])),
     )
@@ -235,22 +236,6 @@ def _public_url(value: Any, config: Config) -> str:
     return value.strip().rstrip("/")
 
 
-def _secret(value: Any, config: Config) -> bytes:
-    if value is None:
-        return derive_secret(config.as_token)
-    if not isinstance(value, str) or len(value) < 32:
-        raise ConfigError(f"{SECTION}.secret", "must be a random text of at least 32 characters")
-    return value.encode()
-
-
-def _keys(value: Any, key: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be a mapping")
-    for name in value:
-        if name not in allowed:
-            raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(allowed)})")
-
-
 def _text(value: Any, key: str, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ConfigError(key, f"must be a text of 1 to {limit} characters")
@@ -268,7 +253,7 @@ def _lists(section: Any, config: Config) -> dict[str, ConsentList]:
         at = f"{key}.{name}"
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(at, "a list name is 1 to 64 letters, digits, - or _")
-        _keys(value, at, ("text", "version", "title", "keywords", "start", "accounts"))
+        check_keys(value, at, ("text", "version", "title", "keywords", "start", "accounts"))
         text = _text(value.get("text"), f"{at}.text")
         version = value.get("version")
         if isinstance(version, int | float) and not isinstance(version, bool):
@@ -313,7 +298,7 @@ def _opt_out(section: Any) -> OptOut:
     key = f"{SECTION}.opt_out"
     if section is None:
         return OptOut()
-    _keys(section, key, ("keywords", "confirmation"))
+    check_keys(section, key, ("keywords", "confirmation"))
     defaults = OptOut()
     keywords: Mapping[str, tuple[str, ...]] = defaults.keywords
     if section.get("keywords") is not None:

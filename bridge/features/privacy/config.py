@@ -30,6 +30,7 @@ from typing import Any
 from ...config import Config
 from ...connector import ConfigError
 from ...db.privacy import derive_key_secret
+from ..options import check_keys, secret_option
 
 SECTION = "features.privacy"
 RULE_KEYS = ("messages_days", "close_resolved_days", "raw_mail_days")
@@ -90,13 +91,15 @@ def parse_privacy_config(section: Any, config: Config) -> PrivacyConfig | None:
     """The privacy options, or None when the section is absent; raises ``ConfigError``."""
     if section is None:
         return None
-    _keys(
+    check_keys(
         section, SECTION,
         ("secret", "export_notes", "erase_staff_replies", "confirm_minutes", "max_export_mb",
          "retention"),
     )  # fmt: skip
     return PrivacyConfig(
-        secret=_secret(section.get("secret"), config),
+        secret=secret_option(
+            section.get("secret"), f"{SECTION}.secret", config, derive_key_secret
+        ),
         export_notes=_bool(section, "export_notes", False),
         erase_staff_replies=_bool(section, "erase_staff_replies", True),
         confirm_minutes=_number(section, "confirm_minutes", 15, 1, 24 * 60),
@@ -109,7 +112,7 @@ def _retention(value: Any, config: Config) -> Retention:
     key = f"{SECTION}.retention"
     if value is None:
         return Retention()
-    _keys(value, key, ("interval", "default", "accounts", "teams"))
+    check_keys(value, key, ("interval", "default", "accounts", "teams"))
     accounts: dict[str, RetentionRule] = {}
     for account, rule in _mapping(value.get("accounts"), f"{key}.accounts").items():
         if account not in config.channels:
@@ -130,7 +133,7 @@ def _retention(value: Any, config: Config) -> Retention:
 def _rule(value: Any, key: str) -> RetentionRule:
     if value is None:
         return RetentionRule()
-    _keys(value, key, RULE_KEYS)
+    check_keys(value, key, RULE_KEYS)
     days: list[int | None] = []
     for name in RULE_KEYS:
         item = value.get(name)
@@ -150,14 +153,6 @@ def _mapping(value: Any, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, "must be a mapping")
     return value
-
-
-def _secret(value: Any, config: Config) -> bytes:
-    if value is None:
-        return derive_key_secret(config.as_token)
-    if not isinstance(value, str) or len(value) < 32:
-        raise ConfigError(f"{SECTION}.secret", "must be a random text of at least 32 characters")
-    return value.encode()
 
 
 def _bool(section: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -180,11 +175,3 @@ def _number(
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ConfigError(f"{key}.{name}", f"must be a number from {low:g} to {high:g}")
     return float(value)
-
-
-def _keys(value: Any, key: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be a mapping")
-    for name in value:
-        if name not in allowed:
-            raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(allowed)})")
