@@ -30,6 +30,7 @@ from mautrix.types import (
 )
 from yarl import URL
 
+from ..events import MatrixMedia
 from ..media import MediaFile
 
 log = logging.getLogger("bridge.sender")
@@ -197,6 +198,18 @@ class MatrixSender:
             return mxc, data.size
         mxc = await intent.upload_media(data, mime_type=mimetype, filename=filename)
         return mxc, len(data)
+
+    def media(self, url: str, filename: str, mimetype: str, size: int | None) -> MatrixMedia:
+        """A file of the media repository as connectors take it: fetched only when they ask,
+        whole (``download``) or streamed into a spool (``open``)."""
+        return MatrixMedia(
+            url=url,
+            filename=filename,
+            mimetype=mimetype,
+            size=size,
+            download=lambda: self.download(url),
+            open=lambda limit: self.download_to_file(url, mimetype, limit=limit),
+        )
 
     async def download(self, url: str) -> bytes:
         return await self.bot.download_media(ContentURI(url))

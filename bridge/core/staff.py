@@ -374,14 +374,7 @@ class StaffHandler:
 
     def _media(self, media: Media, url: str) -> MatrixMedia:
         kind = media.mimetype or "application/octet-stream"
-        return MatrixMedia(
-            url=url,
-            filename=media.filename,
-            mimetype=kind,
-            size=media.size,
-            download=lambda: self.sender.download(url),
-            open=lambda limit: self.sender.download_to_file(url, kind, limit=limit),
-        )
+        return self.sender.media(url, media.filename, kind, media.size)
 
 
 def _is_matrix_user(sender: str) -> bool:

@@ -18,6 +18,7 @@ from bridge.core.dispatcher import Dispatcher
 from bridge.core.pipeline import Pipeline
 from bridge.core.remote import RemoteHandler
 from bridge.core.routing import MatrixRouter
+from bridge.core.sender import MatrixSender
 from bridge.core.services import Services
 from bridge.db import Portal, QueueItem
 from bridge.events import (
@@ -136,7 +137,8 @@ class _Templates(RecordingConnector):
 def _services(connectors: dict[str, Any]) -> Services:
     unused: Any = None
     portals: Any = type("P", (), {"channel_title": lambda self, a: "WhatsApp"})()
-    return Services(parse(example()), connectors, unused, portals, unused, unused, unused)
+    sender: Any = type("S", (), {"media": MatrixSender.media})()  # files are never fetched
+    return Services(parse(example()), connectors, sender, portals, unused, unused, unused)
 
 
 async def test_a_direct_message_goes_straight_to_the_connector() -> None:

@@ -71,12 +71,4 @@ class DirectServices(ServiceBase):
         return str(sent.message_id)
 
     def _media(self, media: MediaRef) -> MatrixMedia:
-        url, kind = media.url, media.mimetype
-        return MatrixMedia(
-            url=url,
-            filename=media.filename,
-            mimetype=kind,
-            size=media.size,
-            download=lambda: self.sender.download(url),
-            open=lambda limit: self.sender.download_to_file(url, kind, limit=limit),
-        )
+        return self.sender.media(media.url, media.filename, media.mimetype, media.size)
