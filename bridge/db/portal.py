@@ -86,6 +86,14 @@ class Portal:
         return [p for p in (cls._from_row(r) for r in rows) if p]
 
     @classmethod
+    async def with_prefix(cls, account: str, prefix: str) -> list[Portal]:
+        """The portals of ``account`` whose chat id starts with ``prefix`` (a mail address's
+        threads are ``<address>/<message id>``)."""
+        q = f"SELECT {_COLUMNS} FROM portal WHERE account=$1 AND substr(chat, 1, $3)=$2"
+        rows = await cls.db.fetch(q, account, prefix, len(prefix))
+        return [p for p in (cls._from_row(r) for r in rows) if p]
+
+    @classmethod
     async def count(cls) -> int:
         return int(await cls.db.fetchval("SELECT COUNT(*) FROM portal") or 0)
 

@@ -25,6 +25,7 @@ from ...config import Config
 from ...db import ConsentContact, ConsentIdentity, Ghost, Portal
 from ...db.privacy import person_key
 from ...seams import Services
+from ...types import AccountID
 
 MAX_IDENTITY = 512
 _CONTACT = re.compile(r"^(?:contact:|#)(\d{1,18})$")
@@ -81,7 +82,7 @@ async def find_subject(text: str, services: Services, config: Config) -> Subject
     if not seeds:
         raise SubjectError(f"The bridge holds nothing of {asked!r}.")
     subject = Subject(asked)
-    await _grow(subject, seeds)
+    await _grow(subject, seeds, config)
     if not subject.identities and not subject.conversations and not subject.contacts:
         raise SubjectError(f"The bridge holds nothing of {asked!r}.")
     return subject
@@ -175,7 +176,7 @@ async def _one_contact(found: Iterable[tuple[str, str]]) -> bool:
     return len(roots) == 1
 
 
-async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
+async def _grow(subject: Subject, seeds: list[tuple[str, str]], config: Config) -> None:
     todo = [s for s in seeds if s[0]]
     if not todo and seeds:  # a contact without identities left
         subject.contacts = await ConsentContact.members(int(seeds[0][1].split(":")[1]))
@@ -190,9 +191,9 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
         identities += await ConsentIdentity.by_chat(account, remote)
         chat = next((i.chat for i in identities), remote)
         _add_identity(subject, Identity(account, remote, chat))
-        portal = await Portal.get(account, chat)
-        if portal is not None and not portal.is_group and portal not in subject.conversations:
-            subject.conversations.append(portal)
+        for portal in await _own_portals(account, chat, config):
+            if portal not in subject.conversations:
+                subject.conversations.append(portal)
         for ghost_id in {remote, chat}:
             ghost = await Ghost.get(account, ghost_id)
             if ghost is not None and ghost not in subject.ghosts:
@@ -209,6 +210,16 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
                 todo.append((other.account, other.chat))
     subject.contacts = sorted(contacts | set(subject.contacts))
     subject.identities.sort()
+
+
+async def _own_portals(account: str, chat: str, config: Config) -> list[Portal]:
+    """The person's own conversations on ``account``: their direct chat, and on a mail
+    account every thread of their address (``<address>/<message id>``)."""
+    found = [p for p in [await Portal.get(account, chat)] if p is not None]
+    channel = config.channels.get(AccountID(account))
+    if channel is not None and channel.type == "email" and "/" not in chat:
+        found += await Portal.with_prefix(account, f"{chat}/")
+    return [p for p in found if not p.is_group]
 
 
 def _add_identity(subject: Subject, identity: Identity) -> None:
