@@ -248,8 +248,11 @@ class Engine:
             await self.stop()
 
     async def tick(self) -> None:
-        for found in await Broadcast.in_states(("running", "scheduled")):
-            if found.state == "scheduled":
+        for found in await Broadcast.in_states(("running", "scheduled", "cancelled")):
+            if found.state == "cancelled":
+                if found.finished_at is None and found.id not in self.runs:
+                    await self._finish(found.id)  # cancelled, then killed before its end
+            elif found.state == "scheduled":
                 if (found.scheduled_at or 0) <= self.clock():
                     with contextlib.suppress(BroadcastError):
                         await self.start(found.id)
@@ -454,10 +457,15 @@ class Engine:
         found = await Broadcast.get(id_)
         if found is None or found.state not in ("running", "cancelled"):
             return
+        # The report goes first (its notice has a fixed transaction id, so a repeat posts
+        # nothing new); then the end is recorded. A kill in between repeats both at the next
+        # start: a running broadcast's worker finds nothing left, a cancelled one without its
+        # end is finished by the supervisor.
         if found.state == "cancelled":
             await Recipient.close_open(id_, CANCELLED, self.clock())
+            await self.reporter.final(id_, "cancelled")
         else:
+            await self.reporter.final(id_, "done")
             await Broadcast.move(id_, ("running",), "done", finished_at=self.clock())
         if found.finished_at is None:
             await Broadcast.set(id_, finished_at=self.clock())
-        await self.reporter.final(id_)

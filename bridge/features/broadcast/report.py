@@ -116,18 +116,20 @@ class Reporter:
         zone = zoneinfo.ZoneInfo(self.engine.config.timezone)
         return datetime.datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
-    async def final(self, id_: int) -> None:
+    async def final(self, id_: int, state: str) -> None:
+        """Post the final report of a broadcast ending in ``state`` (``done``, ``cancelled``)."""
         found = await Broadcast.get(id_)
         if found is None or not found.room_id:
             return
-        text = await self.report(found)
+        text = await self.report(found, state)
         await self.engine.services.notice(found.room_id, text, txn=f"broadcast-{id_}-report")
 
-    async def report(self, found: Broadcast) -> str:
+    async def report(self, found: Broadcast, state: str | None = None) -> str:
         """The final report: the counts, the failures and skips by reason, and the messages
         that were in flight at a stop."""
         counts = await Recipient.counts(found.id)
-        what = "finished" if found.state == "done" else found.state
+        state = state or found.state
+        what = "finished" if state == "done" else state
         lines = [f"📣 {self.title(found)} {what}: " + (await self.summary(found, counts))
                  .split(": ", 1)[1] + "."]  # fmt: skip
         for status in ("failed", "skipped"):

@@ -353,3 +353,41 @@ async def test_the_worker_resumes_after_a_database_restart(databases: Databases)
     assert len({m.key for _, _, m in services.sent}) == 3
     found = await Broadcast.get(id_)
     assert found is not None and found.state == "done" and found.in_flight_keyed == 1
+
+
+async def test_a_kill_before_the_end_is_recorded_still_ends_with_one_report(
+    database: Database,
+) -> None:
+    services = Services()
+    eng, registry, _ = engine(services)
+    await subscribe(registry, HOOK, "ann", "bob")
+    # Everyone got it and the report was posted, but the kill came before "done" was stored.
+    draft = await eng.draft("newsletter", "!r:x", NEWS, "@lea:example.com")
+    await Broadcast.move(draft.id, ("draft",), "running", started_at=1)
+    await eng._snapshot(draft)  # noqa: SLF001
+    now = int(time.time() * 1000)
+    for row in await Recipient.page(draft.id, (0, ""), 10):
+        await row.mark("sent", now, attempts=1, message_id="m")
+    await eng.reporter.final(draft.id, "done")
+    await eng.tick()
+    assert await eng.wait(draft.id) == {"sent": 2}
+    found = await Broadcast.get(draft.id)
+    assert found is not None and found.state == "done" and found.finished_at
+    reports = [text for _, text, txn in services.notices if txn == f"broadcast-{draft.id}-report"]
+    assert len(reports) == 1 and "finished" in reports[0]
+    assert services.sent == []
+
+    # Cancelled, then killed before its rows were closed and its report posted.
+    second = await eng.draft("newsletter", "!r:x", NEWS, "@lea:example.com")
+    await Broadcast.move(second.id, ("draft",), "running", started_at=1)
+    await eng._snapshot(second)  # noqa: SLF001
+    await Broadcast.move(second.id, ("running",), "cancelled")
+    await eng.tick()
+    found = await Broadcast.get(second.id)
+    assert found is not None and found.state == "cancelled" and found.finished_at
+    assert await Recipient.counts(second.id) == {"skipped": 2}
+    reports = [text for _, text, txn in services.notices if txn == f"broadcast-{second.id}-report"]
+    assert len(reports) == 1 and "cancelled" in reports[0]
+    await eng.tick()  # nothing more
+    assert len(services.notices) == len({t for _, _, t in services.notices})
+    assert services.sent == []
