@@ -189,7 +189,8 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
         identities = [i for i in [await ConsentIdentity.get(account, remote)] if i]
         identities += await ConsentIdentity.by_chat(account, remote)
         chat = next((i.chat for i in identities), remote)
-        _add_identity(subject, Identity(account, remote, chat))
+        user = next((i.remote_user for i in identities), remote)  # ``remote`` may be the chat
+        _add_identity(subject, Identity(account, user, chat))
         portal = await Portal.get(account, chat)
         if portal is not None and not portal.is_group and portal not in subject.conversations:
             subject.conversations.append(portal)
