@@ -52,7 +52,15 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from ...config import Config
-from ...db import ConsentContact, ConsentEvent, ConsentText, InboxConversation, Message, Portal
+from ...db import (
+    ConsentContact,
+    ConsentEvent,
+    ConsentText,
+    Ghost,
+    InboxConversation,
+    Message,
+    Portal,
+)
 from ...db.privacy_read import mappings
 from ...seams import CommandContext, Services, TimelineEvent
 from ..inbox.gates import is_note
@@ -342,6 +350,7 @@ class Exporter:
                     "list": text.list, "version": text.version, "text": text.text,
                 }  # fmt: skip
         contacts = [c for c in [await ConsentContact.get(i) for i in subject.contacts] if c]
+        profiles = [await self._profile(ghost, media) for ghost in subject.ghosts]
         messages_total = sum(len(c["messages"]) for c in conversations)
         return {
             "schema": SCHEMA,
@@ -358,16 +367,7 @@ class Exporter:
                 }
                 for i in subject.identities
             ],  # fmt: skip
-            "profiles": [
-                {
-                    "account": g.account,
-                    "remote_user": g.remote_user,
-                    "matrix_user": g.mxid,
-                    "display_name": g.displayname,
-                    "avatar": g.avatar_url,
-                }
-                for g in subject.ghosts
-            ],  # fmt: skip
+            "profiles": profiles,
             "consent": {
                 "contacts": [
                     {"id": c.id, "created": iso(c.created_at), "merged_into": c.merged_into}
@@ -405,6 +405,20 @@ class Exporter:
                 "consent_events": len(events),
             },
         }
+
+    async def _profile(self, ghost: Ghost, media: Media) -> dict[str, Any]:
+        """A ghost's profile, with its avatar among the media."""
+        found: dict[str, Any] = {
+            "account": ghost.account,
+            "remote_user": ghost.remote_user,
+            "matrix_user": ghost.mxid,
+            "display_name": ghost.displayname,
+            "avatar": ghost.avatar_url,
+        }
+        if ghost.avatar_url and ghost.avatar_url.startswith("mxc://"):
+            name = f"avatar-{ghost.account}"
+            found["avatar_file"] = await media.add(ghost.avatar_url, name, None, "profile")
+        return found
 
     async def _conversation(
         self, portal: Portal, subject: Subject, media: Media

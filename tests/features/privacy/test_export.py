@@ -41,6 +41,7 @@ ROOM = "!ann:x"
 T0 = 1_780_000_000_000
 HOSTILE = '<script>alert(1)</script> & "quotes"'
 PDF = b"%PDF-1.4 hello"
+AVATAR = "avatar-support-webhook"
 
 
 def ev(n: int, sender: str, content: dict[str, Any], **kw: Any) -> TimelineEvent:
@@ -98,7 +99,11 @@ MAPPED = {"$e1": "ann", "$e2": None, "$e4": "ann", "$e6": "ann", "$e9": None, "$
 @dataclass
 class Fake:
     files: dict[str, bytes] = field(
-        default_factory=lambda: {"mxc://x/pdf": PDF, "mxc://x/big": b"x" * 5000}
+        default_factory=lambda: {
+            "mxc://x/pdf": PDF,
+            "mxc://x/big": b"x" * 5000,
+            "mxc://x/a": b"PNG",
+        }
     )
     levels: dict[str, str] = field(default_factory=lambda: {ADMIN: "admin"})
     posted: list[tuple[str, bytes, str, str, str]] = field(default_factory=list)
@@ -190,7 +195,7 @@ async def test_export_json(database: object) -> None:
                                      "privacy-export:$command")  # fmt: skip
     assert re.fullmatch(r"privacy-export-\d{8}-\d{6}\.zip", name)
     assert answer.startswith(f"📦 Export {name} (") and room in answer
-    assert "1 conversations, 7 messages, 1 files, 1 left out" in answer
+    assert "1 conversations, 7 messages, 2 files, 1 left out" in answer
     document, _, zipped = archive(fake)
     assert (document["schema"], document["schema_version"]) == ("matrix-bridge-privacy-export", 1)
     assert document["identities"] == [
@@ -198,8 +203,10 @@ async def test_export_json(database: object) -> None:
     ]
     assert document["profiles"] == [
         {"account": HOOK, "remote_user": "ann", "matrix_user": GHOST,
-         "display_name": f"Ann {HOSTILE}", "avatar": "mxc://x/a"}
+         "display_name": f"Ann {HOSTILE}", "avatar": "mxc://x/a",
+         "avatar_file": {"name": AVATAR, "path": f"media/2-{AVATAR}", "size": 3}}
     ]  # fmt: skip
+    assert zipped.read(f"media/2-{AVATAR}") == b"PNG"
     ((event,),) = [document["consent"]["events"]]
     assert (event["step"], event["list"], event["text_hash"]) == ("confirmed", "news", "h1")
     assert document["consent"]["texts"] == {"h1": {"list": "news", "version": "1",
@@ -244,15 +251,15 @@ async def test_export_json(database: object) -> None:
     (big,) = by_id["$e11"]["files"]
     assert big == {"name": "big.png", "path": None, "left_out": "past the export's size limit"}
     assert document["media"] == {
-        "limit_bytes": 1000, "included_bytes": len(PDF),
+        "limit_bytes": 1000, "included_bytes": len(PDF) + 3,
         "left_out": [{"event_id": "$e11", "name": "big.png",
                       "reason": "past the export's size limit"}],
     }  # fmt: skip
     assert sorted(zipped.namelist()) == ["README.txt", "export.json", "index.html",
-                                         "media/1-bill.pdf"]  # fmt: skip
+                                         "media/1-bill.pdf", f"media/2-{AVATAR}"]  # fmt: skip
     (entry,) = await AuditEntry.recent(10)
     assert (entry.actor, entry.action) == (ADMIN, "export")
-    assert entry.detail["messages"] == 7 and entry.detail["media"] == 1
+    assert entry.detail["messages"] == 7 and entry.detail["media"] == 2
     assert entry.detail["bytes"] == len(fake.posted[0][1])
     assert "ann" not in (entry.subject or "") and entry.subject
 
