@@ -128,7 +128,7 @@ class Fake:
         raise ValueError("no address")
 
     def level(self, actor: str, account: str | None = None) -> str:
-        return self.levels.get(actor, "staff")
+        return self.levels.get(f"{actor} {account}", self.levels.get(actor, "staff"))
 
     async def bot_room(
         self, key: str, name: str, topic: str, invite: list[str], *, space: bool = False
@@ -306,6 +306,28 @@ async def test_refusals_post_nothing(database: object) -> None:
     assert "known on several channel accounts" in ambiguous
     assert (await ask(Ctx(fake), [])).startswith("Usage")  # type: ignore[arg-type]
     assert fake.posted == [] and fake.rooms == [] and await AuditEntry.recent(10) == []
+
+
+async def test_an_admin_of_every_account_of_the_person(database: object) -> None:
+    """The person has an identity on a second account (linked as one contact): an admin of
+    the first account only may not export them."""
+    await seed()
+    identity = await ConsentIdentity.get(HOOK, "ann")
+    assert identity is not None
+    await ConsentIdentity(MAIL, "ann@x.test", "ann@x.test", identity.contact, T0).insert()
+    fake = Fake(levels={f"{STAFF} {HOOK}": "admin"})
+    answer = await export(fake, who=STAFF)
+    assert answer == (
+        "Only an admin of every channel account this person is known on "
+        f"({MAIL}, {HOOK}) may export their data."
+    )
+    assert fake.posted == [] and await AuditEntry.recent(10) == []
+    fake.levels[f"{STAFF} {MAIL}"] = "admin"
+    assert (await export(fake, who=STAFF)).startswith("📦 Export")
+    document, _, _ = archive(fake)
+    assert [(i["account"], i["remote_user"]) for i in document["identities"]] == [
+        (MAIL, "ann@x.test"), (HOOK, "ann"),
+    ]  # fmt: skip
 
 
 def test_safe_filename() -> None:
