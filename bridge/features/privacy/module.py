@@ -20,6 +20,8 @@ from ...config import Config
 from ...seams import Command, CommandContext, Seams
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
+from .export import Exporter
+from .report import Report
 
 Run = Callable[[CommandContext, list[str]], Awaitable[str]]
 
@@ -43,8 +45,12 @@ class Privacy:
 
     def setup(self, seams: Seams, options: PrivacyConfig) -> None:
         audit = self.audit = Audit(seams.services, seams.config, options.secret)
+        export = Exporter(seams.services, seams.config, options, audit)
+        report = Report(seams.services, seams.config, audit)
         parts: list[Part] = [
             Part("audit", "[identity]", "the audit log (of one person)", audit.command),
+            Part("export", "<identity>", "a person's data, for you", export.command),
+            Part("report", "", "what personal data the bridge holds", report.command),
         ]
         seams.add_command(
             Command(

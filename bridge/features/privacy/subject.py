@@ -190,7 +190,8 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]], config: Config) 
         identities = [i for i in [await ConsentIdentity.get(account, remote)] if i]
         identities += await ConsentIdentity.by_chat(account, remote)
         chat = next((i.chat for i in identities), remote)
-        _add_identity(subject, Identity(account, remote, chat))
+        user = next((i.remote_user for i in identities), remote)  # ``remote`` may be the chat
+        _add_identity(subject, Identity(account, user, chat))
         for portal in await _own_portals(account, chat, config):
             if portal not in subject.conversations:
                 subject.conversations.append(portal)
