@@ -16,7 +16,8 @@ key is in no file and is gone with the process. An exception keeps its type (``T
 ~3f0c9a1e``). The mark carries no hint (not even a mail's domain: that of a private person is
 personal data too); the line around it says what it is. ``log_personal_data: true`` in the
 config shows every value in full, for debugging, and the bridge says so with a warning at start.
-The value is formatted only when a handler emits the line.
+The value is formatted only when a handler emits the line. Behind the wrapped arguments, the
+messages of the exceptions in a traceback are masked the same way (the filter above formats it).
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ class SecretFilter(logging.Filter):
         return self._pattern.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            if record.exc_info[0] is not None and not record.exc_text:
+                record.exc_text = format_exception(record.exc_info)
+            # Formatters print exc_text when there is no exc_info; with exc_info they could
+            # format the exception (and its secrets) afresh.
+            record.exc_info = None
         if self._pattern is None:
             return True
         try:
@@ -128,12 +135,6 @@ class SecretFilter(logging.Filter):
         except Exception:  # noqa: BLE001 - a bad format call: keep its parts, cleaned
             message = f"{record.msg!s} (arguments: {record.args!r})"
         record.msg, record.args = self.redact(message), None
-        if record.exc_info:
-            if record.exc_info[0] is not None and not record.exc_text:
-                record.exc_text = _FORMATTER.formatException(record.exc_info)
-            # Formatters print exc_text when there is no exc_info; with exc_info they could
-            # format the exception (and its secrets) afresh.
-            record.exc_info = None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
@@ -201,6 +202,33 @@ def mask(value: object) -> str:
         return repr(value)
     data = str(value).encode("utf-8", "surrogatepass")
     return "~" + hmac.new(_KEY, data, hashlib.sha256).hexdigest()[:8]
+
+
+def format_exception(exc_info: Any) -> str:
+    """A traceback as logging prints it; unless full detail is on, the message of each
+    exception in it (chained ones too) is masked: errors echo input (a database's duplicate
+    key names the chat, a parser quotes the address)."""
+    text = _FORMATTER.formatException(exc_info)
+    if _FULL:
+        return text
+    seen: set[int] = set()
+    chain: list[BaseException] = [exc_info[1]] if exc_info[1] is not None else []
+    while chain:
+        error = chain.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        try:
+            message = str(error)
+        except Exception:  # noqa: BLE001 - traceback prints "<exception str() failed>"
+            message = ""
+        if message:
+            name = type(error).__qualname__
+            text = text.replace(f"{name}: {message}", f"{name}: {mask(message)}")
+        chain.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+        if isinstance(error, BaseExceptionGroup):
+            chain.extend(error.exceptions)
+    return text
 
 
 class pii:  # noqa: N801 - reads as a function at the call sites

@@ -147,7 +147,9 @@ def test_cli_logging_redacts_on_the_configured_handlers(tmp_path: Path) -> None:
         import logging
         from bridge.cli import setup_logging
         from bridge.config import load
+        from bridge import logsafe
         setup_logging(load({str(path)!r}, {{}}))
+        logsafe.log_personal_data(True)  # the error's text in full: only its secrets go
         log = logging.getLogger("bridge.test")
         secrets = {sorted(SECRETS.values())!r} + [{BOT_TOKEN!r}, {DB_PASSWORD!r}]
         try:
@@ -266,3 +268,28 @@ def test_full_detail_shows_the_values_and_warns(
     with caplog.at_level(logging.WARNING, "bridge"):
         logsafe.log_personal_data(False)
     assert [r.name for r in caplog.records].count("bridge") == 1  # masking again is no news
+
+
+def test_exception_messages_in_tracebacks_are_masked(
+    logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, stream = logger
+    address = "jane@private.test"
+    try:
+        try:
+            raise KeyError(address)
+        except KeyError as e:
+            raise ValueError(f'duplicate key (account, chat)=(mail, "{address}")') from e
+    except ValueError:
+        log.exception("Queue item %d failed", 7)
+        logsafe.log_personal_data(True)
+        try:
+            log.exception("Queue item %d failed", 8)
+        finally:
+            logsafe.log_personal_data(False)
+    masked, full = stream.getvalue().split("Queue item 8 failed")
+    assert "Traceback" in masked and "raise KeyError(address)" in masked  # the code is kept
+    assert re.search(r"^KeyError: ~[0-9a-f]{8}$", masked, re.MULTILINE)
+    assert re.search(r"^ValueError: ~[0-9a-f]{8}$", masked, re.MULTILINE)
+    assert address not in masked.replace("raise KeyError(address)", "")
+    assert f"KeyError: '{address}'" in full and f'"{address}")' in full
