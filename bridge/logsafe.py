@@ -196,7 +196,7 @@ def logs_personal_data() -> bool:
 def mask(value: object) -> str:
     """The mark that stands for ``value`` in this process: ``~`` and eight hex digits."""
     if isinstance(value, BaseException):
-        text = str(value)
+        text = _message(value)
         return f"{type(value).__name__} {mask(text)}" if text else type(value).__name__
     if value is None or value == "":
         return repr(value)
@@ -218,10 +218,7 @@ def format_exception(exc_info: Any) -> str:
         if id(error) in seen:
             continue
         seen.add(id(error))
-        try:
-            message = str(error)
-        except Exception:  # noqa: BLE001 - traceback prints "<exception str() failed>"
-            message = ""
+        message = _message(error)
         if message:
             name = type(error).__qualname__
             text = text.replace(f"{name}: {message}", f"{name}: {mask(message)}")
@@ -229,6 +226,13 @@ def format_exception(exc_info: Any) -> str:
         if isinstance(error, BaseExceptionGroup):
             chain.extend(error.exceptions)
     return text
+
+
+def _message(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - traceback prints "<exception str() failed>"
+        return ""
 
 
 class pii:  # noqa: N801 - reads as a function at the call sites
