@@ -22,7 +22,7 @@ from .types import SAFE_LOCALPART_CHARS, AccountID
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
     "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
-    "channels", "logging", "webhooks", "queue",
+    "channels", "logging", "webhooks", "queue", "log_personal_data",
 )  # fmt: skip
 LEVELS = ("none", "staff", "admin")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -95,6 +95,8 @@ class Config:
     """User ID, domain or ``*`` -> a level on every account, or a level per account."""
     channels: dict[AccountID, ChannelAccountConfig]
     logging: dict[str, Any] = field(default_factory=dict)
+    log_personal_data: bool = False
+    """Phone numbers, addresses, names and texts in full in the log (debugging only)."""
     as_limits: ListenerLimits = ListenerLimits()
     webhook_listener: ListenerConfig | None = None
     """A listener of its own for ``/connectors/``; None: on the appservice listener."""
@@ -425,6 +427,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         permissions=permissions,
         channels=channels,
         logging=log_config if isinstance(log_config, dict) else {},
+        log_personal_data=r.bool("log_personal_data", False),
         as_limits=_limits(r, "appservice"),
         webhook_listener=webhook_listener,
         queue_max_attempts=r.int("queue.max_attempts", 10),

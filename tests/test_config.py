@@ -129,6 +129,13 @@ def test_optional_keys_have_defaults() -> None:
     assert config.hs_verify_ssl is True
 
 
+def test_personal_data_is_masked_in_the_log_unless_set(config_path: Path) -> None:
+    assert parse(example()).log_personal_data is False
+    assert parse(example(_delete("log_personal_data"))).log_personal_data is False
+    assert parse(example(_set("log_personal_data", True))).log_personal_data is True
+    assert load(str(config_path), {"BRIDGE_LOG_PERSONAL_DATA": "true"}).log_personal_data
+
+
 # ---------------------------------------------------------------------------- bad values
 
 
@@ -211,6 +218,8 @@ BAD_VALUES: list[tuple[str, str, Any, str | None]] = [
     ("prefix template broken", "portals/sender_prefix_template", "{displayname", None),
     ("database url not a URL", "database/url", "postgres://[::1/db", None),
     ("homeserver address not a URL", "homeserver/address", "http://[::1", None),
+    ("log_personal_data a string", "log_personal_data", "yes", None),
+    ("log_personal_data a number", "log_personal_data", 1, None),
 ]
 
 

@@ -1,5 +1,6 @@
 """The secret filter: every configured secret is redacted from log messages, their arguments,
-tracebacks (chained causes too) and stack traces, on the handlers the CLI configures."""
+tracebacks (chained causes too) and stack traces, on the handlers the CLI configures. Personal
+data in log arguments is masked by a stable mark unless full detail is configured."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,9 +21,10 @@ import pytest
 from mautrix.types import EventID, RoomID
 from ruamel.yaml import YAML
 
+from bridge import logsafe
 from bridge.config import load
 from bridge.core.notices import Notices
-from bridge.logsafe import REDACTED, SecretFilter, add_secrets, secrets_in
+from bridge.logsafe import REDACTED, SecretFilter, add_secrets, pii, secrets_in
 
 REPO = Path(__file__).resolve().parents[1]
 BOT_TOKEN = "7000001:AAH-logsafe-test-token-0123456789"
@@ -144,7 +147,9 @@ def test_cli_logging_redacts_on_the_configured_handlers(tmp_path: Path) -> None:
         import logging
         from bridge.cli import setup_logging
         from bridge.config import load
+        from bridge import logsafe
         setup_logging(load({str(path)!r}, {{}}))
+        logsafe.log_personal_data(True)  # the error's text in full: only its secrets go
         log = logging.getLogger("bridge.test")
         secrets = {sorted(SECRETS.values())!r} + [{BOT_TOKEN!r}, {DB_PASSWORD!r}]
         try:
@@ -181,3 +186,110 @@ async def test_notices_in_rooms_carry_no_secret() -> None:
     for content in sent:
         assert secret not in json.dumps(content) and REDACTED in content["body"]
         assert html.escape(secret) not in content.get("formatted_body", "")
+
+
+# ---------------------------------------------------------------------- personal data
+
+PHONE = "+4915550123456"
+MASK = re.compile(r"^~[0-9a-f]{8}$")
+
+
+def test_personal_data_is_masked_by_a_stable_mark(
+    logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, stream = logger
+    assert not logsafe.logs_personal_data()
+    assert MASK.match(str(pii(PHONE))) and repr(pii(PHONE)) == str(pii(PHONE))
+    assert str(pii(PHONE)) == str(pii(PHONE)) == f"{pii(PHONE)}"
+    assert str(pii(PHONE)) != str(pii("+4915550123457"))
+    assert str(pii(42)) == str(pii("42"))  # a Telegram chat id and its text: one person
+    assert str(pii(None)) == "None" and str(pii("")) == "''"
+    error = ValueError("chat +4915550123456 not found")
+    assert re.fullmatch(r"ValueError ~[0-9a-f]{8}", str(pii(error)))
+    assert str(pii(TimeoutError())) == "TimeoutError"
+    log.warning(
+        "Mail from <%s> (%r) failed: %s", pii("jane@private.test"), pii("Jane"), pii(error)
+    )
+    out = stream.getvalue()
+    assert "jane" not in out and "private.test" not in out and PHONE not in out
+    assert f"Mail from <{pii('jane@private.test')}>" in out
+
+
+def test_the_mark_is_made_only_when_the_line_is_written(
+    logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, stream = logger
+    log.setLevel(logging.INFO)
+    made: list[str] = []
+
+    class Value:
+        def __str__(self) -> str:
+            made.append("str")
+            return PHONE
+
+    try:
+        log.debug("not written: %s", pii(Value()))
+        assert made == [] and stream.getvalue() == ""
+        log.info("written: %s", pii(Value()))
+        assert made == ["str"] and PHONE not in stream.getvalue()
+    finally:
+        log.setLevel(logging.NOTSET)
+
+
+def test_the_key_is_new_in_every_process() -> None:
+    """No one can test candidate phone numbers against a mark: its key lives in one process."""
+    script = f"from bridge.logsafe import mask; print(mask({PHONE!r}))"
+    marks = {
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(marks) == 2 and all(MASK.match(m) for m in marks)
+    assert logsafe.mask(PHONE) not in marks
+
+
+def test_full_detail_shows_the_values_and_warns(
+    logger: tuple[logging.Logger, io.StringIO], caplog: pytest.LogCaptureFixture
+) -> None:
+    log, stream = logger
+    with caplog.at_level(logging.WARNING, "bridge"):
+        logsafe.log_personal_data(True)
+    try:
+        (record,) = caplog.records
+        assert record.levelno == logging.WARNING and "log_personal_data is on" in record.message
+        assert str(pii(PHONE)) == PHONE and repr(pii("Jane")) == "'Jane'"
+        assert str(pii(ValueError("x"))) == "x"
+        log.warning("Created portal hooks/%s", pii(PHONE))
+        assert f"Created portal hooks/{PHONE}" in stream.getvalue()
+    finally:
+        logsafe.log_personal_data(False)
+    assert MASK.match(str(pii(PHONE)))
+    with caplog.at_level(logging.WARNING, "bridge"):
+        logsafe.log_personal_data(False)
+    assert [r.name for r in caplog.records].count("bridge") == 1  # masking again is no news
+
+
+def test_exception_messages_in_tracebacks_are_masked(
+    logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, stream = logger
+    address = "jane@private.test"
+    try:
+        try:
+            raise KeyError(address)
+        except KeyError as e:
+            raise ValueError(f'duplicate key (account, chat)=(mail, "{address}")') from e
+    except ValueError:
+        log.exception("Queue item %d failed", 7)
+        logsafe.log_personal_data(True)
+        try:
+            log.exception("Queue item %d failed", 8)
+        finally:
+            logsafe.log_personal_data(False)
+    masked, full = stream.getvalue().split("Queue item 8 failed")
+    assert "Traceback" in masked and "raise KeyError(address)" in masked  # the code is kept
+    assert re.search(r"^KeyError: ~[0-9a-f]{8}$", masked, re.MULTILINE)
+    assert re.search(r"^ValueError: ~[0-9a-f]{8}$", masked, re.MULTILINE)
+    assert address not in masked.replace("raise KeyError(address)", "")
+    assert f"KeyError: '{address}'" in full and f'"{address}")' in full

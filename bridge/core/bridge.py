@@ -18,6 +18,7 @@ from mautrix.types import UserID
 from mautrix.util.async_db import Database
 
 from .. import db as dbm
+from .. import logsafe
 from ..config import Config
 from ..connector import NetworkConnector
 from ..db import QueueItem
@@ -123,6 +124,7 @@ class Bridge:
         self.pipeline = Pipeline(self.dispatcher, self.router, remote, outbound, self.seams)
 
     async def start(self) -> None:
+        logsafe.log_personal_data(self.config.log_personal_data)
         await self.db.start()
         ssl = bool(self.config.hs_verify_ssl)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, ssl=ssl))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..db import DeadLetter, Portal
+from ..logsafe import pii
 from .notices import Notices
 from .util import txn_id
 
@@ -33,7 +34,7 @@ async def announce(notices: Notices, title: Callable[[str], str], dead: DeadLett
     if dead.kind == "matrix":
         event_id = dead.payload.get("event_id")
         if not dead.room_id:
-            log.error("Dead letter %d has no room to tell: %s", dead.id, dead.error)
+            log.error("Dead letter %d has no room to tell: %s", dead.id, pii(dead.error))
             return
         reply_to = event_id if isinstance(event_id, str) else None
         await notices.failure(dead.room_id, reply_to, f"{dead.error}. {retry}", txn=txn)
@@ -43,7 +44,12 @@ async def announce(notices: Notices, title: Callable[[str], str], dead: DeadLett
     else:
         room_id, what = await _remote_room(title, dead.payload)
     if room_id is None:
-        log.error("Dead letter %d (%s) has no portal room to tell: %s", dead.id, what, dead.error)
+        log.error(
+            "Dead letter %d (%s) has no portal room to tell: %s",
+            dead.id,
+            pii(what),
+            pii(dead.error),
+        )
         return
     text = f"⚠️ Not bridged: {what}. Reason: {dead.error}. {retry}"
     html_text = (

@@ -17,6 +17,7 @@ from ..connector import (
     TemporaryDeliveryError,
 )
 from ..db import QueueItem
+from ..logsafe import pii
 from ..tasks import until_done
 from .dispatcher import GiveUp
 from .notices import Notices
@@ -63,7 +64,7 @@ async def deliver(
                 # The dispatcher keeps it as a dead letter and tells the room.
                 raise GiveUp(f"{reason} (gave up after {tries} attempt{'s' * (tries > 1)})") from e
             what = event_id or f"queue item {item.id}"
-            log.warning("Delivery of %s failed (%s), retrying in %.1fs", what, reason, wait)
+            log.warning("Delivery of %s failed (%s), retrying in %.1fs", what, pii(reason), wait)
             await item.bump_attempts()
             await asyncio.sleep(wait)
             delay = min(delay * 2, RETRY_MAX)

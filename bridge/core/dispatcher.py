@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..db import DeadLetter, QueueItem, Spool
+from ..logsafe import pii
 from ..tasks import cancel_and_wait, until_done
 
 Handler = Callable[[QueueItem], Awaitable[None]]
@@ -145,7 +146,10 @@ class Dispatcher:
                     await self._give_up(item, f"{_describe(e)} (gave up after {tries})")
                     return
                 log.exception(
-                    "Queue item %d (%s) failed, retrying in %.1fs", item.id, item.queue_key, delay
+                    "Queue item %d (%s) failed, retrying in %.1fs",
+                    item.id,
+                    pii(item.queue_key),
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -155,7 +159,7 @@ class Dispatcher:
 
     async def _give_up(self, item: QueueItem, error: str) -> None:
         error = error[:ERROR_MAX]
-        log.error("Giving up queue item %d (%s): %s", item.id, item.queue_key, error)
+        log.error("Giving up queue item %d (%s): %s", item.id, pii(item.queue_key), pii(error))
         room_id = item.payload.get("room_id") if item.kind == "matrix" else None
         dead = await _until_done(
             f"keep queue item {item.id} as a dead letter",

@@ -11,6 +11,7 @@ from mautrix.types import UserID
 from ..config import Config
 from ..db import Ghost
 from ..events import RemoteUser
+from ..logsafe import pii
 from .sender import MatrixSender
 from .util import (
     MAX_ID_BYTES,
@@ -104,6 +105,8 @@ class GhostManager:
             mxc, _ = await self.sender.upload(data, mimetype, "avatar", as_user=mxid)
             await self.sender.set_avatar(mxc, as_user=mxid)
         except Exception as e:
-            log.warning("Could not set the avatar of %s from %s: %s", ghost.mxid, url, e)
+            log.warning(
+                "Could not set the avatar of %s from %s: %s", pii(ghost.mxid), pii(url), pii(e)
+            )
         ghost.avatar_url = url  # not retried for every message; a new URL is tried again
         await ghost.save()

@@ -15,6 +15,7 @@ from ..connector import NetworkConnector
 from ..db import Conversation, Portal
 from ..db.conversation import BUSINESS_STARTED
 from ..events import RemoteChat, RemoteUser
+from ..logsafe import pii
 from ..seams import ConversationRef
 from ..types import AccountID, RemoteChatID
 from .sender import MatrixSender
@@ -97,7 +98,7 @@ class PortalManager:
         else:
             portal.room_id, portal.name, portal.topic = room_id, name, topic
             await portal.save()
-        log.info("Created portal %s/%s in %s", account, chat.id, room_id)
+        log.info("Created portal %s/%s in %s", account, pii(chat.id), room_id)
         await self._update_info(portal, chat, fetch)
         return portal
 
@@ -122,7 +123,7 @@ class PortalManager:
                 raise
         # A previous attempt created the room and then stopped (crash, error): finish it.
         existing = await self.sender.resolve_alias(alias)
-        log.info("Portal room for %s/%s existed already: %s", account, chat.id, existing)
+        log.info("Portal room for %s/%s existed already: %s", account, pii(chat.id), existing)
         await self.invite(existing, ghost)
         for user in staff:
             await self.invite(existing, user, account)
@@ -160,7 +161,7 @@ class PortalManager:
                     portal.name = name
                     await self.sender.set_room_name(room_id, await self.display_name(portal))
                 except Exception as e:
-                    log.warning("Could not rename %s to %r: %s", room_id, name, e)
+                    log.warning("Could not rename %s to %r: %s", room_id, pii(name), e)
             portal.name = name
             changed = True
         avatar = chat.avatar_url
@@ -171,7 +172,9 @@ class PortalManager:
                     mxc, _ = await self.sender.upload(data, mimetype, "avatar")
                     await self.sender.set_room_avatar(room_id, mxc)
                 except Exception as e:
-                    log.warning("Could not set the avatar of %s from %s: %s", room_id, avatar, e)
+                    log.warning(
+                        "Could not set the avatar of %s from %s: %s", room_id, pii(avatar), pii(e)
+                    )
             portal.metadata["avatar_url"] = avatar  # a new URL is tried again
             changed = True
         if changed:

@@ -34,6 +34,7 @@ from ..events import (
     RemoteReadReceipt,
     RemoteTyping,
 )
+from ..logsafe import pii
 from ..media import MediaFile
 from ..seams import ConversationRef, Inbound
 from ..types import AccountID, RemoteChatID
@@ -126,7 +127,7 @@ class RemoteHandler:
             if found is None or not found.room_id:
                 # A receipt or a failure of something sent without a room (a broadcast):
                 # nothing to show and no ghost to make; the hooks may know it.
-                log.debug("No room for %s of %s/%s", event.kind, account, event.chat.id)
+                log.debug("No room for %s of %s/%s", event.kind, account, pii(event.chat.id))
                 ref = ConversationRef(AccountID(account), event.chat.id, None)
                 return Inbound(ref, event, first_contact=False)
             portal = found
@@ -205,7 +206,7 @@ class RemoteHandler:
             ).insert()
             log.info(
                 "Bridged %s/%s message %s part %d as %s",
-                portal.account, portal.chat, event.message_id, index, event_id,
+                portal.account, pii(portal.chat), pii(event.message_id), index, event_id,
             )  # fmt: skip
 
     async def _attachment_content(
@@ -244,9 +245,9 @@ class RemoteHandler:
         if not target:
             log.info(
                 "Edit of unknown message %s in %s/%s",
-                event.message_id,
+                pii(event.message_id),
                 portal.account,
-                portal.chat,
+                pii(portal.chat),
             )
             return
         text, html = event.text, event.html

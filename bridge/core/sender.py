@@ -31,6 +31,7 @@ from mautrix.types import (
 from yarl import URL
 
 from ..events import MatrixMedia
+from ..logsafe import pii
 from ..media import MediaFile
 
 log = logging.getLogger("bridge.sender")
@@ -333,7 +334,7 @@ class MatrixSender:
             if member and member.displayname:
                 return member.displayname
         except Exception as e:
-            log.debug("No member info for %s in %s: %s", user, room_id, e)
+            log.debug("No member info for %s in %s: %s", pii(user), room_id, e)
         return user.split(":", 1)[0].lstrip("@")
 
     # ------------------------------------------------------------------ homeserver

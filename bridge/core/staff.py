@@ -34,6 +34,7 @@ from ..events import (
     MessageRef,
     SentMessage,
 )
+from ..logsafe import pii
 from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
 from .delivery import deliver, notice_txn, record
@@ -164,8 +165,8 @@ class StaffHandler:
             # Before the record: a crash in between sends it again, and tells the hooks again.
             await self.seams.delivered(gated)
             log.info(
-                "Delivered %s to %s/%s as %s", event_id, portal.account, portal.chat,
-                sent.message_id,
+                "Delivered %s to %s/%s as %s", event_id, portal.account, pii(portal.chat),
+                pii(sent.message_id),
             )  # fmt: skip
             await record(f"the delivery of {event_id}", Message(
                 portal.account, portal.chat, sent.message_id, 0, event_id, room_id, None,
@@ -323,7 +324,7 @@ class StaffHandler:
                 MatrixReadReceipt(_key(portal), user, message_ref(target))
             )
         except DeliveryError as e:
-            log.info("Read receipt not delivered in %s: %s", room_id, e.reason)
+            log.info("Read receipt not delivered in %s: %s", room_id, pii(e.reason))
 
     async def typing(self, portal: Portal, user: str, typing: bool) -> None:
         connector = self._connector(portal)
@@ -331,7 +332,7 @@ class StaffHandler:
             try:
                 await connector.handle_matrix_typing(MatrixTyping(_key(portal), user, typing))
             except DeliveryError as e:
-                log.debug("Typing not delivered: %s", e.reason)
+                log.debug("Typing not delivered: %s", pii(e.reason))
 
     # ------------------------------------------------------------------ helpers
 

@@ -26,6 +26,7 @@ from ...events import (
     RemoteMessage,
     SentMessage,
 )
+from ...logsafe import pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, MessageID, RemoteChatID
@@ -199,7 +200,7 @@ class EmailConnector(NetworkConnector):
             raise  # the session, not the mail: reconnect and try again
         except Exception as e:
             count = failures.get(str(uid), 0) + 1
-            self.host.log.warning("Mail %d could not be handed over (%d): %s", uid, count, e)
+            self.host.log.warning("Mail %d could not be handed over (%d): %s", uid, count, pii(e))
             if count < MAX_ATTEMPTS:
                 await self.host.save_data({**data, "failures": {**failures, str(uid): count}})
                 raise
@@ -224,7 +225,9 @@ class EmailConnector(NetworkConnector):
         )
         assert isinstance(event, RemoteMessage)  # headers only: never a delivery failure
         event = self._with_sources(event, mail, imap_prefix, spooled)
-        self.host.log.error("Quarantined mail %s in %s: %s", mail.message_id, chat, error)
+        self.host.log.error(
+            "Quarantined mail %s in %s: %s", pii(mail.message_id), pii(chat), pii(error)
+        )
         return await self.host.handle_remote_event(event)
 
     async def _accept_pushed(self, raw: bytes) -> None:
@@ -318,7 +321,7 @@ class EmailConnector(NetworkConnector):
                 return to_remote_event(mail, chat_id=chat, chat_name=contact)
             # A report about a message the bridge did not send to the address that failed
             # (unknown, or a forged bounce): shown on its own, never as a failure of another.
-            self.host.log.info("Bounce for an unknown message %s", original)
+            self.host.log.info("Bounce for an unknown message %s", pii(original))
             mail = dataclasses.replace(mail, bounce_original_message_id=None)
             chat = self._own_chat(mail)
             own = self.config.addresses
@@ -336,7 +339,9 @@ class EmailConnector(NetworkConnector):
         if self.config.authserv_id is not None and self.config.unauthenticated != "accept":
             check = check_sender(list(mail.auth_results), self.config.authserv_id)
             if not check.passed and self.config.unauthenticated == "refuse":
-                self.host.log.warning("Refused unverified mail %s: %s", mail.message_id, check)
+                self.host.log.warning(
+                    "Refused unverified mail %s: %s", pii(mail.message_id), pii(check)
+                )
                 reason = f"the mail server did not verify its sender ({check.detail})"
                 mail = dataclasses.replace(mail, unreadable=reason)
                 chat = RemoteChatID(f"{UNVERIFIED}/{mail.message_id}")
@@ -382,7 +387,7 @@ class EmailConnector(NetworkConnector):
                 stored = (await self.host.portal_metadata(chat)).get(DIGESTS)
                 known = stored.get(_short(mid)) if isinstance(stored, dict) else None
         if known is not None and known != digest:
-            self.host.log.warning("Mail %s reuses a known Message-ID with other content", mid)
+            self.host.log.warning("Mail %s reuses a known Message-ID with other content", pii(mid))
             mid = f"{mid}#{digest}"
             event = dataclasses.replace(event, message_id=MessageID(mid))
         self._digests[_short(mid)] = digest

@@ -16,6 +16,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
+from ...logsafe import pii
 from .config import LmtpConfig
 
 log = logging.getLogger("bridge.email.lmtp")
@@ -46,7 +47,7 @@ class _Handler:
             await self.deliver(raw)
             status = "250 2.0.0 Delivered"
         except Exception:
-            log.exception("Could not accept pushed mail from <%s>", sender)
+            log.exception("Could not accept pushed mail from <%s>", pii(sender))
             status = "451 4.3.0 Temporary failure, try again later"
         # LMTP answers DATA once per recipient; aiosmtpd writes the returned text as it is.
         return "\r\n".join([status] * max(1, len(envelope.rcpt_tos)))

@@ -40,7 +40,7 @@ from ...events import (
     RemoteUser,
     SentMessage,
 )
-from ...logsafe import add_secrets
+from ...logsafe import add_secrets, pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, RemoteUserID
@@ -190,17 +190,21 @@ class TelegramConnector(NetworkConnector):
             for raw in batch:
                 update_id = raw.get("update_id") if isinstance(raw, dict) else None
                 if isinstance(update_id, bool) or not isinstance(update_id, int):
-                    self.host.log.warning("Skipping a polled update without an id: %.200r", raw)
+                    self.host.log.warning("Skipping a polled update without an id: %r", pii(raw))
                     continue
                 try:
                     update = Update.model_validate(raw, context={"bot": self.client.bot})
                 except (ValueError, RecursionError) as e:  # ValidationError is a ValueError
-                    self.host.log.warning("Skipping unreadable update %d: %.300s", update_id, e)
+                    self.host.log.warning(
+                        "Skipping unreadable update %d: %.300s", update_id, pii(e)
+                    )
                 else:
                     try:
                         await self._handle_update(update)
                     except UnreadableUpdate as e:  # raised before anything is recorded
-                        self.host.log.warning("Skipping unreadable update %d: %s", update_id, e)
+                        self.host.log.warning(
+                            "Skipping unreadable update %d: %s", update_id, pii(e)
+                        )
                 offset = max(offset, update_id + 1)
             if batch:
                 # Only once every event of the batch is recorded: a crash before this line
@@ -259,10 +263,10 @@ class TelegramConnector(NetworkConnector):
         try:
             await self.client.call(lambda: self.client.bot.answer_callback_query(query.id))
         except DeliveryError as e:
-            self.host.log.info("Could not answer callback query %s: %s", query.id, e.reason)
+            self.host.log.info("Could not answer callback query %s: %s", query.id, pii(e.reason))
         except Exception as e:  # never the press's undoing: it is recorded
             reason = self.client.scrub(f"{type(e).__name__}: {e}")
-            self.host.log.info("Could not answer callback query %s: %s", query.id, reason)
+            self.host.log.info("Could not answer callback query %s: %s", query.id, pii(reason))
 
     async def _with_avatars(self, event: RemoteMessage) -> RemoteEvent:
         """Add the chat's and the sender's profile photos (cached, best effort)."""
@@ -283,7 +287,9 @@ class TelegramConnector(NetworkConnector):
             if info.photo:
                 url = FILE_PREFIX + info.photo.big_file_id
         except Exception as e:
-            self.host.log.debug("No profile photo for %s: %s", chat, self.client.scrub(str(e)))
+            self.host.log.debug(
+                "No profile photo for %s: %s", pii(chat), pii(self.client.scrub(str(e)))
+            )
         self._avatars[chat] = (time.monotonic(), url)
         return url
 
@@ -352,7 +358,7 @@ class TelegramConnector(NetworkConnector):
         try:
             await self.host.handle_remote_event(event)
         except Exception:  # the send's own error is what the caller must see
-            self.host.log.exception("Could not record that %s blocked the bot", chat_id)
+            self.host.log.exception("Could not record that %s blocked the bot", pii(chat_id))
 
     async def handle_matrix_edit(self, edit: MatrixEdit) -> None:
         await self.matrix.edit(edit)

@@ -50,6 +50,7 @@ from ...events import (
     RemoteUser,
     consent_proof_problem,
 )
+from ...logsafe import pii
 from ...types import MessageID, RemoteChatID, RemoteUserID
 from ..http import BodyTooLarge, read_body
 from ..sanitize import sanitize_html
@@ -433,6 +434,6 @@ class InboundEndpoint:
         try:
             new = await self.host.handle_remote_event(event)
         except Exception:
-            self.log.exception("Could not record webhook event %s", event.dedup_key())
+            self.log.exception("Could not record webhook event %s", pii(event.dedup_key()))
             return _error(503, "could not record the event, retry later", {"Retry-After": "5"})
         return web.json_response({"status": "accepted" if new else "duplicate"})

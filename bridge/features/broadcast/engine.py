@@ -44,6 +44,7 @@ from typing import Any
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
 from ...db import Conversation
 from ...db.broadcast import ACTIVE, OPEN, Broadcast, Recipient
+from ...logsafe import pii
 from ...seams import DirectMessage, MediaRef, Services
 from ..consent.links import Links
 from ..consent.registry import Registry
@@ -411,7 +412,7 @@ class Engine:
                     await self.sleep(retry_after)
                 else:
                     if not isinstance(e, TemporaryDeliveryError):
-                        log.warning("Broadcast %d: sending failed: %s", run.id, reason)
+                        log.warning("Broadcast %d: sending failed: %s", run.id, pii(reason))
                     await self.sleep(min(BACKOFF * 2 ** (attempts - 1), MAX_BACKOFF))
                 continue
             await row.mark("sent", self.clock(), message_id=sent, reason=None)

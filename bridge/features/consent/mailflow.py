@@ -37,6 +37,7 @@ from ...config import Config
 from ...connector import PermanentDeliveryError
 from ...db.consent import ConsentContact, ConsentEvent
 from ...events import RemoteMessage
+from ...logsafe import pii
 from ...seams import DirectMessage, Inbound, Services
 from ...types import AccountID
 from .config import ConsentList
@@ -191,7 +192,7 @@ class MailKeywordHook:
                 item, ref.account, address, evidence, f"keyword {line!r} by mail", cause
             )
         except PermanentDeliveryError as error:  # never stall the conversation's queue
-            log.warning("A keyword mail on %s asked nothing: %s", ref.account, error)
+            log.warning("A keyword mail on %s asked nothing: %s", ref.account, pii(error))
             return
         if asked is None:
             contact = await self.flow.registry.contact_for(ref.account, address)

@@ -49,6 +49,7 @@ from aiohttp import web
 from ...connector import PermanentDeliveryError, TemporaryDeliveryError
 from ...db import Portal
 from ...db.consent import GIVEN, ConsentContact, ConsentEvent, ConsentIdentity
+from ...logsafe import pii
 from ...seams import Route
 from . import pages
 from .config import ConsentList
@@ -179,7 +180,7 @@ class ConsentWeb:
             try:
                 await self.flow.subscribe(item, account, address, ip)
             except TemporaryDeliveryError as error:
-                log.warning("A confirmation mail could not be sent for now: %s", error)
+                log.warning("A confirmation mail could not be sent for now: %s", pii(error))
                 raise Refusal(503, "Please try again", "We cannot send mail right now. Please "
                               "try again in a few minutes.") from None  # fmt: skip
             except PermanentDeliveryError:

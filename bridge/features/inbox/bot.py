@@ -30,6 +30,7 @@ from typing import Any
 from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...events import RemoteMessage
+from ...logsafe import pii
 from ...seams import ConversationRef, Inbound, Outgoing
 from .assignment import now_ms
 from .bot_client import BotFailed, ask_bot, idempotency_key
@@ -120,7 +121,9 @@ class Bots:
         try:
             answer = await ask_bot(bot, payload, key)
         except BotFailed as e:
-            log.warning("Bot %s failed for %s/%s: %s", bot.name, ref.account, ref.chat, e)
+            log.warning(
+                "Bot %s failed for %s/%s: %s", bot.name, ref.account, pii(ref.chat), pii(e)
+            )
             await self.hand_over(hand_over, f"🤖 {bot.name} failed ({e})")
             return
         if answer.reply:

@@ -19,6 +19,7 @@ import logging
 
 from ...db import Portal
 from ...db.inbox import InboxConversation, transaction
+from ...logsafe import pii
 from .assignment import now_ms
 from .desk import Desk, txn
 from .figures import record_resolution, show_seconds
@@ -48,7 +49,9 @@ async def timers(desk: Desk, now: int) -> None:
                 try:
                     await _waited_too_long(desk, row, now, limit)
                 except Exception:
-                    log.exception("Could not announce the wait of %s/%s", row.account, row.chat)
+                    log.exception(
+                        "Could not announce the wait of %s/%s", row.account, pii(row.chat)
+                    )
         if team.resolve_idle is not None:
             idle = team.resolve_idle
             for row in await InboxConversation.idle(name, now - idle * 1000):

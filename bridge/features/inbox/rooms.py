@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from ...db import Portal
 from ...db.inbox import InboxConversation, InboxTeam, TeamRooms
 from ...events import RemoteMessage
+from ...logsafe import pii
 from ...seams import ConversationRef, Inbound, Services
 from .assignment import now_ms
 from .config import InboxConfig
@@ -169,7 +170,7 @@ class TeamRoomDesk:
             )
         except Exception:
             log.exception(
-                "Could not announce %s/%s in team %s's room", ref.account, ref.chat, team
+                "Could not announce %s/%s in team %s's room", ref.account, pii(ref.chat), team
             )
 
     async def transferred(self, team: str, room_id: str) -> None:
