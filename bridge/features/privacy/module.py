@@ -20,6 +20,7 @@ from ...config import Config
 from ...seams import Command, CommandContext, Seams
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
+from .retention import RetentionRunner
 
 Run = Callable[[CommandContext, list[str]], Awaitable[str]]
 
@@ -46,6 +47,12 @@ class Privacy:
         parts: list[Part] = [
             Part("audit", "[identity]", "the audit log (of one person)", audit.command),
         ]
+        retention = RetentionRunner(seams.services, seams.config, options.retention, audit)
+        parts.append(
+            Part("retention", "[run]", "the retention rules, last pass", retention.command)
+        )
+        if options.retention.active:
+            seams.add_job(retention.job())
         seams.add_command(
             Command(
                 "privacy",
