@@ -215,18 +215,24 @@ class RetentionRunner:
     # ------------------------------------------------------------------ phases
 
     async def _rooms(self, job: PrivacyJob, started: int) -> None:
-        query = (
-            "SELECT account, chat_key, room_id FROM portal WHERE room_id IS NOT NULL "
-            "AND (account, chat_key) > ($1, $2) ORDER BY account, chat_key LIMIT $3"
-        )
         if not self._any("messages_days"):
             return
+        # The mark and the team come along (one query a page, not three a room).
+        query = (
+            "SELECT p.account, p.chat_key, p.room_id, d.value AS mark, i.team FROM portal p "
+            "LEFT JOIN conversation_data d ON d.account=p.account AND d.chat_key=p.chat_key "
+            f"AND d.name='{ROOM_MARK}' "
+            "LEFT JOIN inbox_conversation i ON i.account=p.account AND i.chat_key=p.chat_key "
+            "WHERE p.room_id IS NOT NULL AND (p.account, p.chat_key) > ($1, $2) "
+            "ORDER BY p.account, p.chat_key LIMIT $3"
+        )
         queries: list[tuple[str, tuple[Any, ...]]] = []
         async for row in self._pages(job, query):
             key: Key = (row["account"], row["chat_key"])
-            days = (await self.rule(*key)).messages_days
+            team = row["team"] if self.inbox_on else None
+            days = self.retention.rule(row["account"], team).messages_days
             mark = {"room": row["room_id"], "days": days}
-            if days is not None and await self._data(key, ROOM_MARK) != mark:
+            if days is not None and (row["mark"] and json.loads(row["mark"])) != mark:
                 content = {"max_lifetime": days * DAY_MS}
                 await self.services.set_state(row["room_id"], "m.room.retention", "", content)
                 queries.append(self._put(key, ROOM_MARK, mark))

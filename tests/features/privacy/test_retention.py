@@ -160,6 +160,14 @@ async def test_rule_of_a_conversation_is_its_teams_else_its_accounts(database: D
     # Without the inbox there are no teams to go by.
     off = runner(config(RULES, inbox=False), FakeServices())
     assert await off.rule(HOOKS, digest("c-sales")) == RetentionRule(30, 7, None)
+    # The rooms get the retention state of their conversation's rule.
+    for chat in ("c-sales", "c-support"):
+        await Portal(HOOKS, chat, f"!{chat}:x").insert()
+    await Portal(MAIL, "m1", "!m1:x").insert()
+    await run.run_now(ADMIN)
+    assert sorted((room, c["max_lifetime"] // DAY_MS) for room, _, c in run.services.states) == [
+        ("!c-sales:x", 730), ("!c-support:x", 30), ("!m1:x", 365),
+    ]  # fmt: skip
 
 
 async def test_a_pass_redacts_old_messages_both_ways_and_keeps_new_ones(
