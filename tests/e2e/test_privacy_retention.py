@@ -28,12 +28,17 @@ from mautrix.util.async_db import Database
 from ruamel.yaml import YAML
 
 from bridge.config import load
+from bridge.core.ghosts import GhostManager
+from bridge.core.services import Services
 from tests.conftest import MAIL_USER, Stack, build_stack
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
 from tests.e2e.test_email import mail
+from tests.e2e.test_inbox_transcript import services
 from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
+
+__all__ = ["services"]  # the core's services in this process, on this module's stack
 
 DAY = 86_400
 FEATURES: dict[str, Any] = {
@@ -160,3 +165,21 @@ async def test_a_retention_pass_redacts_old_messages_and_raw_mails(
     assert "Last pass #" in shown
     audit = await _ask(staff, commands, "privacy audit")
     assert audit.count("retention run") >= 2
+
+
+async def test_ghosts_leave_a_closed_conversations_room(
+    stack: Stack, staff: StaffClient, services: Services
+) -> None:
+    """The service a closing uses, against Synapse: the bridge's ghosts leave, everyone else
+    stays; a repeat does nothing."""
+    chat = "ret-close"
+    status, body = await stack.peer.send(stack.account, customer_msg(chat, "bye", f"{chat}-1"))
+    assert status == 200, body
+    room = await join_invite_named(staff, f"Customer {chat}")
+    await staff.wait_for_event(body_is("bye"), room_id=room)
+    services.ghosts = GhostManager(services.config, services.sender)
+    ghosts = [m for m in await staff.joined_members(room) if services.ghosts.is_ghost(m)]
+    assert len(ghosts) == 1
+    assert await services.ghosts_leave(room) == 1
+    assert sorted(await staff.joined_members(room)) == sorted([stack.bot_id, stack.staff_id])
+    assert await services.ghosts_leave(room) == 0
