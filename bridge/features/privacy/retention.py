@@ -15,7 +15,8 @@ the pass began (``plan.now``), so a resumed pass draws the same lines.
                (remembered in the conversation's data).
 ``messages``   bridged messages older than ``messages_days`` (both directions: every mapping
                row of the conversation) are redacted in Matrix and their mapping rows deleted,
-               200 at a time, oldest first.
+               200 at a time (in no particular order: the query walks the conversation's part
+               of the message key's index and stops at 200).
 ``raw_mail``   of email accounts: the ``original.eml`` file event of each mail older than
                ``raw_mail_days`` is found in the room's timeline (an ``m.file`` named
                ``original.eml`` among the mail's mapped parts), its media deleted through the
@@ -262,11 +263,10 @@ class RetentionRunner:
             job.progress["after"] = list(key)
 
     async def _message_batch(self, job: PrivacyJob, key: Key, cutoff: int) -> bool:
-        """Redact and drop the oldest ``BATCH`` mappings before ``cutoff``; True: there may be
-        more."""
+        """Redact and drop ``BATCH`` mappings from before ``cutoff``; True: there may be more."""
         rows = await PrivacyJob.db.fetch(
             "SELECT message_key, part, event_id, room_id FROM message "
-            "WHERE account=$1 AND chat_key=$2 AND timestamp < $3 ORDER BY timestamp LIMIT $4",
+            "WHERE account=$1 AND chat_key=$2 AND timestamp < $3 LIMIT $4",
             *key, cutoff, BATCH,
         )  # fmt: skip
         if not rows:
