@@ -64,7 +64,7 @@ Direct messages (``Services.send_direct``)
     ``TemporaryDeliveryError`` (with ``retry_after``) and ``PermanentDeliveryError``.
 
 Data protection (``Services.timeline``, ``redact``, ``download``, ``delete_media``,
-``retire_ghost``, ``erase_conversation``)
+``retire_ghost``, ``erase_conversation``, ``ghosts_leave``)
     What a privacy feature needs to serve data subject rights: read every event of a room
     (with the media it refers to), redact events, fetch a file, delete media through the
     homeserver's admin API, take a ghost out of its rooms with its profile cleared and its row
@@ -486,6 +486,11 @@ class Services(Protocol):
         """Remove a conversation from the core's tables: its portal row, message and reaction
         mappings, queue items and dead letters, dedup keys and conversation data (rows and caches;
         the room and the ghosts stay: see ``retire_ghost``). Returns the rows removed."""
+        ...
+
+    async def ghosts_leave(self, room_id: str) -> int:
+        """Make every ghost of this bridge that is in ``room_id`` leave it (their profiles and
+        rows stay: a conversation closed, not erased). Idempotent; returns how many left."""
         ...
 
 

@@ -157,6 +157,15 @@ class PrivacyJob:
         return [cls._from_row(row) for row in rows]
 
     @classmethod
+    async def latest(cls, kind: str, state: str) -> PrivacyJob | None:
+        """The newest job of ``kind`` in ``state`` (the last finished retention run)."""
+        row = await cls.db.fetchrow(
+            f"SELECT {_JOB} FROM privacy_job WHERE kind=$1 AND state=$2 ORDER BY id DESC LIMIT 1",
+            kind, state,
+        )  # fmt: skip
+        return cls._from_row(row) if row else None
+
+    @classmethod
     async def pending_of(cls, kind: str, actor: str) -> builtins.list[PrivacyJob]:
         """``actor``'s jobs of ``kind`` that wait for a confirmation, oldest first."""
         rows = await cls.db.fetch(

@@ -89,6 +89,20 @@ class PrivacyServices(ServiceBase):
                 raise
         await ghost.delete()
 
+    async def ghosts_leave(self, room_id: str) -> int:
+        left = 0
+        for user in await self.sender.joined_members(room_id):
+            if not self.ghosts.is_ghost(user):
+                continue
+            try:
+                await self.sender.leave(room_id, as_user=user)
+            except MatrixRequestError as e:
+                if not refused(e):
+                    raise
+                continue
+            left += 1
+        return left
+
     async def erase_conversation(self, account: str, chat: str) -> int:
         key, chat_key = conversation_key(account, chat), digest(chat)
         removed = 0

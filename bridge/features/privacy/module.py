@@ -22,6 +22,7 @@ from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
 from .export import Exporter
 from .report import Report
+from .retention import RetentionRunner
 
 Run = Callable[[CommandContext, list[str]], Awaitable[str]]
 
@@ -52,6 +53,12 @@ class Privacy:
             Part("export", "<identity>", "a person's data, for you", export.command),
             Part("report", "", "what personal data the bridge holds", report.command),
         ]
+        retention = RetentionRunner(seams.services, seams.config, options.retention, audit)
+        parts.append(
+            Part("retention", "[run]", "the retention rules, last pass", retention.command)
+        )
+        if options.retention.active:
+            seams.add_job(retention.job())
         seams.add_command(
             Command(
                 "privacy",
