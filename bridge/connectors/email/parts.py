@@ -54,6 +54,10 @@ async def verified(
     return media
 
 
+class _Unseen(Exception):
+    """The session found no such mail (gone, or arrived after the session looked)."""
+
+
 class PartReader:
     def __init__(self, server: ServerConfig, folder: str) -> None:
         self.server = server
@@ -75,7 +79,7 @@ class PartReader:
                 async with contextlib.aclosing(box.part_chunks(key[1], section)) as raw:
                     return await verified(raw, encoding, digest, size)
             except LookupError as e:
-                raise PermanentDeliveryError(GONE) from e
+                raise _Unseen from e
 
         return await self._with_mailbox(key[0], fetch)
 
@@ -86,7 +90,7 @@ class PartReader:
         async def fetch(box: Mailbox) -> bytes:
             raw = await box.fetch(key[1])
             if raw is None:
-                raise PermanentDeliveryError(GONE)
+                raise _Unseen
             return raw
 
         raw = await self._with_mailbox(key[0], fetch)
@@ -111,6 +115,12 @@ class PartReader:
                         if fresh or attempt == 2:
                             raise TemporaryDeliveryError(f"mailbox unreachable: {e}") from e
                         log.info("Download session lost (%s): opening another", e)
+                    except _Unseen as e:
+                        # A session that selected the folder before the mail arrived may not
+                        # know it yet: only a fresh session's "not there" means gone.
+                        await self._close()
+                        if fresh or attempt == 2:
+                            raise PermanentDeliveryError(GONE) from e
                     except asyncio.CancelledError:
                         await asyncio.shield(self._close())  # maybe mid-command
                         raise

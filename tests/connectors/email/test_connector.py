@@ -387,3 +387,29 @@ async def test_downloads_survive_a_server_restart_between_them(
     assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data
     await asyncio.to_thread(harness.dovecot.restart)
     assert await read((await connector.download_attachment(files["invoice.pdf"]))[0]) == data
+
+
+async def test_a_mail_arriving_while_the_download_session_is_open_is_found(
+    harness: EmailHarness, connector: EmailConnector, host: FakeHost
+) -> None:
+    """The download session stays open between attachments; a mail that arrived after it
+    selected the folder is unknown to it until it looks again, which is no reason to call
+    the mail gone."""
+    first = build_mail(
+        harness.address("anna"), "One", "Attached.", message_id="one@customer.test",
+        attachment=(b"%PDF-1.4 one", "application/pdf", "one.pdf"),
+    )  # fmt: skip
+    await harness.deliver(first, "one@customer.test")
+    files = {a.filename: a for a in by_id(host, "one@customer.test").attachments}
+    content, _ = await connector.download_attachment(files["one.pdf"])  # opens the session
+    assert await read(content) == b"%PDF-1.4 one"
+    second = build_mail(
+        harness.address("anna"), "Two", "Attached.", message_id="two@customer.test",
+        attachment=(b"%PDF-1.4 two", "application/pdf", "two.pdf"),
+    )  # fmt: skip
+    await harness.deliver(second, "two@customer.test")
+    files = {a.filename: a for a in by_id(host, "two@customer.test").attachments}
+    content, _ = await connector.download_attachment(files["two.pdf"])
+    assert await read(content) == b"%PDF-1.4 two"
+    content, _ = await connector.download_attachment(files["original.eml"])
+    assert b"two@customer.test" in await read(content)
