@@ -17,6 +17,7 @@ from mautrix.util.async_db import Connection
 from yarl import URL
 
 from ...db import Ghost, Portal
+from ...db.erasure import rows_touched
 from ...db.keys import digest
 from ...media import FileTooLarge
 from ...seams import Timeline, TimelineEvent
@@ -121,17 +122,9 @@ class PrivacyServices(ServiceBase):
                 ),
                 ("DELETE FROM portal WHERE account=$1 AND chat_key=$2", (account, chat_key)),
             ):
-                removed += _count(await conn.execute(query, *args))
+                removed += rows_touched(await conn.execute(query, *args))
         Portal.forget_cached()
         return removed
-
-
-def _count(status: Any) -> int:
-    """Rows a statement touched: asyncpg answers ``DELETE 3``, SQLite a cursor."""
-    if isinstance(status, str):
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
-    return max(0, int(getattr(status, "rowcount", 0) or 0))
 
 
 def _event(raw: Any) -> TimelineEvent | None:

@@ -20,6 +20,7 @@ from ...config import Config
 from ...seams import Command, CommandContext, Seams
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
+from .eraserun import erase
 
 Run = Callable[[CommandContext, list[str]], Awaitable[str]]
 
@@ -45,6 +46,9 @@ class Privacy:
         audit = self.audit = Audit(seams.services, seams.config, options.secret)
         parts: list[Part] = [
             Part("audit", "[identity]", "the audit log (of one person)", audit.command),
+            Part(
+                "erase", "<identity>|confirm <n>", "erase a person", erase(seams, options, audit)
+            ),
         ]
         seams.add_command(
             Command(

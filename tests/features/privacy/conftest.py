@@ -1,0 +1,3 @@
+from tests.db.support import database, databases
+
+__all__ = ["database", "databases"]
