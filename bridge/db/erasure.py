@@ -2,7 +2,8 @@
 (those go with ``Services.erase_conversation``): the inbox's rows of a conversation, the
 broadcast recipients of a person's contacts, a person's ghost messages in group chats, and the
 consent records of their contacts (listed in ``consent_erasure`` first: the one way rows leave
-the consent ledger, see ``consent.py``). Each function is idempotent (a second run removes
+the consent ledger, see ``consent.py``); and two look-ups of the message mappings that find
+what is a person's. Each deleting function is idempotent (a second run removes
 nothing) and returns the rows removed."""
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ async def _delete(queries: Sequence[tuple[str, tuple[Any, ...]]]) -> int:
         for query, args in queries:
             removed += rows_touched(await conn.execute(query, *args))
     return removed
+
+
+async def direct_links(account: str, remote: str) -> list[tuple[str, str]]:
+    """(remote user, chat) pairs of ``account``'s message mappings in which ``remote`` is the
+    writer or the chat, for chats in which that one remote user alone wrote (their direct chat,
+    where no consent record links the two: a webhook's chat id is not its sender's id)."""
+    rows = await PrivacyJob.db.fetch(
+        "SELECT DISTINCT sender, chat FROM message WHERE account=$1 AND sender IS NOT NULL "
+        "AND (sender=$2 OR chat=$2)",
+        account, remote,
+    )  # fmt: skip
+    pairs = []
+    for row in rows:
+        writers = await PrivacyJob.db.fetchval(
+            "SELECT COUNT(DISTINCT sender) FROM message WHERE account=$1 AND chat_key=$2 "
+            "AND sender IS NOT NULL",
+            account, digest(str(row["chat"])),
+        )  # fmt: skip
+        if writers == 1:
+            pairs.append((str(row["sender"]), str(row["chat"])))
+    return sorted(pairs)
 
 
 async def rooms_written_in(mxids: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -40,9 +41,24 @@ FEATURES: dict[str, Any] = {
         }
     },
 }  # fmt: skip
+ERASED_NOTICE = "🗑 This conversation was erased at the person's request."
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
+
+
+def dump_database(workdir: Path, postgres: PostgresServer | None, db_name: str) -> str:
+    """Every row of the bridge's database as SQL: ``iterdump`` of the SQLite file in
+    ``workdir``, else ``pg_dump`` of ``db_name``."""
+    if postgres is None:
+        with sqlite3.connect(workdir / "bridge.db") as conn:
+            return "\n".join(conn.iterdump())
+    env = {"PGSSLMODE": "disable", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [str(postgres.bin_dir / "pg_dump"), "-h", postgres.host, "-p", str(postgres.port),
+         "-U", postgres.superuser, "--inserts", db_name],
+        capture_output=True, text=True, check=True, env=env, timeout=60,
+    ).stdout  # fmt: skip
 
 
 class Erasable:
@@ -68,15 +84,7 @@ async def erasable(
         db_url = postgres.create_database(db_name)
 
     def dump() -> str:
-        if postgres is None:
-            with sqlite3.connect(workdir / "bridge.db") as conn:
-                return "\n".join(conn.iterdump())
-        env = {"PGSSLMODE": "disable", "PATH": "/usr/bin:/bin"}
-        return subprocess.run(
-            [str(postgres.bin_dir / "pg_dump"), "-h", postgres.host, "-p", str(postgres.port),
-             "-U", postgres.superuser, "--inserts", db_name],
-            capture_output=True, text=True, check=True, env=env, timeout=60,
-        ).stdout  # fmt: skip
+        return dump_database(workdir, postgres, db_name)
 
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as stack:
         staff = await StaffClient.login(
@@ -207,9 +215,7 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
         if "state_key" in event or event["type"] == "m.room.redaction":
             continue
         content = event["content"]
-        assert content == {} or content.get("body") == (
-            "🗑 This conversation was erased at the person's request."
-        ), event
+        assert content == {} or content.get("body") == ERASED_NOTICE, event
     state = {(e["type"], e["state_key"]): e["content"] for e in await staff.get_state(room)}
     assert state[("m.room.name", "")] == {"name": "Erased conversation"}
     assert not state.get(("m.room.topic", ""), {}).get("topic")
@@ -224,3 +230,13 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
     assert (await _ask(staff, admin, f"privacy erase hooks:{sender}")).startswith(
         "The bridge holds nothing of"
     )
+    # Never contacted again: the in-house system's consent of theirs is not recorded. They
+    # write again (after it, in the same order): a new conversation, but no consent contact.
+    assert (await stack.peer.send("hooks", {**consent, "id": f"again-{chat}"}))[0] == 200
+    assert (await stack.peer.send("hooks", message(f"{chat}-m9", "Ich nochmal")))[0] == 200
+    await join_invite_named(staff, name)
+    plan = await _ask(staff, admin, f"privacy erase hooks:{sender}")
+    assert "• 0 consent contacts" in plan and "1 conversations of theirs" in plan, plan
+    job = plan.split("#", 1)[1].split(" ", 1)[0]
+    cancel = await _ask(staff, admin, f"privacy erase cancel {job}")
+    assert cancel == f"Erasure #{job} cancelled; nothing was erased."

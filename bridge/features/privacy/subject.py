@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ...config import Config
 from ...db import ConsentContact, ConsentIdentity, Ghost, Portal
+from ...db.erasure import direct_links
 from ...db.privacy import person_key
 from ...seams import Services
 
@@ -189,6 +190,11 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
         identities = [i for i in [await ConsentIdentity.get(account, remote)] if i]
         identities += await ConsentIdentity.by_chat(account, remote)
         chat = next((i.chat for i in identities), remote)
+        for writer, direct in await direct_links(account, remote):
+            if writer == remote and chat == remote:
+                chat = direct  # their direct chat, known from the message mappings only
+            elif writer != remote:
+                todo.append((account, writer))  # ``remote`` is a direct chat: its writer
         _add_identity(subject, Identity(account, remote, chat))
         portal = await Portal.get(account, chat)
         if portal is not None and not portal.is_group and portal not in subject.conversations:
@@ -212,5 +218,10 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]]) -> None:
 
 
 def _add_identity(subject: Subject, identity: Identity) -> None:
-    if all((i.account, i.chat) != (identity.account, identity.chat) for i in subject.identities):
-        subject.identities.append(identity)
+    """One identity per chat; the remote user writing in it rather than the chat itself."""
+    for n, known in enumerate(subject.identities):
+        if (known.account, known.chat) == (identity.account, identity.chat):
+            if known.remote_user == known.chat and identity.remote_user != identity.chat:
+                subject.identities[n] = identity
+            return
+    subject.identities.append(identity)

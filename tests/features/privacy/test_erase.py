@@ -4,12 +4,15 @@ same end state, and nothing of the person is left in the tables."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from mautrix.util.async_db import Database
 
-from bridge.db import ConsentIdentity, Ghost, Portal
+from bridge.db import ConsentIdentity, Ghost, Message, Portal
 from bridge.db.privacy import AuditEntry, PrivacyJob, Suppression, person_key
 from bridge.features.consent.registry import erased
+from bridge.features.privacy.subject import Identity, find_subject
 from tests.features.privacy.erase_support import (
     ADMIN,
     CLERK,
@@ -18,10 +21,12 @@ from tests.features.privacy.erase_support import (
     OTHER_ADMIN,
     ROOM,
     SECRET,
+    T0,
     Clock,
     Crash,
     Ctx,
     FakeServices,
+    config,
     erasure,
     job_rows,
     seed_person,
@@ -222,3 +227,23 @@ async def test_an_erased_person_is_suppressed(database: Database) -> None:
     finally:
         Suppression.secret = None
     assert not await erased("hooks", "user-ann")  # without the privacy feature: nobody
+
+
+async def test_a_direct_chat_is_found_by_its_only_writer(database: Database) -> None:
+    """No consent record links a webhook's sender and chat: the message mappings do, for a
+    chat that one remote user alone wrote in (not for a chat of two writers)."""
+    await Portal("hooks", "c-chat", "!c:example.com").insert()
+    await Portal("hooks", "shared", "!s:example.com").insert()
+    await Ghost("hooks", "user-cleo", "@hooks_user-cleo:example.com").insert()
+    for chat, mid, sender in (
+        ("c-chat", "1", "user-cleo"), ("shared", "2", "user-cleo"), ("shared", "3", "user-dan"),
+    ):  # fmt: skip
+        await Message(
+            "hooks", chat, mid, 0, f"${mid}", f"!{chat}", sender, f"@hooks_{sender}", T0
+        ).insert()
+    services = FakeServices(levels=ADMINS)
+    for asked in ("hooks:user-cleo", "hooks:c-chat"):
+        subject = await find_subject(asked, cast(Any, services), config())
+        assert subject.identities == [Identity("hooks", "user-cleo", "c-chat")], asked
+        assert [(p.account, p.chat) for p in subject.conversations] == [("hooks", "c-chat")]
+        assert [g.remote_user for g in subject.ghosts] == ["user-cleo"]
