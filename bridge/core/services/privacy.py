@@ -30,7 +30,9 @@ log = logging.getLogger("bridge.privacy")
 
 
 class PrivacyServices(ServiceBase):
-    async def timeline(self, room_id: str, *, limit: int = HISTORY_LIMIT) -> Timeline:
+    async def timeline(
+        self, room_id: str, *, limit: int = HISTORY_LIMIT, state: bool = False
+    ) -> Timeline:
         limit = max(0, limit)
         newest_first: list[TimelineEvent] = []
         start: str | None = None
@@ -42,7 +44,7 @@ class PrivacyServices(ServiceBase):
             )
             seen += len(chunk)
             for raw in chunk:
-                event = _event(raw)
+                event = _event(raw, state)
                 if event is not None:
                     newest_first.append(event)
             if end is None:
@@ -102,6 +104,13 @@ class PrivacyServices(ServiceBase):
         await ghost.delete()
 
     async def erase_conversation(self, account: str, chat: str) -> int:
+        portal = await Portal.get(account, chat)
+        if portal is not None and portal.room_id:  # first: a rerun finds the row
+            try:
+                await self.sender.remove_alias(self.portals.alias_localpart(account, chat))
+            except MatrixRequestError as e:
+                if not refused(e):  # no such alias any more: done before
+                    raise
         key, chat_key = conversation_key(account, chat), digest(chat)
         removed = 0
         conn: Connection
@@ -127,8 +136,11 @@ class PrivacyServices(ServiceBase):
         return removed
 
 
-def _event(raw: Any) -> TimelineEvent | None:
-    if not isinstance(raw, dict) or "state_key" in raw:
+def _event(raw: Any, state: bool = False) -> TimelineEvent | None:
+    if not isinstance(raw, dict) or ("state_key" in raw and not state):
+        return None
+    state_key = raw.get("state_key")
+    if "state_key" in raw and not isinstance(state_key, str):
         return None
     event_id, sender, type_ = raw.get("event_id"), raw.get("sender"), raw.get("type")
     if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(type_, str)):
@@ -146,6 +158,7 @@ def _event(raw: Any) -> TimelineEvent | None:
         content=content,
         media=media_urls(content),
         redacted=redacted,
+        state_key=state_key,
     )
 
 

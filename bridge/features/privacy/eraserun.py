@@ -4,23 +4,26 @@ point (every step is idempotent). A periodic job looks for confirmed or running 
 few seconds; a confirmation starts it at once. One erasure runs at a time.
 
 1. Matrix, room by room (the person's own conversations, then the group rooms they wrote in):
-   the room's timeline is read and the media of the events to redact are saved in the
-   progress first (a redacted event's content is gone), then the person's ghost events are
-   redacted, and in their own conversations also the bot's events and, with
-   ``erase_staff_replies``, the staff's. Their own rooms are renamed "Erased conversation",
-   their topic cleared, and a notice says the conversation was erased at the person's
+   the room's timeline (state events included) is read and the media of the events to redact
+   are saved in the progress first (a redacted event's content is gone), then the person's
+   ghost events are redacted (their messages, reactions, edits, and their membership events,
+   which hold their name and avatar), and in their own conversations also the bot's events,
+   the room's earlier names, topics, aliases and avatars and, with ``erase_staff_replies``,
+   the staff's events. Their own rooms are renamed "Erased conversation", their topic and
+   canonical alias cleared, and a notice says the conversation was erased at the person's
    request. Then the ghosts are retired (profile cleared, out of every room, row deleted).
 2. Media: each file collected is deleted through the homeserver's admin API
    (``homeserver.admin_token``; without it they stay, and the result says how many).
-3. Database: the core's rows of each own conversation (``Services.erase_conversation``), the
+3. Database: the core's rows of each own conversation and the room's alias, which holds the
+   chat id (``Services.erase_conversation``; a later message of theirs opens a new room), the
    inbox's rows, broadcast recipients, the ghosts' message mappings in group rooms, the consent
    records (``db/erasure.py``); the person's identities are added to the suppression list.
 4. Done: the plan and progress are cleared (no identifier stays in ``privacy_job``), the
    result keeps the counts; a notice in the requester's room and the audit entry say so.
 
 What stays: the homeserver keeps redacted events' content until its
-``redaction_retention_period``, state events (the ghost's old membership with its name), and
-the media without an admin token; see the README."""
+``redaction_retention_period``, the ghost's user id in the room's member list (it is derived
+from the remote id), and the media without an admin token; see the README."""
 
 from __future__ import annotations
 
@@ -45,6 +48,10 @@ REASON = "erased at the person's request"
 ERASED_NAME = "Erased conversation"
 ERASED_NOTICE = "🗑 This conversation was erased at the person's request."
 STEPS = ("matrix", "media", "database", "done")
+ROOM_STATE = ("m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.avatar")
+"""State of a person's own room that can hold their name, number or picture."""
+ERASED_STATE: tuple[dict[str, Any], ...] = ({}, {"name": ERASED_NAME}, {"topic": ""})
+"""What the erasure sets them to (not redacted again after a restart)."""
 
 
 def erase(
@@ -133,6 +140,10 @@ class EraseRunner:
     def _erases(self, event: TimelineEvent, ghosts: set[str], whole: bool) -> bool:
         if event.redacted or event.type == "m.room.redaction":
             return False
+        if event.state_key is not None:  # their membership (name, avatar), the room's names
+            if event.sender in ghosts or event.state_key in ghosts:
+                return True
+            return whole and event.type in ROOM_STATE and event.content not in ERASED_STATE
         if event.sender in ghosts:
             return True
         if not whole:
@@ -142,12 +153,12 @@ class EraseRunner:
         return self.options.erase_staff_replies
 
     async def _room(self, job: PrivacyJob, room: str, ghosts: set[str], whole: bool) -> None:
-        timeline = await self.services.timeline(room, limit=TIMELINE_LIMIT)
+        timeline = await self.services.timeline(room, limit=TIMELINE_LIMIT, state=True)
         if not timeline.complete:
             self._count(job, "rooms_cut")
         doomed = [e for e in timeline.events if self._erases(e, ghosts, whole)]
         media: list[str] = job.progress["media"]
-        fresh = [url for e in doomed for url in e.media if url not in media]
+        fresh = [url for e in doomed for url in _media(e) if url not in media]
         if fresh:  # saved before the redactions take the content away
             media.extend(dict.fromkeys(fresh))
             await job.save(now=self.clock())
@@ -160,6 +171,7 @@ class EraseRunner:
         if whole:
             await self.services.set_state(room, "m.room.name", "", {"name": ERASED_NAME})
             await self.services.set_state(room, "m.room.topic", "", {"topic": ""})
+            await self.services.set_state(room, "m.room.canonical_alias", "", {})
             await self.services.notice(room, ERASED_NOTICE, txn=f"privacy-erase-{job.id}-{room}")
 
     # 2. Media
@@ -238,3 +250,10 @@ def done_text(id_: int, result: dict[str, Any]) -> str:
     if result.get("rooms_cut"):
         text += f" {result['rooms_cut']} rooms were too long to read to their start."
     return text
+
+
+def _media(event: TimelineEvent) -> list[str]:
+    """The files an event refers to, a member event's avatar too."""
+    avatar = event.content.get("avatar_url")
+    extra = [avatar] if isinstance(avatar, str) and avatar.startswith("mxc://") else []
+    return [*event.media, *extra]

@@ -53,8 +53,9 @@ class FakeServices:
     def chat_for_address(self, account: str, address: str) -> str:
         raise ValueError("no addresses here")
 
-    async def timeline(self, room_id: str, *, limit: int = 5000) -> Timeline:
-        return Timeline(list(self.rooms.get(room_id, [])), True)
+    async def timeline(self, room_id: str, *, limit: int = 5000, state: bool = False) -> Timeline:
+        events = self.rooms.get(room_id, [])
+        return Timeline([e for e in events if state or e.state_key is None], True)
 
     async def redact(self, room_id: str, event_id: str, *, reason: str) -> bool:
         if self.crash_after is not None:
@@ -105,9 +106,28 @@ def event(
     return TimelineEvent(id_, sender, type_, T0, {"body": body}, media)
 
 
+def state(id_: str, sender: str, type_: str, key: str, content: dict[str, Any]) -> TimelineEvent:
+    return TimelineEvent(id_, sender, type_, T0, content, state_key=key)
+
+
 def timelines() -> dict[str, list[TimelineEvent]]:
     return {
         ROOM: [
+            state("$create", BOT, "m.room.create", "", {"creator": BOT}),
+            state("$name", BOT, "m.room.name", "", {"name": "Ann Example"}),
+            state("$invite", BOT, "m.room.member", GHOST, {"membership": "invite"}),
+            state(
+                "$join",
+                GHOST,
+                "m.room.member",
+                GHOST,
+                {
+                    "membership": "join",
+                    "displayname": "Ann",
+                    "avatar_url": "mxc://example.com/ann",
+                },
+            ),  # fmt: skip
+            state("$staff", STAFF, "m.room.member", STAFF, {"membership": "join"}),
             event("$new", BOT, "New conversation from Ann Example"),
             event("$a1", GHOST, "my address is Main Street 1"),
             event("$a2", GHOST, "photo.jpg", ("mxc://example.com/photo",)),
@@ -115,6 +135,8 @@ def timelines() -> dict[str, list[TimelineEvent]]:
             event("$r1", STAFF, "", type_="m.reaction"),
         ],
         GROUP: [
+            state("$gname", BOT, "m.room.name", "", {"name": "Group"}),
+            state("$gjoin", GHOST, "m.room.member", GHOST, {"membership": "join"}),
             event("$g1", GHOST, "hello group", ("mxc://example.com/group-file",)),
             event("$g2", STAFF, "hello Ann in the group"),
         ],

@@ -135,13 +135,26 @@ async def _confirmed(services: FakeServices, clock: Clock) -> None:
 
 async def _assert_erased(services: FakeServices, contact: int, database: Database) -> None:
     redacted = {event for _room, event in services.redactions}
-    assert redacted == {"$new", "$a1", "$a2", "$s1", "$r1", "$g1"}  # not the staff's in the group
-    assert {e.event_id for e in services.rooms[GROUP] if not e.redacted} == {"$g2"}
+    assert redacted == {
+        "$name",
+        "$invite",
+        "$join",
+        "$new",
+        "$a1",
+        "$a2",
+        "$s1",
+        "$r1",
+        "$gjoin",
+        "$g1",
+    }  # not the room's creation, nor the staff's membership, nor anything else in the group
+    assert {e.event_id for e in services.rooms[GROUP] if not e.redacted} == {"$gname", "$g2"}
     assert sorted(set(services.deleted_media)) == [
-        "mxc://example.com/group-file", "mxc://example.com/offer", "mxc://example.com/photo",
+        "mxc://example.com/ann", "mxc://example.com/group-file", "mxc://example.com/offer",
+        "mxc://example.com/photo",
     ]  # fmt: skip
     assert (ROOM, "m.room.name", {"name": "Erased conversation"}) in services.states
     assert (ROOM, "m.room.topic", {"topic": ""}) in services.states
+    assert (ROOM, "m.room.canonical_alias", {}) in services.states
     assert all(room != GROUP for room, _type, _content in services.states)
     texts = [text for _room, text in services.notices.values()]
     assert texts.count("🗑 This conversation was erased at the person's request.") == 1
@@ -161,7 +174,7 @@ async def _assert_erased(services: FakeServices, contact: int, database: Databas
     assert await database.fetchval("SELECT COUNT(*) FROM message") == 1  # the staff's in grp
     (job,) = await job_rows()
     assert (job.state, job.plan, job.progress) == ("done", {}, {})
-    assert job.result["media_deleted"] == 3 and job.result["conversations"] == 1
+    assert job.result["media_deleted"] == 4 and job.result["conversations"] == 1
     for account, remote in (("hooks", "user-ann"), ("hooks", "ann")):
         key = person_key(SECRET, "suppress", account, remote)
         assert await Suppression.contains(key)
@@ -180,7 +193,7 @@ async def test_a_confirmed_erasure_runs_to_the_end(database: Database) -> None:
     assert len(services.notices) == 2
 
 
-@pytest.mark.parametrize("crashes_after", [0, 2, 5])
+@pytest.mark.parametrize("crashes_after", [0, 2, 5, 9])
 async def test_a_killed_run_goes_on_with_the_same_end(
     database: Database, crashes_after: int
 ) -> None:
@@ -208,9 +221,18 @@ async def test_without_staff_replies_and_media_deletion(database: Database) -> N
     await _confirmed(services, clock)
     _, runner = erasure(services, clock, staff_replies=False)
     await runner.tick()
-    assert {event for _room, event in services.redactions} == {"$new", "$a1", "$a2", "$g1"}
+    assert {event for _room, event in services.redactions} == {
+        "$name",
+        "$invite",
+        "$join",
+        "$new",
+        "$a1",
+        "$a2",
+        "$gjoin",
+        "$g1",
+    }
     (done,) = [t for _r, t in services.notices.values() if "done" in t]
-    assert "0 files deleted" in done and "2 files stay in the media repository" in done
+    assert "0 files deleted" in done and "3 files stay in the media repository" in done
 
 
 async def test_an_erased_person_is_suppressed(database: Database) -> None:
