@@ -19,7 +19,8 @@ few seconds; a confirmation starts it at once. One erasure runs at a time.
    inbox's rows, broadcast recipients, the ghosts' message mappings in group rooms, the consent
    records (``db/erasure.py``); the person's identities are added to the suppression list.
 4. Done: the plan and progress are cleared (no identifier stays in ``privacy_job``), the
-   result keeps the counts; a notice in the requester's room and the audit entry say so.
+   result keeps the counts; the audit entry and a notice in the requester's room say so
+   (then the job is ``done``).
 
 What stays: the homeserver keeps redacted events' content until its
 ``redaction_retention_period``, the ghost's user id in the room's member list (it is derived
@@ -48,6 +49,7 @@ REASON = "erased at the person's request"
 ERASED_NAME = "Erased conversation"
 ERASED_NOTICE = "🗑 This conversation was erased at the person's request."
 STEPS = ("matrix", "media", "database", "done")
+PLAN_COUNTS = ("conversations", "groups", "contacts", "identities")
 ROOM_STATE = ("m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.avatar")
 """State of a person's own room that can hold their name, number or picture."""
 ERASED_STATE: tuple[dict[str, Any], ...] = ({}, {"name": ERASED_NAME}, {"topic": ""})
@@ -214,21 +216,22 @@ class EraseRunner:
     # 4. Done
 
     async def _finish(self, job: PrivacyJob) -> None:
-        refs = str(job.plan.get("refs", ""))
-        result: dict[str, Any] = {
-            **{k: v for k, v in job.progress.get("counts", {}).items()},
-            "conversations": len(job.plan.get("conversations", [])),
-            "groups": len(job.plan.get("groups", [])),
-            "contacts": len(job.plan.get("contacts", [])),
-            "identities": len(job.plan.get("identities", [])),
-        }
+        if job.plan:  # first the identifiers go; the audit references (hashes) stay a moment
+            job.result = {
+                **job.progress.get("counts", {}),
+                **{name: len(job.plan.get(name, [])) for name in PLAN_COUNTS},
+            }
+            job.progress = {"step": "done", "refs": job.plan.get("refs", "")}
+            job.plan = {}
+            await job.save(now=self.clock())
         # Told before it is stored as done: a kill in between tells again, never not at all.
+        refs, result = str(job.progress.get("refs", "")), job.result
         await self.audit.record(job.actor, "erase done", refs, {"job": job.id, **result})
         if job.room_id:
             await self.services.notice(
                 job.room_id, done_text(job.id, result), txn=f"privacy-erase-done-{job.id}"
             )
-        job.state, job.plan, job.progress, job.result = "done", {}, {}, result
+        job.state, job.progress = "done", {}
         await job.save(now=self.clock())
 
 

@@ -45,6 +45,7 @@ class FakeServices:
     retired: list[tuple[str, str, list[str]]] = field(default_factory=list)
     media_deletable: bool = True
     crash_after: int | None = None
+    crash_on_done: bool = False
     """Redactions before ``Crash`` is raised (a kill in the middle of a room)."""
 
     def level(self, actor: str, account: str | None = None) -> str:
@@ -75,6 +76,9 @@ class FakeServices:
         self.states.append((room_id, event_type, content))
 
     async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:
+        if self.crash_on_done and text.startswith("🗑 Erasure"):
+            self.crash_on_done = False
+            raise Crash
         self.notices.setdefault(txn or text, (room_id, text))
         return "$notice"
 

@@ -207,6 +207,22 @@ async def test_a_killed_run_goes_on_with_the_same_end(
     await _assert_erased(services, contact, database)
 
 
+async def test_killed_before_telling_it_keeps_no_identifiers(database: Database) -> None:
+    contact = await seed_person()
+    services, clock = FakeServices(levels=ADMINS, rooms=timelines()), Clock()
+    await _confirmed(services, clock)
+    services.crash_on_done = True
+    _, runner = erasure(services, clock)
+    with pytest.raises(Crash):
+        await runner.tick()
+    (job,) = await job_rows()
+    assert (job.state, job.plan) == ("running", {})
+    assert set(job.progress) == {"step", "refs"} and "ann" not in str(job.progress)
+    _, restarted = erasure(services, clock)
+    await restarted.tick()
+    await _assert_erased(services, contact, database)
+
+
 async def test_without_staff_replies_and_media_deletion(database: Database) -> None:
     await seed_person()
     services, clock = FakeServices(levels=ADMINS, rooms=timelines()), Clock()
