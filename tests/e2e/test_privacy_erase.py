@@ -198,6 +198,15 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
     assert await _download_status(erasable, mxc) == 200
     reply = await staff.send_text(room, texts[2])
     await stack.peer.wait_for(lambda p: p.get("id") == reply)
+    # She writes in a group too, with Otto: her message goes, his and the group stay.
+    group = {"id": "grp-erase-1", "name": "Projektgruppe", "is_group": True}
+    hers = {**message("grp-erase-1-m1", "Ich bin Erika aus der Gruppe"), "chat": group}
+    his = {**customer_msg("grp", "Otto hier", "grp-erase-1-m2"), "chat": group}
+    for payload in (hers, his):
+        assert (await stack.peer.send("hooks", payload))[0] == 200
+    group_room = await join_invite_named(staff, "Projektgruppe")
+    otto = await staff.wait_for_event(body_is("Otto hier"), room_id=group_room)
+    texts.append("Ich bin Erika aus der Gruppe")
     secrets = [chat, sender, name, ghost, *texts]
     assert all(s in erasable.dump() for s in (chat, sender, ghost))
 
@@ -205,6 +214,7 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
     plan = await _ask(staff, admin, f"privacy erase hooks:{sender}")
     assert plan.startswith("Erasure #") and f"hooks:{sender}" in plan, plan
     assert "1 conversations of theirs (1 with a room)" in plan and "1 consent contacts" in plan
+    assert "their messages in 1 group rooms" in plan, plan
     job = plan.split("#", 1)[1].split(" ", 1)[0]
     answer = await _ask(staff, admin, f"privacy erase confirm {job}")
     assert answer.startswith(f"Erasure #{job} confirmed"), answer
@@ -215,6 +225,7 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
     body = done["content"]["body"]
     assert "1 conversations, 1 identities, 1 consent contacts" in body, body
     assert "1 files deleted" in body and "stay in the media" not in body, body
+    assert "(in 1 group rooms too)" in body, body
 
     # (a) The database holds nothing of theirs.
     dump = erasable.dump()
@@ -245,6 +256,13 @@ async def test_erase_a_customer(erasable: Erasable) -> None:
     assert not state.get(("m.room.canonical_alias", ""), {}).get("alias")
     assert ghost not in await staff.joined_members(room)
     assert state[("m.room.member", ghost)]["membership"] == "leave"
+    # In the group, only her events are gone; she left it.
+    in_group = [e for e in await staff.room_messages(group_room) if "state_key" not in e]
+    assert [e["content"] for e in in_group if e["sender"] == ghost] == [{}]
+    assert [e["content"].get("body") for e in in_group if e["sender"] == otto["sender"]] == [
+        "Otto hier"
+    ]
+    assert ghost not in await staff.joined_members(group_room)
     # (c) The file is gone.
     assert await _download_status(erasable, mxc) == 404
     # The audit log names the person by references only.
