@@ -230,6 +230,8 @@ class TimelineEvent:
     media: tuple[str, ...] = ()
     """The ``mxc://`` URLs it refers to (the file, an encrypted file, a thumbnail)."""
     redacted: bool = False
+    state_key: str | None = None
+    """Set for a state event (``Services.timeline`` with ``state=True`` only)."""
 
 
 @dataclass(frozen=True)
@@ -456,9 +458,10 @@ class Services(Protocol):
         Returns the event id (None: the homeserver refused it)."""
         ...
 
-    async def timeline(self, room_id: str, *, limit: int = 5000) -> Timeline:
+    async def timeline(self, room_id: str, *, limit: int = 5000, state: bool = False) -> Timeline:
         """Every non-state event of a room the bot is in, redacted ones included (marked),
-        oldest first; read like ``history``, at most ``limit`` events looked at."""
+        oldest first; read like ``history``, at most ``limit`` events looked at. With
+        ``state``, the state events of the timeline too (a room's earlier names, members)."""
         ...
 
     async def redact(self, room_id: str, event_id: str, *, reason: str) -> bool:
@@ -485,7 +488,9 @@ class Services(Protocol):
     async def erase_conversation(self, account: str, chat: str) -> int:
         """Remove a conversation from the core's tables: its portal row, message and reaction
         mappings, queue items and dead letters, dedup keys and conversation data (rows and caches;
-        the room and the ghosts stay: see ``retire_ghost``). Returns the rows removed."""
+        the room and the ghosts stay: see ``retire_ghost``), and the portal room's alias (it
+        holds the chat id, and would lead a later message back to the room). Returns the rows
+        removed."""
         ...
 
     async def ghosts_leave(self, room_id: str) -> int:

@@ -9,11 +9,10 @@ rows themselves stay as written.
 
 Erasure (issue 14) is the one way rows leave the ledger: list the contact in
 ``consent_erasure`` (then the trigger lets its ``consent_event`` rows be deleted), delete its
-events, identities and contact row in one transaction, and keep only a suppression entry: the
-``user_key`` of each identity (SHA-256 of the remote user id, with its account), so that the
-person is never contacted again. An unsalted hash of a phone number can be found by trying all
-numbers; the suppression entry should be keyed with a secret of the bridge (HMAC) instead.
-``consent_text`` rows hold no personal data and stay."""
+events, identities and contact row in one transaction (``erasure.erase_consent``), and keep
+only a suppression entry per identity, keyed with a secret of the bridge (HMAC, not an unsalted
+hash that trying all phone numbers would find: ``privacy.Suppression``), so that the person is
+never contacted again. ``consent_text`` rows hold no personal data and stay."""
 
 from __future__ import annotations
 

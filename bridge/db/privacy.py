@@ -202,9 +202,21 @@ class PrivacyJob:
 
 
 class Suppression:
-    """Keyed hashes of erased people's identities (see ``PrivacyKeys.suppression``)."""
+    """Keyed hashes (``person_key(secret, "suppress", account, remote id)``) of erased people's
+    identities: their remote user and their chat on each account. Other features ask
+    ``holds(account, remote id)`` before they record a consent or send a broadcast, without
+    knowing the privacy feature or its secret: the privacy feature's set-up stores its secret
+    in ``Suppression.secret`` (without the privacy feature nobody is suppressed)."""
 
     db: ClassVar[Database]
+    secret: ClassVar[bytes | None] = None
+
+    @classmethod
+    async def holds(cls, account: str, remote_id: str) -> bool:
+        """Whether ``remote_id`` (a remote user or chat) of ``account`` was erased."""
+        if cls.secret is None:
+            return False
+        return await cls.contains(person_key(cls.secret, "suppress", account, remote_id))
 
     @classmethod
     async def add(cls, keys: builtins.list[str], now: int | None = None) -> None:

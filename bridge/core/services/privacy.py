@@ -17,6 +17,7 @@ from mautrix.util.async_db import Connection
 from yarl import URL
 
 from ...db import Ghost, Portal
+from ...db.erasure import rows_touched
 from ...db.keys import digest
 from ...media import FileTooLarge
 from ...seams import Timeline, TimelineEvent
@@ -29,12 +30,14 @@ log = logging.getLogger("bridge.privacy")
 
 
 class PrivacyServices(ServiceBase):
-    async def timeline(self, room_id: str, *, limit: int = HISTORY_LIMIT) -> Timeline:
+    async def timeline(
+        self, room_id: str, *, limit: int = HISTORY_LIMIT, state: bool = False
+    ) -> Timeline:
         newest_first: list[TimelineEvent] = []
         pages = Pages(self.sender, room_id, limit)
         async for chunk, _state in pages:
             for raw in chunk:
-                event = _event(raw)
+                event = _event(raw, state)
                 if event is not None:
                     newest_first.append(event)
         return Timeline(newest_first[::-1], pages.complete)
@@ -104,6 +107,13 @@ class PrivacyServices(ServiceBase):
         return left
 
     async def erase_conversation(self, account: str, chat: str) -> int:
+        portal = await Portal.get(account, chat)
+        if portal is not None and portal.room_id:  # first: a rerun finds the row
+            try:
+                await self.sender.remove_alias(self.portals.alias_localpart(account, chat))
+            except MatrixRequestError as e:
+                if not refused(e):  # no such alias any more: done before
+                    raise
         key, chat_key = conversation_key(account, chat), digest(chat)
         removed = 0
         conn: Connection
@@ -124,21 +134,16 @@ class PrivacyServices(ServiceBase):
                 ),
                 ("DELETE FROM portal WHERE account=$1 AND chat_key=$2", (account, chat_key)),
             ):
-                removed += _count(await conn.execute(query, *args))
+                removed += rows_touched(await conn.execute(query, *args))
         Portal.forget_cached()
         return removed
 
 
-def _count(status: Any) -> int:
-    """Rows a statement touched: asyncpg answers ``DELETE 3``, SQLite a cursor."""
-    if isinstance(status, str):
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
-    return max(0, int(getattr(status, "rowcount", 0) or 0))
-
-
-def _event(raw: Any) -> TimelineEvent | None:
-    if not isinstance(raw, dict) or "state_key" in raw:
+def _event(raw: Any, state: bool = False) -> TimelineEvent | None:
+    if not isinstance(raw, dict) or ("state_key" in raw and not state):
+        return None
+    state_key = raw.get("state_key")
+    if "state_key" in raw and not isinstance(state_key, str):
         return None
     event_id, sender, type_ = raw.get("event_id"), raw.get("sender"), raw.get("type")
     if not (isinstance(event_id, str) and isinstance(sender, str) and isinstance(type_, str)):
@@ -156,6 +161,7 @@ def _event(raw: Any) -> TimelineEvent | None:
         content=content,
         media=media_urls(content),
         redacted=redacted,
+        state_key=state_key,
     )
 
 

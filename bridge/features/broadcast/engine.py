@@ -47,7 +47,7 @@ from ...db.broadcast import ACTIVE, OPEN, Broadcast, Recipient
 from ...logsafe import pii
 from ...seams import DirectMessage, MediaRef, Services
 from ..consent.links import Links
-from ..consent.registry import Registry
+from ..consent.registry import Registry, erased
 from .config import BroadcastConfig, BroadcastList
 from .pacing import Pacer
 from .report import Reporter
@@ -68,6 +68,7 @@ a mail in flight at a stop may arrive twice)."""
 WINDOW = 24 * 3600.0
 NO_TEMPLATE = "outside the 24-hour window and no template"
 WITHDRAWN = "consent withdrawn"
+ERASED = "erased (privacy)"
 CANCELLED = "cancelled"
 IN_FLIGHT_AT_STOP = "in flight at a stop"
 
@@ -373,6 +374,9 @@ class Engine:
             await row.mark("pending", self.clock(), reason=IN_FLIGHT_AT_STOP)  # counted once
         pacer = self.pacer(row.account)
         while True:
+            if await erased(row.account, row.chat):
+                await row.mark("skipped", self.clock(), reason=ERASED)
+                return
             if not (await self.registry.state(row.contact, list_, row.account)).confirmed:
                 await row.mark("skipped", self.clock(), reason=WITHDRAWN)
                 return

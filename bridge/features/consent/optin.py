@@ -56,7 +56,7 @@ from ...seams import ConversationRef, Inbound, Services
 from ...types import AccountID
 from .config import DEFAULT_LANGUAGE, ConsentList
 from .enforce import titles, txn
-from .registry import Registry
+from .registry import Registry, erased
 
 log = logging.getLogger("bridge.consent")
 
@@ -252,6 +252,8 @@ class OptInHook:
 
     async def _webhook(self, ref: ConversationRef, event: RemoteConsent) -> None:
         why = self.refusal(ref.account, event)
+        if why is None and await erased(ref.account, event.sender.id, ref.chat):
+            why = "the person was erased and is not to be contacted again"
         contact = None
         if why is None:
             create = event.step == "confirmed"

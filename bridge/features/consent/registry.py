@@ -32,6 +32,7 @@ from ...db.consent import (
     ConsentIdentity,
     ConsentText,
 )
+from ...db.privacy import Suppression
 from .config import ConsentConfig, text_hash
 
 log = logging.getLogger("bridge.consent")
@@ -265,6 +266,8 @@ class Registry:
     ) -> int:  # fmt: skip
         """An import of someone the bridge may not know yet: the proof is checked before the
         contact is made (none is made for a refused import). Returns the contact."""
+        if await erased(account, remote_user, chat):
+            raise ConsentError("that person was erased and is not to be contacted again")
         await self._proven(list_, proof)
         contact = await self.contact_for(account, remote_user, chat=chat, create=True)
         assert contact is not None
@@ -338,3 +341,12 @@ class Registry:
             for contact, identities in found.items():
                 yield Subscriber(contact, identities)
             after = last
+
+
+async def erased(account: str, remote_user: str, chat: str | None = None) -> bool:
+    """Whether a person was erased (``privacy erase``): their identity is on the privacy
+    feature's suppression list, and no consent of theirs is recorded again."""
+    for remote in (remote_user, chat):
+        if remote is not None and await Suppression.holds(account, remote):
+            return True
+    return False

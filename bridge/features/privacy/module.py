@@ -20,6 +20,7 @@ from ...config import Config
 from ...seams import Command, CommandContext, Seams
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
+from .eraserun import erase
 from .export import Exporter
 from .report import Report
 from .retention import RetentionRunner
@@ -52,6 +53,9 @@ class Privacy:
             Part("audit", "[identity]", "the audit log (of one person)", audit.command),
             Part("export", "<identity>", "a person's data, for you", export.command),
             Part("report", "", "what personal data the bridge holds", report.command),
+            Part(
+                "erase", "<identity>|confirm <n>", "erase a person", erase(seams, options, audit)
+            ),
         ]
         retention = RetentionRunner(seams.services, seams.config, options.retention, audit)
         parts.append(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ...config import Config
 from ...db import ConsentContact, ConsentIdentity, Ghost, Portal
+from ...db.erasure import direct_links
 from ...db.privacy import person_key
 from ...seams import Services
 from ...types import AccountID
@@ -191,6 +192,11 @@ async def _grow(subject: Subject, seeds: list[tuple[str, str]], config: Config) 
         identities += await ConsentIdentity.by_chat(account, remote)
         chat = next((i.chat for i in identities), remote)
         user = next((i.remote_user for i in identities), remote)  # ``remote`` may be the chat
+        for writer, direct in await direct_links(account, remote):
+            if writer == remote and chat == remote:
+                chat = direct  # their direct chat, known from the message mappings only
+            elif writer != remote:
+                todo.append((account, writer))  # ``remote`` is a direct chat: its writer
         _add_identity(subject, Identity(account, user, chat))
         for portal in await _own_portals(account, chat, config):
             if portal not in subject.conversations:
@@ -224,5 +230,10 @@ async def _own_portals(account: str, chat: str, config: Config) -> list[Portal]:
 
 
 def _add_identity(subject: Subject, identity: Identity) -> None:
-    if all((i.account, i.chat) != (identity.account, identity.chat) for i in subject.identities):
-        subject.identities.append(identity)
+    """One identity per chat; the remote user writing in it rather than the chat itself."""
+    for n, known in enumerate(subject.identities):
+        if (known.account, known.chat) == (identity.account, identity.chat):
+            if known.remote_user == known.chat and identity.remote_user != identity.chat:
+                subject.identities[n] = identity
+            return
+    subject.identities.append(identity)

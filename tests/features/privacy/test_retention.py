@@ -244,7 +244,7 @@ async def test_nothing_happens_without_a_rule(database: Database) -> None:
     options = privacy.parse_config(cfg.features["privacy"], cfg)
     assert options is not None
     privacy.setup(seams, options)
-    assert seams.jobs == []  # no periodic pass at all
+    assert [j.name for j in seams.jobs if "retention" in j.name] == []  # no periodic pass
     await Portal(HOOKS, "c1", "!c1:x").insert()
     kept = await message(HOOKS, "c1", "m1", 10_000)
     await InboxConversation.create(HOOKS, "c1", "support", NOW - 400 * DAY_MS)
@@ -328,8 +328,8 @@ async def test_the_command_shows_rules_and_the_last_pass(database: Database) -> 
     options = privacy.parse_config(cfg.features["privacy"], cfg)
     assert options is not None
     privacy.setup(seams, options)
-    [job] = seams.jobs
-    assert job.name == "privacy-retention" and job.at_start
+    [job] = [j for j in seams.jobs if j.name == "privacy-retention"]
+    assert job.at_start
     [command] = seams.commands
 
     answer = await command.run(Ctx(ADMIN), ["retention"])
