@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from bridge.cli import generate
 from tests.connectors.telegram.simulator import TelegramSimulator
@@ -25,6 +26,12 @@ from tests.infra.smtp_capture import SmtpCapture
 from tests.infra.staff import StaffClient
 from tests.infra.synapse import SynapseServer
 from tests.infra.webhook_peer import WebhookPeer
+
+# No property test has a deadline (those that set one set None): on a loaded machine -- the
+# suite runs a worker per core -- one slow example is no failure, and a deadline missed once
+# and then met is reported as a flaky test.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 SERVER_NAME = "localhost"
 ACCOUNT = "hooks"
