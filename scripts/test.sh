@@ -77,13 +77,14 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, psycopg2, psutil, importlinter' 2>/dev/null; then
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, xdist, asyncpg, psycopg2, psutil, importlinter' 2>/dev/null; then
   log "pip install -e '.[test]'"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$WANT" >"$STAMP"
 fi
 
 # --------------------------------------------------------------------------- run
+PYTEST_ARGS=()
 if [ "$#" -eq 0 ]; then
   # The whole suite also holds the code to its style and types.
   log "ruff check, ruff format --check, mypy, lint-imports"
@@ -92,10 +93,15 @@ if [ "$#" -eq 0 ]; then
   "$VENV/bin/mypy" bridge
   # The layering (pyproject.toml, [tool.importlinter]): fails on an import against it.
   "$VENV/bin/lint-imports"
+  # Most of the suite waits on subprocesses (Synapse, the bridge, PostgreSQL): one worker per
+  # core (TEST_WORKERS overrides), each taking whole test files, so that a module's stack is
+  # started once, in one worker.  Session fixtures (PostgreSQL, the shared stack) start once
+  # per worker, on free ports and in the worker's own temporary directory.
+  PYTEST_ARGS=(-n "${TEST_WORKERS:-$(nproc)}" --dist loadfile)
 fi
-log "pytest $*"
+log "pytest ${PYTEST_ARGS[*]} $*"
 set +e
-"$PY" -m pytest -q "$@"
+"$PY" -m pytest -q "${PYTEST_ARGS[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

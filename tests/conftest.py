@@ -3,6 +3,7 @@ bridge as a process, a staff user and the webhook peer."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
+from bridge.cli import generate
 from tests.connectors.telegram.simulator import TelegramSimulator
 from tests.connectors.whatsapp.simulator import WhatsAppSimulator
-from tests.infra.bridge_proc import BridgeProcess, run_cli, write_bridge_config
+from tests.infra.bridge_proc import BridgeProcess, write_bridge_config
 from tests.infra.dovecot import DovecotServer
 from tests.infra.ports import free_port
 from tests.infra.postgres import PostgresServer
@@ -23,6 +26,12 @@ from tests.infra.smtp_capture import SmtpCapture
 from tests.infra.staff import StaffClient
 from tests.infra.synapse import SynapseServer
 from tests.infra.webhook_peer import WebhookPeer
+
+# No property test has a deadline (those that set one set None): on a loaded machine -- the
+# suite runs a worker per core -- one slow example is no failure, and a deadline missed once
+# and then met is reported as a flaky test.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 SERVER_NAME = "localhost"
 ACCOUNT = "hooks"
@@ -157,8 +166,9 @@ async def build_stack(
         delivery_deadline=float(hooks.get("delivery_deadline", 60)),
         features=features,
     )
-    result = run_cli("-c", str(config_path), "-g", "-r", str(workdir / "registration.yaml"))
-    assert result.returncode == 0, result.stderr
+    # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
+    # of CPU per stack); the command line itself is tested in tests/test_cli.py.
+    await asyncio.to_thread(generate, str(config_path), str(workdir / "registration.yaml"))
     bridge = BridgeProcess(config_path, data["appservice"]["port"], workdir / "bridge.log")
     try:
         await synapse.astart()
