@@ -33,6 +33,21 @@ from tests.infra.webhook_peer import WebhookPeer
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
 
+HEAVY_FIRST = ("tests/fault/", "tests/bench/", "tests/e2e/", "tests/test_demo.py")
+"""Files that start services and bridges run first: with a worker per core taking whole
+files, a long one left for the end keeps one worker busy while the others are done."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (n for n, prefix in enumerate(HEAVY_FIRST) if item.nodeid.startswith(prefix)),
+            len(HEAVY_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: the order within a file stays
+
+
 SERVER_NAME = "localhost"
 ACCOUNT = "hooks"
 POLL_TOKEN = "111111:POLL-simulator-token-aaaa"
