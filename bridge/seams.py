@@ -71,6 +71,14 @@ Data protection (``Services.timeline``, ``redact``, ``download``, ``delete_media
     gone, and drop a conversation from the core's own tables (portal, message mappings, queue
     rows, dead letters, dedup keys, conversation data) with the core's caches.
 
+Audit (``AuditSink``, ``Seams.audit``)
+    Things a data protection officer must be able to account for (a permission-relevant
+    command, a consent change) are told to the audit sinks as an ``AuditRecord``: who, what,
+    about which people (their channel identities). The core tells every command that needs the
+    admin level; features tell their own (the consent feature each step of its ledger). Without
+    a sink (no privacy feature) nothing is kept. A sink must not fail the action: it is called
+    after the action, and what it raises is logged.
+
 Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
@@ -90,6 +98,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -100,6 +109,8 @@ from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
     from .config import Config
+
+log = logging.getLogger("bridge.seams")
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,21 @@ class History:
     """False when the cap was reached: older messages are left out."""
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One thing to account for (``Seams.audit``)."""
+
+    actor: str
+    """The staff member's user ID, or what acted for the person (``customer``, ``in-house``)."""
+    action: str
+    """``command deadletters``, ``consent confirmed``..."""
+    people: tuple[tuple[str, str], ...] = ()
+    """The channel identities (account, remote user or chat id) it concerned: a sink keeps
+    them only as keyed hashes."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Counts and names without personal data (a list's name, a command's sub-command)."""
+
+
 class Verdict:
     """What a gate decided; ``PASS`` lets it through unchanged."""
 
@@ -280,6 +306,11 @@ PASS = Verdict()
 @runtime_checkable
 class InboundHook(Protocol):
     async def on_inbound(self, inbound: Inbound) -> None: ...
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    async def record(self, record: AuditRecord) -> None: ...
 
 
 @runtime_checkable
@@ -529,6 +560,18 @@ class Seams:
     commands: list[Command] = field(default_factory=list)
     room_handlers: list[RoomHandler] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    audit_sinks: list[AuditSink] = field(default_factory=list)
+
+    def add_audit_sink(self, sink: AuditSink) -> None:
+        self.audit_sinks.append(sink)
+
+    async def audit(self, record: AuditRecord) -> None:
+        """Tell every audit sink (after the action; a failing sink is logged, never raised)."""
+        for sink in self.audit_sinks:
+            try:
+                await sink.record(record)
+            except Exception:
+                log.exception("An audit sink failed on %s", record.action)
 
     def add_room_handler(self, handler: RoomHandler) -> None:
         self.room_handlers.append(handler)

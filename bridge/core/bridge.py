@@ -111,7 +111,9 @@ class Bridge:
         self.portals.namer = self.seams.room_namer
         for route in self.seams.routes:
             self.listener.add_feature_route(route.method, route.full_path, route.handler)
-        self.commands = CommandRunner(self.services, self.notices, self.seams.commands)
+        self.commands = CommandRunner(
+            self.services, self.notices, self.seams.commands, self.seams.audit
+        )
         staff = StaffHandler(config, self.sender, self.connectors, self.notices, self.seams)
         self.router = MatrixRouter(
             config, self.sender, self.ghosts, self.notices, staff, self.state_store,

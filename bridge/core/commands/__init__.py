@@ -5,11 +5,12 @@ through ``bridge.seams.Seams.add_command``."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from ...db import Portal
-from ...seams import Command, ConversationRef
+from ...seams import AuditRecord, Command, ConversationRef
 from ...types import AccountID, RemoteChatID
 from ..notices import Notices
 from ..services import ServiceError, Services
@@ -53,10 +54,17 @@ CORE_COMMANDS: tuple[Command, ...] = (
 
 
 class CommandRunner:
-    def __init__(self, services: Services, notices: Notices, extra: Iterable[Command]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        notices: Notices,
+        extra: Iterable[Command],
+        audit: Callable[[AuditRecord], Awaitable[None]] | None = None,
+    ) -> None:
         self.services = services
         self.notices = notices
         self.commands = {c.name: c for c in (*CORE_COMMANDS, *extra)}
+        self.audit = audit
 
     async def run(self, room_id: str, event_id: str, sender: str, portal: Portal | None,
                   text: str) -> None:  # fmt: skip
@@ -75,8 +83,22 @@ class CommandRunner:
                 answer = await cmd.run(ctx, words[1:])
             except ServiceError as e:
                 answer = str(e)
+            if cmd.level == "admin" and self.audit is not None:
+                await self.audit(_record(sender, cmd, words[1:], portal))
         if not answer:
             return
         await self.notices.send(
             room_id, answer, reply_to=event_id, html_text=html.escape(answer).replace("\n", "<br>")
         )
+
+
+_WORD = re.compile(r"^[a-z][a-z-]{0,23}$")
+
+
+def _record(sender: str, cmd: Command, args: list[str], portal: Portal | None) -> AuditRecord:
+    """An admin command for the audit log: its name, its sub-command words (lower-case words
+    only: numbers, addresses and names are left out, and so is the answer, which may echo
+    them), and the room's customer as the person it concerned."""
+    words = [w if _WORD.match(w) else "…" for w in args[:6]]
+    people = ((portal.account, portal.chat),) if portal is not None else ()
+    return AuditRecord(sender, f"command {cmd.name}", people, {"args": " ".join(words)})

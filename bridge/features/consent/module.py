@@ -43,6 +43,7 @@ class Consent:
 
     def setup(self, seams: Seams, options: ConsentConfig) -> None:
         registry = self.registry = Registry(options)
+        registry.audit = seams.audit
         seams.add_inbound_hook(OptOutHook(registry, seams.services, seams.config))
         seams.add_outbound_gate(ConsentGate(registry))
         seams.add_inbound_hook(OptInHook(registry, seams.services, seams.config))

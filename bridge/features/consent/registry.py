@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from ...db.consent import (
     ConsentText,
 )
 from ...db.privacy import Suppression
+from ...seams import AuditRecord
 from .config import ConsentConfig, text_hash
 
 log = logging.getLogger("bridge.consent")
@@ -91,6 +92,18 @@ class Registry:
         self.config = config
         self.clock = clock
         self._stored: set[str] = set()
+        self.audit: Callable[[AuditRecord], Awaitable[None]] | None = None
+        """Told of every step recorded (``Seams.audit``: the data protection audit log)."""
+
+    async def _told(
+        self, step: str, contact: int, list_: str, account: str, actor: str, trigger: str
+    ) -> None:
+        if self.audit is None:
+            return
+        identities = await ConsentIdentity.on_account(account, await self._members(contact))
+        people = tuple((i.account, i.remote_user) for i in identities)
+        detail = {"list": list_, "account": account, "trigger": trigger.split(" ", 1)[0]}
+        await self.audit(AuditRecord(actor, f"consent {step}", people, detail))
 
     async def store_texts(self) -> list[str]:
         """Store every list's consent text (once); a warning for each version that has more
@@ -195,9 +208,13 @@ class Registry:
             hash_ = await self._store(item.name, item.version, item.text)
         else:
             raise ConsentError(f"no step {step!r} (imports: import_consent)")
-        return await ConsentEvent.append(
+        added = await ConsentEvent.append(
             contact, list_, account, step, self.clock(), hash_, evidence, trigger, cause
         )
+        if added:
+            actor = "bridge" if step == "expired" else "customer"
+            await self._told(step, contact, list_, account, actor, trigger)
+        return added
 
     async def request(self, contact: int, list_: str, account: str, evidence: dict[str, Any],
                       trigger: str, cause: str | None = None) -> bool:  # fmt: skip
@@ -255,10 +272,13 @@ class Registry:
             "consented_at": proof.consented_at, "source": proof.source,
             "version": proof.version.strip(),
         }  # fmt: skip
-        return await ConsentEvent.append(
+        added = await ConsentEvent.append(
             contact, list_, account, "imported", self.clock(), hash_, evidence,
             f"import by {proof.by}",
         )  # fmt: skip
+        if added:
+            await self._told("imported", contact, list_, account, proof.by, "import")
+        return added
 
     async def import_identity(
         self, account: str, remote_user: str, list_: str, proof: ImportProof,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...config import Config
-from ...db.privacy import AuditEntry
-from ...seams import CommandContext, Services
+from ...db.privacy import AuditEntry, person_key
+from ...seams import AuditRecord, CommandContext, Services
 from .subject import Subject, identity_references
 
 PAGE = 50
@@ -38,6 +38,14 @@ class Audit:
         self.services = services
         self.config = config
         self.secret = secret
+
+    async def record_seam(self, record: AuditRecord) -> None:
+        """An ``AuditRecord`` of the core or another feature (``Seams.audit``): an admin's
+        command, a consent step; the people it concerned kept as keyed hashes only."""
+        refs = {person_key(self.secret, "audit", a, r) for a, r in record.people}
+        await AuditEntry.append(
+            record.actor, record.action, " ".join(sorted(refs)) or None, record.detail
+        )
 
     async def record(
         self,

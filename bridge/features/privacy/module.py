@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
-from ...seams import Command, CommandContext, Seams
+from ...seams import AuditRecord, Command, CommandContext, Seams
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
 from .eraserun import erase
@@ -47,6 +47,7 @@ class Privacy:
 
     def setup(self, seams: Seams, options: PrivacyConfig) -> None:
         audit = self.audit = Audit(seams.services, seams.config, options.secret)
+        seams.add_audit_sink(_Sink(audit))
         export = Exporter(seams.services, seams.config, options, audit)
         report = Report(seams.services, seams.config, audit)
         parts: list[Part] = [
@@ -72,6 +73,14 @@ class Privacy:
                 _dispatch(parts),
             )
         )
+
+
+@dataclass(frozen=True)
+class _Sink:
+    audit: Audit
+
+    async def record(self, record: AuditRecord) -> None:
+        await self.audit.record_seam(record)
 
 
 def _dispatch(parts: list[Part]) -> Run:

@@ -60,11 +60,12 @@ class Subject:
     """Consent contacts: the root and every contact merged into it."""
 
     def references(self, secret: bytes) -> str:
-        """The audit log's name for the person: the keyed hashes of every identity."""
-        refs = sorted(
-            {person_key(secret, "audit", i.account, i.remote_user) for i in self.identities}
-        )
-        return " ".join(refs)
+        """The audit log's name for the person: the keyed hashes of every identity (its remote
+        user and its chat: the core names a conversation's customer by the chat)."""
+        ids = {(i.account, i.remote_user) for i in self.identities}
+        ids |= {(i.account, i.chat) for i in self.identities}
+        ids |= {(p.account, p.chat) for p in self.conversations}
+        return " ".join(sorted({person_key(secret, "audit", a, r) for a, r in ids}))
 
     @property
     def accounts(self) -> list[str]:
