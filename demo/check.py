@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 import sys
@@ -42,7 +43,16 @@ from typing import Any
 
 from check_consent import check_consent
 from check_inbox import check_inbox, check_inbox_email
-from checking import TOTAL_TIMEOUT, CheckFailed, Staff, Steps, get_json, run_cli, wait
+from checking import (
+    TOTAL_TIMEOUT,
+    CheckFailed,
+    Staff,
+    Steps,
+    body_of,
+    get_json,
+    run_cli,
+    wait,
+)
 from common import (
     DATA,
     SERVER_NAME,
@@ -184,6 +194,15 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
 
     got = await wait("the answer at the Telegram simulator", delivered)
     steps.ok(f"sendMessage {got.get('text')!r}")
+
+    account = state["telegram_account"]
+    steps.begin(f"privacy: staff asks for the data of {account}:{user_id} (privacy export)")
+    written = await staff.answer(room_id, f"!bridge privacy export {account}:{user_id}")
+    answer = await staff.wait_for_message(room_id, "📦 Export", contains=True, after=written)
+    held = re.search(r"(\d+) messages", body_of(answer))
+    if held is None or int(held.group(1)) < 2:  # the customer's and the staff's
+        raise CheckFailed(f"the export does not hold both messages: {body_of(answer)}")
+    steps.ok(body_of(answer).split(" is in ")[0])
 
 
 async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:

@@ -240,6 +240,9 @@ def _set_consent(data: CommentedMap, state: dict[str, Any]) -> None:
     if state["email_enabled"]:
         rates[state["email_account"]] = 5
     features["broadcast"] = {"staff": [state["staff_user"]], "rates": rates}
+    # Data protection: privacy export|erase|report|retention|audit (README "Data protection");
+    # the original of each mail is kept 30 days.
+    features["privacy"] = {"retention": {"default": {"raw_mail_days": 30}}}
 
 
 def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:

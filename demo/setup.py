@@ -371,7 +371,9 @@ def banner(_: argparse.Namespace) -> None:
 
 {_newsletter_part(s, python)}
   Bridge commands: start a direct chat with @{bot}:{SERVER_NAME} and send "help"
-  (in portal rooms prefix them: "!bridge help").
+  (in portal rooms prefix them: "!bridge help"). A customer's data: in their room,
+  "!bridge privacy export <account>:<id>" (the topic names both); also privacy erase,
+  report, retention, audit.
 
   Logs: {DATA}/*.log      Stop everything: Ctrl-C
 {rule}

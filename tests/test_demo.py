@@ -33,7 +33,9 @@ def test_demo_check_passes(tmp_path: Path) -> None:
     assert "Hello again from the demo check" in output, output[-3000:]
     for channel in ("telegram", "whatsapp", "email"):
         assert f"  - {channel}: " in output, f"the check skipped {channel}:\n{output[-3000:]}"
-    # The newsletter: opt-in on Telegram and by email, two broadcasts, an opt-out between them.
+    # The newsletter: opt-in on Telegram and by email, two broadcasts, an opt-out between them;
+    # a person's data export.
     for step in ("consent: pressing Confirm", "opt-out: the Telegram subscriber writes STOP",
-                 "broadcast: the Telegram user who wrote STOP did not"):  # fmt: skip
+                 "broadcast: the Telegram user who wrote STOP did not",
+                 "privacy: staff asks for the data of"):  # fmt: skip
         assert step in output, f"the check skipped {step!r}:\n{output[-3000:]}"
