@@ -381,6 +381,9 @@ class Command:
     """The permission needed: ``staff`` or ``admin``."""
     help: str
     run: Callable[[Any, list[str]], Awaitable[str]]
+    audited: bool = False
+    """It records its own audit entries (the privacy commands): the core does not tell the
+    audit seam of it as it does of every other admin command."""
 
 
 class Services(Protocol):

@@ -83,7 +83,7 @@ class CommandRunner:
                 answer = await cmd.run(ctx, words[1:])
             except ServiceError as e:
                 answer = str(e)
-            if cmd.level == "admin" and self.audit is not None:
+            if cmd.level == "admin" and not cmd.audited and self.audit is not None:
                 await self.audit(_record(sender, cmd, words[1:], portal))
         if not answer:
             return
@@ -92,13 +92,16 @@ class CommandRunner:
         )
 
 
-_WORD = re.compile(r"^[a-z][a-z-]{0,23}$")
+_ANGLED = re.compile(r"<[^>]*>")
+_LITERAL = re.compile(r"[a-z][a-z-]*")
 
 
 def _record(sender: str, cmd: Command, args: list[str], portal: Portal | None) -> AuditRecord:
-    """An admin command for the audit log: its name, its sub-command words (lower-case words
-    only: numbers, addresses and names are left out, and so is the answer, which may echo
-    them), and the room's customer as the person it concerned."""
-    words = [w if _WORD.match(w) else "…" for w in args[:6]]
+    """An admin command for the audit log: its name, the words of its arguments that are its
+    own sub-commands (the literal words of ``Command.args``: ``merge`` of ``merge <contact>
+    <other>``; every other word, which may be a number, an address or a name, is left out, and
+    so is the answer, which may echo them), and the room's customer as the person concerned."""
+    literal = set(_LITERAL.findall(_ANGLED.sub(" ", cmd.args)))
+    words = [w if w.lower() in literal else "…" for w in args[:6]]
     people = ((portal.account, portal.chat),) if portal is not None else ()
     return AuditRecord(sender, f"command {cmd.name}", people, {"args": " ".join(words)})

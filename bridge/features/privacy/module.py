@@ -71,6 +71,7 @@ class Privacy:
                 "admin",
                 "data protection: a person's export and erasure, retention, the audit log",
                 _dispatch(parts),
+                audited=True,  # each part records what it did, the person by hashes
             )
         )
 

@@ -21,18 +21,19 @@ from tests.features.consent.support import HOOK, registry
 from tests.features.privacy.erase_support import ADMIN, SECRET, T0, Ctx, FakeServices
 
 
-def _command(name: str, level: str = "admin") -> Command:
-    async def run(ctx: Any, args: list[str]) -> str:
+def _command(name: str, args: str = "") -> Command:
+    async def run(ctx: Any, words: list[str]) -> str:
         return ""
 
-    return Command(name, "", level, "", run)
+    return Command(name, args, "admin", "", run)
 
 
 def test_a_command_is_told_without_numbers_addresses_or_names() -> None:
     portal = Portal("hooks", "+4915112345678", "!r:example.com")
-    record = _record(ADMIN, _command("contact"), ["merge", "12", "ann@example.org", "x"], portal)
+    contact = _command("contact", "merge <contact> <other>")
+    record = _record(ADMIN, contact, ["Merge", "12", "ann@example.org", "other"], portal)
     assert record == AuditRecord(
-        ADMIN, "command contact", (("hooks", "+4915112345678"),), {"args": "merge … … x"}
+        ADMIN, "command contact", (("hooks", "+4915112345678"),), {"args": "Merge … … …"}
     )
     assert _record(ADMIN, _command("deadletters"), [], None).people == ()
 
@@ -72,7 +73,12 @@ async def test_consent_steps_and_commands_are_found_by_the_person(database: Data
     proof = ImportProof(T0, "2026-01", "crm export 2026-01", by="@lea:example.com")
     await consent.import_identity(HOOK, "bob", "newsletter", proof)
     await audit.record_seam(
-        _record(ADMIN, _command("template"), ["send", "order"], Portal(HOOK, "ann", "!r:x"))
+        _record(
+            ADMIN,
+            _command("template", "[send] <name>"),
+            ["send", "ann"],
+            Portal(HOOK, "ann", "!r:x"),
+        )
     )
 
     entries = await AuditEntry.recent(10)
