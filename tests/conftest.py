@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ class Stack:
     smtp: SmtpCapture
     """The SMTP server the mailbox account sends through."""
     account: str = ACCOUNT
+
+
+def backend_database(request: pytest.FixtureRequest, name: str) -> str | None:
+    """The database of a stack parametrised over ``sqlite`` and ``postgres``: None (SQLite in
+    the stack's work directory) or a new database on the session's PostgreSQL."""
+    if request.param != "postgres":
+        return None
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    return postgres.create_database(f"{name}_{uuid.uuid4().hex}")
 
 
 @asynccontextmanager

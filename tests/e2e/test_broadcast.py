@@ -10,7 +10,6 @@ headers (RFC 8058), whose POST withdraws the consent."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,9 +23,8 @@ import bridge.db
 from bridge.config import load
 from bridge.features.consent.module import CONSENT
 from bridge.features.consent.registry import ImportProof, Registry
-from tests.conftest import SERVER_NAME, Stack, build_stack
+from tests.conftest import SERVER_NAME, Stack, backend_database, build_stack
 from tests.e2e.helpers import join_invite_named
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 NEWS_TEXT = "Yes, send me the monthly newsletter here."
@@ -60,10 +58,7 @@ GONE = "b-dan"
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"broadcast_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "broadcast")
     workdir = tmp_path_factory.mktemp("broadcast")
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as st:
         st.whatsapp.add_template("news_update", "en_US", "News from ACME: {{1}}")

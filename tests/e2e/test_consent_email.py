@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,11 +17,10 @@ import pytest
 import pytest_asyncio
 
 from bridge.config import load
-from tests.conftest import Stack, build_stack
+from tests.conftest import Stack, backend_database, build_stack
 from tests.e2e.helpers import join_invite_named
 from tests.e2e.test_email import _body_has, _deliver, mail
 from tests.e2e.test_inbox_transcript import staff
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 __all__ = ["staff"]  # the staff client fixture, on this module's stack
@@ -46,10 +44,7 @@ LINK = re.compile(r"(http://[^\s\"<>]+/features/consent/(?:confirm|unsubscribe)/
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"consent_email_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "consent_email")
     # Contact threading: the customer's conversation is their address, the chat the bridge
     # mails a confirmation to.
     async with build_stack(

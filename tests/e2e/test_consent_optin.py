@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from tests.conftest import Stack, build_stack
+from tests.conftest import Stack, backend_database, build_stack
 from tests.connectors.telegram import updates as tg
 from tests.connectors.whatsapp import payloads as wa
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 TEXT = "Yes, send me the monthly newsletter here."
@@ -46,10 +44,7 @@ _numbers = itertools.count(4915130000001)
 async def optin(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[Stack, StaffClient]]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"optin_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "optin")
     workdir = tmp_path_factory.mktemp("optin")
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as stack:
         client = await StaffClient.login(

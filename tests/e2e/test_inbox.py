@@ -8,7 +8,6 @@ conversation. The tests of this module run in order on one stack."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,10 +15,9 @@ import pytest
 import pytest_asyncio
 from ruamel.yaml import YAML
 
-from tests.conftest import SERVER_NAME, Stack, build_stack
+from tests.conftest import SERVER_NAME, Stack, backend_database, build_stack
 from tests.e2e.helpers import customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 ANN, BOB, CAT = (f"@{name}:{SERVER_NAME}" for name in ("ann", "bob", "cat"))
@@ -65,10 +63,7 @@ async def desk(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Desk]:
     workdir = tmp_path_factory.mktemp("inbox")
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"inbox_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "inbox")
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as stack:
         _no_account_staff(stack)
         stack.bridge.stop()

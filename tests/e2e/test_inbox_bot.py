@@ -7,7 +7,6 @@ One stack on SQLite, one on PostgreSQL; the tests of this module run in order on
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +14,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.conftest import SERVER_NAME, Stack, build_stack
+from tests.conftest import SERVER_NAME, Stack, backend_database, build_stack
 from tests.e2e.helpers import customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask
 from tests.e2e.test_inbox import _notice
 from tests.features.inbox.test_bot import SECRET, BotServer
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 ANN, CAT, HELPBOT = (f"@{name}:{SERVER_NAME}" for name in ("ann", "cat", "helpbot"))
@@ -39,10 +37,7 @@ class Desk:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgres"])
 async def desk(request: pytest.FixtureRequest, tmp_path_factory: Any) -> AsyncIterator[Desk]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"inbox_bot_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "inbox_bot")
     faq = BotServer()
     await faq.start()
     features = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,11 +18,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.conftest import SERVER_NAME, Stack, build_stack
+from tests.conftest import SERVER_NAME, Stack, backend_database, build_stack
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
 from tests.e2e.test_inbox_transcript import _download, staff
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 __all__ = ["staff"]  # the staff client fixture, on this module's stack
@@ -51,10 +49,7 @@ NOTE = "// internal: VIP"
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"privacy_export_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "privacy_export")
     workdir = tmp_path_factory.mktemp("privacy-export")
     async with build_stack(workdir, features=FEATURES, db_url=db_url) as st:
         yield st

@@ -14,7 +14,6 @@ tests too: their timestamps are the homeserver's, which a test cannot move back.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -30,12 +29,11 @@ from ruamel.yaml import YAML
 from bridge.config import load
 from bridge.core.ghosts import GhostManager
 from bridge.core.services import Services
-from tests.conftest import MAIL_USER, Stack, build_stack
+from tests.conftest import MAIL_USER, Stack, backend_database, build_stack
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_commands import _ask, _room_with_bot
 from tests.e2e.test_email import mail
 from tests.e2e.test_inbox_transcript import services
-from tests.infra.postgres import PostgresServer
 from tests.infra.staff import StaffClient
 
 __all__ = ["services"]  # the core's services in this process, on this module's stack
@@ -55,10 +53,7 @@ FEATURES: dict[str, Any] = {
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    db_url = None
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        db_url = postgres.create_database(f"retention_{uuid.uuid4().hex}")
+    db_url = backend_database(request, "retention")
     async with build_stack(
         tmp_path_factory.mktemp("retention"), features=FEATURES, db_url=db_url
     ) as st:
