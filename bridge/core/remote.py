@@ -18,6 +18,7 @@ from ..connector import (
     TemporaryDeliveryError,
 )
 from ..db import Conversation, Message, Portal, Reaction
+from ..db.message import media_metadata
 from ..events import (
     RemoteAttachment,
     RemoteBlocked,
@@ -203,6 +204,7 @@ class RemoteHandler:
                 event.sender.id,
                 ghost,
                 _ts_ms(event.timestamp),
+                media_metadata(content.get("msgtype")),
             ).insert()
             log.info(
                 "Bridged %s/%s message %s part %d as %s",

@@ -22,6 +22,7 @@ from ..connector import (
     TypingHandler,
 )
 from ..db import Message, Portal, QueueItem, Reaction
+from ..db.message import media_metadata
 from ..events import (
     MatrixEdit,
     MatrixMedia,
@@ -171,6 +172,7 @@ class StaffHandler:
             await record(f"the delivery of {event_id}", Message(
                 portal.account, portal.chat, sent.message_id, 0, event_id, room_id, None,
                 evt.sender, int((sent.timestamp or time.time()) * 1000),
+                media_metadata(evt.msgtype),
             ).insert)  # fmt: skip
 
     async def edit(self, item: QueueItem, portal: Portal, evt: StaffEdit) -> None:

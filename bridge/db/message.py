@@ -17,6 +17,15 @@ LOOKUP_BATCH = 500
 """Event ids asked for in one query (SQLite takes at most 32,766 parameters)."""
 
 
+MEDIA_TYPES = ("m.file", "m.image", "m.video", "m.audio", "m.sticker")
+
+
+def media_metadata(msgtype: object) -> dict[str, str]:
+    """A mapping's metadata for a file (``{"media": "m.image"}``), so what is held can be
+    counted without the rooms (``privacy report``); empty for text."""
+    return {"media": msgtype} if isinstance(msgtype, str) and msgtype in MEDIA_TYPES else {}
+
+
 @define
 class Message:
     """One part of a bridged message: remote message id (and part) <-> Matrix event id.

@@ -41,6 +41,8 @@ class Holdings:
     ghosts: int
     messages: int
     """Message mappings (a message cut into parts counts once per part)."""
+    media: int
+    """Of those, files (recorded since the mappings note them)."""
     oldest: int | None
     """The oldest message, conversation or consent identity (ms), None when there is none."""
 
@@ -56,6 +58,9 @@ async def holdings(account: str) -> Holdings:
     conversations = await one("SELECT COUNT(*) FROM portal WHERE account=$1")
     ghosts = await one("SELECT COUNT(*) FROM ghost WHERE account=$1")
     messages = await one("SELECT COUNT(*) FROM message WHERE account=$1")
+    media = await one(
+        "SELECT COUNT(*) FROM message WHERE account=$1 AND metadata LIKE '%\"media\":%'"
+    )
     firsts = [
         await one("SELECT MIN(timestamp) FROM message WHERE account=$1"),
         await one("SELECT MIN(created_at) FROM portal WHERE account=$1"),
@@ -63,7 +68,7 @@ async def holdings(account: str) -> Holdings:
     ]
     known = [f for f in firsts if f is not None and f > 0]
     return Holdings(
-        account, contacts or 0, conversations or 0, ghosts or 0, messages or 0,
+        account, contacts or 0, conversations or 0, ghosts or 0, messages or 0, media or 0,
         min(known) if known else None,
     )  # fmt: skip
 

@@ -31,17 +31,17 @@ class Report:
         if not admin_everywhere(self.services, self.config, ctx.sender):
             return "Only admins of every channel account may see the report."
         lines = ["Personal data held by the bridge, per channel account:"]
-        totals = [0, 0, 0, 0]
+        totals = [0, 0, 0, 0, 0]
         for account in self.config.channels:
             held = await holdings(account)
             oldest = when(held.oldest)[:10] if held.oldest is not None else "none"
             lines.append(
                 f"• {account} ({self.services.channel_title(account)}): {held.contacts} contacts,"
                 f" {held.conversations} conversations, {held.ghosts} ghosts, {held.messages}"
-                f" messages, media not counted, oldest item {oldest}"
+                f" messages ({held.media} files), oldest item {oldest}"
             )
             for n, value in enumerate(
-                (held.contacts, held.conversations, held.ghosts, held.messages)
+                (held.contacts, held.conversations, held.ghosts, held.messages, held.media)
             ):
                 totals[n] += value
         suppressed = await Suppression.count()
@@ -59,7 +59,7 @@ class Report:
             None,
             {
                 "contacts": totals[0], "conversations": totals[1], "ghosts": totals[2],
-                "messages": totals[3], "suppressed": suppressed,
+                "messages": totals[3], "media": totals[4], "suppressed": suppressed,
             },
         )  # fmt: skip
         return "\n".join(lines)

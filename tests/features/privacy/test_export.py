@@ -22,6 +22,7 @@ from bridge.db import (
     Message,
     Portal,
 )
+from bridge.db.message import media_metadata
 from bridge.db.privacy import AuditEntry, PrivacyJob, Suppression
 from bridge.features.privacy.audit import Audit
 from bridge.features.privacy.config import PrivacyConfig
@@ -341,6 +342,8 @@ async def test_report(database: object) -> None:
     await Portal(MAIL, "bo@x.test", "!bo:x", created_at=T0 - 5000).insert()
     await Suppression.add(["k1", "k2"])
     await PrivacyJob.create("erase", ADMIN, "!r:x", {}, state="pending")
+    picture = media_metadata("m.image")
+    await Message(HOOK, "ann", "mpic", 0, "$pic", ROOM, "ann", GHOST, T0, picture).insert()
     fake = Fake(levels={ADMIN: "admin"})
     audit = Audit(fake, config(), OPTIONS.secret)  # type: ignore[arg-type]
     report = Report(fake, config(), audit)  # type: ignore[arg-type]
@@ -350,8 +353,8 @@ async def test_report(database: object) -> None:
     fake.levels = levels
     text = await report.command(Ctx(fake), [])  # type: ignore[arg-type]
     assert (
-        f"• {HOOK} (Webhook): 1 contacts, 1 conversations, 1 ghosts, 6 messages, media not"
-        " counted, oldest item 2026-05-28"
+        f"• {HOOK} (Webhook): 1 contacts, 1 conversations, 1 ghosts, 7 messages (1 files),"
+        " oldest item 2026-05-28"
     ) in text
     assert f"• {MAIL} (Email): 0 contacts, 1 conversations, 0 ghosts, 0 messages" in text
     assert "oldest item 2026-05-28" in text.split(MAIL)[1]
@@ -359,5 +362,5 @@ async def test_report(database: object) -> None:
     assert "Unfinished privacy jobs: 1 erase pending" in text
     (entry,) = await AuditEntry.recent(10)
     assert (entry.action, entry.subject) == ("report", None)
-    assert entry.detail == {"contacts": 1, "conversations": 2, "ghosts": 1, "messages": 6,
-                            "suppressed": 2}  # fmt: skip
+    assert entry.detail == {"contacts": 1, "conversations": 2, "ghosts": 1, "messages": 7,
+                            "media": 1, "suppressed": 2}  # fmt: skip
