@@ -210,6 +210,9 @@ class Suppression:
 
     db: ClassVar[Database]
     secret: ClassVar[bytes | None] = None
+    _known: ClassVar[tuple[Database, set[str]] | None] = None
+    """Every key, read once per database: a broadcast asks for each recipient, and the list
+    (erased people only) is small. Only this process adds keys."""
 
     @classmethod
     async def holds(cls, account: str, remote_id: str) -> bool:
@@ -217,6 +220,13 @@ class Suppression:
         if cls.secret is None:
             return False
         return await cls.contains(person_key(cls.secret, "suppress", account, remote_id))
+
+    @classmethod
+    async def _keys(cls) -> set[str]:
+        if cls._known is None or cls._known[0] is not cls.db:
+            rows = await cls.db.fetch("SELECT key FROM privacy_suppression")
+            cls._known = (cls.db, {str(r["key"]) for r in rows})
+        return cls._known[1]
 
     @classmethod
     async def add(cls, keys: builtins.list[str], now: int | None = None) -> None:
@@ -227,11 +237,11 @@ class Suppression:
                 "ON CONFLICT (key) DO NOTHING",
                 key, now,
             )  # fmt: skip
+            (await cls._keys()).add(key)
 
     @classmethod
     async def contains(cls, key: str) -> bool:
-        found = await cls.db.fetchval("SELECT 1 FROM privacy_suppression WHERE key=$1", key)
-        return found is not None
+        return key in await cls._keys()
 
     @classmethod
     async def count(cls) -> int:
