@@ -256,3 +256,19 @@ async def test_synapse_restart_keeps_data(synapse: SynapseServer, staff: StaffCl
     assert event_id in [e["event_id"] for e in history]
     sent = await staff.send_text(room_id, "after restart")
     assert (await waiter)["event_id"] == sent
+
+
+def test_workers_hand_out_ports_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.infra import ports
+
+    seen: list[set[int]] = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        monkeypatch.setattr(ports, "_next", None)
+        got = {ports.free_port() for _ in range(20)}
+        assert len(got) == 20  # no port twice in a row
+        assert all(ports.FIRST <= p < ports.LAST for p in got)
+        seen.append(got)
+    assert not seen[0] & seen[1]
+    assert max(seen[0]) < min(seen[1])  # disjoint ranges, below the ephemeral ports

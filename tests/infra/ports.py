@@ -1,21 +1,49 @@
-"""Free TCP ports on the loopback interface."""
+"""Free TCP ports on the loopback interface.
+
+Tests run in several processes at once (pytest-xdist workers, each starting its own servers), so
+a port found free by one could be taken by another before it binds it. Each worker therefore
+hands out ports from a range of its own, below the kernel's ephemeral ports (32768–60999 on
+Linux), which outgoing connections take theirs from; within the range it goes round, skipping
+ports that are in use."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 LOOPBACK = "127.0.0.1"
+FIRST, LAST = 20_000, 32_000
+"""The ports handed out: below the ephemeral range, split among the workers."""
+
+_next: int | None = None
+
+
+def _range() -> tuple[int, int]:
+    """This process's share of ``FIRST``..``LAST``."""
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % count if worker.isdigit() else 0
+    size = (LAST - FIRST) // count
+    return FIRST + index * size, size
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port on ``host`` that is free right now.
-
-    The port is found by binding to port 0 and closing the socket again, so another process
-    could in theory grab it before the caller binds it; on a test machine this is good enough.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on ``host`` that is free right now and that no other test worker hands out
+    (the caller binds it a moment later)."""
+    global _next
+    first, size = _range()
+    if _next is None:
+        _next = first
+    for _ in range(size):
+        port = first + (_next - first) % size
+        _next = port + 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}..{first + size - 1}")
 
 
 def port_is_open(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:

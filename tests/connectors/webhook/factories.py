@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-import socket
 from typing import Any
 
 from bridge.events import MatrixMedia, MatrixMessage, MessageRef
 from bridge.types import AccountID, MessageID, PortalKey, RemoteChatID
+from tests.infra.ports import free_port
 
 PORTAL = PortalKey(AccountID("support-webhook"), RemoteChatID("chat-1"))
 STAFF = "@alice:example.com"
@@ -59,7 +59,4 @@ def media(
 
 def closed_port_url() -> str:
     """A URL on 127.0.0.1 where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/inbox"
+    return f"http://127.0.0.1:{free_port()}/inbox"
