@@ -51,6 +51,24 @@ async def read(content: bytes | MediaFile) -> bytes:
         return b"".join([chunk async for chunk in content.chunks()])
 
 
+def mail_tasks_left(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """The IMAP or mail connector tasks started since ``before`` and still pending. The test
+    loop is shared by the whole session, so a request another test's HTTP server is still
+    serving is not counted: only tasks running aioimaplib or this connector's code."""
+
+    def ours(task: asyncio.Task[Any]) -> bool:
+        step: Any = task.get_coro()
+        while step is not None:
+            code = getattr(step, "cr_code", None) or getattr(step, "gi_code", None)
+            name = code.co_filename if code is not None else ""
+            if "aioimaplib" in name or "connectors/email" in name:
+                return True
+            step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+        return False
+
+    return [t for t in set(asyncio.all_tasks()) - before if not t.done() and ours(t)]
+
+
 def build_mail(
     sender: str,
     subject: str,

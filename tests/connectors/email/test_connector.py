@@ -21,7 +21,7 @@ from bridge.types import PortalKey, RemoteChatID
 from tests.contract.fake_host import FakeHost
 
 from ..conftest import running
-from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail, read
+from .harness import FROM_ADDRESS, MAIL_USER, EmailHarness, build_mail, mail_tasks_left, read
 from .parse_support import MIXED, MIXED_SECTIONS
 
 
@@ -329,7 +329,7 @@ async def test_stop_in_idle_leaves_no_task_behind(harness: EmailHarness, host: F
     await connector.start()
     await asyncio.sleep(0.5)  # logged in, in IDLE
     await connector.stop()
-    left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
+    left = mail_tasks_left(before)
     assert not left, left
 
 

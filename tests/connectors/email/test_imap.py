@@ -14,7 +14,7 @@ from bridge.tasks import cancel_and_wait
 from tests.contract.fake_host import FakeHost
 
 from ..conftest import running
-from .harness import MAIL_USER, EmailHarness, build_mail
+from .harness import MAIL_USER, EmailHarness, build_mail, mail_tasks_left
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ async def test_stopped_before_idle_is_acknowledged_leaves_no_task(
     task = asyncio.create_task(read())
     await asyncio.wait_for(sent.wait(), 20)
     await cancel_and_wait([task])
-    left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
+    left = mail_tasks_left(before)
     assert not left, left
 
 
