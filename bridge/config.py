@@ -22,7 +22,7 @@ from .types import SAFE_LOCALPART_CHARS, AccountID
 ENV_PREFIX = "BRIDGE_"
 SECTIONS = (
     "homeserver", "appservice", "database", "bot", "ghosts", "portals", "permissions",
-    "channels", "logging", "webhooks", "queue", "log_personal_data",
+    "channels", "logging", "webhooks", "queue", "log_personal_data", "encryption",
 )  # fmt: skip
 LEVELS = ("none", "staff", "admin")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -61,6 +61,30 @@ class ListenerLimits:
     """Seconds from the headers to the end of the body."""
     max_connections: int = 256
     """Connections open at once; more are answered 503 and closed at once."""
+
+
+TRUST_LEVELS = (
+    "blacklisted", "unverified", "cross-signed-untrusted", "cross-signed-tofu",
+    "cross-signed-trusted", "verified",
+)  # fmt: skip
+"""Device trust levels, lowest first (mautrix's ``TrustState`` names)."""
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """End-to-bridge encryption (``encryption`` section; the example config documents it)."""
+
+    allow: bool = False
+    default: bool = False
+    require: bool = False
+    allow_key_sharing: bool = True
+    receive: str = "unverified"
+    """Lowest trust of a staff device the bridge shares the keys of its messages with."""
+    send: str = "unverified"
+    """Lowest trust of a staff device whose messages the bridge takes."""
+    share: str = "cross-signed-tofu"
+    """Lowest trust of a device whose key requests the bridge answers."""
+    pickle_key: str = "business-bridge"
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,7 @@ class Config:
     queue_max_age: int = 900
     features: dict[str, Any] = field(default_factory=dict)
     """The ``features`` section as written: each feature module reads and checks its own."""
+    encryption: EncryptionConfig = EncryptionConfig()
     hs_admin_token: str | None = None
     """A homeserver admin's access token: lets the bridge delete media through Synapse's admin
     API (data protection erasure and retention); None: it cannot."""
@@ -434,6 +459,33 @@ def parse(data: Mapping[str, Any]) -> Config:
         queue_max_age=r.int("queue.max_age", 900, minimum=0),
         features=_plain(r.mapping("features", {})),
         hs_admin_token=_admin_token(r),
+        encryption=_encryption(r),
+    )
+
+
+def _encryption(r: _Reader) -> EncryptionConfig:
+    r.mapping("encryption", {})
+    allow = r.bool("encryption.allow", False)
+    default = r.bool("encryption.default", False)
+    require = r.bool("encryption.require", False)
+    for key, on in (("default", default), ("require", require)):
+        if on and not allow:
+            raise ConfigError(f"encryption.{key}", "needs encryption.allow: true")
+    levels = {}
+    for name, fallback in (("receive", "unverified"), ("send", "unverified"),
+                           ("share", "cross-signed-tofu")):  # fmt: skip
+        key = f"encryption.verification_levels.{name}"
+        level = r.str(key, fallback)
+        if level not in TRUST_LEVELS:
+            raise ConfigError(key, f"must be one of {', '.join(TRUST_LEVELS)}, not {level!r}")
+        levels[name] = level
+    return EncryptionConfig(
+        allow=allow,
+        default=default,
+        require=require,
+        allow_key_sharing=r.bool("encryption.allow_key_sharing", True),
+        pickle_key=r.str("encryption.pickle_key", "business-bridge"),
+        **levels,
     )
 
 

@@ -22,7 +22,7 @@ def build(config: Config) -> dict[str, Any]:
     ghost_local = template_regex(config.ghost_username_template, account="", user="").replace(
         ".+", "[^:]+"
     )
-    return {
+    registration: dict[str, Any] = {
         "id": config.as_id,
         "url": str(config.as_address),
         "as_token": config.as_token,
@@ -45,3 +45,9 @@ def build(config: Config) -> dict[str, Any]:
             "rooms": [],
         },
     }
+    if config.encryption.allow:
+        # Appservice-mode encryption: device lists and one-time key counts in transactions
+        # (MSC3202), and the bot's device created without a login (MSC4190).
+        registration["org.matrix.msc3202"] = True
+        registration["io.element.msc4190"] = True
+    return registration

@@ -77,7 +77,7 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, aiogram, ruamel.yaml' 2>/dev/null; then
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, aiogram, ruamel.yaml, olm, base58' 2>/dev/null; then
   log "pip install -e '.[test]' (the first time this takes a few minutes)"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$WANT" >"$STAMP"

@@ -77,7 +77,7 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
-  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, xdist, asyncpg, psycopg2, psutil, importlinter' 2>/dev/null; then
+  || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, xdist, asyncpg, psycopg2, psutil, importlinter, olm, base58, vodozemac' 2>/dev/null; then
   log "pip install -e '.[test]'"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
   echo "$WANT" >"$STAMP"

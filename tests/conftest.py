@@ -25,7 +25,7 @@ from tests.infra.ports import free_port
 from tests.infra.postgres import PostgresServer
 from tests.infra.smtp_capture import SmtpCapture
 from tests.infra.staff import StaffClient
-from tests.infra.synapse import SynapseServer
+from tests.infra.synapse import E2EE_SETTINGS, SynapseServer
 from tests.infra.webhook_peer import WebhookPeer
 
 # No property test has a deadline (those that set one set None): on a loaded machine -- the
@@ -115,6 +115,7 @@ async def build_stack(
     bridge_port: int | None = None,
     appservice_address: str | None = None,
     features: dict[str, Any] | None = None,
+    encryption: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
@@ -122,7 +123,9 @@ async def build_stack(
     named channel accounts; simulators passed in (not started yet) replace the defaults;
     ``bridge_port`` is the bridge's listener (default: a free port) and
     ``appservice_address`` where Synapse pushes transactions (default: that listener);
-    ``features`` is the config's ``features`` section."""
+    ``features`` is the config's ``features`` section; ``encryption`` the bridge's
+    ``encryption`` section, and with it Synapse encrypts every new room and pushes to-device
+    messages and device lists to the bridge (``E2EE_SETTINGS``)."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
@@ -141,7 +144,10 @@ async def build_stack(
     await smtp.astart()
     bridge_port = bridge_port or free_port()
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
-    synapse = SynapseServer(workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME)
+    synapse = SynapseServer(
+        workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME,
+        extra_config=E2EE_SETTINGS if encryption else None,
+    )  # fmt: skip
     staff_id = f"@staff:{SERVER_NAME}"
     config_path = workdir / "config.yaml"
     channels: dict[str, dict[str, Any]] = {
@@ -190,6 +196,7 @@ async def build_stack(
         extra_channels=channels,
         delivery_deadline=float(hooks.get("delivery_deadline", 60)),
         features=features,
+        encryption=encryption,
     )
     # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
     # of CPU per stack); the command line itself is tested in tests/test_cli.py.

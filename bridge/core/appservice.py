@@ -16,12 +16,17 @@ from aiohttp import web
 
 from ..config import ListenerConfig, ListenerLimits
 from ..db import QueueItem
+from .crypto.machine import DEVICE_LISTS, QUEUE_KEY, TO_DEVICE
 from .listener import ConnectionGuard, GuardedSite
 
 log = logging.getLogger("bridge.appservice")
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 EPHEMERAL_KEYS = ("ephemeral", "de.sorunome.msc2409.ephemeral")
+TO_DEVICE_KEYS = ("de.sorunome.msc2409.to_device", "org.matrix.msc2409.to_device")
+"""Where a transaction carries to-device messages for the bot's device (MSC2409)."""
+DEVICE_LISTS_KEY = "org.matrix.msc3202.device_lists"
+OTK_COUNTS_KEY = "org.matrix.msc3202.device_one_time_keys_count"
 MAX_EVENT_DEPTH = 256
 """Events nested deeper are skipped (no client makes them): storing an event and reading it
 back uses recursive JSON code that needs room on the stack."""
@@ -88,6 +93,31 @@ def clean_event(event: dict[str, Any]) -> dict[str, Any] | None:
     return root
 
 
+def _crypto_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The to-device messages and the device list change of a transaction, as queue payloads
+    (cleaned like room events; malformed ones skipped)."""
+    items: list[dict[str, Any]] = []
+    key = next((k for k in TO_DEVICE_KEYS if k in body), TO_DEVICE_KEYS[0])
+    listed = body.get(key)
+    for evt in listed if isinstance(listed, list) else []:
+        cleaned = clean_event(evt) if isinstance(evt, dict) else None
+        if cleaned is not None and isinstance(cleaned.get("type"), str):
+            items.append({**cleaned, TO_DEVICE: True})
+    lists = body.get(DEVICE_LISTS_KEY)
+    if isinstance(lists, dict):
+        changed, left = lists.get("changed"), lists.get("left")
+        change = {
+            "type": DEVICE_LISTS,
+            "changed": [u for u in changed if isinstance(u, str)] if isinstance(changed, list) else [],
+            "left": [u for u in left if isinstance(u, str)] if isinstance(left, list) else [],
+        }
+        if change["changed"] or change["left"]:
+            cleaned = clean_event(change)
+            if cleaned is not None:
+                items.append(cleaned)
+    return items
+
+
 def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
@@ -117,6 +147,9 @@ class AppServiceListener:
         limits: ListenerLimits | None = None,
         webhooks: ListenerConfig | None = None,
     ) -> None:
+        self.on_otk_counts: Callable[[dict[str, Any]], None] | None = None
+        """Set when encryption is on: to-device messages and device list changes are then
+        recorded too (under the ``crypto:`` key), and one-time key counts handed here."""
         self._hs_token = hs_token.encode()
         self._on_recorded = on_recorded
         self._skip = skip
@@ -198,12 +231,19 @@ class AppServiceListener:
                 log.warning("Skipping a malformed event in transaction %s", txn_id)
             elif not (self._skip and self._skip(cleaned)):
                 kept.append(cleaned)
-        if events and not kept:
+        crypto: list[dict[str, Any]] = []
+        if self.on_otk_counts is not None:
+            crypto = _crypto_items(body)
+            counts = body.get(OTK_COUNTS_KEY)
+            if isinstance(counts, dict) and counts:
+                self.on_otk_counts(counts)
+        if events and not kept and not crypto:
             # Nothing the bridge would act on (e.g. only its own messages coming back): no
             # work to keep, so nothing to record; a repeat of it is as harmless.
             return web.json_response({})
         try:
             items = [(await self._key(evt), "matrix", evt) for evt in kept]
+            items += [(QUEUE_KEY, "matrix", evt) for evt in crypto]
             new = await QueueItem.record_transaction(txn_id, items)
         except Exception:
             log.exception("Could not record transaction %s", txn_id)

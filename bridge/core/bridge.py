@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from mautrix.appservice import AppServiceAPI
 from mautrix.appservice.state_store import ASStateStore
+from mautrix.errors import MatrixRequestError
 from mautrix.client.state_store.memory import MemoryStateStore
 from mautrix.types import UserID
 from mautrix.util.async_db import Database
@@ -27,6 +28,8 @@ from ..tasks import cancel_and_wait
 from . import deadletters
 from .appservice import AppServiceListener
 from .commands import CommandRunner
+from .crypto.flow import CryptoFlow
+from .crypto.machine import Encryption
 from .dispatcher import Dispatcher, RetryLimits
 from .ghosts import GhostManager
 from .host import ConnectorHost
@@ -54,6 +57,11 @@ DATABASE_PROBE_INTERVAL = 0.5
 
 Feature = Callable[[Seams], None]
 """A feature module's ``setup``: registers its hooks, gates, jobs and commands."""
+
+
+class EncryptionUnavailable(Exception):
+    """Encryption is allowed in the config, but the homeserver does not let the bridge work
+    in encrypted rooms."""
 
 
 class StateStore(ASStateStore, MemoryStateStore):
@@ -91,6 +99,8 @@ class Bridge:
         self._hosts: dict[str, ConnectorHost] = {}
         self._ping_task: asyncio.Task[None] | None = None
         self.jobs = JobRunner()
+        self.encryption: Encryption | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,6 +129,15 @@ class Bridge:
             config, self.sender, self.ghosts, self.notices, staff, self.state_store,
             self._command, self.seams,
         )  # fmt: skip
+        if config.encryption.allow:
+            assert self.session is not None
+            self.encryption = Encryption(config, self.db, self.session, self.ghosts.is_own)
+            self.sender.crypto = self.encryption
+            self.router.crypto = CryptoFlow(
+                config.encryption, self.encryption, self.sender, self.notices, self.ghosts.is_own,
+                Pipeline.matrix_key, self.dispatcher.submit,
+            )  # fmt: skip
+            self.listener.on_otk_counts = self._otk_counts
         remote = RemoteHandler(
             self.sender, self.portals, self.ghosts, self.connectors, self.notices
         )
@@ -157,6 +176,8 @@ class Bridge:
             hooks = self.config.webhook_listener
             log.info("Connector webhooks listen on %s:%d", hooks.hostname, hooks.port)
         await self._wait_for_homeserver()
+        if self.encryption is not None:
+            await self._start_encryption(self.encryption)
         for account_name, connector in self.connectors.items():
             try:
                 await connector.start()
@@ -180,6 +201,25 @@ class Bridge:
             await self.sender.set_displayname(self.config.bot_displayname)
         except Exception as e:
             log.warning("Could not set the bot's display name: %s", e)
+
+    async def _start_encryption(self, encryption: Encryption) -> None:
+        try:
+            await encryption.start()
+        except MatrixRequestError as e:
+            raise EncryptionUnavailable(
+                f"encryption.allow is on, but the homeserver refused the bridge's device "
+                f"({e.errcode}: {e.message}). The homeserver must support appservice device "
+                "management (MSC4190), to-device messages in transactions (MSC2409) and device "
+                "lists in transactions (MSC3202), and the registration must be generated again "
+                "(bridge -g) so it carries io.element.msc4190 and org.matrix.msc3202."
+            ) from e
+
+    def _otk_counts(self, counts: dict[str, Any]) -> None:
+        if self.encryption is None:
+            return
+        task = asyncio.create_task(self.encryption.otk_counts(counts), name="crypto:otk")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _ping_homeserver(self) -> None:
         """Ping at start, and again once the database works after the bridge had to refuse
@@ -214,7 +254,7 @@ class Bridge:
                 await asyncio.sleep(DATABASE_PROBE_INTERVAL)
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._ping_task])
+        await cancel_and_wait([self._ping_task, *self._background])
         await self.jobs.stop()
         for account_id, connector in self.connectors.items():
             try:
@@ -223,6 +263,8 @@ class Bridge:
                 log.exception("Channel account %s failed to stop cleanly", account_id)
         await self.listener.stop()
         await self.dispatcher.stop()
+        if self.encryption is not None:
+            await self.encryption.stop()
         for session in (self.session, self.http):
             if session:
                 await session.close()

@@ -39,6 +39,8 @@ class Media:
     filename: str
     mimetype: str | None
     size: int | None
+    file: dict[str, Any] | None = None
+    """An encrypted file's ``EncryptedFile`` (its ``url``, key, iv and hash), as sent."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def _message(base: tuple[str, str, str, float | None], content: dict[str, Any]) 
             filename=next(n for n in names if n),
             mimetype=_str(info.get("mimetype")) or None,
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            file=obj(content.get("file")) or None,
         )
         caption = bool(filename) and body != filename
     return StaffMessage(*base, msgtype, body, _html(content), reply_to, media, caption)

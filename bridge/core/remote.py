@@ -177,7 +177,7 @@ class RemoteHandler:
         }
         parts: list[dict[str, Any]] = []
         for attachment in event.attachments:
-            parts.append(await self._attachment_content(portal.account, ghost, attachment))
+            parts.append(await self._attachment_content(portal.account, room_id, ghost, attachment))
         if event.text or event.html or not parts:
             parts[0:0] = _text_contents(event)
         reply_event = None
@@ -212,7 +212,7 @@ class RemoteHandler:
             )  # fmt: skip
 
     async def _attachment_content(
-        self, account: str, ghost: UserID, attachment: RemoteAttachment
+        self, account: str, room_id: RoomID, ghost: UserID, attachment: RemoteAttachment
     ) -> dict[str, Any]:
         connector = self.connectors[account]
         name = attachment.filename or attachment.url.rsplit("/", 1)[-1] or "file"
@@ -229,14 +229,18 @@ class RemoteHandler:
         if isinstance(data, MediaFile):
             # Streamed from its spool: a large file never sits in memory whole.
             with data:
-                mxc, size = await self.sender.upload(data, mimetype, name, as_user=ghost)
+                where, size = await self.sender.upload_to_room(
+                    room_id, data, mimetype, name, as_user=ghost
+                )
         else:
-            mxc, size = await self.sender.upload(data, mimetype, name, as_user=ghost)
+            where, size = await self.sender.upload_to_room(
+                room_id, data, mimetype, name, as_user=ghost
+            )
         return {
             "msgtype": _msgtype_for(mimetype),
             "body": name,
             "filename": name,
-            "url": mxc,
+            **where,
             "info": {"mimetype": mimetype, "size": size},
         }
 

@@ -33,6 +33,8 @@ from .staff import StaffHandler
 if TYPE_CHECKING:
     from mautrix.appservice.state_store import ASStateStore
 
+    from .crypto.flow import CryptoFlow
+
 log = logging.getLogger("bridge.routing")
 
 RunCommand = Callable[[StaffMessage, Portal | None, str], Awaitable[None]]
@@ -59,6 +61,8 @@ class MatrixRouter:
         self.state_store = state_store
         self.run_command = run_command
         self.seams = seams
+        self.crypto: CryptoFlow | None = None
+        """Set when encryption is allowed: crypto events, decryption, ``require``."""
 
     def is_own(self, user: str) -> bool:
         return self.ghosts.is_own(user)
@@ -76,7 +80,12 @@ class MatrixRouter:
         )
 
     async def route(self, item: QueueItem) -> None:
-        evt = read_event(item.payload)
+        payload: dict[str, Any] | None = item.payload
+        if self.crypto is not None:
+            payload = await self.crypto.handle(item.payload)
+            if payload is None:
+                return  # a crypto event, or one the room was told about
+        evt = read_event(payload)
         if evt is None:
             return  # nothing the bridge can act on (nor answer in)
         if isinstance(evt, Receipts):
@@ -95,7 +104,7 @@ class MatrixRouter:
             return
         assert isinstance(evt, RoomEvent)
         if isinstance(evt, MemberChange | StateChange):
-            await self._state_event(item.payload)
+            await self._state_event(payload)
         if self.is_own(evt.sender):
             return
         if isinstance(evt, MemberChange):

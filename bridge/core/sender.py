@@ -33,6 +33,13 @@ from yarl import URL
 from ..events import MatrixMedia
 from ..logsafe import pii
 from ..media import MediaFile
+from .crypto.attachments import (
+    AttachmentError,
+    decrypt_response,
+    encrypt_media,
+    parse_encrypted_file,
+)
+from .crypto.machine import Encryption, Undecryptable, txn_mark
 
 log = logging.getLogger("bridge.sender")
 
@@ -42,9 +49,11 @@ stored before a lost answer is found again instead of sent twice."""
 LOOKBACK = 100
 """Events searched for one whose sending failed without an answer."""
 INTENTS = 10_000
+"""Ghosts whose API objects are kept (the most recently used)."""
+ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
+"""The ``m.room.encryption`` content of rooms the bridge creates encrypted."""
 ADMIN_TIMEOUT = 30.0
 """Seconds an admin API request may take."""
-"""Ghosts whose API objects are kept (the most recently used)."""
 
 
 class Refused(Exception):
@@ -69,6 +78,9 @@ class MatrixSender:
         self._unsure: set[str] = set()
         """Transactions whose last sending failed without telling whether it was stored."""
         self._intents: OrderedDict[str, IntentAPI] = OrderedDict()
+        self.crypto: Encryption | None = None
+        """The bot's device, when encryption is allowed: what goes into an encrypted room is
+        encrypted here, and encrypted events are decrypted here (``decrypt``)."""
 
     def _intent(self, user: UserID | str | None) -> IntentAPI:
         if user is None or user == self.bot_mxid:
@@ -106,6 +118,11 @@ class MatrixSender:
                 if sent is not None:
                     self._unsure.discard(txn)
                     return sent
+        if self.crypto is not None and await self.crypto.is_encrypted(room):
+            content = await self.crypto.encrypt(room, event_type, content)
+            event_type = EventType.ROOM_ENCRYPTED
+            if txn is not None:
+                content[TXN_KEY] = txn_mark(txn)
         try:
             event_id = await intent.send_message_event(
                 room, event_type, cast(Any, content), txn_id=txn
@@ -128,16 +145,23 @@ class MatrixSender:
         path = Path.v3.rooms[room_id].messages
         query = {"dir": "b", "limit": str(LOOKBACK)}
         answer = await intent.api.request(Method.GET, path, query_params=query)
+        marks = (txn, txn_mark(txn))
         for evt in answer.get("chunk", []):
             content = evt.get("content")
             if (
                 evt.get("sender") == intent.mxid
                 and isinstance(content, dict)
-                and content.get(TXN_KEY) == txn
+                and content.get(TXN_KEY) in marks
             ):
                 log.info("Event of transaction %s was stored before: %s", txn, evt["event_id"])
                 return EventID(evt["event_id"])
         return None
+
+    async def decrypt(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The plaintext of an ``m.room.encrypted`` event (raises ``Undecryptable``)."""
+        if self.crypto is None:
+            raise Undecryptable("encryption is not allowed in this bridge's config")
+        return await self.crypto.decrypt(event)
 
     async def messages(
         self, room_id: str, start: str | None, limit: int
@@ -200,9 +224,49 @@ class MatrixSender:
         mxc = await intent.upload_media(data, mime_type=mimetype, filename=filename)
         return mxc, len(data)
 
-    def media(self, url: str, filename: str, mimetype: str, size: int | None) -> MatrixMedia:
+    async def upload_to_room(
+        self,
+        room_id: str,
+        data: bytes | MediaFile,
+        mimetype: str,
+        filename: str,
+        *,
+        as_user: UserID | str | None = None,
+    ) -> tuple[dict[str, Any], int]:
+        """Upload a file for a message in ``room_id``: encrypted (an ``EncryptedFile``) when
+        the room is. Returns the content fields that point at it (``url`` or ``file``) and the
+        file's size."""
+        if self.crypto is None or not await self.crypto.is_encrypted(RoomID(room_id)):
+            mxc, size = await self.upload(data, mimetype, filename, as_user=as_user)
+            return {"url": mxc}, size
+        size = data.size if isinstance(data, MediaFile) else len(data)
+        sealed, file = await encrypt_media(data, mimetype)
+        with sealed:
+            file.url, _ = await self.upload(
+                sealed, "application/octet-stream", "", as_user=as_user
+            )
+        return {"file": file.serialize()}, size
+
+    def media(
+        self,
+        url: str,
+        filename: str,
+        mimetype: str,
+        size: int | None,
+        file: dict[str, Any] | None = None,
+    ) -> MatrixMedia:
         """A file of the media repository as connectors take it: fetched only when they ask,
-        whole (``download``) or streamed into a spool (``open``)."""
+        whole (``download``) or streamed into a spool (``open``); an encrypted one (``file``,
+        an ``EncryptedFile``) is decrypted on the way and its hash checked."""
+        if file is not None:
+            return MatrixMedia(
+                url=url,
+                filename=filename,
+                mimetype=mimetype,
+                size=size,
+                download=lambda: self._download_encrypted(file, mimetype),
+                open=lambda limit: self.download_to_file(url, mimetype, limit=limit, file=file),
+            )
         return MatrixMedia(
             url=url,
             filename=filename,
@@ -212,14 +276,25 @@ class MatrixSender:
             open=lambda limit: self.download_to_file(url, mimetype, limit=limit),
         )
 
+    async def _download_encrypted(self, file: dict[str, Any], mimetype: str) -> bytes:
+        with await self.download_to_file(file["url"], mimetype, file=file) as media:
+            return await media.read()
+
     async def download(self, url: str) -> bytes:
         return await self.bot.download_media(ContentURI(url))
 
     async def download_to_file(
-        self, url: str, mimetype: str, *, limit: int | None = None
+        self,
+        url: str,
+        mimetype: str,
+        *,
+        limit: int | None = None,
+        file: dict[str, Any] | None = None,
     ) -> MediaFile:
         """The file at ``url`` as a ``MediaFile``, never held whole in memory (mautrix's
-        ``download_media`` reads the whole body). Raises ``FileTooLarge`` past ``limit``."""
+        ``download_media`` reads the whole body); with ``file`` (an ``EncryptedFile``)
+        decrypted as it arrives. Raises ``FileTooLarge`` past ``limit``, ``AttachmentError``
+        for an encrypted file that is malformed or does not match its hash."""
         intent = self.bot
         authenticated = bool((await intent.versions()).supports(SpecVersions.V111))
         full_url = intent.api.get_download_url(ContentURI(url), authenticated=authenticated)
@@ -229,8 +304,13 @@ class MatrixSender:
             headers["Authorization"] = f"Bearer {intent.api.token}"
             if intent.api.as_user_id:
                 query["user_id"] = intent.api.as_user_id
+        sealed = parse_encrypted_file(file) if file is not None else None
+        if file is not None and sealed is None:
+            raise AttachmentError("the encrypted file's keys are malformed")
         async with intent.api.session.get(full_url, params=query, headers=headers) as resp:
             resp.raise_for_status()
+            if sealed is not None:
+                return await decrypt_response(resp, sealed, mimetype, limit=limit)
             return await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
 
     # ------------------------------------------------------------------ users
@@ -281,14 +361,24 @@ class MatrixSender:
         *,
         space: bool = False,
     ) -> RoomID:
-        return await self.bot.create_room(
+        initial_state = []
+        encrypted = self.crypto is not None and self.crypto.settings.default and not space
+        if encrypted:
+            initial_state.append(
+                {"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}
+            )
+        room_id = await self.bot.create_room(
             alias_localpart=alias_localpart,
             name=name,
             topic=topic,
             invitees=invitees,
             power_level_override={"users": power_users},
             creation_content={"type": "m.space"} if space else None,
+            initial_state=initial_state,
         )
+        if encrypted and self.crypto is not None:
+            self.crypto.encryption_state(room_id, ENCRYPTION)
+        return room_id
 
     async def set_state(
         self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]

@@ -96,17 +96,15 @@ class StaffHandler:
         )
         body = evt.body
         if msgtype in MEDIA_TYPES and evt.media is not None:
-            if evt.media.url is None:
-                await self.notices.failure(
-                    room_id, event_id, "encrypted files are not supported yet"
-                )
+            if evt.media.url is None and evt.media.file is None:
+                await self.notices.failure(room_id, event_id, "the file has no address")
                 return
             if not isinstance(connector, MediaSender):
                 await self.notices.failure(
                     room_id, event_id, f"{connector.title} does not accept files from the bridge"
                 )
                 return
-            media = self._media(evt.media, evt.media.url)
+            media = self._media(evt.media)
             limit = connector.capabilities.max_file_size.get(
                 msgtype, connector.capabilities.max_file_size.get("*")
             )
@@ -375,9 +373,10 @@ class StaffHandler:
         target = await Message.get_by_event(room_id, target_id)
         return None if target is None else message_ref(target)
 
-    def _media(self, media: Media, url: str) -> MatrixMedia:
+    def _media(self, media: Media) -> MatrixMedia:
         kind = media.mimetype or "application/octet-stream"
-        return self.sender.media(url, media.filename, kind, media.size)
+        url = media.url or str((media.file or {}).get("url") or "")
+        return self.sender.media(url, media.filename, kind, media.size, media.file)
 
 
 def _is_matrix_user(sender: str) -> bool:

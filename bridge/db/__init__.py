@@ -9,6 +9,7 @@ from .as_txn import ASTransaction
 from .broadcast import Broadcast, Recipient
 from .consent import ConsentContact, ConsentEvent, ConsentIdentity, ConsentText
 from .conversation import Conversation
+from .crypto_waiting import WaitingEvent
 from .dead_letter import DeadLetter
 from .ghost import Ghost
 from .inbox import InboxAgent, InboxConversation, InboxTeam
@@ -51,6 +52,7 @@ ROW_CLASSES = (
     RemoteDedup,
     Spool,
     Suppression,
+    WaitingEvent,
 )
 
 
@@ -66,5 +68,5 @@ __all__ = [
     "InboxAgent", "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse",
     "InboxTeam", "Message", "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool",
     "AuditEntry", "PrivacyJob", "Suppression", "upgrade_table", "init", "Database",
-    "BridgePostgres",
+    "BridgePostgres", "WaitingEvent",
 ]  # fmt: skip

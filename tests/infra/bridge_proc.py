@@ -35,9 +35,11 @@ def write_bridge_config(
     address: str | None = None,
     extra_channels: dict[str, Any] | None = None,
     features: dict[str, Any] | None = None,
+    encryption: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
-    ``address`` is where the homeserver reaches the bridge (default: its own listener)."""
+    ``address`` is where the homeserver reaches the bridge (default: its own listener);
+    ``encryption`` is merged over the ``encryption`` section."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
@@ -73,6 +75,8 @@ def write_bridge_config(
     }
     if features:
         data["features"] = features
+    for key, value in (encryption or {}).items():
+        data["encryption"][key] = value
     data["logging"]["root"]["level"] = "DEBUG" if os.environ.get("BRIDGE_TEST_DEBUG") else "INFO"
     with path.open("w") as f:
         yaml.dump(data, f)

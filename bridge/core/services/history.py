@@ -63,9 +63,9 @@ class HistoryServices(ServiceBase):
     async def post_file(
         self, room_id: str, data: bytes, filename: str, mimetype: str, *, txn: str
     ) -> str | None:
-        mxc, size = await self.sender.upload(data, mimetype, filename)
+        where, size = await self.sender.upload_to_room(room_id, data, mimetype, filename)
         content: dict[str, Any] = {
-            "msgtype": "m.file", "body": filename, "filename": filename, "url": mxc,
+            "msgtype": "m.file", "body": filename, "filename": filename, **where,
             "info": {"mimetype": mimetype, "size": size},
         }  # fmt: skip
         try:

@@ -20,4 +20,5 @@ from . import (  # noqa: E402,F401
     v13_broadcast,
     v14_consent_lookups,
     v15_privacy,
+    v16_crypto_waiting,
 )
