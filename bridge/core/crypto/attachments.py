@@ -218,11 +218,10 @@ def _decode(value: object, size: int) -> bytes | None:
     if len(unpadded) != length or not _BASE64.fullmatch(value):
         return None
     unpadded = unpadded.translate(_URLSAFE)
-    try:
-        data = base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
+    try:  # ``length`` characters always hold ``size`` bytes
+        return base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
     except ValueError:
         return None
-    return data if len(data) == size else None
 
 
 def _encode(data: bytes, *, urlsafe: bool = False) -> str:

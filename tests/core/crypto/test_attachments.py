@@ -7,6 +7,7 @@ import base64
 import copy
 import hashlib
 import tempfile
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -80,10 +81,10 @@ async def test_bytes_round_trip(data: bytes) -> None:
         assert await _plaintext(ciphertext.chunks(), file) == data
 
 
-async def test_a_large_file_is_encrypted_and_decrypted_in_chunks_on_disk(
+async def test_a_large_file_is_encrypted_and_decrypted_in_chunks_never_whole_in_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    total = 3 * IN_MEMORY + 123
+    total = 8 * IN_MEMORY + 123
     steps: list[str] = []
     real_to_thread = asyncio.to_thread
 
@@ -94,22 +95,26 @@ async def test_a_large_file_is_encrypted_and_decrypted_in_chunks_on_disk(
 
     monkeypatch.setattr(attachments.asyncio, "to_thread", to_thread)
     data = bytes(range(251)) * (total // 251 + 1)
-    with await MediaFile.from_chunks(_pieces(data[:total], CHUNK), "video/mp4") as source:
-        ciphertext, file = await encrypt_media(source, "video/mp4")
-    with ciphertext:
-        assert ciphertext.size == total
-        assert ciphertext._spool._rolled  # type: ignore[attr-defined] - on disk
-        # Read, encrypted and hashed a chunk at a time, each in a worker thread (but the last
-        # 123 bytes, too few to leave the event loop for).
-        assert steps == [f"encrypt {CHUNK}"] * (total // CHUNK)
-        steps.clear()
-        with await decrypt_to_media(ciphertext.chunks(), file, "video/mp4") as plain:
-            assert plain.size == total
-            assert plain._spool._rolled  # type: ignore[attr-defined]
-            assert hashlib.sha256(await plain.read()).digest() == (
-                hashlib.sha256(data[:total]).digest()
-            )
-        assert steps == [f"decrypt {CHUNK}"] * (total // CHUNK)
+    source = await MediaFile.from_chunks(_pieces(data[:total], CHUNK), "video/mp4")
+    tracemalloc.start()
+    try:
+        with source:
+            ciphertext, file = await encrypt_media(source, "video/mp4")
+        with ciphertext:
+            plain = await decrypt_to_media(ciphertext.chunks(), file, "video/mp4")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    with plain:
+        assert ciphertext.size == plain.size == total
+        assert plain._spool._rolled  # type: ignore[attr-defined] - on disk
+        assert hashlib.sha256(await plain.read()).digest() == hashlib.sha256(data[:total]).digest()
+    # The in-memory start of each spool and a few chunks, not the file.
+    assert peak < total / 2
+    # Read, encrypted and hashed a chunk at a time, each in a worker thread (but the last
+    # 123 bytes, too few to leave the event loop for).
+    per_direction = total // CHUNK
+    assert steps == [f"encrypt {CHUNK}"] * per_direction + [f"decrypt {CHUNK}"] * per_direction
 
 
 async def test_small_chunks_stay_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
