@@ -1,0 +1,1 @@
+"""The encryption layer: encrypted attachments."""
