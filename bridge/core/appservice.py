@@ -108,7 +108,9 @@ def _crypto_items(body: dict[str, Any]) -> list[dict[str, Any]]:
         changed, left = lists.get("changed"), lists.get("left")
         change = {
             "type": DEVICE_LISTS,
-            "changed": [u for u in changed if isinstance(u, str)] if isinstance(changed, list) else [],
+            "changed": [u for u in changed if isinstance(u, str)]
+            if isinstance(changed, list)
+            else [],
             "left": [u for u in left if isinstance(u, str)] if isinstance(left, list) else [],
         }
         if change["changed"] or change["left"]:

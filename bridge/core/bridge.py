@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 from mautrix.appservice import AppServiceAPI
 from mautrix.appservice.state_store import ASStateStore
-from mautrix.errors import MatrixRequestError
 from mautrix.client.state_store.memory import MemoryStateStore
+from mautrix.errors import MatrixRequestError
 from mautrix.types import UserID
 from mautrix.util.async_db import Database
 
@@ -28,9 +28,9 @@ from ..tasks import cancel_and_wait
 from . import deadletters
 from .appservice import AppServiceListener
 from .commands import CommandRunner
-from .crypto.flow import CryptoFlow
 from .crypto.machine import Encryption
 from .dispatcher import Dispatcher, RetryLimits
+from .encrypted import CryptoFlow
 from .ghosts import GhostManager
 from .host import ConnectorHost
 from .incoming import StaffMessage

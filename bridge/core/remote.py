@@ -177,7 +177,9 @@ class RemoteHandler:
         }
         parts: list[dict[str, Any]] = []
         for attachment in event.attachments:
-            parts.append(await self._attachment_content(portal.account, room_id, ghost, attachment))
+            parts.append(
+                await self._attachment_content(portal.account, room_id, ghost, attachment)
+            )
         if event.text or event.html or not parts:
             parts[0:0] = _text_contents(event)
         reply_event = None

@@ -33,7 +33,7 @@ from .staff import StaffHandler
 if TYPE_CHECKING:
     from mautrix.appservice.state_store import ASStateStore
 
-    from .crypto.flow import CryptoFlow
+    from .encrypted import CryptoFlow
 
 log = logging.getLogger("bridge.routing")
 
@@ -80,11 +80,12 @@ class MatrixRouter:
         )
 
     async def route(self, item: QueueItem) -> None:
-        payload: dict[str, Any] | None = item.payload
+        payload = item.payload
         if self.crypto is not None:
-            payload = await self.crypto.handle(item.payload)
-            if payload is None:
+            decrypted = await self.crypto.handle(item.payload)
+            if decrypted is None:
                 return  # a crypto event, or one the room was told about
+            payload = decrypted
         evt = read_event(payload)
         if evt is None:
             return  # nothing the bridge can act on (nor answer in)

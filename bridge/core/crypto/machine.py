@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from mautrix.client import Client
@@ -37,11 +37,11 @@ from mautrix.errors import (
 )
 from mautrix.types import (
     ASToDeviceEvent,
-    EncryptedEvent,
     DeviceID,
     DeviceIdentity,
     DeviceLists,
     DeviceOTKCount,
+    EncryptedEvent,
     EventType,
     RequestedKeyInfo,
     RoomID,
@@ -119,7 +119,10 @@ class Encryption:
         self.store = KeyStore(self.bot, self.settings.pickle_key, self.crypto_db)
         self.rooms = RoomCrypto(self.client, is_ghost)
         self.machine = OlmMachine(
-            self.client, self.store, self.rooms, log=logging.getLogger("bridge.crypto.olm")  # type: ignore[arg-type]
+            self.client,
+            self.store,
+            self.rooms,
+            log=logging.getLogger("bridge.crypto.olm"),  # type: ignore[arg-type]
         )
         self.machine.allow_key_share = self._allow_key_share
         self.machine.send_keys_min_trust = TrustState.parse(self.settings.receive)
@@ -175,8 +178,9 @@ class Encryption:
 
     async def to_device(self, raw: dict[str, Any]) -> None:
         await self.ready.wait()
-        evt = ASToDeviceEvent.deserialize({k: v for k, v in raw.items() if k != TO_DEVICE})
-        await self.machine.handle_as_to_device_event(evt)
+        data: Any = {k: v for k, v in raw.items() if k != TO_DEVICE}
+        evt = ASToDeviceEvent.deserialize(data)
+        await self.machine.handle_as_to_device_event(cast(ASToDeviceEvent, evt))
 
     async def device_lists(self, changed: list[str], left: list[str]) -> None:
         await self.ready.wait()
@@ -191,7 +195,7 @@ class Encryption:
         mine = counts.get(self.bot, {}).get(self.device_id) if isinstance(counts, dict) else None
         if isinstance(mine, dict):
             try:
-                await self.machine.handle_otk_count(DeviceOTKCount.deserialize(mine))
+                await self.machine.handle_otk_count(DeviceOTKCount.deserialize(cast(Any, mine)))
             except Exception:
                 log.exception("Could not upload new one-time keys")
 
@@ -242,7 +246,7 @@ class Encryption:
         (``type`` and ``content`` decrypted, ``m.relates_to`` kept), or ``Undecryptable``."""
         await self.ready.wait()
         try:
-            evt = EncryptedEvent.deserialize(raw)
+            evt = EncryptedEvent.deserialize(cast(Any, raw))
             session_id = str(evt.content.session_id)
         except Exception as e:
             raise Undecryptable("it is not a valid encrypted event") from e
@@ -270,8 +274,8 @@ class Encryption:
                 f" {self.settings.send} or better"
             )
         content = result.content.serialize()
-        plain = {k: raw[k] for k in ("room_id", "event_id", "sender", "origin_server_ts",
-                                     "unsigned") if k in raw}  # fmt: skip
+        kept = ("room_id", "event_id", "sender", "origin_server_ts", "unsigned")
+        plain: dict[str, Any] = {k: raw[k] for k in kept if k in raw}
         plain["type"] = str(result.type)
         plain["content"] = content if isinstance(content, dict) else {}
         return plain

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from mautrix.client import Client
 from mautrix.crypto import PgCryptoStore
@@ -48,7 +48,7 @@ class RoomCrypto(CryptoStateStore):
 
     def learn_encryption(self, room_id: str, content: dict[str, Any]) -> None:
         try:
-            parsed = RoomEncryptionStateEventContent.deserialize(content)
+            parsed = RoomEncryptionStateEventContent.deserialize(cast(Any, content))
         except Exception:
             return
         _put(self._encryption, room_id, parsed)

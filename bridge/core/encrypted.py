@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...config import EncryptionConfig
-from ...db import QueueItem, WaitingEvent
-from ..notices import Notices
-from ..sender import MatrixSender
-from .machine import DEVICE_LISTS, TO_DEVICE, Encryption, Undecryptable
+from ..config import EncryptionConfig
+from ..db import QueueItem, WaitingEvent
+from .crypto.machine import DEVICE_LISTS, TO_DEVICE, Encryption, Undecryptable
+from .notices import Notices
+from .sender import MatrixSender
 
 log = logging.getLogger("bridge.crypto")
 
