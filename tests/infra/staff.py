@@ -12,12 +12,19 @@ Syncing is done on demand (no background task): :meth:`wait_for_event` and
 :meth:`wait_for_invite` long-poll ``/sync`` with the stored ``since`` token until something
 matches.  Every timeline event ever seen is kept in :attr:`events`, so a predicate may match an
 event that arrived before the call (``include_seen=False`` ignores those).
+
+With ``encrypted=True`` (:meth:`StaffClient.login`, :meth:`StaffClient.from_token`) the client is
+an E2EE device (see :mod:`tests.infra.staff_crypto` for what it trusts): it encrypts what it
+sends to encrypted rooms, including files (:meth:`StaffClient.send_file`), and records events
+decrypted, marked ``"encrypted": True``; an event whose key is missing is recorded as its
+``m.room.encrypted`` source and replaced by its plaintext after the ``/sync`` that brings the key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -28,14 +35,20 @@ from nio import (
     ErrorResponse,
     JoinResponse,
     LoginResponse,
+    MegolmEvent,
     RoomCreateResponse,
     RoomMessagesResponse,
     RoomPreset,
     RoomRedactResponse,
     RoomSendResponse,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
+from nio.exceptions import EncryptionError
+from nio.responses import DownloadResponse
+
+from .staff_crypto import StaffCrypto, event_dict
 
 __all__ = ["EventPredicate", "EventTimeout", "StaffClient", "StaffError", "match"]
 
@@ -105,7 +118,7 @@ class StaffClient:
     #: which rides out short homeserver restarts)
     call_timeout: float = 60.0
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, store_dir: str | None = None) -> None:
         self.nio = client
         self.events: list[Event] = []
         self.pending_invites: dict[str, list[Event]] = {}
@@ -113,53 +126,87 @@ class StaffClient:
         self._seen_ids: set[str] = set()
         self._sync_lock = asyncio.Lock()
         self._synced_once = False
+        #: events decrypted after they were recorded (each also replaced its entry in events)
+        self._late: list[Event] = []
+        self.crypto = None if store_dir is None else StaffCrypto(client, store_dir, self._call)
 
     # ------------------------------------------------------------------ construction
 
     @staticmethod
-    def _new_nio(base_url: str, user_id: str = "") -> AsyncClient:
+    def _new_nio(base_url: str, user_id: str = "", store_dir: str | None = None) -> AsyncClient:
         config = AsyncClientConfig(
-            encryption_enabled=False,
+            encryption_enabled=store_dir is not None,
             store_sync_tokens=False,
             max_timeout_retry_wait_time=1.0,
             request_timeout=60.0,
         )
-        return AsyncClient(base_url.rstrip("/"), user_id, config=config)
+        return AsyncClient(
+            base_url.rstrip("/"), user_id, store_path=store_dir or "", config=config
+        )
+
+    @classmethod
+    async def _start(
+        cls, base_url: str, user_id: str, encrypted: bool, log_in: Callable[[AsyncClient], Any]
+    ) -> StaffClient:
+        store_dir = StaffCrypto.new_store_dir() if encrypted else None
+        client = cls._new_nio(base_url, user_id, store_dir)
+        staff = cls(client, store_dir)
+        try:
+            await log_in(client)
+            if staff.crypto is not None:
+                await staff.crypto.upload_keys()
+        except BaseException:
+            await staff.close()
+            raise
+        return staff
 
     @classmethod
     async def login(
-        cls, base_url: str, user_id: str, password: str, *, device_name: str = "e2e-tests"
+        cls,
+        base_url: str,
+        user_id: str,
+        password: str,
+        *,
+        device_name: str = "e2e-tests",
+        encrypted: bool = False,
     ) -> StaffClient:
-        client = cls._new_nio(base_url, user_id)
-        try:
+        """Log in with a new device; ``encrypted=True`` makes it an E2EE device."""
+
+        async def log_in(client: AsyncClient) -> None:
             resp = await asyncio.wait_for(client.login(password, device_name=device_name), 60)
             if not isinstance(resp, LoginResponse):
                 raise StaffError(f"login as {user_id} failed: {resp}")
-        except BaseException:
-            await client.close()
-            raise
-        return cls(client)
+
+        return await cls._start(base_url, user_id, encrypted, log_in)
 
     @classmethod
     async def from_token(
-        cls, base_url: str, access_token: str, user_id: str | None = None
+        cls,
+        base_url: str,
+        access_token: str,
+        user_id: str | None = None,
+        *,
+        encrypted: bool = False,
     ) -> StaffClient:
-        """Use an existing access token (e.g. from ``SynapseServer.register_user``)."""
-        client = cls._new_nio(base_url, user_id or "")
-        client.access_token = access_token
-        try:
+        """Use an existing access token (e.g. from ``SynapseServer.register_user``).  With
+        ``encrypted=True`` the token's device must not have E2EE keys yet (a fresh one has
+        none): the client makes and uploads them."""
+
+        async def log_in(client: AsyncClient) -> None:
+            client.access_token = access_token
             resp = await asyncio.wait_for(client.whoami(), 60)
             if not isinstance(resp, WhoamiResponse):
                 raise StaffError(f"whoami failed for the given token: {resp}")
             client.restore_login(resp.user_id, resp.device_id or "", access_token)
-        except BaseException:
-            await client.close()
-            raise
-        return cls(client)
+
+        return await cls._start(base_url, user_id or "", encrypted, log_in)
 
     async def close(self) -> None:
-        """Close the HTTP session (always call this, or use ``async with``)."""
+        """Close the HTTP session (always call this, or use ``async with``); an encrypted
+        client's key store is deleted."""
         await self.nio.close()
+        if self.crypto is not None:
+            self.crypto.close()
 
     async def __aenter__(self) -> StaffClient:
         return self
@@ -174,6 +221,11 @@ class StaffClient:
     @property
     def access_token(self) -> str:
         return str(self.nio.access_token)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether this client is an E2EE device."""
+        return self.crypto is not None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -262,7 +314,24 @@ class StaffClient:
 
     # ------------------------------------------------------------------ sending
 
+    async def room_is_encrypted(self, room_id: str) -> bool:
+        """Whether an encrypted client sends to ``room_id`` encrypted: the room's state as of the
+        last ``/sync`` (one is made if the room was not synced yet).  Always False unencrypted."""
+        if self.crypto is None:
+            return False
+        known = self.crypto.room_encrypted(room_id)
+        if known is None:
+            await self.sync_once(0)
+            known = self.crypto.room_encrypted(room_id)
+        return bool(known)
+
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """Send a room event, encrypted if :meth:`room_is_encrypted`."""
+        if self.crypto is not None and await self.room_is_encrypted(room_id):
+            encrypted = await self.crypto.encrypt(room_id, event_type, content)
+            path = f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.encrypted/"
+            res = await self.api("PUT", path + uuid.uuid4().hex, encrypted)
+            return str(res["event_id"])
         resp = await self._call(
             f"send {event_type} to {room_id}",
             self.nio.room_send(room_id, event_type, content, ignore_unverified_devices=True),
@@ -319,6 +388,58 @@ class StaffClient:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         return await self.send_event(room_id, "m.reaction", content)
 
+    async def send_file(
+        self,
+        room_id: str,
+        data: bytes,
+        filename: str,
+        mimetype: str,
+        msgtype: str = "m.file",
+    ) -> str:
+        """Upload ``data`` and send it as ``msgtype``; in an encrypted room the upload is
+        ciphertext and the content has ``file`` (EncryptedFile) instead of ``url``."""
+        encrypted = await self.room_is_encrypted(room_id)
+        file_info: dict[str, Any] | None = None
+        payload = data
+        if self.crypto is not None and encrypted:
+            payload, file_info = self.crypto.encrypt_file(data)
+        resp, _ = await self._call(
+            f"upload {filename}",
+            self.nio.upload(
+                lambda *_: payload,
+                content_type="application/octet-stream" if encrypted else mimetype,
+                filename=filename,
+                filesize=len(payload),
+            ),
+            tuple,
+        )
+        if not isinstance(resp, UploadResponse):
+            raise StaffError(f"upload {filename} failed: {resp}")
+        content: dict[str, Any] = {
+            "msgtype": msgtype,
+            "body": filename,
+            "filename": filename,
+            "info": {"mimetype": mimetype, "size": len(data)},
+        }
+        if file_info is None:
+            content["url"] = resp.content_uri
+        else:
+            content["file"] = {"url": resp.content_uri, **file_info}
+        return await self.send_event(room_id, "m.room.message", content)
+
+    async def download(self, content: dict[str, Any]) -> bytes:
+        """The bytes of a media event's ``content``: ``url`` fetched, or ``file`` fetched and
+        decrypted (its SHA-256 checked; :class:`StaffError` if it does not match)."""
+        file = content.get("file")
+        mxc = file["url"] if file else content["url"]
+        resp = await self._call(f"download {mxc}", self.nio.download(mxc), DownloadResponse)
+        if not file:
+            return bytes(resp.body)
+        try:
+            return StaffCrypto.decrypt_file(bytes(resp.body), file)
+        except EncryptionError as exc:
+            raise StaffError(f"cannot decrypt {mxc}: {exc}") from None
+
     # ------------------------------------------------------------------ receiving
 
     async def sync_once(self, timeout: float = 0.0) -> None:  # noqa: ASYNC109
@@ -329,6 +450,9 @@ class StaffClient:
                 raise StaffError(f"sync failed: {resp}")
             self._synced_once = True
             self._record(resp)
+            if self.crypto is not None:
+                await self.crypto.after_sync()
+                self._record_late()
 
     def _record(self, resp: SyncResponse) -> None:
         for room_id, info in resp.rooms.invite.items():
@@ -341,20 +465,30 @@ class StaffClient:
             self.joined_rooms.add(room_id)
             self.pending_invites.pop(room_id, None)
             for ev in room.timeline.events:
-                self._add_event(ev.source, room_id)
+                self._add_event(ev, room_id)
         for room_id, room in resp.rooms.leave.items():
             self.joined_rooms.discard(room_id)
             self.pending_invites.pop(room_id, None)
             for ev in room.timeline.events:
-                self._add_event(ev.source, room_id)
+                self._add_event(ev, room_id)
 
-    def _add_event(self, source: Event, room_id: str) -> None:
-        event_id = source.get("event_id")
+    def _add_event(self, ev: Any, room_id: str) -> None:
+        event_id = ev.source.get("event_id")
         if event_id in self._seen_ids:
             return
         if event_id:
             self._seen_ids.add(event_id)
-        self.events.append(dict(source, room_id=source.get("room_id", room_id)))
+        if self.crypto is not None and isinstance(ev, MegolmEvent) and event_id:
+            self.crypto.pending[event_id] = (ev, len(self.events))
+        self.events.append(event_dict(ev, room_id, encrypted_mode=self.crypto is not None))
+
+    def _record_late(self) -> None:
+        """Replace recorded undecryptable events whose key has arrived by their plaintext."""
+        assert self.crypto is not None
+        for index, ev in self.crypto.retry():
+            decrypted = event_dict(ev, self.events[index]["room_id"], encrypted_mode=True)
+            self.events[index] = decrypted
+            self._late.append(decrypted)
 
     def find_events(self, predicate: EventPredicate, room_id: str | None = None) -> list[Event]:
         """All already-seen timeline events matching ``predicate`` (no syncing)."""
@@ -400,10 +534,13 @@ class StaffClient:
         whose message lists the last events seen).
         """
         checked = 0 if include_seen else len(self.events)
+        late_checked = len(self._late)
 
         def done() -> Event | None:
-            nonlocal checked
+            nonlocal checked, late_checked
             new, checked = self.events[checked:], len(self.events)
+            new += self._late[late_checked:]
+            late_checked = len(self._late)
             for ev in new:
                 if (room_id is None or ev.get("room_id") == room_id) and predicate(ev):
                     return ev
@@ -458,9 +595,19 @@ class StaffClient:
                 self.nio.room_messages(room_id, start=start, limit=min(100, limit)),
                 RoomMessagesResponse,
             )
-            collected.extend(dict(ev.source, room_id=room_id) for ev in resp.chunk)
+            collected.extend(self._history_event(ev, room_id) for ev in resp.chunk)
             if not resp.chunk or not resp.end or resp.end == start:
                 break
             start = resp.end
         collected.reverse()
         return collected[-limit:]
+
+    def _history_event(self, ev: Any, room_id: str) -> Event:
+        # nio decrypted what it could; a key that arrived by a later /sync is tried here
+        if self.crypto is not None and isinstance(ev, MegolmEvent):
+            ev.room_id = ev.room_id or room_id
+            try:
+                ev = self.nio.decrypt_event(ev)
+            except EncryptionError:
+                pass
+        return event_dict(ev, room_id, encrypted_mode=self.crypto is not None)

@@ -35,6 +35,8 @@ from .ports import LOOPBACK, free_port
 from .process import ManagedProcess
 
 __all__ = [
+    "E2EE_REGISTRATION",
+    "E2EE_SETTINGS",
     "LOCAL_SETTINGS",
     "RELAXED_RATE_LIMITS",
     "AppserviceRegistration",
@@ -100,6 +102,34 @@ LOCAL_SETTINGS: dict[str, Any] = {
 }
 """The settings of a throwaway homeserver (the tests' and the demo's): no federation, no
 registration, no reporting home, every user findable, rate limits out of the way."""
+
+
+E2EE_SETTINGS: dict[str, Any] = {
+    "encryption_enabled_by_default_for_room_type": "all",
+    "experimental_features": {
+        "msc2409_to_device_messages_enabled": True,
+        "msc3202_transaction_extensions": True,
+    },
+}
+"""``extra_config`` for a homeserver where every new room is encrypted and an appservice can
+run its own E2EE devices: to-device messages for its users in its transactions (MSC2409 /
+MSC4203) and device list changes, one-time key counts and fallback key usage (MSC3202).
+Each appservice must opt in too, in its registration (:data:`E2EE_REGISTRATION`).  Creating a
+device with ``PUT /_matrix/client/v3/devices/{id}?user_id=...`` (MSC4190) needs no homeserver
+setting: this Synapse lets any appservice do it; the registration flag only changes
+``/register`` (no access token) and device deletion (no UIA)."""
+
+E2EE_REGISTRATION: dict[str, Any] = {
+    "receive_ephemeral": True,
+    "org.matrix.msc3202": True,
+    "io.element.msc4190": True,
+}
+"""Registration keys (``extra`` of :func:`write_appservice_registration`) with which an
+appservice opts in to what :data:`E2EE_SETTINGS` enables: ephemeral events and to-device
+messages in transactions (``receive_ephemeral``; Synapse sends the to-device list as
+``de.sorunome.msc2409.to_device`` either way, and the legacy ``de.sorunome.msc2409.push_ephemeral``
+would add every ephemeral event a second time under its unstable key), MSC3202 device lists
+and key counts, MSC4190 device management."""
 
 
 def loopback_listener(port: int) -> dict[str, Any]:
