@@ -27,19 +27,22 @@ from typing import Any
 
 from nio import (
     AsyncClient,
-    Event as NioEvent,
     JoinedMembersResponse,
     KeysQueryResponse,
     KeysUploadResponse,
     MegolmEvent,
     ToDeviceResponse,
 )
+from nio import (
+    Event as NioEvent,
+)
 from nio.crypto import decrypt_attachment, encrypt_attachment
 from nio.exceptions import EncryptionError
 
+from .staff_events import Event, StaffError
+
 __all__ = ["StaffCrypto", "event_dict"]
 
-Event = dict[str, Any]
 Call = Callable[[str, Awaitable[Any], Any], Awaitable[Any]]
 
 
@@ -97,7 +100,7 @@ class StaffCrypto:
         if self.nio.outgoing_to_device_messages:
             for resp in await self.nio.send_to_device_messages():
                 if not isinstance(resp, ToDeviceResponse):
-                    raise EncryptionError(f"sending to-device messages failed: {resp}")
+                    raise StaffError(f"sending to-device messages failed: {resp}")
 
     def retry(self) -> list[tuple[int, NioEvent]]:
         """Decrypt pending events whose key has arrived: ``(index in events, event)`` pairs."""
