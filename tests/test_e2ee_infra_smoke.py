@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from nio import SyncResponse
 
-from tests.infra.staff import EventPredicate, StaffClient, match
+from tests.infra.staff import EventPredicate, StaffClient, StaffError, match
 from tests.infra.synapse import E2EE_SETTINGS, SynapseServer, synapse_server
 
 
@@ -79,6 +79,9 @@ async def test_encrypted_round_trip(synapse: SynapseServer) -> None:
         assert "url" not in file["content"]
         assert set(file["content"]["file"]) >= {"url", "key", "iv", "hashes", "v"}
         assert await bob.download(file["content"]) == data
+        tampered = dict(file["content"]["file"], hashes={"sha256": "A" * 43})
+        with pytest.raises(StaffError, match="SHA-256"):
+            await bob.download({"file": tampered})
         # the uploaded media is ciphertext
         raw_media = await bob.download({"url": file["content"]["file"]["url"]})
         assert raw_media != data and b"secret attachment" not in raw_media
@@ -108,9 +111,9 @@ async def test_event_decrypted_once_its_key_arrives(
     synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     carol_id, _ = await synapse.aregister_user("carol", "pw-c")
-    dave_id, _ = await synapse.aregister_user("dave", "pw-d")
+    dave_id, dave_token = await synapse.aregister_user("dave", "pw-d")
     carol = await StaffClient.login(synapse.base_url, carol_id, "pw-c", encrypted=True)
-    dave = await StaffClient.login(synapse.base_url, dave_id, "pw-d", encrypted=True)
+    dave = await StaffClient.from_token(synapse.base_url, dave_token, encrypted=True)
     async with carol, dave:
         room_id = await carol.create_room(invite=[dave_id])
         await dave.join(await dave.wait_for_invite())

@@ -125,13 +125,13 @@ class StaffCrypto:
         self, room_id: str, event_type: str, content: dict[str, Any]
     ) -> dict[str, Any]:
         """The ``m.room.encrypted`` content for an event, after sharing the room key."""
-        async with self._send_lock:  # one key share per room at a time
+        async with self._send_lock:  # one key share at a time
             room = self.nio.rooms[room_id]
             before = set(room.users)
             await self._call(
                 f"members of {room_id}", self.nio.joined_members(room_id), JoinedMembersResponse
             )
-            if set(room.users) - before:
+            if set(room.users) != before:  # a new key for the new set of members
                 self.nio.invalidate_outbound_session(room_id)
             assert self.nio.olm is not None
             self.nio.olm.add_changed_users(set(room.users))
