@@ -49,66 +49,9 @@ from nio.exceptions import EncryptionError
 from nio.responses import DownloadResponse
 
 from .staff_crypto import StaffCrypto, event_dict
+from .staff_events import Event, EventPredicate, EventTimeout, StaffError, match, summary
 
 __all__ = ["EventPredicate", "EventTimeout", "StaffClient", "StaffError", "match"]
-
-Event = dict[str, Any]
-EventPredicate = Callable[[Event], bool]
-
-
-class StaffError(RuntimeError):
-    """A homeserver call made by the staff client failed."""
-
-
-class EventTimeout(TimeoutError):
-    """No event matched within the timeout."""
-
-
-def match(
-    *,
-    room_id: str | None = None,
-    sender: str | None = None,
-    type: str | None = None,  # noqa: A002 - Matrix field name
-    body: str | None = None,
-    body_contains: str | None = None,
-    msgtype: str | None = None,
-    relates_to: str | None = None,
-    rel_type: str | None = None,
-    state_key: str | None = None,
-    content: dict[str, Any] | None = None,
-) -> EventPredicate:
-    """Build a predicate over raw event dicts; every given field must match.
-
-    ``relates_to`` is the event id in ``content["m.relates_to"]`` (``event_id`` or
-    ``m.in_reply_to.event_id``); ``content`` is a subset match on the top level of the content.
-    """
-
-    def predicate(ev: Event) -> bool:
-        c = ev.get("content") or {}
-        rel = c.get("m.relates_to") or {}
-        checks = [
-            room_id is None or ev.get("room_id") == room_id,
-            sender is None or ev.get("sender") == sender,
-            type is None or ev.get("type") == type,
-            body is None or c.get("body") == body,
-            body_contains is None or body_contains in str(c.get("body", "")),
-            msgtype is None or c.get("msgtype") == msgtype,
-            rel_type is None or rel.get("rel_type") == rel_type,
-            relates_to is None
-            or rel.get("event_id") == relates_to
-            or (rel.get("m.in_reply_to") or {}).get("event_id") == relates_to,
-            state_key is None or ev.get("state_key") == state_key,
-            content is None or all(c.get(k) == v for k, v in content.items()),
-        ]
-        return all(checks)
-
-    return predicate
-
-
-def _summary(ev: Event) -> str:
-    c = ev.get("content") or {}
-    what = c.get("body") or c.get("membership") or c.get("m.relates_to") or ""
-    return f"{ev.get('room_id')} {ev.get('type')} from {ev.get('sender')}: {str(what)[:80]!r}"
 
 
 class StaffClient:
@@ -549,7 +492,7 @@ class StaffClient:
         try:
             result: Event = await self._sync_until(done, timeout, "a matching event")
         except EventTimeout as exc:
-            recent = "\n  ".join(_summary(ev) for ev in self.events[-15:]) or "(none)"
+            recent = "\n  ".join(summary(ev) for ev in self.events[-15:]) or "(none)"
             raise EventTimeout(f"{exc}; last events seen:\n  {recent}") from None
         return result
 

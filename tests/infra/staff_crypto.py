@@ -27,19 +27,22 @@ from typing import Any
 
 from nio import (
     AsyncClient,
-    Event as NioEvent,
     JoinedMembersResponse,
     KeysQueryResponse,
     KeysUploadResponse,
     MegolmEvent,
     ToDeviceResponse,
 )
+from nio import (
+    Event as NioEvent,
+)
 from nio.crypto import decrypt_attachment, encrypt_attachment
 from nio.exceptions import EncryptionError
 
+from .staff_events import Event, StaffError
+
 __all__ = ["StaffCrypto", "event_dict"]
 
-Event = dict[str, Any]
 Call = Callable[[str, Awaitable[Any], Any], Awaitable[Any]]
 
 
@@ -97,7 +100,7 @@ class StaffCrypto:
         if self.nio.outgoing_to_device_messages:
             for resp in await self.nio.send_to_device_messages():
                 if not isinstance(resp, ToDeviceResponse):
-                    raise EncryptionError(f"sending to-device messages failed: {resp}")
+                    raise StaffError(f"sending to-device messages failed: {resp}")
 
     def retry(self) -> list[tuple[int, NioEvent]]:
         """Decrypt pending events whose key has arrived: ``(index in events, event)`` pairs."""
@@ -122,13 +125,13 @@ class StaffCrypto:
         self, room_id: str, event_type: str, content: dict[str, Any]
     ) -> dict[str, Any]:
         """The ``m.room.encrypted`` content for an event, after sharing the room key."""
-        async with self._send_lock:  # one key share per room at a time
+        async with self._send_lock:  # one key share at a time
             room = self.nio.rooms[room_id]
             before = set(room.users)
             await self._call(
                 f"members of {room_id}", self.nio.joined_members(room_id), JoinedMembersResponse
             )
-            if set(room.users) - before:
+            if set(room.users) != before:  # a new key for the new set of members
                 self.nio.invalidate_outbound_session(room_id)
             assert self.nio.olm is not None
             self.nio.olm.add_changed_users(set(room.users))
