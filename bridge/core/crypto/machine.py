@@ -200,13 +200,11 @@ class Encryption:
                 log.exception("Could not upload new one-time keys")
 
     async def member(self, room_id: str, user: str, membership: str, prev: str | None) -> None:
-        """A membership change: a staff member who joins or leaves gets a new session from the
-        next message on (a ghost's changes need none)."""
+        """A membership change: from the next message on, a new session shared with who is in
+        the room now (a ghost's changes need none)."""
         self.rooms.learn_member(room_id, user, membership)
         if self.rooms.is_ghost(user) or membership == prev:
             return
-        if prev == "invite" and membership == "join":
-            return  # the invite already made a new session
         if await self.rooms.is_encrypted(RoomID(room_id)):
             await self.store.remove_outbound_group_session(RoomID(room_id))
 

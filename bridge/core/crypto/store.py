@@ -30,6 +30,9 @@ log = logging.getLogger("bridge.crypto")
 ROOMS = 100_000
 """Rooms whose encryption state and members are kept in memory (the most recently used)."""
 
+SHARED_WITH = ("join", "invite")
+"""Memberships whose devices get a room's keys."""
+
 KeyArrived = Callable[[str, str], Awaitable[None]]
 """Told (room id, session id) once a room key is stored."""
 
@@ -57,7 +60,7 @@ class RoomCrypto(CryptoStateStore):
         members = self._members.get(room_id)
         if members is None:
             return  # asked of the homeserver when needed
-        if membership == "join":
+        if membership in SHARED_WITH:
             members.add(user)
         else:
             members.discard(user)
@@ -80,12 +83,15 @@ class RoomCrypto(CryptoStateStore):
         return await self.get_encryption_info(room_id) is not None
 
     async def members(self, room_id: str) -> list[UserID]:
-        """The joined members whose devices get the room's keys: staff, not ghosts (they have
-        no devices; the bot's device encrypts for them)."""
+        """The members whose devices get the room's keys, joined or invited (a staff member
+        invited into a new conversation reads its first message once they join): staff, not
+        ghosts (they have no devices; the bot's device encrypts for them)."""
         members = self._members.get(room_id)
         if members is None:
-            joined = await self.client.get_joined_members(RoomID(room_id))
-            members = {str(u) for u in joined}
+            events = await self.client.get_members(RoomID(room_id))
+            members = {
+                str(e.state_key) for e in events if str(e.content.membership) in SHARED_WITH
+            }
             _put(self._members, room_id, members)
         else:
             self._members.move_to_end(room_id)
