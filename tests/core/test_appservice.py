@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bridge.config import ListenerConfig, ListenerLimits
 from bridge.core.appservice import AppServiceListener
+from bridge.core.crypto.machine import DEVICE_LISTS, TO_DEVICE
 from bridge.db import ASTransaction, QueueItem
 from tests.db.support import Databases
 from tests.infra.ports import LOOPBACK, free_port
@@ -366,6 +367,70 @@ async def test_ephemeral_events_sent_under_both_keys_are_queued_once(listener: L
     body = {"events": [], "ephemeral": ephemeral, "de.sorunome.msc2409.ephemeral": ephemeral}
     assert (await listener.put_txn("t1", body))[0] == 200
     assert [p for _, _, p in await stored()] == ephemeral
+
+
+# ------------------------------------------------------------------ crypto (MSC2409, MSC3202)
+
+
+def to_device(n: int) -> dict[str, Any]:
+    return {
+        "type": "m.room.encrypted", "sender": "@staff:example.com",
+        "to_user_id": "@bot:example.com", "to_device_id": "BOTDEVICE",
+        "content": {"algorithm": "m.olm.v1.curve25519-aes-sha2", "ciphertext": {"k": n}},
+    }  # fmt: skip
+
+
+CRYPTO_BODY: dict[str, Any] = {
+    "events": [],
+    "de.sorunome.msc2409.to_device": [to_device(1), "not an event", to_device(2)],
+    "org.matrix.msc3202.device_lists": {"changed": ["@staff:example.com", 7], "left": []},
+    "org.matrix.msc3202.device_one_time_keys_count": {
+        "@bot:example.com": {"BOTDEVICE": {"signed_curve25519": 3}}
+    },
+}
+
+
+async def test_crypto_parts_are_ignored_without_encryption(listener: Listener) -> None:
+    assert (await listener.put_txn("t1", CRYPTO_BODY))[0] == 200
+    assert await stored() == []
+
+
+async def test_to_device_and_device_lists_are_queued_under_the_crypto_key(
+    listener: Listener,
+) -> None:
+    counts: list[dict[str, Any]] = []
+    assert listener.server is not None
+    listener.server.on_otk_counts = counts.append
+    assert (await listener.put_txn("t1", CRYPTO_BODY))[0] == 200
+    assert await stored() == [
+        ("crypto:", "matrix", {**to_device(1), TO_DEVICE: True}),
+        ("crypto:", "matrix", {**to_device(2), TO_DEVICE: True}),
+        ("crypto:", "matrix", {"type": DEVICE_LISTS, "changed": ["@staff:example.com"],
+                               "left": []}),
+    ]  # fmt: skip
+    assert counts == [CRYPTO_BODY["org.matrix.msc3202.device_one_time_keys_count"]]
+    # The same transaction again (the homeserver retrying): nothing twice.
+    assert (await listener.put_txn("t1", CRYPTO_BODY))[0] == 200
+    assert len(await stored()) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"de.sorunome.msc2409.to_device": {"not": "a list"}},
+        {"de.sorunome.msc2409.to_device": [{"no": "type"}]},
+        {"org.matrix.msc3202.device_lists": ["not", "a", "mapping"]},
+        {"org.matrix.msc3202.device_lists": {"changed": "@a:b", "left": None}},
+        {"org.matrix.msc3202.device_one_time_keys_count": "nonsense"},
+    ],
+)
+async def test_malformed_crypto_parts_store_nothing(listener: Listener, body: Any) -> None:
+    counts: list[dict[str, Any]] = []
+    assert listener.server is not None
+    listener.server.on_otk_counts = counts.append
+    assert (await listener.put_txn("t1", {"events": [], **body}))[0] == 200
+    assert await stored() == []
+    assert counts == []
 
 
 # ---------------------------------------------------------------------------- connector routes

@@ -42,7 +42,8 @@ from Crypto.Cipher import AES
 from Crypto.Util import Counter
 from mautrix.types import ContentURI, EncryptedFile, JSONWebKey
 
-from bridge.media import CHUNK, FileTooLarge, MediaFile
+from ...connector import PermanentDeliveryError
+from ...media import CHUNK, FileTooLarge, MediaFile
 
 if TYPE_CHECKING:
     import aiohttp
@@ -67,8 +68,10 @@ class _Stream(Protocol):
     def decrypt(self, data: bytes) -> bytes: ...
 
 
-class AttachmentError(ValueError):
-    """An encrypted file that cannot be decrypted: altered, truncated or badly described."""
+class AttachmentError(PermanentDeliveryError, ValueError):
+    """An encrypted file that cannot be decrypted: altered, truncated or badly described. A
+    staff file that fails so is not delivered, with this as the reason (retrying gets the same
+    bytes)."""
 
 
 # ---------------------------------------------------------------------- encrypting

@@ -83,6 +83,23 @@ class Undecryptable(Exception):
         self.session_id = session_id
 
 
+class _Routine(logging.Filter):
+    """mautrix warns of every staff device that is not cross-signed, at every key share: the
+    common case (the trust levels decide what is done about it), kept for debug logs."""
+
+    PHRASES = ("isn't cross-signed", "Didn't find cross-signing key")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and any(p in str(record.msg) for p in self.PHRASES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+OLM_LOG = logging.getLogger("bridge.crypto.olm")
+OLM_LOG.addFilter(_Routine())
+
+
 def txn_mark(txn: str) -> str:
     """What an encrypted event shows of its transaction id outside the ciphertext: a hash, so
     that a retry finds the stored event without the id (which may name a chat) in the clear."""
@@ -297,12 +314,6 @@ class Encryption:
                 code=RoomKeyWithheldCode.BLACKLISTED,
                 reason="Your device is blacklisted by the bridge",
             )
-        if await self.machine.resolve_trust(device) < self.machine.share_keys_min_trust:
-            raise RejectKeyShare(
-                f"Refused a key request of device {who}: not trusted enough",
-                code=RoomKeyWithheldCode.UNVERIFIED,
-                reason="Your device is not trusted by the bridge",
-            )
         try:
             joined = await self.client.get_joined_members(request.room_id)
         except (MNotFound, MForbidden):
@@ -312,6 +323,12 @@ class Encryption:
                 f"Refused a key request of {who} for {request.room_id}: not a member",
                 code=RoomKeyWithheldCode.UNAUTHORIZED,
                 reason="You are not a member of that room",
+            )
+        if await self.machine.resolve_trust(device) < self.machine.share_keys_min_trust:
+            raise RejectKeyShare(
+                f"Refused a key request of device {who}: not trusted enough",
+                code=RoomKeyWithheldCode.UNVERIFIED,
+                reason="Your device is not trusted by the bridge",
             )
         log.info("Sharing session %s of %s with %s", request.session_id, request.room_id, who)
         return True

@@ -90,7 +90,9 @@ class RoomCrypto(CryptoStateStore):
         if members is None:
             events = await self.client.get_members(RoomID(room_id))
             members = {
-                str(e.state_key) for e in events if str(e.content.membership) in SHARED_WITH
+                str(e.state_key)
+                for e in events
+                if str(getattr(e.content, "membership", "")) in SHARED_WITH
             }
             _put(self._members, room_id, members)
         else:
