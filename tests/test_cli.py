@@ -153,6 +153,17 @@ def _generate(setup: Setup) -> dict[str, Any]:
     return registration
 
 
+def test_registration_asks_for_the_crypto_extensions_only_with_encryption(setup: Setup) -> None:
+    setup.write()
+    plain = _generate(setup)
+    assert "org.matrix.msc3202" not in plain and "io.element.msc4190" not in plain
+    setup.write(**{"encryption/allow": True})
+    encrypted = _generate(setup)
+    assert encrypted["org.matrix.msc3202"] is True
+    assert encrypted["io.element.msc4190"] is True
+    assert encrypted["receive_ephemeral"] is True  # to-device messages come with ephemeral ones
+
+
 def test_generate_writes_registration_and_tokens(setup: Setup) -> None:
     setup.write()
     original = setup.config.read_text()

@@ -220,6 +220,13 @@ BAD_VALUES: list[tuple[str, str, Any, str | None]] = [
     ("homeserver address not a URL", "homeserver/address", "http://[::1", None),
     ("log_personal_data a string", "log_personal_data", "yes", None),
     ("log_personal_data a number", "log_personal_data", 1, None),
+    ("encryption a list", "encryption", ["allow"], None),
+    ("encryption.allow a string", "encryption/allow", "yes", None),
+    ("encryption.default without allow", "encryption/default", True, None),
+    ("encryption.require without allow", "encryption/require", True, None),
+    ("encryption level unknown", "encryption/verification_levels/share", "trusted", None),
+    ("encryption level a number", "encryption/verification_levels/send", 1, None),
+    ("encryption pickle_key empty", "encryption/pickle_key", "", None),
 ]
 
 
