@@ -28,6 +28,7 @@ from bridge.connectors import connector_class
 from tests.conftest import Stack, backend_database, build_stack
 from tests.e2e.encrypted_support import CHANNELS, Customer, RoundTrip
 from tests.e2e.helpers import join_invite_named
+from tests.e2e.test_inbox_channels import _customer_wrote, _replying_to
 from tests.infra.staff import StaffClient
 
 Event = dict[str, Any]
@@ -96,21 +97,6 @@ async def conv(desk: Desk, channel: RoundTrip) -> Conversation:
 
 
 # --------------------------------------------------------------------------- predicates
-
-
-def _customer_wrote(text: str) -> Callable[[Event], bool]:
-    return lambda e: (
-        e.get("type") == "m.room.message"
-        and not e["sender"].startswith("@staff:")
-        and text in e["content"].get("body", "")
-    )
-
-
-def _replying_to(event_id: str) -> Callable[[Event], bool]:
-    return lambda e: (
-        e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
-        == event_id
-    )
 
 
 def _not_delivered(about: str) -> Callable[[Event], bool]:
