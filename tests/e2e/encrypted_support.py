@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -60,19 +61,21 @@ class RoundTrip(base.Channel):
         assert found is not None
         return found
 
+    @abstractmethod
     async def writes_file(
         self, customer: Customer, data: bytes, filename: str, mimetype: str
     ) -> None:
         """The customer sends ``data`` as a file (a document, not an image)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def staff_message(self, customer: Customer, text: str) -> Out:
         """The staff message whose text the customer reads as ``text``."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def staff_file(self, customer: Customer, filename: str) -> bytes:
         """The bytes of the file ``filename`` staff sent to the customer."""
-        raise NotImplementedError
+
+    # Only where the channel carries them (``edits``, ``reactions``, ``deletes``):
 
     async def edited(self, customer: Customer, out: Out, text: str) -> None:
         """The remote message ``out`` now reads ``text``."""
@@ -120,6 +123,8 @@ class WebhookChannel(RoundTrip, base.WebhookChannel):
             customer, lambda p: (p.get("attachment") or {}).get("filename") == filename
         ))  # fmt: skip
         return base64.b64decode(p["attachment"]["data_base64"])
+
+    # Only where the channel carries them (``edits``, ``reactions``, ``deletes``):
 
     async def edited(self, customer: Customer, out: Out, text: str) -> None:
         await self._find(lambda: self._payload(customer, lambda p: (
@@ -179,6 +184,8 @@ class TelegramChannel(RoundTrip, base.TelegramChannel):
             self.stack.telegram.sent, customer, lambda r: r.filename == filename
         ))  # fmt: skip
         return bytes(sent.data)
+
+    # Only where the channel carries them (``edits``, ``reactions``, ``deletes``):
 
     async def edited(self, customer: Customer, out: Out, text: str) -> None:
         await self._find(lambda: self._first(self.stack.telegram.edits, customer, lambda r: (
