@@ -503,8 +503,10 @@ class Services(Protocol):
         Idempotent; False when the homeserver refused (no such event, no power)."""
         ...
 
-    async def download(self, url: str, *, limit: int) -> bytes:
-        """A file of the media repository (``mxc://``); ``ValueError`` past ``limit`` bytes."""
+    async def download(self, url: str, *, limit: int, file: dict[str, Any] | None = None) -> bytes:
+        """A file of the media repository (``mxc://``), decrypted when ``file`` (an
+        ``EncryptedFile`` of an encrypted room) is given; ``ValueError`` past ``limit``
+        bytes."""
         ...
 
     async def delete_media(self, url: str) -> bool:

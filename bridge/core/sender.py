@@ -167,9 +167,10 @@ class MatrixSender:
         self, room_id: str, start: str | None, limit: int
     ) -> tuple[list[Any], list[Any], str | None]:
         """One page of the room's timeline as the bot sees it, newest first (``/messages``
-        backwards from ``start``; None: the newest event), with the member events of its
-        senders (lazy loading). Returns the raw events, those member events and the token of
-        the next older page (None: the room's beginning was reached)."""
+        backwards from ``start``; None: the newest event), encrypted events decrypted where the
+        bridge has their keys, with the member events of its senders (lazy loading). Returns
+        the raw events, those member events and the token of the next older page (None: the
+        room's beginning was reached)."""
         path = Path.v3.rooms[RoomID(room_id)].messages
         query = {
             "dir": "b",
@@ -180,11 +181,26 @@ class MatrixSender:
             query["from"] = start
         answer = await self.bot.api.request(Method.GET, path, query_params=query)
         chunk, state, end = answer.get("chunk"), answer.get("state"), answer.get("end")
+        if isinstance(chunk, list) and self.crypto is not None:
+            chunk = [await self._readable(evt) for evt in chunk]
         return (
             chunk if isinstance(chunk, list) else [],
             state if isinstance(state, list) else [],
             end if isinstance(end, str) and chunk else None,
         )
+
+    async def _readable(self, evt: Any) -> Any:
+        """A timeline event decrypted when the bridge holds its key (its own messages and
+        what it received), else as it is."""
+        if self.crypto is None or not isinstance(evt, dict):
+            return evt
+        if evt.get("type") != EventType.ROOM_ENCRYPTED.t or "state_key" in evt:
+            return evt
+        try:
+            return await self.crypto.decrypt(evt, wait=0)
+        except Exception as e:
+            log.debug("Event %s of the history stays encrypted: %s", evt.get("event_id"), e)
+            return evt
 
     async def redact(
         self, room_id: str, event_id: str, txn: str, *, as_user: UserID | str | None = None

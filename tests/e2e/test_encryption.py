@@ -8,6 +8,9 @@ Each channel's round trip in encrypted rooms: ``test_encrypted_channels.py``."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +34,9 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     db_url = backend_database(request, "encryption")
     async with build_stack(
-        tmp_path_factory.mktemp("encryption"), db_url=db_url, encryption=ENCRYPTION
-    ) as st:
+        tmp_path_factory.mktemp("encryption"), db_url=db_url, encryption=ENCRYPTION,
+        features={"privacy": {}},
+    ) as st:  # fmt: skip
         yield st
 
 
@@ -191,7 +195,12 @@ async def test_key_requests_get_the_withheld_code(stack: Stack, staff: StaffClie
                 f"/_matrix/client/v3/sendToDevice/m.room_key_request/{code}-{client.nio.device_id}",
                 {"messages": {stack.bot_id: {bridge_device: request}}},
             )
-            withheld = await _to_device(client, "m.room_key.withheld", 30)
+            try:
+                withheld = await _to_device(client, "m.room_key.withheld", 60)
+            except AssertionError as e:
+                log = (stack.workdir / "bridge.log").read_text().splitlines()
+                lines = [x for x in log if "key" in x]
+                raise AssertionError(f"{e}; bridge log: {lines}") from None
             assert withheld["content"]["code"] == code, withheld
             assert withheld["content"]["session_id"] == content["session_id"]
 
@@ -209,3 +218,40 @@ async def _to_device(client: StaffClient, event_type: str, timeout: float) -> di
             if event.get("type") == event_type:
                 return dict(event)
     raise AssertionError(f"no {event_type} arrived within {timeout}s")
+
+
+async def test_privacy_export_reads_encrypted_rooms(stack: Stack, staff: StaffClient) -> None:
+    """The export of a person whose conversation is in an encrypted room has its texts and
+    files in the clear (the bridge decrypts its history), and reaches the admin as an
+    encrypted file in their encrypted chat with the bot."""
+    room_id = await _portal(stack, staff, "enc-export")
+    stack.peer.files["order.txt"] = (b"order 7 of enc-export\n", "text/plain")
+    attached = customer_msg("enc-export", "")
+    attached["attachments"] = [{"url": stack.peer.file_url("order.txt"), "filename": "order.txt"}]
+    assert (await stack.peer.send(stack.account, attached))[0] == 200
+    await staff.wait_for_event(body_is("order.txt"), room_id=room_id)
+    await staff.send_text(room_id, "Your order ships today")
+    await stack.peer.wait_for(lambda p: p.get("text", "").endswith("Your order ships today"))
+
+    admin = await staff.create_room(invite=[stack.bot_id], is_direct=True)
+    await staff.wait_for_event(
+        lambda e: "Send `help`" in e.get("content", {}).get("body", ""), room_id=admin
+    )
+    await staff.send_text(admin, "privacy export hooks:user-enc-export")
+    dm = await join_invite_named(staff, "Data protection")
+    posted = await staff.wait_for_event(
+        lambda e: (
+            e.get("sender") == stack.bot_id and e.get("content", {}).get("msgtype") == "m.file"
+        ),
+        room_id=dm,
+        timeout=60,
+    )
+    assert posted.get("encrypted") is True
+    assert "file" in posted["content"] and "url" not in posted["content"]
+    archive = zipfile.ZipFile(io.BytesIO(await staff.download(posted["content"])))
+    document = json.loads(archive.read("export.json"))
+    texts = [m.get("text") for c in document["conversations"] for m in c["messages"]]
+    assert "enc-export hello" in texts and "Your order ships today" in texts, texts
+    files = [f for c in document["conversations"] for m in c["messages"] for f in m["files"]]
+    assert [f["name"] for f in files] == ["order.txt"], files
+    assert archive.read(files[0]["path"]) == b"order 7 of enc-export\n"

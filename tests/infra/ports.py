@@ -4,7 +4,8 @@ Tests run in several processes at once (pytest-xdist workers, each starting its 
 a port found free by one could be taken by another before it binds it. Each worker therefore
 hands out ports from a range of its own, below the kernel's ephemeral ports (32768–60999 on
 Linux), which outgoing connections take theirs from; within the range it goes round, skipping
-ports that are in use."""
+ports that are in use. A run outside xdist (one test file run by hand, several such runs at
+once) starts at a place of its own in the whole range, taken from its process id."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def free_port(host: str = LOOPBACK) -> int:
     global _next
     first, size = _range()
     if _next is None:
-        _next = first
+        alone = "PYTEST_XDIST_WORKER" not in os.environ
+        _next = first + (os.getpid() * 131) % size if alone else first
     for _ in range(size):
         port = first + (_next - first) % size
         _next = port + 1

@@ -303,13 +303,13 @@ class Encryption:
     async def _allow_key_share(self, device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
         who = f"{pii(device.user_id)}/{device.device_id}"
         if not self.settings.allow_key_sharing:
-            raise RejectKeyShare(
+            raise _refused(
                 f"Key sharing is off; refused {who}",
                 code=RoomKeyWithheldCode.UNAVAILABLE,
                 reason="The bridge does not share keys",
             )
         if device.trust == TrustState.BLACKLISTED:
-            raise RejectKeyShare(
+            raise _refused(
                 f"Refused a key request of blacklisted device {who}",
                 code=RoomKeyWithheldCode.BLACKLISTED,
                 reason="Your device is blacklisted by the bridge",
@@ -319,16 +319,21 @@ class Encryption:
         except (MNotFound, MForbidden):
             joined = {}
         if device.user_id not in joined:
-            raise RejectKeyShare(
+            raise _refused(
                 f"Refused a key request of {who} for {request.room_id}: not a member",
                 code=RoomKeyWithheldCode.UNAUTHORIZED,
                 reason="You are not a member of that room",
             )
         if await self.machine.resolve_trust(device) < self.machine.share_keys_min_trust:
-            raise RejectKeyShare(
+            raise _refused(
                 f"Refused a key request of device {who}: not trusted enough",
                 code=RoomKeyWithheldCode.UNVERIFIED,
                 reason="Your device is not trusted by the bridge",
             )
         log.info("Sharing session %s of %s with %s", request.session_id, request.room_id, who)
         return True
+
+
+def _refused(message: str, *, code: RoomKeyWithheldCode, reason: str) -> RejectKeyShare:
+    log.info("%s (%s)", message, code)
+    return RejectKeyShare(message, code=code, reason=reason)

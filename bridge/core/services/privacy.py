@@ -21,6 +21,7 @@ from ...db.erasure import rows_touched
 from ...db.keys import digest
 from ...media import FileTooLarge
 from ...seams import Timeline, TimelineEvent
+from ..crypto.attachments import AttachmentError
 from ..sender import refused
 from ..util import conversation_key, txn_id
 from .common import ServiceBase
@@ -52,13 +53,15 @@ class PrivacyServices(ServiceBase):
             raise
         return True
 
-    async def download(self, url: str, *, limit: int) -> bytes:
+    async def download(self, url: str, *, limit: int, file: dict[str, Any] | None = None) -> bytes:
         try:
             media = await self.sender.download_to_file(
-                url, "application/octet-stream", limit=limit
+                url, "application/octet-stream", limit=limit, file=file
             )
         except FileTooLarge as e:
             raise ValueError(f"the file is larger than {limit} bytes") from e
+        except AttachmentError as e:  # a ValueError too, which here means "too large"
+            raise OSError(f"the encrypted file could not be decrypted: {e}") from e
         with media:
             return await media.read()
 

@@ -98,25 +98,33 @@ class Media:
     """The archive's media part: files added while they fit in ``limit`` bytes."""
 
     archive: zipfile.ZipFile
-    download: Callable[[str, int], Awaitable[bytes]]
+    download: Callable[[str, int, dict[str, Any] | None], Awaitable[bytes]]
     limit: int
     used: int = 0
     count: int = 0
     left_out: list[dict[str, Any]] = field(default_factory=list)
 
-    async def add(self, url: str | None, name: str, size: Any, event_id: str) -> dict[str, Any]:
-        """The file's entry for ``export.json``, with ``path`` when it is in the archive."""
+    async def add(
+        self,
+        url: str | None,
+        name: str,
+        size: Any,
+        event_id: str,
+        file: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The file's entry for ``export.json``, with ``path`` when it is in the archive
+        (``file``: the ``EncryptedFile`` of a file sent in an encrypted room)."""
         entry: dict[str, Any] = {"name": name, "path": None}
         if isinstance(size, int) and not isinstance(size, bool):
             entry["size"] = size
         reason = None
         if url is None:
-            reason = "the file is encrypted or has no address"
+            reason = "the file has no address"
         elif isinstance(size, int) and size > self.limit - self.used:
             reason = "past the export's size limit"
         else:
             try:
-                data = await self.download(url, self.limit - self.used)
+                data = await self.download(url, self.limit - self.used, file)
             except ValueError:
                 reason = "past the export's size limit"
             except Exception as e:  # the homeserver lost it, refused it, timed out
@@ -247,7 +255,11 @@ async def _message(
         info = content.get("info")
         info = info if isinstance(info, dict) else {}
         url = content.get("url") if isinstance(content.get("url"), str) else None
-        item["files"].append(await media.add(url, name, info.get("size"), event.event_id))
+        file = content.get("file") if isinstance(content.get("file"), dict) else None
+        if url is None and file is not None and isinstance(file.get("url"), str):
+            url = file["url"]
+        size = info.get("size")
+        item["files"].append(await media.add(url, name, size, event.event_id, file))
         item["text"] = body if body and body != name else ""
     else:
         item["text"] = body
@@ -334,8 +346,8 @@ class Exporter:
             archive.writestr("README.txt", readme(document))
         return document
 
-    async def _download(self, url: str, limit: int) -> bytes:
-        return await self.services.download(url, limit=limit)
+    async def _download(self, url: str, limit: int, file: dict[str, Any] | None) -> bytes:
+        return await self.services.download(url, limit=limit, file=file)
 
     async def document(self, subject: Subject, media: Media, made: datetime) -> dict[str, Any]:
         conversations = [

@@ -113,7 +113,7 @@ class Fake:
     async def timeline(self, room_id: str, *, limit: int = 5000) -> Timeline:
         return Timeline(EVENTS if room_id == ROOM else [], True)
 
-    async def download(self, url: str, *, limit: int) -> bytes:
+    async def download(self, url: str, *, limit: int, file: dict[str, Any] | None = None) -> bytes:
         data = self.files[url]
         if len(data) > limit:
             raise ValueError("too large")
