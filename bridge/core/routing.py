@@ -86,6 +86,13 @@ class MatrixRouter:
             if decrypted is None:
                 return  # a crypto event, or one the room was told about
             payload = decrypted
+        elif _is_encrypted(payload) and not self.is_own(str(payload.get("sender"))):
+            await self.notices.failure(
+                str(payload["room_id"]), str(payload.get("event_id")),
+                "this bridge cannot read encrypted messages: encryption is not allowed in its"
+                " config (an admin can allow it: encryption.allow)",
+            )  # fmt: skip
+            return
         evt = read_event(payload)
         if evt is None:
             return  # nothing the bridge can act on (nor answer in)
@@ -192,6 +199,15 @@ class MatrixRouter:
         except Exception:
             return False
         return len(members) == 2
+
+
+def _is_encrypted(payload: dict[str, Any]) -> bool:
+    return (
+        payload.get("type") == "m.room.encrypted"
+        and "state_key" not in payload
+        and isinstance(payload.get("room_id"), str)
+        and isinstance(payload.get("sender"), str)
+    )
 
 
 def _room_message(evt: StaffMessage) -> RoomMessage:

@@ -70,6 +70,23 @@ async def test_replayed_transaction_is_a_no_op(stack: Stack, staff: StaffClient)
     assert [p["id"] for p in stack.peer.deliveries].count(event_id) == 1
 
 
+async def test_an_encrypted_message_without_encryption_gets_a_notice(
+    stack: Stack, staff: StaffClient
+) -> None:
+    """Encryption is not allowed in this stack: an encrypted staff message cannot be read, and
+    the room is told so instead of it being lost without a word."""
+    room_id, _ = await open_portal(stack, staff, f"enc-off-{uuid.uuid4().hex[:8]}")
+    sealed = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "session_id": "s",
+              "sender_key": "k", "device_id": "D"}  # fmt: skip
+    event_id = await staff.send_event(room_id, "m.room.encrypted", sealed)
+    notice = await staff.wait_for_event(
+        lambda e: e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {})
+        .get("event_id") == event_id,
+        room_id=room_id,
+    )  # fmt: skip
+    assert "cannot read encrypted messages" in notice["content"]["body"]
+
+
 async def test_permanent_failure_is_shown_in_the_room(stack: Stack, staff: StaffClient) -> None:
     room_id, _ = await open_portal(stack, staff, "c-reject", "hi")
     stack.peer.fail_next = [400]
