@@ -168,6 +168,9 @@ class MediaRef:
     size: int | None = None
     msgtype: str = "m.file"
     """``m.image``, ``m.video``, ``m.audio`` or ``m.file``."""
+    file: dict[str, Any] | None = None
+    """For a file sent in an encrypted room: its ``EncryptedFile`` (``url`` is that file's
+    address); the core decrypts it when a connector fetches it."""
 
 
 @dataclass(frozen=True)

@@ -212,10 +212,11 @@ def _is_encrypted(payload: dict[str, Any]) -> bool:
 
 def _room_message(evt: StaffMessage) -> RoomMessage:
     media = None
-    if evt.media is not None and evt.media.url:
-        m = evt.media
-        media = MediaRef(m.url or "", m.filename, m.mimetype or "application/octet-stream",
-                         m.size, evt.msgtype)  # fmt: skip
+    m = evt.media
+    url = None if m is None else m.url or (m.file or {}).get("url")
+    if m is not None and isinstance(url, str) and url:
+        media = MediaRef(url, m.filename, m.mimetype or "application/octet-stream", m.size,
+                         evt.msgtype, None if m.url else m.file)  # fmt: skip
     body = evt.body if media is None or evt.caption else ""
     return RoomMessage(
         evt.room_id, evt.event_id, evt.sender, evt.msgtype, body, evt.html, media, evt.reply_to

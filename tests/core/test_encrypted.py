@@ -14,6 +14,7 @@ from bridge.config import EncryptionConfig
 from bridge.core.crypto.machine import DEVICE_LISTS, TO_DEVICE, Undecryptable
 from bridge.core.encrypted import CryptoFlow
 from bridge.db import QueueItem, WaitingEvent
+from bridge.seams import MediaRef
 
 ROOM = "!portal:example.com"
 STAFF = "@staff:example.com"
@@ -201,3 +202,21 @@ async def test_require_refuses_plaintext_from_staff_only(database: object) -> No
     assert await strict.flow.handle(redaction) is redaction
     assert [(t[0], t[2]) for t in strict.notices.texts] == [("$plain1", "plaintext:$plain1")]
     assert "takes only encrypted messages" in strict.notices.texts[0][1]
+
+
+def test_a_file_of_an_encrypted_feature_room_keeps_its_keys() -> None:
+    """A staff file sent in an encrypted room of a feature (a broadcast draft) reaches the
+    feature as a file, with what the core needs to decrypt it, not as its name in text."""
+    from bridge.core.incoming import Media, StaffMessage
+    from bridge.core.routing import _room_message
+
+    file = {"url": "mxc://example.com/abc", "v": "v2", "key": {}, "iv": "", "hashes": {}}
+    media = Media(None, "offer.pdf", "application/pdf", 10, file)
+    evt = StaffMessage(ROOM, STAFF, "$f", None, "m.file", "offer.pdf", None, None, media, False)
+    message = _room_message(evt)
+    assert message.media is not None
+    assert (message.media.url, message.media.file) == ("mxc://example.com/abc", file)
+    plain = StaffMessage(ROOM, STAFF, "$g", None, "m.file", "a.pdf", None, None,
+                         Media("mxc://example.com/p", "a.pdf", None, 1), False)  # fmt: skip
+    expected = MediaRef("mxc://example.com/p", "a.pdf", "application/octet-stream", 1)
+    assert _room_message(plain).media == expected
