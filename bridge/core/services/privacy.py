@@ -118,10 +118,13 @@ class PrivacyServices(ServiceBase):
                 if not refused(e):  # no such alias any more: done before
                     raise
         key, chat_key = conversation_key(account, chat), digest(chat)
+        room = portal.room_id if portal is not None and portal.room_id else ""
         removed = 0
         conn: Connection
         async with Portal.db.acquire() as conn, conn.transaction():
             for query, args in (
+                # Staff messages still waiting for their key (end-to-bridge encryption).
+                ("DELETE FROM crypto_waiting WHERE room_id=$1", (room,)),
                 ("DELETE FROM message WHERE account=$1 AND chat_key=$2", (account, chat_key)),
                 ("DELETE FROM reaction WHERE account=$1 AND chat=$2", (account, chat)),
                 ("DELETE FROM queue WHERE queue_key=$1", (key,)),
