@@ -381,12 +381,30 @@ def banner(_: argparse.Namespace) -> None:
   (in portal rooms prefix them: "!bridge help"). A customer's data: in their room,
   "!bridge privacy export <account>:<id>" (the topic names both); also privacy erase,
   report, retention, audit.
-
+{_encryption_part(s)}
   Logs: {DATA}/*.log      Stop everything: Ctrl-C
 {rule}
 """,
         flush=True,
     )
+
+
+def _encryption_part(s: dict[str, Any]) -> str:
+    """The banner's part on end-to-bridge encryption: what is on, and what to look at."""
+    if s.get("e2ee"):
+        return """
+  Encryption is on (DEMO_E2EE=1): every new room is encrypted, the bridge's device is the
+  session "Business Bridge" of the bot. In Element: room settings > Security & Privacy
+  says "Encrypted"; the shield beside a customer's message says it was encrypted by a
+  device not verified by its owner (the bot's device encrypts for the ghosts); the bot's
+  profile lists its session. (README "End-to-bridge encryption")
+"""
+    if s.get("e2ee_allowed"):
+        return """
+  New rooms are plain (no DEMO_E2EE=1), but the bridge still reads the rooms an earlier run
+  made encrypted.
+"""
+    return ""
 
 
 def _newsletter_part(s: dict[str, Any], python: str) -> str:
