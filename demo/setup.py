@@ -9,9 +9,12 @@ Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_POR
 DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the email page),
 DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the staff password, the
 Telegram bot token, the WhatsApp app secret, verify token and access token and the support
-mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0 (scripts/demo.sh
-sets it when Dovecot is missing) leaves the email account out of the bridge config. The config
-files themselves are written by ``demo/configs.py``.
+mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0
+(scripts/demo.sh sets it when Dovecot is missing) leaves the email account out of the bridge
+config. DEMO_E2EE=1 turns on end-to-bridge encryption (README "End-to-bridge encryption"):
+every new room is encrypted; a later run without it makes new rooms plain again but keeps
+encryption allowed, so that the rooms made encrypted keep working. The config files
+themselves are written by ``demo/configs.py``.
 """
 
 from __future__ import annotations
@@ -141,6 +144,10 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     state.setdefault("email_account", EMAIL_ACCOUNT)
     state.setdefault("email_password", secrets.token_urlsafe(12))
     state["email_enabled"] = os.environ.get("DEMO_EMAIL", "1") != "0"
+    # DEMO_E2EE=1: new rooms encrypted. Once a run had it, the bridge keeps encryption allowed
+    # (rooms stay encrypted for good, and the bridge must go on reading them).
+    state["e2ee"] = os.environ.get("DEMO_E2EE", "0") == "1"
+    state["e2ee_allowed"] = state["e2ee"] or bool(state.get("e2ee_allowed"))
     state.update(ports)
     save_state(state)
     print(("Created" if fresh else "Reusing") + f" {DATA}")
@@ -374,12 +381,30 @@ def banner(_: argparse.Namespace) -> None:
   (in portal rooms prefix them: "!bridge help"). A customer's data: in their room,
   "!bridge privacy export <account>:<id>" (the topic names both); also privacy erase,
   report, retention, audit.
-
+{_encryption_part(s)}
   Logs: {DATA}/*.log      Stop everything: Ctrl-C
 {rule}
 """,
         flush=True,
     )
+
+
+def _encryption_part(s: dict[str, Any]) -> str:
+    """The banner's part on end-to-bridge encryption: what is on, and what to look at."""
+    if s.get("e2ee"):
+        return """
+  Encryption is on (DEMO_E2EE=1): every new room is encrypted, the bridge's device is the
+  session "Business Bridge" of the bot. In Element: room settings > Security & Privacy
+  says "Encrypted"; the shield beside a customer's message says it was encrypted by a
+  device not verified by its owner (the bot's device encrypts for the ghosts); the bot's
+  profile lists its session. (README "End-to-bridge encryption")
+"""
+    if s.get("e2ee_allowed"):
+        return """
+  New rooms are plain (no DEMO_E2EE=1), but the bridge still reads the rooms an earlier run
+  made encrypted.
+"""
+    return ""
 
 
 def _newsletter_part(s: dict[str, Any], python: str) -> str:

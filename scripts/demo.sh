@@ -11,6 +11,8 @@
 #                                  # email conversation end to end, then the newsletter's
 #                                  # opt-ins, broadcasts and an opt-out, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
+#   DEMO_E2EE=1 bash scripts/demo.sh   # the same with end-to-bridge encryption: every new room
+#                                  # encrypted; --check then logs in as an E2EE device
 #
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
 #        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
@@ -19,7 +21,8 @@
 # Email needs Dovecot (dovecot-imapd), which is installed with apt when missing and root;
 # otherwise the demo runs without email.
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
-# later runs; rm -rf demo-data to start afresh.
+# later runs; rm -rf demo-data to start afresh. A run without DEMO_E2EE=1 after one with it makes
+# new rooms plain again and keeps the encrypted ones working.
 #
 # Works on a fresh Debian machine with Python >= 3.11: creates .venv and installs the project
 # with its test extra (which brings Synapse and matrix-nio) the first time.
@@ -39,7 +42,7 @@ CHECK=${DEMO_CHECK:-0}
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done

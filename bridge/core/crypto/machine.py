@@ -246,7 +246,12 @@ class Encryption:
             lock = self._share_locks.setdefault(room_id, asyncio.Lock())
             async with lock:
                 if not await self._has_usable_session(room):
-                    await self.machine.share_group_session(room, await self.rooms.members(room))
+                    members = await self.rooms.members(room)
+                    # Their devices afresh: the homeserver pushes device list changes only of
+                    # users who share a joined room with the bridge, so the list of a staff
+                    # member who is only invited so far (a new device, say) may be stale.
+                    await self.machine._fetch_keys(members, include_untracked=True)
+                    await self.machine.share_group_session(room, members)
             encrypted = await self.machine.encrypt_megolm_event(room, event_type, content)
         return dict(encrypted.serialize())
 
