@@ -411,6 +411,10 @@ class MatrixSender:
 
     async def invite(self, room_id: str, user: UserID | str) -> None:
         await self.bot.invite_user(RoomID(room_id), UserID(user))
+        if self.crypto is not None:
+            # The next message goes out in a session shared with the invitee too, also when
+            # it is sent before the invite comes back in a transaction.
+            await self.crypto.member(room_id, str(user), "invite", None)
 
     async def kick(self, room_id: str, user: str, reason: str) -> None:
         await self.bot.kick_user(RoomID(room_id), UserID(user), reason)
