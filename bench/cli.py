@@ -132,10 +132,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--inbox-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the inbox figures (both by default)",
     )  # fmt: skip
-    p.add_argument(
-        "--enc-messages", type=int,
-        help=f"messages per run each way, plain and encrypted ({d.enc_messages})",
-    )  # fmt: skip
+    p.add_argument("--enc-messages", type=int, help=f"messages each way a run ({d.enc_messages})")
     p.add_argument(
         "--enc-rooms", type=int, help=f"plain and encrypted portal rooms each ({d.enc_rooms})"
     )

@@ -58,6 +58,8 @@ STARTED_PAUSE = 2.0
 """Seconds after the encrypted bridge's start (its device's keys, the first transactions)."""
 KEY_SYNCS = 20
 """``/sync`` rounds the staff client may take to receive every room key before the check."""
+HISTORY = 1_000_000
+"""Events of a room read back for the check: all (staff messages are in the rooms too)."""
 
 
 @dataclass
@@ -150,7 +152,7 @@ async def _check_order(staff: StaffClient, order: GhostOrder) -> int:
         bodies: dict[str, str] = {}
         for _ in range(KEY_SYNCS):
             await staff.sync_once(0)  # room keys arrive as to-device messages, 100 a sync
-            history = await staff.room_messages(room_id, limit=len(taken) + 100)
+            history = await staff.room_messages(room_id, limit=HISTORY)
             bodies = {
                 str(ev.get("event_id")): str((ev.get("content") or {}).get("body", ""))
                 for ev in history
