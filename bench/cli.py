@@ -21,6 +21,7 @@ from typing import Any
 from tests.infra.postgres import PostgresServer
 
 from .broadcast import measure_broadcast
+from .encrypted import measure_encrypted
 from .endpoints import Arrivals
 from .inbox import measure_inbox
 from .inbox_e2e import measure_first_messages
@@ -42,7 +43,7 @@ log = logging.getLogger("bench")
 
 PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
-STACK_PARTS = ("traffic", "media", "inbox-e2e", "scale")
+STACK_PARTS = ("traffic", "media", "inbox-e2e", "encrypted", "scale")
 """The parts that need the whole stack; the local ones need at most a PostgreSQL."""
 LOCAL_PARTS = ("inbox", "broadcast")
 
@@ -64,6 +65,8 @@ class Options:
     inbox_floods: int = 5
     inbox_e2e: int = 30
     inbox_dbs: list[str] = field(default_factory=lambda: ["postgres", "sqlite"])
+    enc_messages: int = 500
+    enc_rooms: int = 10
     broadcast_recipients: int = 100_000
     broadcast_reference: int = 1000
     broadcast_rate: float = 1000.0
@@ -80,7 +83,8 @@ class Options:
         return cls(
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
-            inbox_floods=1, inbox_e2e=3, broadcast_recipients=200, broadcast_reference=50,
+            inbox_floods=1, inbox_e2e=3, enc_messages=20, enc_rooms=2, broadcast_recipients=200,
+            broadcast_reference=50,
         )  # fmt: skip
 
 
@@ -128,6 +132,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--inbox-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the inbox figures (both by default)",
     )  # fmt: skip
+    p.add_argument("--enc-messages", type=int, help=f"messages each way a run ({d.enc_messages})")
+    p.add_argument(
+        "--enc-rooms", type=int, help=f"plain and encrypted portal rooms each ({d.enc_rooms})"
+    )
     p.add_argument(
         "--broadcast-recipients", type=int,
         help=f"recipients of the broadcast measured ({d.broadcast_recipients})",
@@ -155,7 +163,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     opts = Options.quick() if args.quick else Options()
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
-                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "broadcast_recipients",
+                 "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "enc_messages",
+                 "enc_rooms", "broadcast_recipients",
                  "broadcast_reference", "broadcast_rate", "bridge_db", "json", "workdir",
                  "profile"):  # fmt: skip
         value = getattr(args, name)
@@ -240,7 +249,8 @@ async def run(opts: Options) -> dict[str, Any]:
     stack = None
     postgres = None
     if not set(STACK_PARTS) <= set(opts.skip):
-        stack = await start_stack(workdir, bridge_db=opts.bridge_db)
+        e2ee = "encrypted" not in opts.skip
+        stack = await start_stack(workdir, bridge_db=opts.bridge_db, e2ee=e2ee)
         postgres = stack.postgres
     elif _local_postgres(opts):
         postgres = PostgresServer(workdir)
@@ -250,6 +260,7 @@ async def run(opts: Options) -> dict[str, Any]:
     media: dict[str, Any] = {}
     inbox: list[dict[str, Any]] = []
     inbox_e2e: list[dict[str, Any]] = []
+    encrypted: list[dict[str, Any]] = []
     broadcast: dict[str, Any] = {}
     ok = False
     try:
@@ -273,6 +284,12 @@ async def run(opts: Options) -> dict[str, Any]:
             t = time.monotonic()
             inbox_e2e = await measure_first_messages(stack, opts.inbox_e2e, opts.repeat)
             log.info("first messages with the inbox off and on in %.1fs", time.monotonic() - t)
+        if stack is not None and "encrypted" not in opts.skip:
+            t = time.monotonic()
+            encrypted = await measure_encrypted(
+                stack, opts.enc_messages, opts.enc_rooms, opts.concurrency, opts.repeat
+            )
+            log.info("plain and encrypted rooms in %.1fs", time.monotonic() - t)
         if stack is not None and "scale" not in opts.skip:
             await asyncio.to_thread(stack.bridge.stop)
             sizes = sorted({min(opts.scale_reference, opts.portals), opts.portals})
@@ -307,7 +324,9 @@ async def run(opts: Options) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         elif not ok:
             log.error("Logs are kept in %s", workdir)
-    figures = build_figures(runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast)
+    figures = build_figures(
+        runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted
+    )
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -323,6 +342,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "media": media,
         "inbox": inbox,
         "inbox_e2e": inbox_e2e,
+        "encrypted": encrypted,
         "broadcast": broadcast,
     }
 

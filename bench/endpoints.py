@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,9 @@ class Observer(_Server):
         super().__init__()
         self.hs_token = hs_token
         self.arrivals = Arrivals()
+        self.watchers: list[Callable[[dict[str, Any], float], None]] = []
+        """Called with every event pushed and its arrival time (for what has no marker in
+        clear: encrypted messages, see ``bench.encrypted``)."""
         self.app.router.add_put("/_matrix/app/v1/transactions/{txn}", self._transaction)
         self.app.router.add_route("*", "/{tail:.*}", self._other)
 
@@ -81,6 +85,8 @@ class Observer(_Server):
             return web.json_response({"errcode": "M_FORBIDDEN"}, status=403)
         body: dict[str, Any] = await request.json()
         for event in body.get("events", []):
+            for watch in self.watchers:
+                watch(event, at)
             if event.get("type") != "m.room.message":
                 continue
             text = (event.get("content") or {}).get("body")

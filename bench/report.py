@@ -17,14 +17,16 @@ Raw = dict[str, Any]
 @dataclass
 class Goal:
     on: Literal["compare", "bridge"]
-    op: Literal["<", ">="]
+    op: Literal["<", "<=", ">="]
     limit: float
     text: str
 
     def met(self, value: float) -> bool | None:
         if not math.isfinite(value):
             return None
-        return value < self.limit if self.op == "<" else value >= self.limit
+        if self.op == "<":
+            return value < self.limit
+        return value <= self.limit if self.op == "<=" else value >= self.limit
 
 
 INBOX_GOAL = Goal("compare", "<", 2.0, "added < 2 ms")
@@ -107,6 +109,7 @@ def build_figures(
     inbox: Sequence[Raw] = (),
     inbox_e2e: Sequence[Raw] = (),
     broadcast: Raw | None = None,
+    encrypted: Sequence[Raw] = (),
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -197,6 +200,44 @@ def build_figures(
         ])  # fmt: skip
     figs.extend(_inbox_figures(inbox, inbox_e2e, opts))
     figs.extend(_broadcast_figures(broadcast or {}))
+    figs.extend(_encrypted_figures(encrypted, opts))
+    return figs
+
+
+ENCRYPTED_TPUT_GOAL = Goal("compare", ">=", 0.8, "ratio >= 0.8")
+ENCRYPTED_CPU_GOAL = Goal("compare", "<=", 2.0, "ratio <= 2")
+"""Issue 15: encrypted rooms keep at least 0.8 of the plain throughput, at most twice the
+bridge's CPU per message."""
+
+
+def _encrypted_figures(runs: Sequence[Raw], opts: Raw) -> list[Figure]:
+    """Encrypted portal rooms against plain ones, the same bridge process, per direction
+    (see bench/encrypted.py)."""
+    figs: list[Figure] = []
+    if not runs:
+        return figs
+    label = f"{opts.get('enc_rooms')} rooms, {opts.get('concurrency')} in flight"
+
+    def cpu_ms(direction: str, kind: str) -> list[float]:
+        out = []
+        for run in runs:
+            m = run.get(direction, {}).get(kind)
+            out.append(m["cpu_seconds"]["bridge"] / m["messages"] * 1000 if m else math.nan)
+        return out
+
+    for key, name in (("r2m", "remote→Matrix"), ("m2r", "Matrix→remote")):
+        e, p = (key, "encrypted"), (key, "plain")
+        figs.extend([
+            Figure(f"enc_{key}_per_second", f"{name} msg/s, encrypted, {label}", "msg/s",
+                   _series(runs, *e, "per_second"), _series(runs, *p, "per_second"),
+                   "plain rooms", "ratio", ENCRYPTED_TPUT_GOAL),
+            Figure(f"enc_{key}_p50_ms", f"{name} p50, encrypted, {label}", "ms",
+                   _series(runs, *e, "p50_ms"), _series(runs, *p, "p50_ms"),
+                   "plain rooms", "added"),
+            Figure(f"enc_{key}_cpu_ms", f"{name} bridge CPU per msg, encrypted", "ms",
+                   cpu_ms(key, "encrypted"), cpu_ms(key, "plain"), "plain rooms", "ratio",
+                   ENCRYPTED_CPU_GOAL),
+        ])  # fmt: skip
     return figs
 
 

@@ -26,6 +26,7 @@ from tests.infra.bridge_proc import REPO, BridgeProcess, run_cli, write_bridge_c
 from tests.infra.ports import LOOPBACK, free_port, port_is_open
 from tests.infra.postgres import PostgresServer
 from tests.infra.synapse import (
+    E2EE_SETTINGS,
     SynapseServer,
     postgres_database_config,
     write_appservice_registration,
@@ -69,6 +70,7 @@ class Stack:
     as_token: str
     staff_id: str
     staff_token: str
+    staff_password: str
     bare_token: str
     bare_proc: subprocess.Popen[bytes]
     session: aiohttp.ClientSession
@@ -218,8 +220,12 @@ class Stack:
         await self.postgres.astop()
 
 
-async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
-    """Start the whole stack in ``workdir``; the caller closes it."""
+async def start_stack(workdir: Path, *, bridge_db: str = "postgres", e2ee: bool = False) -> Stack:
+    """Start the whole stack in ``workdir``; the caller closes it. With ``e2ee`` Synapse takes
+    appservice encryption (MSC2409/MSC3202) and the bridge's registration carries it, so that
+    the bridge can be run with encryption on (``bench.encrypted``); the bridge itself starts
+    without it, and Synapse does not encrypt new rooms by default, so the other figures'
+    rooms stay plain."""
     started = time.monotonic()
     postgres = PostgresServer(workdir, settings={"max_connections": 300})
     await postgres.astart()
@@ -272,7 +278,10 @@ async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
             postgres.host, postgres.port, postgres.superuser, "synapse"
         ),
         startup_timeout=180,
-        extra_config={"max_upload_size": f"{MAX_FILE_MB * 2}M"},
+        extra_config={
+            "max_upload_size": f"{MAX_FILE_MB * 2}M",
+            **({"experimental_features": E2EE_SETTINGS["experimental_features"]} if e2ee else {}),
+        },
     )
     data = write_bridge_config(
         config_path,
@@ -283,11 +292,14 @@ async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
         admins=[staff_id],
         outbound_url=receiver.inbox_url,
         secret=secret,
+        encryption={"allow": True} if e2ee else None,
     )
     _allow_large_files(config_path)
     result = await asyncio.to_thread(run_cli, "-c", str(config_path), "-g", "-r", str(bridge_reg))
     if result.returncode != 0:
         raise RuntimeError(f"bridge -g failed: {result.stderr}")
+    if e2ee:  # the registration carries MSC3202 and MSC4190; the bridge starts plain
+        _set_encryption(config_path, allow=False)
     as_token = _read_token(config_path)
     await synapse.astart()
     log.info("Synapse on PostgreSQL up after %.1fs", time.monotonic() - started)
@@ -305,7 +317,7 @@ async def start_stack(workdir: Path, *, bridge_db: str = "postgres") -> Stack:
     stack = Stack(
         workdir=workdir, bridge_db=db_url, postgres=postgres, synapse=synapse, bridge=bridge,
         observer=observer, receiver=receiver, config_path=config_path, secret=secret,
-        as_token=as_token, staff_id=staff_id, staff_token=staff_token,
+        as_token=as_token, staff_id=staff_id, staff_token=staff_token, staff_password=password,
         bare_token=bare_reg.as_token, bare_proc=bare_proc, session=session,
     )  # fmt: skip
     # The bare appservice's bot must exist before it can be invited.
@@ -343,6 +355,16 @@ def _allow_large_files(config_path: Path) -> None:
     hooks = data["channels"][ACCOUNT]
     hooks["max_file_size"] = MAX_FILE_MB * 1024 * 1024
     hooks["request_timeout"] = 300
+    with config_path.open("w") as f:
+        yaml.dump(data, f)
+
+
+def _set_encryption(config_path: Path, **values: bool) -> None:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(config_path.read_text())
+    data["encryption"].update(values)
     with config_path.open("w") as f:
         yaml.dump(data, f)
 

@@ -27,7 +27,7 @@ BROADCAST_FIGURES = {
 
 def test_the_broadcast_part_runs_alone_on_both_databases(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    skips = [arg for part in ("traffic", "media", "scale", "inbox-e2e", "inbox")
+    skips = [arg for part in ("traffic", "media", "scale", "inbox-e2e", "encrypted", "inbox")
              for arg in ("--skip", part)]  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out), *skips,

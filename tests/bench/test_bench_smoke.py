@@ -16,6 +16,11 @@ INBOX_FIGURES = {
     for figure in (f"first_{kind}_p50_ms", f"first_{kind}_p99_ms",
                    f"flood_{kind}_round_robin_ms", f"flood_{kind}_least_open_ms")
 }  # fmt: skip
+ENCRYPTED_FIGURES = {
+    f"enc_{direction}_{figure}"
+    for direction in ("r2m", "m2r")
+    for figure in ("per_second", "p50_ms", "cpu_ms")
+}
 FIGURES = {
     "r2m_1room_per_second", "r2m_1room_p50_ms", "r2m_1room_p99_ms", "r2m_1room_vs_in_order",
     "r2m_rooms_per_second", "r2m_rooms_p50_ms", "r2m_rooms_p99_ms",
@@ -25,7 +30,7 @@ FIGURES = {
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
     "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
     "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
-    "broadcast_sqlite_cpu_ms",
+    "broadcast_sqlite_cpu_ms", *ENCRYPTED_FIGURES,
 }  # fmt: skip
 
 
@@ -52,3 +57,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
             assert figure["met"] in (True, False), key
     assert len(data["runs"]) == 1
     assert data["scale"]["sqlite"][-1]["portals"] == data["options"]["portals"]
+    # The encrypted run: both kinds of rooms each way (its arrivals were checked in the run).
+    [encrypted] = data["encrypted"]
+    for direction in ("r2m", "m2r"):
+        for kind in ("plain", "encrypted"):
+            assert encrypted[direction][kind]["messages"] == data["options"]["enc_messages"]
