@@ -49,6 +49,9 @@ class CryptoFlow:
         self.is_own = is_own
         self.queue_key = queue_key
         self.submit = submit
+        self._waiting: set[str] | None = None
+        """The events waiting for their key (read once, then kept): most decryptions need
+        not look in the table."""
         encryption.on_key(self.key_arrived)
 
     async def handle(self, payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,12 +114,19 @@ class CryptoFlow:
                     txn=f"undecryptable:{event_id}",
                 )  # fmt: skip
             return None
-        waiting = await WaitingEvent.get(event_id) if event_id else None
-        if waiting is not None:
-            if waiting.notice_id:
+        if event_id in await self._waiting_ids():
+            waiting = await WaitingEvent.get(event_id)
+            if waiting is not None and waiting.notice_id:
                 await self._update_notice(room_id, waiting.notice_id, event_id)
-            await waiting.delete()
+            if waiting is not None:
+                await waiting.delete()
+            (await self._waiting_ids()).discard(event_id)
         return plain
+
+    async def _waiting_ids(self) -> set[str]:
+        if self._waiting is None:
+            self._waiting = await WaitingEvent.all_ids()
+        return self._waiting
 
     async def _wait(
         self, room_id: str, event_id: str, session_id: str, payload: dict[str, Any]
@@ -125,6 +135,7 @@ class CryptoFlow:
         if waiting is None:
             waiting = WaitingEvent(event_id, room_id, session_id, payload)
             await waiting.insert()
+            (await self._waiting_ids()).add(event_id)
             log.info("Event %s waits for its key (session %s)", event_id, session_id)
             if await self.encryption.has_key(room_id, session_id):
                 await self._requeue(waiting)  # the key came in between

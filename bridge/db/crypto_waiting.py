@@ -37,6 +37,12 @@ class WaitingEvent:
         return cls._from_row(row) if row else None
 
     @classmethod
+    async def all_ids(cls) -> set[str]:
+        return {
+            str(r["event_id"]) for r in await cls.db.fetch("SELECT event_id FROM crypto_waiting")
+        }
+
+    @classmethod
     async def for_session(cls, room_id: str, session_id: str) -> list[WaitingEvent]:
         q = f"SELECT {_COLUMNS} FROM crypto_waiting WHERE session_id=$1 AND room_id=$2"
         return [cls._from_row(r) for r in await cls.db.fetch(q, session_id, room_id)]

@@ -16,6 +16,8 @@ from mautrix.crypto import StateStore as CryptoStateStore
 from mautrix.crypto.sessions import InboundGroupSession
 from mautrix.errors import MForbidden, MNotFound
 from mautrix.types import (
+    DeviceID,
+    DeviceIdentity,
     EventType,
     IdentityKey,
     RoomEncryptionStateEventContent,
@@ -109,11 +111,84 @@ class RoomCrypto(CryptoStateStore):
 
 class KeyStore(PgCryptoStore):
     """mautrix's crypto store in the bridge's database, telling ``on_key`` of every room key
-    stored (received from a device, or made for the bridge's own messages)."""
+    stored (received from a device, or made for the bridge's own messages).
+
+    What every decryption reads is kept in memory after its first read, as written: the room
+    key (its pickle is decrypted on every read otherwise), the sending device and its user's
+    cross-signing keys; every write of them goes to the database first and replaces or drops
+    the copy."""
 
     def __init__(self, account_id: str, pickle_key: str, db: Database) -> None:
         super().__init__(account_id, pickle_key, db)
         self.on_key: KeyArrived | None = None
+        self._sessions: OrderedDict[tuple[str, str], InboundGroupSession] = OrderedDict()
+        self._devices: OrderedDict[tuple[str, str], DeviceIdentity | None] = OrderedDict()
+        self._cross_signing: OrderedDict[str, Any] = OrderedDict()
+
+    async def get_group_session(
+        self, room_id: RoomID, session_id: SessionID
+    ) -> InboundGroupSession | None:
+        key = (str(room_id), str(session_id))
+        cached = self._sessions.get(key)
+        if cached is not None:
+            self._sessions.move_to_end(key)
+            return cached
+        session = await super().get_group_session(room_id, session_id)
+        if session is not None:
+            _put(self._sessions, (str(room_id), str(session_id)), session)
+        return session
+
+    async def redact_group_session(
+        self, room_id: RoomID, session_id: SessionID, reason: str
+    ) -> None:
+        self._sessions.clear()
+        await super().redact_group_session(room_id, session_id, reason)
+
+    async def redact_group_sessions(
+        self, room_id: RoomID | None, sender_key: IdentityKey | None, reason: str
+    ) -> list[SessionID]:
+        self._sessions.clear()
+        return await super().redact_group_sessions(room_id, sender_key, reason)  # type: ignore[arg-type]
+
+    async def redact_expired_group_sessions(self) -> list[SessionID]:
+        self._sessions.clear()
+        return await super().redact_expired_group_sessions()
+
+    async def redact_outdated_group_sessions(self) -> list[SessionID]:
+        self._sessions.clear()
+        return await super().redact_outdated_group_sessions()
+
+    async def find_device_by_key(
+        self, user_id: UserID, identity_key: IdentityKey
+    ) -> DeviceIdentity | None:
+        key = (str(user_id), str(identity_key))
+        if key in self._devices:
+            return self._devices[key]
+        device = await super().find_device_by_key(user_id, identity_key)
+        _put(self._devices, key, device)
+        return device
+
+    async def put_devices(self, user_id: UserID, devices: dict[DeviceID, DeviceIdentity]) -> None:
+        await super().put_devices(user_id, devices)
+        for key in [k for k in self._devices if k[0] == user_id]:
+            del self._devices[key]
+
+    async def get_cross_signing_keys(self, user_id: UserID) -> Any:
+        if user_id in self._cross_signing:
+            return self._cross_signing[user_id]
+        keys = await super().get_cross_signing_keys(user_id)
+        _put(self._cross_signing, user_id, keys)
+        return keys
+
+    async def put_cross_signing_key(self, user_id: UserID, usage: Any, key: Any) -> None:
+        await super().put_cross_signing_key(user_id, usage, key)
+        self._cross_signing.pop(user_id, None)
+
+    async def delete(self) -> None:
+        self._sessions.clear()
+        self._devices.clear()
+        self._cross_signing.clear()
+        await super().delete()
 
     async def put_group_session(
         self,
@@ -123,11 +198,12 @@ class KeyStore(PgCryptoStore):
         session: InboundGroupSession,
     ) -> None:
         await super().put_group_session(room_id, sender_key, session_id, session)
+        _put(self._sessions, (str(room_id), str(session_id)), session)
         if self.on_key is not None:
             await self.on_key(str(room_id), str(session_id))
 
 
-def _put(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+def _put(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
     cache.move_to_end(key)
     if len(cache) > ROOMS:

@@ -71,6 +71,4 @@ class DirectServices(ServiceBase):
         return str(sent.message_id)
 
     def _media(self, media: MediaRef) -> MatrixMedia:
-        return self.sender.media(
-            media.url, media.filename, media.mimetype, media.size, media.file
-        )
+        return self.sender.media(media.url, media.filename, media.mimetype, media.size, media.file)
