@@ -1,0 +1,129 @@
+"""The kill test in encrypted rooms: numbered messages stream both ways through an encrypted
+portal room while the bridge is killed with SIGKILL at random moments and started again on the
+same PostgreSQL database, where its device, its Olm and Megolm sessions and the room keys it
+received are kept.
+
+Afterwards every message arrived exactly once and in order (as in ``test_kill``), and no key
+was lost to a kill: the bridge still decrypts what staff send (the staff's last message, sent
+after the last restart, reaches the customer), staff can decrypt every event the bridge sent
+before, between and after the kills (none stays ``m.room.encrypted`` when read back), and no
+"cannot decrypt" notice of the bridge was left without its "the key arrived" edit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import POLL_TOKEN, Stack, build_stack
+from tests.connectors.telegram.simulator import RateLimits as TelegramRateLimits
+from tests.fault.channels import Conversation, TelegramConversation, WebhookConversation
+from tests.fault.conftest import DEADLINE
+from tests.fault.streams import N, begin, check, run_streams, seed_for, settle
+from tests.fault.telegram import FaultyTelegramSimulator
+from tests.infra.postgres import PostgresServer
+from tests.infra.staff import StaffClient
+
+KILLS = 2
+ENCRYPTION = {"allow": True, "default": True}
+LOCKED = "🔒 The bridge cannot decrypt"
+UNLOCKED = "🔓 The key arrived"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def encrypted_stack(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    db_url = postgres.create_database("fault_encrypted")
+    telegram = FaultyTelegramSimulator(
+        POLL_TOKEN, bot_username="company_bot", rate_limits=TelegramRateLimits(enabled=False)
+    )
+    options = {"hooks": {"delivery_deadline": DEADLINE}, "tg": {"delivery_deadline": DEADLINE}}
+    async with build_stack(
+        tmp_path_factory.mktemp("fault-encrypted"), db_url=db_url, telegram=telegram,
+        channel_options=options, encryption=ENCRYPTION,
+    ) as stack:  # fmt: skip
+        yield stack
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def encrypted_staff(encrypted_stack: Stack) -> AsyncIterator[StaffClient]:
+    st = encrypted_stack
+    client = await StaffClient.login(
+        st.synapse.base_url, st.staff_id, st.staff_password, encrypted=True
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_sigkill_in_encrypted_rooms(
+    encrypted_stack: Stack, encrypted_staff: StaffClient
+) -> None:
+    seed = seed_for("sigkill-encrypted")
+    rng = random.Random(seed)
+    staff, bridge = encrypted_staff, encrypted_stack.bridge
+    convs: list[Conversation] = [
+        WebhookConversation(encrypted_stack, staff, "enc"),
+        TelegramConversation(encrypted_stack, staff, "enc"),
+    ]
+    await asyncio.gather(*(c.open() for c in convs))
+    for conv in convs:
+        assert await staff.room_is_encrypted(conv.room_id), f"{conv.label}: room not encrypted"
+    begin(convs, "enckill")
+    kills = 0
+
+    async def killer() -> None:
+        nonlocal kills
+        for _ in range(KILLS):
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
+            bridge.kill()
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
+            await bridge.astart()
+            kills += 1
+
+    await asyncio.gather(run_streams(staff, convs, N, seed), killer())
+    # The markers are sent after the last restart: staff's reaches the customer only if the
+    # bridge still decrypts what staff send.
+    await settle(staff, convs, seed, marker="after kills")
+    await staff.sync_once(0)  # the room keys of the bridge's last messages
+    repeats = await check(staff, convs, N, seed, crashes=kills)
+    assert kills == KILLS
+    for conv in convs:
+        events = await staff.room_messages(conv.room_id)
+        problems = _undecrypted(events) + _unanswered_notices(events)
+        assert not problems, f"{conv.label} (FAULT_SEED={seed}):\n" + "\n".join(problems)
+    print(f"sigkill-encrypted: {kills} kills, repeats per channel: {repeats}")
+
+
+def _undecrypted(events: list[dict[str, Any]]) -> list[str]:
+    """Events the staff client could not decrypt: their key never reached it."""
+    return [
+        f"undecrypted {e.get('event_id')} from {e.get('sender')} (session "
+        f"{e.get('content', {}).get('session_id')})"
+        for e in events
+        if e.get("type") == "m.room.encrypted"
+    ]
+
+
+def _unanswered_notices(events: list[dict[str, Any]]) -> list[str]:
+    """The bridge's "cannot decrypt yet" notices that no "the key arrived" edit answered."""
+    edited = {
+        e["content"]["m.relates_to"].get("event_id")
+        for e in events
+        if e.get("type") == "m.room.message"
+        and e.get("content", {}).get("m.new_content", {}).get("body", "").startswith(UNLOCKED)
+        and isinstance(e["content"].get("m.relates_to"), dict)
+    }
+    return [
+        f"unanswered notice {e.get('event_id')}: {e['content'].get('body')!r}"
+        for e in events
+        if e.get("type") == "m.room.message"
+        and e.get("content", {}).get("body", "").startswith(LOCKED)
+        and e.get("event_id") not in edited
+    ]
