@@ -88,17 +88,31 @@ async def test_sigkill_in_encrypted_rooms(
             kills += 1
 
     await asyncio.gather(run_streams(staff, convs, N, seed), killer())
-    # The markers are sent after the last restart: staff's reaches the customer only if the
-    # bridge still decrypts what staff send.
-    await settle(staff, convs, seed, marker="after kills")
+    try:
+        # The markers are sent after the last restart: staff's reaches the customer only if
+        # the bridge still decrypts what staff send.
+        await settle(staff, convs, seed, marker="after kills")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{await _crypto_problems(staff, convs)}") from None
     await staff.sync_once(0)  # the room keys of the bridge's last messages
     repeats = await check(staff, convs, N, seed, crashes=kills)
     assert kills == KILLS
+    problems = await _crypto_problems(staff, convs)
+    assert not problems, f"FAULT_SEED={seed}\n{problems}"
+    print(f"sigkill-encrypted: {kills} kills, repeats per channel: {repeats}")
+
+
+async def _crypto_problems(staff: StaffClient, convs: list[Conversation]) -> str:
+    """What went wrong with keys in the conversations' rooms, read back by the staff client:
+    events it cannot decrypt, the bridge's messages sent in the clear, and "cannot decrypt"
+    notices of the bridge no "the key arrived" edit answered."""
+    await staff.sync_once(0)
+    lines = []
     for conv in convs:
         events = await staff.room_messages(conv.room_id)
-        problems = _undecrypted(events) + _unanswered_notices(events)
-        assert not problems, f"{conv.label} (FAULT_SEED={seed}):\n" + "\n".join(problems)
-    print(f"sigkill-encrypted: {kills} kills, repeats per channel: {repeats}")
+        found = _undecrypted(events) + _plaintext(events, staff.user_id)
+        lines += [f"{conv.label}: {p}" for p in found + _unanswered_notices(events)]
+    return "\n".join(lines)
 
 
 def _undecrypted(events: list[dict[str, Any]]) -> list[str]:
@@ -108,6 +122,18 @@ def _undecrypted(events: list[dict[str, Any]]) -> list[str]:
         f"{e.get('content', {}).get('session_id')})"
         for e in events
         if e.get("type") == "m.room.encrypted"
+    ]
+
+
+def _plaintext(events: list[dict[str, Any]], staff: str) -> list[str]:
+    """Messages of the bridge (its bot and ghosts) that were not encrypted."""
+    return [
+        f"sent in the clear: {e.get('event_id')} from {e.get('sender')}: "
+        f"{e.get('content', {}).get('body')!r}"
+        for e in events
+        if e.get("type") in ("m.room.message", "m.reaction")
+        and e.get("sender") != staff
+        and not e.get("encrypted")
     ]
 
 
