@@ -140,11 +140,16 @@ class CryptoFlow:
             if await self.encryption.has_key(room_id, session_id):
                 await self._requeue(waiting)  # the key came in between
                 return
+            content = payload.get("content")
+            sender = payload.get("sender")
+            if isinstance(content, dict) and isinstance(sender, str):
+                await self.encryption.request_key(room_id, sender, content)
         if waiting.notice_id is None:
             notice = await self.notices.send(
                 room_id,
                 "🔒 The bridge cannot decrypt this message yet: its key has not reached the"
-                " bridge's device. It will be bridged as soon as the key arrives.",
+                " bridge's device (it asked the sending device for it). It will be bridged as"
+                " soon as the key arrives.",
                 reply_to=event_id,
                 txn=f"undecryptable:{event_id}",
             )

@@ -47,6 +47,9 @@ class Device:
     async def has_key(self, room: str, session: str) -> bool:
         return (room, session) in self.keys
 
+    async def request_key(self, room: str, sender: str, content: dict[str, Any]) -> None:
+        self.calls.append(("request_key", (room, sender, content["session_id"])))
+
 
 class Sender:
     """Decrypts what it was told it can; records what is sent."""
@@ -171,6 +174,8 @@ async def test_a_missing_key_waits_with_one_notice_and_the_event_goes_on_with_it
     assert [t[1][:40] for t in flow.notices.texts] == ["🔒 The bridge cannot decrypt this message"]
     waiting = await WaitingEvent.get("$enc1")
     assert waiting is not None and waiting.notice_id == "$sent1"
+    # The sending device was asked for the key, once.
+    assert flow.device.calls == [("request_key", (ROOM, STAFF, "S"))]
 
     await flow.device.on_key_callback(ROOM, "S")
     await flow.device.on_key_callback(ROOM, "S")  # a key stored twice: queued once

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, RejectKeyShare
+from mautrix.crypto.sessions import InboundGroupSession
 from mautrix.errors import (
     DecryptionError,
     DuplicateMessageIndex,
@@ -42,10 +44,13 @@ from mautrix.types import (
     DeviceLists,
     DeviceOTKCount,
     EncryptedEvent,
+    EncryptionKeyAlgorithm,
     EventType,
+    IdentityKey,
     RequestedKeyInfo,
     RoomID,
     RoomKeyWithheldCode,
+    SessionID,
     TrustState,
     UserID,
 )
@@ -100,6 +105,44 @@ OLM_LOG = logging.getLogger("bridge.crypto.olm")
 OLM_LOG.addFilter(_Routine())
 
 
+class BridgeOlmMachine(OlmMachine):
+    """mautrix's machine with two changes of order and cost (both on private methods of the
+    pinned mautrix 0.21, as its bridges' own code does):
+
+    * one-time keys are saved with the account before they are uploaded (mautrix saves after
+      the upload: a kill in between left keys on the homeserver whose private halves were
+      gone, and a staff device that claimed one could never give the bridge a room key);
+    * a room key is not written back after every message it decrypts: the write only keeps
+      the ratchet bookkeeping that key deletion (off here) uses."""
+
+    async def _share_keys(self, current_otk_count: int | None) -> None:
+        assert self.account is not None
+        if current_otk_count is None:
+            current_otk_count = (await self.client.upload_keys()).get(
+                EncryptionKeyAlgorithm.SIGNED_CURVE25519, 0
+            )
+        device_keys = (
+            None
+            if self.account.shared
+            else self.account.get_device_keys(self.client.mxid, self.client.device_id)
+        )
+        one_time_keys = self.account.get_one_time_keys(
+            self.client.mxid, self.client.device_id, current_otk_count
+        )
+        if not device_keys and not one_time_keys:
+            return
+        self.account.mark_keys_as_published()
+        await self.crypto_store.put_account(self.account)  # first: the private halves
+        await self.client.upload_keys(one_time_keys=one_time_keys, device_keys=device_keys)
+        self.account.shared = True
+        self._last_key_share = time.monotonic()
+        await self.crypto_store.put_account(self.account)
+
+    async def _ratchet_session(self, sess: InboundGroupSession, index: int) -> None:
+        if self.ratchet_keys_on_decrypt or self.delete_fully_used_keys_on_decrypt:
+            await super()._ratchet_session(sess, index)
+
+
 def txn_mark(txn: str) -> str:
     """What an encrypted event shows of its transaction id outside the ciphertext: a hash, so
     that a retry finds the stored event without the id (which may name a chat) in the clear."""
@@ -135,7 +178,7 @@ class Encryption:
         self.crypto_db.override_pool(db)
         self.store = KeyStore(self.bot, self.settings.pickle_key, self.crypto_db)
         self.rooms = RoomCrypto(self.client, is_ghost)
-        self.machine = OlmMachine(
+        self.machine = BridgeOlmMachine(
             self.client,
             self.store,
             self.rooms,
@@ -299,6 +342,23 @@ class Encryption:
         plain["type"] = str(result.type)
         plain["content"] = content if isinstance(content, dict) else {}
         return plain
+
+    async def request_key(self, room_id: str, sender: str, content: dict[str, Any]) -> None:
+        """Ask the device that sent an encrypted event for its room key (``m.room_key_request``;
+        the answer comes as a forwarded key, like any other key). A homeserver may lose a key
+        meant for the bridge: Synapse does not resend to-device messages to an appservice that
+        was down when they were sent."""
+        sender_key, session_id = content.get("sender_key"), content.get("session_id")
+        device_id = content.get("device_id")
+        if not all(isinstance(v, str) and v for v in (sender_key, session_id, device_id)):
+            return
+        try:
+            await self.machine.request_room_key(
+                RoomID(room_id), IdentityKey(str(sender_key)), SessionID(str(session_id)),
+                {UserID(sender): [DeviceID(str(device_id))]}, timeout=0,
+            )  # fmt: skip
+        except MatrixError as e:
+            log.warning("Could not ask %s for the key of %s: %s", pii(sender), room_id, e)
 
     async def has_key(self, room_id: str, session_id: str) -> bool:
         return bool(await self.store.has_group_session(RoomID(room_id), session_id))  # type: ignore[arg-type]

@@ -148,3 +148,44 @@ def test_the_transaction_id_is_not_in_the_clear() -> None:
     mark = txn_mark("remote:hooks:+491701234567:42")
     assert "+49" not in mark and len(mark) == 32
     assert mark == txn_mark("remote:hooks:+491701234567:42")
+
+
+async def test_a_missing_key_is_asked_of_the_sending_device(device: Encryption) -> None:
+    asked: list[tuple[Any, ...]] = []
+
+    async def request(*args: Any, **kwargs: Any) -> bool:
+        asked.append((*args, kwargs))
+        return False
+
+    device.machine.request_room_key = request  # type: ignore[method-assign]
+    await device.request_key(ROOM, MEMBER, sealed()["content"])
+    assert asked == [(ROOM, "k", "S", {MEMBER: ["DEV"]}, {"timeout": 0})]
+    await device.request_key(ROOM, MEMBER, {"session_id": "S"})  # no device named: no request
+    assert len(asked) == 1
+
+
+async def test_one_time_keys_are_saved_before_they_are_uploaded(device: Encryption) -> None:
+    """A kill between the upload and the save must not leave keys on the homeserver whose
+    private halves are gone."""
+    await device.crypto_db.start()  # mautrix's crypto tables
+    await device.store.open()
+    await device.machine.load()
+    steps: list[str] = []
+    store_put = device.store.put_account
+
+    async def put_account(account: Any) -> None:
+        steps.append("save" if not account.shared else "save shared")
+        await store_put(account)
+
+    async def upload_keys(**kwargs: Any) -> dict[Any, int]:
+        if kwargs.get("one_time_keys"):
+            steps.append(f"upload {len(kwargs['one_time_keys'])}")
+        return {}
+
+    device.store.put_account = put_account  # type: ignore[method-assign]
+    device.client.upload_keys = upload_keys  # type: ignore[assignment,method-assign]
+    device.client.device_id = "BOTDEVICE"  # type: ignore[assignment]
+    await device.machine.share_keys(0)
+    assert steps[0] == "save" and steps[1].startswith("upload ") and steps[2] == "save shared"
+    saved = await device.store.get_account()
+    assert saved is not None and not saved.one_time_keys.get("curve25519")
