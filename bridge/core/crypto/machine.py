@@ -6,7 +6,9 @@ homeserver pushes what a syncing client would get with the appservice transactio
 messages (MSC2409: room keys, key requests), device list changes and one-time key counts
 (MSC3202). The listener records the first two in the queue, under one ordering key of their own,
 before it answers, so a room key the homeserver handed over is never lost to a crash; one-time
-key counts are a state, not an event, and are acted on at once.
+key counts are a state, not an event, and are acted on at once. (A key sent while the bridge
+was down may never be handed over: Synapse does not resend to-device messages to an
+appservice. A message waiting for its key therefore asks the sending device for it.)
 
 Every message the bridge sends into an encrypted room, as the bot or as a ghost, is encrypted
 with the bot device's Megolm session for that room, shared with the staff members' devices
