@@ -179,30 +179,52 @@ async def test_key_requests_get_the_withheld_code(stack: Stack, staff: StaffClie
         stack.synapse.base_url, outsider_id, "pw-outsider", encrypted=True
     ) as outsider:
         for client, code in ((outsider, "m.unauthorised"), (staff, "m.unverified")):
-            request = {
-                "action": "request",
-                "requesting_device_id": client.nio.device_id,
-                "request_id": f"req-{code}",
-                "body": {
-                    "algorithm": content["algorithm"],
-                    "room_id": room_id,
-                    "sender_key": content["sender_key"],
-                    "session_id": content["session_id"],
-                },
-            }
-            await client.api(
-                "PUT",
-                f"/_matrix/client/v3/sendToDevice/m.room_key_request/{code}-{client.nio.device_id}",
-                {"messages": {stack.bot_id: {bridge_device: request}}},
-            )
-            try:
-                withheld = await _to_device(client, "m.room_key.withheld", 60)
-            except AssertionError as e:
-                log = (stack.workdir / "bridge.log").read_text().splitlines()
-                lines = [x for x in log if "key" in x]
-                raise AssertionError(f"{e}; bridge log: {lines}") from None
+            withheld = await _request_key(stack, client, bridge_device, room_id, content, code)
             assert withheld["content"]["code"] == code, withheld
             assert withheld["content"]["session_id"] == content["session_id"]
+
+
+ASKS = 3
+"""Times a key request is sent before the test gives up: Synapse 1.163 can drop a to-device
+message for an appservice when another user's to-device message is handled at the same moment
+(an unrelated notification moves the appservice's to-device position past it), so clients send
+key requests again, as Element does; the bridge's own key requests face the same loss."""
+
+
+async def _request_key(
+    stack: Stack,
+    client: StaffClient,
+    device: str,
+    room_id: str,
+    content: dict[str, Any],
+    code: str,
+) -> dict[str, Any]:
+    """Ask the bridge's device for the session of ``content`` as ``client``; its answer."""
+    for attempt in range(ASKS):
+        request = {
+            "action": "request",
+            "requesting_device_id": client.nio.device_id,
+            "request_id": f"req-{code}-{attempt}",
+            "body": {
+                "algorithm": content["algorithm"],
+                "room_id": room_id,
+                "sender_key": content["sender_key"],
+                "session_id": content["session_id"],
+            },
+        }
+        txn = f"{code}-{client.nio.device_id}-{attempt}"
+        await client.api(
+            "PUT",
+            f"/_matrix/client/v3/sendToDevice/m.room_key_request/{txn}",
+            {"messages": {stack.bot_id: {device: request}}},
+        )
+        try:
+            return await _to_device(client, "m.room_key.withheld", 20)
+        except AssertionError:
+            continue
+    log = (stack.workdir / "bridge.log").read_text().splitlines()
+    lines = [x for x in log if "key" in x]
+    raise AssertionError(f"no answer to {ASKS} key requests; bridge log: {lines}")
 
 
 async def _to_device(client: StaffClient, event_type: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
