@@ -111,6 +111,7 @@ async def build_stack(
     telegram: TelegramSimulator | None = None,
     telegram_hook: TelegramSimulator | None = None,
     whatsapp: WhatsAppSimulator | None = None,
+    synapse: SynapseServer | None = None,
     channel_options: dict[str, dict[str, Any]] | None = None,
     bridge_port: int | None = None,
     appservice_address: str | None = None,
@@ -120,7 +121,9 @@ async def build_stack(
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
     unless ``db_url`` is given; ``channel_options`` are merged over the options of the
-    named channel accounts; simulators passed in (not started yet) replace the defaults;
+    named channel accounts; simulators passed in (not started yet) replace the defaults, and
+    so does ``synapse`` (not started, loading ``workdir / "registration.yaml"``; the bridge
+    then serves its server name);
     ``bridge_port`` is the bridge's listener (default: a free port) and
     ``appservice_address`` where Synapse pushes transactions (default: that listener);
     ``features`` is the config's ``features`` section; ``encryption`` the bridge's
@@ -144,11 +147,12 @@ async def build_stack(
     await smtp.astart()
     bridge_port = bridge_port or free_port()
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
-    synapse = SynapseServer(
+    synapse = synapse or SynapseServer(
         workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME,
         extra_config=E2EE_SETTINGS if encryption else None,
     )  # fmt: skip
-    staff_id = f"@staff:{SERVER_NAME}"
+    server_name = synapse.server_name
+    staff_id = f"@staff:{server_name}"
     config_path = workdir / "config.yaml"
     channels: dict[str, dict[str, Any]] = {
         "tg": {
@@ -185,7 +189,7 @@ async def build_stack(
     data = write_bridge_config(
         config_path,
         hs_url=synapse.base_url,
-        domain=SERVER_NAME,
+        domain=server_name,
         db_url=db_url or f"sqlite:{workdir / 'bridge.db'}",
         staff=[staff_id],
         admins=[staff_id],
@@ -210,7 +214,7 @@ async def build_stack(
         await bridge.astart()
         yield Stack(
             workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
-            password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
+            password, f"@{data['bot']['username']}:{server_name}", telegram, telegram_hook,
             whatsapp, dovecot, smtp,
         )  # fmt: skip
     finally:
