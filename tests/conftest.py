@@ -117,6 +117,7 @@ async def build_stack(
     appservice_address: str | None = None,
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
+    permissions: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
@@ -128,7 +129,8 @@ async def build_stack(
     ``appservice_address`` where Synapse pushes transactions (default: that listener);
     ``features`` is the config's ``features`` section; ``encryption`` the bridge's
     ``encryption`` section, and with it Synapse encrypts every new room and pushes to-device
-    messages and device lists to the bridge (``E2EE_SETTINGS``)."""
+    messages and device lists to the bridge (``E2EE_SETTINGS``); ``permissions`` are merged
+    over the default ones (the homeserver's users staff of every account)."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
@@ -201,6 +203,7 @@ async def build_stack(
         delivery_deadline=float(hooks.get("delivery_deadline", 60)),
         features=features,
         encryption=encryption,
+        permissions=permissions,
     )
     # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
     # of CPU per stack); the command line itself is tested in tests/test_cli.py.
