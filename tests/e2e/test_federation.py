@@ -4,9 +4,9 @@ with every channel account of ``build_stack``, and the partner company's homeser
 domain the bridge's permissions map to ``staff`` on the accounts of the four channels
 (``hooks``, ``tg``, ``wa``, ``mail``) and nothing else, one of its users set to ``none``.
 
-- A partner's staff member, invited into a conversation by the company's staff, joins it
-  over federation, reads what the customer wrote and answers; the customer gets the answer on
-  every channel.
+- A partner's staff member, invited into a conversation by the company's staff (by the bot,
+  on the account whose ``staff`` list names them), joins it over federation, reads what the
+  customer wrote and answers; the customer gets the answer on every channel.
 - Invited into a conversation of an account the mapping does not name (``dead-end``), the
   partner is removed by the bridge, which says so in the room; the room can then be neither
   joined nor read from the partner's homeserver.
@@ -40,6 +40,9 @@ Event = dict[str, Any]
 GRANTED = [channel.account for channel in CHANNELS]
 """The accounts the partner's domain is staff of; ``tg-hook`` and ``dead-end`` are not."""
 UNGRANTED = "dead-end"
+BOT_INVITES = "tg"
+"""The account whose ``staff`` list names the partner: the bot invites them into its new
+portal rooms; into the others the company's staff invite them."""
 PARTNER_NAME = "Pat Partner"
 _n = itertools.count(1)
 
@@ -71,9 +74,13 @@ async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federat
         domain: {account: "staff" for account in GRANTED},
         f"@outsider:{domain}": "none",
     }
+    partner_id, staff_id = partner_hs.user_id("partner"), company_hs.user_id("staff")
+    invited = {BOT_INVITES: {"staff": [staff_id, partner_id]}}
     partner_started = asyncio.create_task(partner_hs.astart())
     try:
-        async with build_stack(company, synapse=company_hs, permissions=permissions) as stack:
+        async with build_stack(
+            company, synapse=company_hs, permissions=permissions, channel_options=invited
+        ) as stack:
             await partner_started
             clients: list[StaffClient] = []
             try:
@@ -147,7 +154,8 @@ async def test_a_partner_answers_the_customer_on_every_channel(
     room_id = await _join_conversation(fed.staff, customer.name)
     await fed.staff.wait_for_event(_says(question), room_id=room_id)
 
-    await fed.staff.invite(room_id, fed.partner.user_id)
+    if channel.account != BOT_INVITES:
+        await fed.staff.invite(room_id, fed.partner.user_id)
     await _join_room(fed.partner, room_id)
     # The customer's message, from before the partner joined: their homeserver fetches the
     # room's history from the company's (backfill) when they read it.
