@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .ports import LOOPBACK, free_port
-from .synapse import SynapseServer
+from .ports import free_port
+from .synapse import SynapseServer, loopback_listener
 from .tls import make_self_signed_cert
 
 __all__ = [
@@ -65,11 +65,8 @@ def federation_certificate(directory: str | os.PathLike[str]) -> tuple[Path, Pat
 def federation_listener(port: int) -> dict[str, Any]:
     """A TLS listener on the loopback interface for server-server traffic."""
     return {
-        "port": port,
-        "bind_addresses": [LOOPBACK],
-        "type": "http",
+        **loopback_listener(port),
         "tls": True,
-        "x_forwarded": False,
         "resources": [{"names": ["federation", "keys"], "compress": False}],
     }
 
