@@ -111,21 +111,26 @@ async def build_stack(
     telegram: TelegramSimulator | None = None,
     telegram_hook: TelegramSimulator | None = None,
     whatsapp: WhatsAppSimulator | None = None,
+    synapse: SynapseServer | None = None,
     channel_options: dict[str, dict[str, Any]] | None = None,
     bridge_port: int | None = None,
     appservice_address: str | None = None,
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
+    permissions: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
     unless ``db_url`` is given; ``channel_options`` are merged over the options of the
-    named channel accounts; simulators passed in (not started yet) replace the defaults;
+    named channel accounts; simulators passed in (not started yet) replace the defaults, and
+    so does ``synapse`` (not started, loading ``workdir / "registration.yaml"``; the bridge
+    then serves its server name);
     ``bridge_port`` is the bridge's listener (default: a free port) and
     ``appservice_address`` where Synapse pushes transactions (default: that listener);
     ``features`` is the config's ``features`` section; ``encryption`` the bridge's
     ``encryption`` section, and with it Synapse encrypts every new room and pushes to-device
-    messages and device lists to the bridge (``E2EE_SETTINGS``)."""
+    messages and device lists to the bridge (``E2EE_SETTINGS``); ``permissions`` are merged
+    over the default ones (the homeserver's users staff of every account)."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
@@ -144,11 +149,12 @@ async def build_stack(
     await smtp.astart()
     bridge_port = bridge_port or free_port()
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
-    synapse = SynapseServer(
+    synapse = synapse or SynapseServer(
         workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME,
         extra_config=E2EE_SETTINGS if encryption else None,
     )  # fmt: skip
-    staff_id = f"@staff:{SERVER_NAME}"
+    server_name = synapse.server_name
+    staff_id = f"@staff:{server_name}"
     config_path = workdir / "config.yaml"
     channels: dict[str, dict[str, Any]] = {
         "tg": {
@@ -185,7 +191,7 @@ async def build_stack(
     data = write_bridge_config(
         config_path,
         hs_url=synapse.base_url,
-        domain=SERVER_NAME,
+        domain=server_name,
         db_url=db_url or f"sqlite:{workdir / 'bridge.db'}",
         staff=[staff_id],
         admins=[staff_id],
@@ -197,6 +203,7 @@ async def build_stack(
         delivery_deadline=float(hooks.get("delivery_deadline", 60)),
         features=features,
         encryption=encryption,
+        permissions=permissions,
     )
     # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
     # of CPU per stack); the command line itself is tested in tests/test_cli.py.
@@ -210,7 +217,7 @@ async def build_stack(
         await bridge.astart()
         yield Stack(
             workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
-            password, f"@{data['bot']['username']}:{SERVER_NAME}", telegram, telegram_hook,
+            password, f"@{data['bot']['username']}:{server_name}", telegram, telegram_hook,
             whatsapp, dovecot, smtp,
         )  # fmt: skip
     finally:

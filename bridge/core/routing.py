@@ -8,7 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from mautrix.types import StateEvent
+from mautrix.errors import MNotFound
+from mautrix.types import Membership, StateEvent
 
 from ..config import Config
 from ..db import Portal, QueueItem
@@ -186,12 +187,30 @@ class MatrixRouter:
         try:
             await self.sender.kick(room_id, user, reason)
         except Exception as e:
+            if not await self._still_member(room_id, user):
+                # Removed already: this was a later event of theirs (an invite and the join
+                # that followed it, handled once the bridge was back).
+                log.info("%s has already left %s", user, room_id)
+                return
             log.warning("Could not remove %s from %s: %s", user, room_id, e)
             await self.notices.send(
                 room_id, f"⚠️ {user} has {reason} but could not be removed from this room: {e}"
             )
             return
         await self.notices.send(room_id, f"ℹ️ {user} was removed: {reason}.")
+
+    async def _still_member(self, room_id: str, user: str) -> bool:
+        """Whether ``user`` is invited to or in ``room_id`` now, by the homeserver (when it
+        cannot say: yes)."""
+        try:
+            member = await self.sender.member_info(room_id, user, fresh=True)
+        except MNotFound:
+            return False
+        except Exception:
+            return True
+        return member is not None and member.membership in (
+            Membership.JOIN, Membership.INVITE, Membership.KNOCK
+        )  # fmt: skip
 
     async def _is_management_room(self, room_id: str) -> bool:
         try:

@@ -434,8 +434,10 @@ class MatrixSender:
     async def members(self, room_id: str) -> list[StateEvent]:
         return list(await self.bot.get_members(RoomID(room_id)))
 
-    async def member_info(self, room_id: str, user: str) -> Member | None:
-        return await self.bot.get_room_member_info(RoomID(room_id), UserID(user))
+    async def member_info(self, room_id: str, user: str, *, fresh: bool = False) -> Member | None:
+        """``user``'s membership event in ``room_id``; ``fresh``: asked of the homeserver, not
+        the state store (which follows the events as they are handled, so may lag)."""
+        return await self.bot.get_room_member_info(RoomID(room_id), UserID(user), fresh)
 
     async def displayname(self, room_id: str, user: str) -> str:
         """``user``'s name in ``room_id``, else their localpart."""

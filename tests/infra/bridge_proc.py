@@ -36,10 +36,12 @@ def write_bridge_config(
     extra_channels: dict[str, Any] | None = None,
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
+    permissions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
     ``address`` is where the homeserver reaches the bridge (default: its own listener);
-    ``encryption`` is merged over the ``encryption`` section."""
+    ``encryption`` is merged over the ``encryption`` section, ``permissions`` over the
+    default permissions (the homeserver's domain staff, ``admins`` admin)."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
@@ -48,7 +50,12 @@ def write_bridge_config(
     data["appservice"]["address"] = address or f"http://{LOOPBACK}:{port}"
     data["appservice"]["port"] = port
     data["database"]["url"] = db_url
-    data["permissions"] = {"*": "none", domain: "staff", **{a: "admin" for a in admins}}
+    data["permissions"] = {
+        "*": "none",
+        domain: "staff",
+        **{a: "admin" for a in admins},
+        **(permissions or {}),
+    }
     data["channels"] = {
         "hooks": {
             "type": "webhook",
