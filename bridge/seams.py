@@ -105,6 +105,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .connector import Capabilities
 from .events import Button, RemoteEvent
+from .seams_metrics import FeatureMetrics, NoMetrics
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -569,6 +570,8 @@ class Seams:
     room_handlers: list[RoomHandler] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     audit_sinks: list[AuditSink] = field(default_factory=list)
+    metrics: FeatureMetrics = field(default_factory=NoMetrics)
+    """Where features report their figures (``bridge.seams_metrics``)."""
 
     def add_audit_sink(self, sink: AuditSink) -> None:
         self.audit_sinks.append(sink)
