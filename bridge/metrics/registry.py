@@ -230,5 +230,7 @@ def metric_names(text: str) -> set[str]:
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ", 3)
+            if kind == "counter":
+                name = name.removesuffix("_total")  # the text format declares it with _total
             names.update(name + suffix for suffix in SUFFIXES.get(kind, ("",)))
     return names

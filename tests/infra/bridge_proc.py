@@ -36,10 +36,12 @@ def write_bridge_config(
     extra_channels: dict[str, Any] | None = None,
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
+    metrics: str | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
     ``address`` is where the homeserver reaches the bridge (default: its own listener);
-    ``encryption`` is merged over the ``encryption`` section."""
+    ``encryption`` is merged over the ``encryption`` section; ``metrics`` is
+    ``metrics.listen`` (host:port)."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
@@ -48,6 +50,7 @@ def write_bridge_config(
     data["appservice"]["address"] = address or f"http://{LOOPBACK}:{port}"
     data["appservice"]["port"] = port
     data["database"]["url"] = db_url
+    data["metrics"]["listen"] = metrics
     data["permissions"] = {"*": "none", domain: "staff", **{a: "admin" for a in admins}}
     data["channels"] = {
         "hooks": {
