@@ -30,7 +30,7 @@ FIGURES = {
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
     "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
     "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
-    "broadcast_sqlite_cpu_ms", *ENCRYPTED_FIGURES,
+    "broadcast_sqlite_cpu_ms", "metrics_scrape_ms", *ENCRYPTED_FIGURES,
 }  # fmt: skip
 
 
