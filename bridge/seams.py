@@ -83,6 +83,10 @@ Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
 
+Metrics (``Seams.metrics``, ``bridge.seams_metrics``)
+    Figures only a feature knows (open conversations, consents, broadcast progress) are
+    reported where they change, or by a job; a scrape only reads what was reported.
+
 Room history and files (``Services.history``, ``Services.post_file``)
     A feature reads the messages of a room (the newest events, up to a cap) and posts a file
     as the bot (a transcript); the core makes every homeserver call.
