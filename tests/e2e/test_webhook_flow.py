@@ -249,10 +249,14 @@ async def test_metrics_move_with_a_message_each_way_and_status_shows_the_connect
     )
     assert after[latency] > before.get(latency, 0.0)
     assert after[("bridge_homeserver_reachable", ())] == 1
+    hooks_connected = (("account", "hooks"), ("state", "connected"))
+    assert after[("bridge_connector_state", hooks_connected)] == 1
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{stack.metrics_url}/status") as r:
             status = await r.json()
     assert status["homeserver"]["reachable"] is True
     assert set(status["channels"]) == {"hooks", "dead-end", "tg", "tg-hook", "wa", "mail"}
     assert status["channels"]["hooks"]["title"] == "Webhook"
-    assert status["channels"]["tg"]["state"] == "connected"
+    assert status["channels"]["hooks"]["state"] == "connected"
+    states = {"starting", "connected", "degraded", "disconnected", "stopped"}
+    assert {channel["state"] for channel in status["channels"].values()} <= states
