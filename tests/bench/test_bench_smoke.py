@@ -62,3 +62,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     for direction in ("r2m", "m2r"):
         for kind in ("plain", "encrypted"):
             assert encrypted[direction][kind]["messages"] == data["options"]["enc_messages"]
+    # The metrics scrape, with its absolute time in the figure's name.
+    [metrics] = data["metrics"]
+    assert metrics["portals"] == data["options"]["portals"] and metrics["scrape_bytes"] > 1000
+    scrape = data["figures"]["metrics_scrape_ms"]
+    assert f"{scrape['bridge']:.2f} ms" in scrape["name"] and scrape["goal"] == "scrape < 10 ms"
