@@ -27,6 +27,7 @@ from .inbox import measure_inbox
 from .inbox_e2e import measure_first_messages
 from .load import Send
 from .media import measure_media
+from .metrics import measure_metrics
 from .report import build_figures, table
 from .scale import measure_scale
 from .stack import Stack, start_stack
@@ -45,7 +46,7 @@ PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
 STACK_PARTS = ("traffic", "media", "inbox-e2e", "encrypted", "scale")
 """The parts that need the whole stack; the local ones need at most a PostgreSQL."""
-LOCAL_PARTS = ("inbox", "broadcast")
+LOCAL_PARTS = ("inbox", "broadcast", "metrics")
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Options:
     broadcast_reference: int = 1000
     broadcast_rate: float = 1000.0
     broadcast_dbs: list[str] = field(default_factory=lambda: ["sqlite"])
+    metrics_scrapes: int = 200
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
     workdir: str | None = None
@@ -84,7 +86,7 @@ class Options:
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
             inbox_floods=1, inbox_e2e=3, enc_messages=20, enc_rooms=2, broadcast_recipients=200,
-            broadcast_reference=50,
+            broadcast_reference=50, metrics_scrapes=30,
         )  # fmt: skip
 
 
@@ -152,6 +154,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--broadcast-db", action="append", choices=["postgres", "sqlite"],
         help="database(s) for the broadcast figures (sqlite by default)",
     )  # fmt: skip
+    p.add_argument(
+        "--metrics-scrapes", type=int,
+        help=f"scrapes of /metrics, and as many trivial requests ({d.metrics_scrapes})",
+    )  # fmt: skip
     p.add_argument("--skip", action="append", choices=[*STACK_PARTS, *LOCAL_PARTS], default=[])
     p.add_argument("--json", help=f"where to write the figures ({d.json})")
     p.add_argument("--workdir", help="keep all files here (default: a temporary directory)")
@@ -165,7 +171,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
                  "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "enc_messages",
                  "enc_rooms", "broadcast_recipients",
-                 "broadcast_reference", "broadcast_rate", "bridge_db", "json", "workdir",
+                 "broadcast_reference", "broadcast_rate", "metrics_scrapes", "bridge_db", "json",
+                 "workdir",
                  "profile"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
@@ -262,6 +269,7 @@ async def run(opts: Options) -> dict[str, Any]:
     inbox_e2e: list[dict[str, Any]] = []
     encrypted: list[dict[str, Any]] = []
     broadcast: dict[str, Any] = {}
+    metrics: list[dict[str, Any]] = []
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -314,6 +322,11 @@ async def run(opts: Options) -> dict[str, Any]:
                 workdir, postgres, opts.broadcast_dbs, sizes, opts.broadcast_rate
             )
             log.info("broadcasts done in %.1fs", time.monotonic() - t)
+        if "metrics" not in opts.skip:
+            for rep in range(opts.repeat):
+                part = workdir / f"metrics-{rep}"
+                part.mkdir()
+                metrics.append(await measure_metrics(part, opts.portals, opts.metrics_scrapes))
         ok = True
     finally:
         if stack is not None:
@@ -325,7 +338,7 @@ async def run(opts: Options) -> dict[str, Any]:
         elif not ok:
             log.error("Logs are kept in %s", workdir)
     figures = build_figures(
-        runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted
+        runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted, metrics
     )
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
@@ -344,6 +357,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "inbox_e2e": inbox_e2e,
         "encrypted": encrypted,
         "broadcast": broadcast,
+        "metrics": metrics,
     }
 
 

@@ -110,6 +110,7 @@ def build_figures(
     inbox_e2e: Sequence[Raw] = (),
     broadcast: Raw | None = None,
     encrypted: Sequence[Raw] = (),
+    metrics: Sequence[Raw] = (),
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -200,6 +201,7 @@ def build_figures(
         ])  # fmt: skip
     figs.extend(_inbox_figures(inbox, inbox_e2e, opts))
     figs.extend(_broadcast_figures(broadcast or {}))
+    figs.extend(_metrics_figures(metrics))
     figs.extend(_encrypted_figures(encrypted, opts))
     return figs
 
@@ -271,6 +273,24 @@ def _broadcast_figures(broadcast: Raw) -> list[Figure]:
                    "ms", cpu[:1], cpu[1:], ref_is, "ratio"),
         ])  # fmt: skip
     return figs
+
+
+SCRAPE_GOAL = Goal("bridge", "<", 10.0, "scrape < 10 ms")
+"""Issue 16: a scrape with 100,000 portals in the database takes under 10 ms."""
+
+
+def _metrics_figures(metrics: Sequence[Raw]) -> list[Figure]:
+    """The scrape of ``/metrics`` against a trivial GET on the same listener (bench/metrics.py);
+    the name carries the absolute time too."""
+    if not metrics:
+        return []
+    scrape = _series(metrics, "scrape_p50_ms")
+    n = f"{int(metrics[0]['portals']):,}"
+    return [
+        Figure("metrics_scrape_ms", f"scrape /metrics, {n} portals: {median(scrape):.2f} ms",
+               "ms", scrape, _series(metrics, "trivial_p50_ms"), "trivial GET, same listener",
+               "ratio", SCRAPE_GOAL),
+    ]  # fmt: skip
 
 
 def _inbox_figures(inbox: Sequence[Raw], e2e: Sequence[Raw], opts: Raw) -> list[Figure]:

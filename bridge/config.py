@@ -17,6 +17,7 @@ from yarl import URL
 
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
+from .metrics.config import MetricsConfig, parse_metrics
 from .types import SAFE_LOCALPART_CHARS, AccountID
 
 ENV_PREFIX = "BRIDGE_"
@@ -132,6 +133,8 @@ class Config:
     hs_admin_token: str | None = None
     """A homeserver admin's access token: lets the bridge delete media through Synapse's admin
     API (data protection erasure and retention); None: it cannot."""
+    metrics: MetricsConfig | None = None
+    """The metrics and status listener (``metrics.listen``); None: off."""
 
     @property
     def bot_mxid(self) -> str:
@@ -459,6 +462,9 @@ def parse(data: Mapping[str, Any]) -> Config:
         queue_max_age=r.int("queue.max_age", 900, minimum=0),
         features=_plain(r.mapping("features", {})),
         hs_admin_token=_admin_token(r),
+        metrics=parse_metrics(
+            data, (r.get("appservice.port", None), r.get("webhooks.port", None))
+        ),
         encryption=_encryption(r),
     )
 

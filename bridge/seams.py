@@ -83,6 +83,10 @@ Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
 
+Metrics (``Seams.metrics``, ``bridge.seams_metrics``)
+    Figures only a feature knows (open conversations, consents, broadcast progress) are
+    reported where they change, or by a job; a scrape only reads what was reported.
+
 Room history and files (``Services.history``, ``Services.post_file``)
     A feature reads the messages of a room (the newest events, up to a cap) and posts a file
     as the bot (a transcript); the core makes every homeserver call.
@@ -105,6 +109,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .connector import Capabilities
 from .events import Button, RemoteEvent
+from .seams_metrics import FeatureMetrics, NoMetrics
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -569,6 +574,8 @@ class Seams:
     room_handlers: list[RoomHandler] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     audit_sinks: list[AuditSink] = field(default_factory=list)
+    metrics: FeatureMetrics = field(default_factory=NoMetrics)
+    """Where features report their figures (``bridge.seams_metrics``)."""
 
     def add_audit_sink(self, sink: AuditSink) -> None:
         self.audit_sinks.append(sink)

@@ -92,6 +92,8 @@ class Stack:
     smtp: SmtpCapture
     """The SMTP server the mailbox account sends through."""
     account: str = ACCOUNT
+    metrics_url: str = ""
+    """The bridge's metrics listener (``/metrics``, ``/status``)."""
 
 
 def backend_database(request: pytest.FixtureRequest, name: str) -> str | None:
@@ -148,6 +150,7 @@ async def build_stack(
     smtp = SmtpCapture(credentials={MAIL_USER: MAIL_PASSWORD})
     await smtp.astart()
     bridge_port = bridge_port or free_port()
+    metrics = f"127.0.0.1:{free_port()}"
     whatsapp.configure_webhook(f"http://127.0.0.1:{bridge_port}/connectors/wa/webhook")
     synapse = synapse or SynapseServer(
         workdir / "synapse", [workdir / "registration.yaml"], SERVER_NAME,
@@ -204,6 +207,7 @@ async def build_stack(
         features=features,
         encryption=encryption,
         permissions=permissions,
+        metrics=metrics,
     )
     # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
     # of CPU per stack); the command line itself is tested in tests/test_cli.py.
@@ -218,7 +222,7 @@ async def build_stack(
         yield Stack(
             workdir, synapse, bridge, peer, config_path, workdir / "registration.yaml", staff_id,
             password, f"@{data['bot']['username']}:{server_name}", telegram, telegram_hook,
-            whatsapp, dovecot, smtp,
+            whatsapp, dovecot, smtp, metrics_url=f"http://{metrics}",
         )  # fmt: skip
     finally:
         bridge.stop()

@@ -23,6 +23,8 @@ from .. import logsafe
 from ..config import Config
 from ..connector import NetworkConnector
 from ..db import QueueItem
+from ..metrics.listener import MetricsListener
+from ..metrics.registry import BridgeMetrics
 from ..seams import PeriodicJob, Seams
 from ..tasks import cancel_and_wait
 from . import deadletters
@@ -85,11 +87,17 @@ class Bridge:
         self.session: aiohttp.ClientSession | None = None
         self.http: aiohttp.ClientSession | None = None
         self._refused = asyncio.Event()
+        self.metrics = BridgeMetrics()
         self.dispatcher = Dispatcher(
             self._process,
             self._announce,
             RetryLimits(config.queue_max_attempts, config.queue_max_age),
+            metrics=self.metrics,
         )
+        self.metrics.live.queue = self.dispatcher.figures
+        self.metrics.live.states = self._states
+        self.metrics.accounts(config.channels)
+        self.metrics_listener = MetricsListener(self.metrics, self.channel_status)
         self.listener = AppServiceListener(
             config.hs_token, config.max_body_size, self._submit_all, skip=self._is_echo,
             on_refused=self._refused.set, limits=config.as_limits,
@@ -106,7 +114,7 @@ class Bridge:
 
     def _wire(self, api: AppServiceAPI) -> None:
         config = self.config
-        self.sender = MatrixSender(api, UserID(config.bot_mxid))
+        self.sender = MatrixSender(api, UserID(config.bot_mxid), self.metrics)
         self.notices = Notices(self.sender)
         self.ghosts = GhostManager(config, self.sender)
         self.portals = PortalManager(config, self.sender, self.connectors)
@@ -114,7 +122,7 @@ class Bridge:
             config, self.connectors, self.sender, self.portals, self.ghosts, self.notices,
             self.dispatcher,
         )  # fmt: skip
-        self.seams = Seams(config, self.services)
+        self.seams = Seams(config, self.services, metrics=self.metrics)
         self.seams.add_job(PeriodicJob("housekeeping", HOUSEKEEPING_INTERVAL, _housekeeping, True))
         for setup in self.features:
             setup(self.seams)
@@ -124,7 +132,9 @@ class Bridge:
         self.commands = CommandRunner(
             self.services, self.notices, self.seams.commands, self.seams.audit
         )
-        staff = StaffHandler(config, self.sender, self.connectors, self.notices, self.seams)
+        staff = StaffHandler(
+            config, self.sender, self.connectors, self.notices, self.seams, self.metrics
+        )
         self.router = MatrixRouter(
             config, self.sender, self.ghosts, self.notices, staff, self.state_store,
             self._command, self.seams,
@@ -141,8 +151,12 @@ class Bridge:
         remote = RemoteHandler(
             self.sender, self.portals, self.ghosts, self.connectors, self.notices
         )
-        outbound = OutboundHandler(config, self.sender, self.connectors, self.notices, self.seams)
-        self.pipeline = Pipeline(self.dispatcher, self.router, remote, outbound, self.seams)
+        outbound = OutboundHandler(
+            config, self.sender, self.connectors, self.notices, self.seams, self.metrics
+        )
+        self.pipeline = Pipeline(
+            self.dispatcher, self.router, remote, outbound, self.seams, self.metrics
+        )
 
     async def start(self) -> None:
         logsafe.log_personal_data(self.config.log_personal_data)
@@ -175,6 +189,10 @@ class Bridge:
         if self.config.webhook_listener is not None:
             hooks = self.config.webhook_listener
             log.info("Connector webhooks listen on %s:%d", hooks.hostname, hooks.port)
+        if self.config.metrics is not None:
+            await self.metrics_listener.start(
+                self.config.metrics.hostname, self.config.metrics.port
+            )
         await self._wait_for_homeserver()
         if self.encryption is not None:
             await self._start_encryption(self.encryption)
@@ -262,6 +280,7 @@ class Bridge:
             except Exception:
                 log.exception("Channel account %s failed to stop cleanly", account_id)
         await self.listener.stop()
+        await self.metrics_listener.stop()
         await self.dispatcher.stop()
         if self.encryption is not None:
             await self.encryption.stop()
@@ -269,6 +288,23 @@ class Bridge:
             if session:
                 await session.close()
         await self.db.stop()
+
+    def _states(self) -> dict[str, str]:
+        return {account: host.state.kind.value for account, host in self._hosts.items()}
+
+    def channel_status(self) -> dict[str, dict[str, Any]]:
+        """Each channel account's type, title and connector state (``/status``)."""
+        status: dict[str, dict[str, Any]] = {}
+        for account, channel in self.config.channels.items():
+            host, connector = self._hosts.get(account), self.connectors.get(account)
+            state = host.state if host is not None else None
+            status[account] = {
+                "type": channel.type,
+                "title": connector.title if connector is not None else channel.type,
+                "state": state.kind.value if state is not None else "stopped",
+                "message": state.message if state is not None else "",
+            }
+        return status
 
     # ------------------------------------------------------------------ queue
 

@@ -18,6 +18,7 @@ from ..connector import (
 )
 from ..db import QueueItem
 from ..logsafe import pii
+from ..metrics.registry import BridgeMetrics, account_of
 from ..tasks import until_done
 from .dispatcher import GiveUp
 from .notices import Notices
@@ -38,17 +39,21 @@ async def deliver(
     room_id: str,
     event_id: str | None,
     action: Callable[[], Awaitable[T]],
+    metrics: BridgeMetrics | None = None,
 ) -> T | None:
     """Run ``action`` until it succeeds, fails permanently, or the channel's delivery
     deadline (counted from when the bridge accepted ``item``) passes. Failures are shown in
     the room as a notice replying to ``event_id``; None is returned after a permanent one.
-    Items of this conversation wait meanwhile."""
+    Items of this conversation wait meanwhile. ``metrics`` counts the failures and retries."""
     deadline = item.created_at / 1000 + connector.capabilities.delivery_deadline
     delay = 1.0
+    account = account_of(item.queue_key)
     while True:
         try:
             return await action()
         except PermanentDeliveryError as e:
+            if metrics is not None:
+                metrics.failed(account, "out", "permanent")
             await notices.failure(room_id, event_id, e.reason, txn=notice_txn(item))
             return None
         except asyncio.CancelledError:
@@ -65,6 +70,8 @@ async def deliver(
                 raise GiveUp(f"{reason} (gave up after {tries} attempt{'s' * (tries > 1)})") from e
             what = event_id or f"queue item {item.id}"
             log.warning("Delivery of %s failed (%s), retrying in %.1fs", what, pii(reason), wait)
+            if metrics is not None:
+                metrics.retried(account, "out")
             await item.bump_attempts()
             await asyncio.sleep(wait)
             delay = min(delay * 2, RETRY_MAX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
@@ -12,6 +13,7 @@ from typing import TypeVar
 
 from ..db import DeadLetter, QueueItem, Spool
 from ..logsafe import pii
+from ..metrics.registry import BridgeMetrics, account_of, direction_of
 from ..tasks import cancel_and_wait, until_done
 
 Handler = Callable[[QueueItem], Awaitable[None]]
@@ -58,6 +60,8 @@ class Dispatcher:
         handler: Handler,
         announce: Announce | None = None,
         limits: RetryLimits | None = None,
+        *,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self._handler = handler
         self._announce = announce
@@ -66,7 +70,12 @@ class Dispatcher:
         """Per key, the items to run in order: submitted ones whole, resumed ones by id (their
         payload is loaded when their turn comes, so a large backlog does not fill memory)."""
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._known: set[int] = set()
+        self._known: dict[int, int] = {}
+        """Every item queued, by id: when it was accepted (ms)."""
+        self._ages: list[tuple[int, int]] = []
+        """A heap of ``(accepted, id)``: the oldest item queued at the top once finished ones
+        are popped (``figures``)."""
+        self.metrics = metrics
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -82,17 +91,18 @@ class Dispatcher:
         if swept:
             log.info("Deleted %d spooled payload(s) no queued event claimed", swept)
         pending = await QueueItem.pending_keys()
-        for item_id, key in pending:
-            self._add(item_id, key, item_id)
+        for item_id, key, created_at in pending:
+            self._add(item_id, key, item_id, created_at)
         return len(pending)
 
     def submit(self, item: QueueItem) -> None:
-        self._add(item.id, item.queue_key, item)
+        self._add(item.id, item.queue_key, item, item.created_at)
 
-    def _add(self, item_id: int, key: str, entry: QueueItem | int) -> None:
+    def _add(self, item_id: int, key: str, entry: QueueItem | int, created_at: int) -> None:
         if self._stopping or item_id in self._known:
             return
-        self._known.add(item_id)
+        self._known[item_id] = created_at
+        heapq.heappush(self._ages, (created_at, item_id))
         self._queues.setdefault(key, deque()).append(entry)
         if key not in self._workers:
             self._idle.clear()
@@ -101,6 +111,21 @@ class Dispatcher:
     @property
     def busy_keys(self) -> int:
         return len(self._workers)
+
+    def figures(self) -> tuple[int, float | None]:
+        """Items queued now, and when the oldest was accepted (Unix seconds; None: none)."""
+        self._prune()
+        return len(self._known), self._ages[0][0] / 1000 if self._ages else None
+
+    def _prune(self) -> None:
+        """Pop finished items off the top of the heap of ages; rebuild it when finished ones
+        below the top (an old item is stuck) make it much larger than the queue."""
+        ages, known = self._ages, self._known
+        if len(ages) > 2 * len(known) + 64:
+            ages[:] = [(at, item_id) for item_id, at in known.items()]
+            heapq.heapify(ages)
+        while ages and known.get(ages[0][1]) != ages[0][0]:
+            heapq.heappop(ages)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -114,7 +139,8 @@ class Dispatcher:
                 if item is not None:  # None: finished or given up meanwhile
                     await self._run(item)
                 queue.popleft()
-                self._known.discard(entry.id if isinstance(entry, QueueItem) else entry)
+                self._known.pop(entry.id if isinstance(entry, QueueItem) else entry, None)
+                self._prune()
         finally:
             del self._workers[key]
             if not queue:
@@ -145,6 +171,8 @@ class Dispatcher:
                     tries = f"{item.attempts} attempt{'s' * (item.attempts != 1)}"
                     await self._give_up(item, f"{_describe(e)} (gave up after {tries})")
                     return
+                if self.metrics is not None:
+                    self.metrics.retried(account_of(item.queue_key), direction_of(item.kind))
                 log.exception(
                     "Queue item %d (%s) failed, retrying in %.1fs",
                     item.id,
@@ -159,6 +187,8 @@ class Dispatcher:
 
     async def _give_up(self, item: QueueItem, error: str) -> None:
         error = error[:ERROR_MAX]
+        if self.metrics is not None:
+            self.metrics.buried(item.queue_key, item.kind)
         log.error("Giving up queue item %d (%s): %s", item.id, pii(item.queue_key), pii(error))
         room_id = item.payload.get("room_id") if item.kind == "matrix" else None
         dead = await _until_done(

@@ -24,6 +24,7 @@ from ..connector import (
 )
 from ..db import Message, Portal, QueueItem
 from ..events import Button, MatrixMessage
+from ..metrics.registry import BridgeMetrics
 from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID
 from .delivery import deliver, record
@@ -43,12 +44,14 @@ class OutboundHandler:
         connectors: dict[str, NetworkConnector],
         notices: Notices,
         seams: Seams,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.config = config
         self.sender = sender
         self.connectors = connectors
         self.notices = notices
         self.seams = seams
+        self.metrics = metrics or BridgeMetrics()
 
     async def handle(self, item: QueueItem) -> None:
         payload = item.payload
@@ -89,16 +92,18 @@ class OutboundHandler:
             if isinstance(gated, Internal):
                 return
             if isinstance(gated, Refuse):
+                self.metrics.failed(account, "out", "refused")
                 await self.notices.failure(
                     answer_room, answer_to, gated.reason, txn=txn_id("refused", _key(item))
                 )
                 return
             result = await deliver(
                 item, connector, self.notices, answer_room, answer_to,
-                lambda: self._send(connector, portal, item, gated, template),
+                lambda: self._send(connector, portal, item, gated, template), self.metrics,
             )  # fmt: skip
             if result is None:
                 return
+            self.metrics.bridged(account, "out", item.created_at)
             sent = {
                 "message_id": result.message_id,
                 "timestamp": result.timestamp,

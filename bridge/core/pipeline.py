@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..db import Portal, QueueItem
-from ..events import RemoteEvent
+from ..events import RemoteEvent, RemoteMessage
+from ..metrics.registry import BridgeMetrics
 from ..seams import Seams
 from ..types import AccountID
 from .appservice import matrix_queue_key
@@ -35,12 +36,14 @@ class Pipeline:
         remote: RemoteHandler,
         outbound: OutboundHandler,
         seams: Seams,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.router = router
         self.remote = remote
         self.outbound = outbound
         self.seams = seams
+        self.metrics = metrics or BridgeMetrics()
 
     async def process(self, item: QueueItem) -> None:
         if item.kind == "remote":
@@ -48,9 +51,13 @@ class Pipeline:
                 event = RemoteEvent.from_json(item.payload["event"])
             except (KeyError, TypeError, ValueError) as e:
                 raise GiveUp(f"unreadable remote event: {e}") from e
-            inbound = await self.remote.handle(item.payload["account"], event)
+            account = item.payload["account"]
+            inbound = await self.remote.handle(account, event)
             if inbound is not None:
                 await self.seams.inbound(inbound)
+                if isinstance(event, RemoteMessage) and inbound.conversation.room_id:
+                    # Counted once the hooks are through too: a retried item counts once.
+                    self.metrics.bridged(account, "in", item.created_at)
         elif item.kind == "matrix":
             await self.router.route(item)
         elif item.kind == "outbound":

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterable
-from typing import Any, cast
+from collections.abc import AsyncIterable, Awaitable
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -33,6 +33,7 @@ from yarl import URL
 from ..events import MatrixMedia
 from ..logsafe import pii
 from ..media import MediaFile
+from ..metrics.registry import BridgeMetrics
 from .crypto.attachments import (
     AttachmentError,
     decrypt_response,
@@ -42,6 +43,7 @@ from .crypto.attachments import (
 from .crypto.machine import Encryption, Undecryptable, txn_mark
 
 log = logging.getLogger("bridge.sender")
+T = TypeVar("T")
 
 TXN_KEY = "net.business_bridge.txn_id"
 """In the content of every event the bridge sends with a transaction id: that id, so an event
@@ -71,8 +73,12 @@ def refused(e: MatrixRequestError) -> bool:
 
 
 class MatrixSender:
-    def __init__(self, api: AppServiceAPI, bot_mxid: UserID) -> None:
+    def __init__(
+        self, api: AppServiceAPI, bot_mxid: UserID, metrics: BridgeMetrics | None = None
+    ) -> None:
         self.api = api
+        self.metrics = metrics or BridgeMetrics()
+        """What the handlers count in; its ``reachability`` is told by every send and ping."""
         self.bot_mxid = bot_mxid
         self.bot: IntentAPI = api.bot_intent()
         self._unsure: set[str] = set()
@@ -128,15 +134,18 @@ class MatrixSender:
                 room, event_type, cast(Any, content), txn_id=txn
             )
         except MatrixRequestError as e:
+            self._answered(e)
             if refused(e):
                 raise Refused(e) from e
             if txn is not None:
                 self._unsure.add(txn)
             raise
         except Exception:
+            self.metrics.reachability.failed()
             if txn is not None:
                 self._unsure.add(txn)
             raise
+        self.metrics.reachability.ok()
         if txn is not None:
             self._unsure.discard(txn)
         return event_id
@@ -452,7 +461,27 @@ class MatrixSender:
     # ------------------------------------------------------------------ homeserver
 
     async def versions(self) -> None:
-        await self.bot.versions()
+        await self._reach(self.bot.versions())
 
     async def ping(self, appservice_id: str) -> int:
-        return await self.bot.appservice_ping(appservice_id)
+        return await self._reach(self.bot.appservice_ping(appservice_id))
+
+    async def _reach(self, request: Awaitable[T]) -> T:
+        """``request``'s answer; the homeserver's reachability told of it."""
+        try:
+            answer = await request
+        except MatrixRequestError as e:
+            self._answered(e)
+            raise
+        except Exception:
+            self.metrics.reachability.failed()
+            raise
+        self.metrics.reachability.ok()
+        return answer
+
+    def _answered(self, e: MatrixRequestError) -> None:
+        """A 5xx is a proxy's (or a homeserver's) failure; any other status is an answer."""
+        if e.http_status >= 500 or e.http_status == 0:
+            self.metrics.reachability.failed()
+        else:
+            self.metrics.reachability.ok()

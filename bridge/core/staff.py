@@ -36,6 +36,7 @@ from ..events import (
     SentMessage,
 )
 from ..logsafe import pii
+from ..metrics.registry import BridgeMetrics
 from ..seams import ConversationRef, Internal, Origin, Outgoing, Refuse, Seams
 from ..types import AccountID, MessageID, PortalKey, RemoteChatID, RemoteUserID
 from .delivery import deliver, notice_txn, record
@@ -65,12 +66,14 @@ class StaffHandler:
         connectors: dict[str, NetworkConnector],
         notices: Notices,
         seams: Seams,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.config = config
         self.sender = sender
         self.connectors = connectors
         self.notices = notices
         self.seams = seams
+        self.metrics = metrics or BridgeMetrics()
 
     # ------------------------------------------------------------------ entry points
 
@@ -141,6 +144,7 @@ class StaffHandler:
             log.info("Kept %s in Matrix: %s", event_id, gated.why)
             return
         if isinstance(gated, Refuse):
+            self.metrics.failed(portal.account, "out", "refused")
             await self.notices.failure(room_id, event_id, gated.reason, txn=notice_txn(item))
             return
         media_part = media if msgtype in MEDIA_TYPES else None
@@ -152,9 +156,10 @@ class StaffHandler:
                 reply_to=event_id,
             )
         sent = await deliver(
-            item, connector, self.notices, room_id, event_id, partial(sender_fn, msg)
+            item, connector, self.notices, room_id, event_id, partial(sender_fn, msg), self.metrics
         )
         if sent is not None:
+            self.metrics.bridged(portal.account, "out", item.created_at)
             if gated.text != text and text:
                 # A gate rewrote it (a canned reply): the room shows what the customer got.
                 await self.notices.send(
@@ -202,6 +207,7 @@ class StaffHandler:
         if isinstance(gated, Internal):
             return
         if isinstance(gated, Refuse):
+            self.metrics.failed(portal.account, "out", "refused")
             await self.notices.failure(room_id, event_id, gated.reason, txn=notice_txn(item))
             return
         longest = connector.capabilities.max_text_length
@@ -215,7 +221,7 @@ class StaffHandler:
         )
         await deliver(item, connector, self.notices, room_id, event_id, lambda: _done(
             connector.handle_matrix_edit(edit)
-        ))  # fmt: skip
+        ), self.metrics)  # fmt: skip
 
     async def redaction(self, item: QueueItem, portal: Portal, evt: StaffRedaction) -> None:
         room_id, redacts = evt.room_id, evt.redacts
@@ -247,7 +253,7 @@ class StaffHandler:
             )  # fmt: skip
             if await deliver(item, connector, self.notices, room_id, redacts, lambda: _done(
                 connector.handle_matrix_reaction_remove(removal)
-            )) is not None:  # fmt: skip
+            ), self.metrics) is not None:  # fmt: skip
                 await record(f"the removal of reaction {redacts}", reaction.delete)
             return
         target = await Message.get_by_event(room_id, redacts)
@@ -283,7 +289,7 @@ class StaffHandler:
         redaction = MatrixRedaction(key, evt.event_id, evt.sender, message_ref(target))
         if await deliver(item, connector, self.notices, room_id, redacts, lambda: _done(
             connector.handle_matrix_redaction(redaction)
-        )) is not None:  # fmt: skip
+        ), self.metrics) is not None:  # fmt: skip
             await record(f"the deletion of {redacts}", partial(
                 Message.delete_all, portal.account, portal.chat, target.message_id
             ))  # fmt: skip
@@ -306,7 +312,7 @@ class StaffHandler:
         )
         if await deliver(item, connector, self.notices, room_id, evt.event_id, lambda: _done(
             connector.handle_matrix_reaction(reaction)
-        )) is not None:  # fmt: skip
+        ), self.metrics) is not None:  # fmt: skip
             await record(f"the delivery of reaction {evt.event_id}", Reaction(
                 portal.account, portal.chat, target.message_id, evt.sender, evt.key,
                 evt.event_id, room_id,

@@ -75,11 +75,11 @@ class QueueItem:
         return [cls._from_row(r) for r in rows]
 
     @classmethod
-    async def pending_keys(cls) -> list[tuple[int, str]]:
-        """``(id, queue_key)`` of every item, in id order: a backlog is resumed without its
-        payloads in memory at once (``get`` loads each when its turn comes)."""
-        rows = await cls.db.fetch("SELECT id, queue_key FROM queue ORDER BY id")
-        return [(int(r["id"]), str(r["queue_key"])) for r in rows]
+    async def pending_keys(cls) -> list[tuple[int, str, int]]:
+        """``(id, queue_key, created_at)`` of every item, in id order: a backlog is resumed
+        without its payloads in memory at once (``get`` loads each when its turn comes)."""
+        rows = await cls.db.fetch("SELECT id, queue_key, created_at FROM queue ORDER BY id")
+        return [(int(r["id"]), str(r["queue_key"]), int(r["created_at"])) for r in rows]
 
     @classmethod
     async def get(cls, item_id: int) -> QueueItem | None:

@@ -30,7 +30,7 @@ FIGURES = {
     "scale_sqlite_lookup_room_ms", "scale_sqlite_lookup_cached_ms",
     "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
     "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
-    "broadcast_sqlite_cpu_ms", *ENCRYPTED_FIGURES,
+    "broadcast_sqlite_cpu_ms", "metrics_scrape_ms", *ENCRYPTED_FIGURES,
 }  # fmt: skip
 
 
@@ -62,3 +62,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     for direction in ("r2m", "m2r"):
         for kind in ("plain", "encrypted"):
             assert encrypted[direction][kind]["messages"] == data["options"]["enc_messages"]
+    # The metrics scrape, with its absolute time in the figure's name.
+    [metrics] = data["metrics"]
+    assert metrics["portals"] == data["options"]["portals"] and metrics["scrape_bytes"] > 1000
+    scrape = data["figures"]["metrics_scrape_ms"]
+    assert f"{scrape['bridge']:.2f} ms" in scrape["name"] and scrape["goal"] == "scrape < 10 ms"

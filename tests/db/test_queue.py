@@ -201,7 +201,10 @@ async def test_large_payload_round_trips(database: Database) -> None:
 async def test_pending_keys_and_get(database: Database) -> None:
     a1 = await QueueItem.enqueue("a", "remote", {"n": 1})
     b1 = await QueueItem.enqueue("b", "matrix", {"n": 2})
-    assert await QueueItem.pending_keys() == [(a1.id, "a"), (b1.id, "b")]
+    assert await QueueItem.pending_keys() == [
+        (a1.id, "a", a1.created_at),
+        (b1.id, "b", b1.created_at),
+    ]
     got = await QueueItem.get(b1.id)
     assert got is not None
     assert (got.id, got.queue_key, got.kind, got.payload) == (b1.id, "b", "matrix", {"n": 2})

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Stack
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named, open_portal
@@ -205,3 +209,54 @@ async def test_ghost_takes_the_remote_avatar(stack: Stack, staff: StaffClient) -
     profile = await staff.api("GET", f"/_matrix/client/v3/profile/{event['sender']}")
     assert profile["displayname"] == "Faced (Webhook)"
     assert profile["avatar_url"].startswith("mxc://")
+
+
+async def _scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.metrics_url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _messages(scrape: dict[Any, float], direction: str) -> float:
+    key = ("bridge_messages_total", (("account", "hooks"), ("direction", direction)))
+    return scrape.get(key, 0.0)
+
+
+async def test_metrics_move_with_a_message_each_way_and_status_shows_the_connectors(
+    stack: Stack, staff: StaffClient
+) -> None:
+    before = await _scrape(stack)
+    room_id, _ = await open_portal(stack, staff, "c-metrics", "How much is it?")
+    reply_id = await staff.send_text(room_id, "Ten euros.")
+    await stack.peer.wait_for(lambda p: p.get("id") == reply_id)
+    after = before
+    for _ in range(200):  # counted right after the event reached Matrix or the peer
+        after = await _scrape(stack)
+        if all(_messages(after, d) > _messages(before, d) for d in ("in", "out")):
+            break
+        await asyncio.sleep(0.05)
+    for direction in ("in", "out"):
+        assert _messages(after, direction) > _messages(before, direction), direction
+    latency = (
+        "bridge_delivery_latency_seconds_count",
+        (("account", "hooks"), ("direction", "in")),
+    )
+    assert after[latency] > before.get(latency, 0.0)
+    assert after[("bridge_homeserver_reachable", ())] == 1
+    hooks_connected = (("account", "hooks"), ("state", "connected"))
+    assert after[("bridge_connector_state", hooks_connected)] == 1
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.metrics_url}/status") as r:
+            status = await r.json()
+    assert status["homeserver"]["reachable"] is True
+    assert set(status["channels"]) == {"hooks", "dead-end", "tg", "tg-hook", "wa", "mail"}
+    assert status["channels"]["hooks"]["title"] == "Webhook"
+    assert status["channels"]["hooks"]["state"] == "connected"
+    states = {"starting", "connected", "degraded", "disconnected", "stopped"}
+    assert {channel["state"] for channel in status["channels"].values()} <= states

@@ -37,11 +37,13 @@ def write_bridge_config(
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
     permissions: dict[str, Any] | None = None,
+    metrics: str | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
     ``address`` is where the homeserver reaches the bridge (default: its own listener);
     ``encryption`` is merged over the ``encryption`` section, ``permissions`` over the
-    default permissions (the homeserver's domain staff, ``admins`` admin)."""
+    default permissions (the homeserver's domain staff, ``admins`` admin); ``metrics`` is
+    ``metrics.listen`` (host:port)."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
@@ -50,6 +52,7 @@ def write_bridge_config(
     data["appservice"]["address"] = address or f"http://{LOOPBACK}:{port}"
     data["appservice"]["port"] = port
     data["database"]["url"] = db_url
+    data["metrics"]["listen"] = metrics
     data["permissions"] = {
         "*": "none",
         domain: "staff",

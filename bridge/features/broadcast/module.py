@@ -6,6 +6,7 @@ API a benchmark or a script drives (``Engine.broadcast``, ``Engine.wait``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ...config import Config
@@ -14,6 +15,7 @@ from ..consent.module import CONSENT
 from .config import BroadcastConfig, parse_broadcast_config
 from .engine import SUPERVISE_INTERVAL, Engine
 from .receipts import ReceiptHook
+from .report import report_progress
 from .room import BroadcastRooms
 
 ROOMS_INTERVAL = 600.0
@@ -39,6 +41,9 @@ class BroadcastFeature:
         seams.add_inbound_hook(ReceiptHook())
         seams.add_job(PeriodicJob("broadcast-rooms", ROOMS_INTERVAL, rooms.ensure, True))
         seams.add_job(PeriodicJob("broadcast-worker", SUPERVISE_INTERVAL, engine.supervise, True))
+        if seams.config.metrics is not None:
+            report = partial(report_progress, seams.metrics, list(options.lists))
+            seams.add_job(PeriodicJob("broadcast-metrics", seams.config.metrics.refresh, report))
 
 
 BROADCAST = BroadcastFeature()

@@ -13,13 +13,23 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from ...db.broadcast import Broadcast, Recipient
+from ...seams_metrics import FeatureMetrics
 
 if TYPE_CHECKING:
     from .engine import Engine, Run
 
 SENT = ("sent", "delivered", "read")
+STARTED = ("running", "paused", "cancelled", "done")
 LISTED = 50
 MAX_REASONS = 10
+
+
+async def report_progress(metrics: FeatureMetrics, lists: list[str]) -> None:
+    """The recipients of each list's latest broadcast by status, for the metrics."""
+    for list_ in lists:
+        found = await Broadcast.latest(list_, STARTED)
+        if found is not None:
+            metrics.broadcast(list_, await Recipient.counts(found.id))
 
 
 class Reporter:

@@ -44,6 +44,7 @@ class Consent:
     def setup(self, seams: Seams, options: ConsentConfig) -> None:
         registry = self.registry = Registry(options)
         registry.audit = seams.audit
+        registry.metrics = seams.metrics
         seams.add_inbound_hook(OptOutHook(registry, seams.services, seams.config))
         seams.add_outbound_gate(ConsentGate(registry))
         seams.add_inbound_hook(OptInHook(registry, seams.services, seams.config))

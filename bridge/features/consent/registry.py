@@ -34,6 +34,7 @@ from ...db.consent import (
 )
 from ...db.privacy import Suppression
 from ...seams import AuditRecord
+from ...seams_metrics import FeatureMetrics, NoMetrics
 from .config import ConsentConfig, text_hash
 
 log = logging.getLogger("bridge.consent")
@@ -94,6 +95,8 @@ class Registry:
         self._stored: set[str] = set()
         self.audit: Callable[[AuditRecord], Awaitable[None]] | None = None
         """Told of every step recorded (``Seams.audit``: the data protection audit log)."""
+        self.metrics: FeatureMetrics = NoMetrics()
+        """Counts the consents given and withdrawn (``Seams.metrics``)."""
 
     async def _told(
         self, step: str, contact: int, list_: str, account: str, actor: str, trigger: str
@@ -212,6 +215,7 @@ class Registry:
             contact, list_, account, step, self.clock(), hash_, evidence, trigger, cause
         )
         if added:
+            self.metrics.consent(list_, account, step)
             actor = "bridge" if step == "expired" else "customer"
             await self._told(step, contact, list_, account, actor, trigger)
         return added

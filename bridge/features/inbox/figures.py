@@ -39,13 +39,15 @@ async def business_seconds(
     return max(0, round(total))
 
 
-async def record_response(hours: BusinessHours | None, row: InboxConversation, now: int) -> None:
+async def record_response(
+    hours: BusinessHours | None, row: InboxConversation, now: int
+) -> InboxResponse | None:
     """A staff reply delivered at ``now`` to ``row`` (as it was before the reply): the wait
-    it ended, if the customer was waiting."""
+    it ended, if the customer was waiting (then returned)."""
     if row.waiting_since is None:
-        return
+        return None
     kind = "first" if row.first_response_at is None else "next"
-    await _record(hours, row, kind, row.waiting_since, now)
+    return await _record(hours, row, kind, row.waiting_since, now)
 
 
 async def record_resolution(hours: BusinessHours | None, row: InboxConversation, now: int) -> None:
@@ -56,11 +58,12 @@ async def record_resolution(hours: BusinessHours | None, row: InboxConversation,
 
 async def _record(
     hours: BusinessHours | None, row: InboxConversation, kind: str, start: int, end: int
-) -> None:
+) -> InboxResponse:
     business = await business_seconds(hours, row.account, row.chat, start, end)
     seconds = max(0, round((end - start) / 1000))
     figure = InboxResponse(row.team, kind, start, end, seconds, business)
     await figure.insert(row.account, row.chat)
+    return figure
 
 
 def median(values: Sequence[float]) -> float | None:

@@ -17,6 +17,7 @@ from attrs import evolve
 from ...db.inbox import InboxConversation
 from ...events import RemoteEvent, RemoteMessage
 from ...seams import Inbound, Origin, Outgoing
+from ...seams_metrics import FeatureMetrics, NoMetrics
 from ...types import AccountID
 from .assignment import now_ms
 from .bot import Bots
@@ -64,6 +65,7 @@ class InboxHooks:
         self.desk = desk
         self.replies = replies
         self.bots = bots
+        self.metrics: FeatureMetrics = NoMetrics()
 
     async def on_inbound(self, inbound: Inbound) -> None:
         event = inbound.event
@@ -191,7 +193,9 @@ class InboxHooks:
                 row = await InboxConversation.get(ref.account, ref.chat)
             now = now_ms()
             if row is not None:
-                await record_response(self.desk.hours(row.team), row, now)
+                figure = await record_response(self.desk.hours(row.team), row, now)
+                if figure is not None and figure.kind == "first":
+                    self.metrics.first_response(row.team, figure.seconds)
             await InboxConversation.staff_replied(ref.account, ref.chat, now)
 
 

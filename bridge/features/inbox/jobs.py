@@ -20,12 +20,20 @@ import logging
 from ...db import Portal
 from ...db.inbox import InboxConversation, transaction
 from ...logsafe import pii
+from ...seams_metrics import FeatureMetrics
 from .assignment import now_ms
 from .desk import Desk, txn
 from .figures import record_resolution, show_seconds
 from .rooms import link, snippet
 
 log = logging.getLogger("bridge.inbox.jobs")
+
+
+async def report_counts(metrics: FeatureMetrics, teams: list[str]) -> None:
+    """Each team's open and unassigned conversations, for the metrics."""
+    for team in teams:
+        open_, unassigned, _ = await InboxConversation.counts(team)
+        metrics.conversations(team, open_, unassigned)
 
 
 async def tick(desk: Desk) -> None:

@@ -34,7 +34,7 @@ from .desk import Desk
 from .gates import CannedGate, NoteGate
 from .hooks import InboxHooks
 from .hours import BusinessHours, parse_business_hours
-from .jobs import tick
+from .jobs import report_counts, tick
 from .replies import AutoReplies
 from .rooms import TeamRoomDesk
 from .service_commands import ServiceCommands
@@ -85,6 +85,10 @@ class Inbox:
         for command in commands:
             seams.add_command(command)
         seams.add_job(PeriodicJob("inbox", config.tick, partial(tick, desk), at_start=True))
+        hooks.metrics = seams.metrics
+        if seams.config.metrics is not None:
+            report = partial(report_counts, seams.metrics, list(config.teams))
+            seams.add_job(PeriodicJob("inbox-metrics", seams.config.metrics.refresh, report, True))
 
 
 INBOX = Inbox()
