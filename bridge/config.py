@@ -17,6 +17,7 @@ from yarl import URL
 
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
+from .provisioning.config import ProvisioningConfig, parse_provisioning
 from .types import SAFE_LOCALPART_CHARS, AccountID
 
 ENV_PREFIX = "BRIDGE_"
@@ -132,6 +133,8 @@ class Config:
     hs_admin_token: str | None = None
     """A homeserver admin's access token: lets the bridge delete media through Synapse's admin
     API (data protection erasure and retention); None: it cannot."""
+    provisioning: ProvisioningConfig | None = None
+    """The provisioning API; None: off (no shared secret)."""
 
     @property
     def bot_mxid(self) -> str:
@@ -460,6 +463,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         features=_plain(r.mapping("features", {})),
         hs_admin_token=_admin_token(r),
         encryption=_encryption(r),
+        provisioning=parse_provisioning(data),
     )
 
 

@@ -83,6 +83,10 @@ Commands (``Command``)
     Features add bot commands; a command answers with text and calls the services layer, the
     same functions the provisioning API calls.
 
+Provisioning API (``ApiOperation``, ``Seams.add_api``; see ``bridge/seams_api.py``)
+    Features serve their operations on the provisioning API, each calling the function its
+    command calls, with the same permission checks.
+
 Room history and files (``Services.history``, ``Services.post_file``)
     A feature reads the messages of a room (the newest events, up to a cap) and posts a file
     as the bot (a transcript); the core makes every homeserver call.
@@ -105,6 +109,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .connector import Capabilities
 from .events import Button, RemoteEvent
+from .seams_api import ApiOperation
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -569,6 +574,11 @@ class Seams:
     room_handlers: list[RoomHandler] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     audit_sinks: list[AuditSink] = field(default_factory=list)
+    api: list[ApiOperation] = field(default_factory=list)
+
+    def add_api(self, operation: ApiOperation) -> None:
+        """Serve ``operation`` on the provisioning API (when it is on)."""
+        self.api.append(operation)
 
     def add_audit_sink(self, sink: AuditSink) -> None:
         self.audit_sinks.append(sink)

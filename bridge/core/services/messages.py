@@ -54,21 +54,26 @@ class MessageServices(ServiceBase):
         origin: Origin,
     ) -> bool:
         """Queue ``template`` to the conversation; asked for by ``origin`` (once: the same
-        command run again queues nothing and returns False)."""
+        command run again queues nothing and returns False). Without a room of ``origin``
+        (the provisioning API), a failure is shown in the conversation's room."""
         self.check(origin.sender, conversation.account)
         payload = {
             "text": template.render(params),
             "template": {
-                "name": template.name, "language": template.language, "text": template.text,
-                "parameters": template.parameters, "category": template.category,
+                "name": template.name,
+                "language": template.language,
+                "text": template.text,
+                "parameters": template.parameters,
+                "category": template.category,
                 "params": params,
             },
             "by": origin.sender,
             "reason": "template",
-            "origin": {
+        }
+        if origin.room_id:
+            payload["origin"] = {
                 "room_id": origin.room_id, "event_id": origin.event_id, "visible": origin.visible,
-            },
-        }  # fmt: skip
+            }  # fmt: skip
         return await self._enqueue(conversation, payload, f"template:{origin.event_id}")
 
     async def send_text(
