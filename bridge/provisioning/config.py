@@ -17,7 +17,7 @@ from ..connector import ConfigError
 
 MIN_SECRET = 32
 DEFAULT_PREFIX = "/_matrix/provision/v1"
-_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+/?$")
 KEYS = ("prefix", "shared_secret", "openid_cache")
 
 
