@@ -40,16 +40,10 @@ def error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own refusals (no such path, wrong method, body too large) as JSON errors."""
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        codes = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}
-        return error(e.status, codes.get(e.status, "M_UNKNOWN"), e.reason)
+CODES = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}
+ACTOR = web.RequestKey("actor", str)
+PUBLIC = "openapi"
+"""The name of the one route served without credentials: the document."""
 
 
 class ProvisioningApi:
@@ -65,10 +59,29 @@ class ProvisioningApi:
         self.auth = auth
         self.operations = list(operations)
         self.document = document(prefix, self.operations)
-        self.app = web.Application(middlewares=[json_errors], client_max_size=max_body_size)
-        self.app.router.add_get("/openapi.json", self._openapi)
+        self.app = web.Application(middlewares=[self._guard], client_max_size=max_body_size)
+        self.app.router.add_get("/openapi.json", self._openapi, name=PUBLIC)
         for op in self.operations:
             self.app.router.add_route(op.method, op.path, self._handler(op))
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate every request but for the document, before anything else (an unknown
+        path too: without credentials it is 401 like any other); aiohttp's own refusals (no
+        such path, wrong method, body too large) as JSON errors."""
+        try:
+            if request.match_info.route.name != PUBLIC:
+                actor = await self.auth.actor(request)
+                if self.services.level(actor) == "none":
+                    raise ApiError(403, f"{actor} may not use the bridge")
+                request[ACTOR] = actor
+            return await handler(request)
+        except ApiError as e:
+            return error(e.status, e.errcode, e.message)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return error(e.status, CODES.get(e.status, "M_UNKNOWN"), e.reason)
 
     async def _openapi(self, _: web.Request) -> web.Response:
         return web.json_response(self.document)
@@ -87,9 +100,7 @@ class ProvisioningApi:
         return handle
 
     async def _call(self, op: ApiOperation, request: web.Request) -> Any:
-        actor = await self.auth.actor(request)
-        if self.services.level(actor) == "none":
-            raise ApiError(403, f"{actor} may not use the bridge")
+        actor = request[ACTOR]
         params: dict[str, Any] = {}
         for p in op.params:
             raw = (

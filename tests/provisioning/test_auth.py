@@ -39,8 +39,9 @@ def test_the_config_section() -> None:
         ("openid_cache", -1),
         ("nonsense", 1),
     ]:
+        section = {"shared_secret": SECRET, key: value}
         with pytest.raises(ConfigError) as e:
-            parse(example(lambda d: d["provisioning"].update({"shared_secret": SECRET, key: value})))  # noqa: B023
+            parse(example(lambda d, section=section: d["provisioning"].update(section)))
         assert e.value.key == f"provisioning.{key}"
 
 
@@ -109,7 +110,10 @@ async def test_the_shared_secret_is_compared_in_constant_time(
     assert status == 200 and len(body["accounts"]) == 4
     status, body = await call(api, SECRET[:-1] + "!")
     assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
-    assert compared == [(SECRET.encode(), SECRET.encode()), ((SECRET[:-1] + "!").encode(), SECRET.encode())]
+    assert compared == [
+        (SECRET.encode(), SECRET.encode()),
+        ((SECRET[:-1] + "!").encode(), SECRET.encode()),
+    ]
 
 
 async def test_missing_or_wrong_credentials_are_401_and_no_permission_403(

@@ -113,7 +113,10 @@ async def test_assign_and_resolve_as_the_commands_do(api: ApiServer) -> None:
     status, body = await call(api, "POST", f"{where}/assign", SAM, {"user": "me"})
     assert (status, body["error"]) == (403, "Only the members of team support may do this.")
     status, body = await call(api, "POST", f"{where}/assign", ANN, {"user": SAM})
-    assert (status, body["error"]) == (400, f"{SAM} is not a member of team support. Usage: assign @user | me")
+    assert (status, body["error"]) == (
+        400,
+        f"{SAM} is not a member of team support. Usage: assign @user | me",
+    )
     status, body = await call(api, "POST", f"{where}/assign", ANN, {"user": BOB})
     assert (status, body) == (200, {"message": "👤 ann assigned this conversation to bob."})
     assert ("!c0:example.com", body["message"]) in api.sender.sent  # shown in the room
