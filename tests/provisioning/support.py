@@ -20,6 +20,7 @@ from bridge.core.notices import Notices
 from bridge.core.portals import PortalManager
 from bridge.core.services import Services
 from bridge.db import Portal
+from bridge.features.consent.module import CONSENT
 from bridge.features.inbox.module import INBOX
 from bridge.provisioning import api as provisioning
 from bridge.seams import Seams
@@ -36,6 +37,13 @@ INBOX_SECTION = {
     "teams": {"support": {"members": [ANN, BOB]}, "sales": {"members": [SAM]}},
     "accounts": {"support-webhook": "support", "support-whatsapp": "sales"},
 }
+CONSENT_SECTION = {
+    "public_url": "https://bridge.example.com",
+    "lists": {
+        "newsletter": {"text": "Yes, send me the newsletter.", "version": "2026-01",
+                       "title": "Newsletter"},
+    }
+}  # fmt: skip
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
 
@@ -104,7 +112,7 @@ class Queued:
 def config(hs_address: str | None = None, **provisioning: Any) -> Config:
     def mutate(data: dict[str, Any]) -> None:
         data["provisioning"].update(shared_secret=SECRET, **provisioning)
-        data["features"] = {"inbox": INBOX_SECTION}
+        data["features"] = {"inbox": INBOX_SECTION, "consent": CONSENT_SECTION}
         if hs_address is not None:
             data["homeserver"]["address"] = hs_address
 
@@ -143,9 +151,10 @@ async def serve(cfg: Config | None = None) -> ApiServer:
         cfg, connectors, sender, portals, GhostManager(cfg, sender), Notices(sender), dispatcher
     )
     seams = Seams(cfg, services)
-    options = INBOX.parse_config(cfg.features["inbox"], cfg)
-    assert options is not None
-    INBOX.setup(seams, options)
+    for feature in (INBOX, CONSENT):
+        options = feature.parse_config(cfg.features[feature.name], cfg)
+        assert options is not None
+        feature.setup(seams, options)
     http = aiohttp.ClientSession()
     listener = AppServiceListener(cfg.hs_token, cfg.max_body_size, lambda items: None)
     assert cfg.provisioning is not None

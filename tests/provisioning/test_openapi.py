@@ -39,6 +39,8 @@ from tests.provisioning.support import ADMIN, ANN, BOB, SAM, SECRET, ApiServer, 
 T = TypeVar("T")
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
 """Per operation: valid requests, and requests that break the document (refused with 4xx)."""
+LINE_LIMIT = 8190
+"""aiohttp's limit on a request line (a broken long parameter can exceed it)."""
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -136,6 +138,10 @@ def test_the_api_keeps_to_its_document(served: ApiServer) -> None:
             @given(case=operation.as_strategy(generation_mode=mode))
             def examples(case: Any) -> None:
                 response = case.call(base_url=served.url, session=http, headers=good)
+                if len(response.request.url) > LINE_LIMIT:
+                    # A request line that long is refused by the listener before the API.
+                    assert response.status_code == 400
+                    return
                 # Validated against the document as served, not the narrowed copy.
                 real = served_schema[case.operation.path][case.operation.method.upper()]
                 real_case = real.Case(

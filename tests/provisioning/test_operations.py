@@ -147,3 +147,36 @@ async def test_errors_are_json(api: ApiServer) -> None:
             document = await r.json()
     assert document["openapi"].startswith("3.")
     assert "/inbox/conversations/{account}/{chat}/resolve" in document["paths"]
+
+
+async def test_consent_recorded_shown_and_withdrawn(api: ApiServer) -> None:
+    person = {"account": "support-webhook", "remote_user": "user-c0", "list": "newsletter"}
+    proof = {"consented_at": 1_700_000_000_000, "version": "2026-01", "source": "shop #1"}
+    status, body = await call(api, "POST", "/consent/record", ANN, {**person, **proof})
+    assert status == 403  # staff may not claim a consent: admins of the account
+    status, body = await call(api, "POST", "/consent/record", body={**person, "version": "1",
+                              "consented_at": 1, "source": "shop"})  # fmt: skip
+    assert status == 400 and "version 1 of list newsletter is unknown" in body["error"]
+    status, body = await call(api, "POST", "/consent/record", body={**person, **proof})
+    assert status == 200 and body["recorded"] is True
+    contact = body["contact"]
+
+    status, body = await call(api, "GET", "/consent/contacts/support-webhook:user-c0", ANN)
+    assert status == 200 and body["contact"] == contact
+    assert body["identities"] == [{"account": "support-webhook", "remote_user": "user-c0"}]
+    (step,) = body["events"]
+    assert (step["step"], step["list"], step["trigger"]) == ("imported", "newsletter",
+                                                             f"import by {ADMIN}")  # fmt: skip
+    assert step["text"].startswith("2026-01, sha256 ")
+    # Staff on every account the contact is on (here: by domain) may see it, as with `consent`.
+    assert (await call(api, "GET", f"/consent/contacts/{contact}", SAM))[0] == 200
+    assert (await call(api, "GET", "/consent/contacts/999"))[0] == 404
+
+    status, body = await call(api, "POST", "/consent/withdraw", BOB, person)
+    assert (status, body) == (200, {"contact": contact, "recorded": True})
+    status, body = await call(api, "POST", "/consent/withdraw", BOB, person)
+    assert (status, body) == (200, {"contact": contact, "recorded": False})
+    status, body = await call(api, "GET", f"/consent/contacts/#{contact}".replace("#", "%23"))
+    assert [e["step"] for e in body["events"]] == ["imported", "withdrawn"]
+    unknown = {**person, "remote_user": "nobody"}
+    assert (await call(api, "POST", "/consent/withdraw", BOB, unknown))[0] == 404

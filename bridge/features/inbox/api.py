@@ -18,7 +18,7 @@ from .commands import REOPENED, RESOLVED, InboxCommands
 from .desk import Desk, txn
 
 ACCOUNT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
-CHAT = {"type": "string", "minLength": 1, "maxLength": 1000}
+CHAT = {"type": "string", "minLength": 1, "maxLength": 255}
 USER = {"type": "string", "pattern": "^(me|@[^:]+:.+)$", "maxLength": 255}
 NULLABLE = {"type": "string", "nullable": True}
 NULLABLE_TIME = {"type": "integer", "nullable": True}
