@@ -20,6 +20,7 @@ from bridge.core.notices import Notices
 from bridge.core.portals import PortalManager
 from bridge.core.services import Services
 from bridge.db import Portal
+from bridge.features.broadcast.module import BROADCAST
 from bridge.features.consent.module import CONSENT
 from bridge.features.inbox.module import INBOX
 from bridge.provisioning import api as provisioning
@@ -112,7 +113,9 @@ class Queued:
 def config(hs_address: str | None = None, **provisioning: Any) -> Config:
     def mutate(data: dict[str, Any]) -> None:
         data["provisioning"].update(shared_secret=SECRET, **provisioning)
-        data["features"] = {"inbox": INBOX_SECTION, "consent": CONSENT_SECTION}
+        data["features"] = {
+            "inbox": INBOX_SECTION, "consent": CONSENT_SECTION, "broadcast": {},
+        }  # fmt: skip
         if hs_address is not None:
             data["homeserver"]["address"] = hs_address
 
@@ -135,6 +138,8 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}{PREFIX}"
 
     async def stop(self) -> None:
+        if BROADCAST.engine is not None:
+            await BROADCAST.engine.stop()
         await self.listener.stop()
         await self.http.close()
 
@@ -151,7 +156,7 @@ async def serve(cfg: Config | None = None) -> ApiServer:
         cfg, connectors, sender, portals, GhostManager(cfg, sender), Notices(sender), dispatcher
     )
     seams = Seams(cfg, services)
-    for feature in (INBOX, CONSENT):
+    for feature in (INBOX, CONSENT, BROADCAST):
         options = feature.parse_config(cfg.features[feature.name], cfg)
         assert options is not None
         feature.setup(seams, options)

@@ -180,3 +180,31 @@ async def test_consent_recorded_shown_and_withdrawn(api: ApiServer) -> None:
     assert [e["step"] for e in body["events"]] == ["imported", "withdrawn"]
     unknown = {**person, "remote_user": "nobody"}
     assert (await call(api, "POST", "/consent/withdraw", BOB, unknown))[0] == 404
+
+
+async def test_a_broadcast_sent_followed_and_cancelled(api: ApiServer) -> None:
+    status, body = await call(api, "GET", "/broadcast/lists", ANN)
+    assert status == 200
+    (listed,) = body["lists"]
+    assert (listed["name"], listed["current"]) == ("newsletter", None)
+    where = "/broadcast/lists/newsletter/broadcasts"
+    assert (await call(api, "POST", "/broadcast/lists/nope/broadcasts", body={"text": "x"}))[
+        0
+    ] == 404
+    status, body = await call(api, "POST", where, ANN, {"text": "News!", "at": "25:99"})
+    assert (status, body["error"]) == (400, "no such time: hour must be in 0..23")
+    status, body = await call(api, "POST", where, ANN, {"text": "News!", "at": "2999-01-01 09:00"})
+    assert status == 200 and (body["state"], body["created_by"]) == ("scheduled", ANN)
+    broadcast = body["id"]
+    status, body = await call(api, "GET", "/broadcast/lists", BOB)
+    assert body["lists"][0]["current"]["id"] == broadcast
+    status, body = await call(api, "POST", where, BOB, {"text": "Other news"})
+    assert status == 409 and "cancel it first" in body["error"]  # as `send` in the room
+    status, body = await call(api, "GET", f"/broadcast/broadcasts/{broadcast}", BOB)
+    assert status == 200 and body["state"] == "scheduled"
+    status, body = await call(api, "POST", f"/broadcast/broadcasts/{broadcast}/pause", BOB)
+    assert (status, body["error"]) == (409, f"broadcast {broadcast} is scheduled: cannot pause")
+    status, body = await call(api, "POST", f"/broadcast/broadcasts/{broadcast}/cancel", BOB)
+    assert status == 200 and body["state"] == "cancelled"
+    assert (await call(api, "GET", "/broadcast/broadcasts/999"))[0] == 404
+    assert (await call(api, "POST", f"/broadcast/broadcasts/{broadcast}/explode"))[0] == 400
