@@ -29,6 +29,7 @@ ERRORS = {
     403: "M_FORBIDDEN",
     404: "M_NOT_FOUND",
     409: "M_CONFLICT",
+    502: "M_BAD_GATEWAY",
 }
 """The default ``errcode`` of a status."""
 

@@ -19,6 +19,7 @@ DESCRIPTIONS = {
     404: "No such thing (or none the user may see)",
     409: "It is so already, or it just changed",
     413: "The body is too large",
+    502: "The homeserver refused what the bridge asked of it",
 }
 USER_ID = {
     "name": "user_id",

@@ -23,6 +23,7 @@ from bridge.db import Portal
 from bridge.features.broadcast.module import BROADCAST
 from bridge.features.consent.module import CONSENT
 from bridge.features.inbox.module import INBOX
+from bridge.features.privacy.module import PRIVACY
 from bridge.provisioning import api as provisioning
 from bridge.seams import Seams
 from tests.core.outbound_support import RecordingConnector
@@ -75,6 +76,12 @@ class StubSender:
     async def joined_members(self, room_id: str) -> list[str]:
         return []
 
+    async def messages(self, *args: Any, **kwargs: Any) -> tuple[list[Any], list[Any], None]:
+        return [], [], None  # an empty timeline
+
+    async def upload_to_room(self, room_id: str, data: bytes, *args: Any) -> tuple[Any, int]:
+        return {"url": f"mxc://example.com/f{len(self.sent)}"}, len(data)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         async def done(*args: Any, **kwargs: Any) -> None:
             return None
@@ -114,7 +121,7 @@ def config(hs_address: str | None = None, **provisioning: Any) -> Config:
     def mutate(data: dict[str, Any]) -> None:
         data["provisioning"].update(shared_secret=SECRET, **provisioning)
         data["features"] = {
-            "inbox": INBOX_SECTION, "consent": CONSENT_SECTION, "broadcast": {},
+            "inbox": INBOX_SECTION, "consent": CONSENT_SECTION, "broadcast": {}, "privacy": {},
         }  # fmt: skip
         if hs_address is not None:
             data["homeserver"]["address"] = hs_address
@@ -156,7 +163,7 @@ async def serve(cfg: Config | None = None) -> ApiServer:
         cfg, connectors, sender, portals, GhostManager(cfg, sender), Notices(sender), dispatcher
     )
     seams = Seams(cfg, services)
-    for feature in (INBOX, CONSENT, BROADCAST):
+    for feature in (INBOX, CONSENT, BROADCAST, PRIVACY):
         options = feature.parse_config(cfg.features[feature.name], cfg)
         assert options is not None
         feature.setup(seams, options)

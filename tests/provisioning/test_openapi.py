@@ -96,6 +96,10 @@ NARROW: dict[str, list[Any]] = {
     "params": [["A-17"], [], ["a", "b"]],
     "team": ["support", "sales"],
     "assignee": [ANN, BOB],
+    "identity": ["support-webhook:c0", "contact:1", "nobody"],
+    "remote_user": ["user-c0", "c3"],
+    "list": ["newsletter", "nope"],
+    "contact": ["1", "support-webhook:user-c0", "7"],
 }
 """Values that reach past the refusals of unknown things (and some that do not)."""
 

@@ -208,3 +208,34 @@ async def test_a_broadcast_sent_followed_and_cancelled(api: ApiServer) -> None:
     assert status == 200 and body["state"] == "cancelled"
     assert (await call(api, "GET", "/broadcast/broadcasts/999"))[0] == 404
     assert (await call(api, "POST", f"/broadcast/broadcasts/{broadcast}/explode"))[0] == 400
+
+
+async def test_a_persons_export_and_erasure_asked_for(api: ApiServer) -> None:
+    who = {"identity": "support-webhook:c0"}
+    status, body = await call(api, "POST", "/privacy/exports", ANN, who)
+    assert status == 403 and body["error"].startswith("Only an admin of every channel account")
+    status, body = await call(api, "POST", "/privacy/exports", body={"identity": "nobody"})
+    assert status == 404
+    status, body = await call(api, "POST", "/privacy/exports", body=who)
+    assert status == 200 and body["message"].startswith("📦 Export privacy-export-")
+    assert any(text.startswith("privacy-export-") for _, text in api.sender.sent)  # the file
+
+    assert (await call(api, "POST", "/privacy/erasures", ANN, who))[0] == 403
+    status, body = await call(api, "POST", "/privacy/erasures", body=who)
+    assert status == 200 and body["message"].startswith(f"Erasure #{body['erasure']} of ")
+    erasure = body["erasure"]
+    status, body = await call(api, "POST", f"/privacy/erasures/{erasure}/confirm", ANN)
+    assert (status, body["error"]) == (
+        403, f"Only {ADMIN}, who asked for erasure #{erasure}, may confirm it."
+    )  # fmt: skip
+    status, body = await call(api, "POST", f"/privacy/erasures/{erasure}/cancel")
+    assert (status, body) == (
+        200,
+        {"message": f"Erasure #{erasure} cancelled; nothing was erased."},
+    )
+    status, body = await call(api, "POST", f"/privacy/erasures/{erasure}/confirm")
+    assert (status, body["error"]) == (
+        409,
+        f"Erasure #{erasure} is cancelled; nothing was changed.",
+    )
+    assert (await call(api, "POST", "/privacy/erasures/999/confirm"))[0] == 404
