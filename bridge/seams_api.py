@@ -69,6 +69,25 @@ class ApiParam:
     required: bool = False
 
 
+ACCOUNT_ID: Mapping[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+"""The schema of a channel account id."""
+DEFAULT_LIMIT = 100
+LIMIT = ApiParam(
+    "limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "At most this many"
+)
+SINCE = ApiParam(
+    "since", "query", {"type": "string", "pattern": "^[0-9]{1,9}$"},
+    "The next_batch of the page before",
+)  # fmt: skip
+"""A paged list's parameters: its answer has a ``next_batch`` (null: no more) to pass as
+``since`` for the next page (``page``)."""
+
+
+def page(request: ApiRequest) -> tuple[int, int]:
+    """The offset and size of the page ``request`` asks for."""
+    return int(request.params.get("since", "0")), request.params.get("limit", DEFAULT_LIMIT)
+
+
 @dataclass(frozen=True)
 class ApiOperation:
     method: str

@@ -11,10 +11,10 @@ from ..connector import StateKind, TemplateHandler
 from ..core.commands.templates import pick
 from ..core.services import Services
 from ..core.services.messages import Origin
-from ..seams_api import ApiError, ApiOperation, ApiParam, ApiRequest
+from ..seams_api import ACCOUNT_ID, LIMIT, SINCE, ApiError, ApiOperation, ApiParam, ApiRequest
+from ..seams_api import page as page_of
 from ..types import RemoteChatID
 
-ACCOUNT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 1000}
 NULLABLE_TEXT = {"type": "string", "nullable": True}
 ACCOUNT = {
@@ -39,22 +39,13 @@ CONVERSATION: dict[str, Any] = {
         "created_at": {"type": "integer", "description": "Milliseconds since the epoch"},
     },
 }
-LIMIT = ApiParam(
-    "limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "At most this many"
-)
-SINCE = ApiParam(
-    "since", "query", {"type": "string", "pattern": "^[0-9]{1,9}$"},
-    "The next_batch of the page before",
-)  # fmt: skip
 NEXT_BATCH = {"type": "string", "nullable": True, "description": "Pass as since for more"}
-DEFAULT_LIMIT = 100
 
 
 def page(items: Sequence[Any], request: ApiRequest) -> tuple[Sequence[Any], str | None]:
     """The page of ``items`` the ``limit`` and ``since`` of ``request`` ask for, and the
     ``next_batch`` after it (None: no more)."""
-    start = int(request.params.get("since", "0"))
-    limit = request.params.get("limit", DEFAULT_LIMIT)
+    start, limit = page_of(request)
     chunk = items[start : start + limit]
     more = start + limit < len(items)
     return chunk, str(start + limit) if more else None

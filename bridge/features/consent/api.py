@@ -20,11 +20,10 @@ from typing import Any
 
 from ...db.consent import GIVEN
 from ...seams import Seams, Services
-from ...seams_api import ApiError, ApiOperation, ApiParam, ApiRequest
+from ...seams_api import ACCOUNT_ID, ApiError, ApiOperation, ApiParam, ApiRequest
 from .commands import ConsentCommands
 from .registry import ConsentError, ImportProof, Registry
 
-ACCOUNT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 1000}
 KEY = {"type": "string", "minLength": 1, "maxLength": 255}
 """In a path: the request line has a limit (8 KiB on the listener)."""

@@ -12,17 +12,24 @@ from typing import Any
 from ...db import Portal
 from ...db.inbox import STATUSES, InboxConversation
 from ...seams import ConversationRef, Seams, Services
-from ...seams_api import ApiError, ApiOperation, ApiParam, ApiRequest
+from ...seams_api import (
+    ACCOUNT_ID,
+    LIMIT,
+    SINCE,
+    ApiError,
+    ApiOperation,
+    ApiParam,
+    ApiRequest,
+    page,
+)  # fmt: skip
 from ...types import AccountID, RemoteChatID
 from .commands import REOPENED, RESOLVED, InboxCommands
 from .desk import Desk, txn
 
-ACCOUNT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 CHAT = {"type": "string", "minLength": 1, "maxLength": 255}
 USER = {"type": "string", "pattern": "^(me|@[^:]+:.+)$", "maxLength": 255}
 NULLABLE = {"type": "string", "nullable": True}
 NULLABLE_TIME = {"type": "integer", "nullable": True}
-DEFAULT_LIMIT = 100
 CONVERSATION = {
     "type": "object",
     "required": ["account", "chat", "team", "status", "assignee", "waiting_since", "name",
@@ -70,7 +77,7 @@ class InboxApi:
         teams = [t for t in self.desk.config.teams if self.desk.may_see(actor, t)]
         accounts = [a for a in self.accounts if self.desk.services.level(actor, a) != "none"]
         filters = {k: params[k] for k in ("status", "team", "assignee", "account") if k in params}
-        offset, limit = int(params.get("since", "0")), params.get("limit", DEFAULT_LIMIT)
+        offset, limit = page(request)
         rows = await InboxConversation.listing(teams, accounts, filters, offset, limit + 1)
         out = []
         for row in rows[:limit]:
@@ -128,10 +135,7 @@ def add_operations(seams: Seams, desk: Desk, commands: InboxCommands) -> None:
             ApiParam("team", "query", CHAT, "Only this team's"),
             ApiParam("assignee", "query", CHAT, "Only those assigned to this user"),
             ApiParam("account", "query", ACCOUNT_ID, "Only this account's"),
-            ApiParam("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500},
-                     "At most this many"),
-            ApiParam("since", "query", {"type": "string", "pattern": "^[0-9]{1,9}$"},
-                     "The next_batch of the page before"),
+            LIMIT, SINCE,
         ), errors=(),
     ))  # fmt: skip
     seams.add_api(ApiOperation(
