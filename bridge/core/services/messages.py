@@ -57,19 +57,16 @@ class MessageServices(ServiceBase):
         command run again queues nothing and returns False). Without a room of ``origin``
         (the provisioning API), a failure is shown in the conversation's room."""
         self.check(origin.sender, conversation.account)
-        payload = {
+        payload: dict[str, Any] = {
             "text": template.render(params),
             "template": {
-                "name": template.name,
-                "language": template.language,
-                "text": template.text,
-                "parameters": template.parameters,
-                "category": template.category,
+                "name": template.name, "language": template.language, "text": template.text,
+                "parameters": template.parameters, "category": template.category,
                 "params": params,
             },
             "by": origin.sender,
             "reason": "template",
-        }
+        }  # fmt: skip
         if origin.room_id:
             payload["origin"] = {
                 "room_id": origin.room_id, "event_id": origin.event_id, "visible": origin.visible,
