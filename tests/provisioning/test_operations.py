@@ -125,6 +125,14 @@ async def test_assign_and_resolve_as_the_commands_do(api: ApiServer) -> None:
     assert (status, body) == (200, {"message": "✅ bob resolved this conversation."})
     status, body = await call(api, "POST", f"{where}/resolve", BOB)
     assert (status, body["error"]) == (409, "This conversation is resolved already.")
+    status, body = await call(api, "POST", f"{where}/assign", ANN, {"user": "me"})
+    assert (status, body["error"]) == (
+        409, "bob has this conversation; `assign @user` gives it to someone."
+    )  # fmt: skip
+    other = "/inbox/conversations/support-webhook/c1/assign"
+    status, body = await call(api, "POST", other, ANN, {"user": "me"})
+    assert (status, body) == (200, {"message": "👤 ann took this conversation."})
+    assert ("!c1:example.com", ANN) in api.sender.invites  # the caller, into the room
     status, body = await call(api, "POST", f"{where}/reopen", ADMIN)  # admins: every team
     assert status == 200 and body["message"] == "🔄 admin reopened this conversation."
     status, _ = await call(api, "POST", "/inbox/conversations/support-webhook/c9/resolve")

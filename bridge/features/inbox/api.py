@@ -107,7 +107,11 @@ class InboxApi:
 
     async def assign(self, request: ApiRequest) -> dict[str, Any]:
         ctx = await self._context(request)
-        return await self._answer(ctx, await self.commands.assign_to(ctx, request.body["user"]))
+        answer = await self.commands.assign_to(ctx, request.body["user"])
+        if request.body["user"] == "me" and ctx.conversation is not None:
+            # The command's sender is in the room already; the API's caller is invited.
+            await ctx.services.invite(ctx.room_id, ctx.sender, ctx.conversation.account)
+        return await self._answer(ctx, answer)
 
     async def resolve(self, request: ApiRequest) -> dict[str, Any]:
         ctx = await self._context(request)
