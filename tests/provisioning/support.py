@@ -134,6 +134,7 @@ class ApiServer:
     """The listener with the API on a free port of 127.0.0.1 (``url``: the API's base)."""
 
     config: Config
+    services: Services
     sender: StubSender
     queued: Queued
     listener: AppServiceListener
@@ -174,7 +175,7 @@ async def serve(cfg: Config | None = None) -> ApiServer:
     listener.add_api(cfg.provisioning.prefix, api.app)
     port = free_port()
     await listener.start("127.0.0.1", port)
-    return ApiServer(cfg, sender, queued, listener, http, port)
+    return ApiServer(cfg, services, sender, queued, listener, http, port)
 
 
 async def seed() -> None:

@@ -13,7 +13,9 @@ import aiohttp
 import pytest
 from mautrix.util.async_db import Database
 
-from bridge.db import InboxConversation
+from bridge.core.commands import CommandRunner
+from bridge.core.notices import Notices
+from bridge.db import InboxConversation, Portal
 from tests.db.support import database, databases
 from tests.provisioning.support import ADMIN, ANN, BOB, SAM, SECRET, ApiServer, seed, serve
 
@@ -78,6 +80,25 @@ async def test_starting_a_conversation_and_sending_a_template(api: ApiServer) ->
     assert item.payload["by"] == ANN and "origin" not in item.payload  # failures: in the room
     status, body = await call(api, "POST", "/templates/send", ANN, {**template, "name": "x"})
     assert status == 404
+
+
+async def test_the_start_command_does_what_the_api_does(api: ApiServer) -> None:
+    runner = CommandRunner(api.services, Notices(api.sender), ())
+    await runner.run("!dm:example.com", "$cmd", ANN, None, "start support-whatsapp +491599")
+    await runner.run("!dm:example.com", "$cmd2", ANN, None, "start nope +491599")
+    (started, refused) = [text for room, text in api.sender.sent if room == "!dm:example.com"]
+    portal = await Portal.get("support-whatsapp", "491599")
+    assert portal is not None and (portal.room_id, ANN) in api.sender.invites
+    assert started == f"The conversation with +491599 is in {portal.room_id}; you are invited."
+    status, body = await call(
+        api, "POST", "/conversations", ANN, {"account": "support-whatsapp", "address": "+491599"}
+    )
+    assert (status, body["room_id"]) == (200, portal.room_id)  # the same conversation
+    assert refused == "There is no channel account 'nope' you may use. See `channels`."
+    status, body = await call(
+        api, "POST", "/conversations", ANN, {"account": "nope", "address": "+491599"}
+    )
+    assert (status, body["error"]) == (403, refused)  # the same refusal
 
 
 async def test_the_inbox_listing_and_its_filters(api: ApiServer) -> None:
