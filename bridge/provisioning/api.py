@@ -7,7 +7,9 @@ account (else 403), the parameters and body are checked against the operation's 
 (400), then the handler runs and its answer is sent as JSON. A refusal of the services layer
 becomes 403 (no permission) or 400 (anything else it refused, its message as the error);
 ``ApiError`` carries its own status. Every error body is ``{"errcode": ..., "error": ...}``,
-also for unknown paths (404), wrong methods (405) and bodies too large (413).
+also for unknown paths (404), wrong methods (405) and bodies too large (413); the homeserver
+refusing what an operation asked of it is 502, and a failure of the bridge itself (a bug) is
+500 with the reason in its log.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from mautrix.errors import MatrixRequestError
 
 from ..config import Config
 from ..core.appservice import load_json
@@ -96,6 +99,12 @@ class ProvisioningApi:
                 return error(403, "M_FORBIDDEN", str(e))
             except ServiceError as e:
                 return error(400, "M_BAD_STATE", str(e))
+            except MatrixRequestError as e:
+                log.warning("%s %s: the homeserver refused: %s", op.method, op.path, e)
+                return error(502, "M_BAD_GATEWAY", f"The homeserver refused: {e.message}")
+            except Exception:
+                log.exception("%s %s failed", op.method, op.path)
+                return error(500, "M_UNKNOWN", "The bridge failed; its log says why")
 
         return handle
 

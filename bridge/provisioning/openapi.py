@@ -62,7 +62,7 @@ def document(prefix: str, operations: Iterable[ApiOperation]) -> dict[str, Any]:
 
 def _operation(op: ApiOperation) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    statuses = sorted({401, 403, *op.errors, *_more(op)})
+    statuses = sorted({401, 403, 502, *op.errors, *_more(op)})
     responses: dict[str, Any] = {
         "200": {"description": "Done", "content": {"application/json": {"schema": op.response}}}
     }

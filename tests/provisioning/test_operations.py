@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from mautrix.errors import MForbidden
 from mautrix.util.async_db import Database
 
 from bridge.core.commands import CommandRunner
@@ -268,3 +269,23 @@ async def test_a_persons_export_and_erasure_asked_for(api: ApiServer) -> None:
         f"Erasure #{erasure} is cancelled; nothing was changed.",
     )
     assert (await call(api, "POST", "/privacy/erasures/999/confirm"))[0] == 404
+
+
+async def test_a_homeserver_refusal_is_502_and_a_failure_500(
+    api: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(*args: Any, **kwargs: Any) -> str:
+        raise MForbidden(403, "no rooms for you")
+
+    async def fail(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("a bug")
+
+    start = {"account": "support-whatsapp", "address": "+491512345"}
+    monkeypatch.setattr(api.sender, "create_room", refuse)
+    status, body = await call(api, "POST", "/conversations", ANN, start)
+    assert (status, body) == (
+        502, {"errcode": "M_BAD_GATEWAY", "error": "The homeserver refused: no rooms for you"}
+    )  # fmt: skip
+    monkeypatch.setattr(api.sender, "create_room", fail)
+    status, body = await call(api, "POST", "/conversations", ANN, start)
+    assert (status, body["errcode"]) == (500, "M_UNKNOWN")
