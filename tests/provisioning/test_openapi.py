@@ -100,6 +100,8 @@ NARROW: dict[str, list[Any]] = {
     "remote_user": ["user-c0", "c3"],
     "list": ["newsletter", "nope"],
     "contact": ["1", "support-webhook:user-c0", "7"],
+    # A confirmed erasure would run in the background while the examples go on.
+    "decision": ["cancel"],
 }
 """Values that reach past the refusals of unknown things (and some that do not)."""
 
