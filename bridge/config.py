@@ -18,6 +18,7 @@ from yarl import URL
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
 from .metrics.config import MetricsConfig, parse_metrics
+from .provisioning.config import ProvisioningConfig, parse_provisioning
 from .types import SAFE_LOCALPART_CHARS, AccountID
 
 ENV_PREFIX = "BRIDGE_"
@@ -135,6 +136,8 @@ class Config:
     API (data protection erasure and retention); None: it cannot."""
     metrics: MetricsConfig | None = None
     """The metrics and status listener (``metrics.listen``); None: off."""
+    provisioning: ProvisioningConfig | None = None
+    """The provisioning API; None: off (no shared secret)."""
 
     @property
     def bot_mxid(self) -> str:
@@ -466,6 +469,7 @@ def parse(data: Mapping[str, Any]) -> Config:
             data, (r.get("appservice.port", None), r.get("webhooks.port", None))
         ),
         encryption=_encryption(r),
+        provisioning=parse_provisioning(data),
     )
 
 

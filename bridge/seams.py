@@ -87,6 +87,10 @@ Metrics (``Seams.metrics``, ``bridge.seams_metrics``)
     Figures only a feature knows (open conversations, consents, broadcast progress) are
     reported where they change, or by a job; a scrape only reads what was reported.
 
+Provisioning API (``ApiOperation``, ``Seams.add_api``; see ``bridge/seams_api.py``)
+    Features serve their operations on the provisioning API, each calling the function its
+    command calls, with the same permission checks.
+
 Room history and files (``Services.history``, ``Services.post_file``)
     A feature reads the messages of a room (the newest events, up to a cap) and posts a file
     as the bot (a transcript); the core makes every homeserver call.
@@ -110,6 +114,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .connector import Capabilities
 from .events import Button, RemoteEvent
 from .seams_metrics import FeatureMetrics, NoMetrics
+from .seams_api import ApiOperation
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
@@ -576,6 +581,11 @@ class Seams:
     audit_sinks: list[AuditSink] = field(default_factory=list)
     metrics: FeatureMetrics = field(default_factory=NoMetrics)
     """Where features report their figures (``bridge.seams_metrics``)."""
+    api: list[ApiOperation] = field(default_factory=list)
+
+    def add_api(self, operation: ApiOperation) -> None:
+        """Serve ``operation`` on the provisioning API (when it is on)."""
+        self.api.append(operation)
 
     def add_audit_sink(self, sink: AuditSink) -> None:
         self.audit_sinks.append(sink)

@@ -194,6 +194,11 @@ class AppServiceListener:
         before ``start``."""
         self.public_app.router.add_route(method.upper(), path, handler)
 
+    def add_api(self, prefix: str, app: web.Application) -> None:
+        """Serve the provisioning API (an application of its own) under ``prefix`` on this
+        listener, with its limits; only before ``start``."""
+        self.app.add_subapp(prefix, app)
+
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""

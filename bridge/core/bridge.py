@@ -25,6 +25,7 @@ from ..connector import NetworkConnector
 from ..db import QueueItem
 from ..metrics.listener import MetricsListener
 from ..metrics.registry import BridgeMetrics
+from ..provisioning import api as provisioning
 from ..seams import PeriodicJob, Seams
 from ..tasks import cancel_and_wait
 from . import deadletters
@@ -129,6 +130,9 @@ class Bridge:
         self.portals.namer = self.seams.room_namer
         for route in self.seams.routes:
             self.listener.add_feature_route(route.method, route.full_path, route.handler)
+        if config.provisioning is not None:
+            served = provisioning.build(config, self.services, self.seams.api, self._http)
+            self.listener.add_api(config.provisioning.prefix, served.app)
         self.commands = CommandRunner(
             self.services, self.notices, self.seams.commands, self.seams.audit
         )
@@ -231,6 +235,10 @@ class Bridge:
                 "lists in transactions (MSC3202), and the registration must be generated again "
                 "(bridge -g) so it carries io.element.msc4190 and org.matrix.msc3202."
             ) from e
+
+    def _http(self) -> aiohttp.ClientSession:
+        assert self.http is not None
+        return self.http
 
     def _otk_counts(self, counts: dict[str, Any]) -> None:
         if self.encryption is None:

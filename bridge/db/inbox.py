@@ -179,6 +179,36 @@ class InboxConversation:
         return [cls._from_row(row) for row in rows]
 
     @classmethod
+    async def listing(
+        cls,
+        teams: Sequence[str],
+        accounts: Sequence[str],
+        filters: dict[str, str],
+        offset: int,
+        limit: int,
+    ) -> list[InboxConversation]:
+        """The conversations of ``teams`` and ``accounts`` matching ``filters`` (column ->
+        value: ``status``, ``team``, ``assignee``, ``account``), oldest first, a page of them
+        (``offset``, ``limit``)."""
+        if not teams or not accounts:
+            return []
+        where = (
+            f"team IN ({_placeholders(len(teams), 1)}) "
+            f"AND account IN ({_placeholders(len(accounts), len(teams) + 1)})"
+        )
+        args: list[Any] = [*teams, *accounts]
+        for column in ("status", "team", "assignee", "account"):
+            if column in filters:
+                args.append(filters[column])
+                where += f" AND {column}=${len(args)}"
+        args += [limit, offset]
+        return await cls._select(
+            f"{where} ORDER BY created_at, account, chat_key "
+            f"LIMIT ${len(args) - 1} OFFSET ${len(args)}",
+            *args,
+        )
+
+    @classmethod
     async def open_counts(cls, members: Sequence[str]) -> dict[str, int]:
         """How many open conversations each of ``members`` is assigned, over every team."""
         counts = dict.fromkeys(members, 0)

@@ -133,14 +133,15 @@ and key counts, MSC4190 device management."""
 
 
 def loopback_listener(port: int) -> dict[str, Any]:
-    """A plain HTTP client listener on the loopback interface."""
+    """A plain HTTP client listener on the loopback interface; it also answers the OpenID
+    userinfo endpoint (``openid``), with which the bridge checks a user's OpenID token."""
     return {
         "port": port,
         "bind_addresses": [LOOPBACK],
         "type": "http",
         "tls": False,
         "x_forwarded": False,
-        "resources": [{"names": ["client"], "compress": False}],
+        "resources": [{"names": ["client", "openid"], "compress": False}],
     }
 
 

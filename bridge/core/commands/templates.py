@@ -8,8 +8,8 @@ import shlex
 from typing import TYPE_CHECKING
 
 from ...connector import NetworkConnector, Template, TemplateHandler
-from ...seams import Command, ConversationRef
-from ...types import AccountID, RemoteChatID
+from ...seams import Command
+from ...types import RemoteChatID
 from ..services.messages import Origin
 
 if TYPE_CHECKING:
@@ -45,24 +45,11 @@ async def template_command(ctx: CommandContext, args: list[str]) -> str:
         address, words = words[0], words[1:]
     if not words:
         return _listing(connector, templates)
-    template, params = _pick(templates, words)
+    template, params = pick(templates, words[0], words[1:])
     if template is None:
         return f"No approved template {words[0]!r}. " + _listing(connector, templates)
-    if len(params) != template.parameters:
-        return (
-            f"{template.name} ({template.language}) takes {template.parameters} parameter(s),"
-            f" not {len(params)}: {template.text}"
-        )
-    assert chat is not None
-    room_id, visible = ctx.portal.room_id if ctx.portal else None, True
-    if room_id is None:
-        portal, visible = await ctx.services.start_conversation(
-            ctx.sender, account, chat, address or chat
-        )
-        room_id = portal.room_id
-    conversation = ConversationRef(AccountID(account), chat, room_id)
-    origin = Origin(ctx.room_id, ctx.event_id, ctx.sender, visible)
-    await ctx.services.send_template(conversation, template, params, origin)
+    origin = Origin(ctx.room_id, ctx.event_id, ctx.sender)
+    await ctx.services.template_to(account, chat, address, template, params, origin)
     return ""  # answered once it was sent (or why not)
 
 
@@ -75,8 +62,11 @@ def _listing(connector: NetworkConnector, templates: list[Template]) -> str:
     return "\n".join(lines)
 
 
-def _pick(templates: list[Template], words: list[str]) -> tuple[Template | None, list[str]]:
-    name, rest = words[0], words[1:]
+def pick(
+    templates: list[Template], name: str, rest: list[str]
+) -> tuple[Template | None, list[str]]:
+    """The template ``name`` (in the language ``rest`` starts with, if one is), and the rest:
+    its parameters."""
     candidates = [t for t in templates if t.name == name]
     if rest:
         by_language = [t for t in candidates if t.language == rest[0]]

@@ -15,11 +15,12 @@ from .history import HistoryServices
 from .messages import MessageServices
 from .privacy import PrivacyServices
 from .rooms import RoomServices
+from .templates import TemplateServices
 
 
 class Services(
-    ConversationServices, MessageServices, AdminServices, RoomServices, HistoryServices,
-    DirectServices, PrivacyServices,
+    TemplateServices, ConversationServices, MessageServices, AdminServices, RoomServices,
+    HistoryServices, DirectServices, PrivacyServices,
 ):  # fmt: skip
     """Every service, in one object."""
 

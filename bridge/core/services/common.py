@@ -9,7 +9,7 @@ from ..ghosts import GhostManager
 from ..notices import Notices
 from ..portals import PortalManager
 from ..sender import MatrixSender
-from .errors import ServiceError, allowed
+from .errors import PermissionDenied, allowed
 
 
 class ServiceBase:
@@ -42,11 +42,11 @@ class ServiceBase:
         they may not see is answered like one that does not exist."""
         level = self.level(actor, account)
         if account not in self.connectors or level == "none":
-            raise ServiceError(
+            raise PermissionDenied(
                 f"There is no channel account {account!r} you may use. See `channels`."
             )
         if not allowed(level, needed):
-            raise ServiceError(f"You need the {needed} permission on {account} for this.")
+            raise PermissionDenied(f"You need the {needed} permission on {account} for this.")
 
     def is_own(self, user: str) -> bool:
         return self.ghosts.is_own(user)

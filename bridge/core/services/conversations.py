@@ -38,6 +38,22 @@ class ConversationServices(ServiceBase):
         invited = await self.portals.invite(portal.room_id, UserID(actor), account)
         return portal, invited
 
+    async def start_by_address(
+        self, actor: str, account: str, address: str
+    ) -> tuple[Portal, bool]:
+        """``start_conversation`` with the chat that reaches ``address`` (a phone number, a
+        mail address): the ``start`` command and the provisioning API."""
+        self.check(actor, account)
+        connector = self.connectors[account]
+        chat_for_address = getattr(connector, "chat_for_address", None)
+        if chat_for_address is None:
+            raise ServiceError(f"{connector.title} has no addresses to start a conversation with.")
+        try:
+            chat = RemoteChatID(chat_for_address(address))
+        except ValueError as e:
+            raise ServiceError(str(e)) from e
+        return await self.start_conversation(actor, account, chat, address)
+
     async def notice(self, room_id: str, text: str, *, txn: str | None = None) -> str | None:
         return await self.notices.send(room_id, text, txn=txn)
 

@@ -9,5 +9,9 @@ class ServiceError(Exception):
     """A refusal or failure to tell the person who asked."""
 
 
+class PermissionDenied(ServiceError):
+    """The person who asked may not do this (or not see what it is about)."""
+
+
 def allowed(level: str, needed: str) -> bool:
     return LEVELS.get(level, 0) >= LEVELS[needed]

@@ -54,9 +54,10 @@ class MessageServices(ServiceBase):
         origin: Origin,
     ) -> bool:
         """Queue ``template`` to the conversation; asked for by ``origin`` (once: the same
-        command run again queues nothing and returns False)."""
+        command run again queues nothing and returns False). Without a room of ``origin``
+        (the provisioning API), a failure is shown in the conversation's room."""
         self.check(origin.sender, conversation.account)
-        payload = {
+        payload: dict[str, Any] = {
             "text": template.render(params),
             "template": {
                 "name": template.name, "language": template.language, "text": template.text,
@@ -65,10 +66,11 @@ class MessageServices(ServiceBase):
             },
             "by": origin.sender,
             "reason": "template",
-            "origin": {
-                "room_id": origin.room_id, "event_id": origin.event_id, "visible": origin.visible,
-            },
         }  # fmt: skip
+        if origin.room_id:
+            payload["origin"] = {
+                "room_id": origin.room_id, "event_id": origin.event_id, "visible": origin.visible,
+            }  # fmt: skip
         return await self._enqueue(conversation, payload, f"template:{origin.event_id}")
 
     async def send_text(

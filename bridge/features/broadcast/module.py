@@ -12,6 +12,7 @@ from typing import Any
 from ...config import Config
 from ...seams import PeriodicJob, Seams
 from ..consent.module import CONSENT
+from .api import add_operations
 from .config import BroadcastConfig, parse_broadcast_config
 from .engine import SUPERVISE_INTERVAL, Engine
 from .receipts import ReceiptHook
@@ -38,6 +39,7 @@ class BroadcastFeature:
         engine = self.engine = Engine(options, registry, seams.services)
         rooms = self.rooms = BroadcastRooms(engine, options, seams.services)
         seams.add_room_handler(rooms)
+        add_operations(seams, engine, rooms)
         seams.add_inbound_hook(ReceiptHook())
         seams.add_job(PeriodicJob("broadcast-rooms", ROOMS_INTERVAL, rooms.ensure, True))
         seams.add_job(PeriodicJob("broadcast-worker", SUPERVISE_INTERVAL, engine.supervise, True))

@@ -27,7 +27,12 @@ from .engine import BroadcastError, Content, Engine
 
 STEERING = ("send", "pause", "resume", "cancel")
 _SEND_AT = re.compile(r"^send\s+at\s+(.+)$", re.IGNORECASE)
+ACTIONS = ("pause", "resume", "cancel")
 _TIME = re.compile(r"^(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})$")
+
+
+class NotAllowed(BroadcastError):
+    """The sender may not broadcast on every account of the list."""
 
 
 class BroadcastRooms:
@@ -86,24 +91,23 @@ class BroadcastRooms:
             "to replace it."
         )
 
-    async def steer(self, list_: str, sender: str, lowered: str, words: str) -> str:
+    def room_of(self, list_: str) -> str:
+        """The list's broadcast room ("" before it was made)."""
+        return next((room for room, name in self.rooms.items() if name == list_), "")
+
+    def may_broadcast(self, list_: str, sender: str) -> None:
+        """``NotAllowed`` unless ``sender`` has a level on every account of the list."""
         accounts = self.engine.list(list_).accounts
         refused = [a for a in accounts if self.services.level(sender, a) == "none"]
         if refused:
-            raise BroadcastError(f"you may not broadcast on {', '.join(refused)}")
+            raise NotAllowed(f"you may not broadcast on {', '.join(refused)}")
+
+    async def steer(self, list_: str, sender: str, lowered: str, words: str) -> str:
+        self.may_broadcast(list_, sender)
         if lowered.startswith("send"):
-            draft = await Broadcast.latest(list_, ("draft",))
-            if draft is None:
-                raise BroadcastError("there is no draft: write the message first")
-            if draft.created_by != sender:
-                # Someone else's message became the draft last: only its author sends it, so
-                # "looks good" from a colleague never goes to every subscriber.
-                raise BroadcastError(
-                    f"draft {draft.id} is {draft.created_by}'s: they send it, or write yours"
-                )
             at_match = _SEND_AT.match(words)
             at = self.parse_time(at_match.group(1)) if at_match else None
-            found = await self.engine.start(draft.id, at)
+            found = await self.send(list_, sender, at)
             if at is not None:
                 when = self.engine.reporter.clock_time(at / 1000)
                 return f"Broadcast {found.id} is scheduled for {when}."
@@ -111,14 +115,34 @@ class BroadcastRooms:
         current = await self.engine.current(list_)
         if current is None:
             raise BroadcastError("no broadcast of this list is scheduled, running or paused")
+        await self.control(current, lowered)
+        return f"Broadcast {current.id}: {lowered} done."
+
+    async def send(
+        self, list_: str, sender: str, at: int | None, draft: Broadcast | None = None
+    ) -> Broadcast:
+        """Send the list's draft (``draft``, else the latest) now or at ``at``: only its
+        author may (``send`` in the room, and the provisioning API)."""
+        draft = draft or await Broadcast.latest(list_, ("draft",))
+        if draft is None:
+            raise BroadcastError("there is no draft: write the message first")
+        if draft.created_by != sender:
+            # Someone else's message became the draft last: only its author sends it, so
+            # "looks good" from a colleague never goes to every subscriber.
+            raise BroadcastError(
+                f"draft {draft.id} is {draft.created_by}'s: they send it, or write yours"
+            )
+        return await self.engine.start(draft.id, at)
+
+    async def control(self, found: Broadcast, action: str) -> None:
+        """``pause``, ``resume`` or ``cancel`` the broadcast ``found``."""
         done = {
             "pause": self.engine.pause,
             "resume": self.engine.resume,
             "cancel": self.engine.cancel,
-        }[lowered]
-        if not await done(current.id):
-            raise BroadcastError(f"broadcast {current.id} is {current.state}: cannot {lowered}")
-        return f"Broadcast {current.id}: {lowered} done."
+        }[action]
+        if not await done(found.id):
+            raise BroadcastError(f"broadcast {found.id} is {found.state}: cannot {action}")
 
     async def look(self, list_: str, lowered: str) -> str:
         found = await self.engine.current(list_) or await Broadcast.latest(

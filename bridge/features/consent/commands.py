@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from ...config import Config
 from ...db.consent import ConsentContact, ConsentEvent, ConsentIdentity, ConsentText
-from ...seams import Command, CommandContext
+from ...seams import Command, CommandContext, Services
 from .proof import proof_html
 from .registry import ConsentError, Registry
 
@@ -69,7 +69,10 @@ class ConsentCommands:
                 listed = ", ".join(str(c) for c in found)
                 return f"This conversation has several contacts ({listed}); name one."
             return found[0]
-        word = words[0]
+        return await self.find_word(words[0])
+
+    async def find_word(self, word: str) -> int | str:
+        """The contact ``word`` names (a number, an identity), else the answer to give."""
         number = word.removeprefix("#")
         if number.isdigit():
             root = await self.registry.root(int(number))
@@ -81,9 +84,16 @@ class ConsentCommands:
         return f"{word} has no consent records." if contact is None else contact
 
     async def _allowed(self, ctx: CommandContext, contact: int, needed: str) -> str | None:
+        return await self.refusal(ctx.services, ctx.sender, contact, needed)
+
+    async def refusal(
+        self, services: Services, actor: str, contact: int, needed: str
+    ) -> str | None:
+        """Why ``actor`` may not see (``staff``) or hand out (``admin``) ``contact``'s
+        consents: they need ``needed`` on every account the contact has an identity on."""
         accounts = {i.account for i in await self.registry.identities(contact)}
         for account in sorted(accounts):
-            level = ctx.services.level(ctx.sender, account)
+            level = services.level(actor, account)
             if level != "admin" and (needed == "admin" or level == "none"):
                 return f"You need the {needed} permission on {account} for contact {contact}."
         return None
@@ -96,11 +106,9 @@ class ConsentCommands:
         refused = await self._allowed(ctx, contact, "admin" if proof else "staff")
         if refused:
             return refused
-        members = await ConsentContact.members(contact)
-        events = await ConsentEvent.history(members)
+        identities, events = await self.history(contact)
         if proof:
             return await self._proof(ctx, contact, events)
-        identities = await self.registry.identities(contact)
         lines = [
             f"Contact {contact}: " + ", ".join(f"{i.account}:{i.remote_user}" for i in identities)
         ]
@@ -108,7 +116,7 @@ class ConsentCommands:
             lines.append("No consent steps recorded.")
         versions: dict[str, str] = {}
         for event in events[-MAX_LINES:]:
-            version = await self._version(event.text_hash, versions)
+            version = await self.version(event.text_hash, versions)
             lines.append(
                 f"• {when(event.at)} — {event.account} — {event.list}: {event.step}"
                 f"{f' (text {version})' if version else ''} — {event.trigger}"
@@ -117,7 +125,13 @@ class ConsentCommands:
             lines.insert(1, f"(the latest {MAX_LINES} of {len(events)} steps)")
         return "\n".join(lines)
 
-    async def _version(self, hash_: str | None, known: dict[str, str]) -> str:
+    async def history(self, contact: int) -> tuple[list[ConsentIdentity], list[ConsentEvent]]:
+        """``contact``'s identities and every step of its ledger, oldest first (``consent``
+        and the provisioning API, after ``refusal``)."""
+        events = await ConsentEvent.history(await ConsentContact.members(contact))
+        return await self.registry.identities(contact), events
+
+    async def version(self, hash_: str | None, known: dict[str, str]) -> str:
         if hash_ is None:
             return ""
         if hash_ not in known:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...config import Config
 from ...seams import PeriodicJob, Seams
+from .api import add_operations
 from .commands import ConsentCommands
 from .config import ConsentConfig, parse_consent_config
 from .enforce import ConsentGate, OptOutHook
@@ -48,7 +49,9 @@ class Consent:
         seams.add_inbound_hook(OptOutHook(registry, seams.services, seams.config))
         seams.add_outbound_gate(ConsentGate(registry))
         seams.add_inbound_hook(OptInHook(registry, seams.services, seams.config))
-        commands = ConsentCommands(registry, seams.config).commands()
+        consent_commands = ConsentCommands(registry, seams.config)
+        add_operations(seams, registry, consent_commands)
+        commands = consent_commands.commands()
         for command in with_link(commands, LinkCommand(options, seams.config)):
             seams.add_command(command)
         seams.add_job(PeriodicJob("consent-expiry", EXPIRY_INTERVAL, Expiry(registry).run))

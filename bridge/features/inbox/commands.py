@@ -12,6 +12,7 @@ from ...connector import ConfigError
 from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import Command, CommandContext
+from ...seams_api import ApiError
 from .assignment import now_ms
 from .bot import Bots, HandOver
 from .claims import TOOK, USAGE, Claims
@@ -24,6 +25,9 @@ LIST_LIMIT = 50
 OWN_STATUSES = ("open", "pending", "snoozed")
 COMMAND_OF = {"resolved": "resolve", "open": "reopen", "pending": "pending"}
 UNTIL = "until [YYYY-MM-DD | tomorrow | monday…sunday] [HH:MM]"
+ASSIGN_USAGE = "Usage: assign @user | me"
+RESOLVED = "✅ {name} resolved this conversation."
+REOPENED = "🔄 {name} reopened this conversation."
 SNOOZE_USAGE = f"Usage: snooze <duration: 30m, 2h, 1d> | snooze {UNTIL}"
 
 
@@ -71,23 +75,31 @@ class InboxCommands:
     async def assign(self, ctx: CommandContext, args: list[str]) -> str:
         if len(args) != 1:
             return "Usage: assign @user | me"
-        row = await self._target(ctx)
-        if isinstance(row, str):
-            return row
+        try:
+            return await self.assign_to(ctx, args[0])
+        except ApiError as e:
+            return e.message
+
+    async def assign_to(self, ctx: CommandContext, to: str) -> str:
+        """Give the conversation of ``ctx`` to ``to`` (``me``: the sender); the answer, or
+        ``ApiError`` for a refusal (the ``assign`` command and the provisioning API)."""
+        row = await self.desk.target_row(ctx.conversation, ctx.sender)
         team = self.desk.team(row.team)
         if row.with_bot:
-            return await self._take_from_bot(ctx, row, args[0])
-        if args[0].lower() == "me":
+            return await self._take_from_bot(ctx, row, to)
+        if to.lower() == "me":
             if row.assignee == ctx.sender:
-                return "This conversation is yours already."
+                raise ApiError(409, "This conversation is yours already.")
             if not await self.desk.assignment.claim(row.account, row.chat, ctx.sender):
                 holder = await self._who(ctx, row.assignee)
-                return f"{holder} has this conversation; `assign @user` gives it to someone."
+                raise ApiError(
+                    409, f"{holder} has this conversation; `assign @user` gives it to someone."
+                )
             await self.desk.renamed(row.account, row.chat)
             return TOOK.format(name=await self._who(ctx))
-        user = args[0]
+        user = to
         if team is None or user not in team.staff:
-            return f"{user} is not a member of team {row.team}. Usage: assign @user | me"
+            raise ApiError(400, f"{user} is not a member of team {row.team}. {ASSIGN_USAGE}")
         await InboxConversation.assign(row.account, row.chat, user, now_ms())
         await self.desk.renamed(row.account, row.chat)
         await ctx.services.invite(ctx.room_id, user, row.account)
@@ -135,13 +147,20 @@ class InboxCommands:
     async def _set(self, ctx: CommandContext, args: list[str], status: str, text: str) -> str:
         if args:
             return f"Usage: {COMMAND_OF[status]}"
-        row = await self._target(ctx)
-        if isinstance(row, str):
-            return row
+        try:
+            return await self.set_status(ctx, status, text)
+        except ApiError as e:
+            return e.message
+
+    async def set_status(self, ctx: CommandContext, status: str, text: str) -> str:
+        """Set the conversation of ``ctx`` to ``status``; the answer (``text`` with the
+        sender's ``{name}``), or ``ApiError`` for a refusal (the ``resolve``, ``reopen`` and
+        ``pending`` commands and the provisioning API)."""
+        row = await self.desk.target_row(ctx.conversation, ctx.sender)
         if status != "resolved" and (waits := self.desk.with_bot(row)):
-            return waits  # resolved: the bot's answers were enough
+            raise ApiError(409, waits)  # resolved: the bot's answers were enough
         if row.status == status:
-            return f"This conversation is {status} already."
+            raise ApiError(409, f"This conversation is {status} already.")
         now = now_ms()
         await InboxConversation.set_status(row.account, row.chat, status, now)
         if status == "resolved":
@@ -154,10 +173,10 @@ class InboxCommands:
         return text.format(name=await self._who(ctx))
 
     async def resolve(self, ctx: CommandContext, args: list[str]) -> str:
-        return await self._set(ctx, args, "resolved", "✅ {name} resolved this conversation.")
+        return await self._set(ctx, args, "resolved", RESOLVED)
 
     async def reopen(self, ctx: CommandContext, args: list[str]) -> str:
-        return await self._set(ctx, args, "open", "🔄 {name} reopened this conversation.")
+        return await self._set(ctx, args, "open", REOPENED)
 
     async def pending(self, ctx: CommandContext, args: list[str]) -> str:
         return await self._set(

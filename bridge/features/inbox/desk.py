@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ...db import Portal
 from ...db.inbox import InboxConversation
 from ...seams import ConversationRef, Services
+from ...seams_api import ApiError
 from ...types import AccountID, RemoteChatID
 from .assignment import Assigned, Assignment, now_ms
 from .config import InboxConfig, InvitePolicy, TeamConfig
@@ -75,13 +76,20 @@ class Desk:
 
     async def target(self, ref: ConversationRef | None, user: str) -> InboxConversation | str:
         """The conversation a command sent in ``ref``'s room acts on, or why there is none."""
+        try:
+            return await self.target_row(ref, user)
+        except ApiError as e:
+            return e.message
+
+    async def target_row(self, ref: ConversationRef | None, user: str) -> InboxConversation:
+        """``target``, refusing with ``ApiError`` (its status for the provisioning API)."""
         if ref is None:
-            return "Send this in a conversation's room."
+            raise ApiError(400, "Send this in a conversation's room.")
         row = await InboxConversation.get(ref.account, ref.chat)
         if row is None:
-            return "This conversation is not in the team inbox."
+            raise ApiError(404, "This conversation is not in the team inbox.")
         if not self.may_act(user, row.team, row.account):
-            return f"Only the members of team {row.team} may do this."
+            raise ApiError(403, f"Only the members of team {row.team} may do this.")
         return row
 
     @staticmethod

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...config import Config
 from ...seams import PeriodicJob, Seams
+from .api import add_operations
 from .assignment import Assignment
 from .bot import Bots
 from .bot_commands import BotCommands
@@ -75,8 +76,10 @@ class Inbox:
         prefix = seams.config.sender_prefix_template
         seams.add_outbound_gate(NoteGate(prefix))  # first: a note never reaches another gate
         seams.add_outbound_gate(CannedGate(services, config, prefix))
+        inbox_commands = InboxCommands(desk, bots)
+        add_operations(seams, desk, inbox_commands)
         commands = (
-            *InboxCommands(desk, bots).commands(),
+            *inbox_commands.commands(),
             *ServiceCommands(desk).commands(),
             *canned_commands(config),
             *BotCommands(bots).commands(),

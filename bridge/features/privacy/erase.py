@@ -15,7 +15,7 @@ cancelled``, ``erase done``), naming the person only by ``Subject.references``."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...config import Config
@@ -23,6 +23,7 @@ from ...db.erasure import expire_pending, rooms_written_in
 from ...db.privacy import PrivacyJob
 from ...db.queue import now_ms
 from ...seams import CommandContext, Services
+from ...seams_api import ApiError
 from .audit import Audit
 from .config import PrivacyConfig
 from .subject import Subject, SubjectError, find_subject
@@ -92,54 +93,65 @@ class EraseCommand:
         if words[0].lower() in ("confirm", "cancel") and len(words) == 2:
             if not words[1].lstrip("#").isdigit():
                 return USAGE
-            return await self.decide(ctx.sender, words[0].lower(), int(words[1].lstrip("#")))
-        return await self.request(ctx, " ".join(words))
+            word, id_ = words[0].lower(), int(words[1].lstrip("#"))
+            return await _answer(self.decide(ctx.sender, word, id_))
+        try:
+            _, answer = await self.request(ctx.sender, ctx.room_id, " ".join(words))
+        except ApiError as e:
+            return e.message
+        return answer
 
-    async def request(self, ctx: CommandContext, asked: str) -> str:
+    async def request(self, actor: str, room_id: str, asked: str) -> tuple[int, str]:
+        """Plan the erasure of the person ``asked`` names (a ``pending`` job; its notices go
+        to ``room_id``): its number and what it would erase, or ``ApiError`` for a refusal
+        (``privacy erase`` and the provisioning API)."""
         try:
             subject = await find_subject(asked, self.services, self.config)
         except SubjectError as e:
-            return str(e)
-        if not self.allowed(ctx.sender, subject.accounts):
-            return (
+            raise ApiError(404, str(e)) from e
+        if not self.allowed(actor, subject.accounts):
+            raise ApiError(
+                403,
                 "Only an admin of every channel account the person is on may erase them "
-                f"({', '.join(subject.accounts)}). Nothing was changed."
+                f"({', '.join(subject.accounts)}). Nothing was changed.",
             )
         groups = await rooms_written_in([g.mxid for g in subject.ghosts])
         plan = plan_of(subject, groups, self.options.secret)
-        job = await PrivacyJob.create(KIND, ctx.sender, ctx.room_id, plan, now=self.clock())
+        job = await PrivacyJob.create(KIND, actor, room_id, plan, now=self.clock())
         counts = counts_of(plan)
-        await self.audit.record(
-            ctx.sender, "erase requested", plan["refs"], {"job": job.id, **counts}
-        )
-        return describe(job.id, asked, subject, counts, self.options.confirm_minutes)
+        await self.audit.record(actor, "erase requested", plan["refs"], {"job": job.id, **counts})
+        return job.id, describe(job.id, asked, subject, counts, self.options.confirm_minutes)
 
     async def decide(self, actor: str, word: str, id_: int) -> str:
+        """``confirm`` or ``cancel`` the erasure ``id_``; the answer, or ``ApiError``."""
         job = await PrivacyJob.get(id_)
         if job is None or job.kind != KIND:
-            return f"There is no erasure #{id_}."
+            raise ApiError(404, f"There is no erasure #{id_}.")
         if job.actor != actor:
-            return f"Only {job.actor}, who asked for erasure #{id_}, may {word} it."
+            raise ApiError(403, f"Only {job.actor}, who asked for erasure #{id_}, may {word} it.")
         if job.state != "pending":
-            return f"Erasure #{id_} is {job.state}; nothing was changed."
+            raise ApiError(409, f"Erasure #{id_} is {job.state}; nothing was changed.")
         if self.clock() - job.created_at > self.window_ms:
             await self.expire()
-            return (
+            raise ApiError(
+                409,
                 f"Erasure #{id_} expired (not confirmed within "
-                f"{self.options.confirm_minutes:g} minutes); ask again. Nothing was changed."
+                f"{self.options.confirm_minutes:g} minutes); ask again. Nothing was changed.",
             )
         refs = str(job.plan.get("refs", ""))
         if word == "cancel":
             if not await job.move("pending", "cancelled", now=self.clock()):
-                return f"Erasure #{id_} changed meanwhile; nothing was changed."
+                raise ApiError(409, f"Erasure #{id_} changed meanwhile; nothing was changed.")
             job.plan = {}
             await job.save(now=self.clock())
             await self.audit.record(actor, "erase cancelled", refs, {"job": id_})
             return f"Erasure #{id_} cancelled; nothing was erased."
         if not self.allowed(actor, list(job.plan.get("accounts", []))):
-            return "You are no longer an admin of every account of that person; nothing changed."
+            raise ApiError(
+                403, "You are no longer an admin of every account of that person; nothing changed."
+            )
         if not await job.move("pending", "confirmed", now=self.clock()):
-            return f"Erasure #{id_} changed meanwhile; nothing was changed."
+            raise ApiError(409, f"Erasure #{id_} changed meanwhile; nothing was changed.")
         await self.audit.record(actor, "erase confirmed", refs, {"job": id_})
         self.kick()
         return f"Erasure #{id_} confirmed: it runs now; a notice here tells when it is done."
@@ -148,6 +160,14 @@ class EraseCommand:
         """Cancel the erasures not confirmed in time (their plans cleared)."""
         now = self.clock()
         return await expire_pending(KIND, now - self.window_ms, now)
+
+
+async def _answer(answer: Awaitable[str]) -> str:
+    """A command's answer: the refusal's text too."""
+    try:
+        return await answer
+    except ApiError as e:
+        return e.message
 
 
 def describe(

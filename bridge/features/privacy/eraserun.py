@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ...db.erasure import erase_consent, erase_ghost_messages, erase_inbox, erase_recipients
 from ...db.privacy import PrivacyJob, Suppression, person_key
 from ...db.queue import now_ms
-from ...seams import CommandContext, PeriodicJob, Seams, Services, TimelineEvent
+from ...seams import PeriodicJob, Seams, Services, TimelineEvent
 from .audit import Audit
 from .config import PrivacyConfig
 from .erase import KIND, EraseCommand
@@ -56,17 +56,15 @@ ERASED_STATE: tuple[dict[str, Any], ...] = ({}, {"name": ERASED_NAME}, {"topic":
 """What the erasure sets them to (not redacted again after a restart)."""
 
 
-def erase(
-    seams: Seams, options: PrivacyConfig, audit: Audit
-) -> Callable[[CommandContext, list[str]], Awaitable[str]]:
-    """The ``privacy erase`` command; registers the runner's periodic job and gives the
-    suppression list its secret (``Suppression.holds``)."""
+def erase(seams: Seams, options: PrivacyConfig, audit: Audit) -> EraseCommand:
+    """The ``privacy erase`` command (its ``run``); registers the runner's periodic job and
+    gives the suppression list its secret (``Suppression.holds``)."""
     Suppression.secret = options.secret
     command = EraseCommand(seams.services, seams.config, options, audit)
     runner = EraseRunner(seams.services, options, audit, command, seams.config.bot_mxid)
     command.kick = runner.kick
     seams.add_job(PeriodicJob("privacy-erase", INTERVAL, runner.tick, at_start=True))
-    return command.run
+    return command
 
 
 class EraseRunner:

@@ -63,6 +63,7 @@ from ...db import (
 )
 from ...db.privacy_read import mappings
 from ...seams import CommandContext, Services, TimelineEvent
+from ...seams_api import ApiError
 from ..inbox.gates import is_note
 from .audit import Audit, admin_everywhere
 from .config import PrivacyConfig
@@ -299,13 +300,23 @@ class Exporter:
         if not words:
             return USAGE
         try:
-            subject = await find_subject(" ".join(words), self.services, self.config)
+            return await self.export(ctx.sender, " ".join(words), ctx.event_id)
+        except ApiError as e:
+            return e.message
+
+    async def export(self, actor: str, asked: str, key: str) -> str:
+        """Export the person ``asked`` names into ``actor``'s room with the bot (``key``: the
+        command's event, once); the answer, or ``ApiError`` for a refusal (``privacy
+        export`` and the provisioning API)."""
+        try:
+            subject = await find_subject(asked, self.services, self.config)
         except SubjectError as e:
-            return str(e)
-        if not self.allowed(ctx.sender, subject):
-            return (
+            raise ApiError(404, str(e)) from e
+        if not self.allowed(actor, subject):
+            raise ApiError(
+                403,
                 "Only an admin of every channel account this person is known on "
-                f"({', '.join(subject.accounts) or 'all accounts'}) may export their data."
+                f"({', '.join(subject.accounts) or 'all accounts'}) may export their data.",
             )
         made = datetime.now(UTC)
         with tempfile.TemporaryFile() as file:
@@ -313,17 +324,15 @@ class Exporter:
             size = file.tell()
             file.seek(0)
             data = file.read()
-        room = await self.services.bot_room(
-            f"privacy-{ctx.sender}", ROOM_NAME, ROOM_TOPIC, [ctx.sender]
-        )
+        room = await self.services.bot_room(f"privacy-{actor}", ROOM_NAME, ROOM_TOPIC, [actor])
         name = f"privacy-export-{made:%Y%m%d-%H%M%S}.zip"
         posted = await self.services.post_file(
-            room, data, name, "application/zip", txn=f"privacy-export:{ctx.event_id}"
+            room, data, name, "application/zip", txn=f"privacy-export:{key}"
         )
         if posted is None:
-            return "The export could not be posted: the homeserver refused the file."
+            raise ApiError(502, "The export could not be posted: the homeserver refused the file.")
         counts = document["counts"]
-        await self.audit.record(ctx.sender, "export", subject, {**counts, "bytes": size})
+        await self.audit.record(actor, "export", subject, {**counts, "bytes": size})
         left = f", {counts['media_left_out']} left out" if counts["media_left_out"] else ""
         return (
             f"📦 Export {name} ({size:,} bytes: {counts['conversations']} conversations, "

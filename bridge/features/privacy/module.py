@@ -18,6 +18,7 @@ from typing import Any
 
 from ...config import Config
 from ...seams import AuditRecord, Command, CommandContext, Seams
+from .api import add_operations
 from .audit import Audit
 from .config import PrivacyConfig, parse_privacy_config
 from .eraserun import erase
@@ -50,13 +51,13 @@ class Privacy:
         seams.add_audit_sink(_Sink(audit))
         export = Exporter(seams.services, seams.config, options, audit)
         report = Report(seams.services, seams.config, audit)
+        eraser = erase(seams, options, audit)
+        add_operations(seams, export, eraser)
         parts: list[Part] = [
             Part("audit", "[identity]", "the audit log (of one person)", audit.command),
             Part("export", "<identity>", "a person's data, for you", export.command),
             Part("report", "", "what personal data the bridge holds", report.command),
-            Part(
-                "erase", "<identity>|confirm <n>", "erase a person", erase(seams, options, audit)
-            ),
+            Part("erase", "<identity>|confirm <n>", "erase a person", eraser.run),
         ]
         retention = RetentionRunner(seams.services, seams.config, options.retention, audit)
         parts.append(
