@@ -113,8 +113,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .connector import Capabilities
 from .events import Button, RemoteEvent
-from .seams_metrics import FeatureMetrics, NoMetrics
 from .seams_api import ApiOperation
+from .seams_metrics import FeatureMetrics, NoMetrics
 from .types import AccountID, RemoteChatID
 
 if TYPE_CHECKING:
