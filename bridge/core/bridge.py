@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,7 @@ from ..seams import PeriodicJob, Seams
 from ..tasks import cancel_and_wait
 from . import deadletters
 from .appservice import AppServiceListener
+from .bridgeinfo import BridgeInfoUpdater
 from .commands import CommandRunner
 from .crypto.machine import Encryption
 from .dispatcher import Dispatcher, RetryLimits
@@ -185,6 +186,8 @@ class Bridge:
                 log.exception("Channel account %s failed to start", account_name)
         self._ping_task = asyncio.create_task(self._ping_homeserver())
         self.jobs.start(self.seams.jobs)
+        info = BridgeInfoUpdater(self.config, self.sender, self.connectors)
+        self._spawn(info.run(), "bridge-info")  # rooms made before the bridge sent m.bridge
 
     async def _wait_for_homeserver(self) -> None:
         delay = 1.0
@@ -215,9 +218,12 @@ class Bridge:
             ) from e
 
     def _otk_counts(self, counts: dict[str, Any]) -> None:
-        if self.encryption is None:
-            return
-        task = asyncio.create_task(self.encryption.otk_counts(counts), name="crypto:otk")
+        if self.encryption is not None:
+            self._spawn(self.encryption.otk_counts(counts), "crypto:otk")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background until it ends or the bridge stops."""
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -376,8 +376,10 @@ class MatrixSender:
         power_users: dict[UserID, int],
         *,
         space: bool = False,
+        state: list[dict[str, Any]] | None = None,
     ) -> RoomID:
-        initial_state = []
+        """A new room, the bot its creator; ``state``: more events of its initial state."""
+        initial_state = list(state or ())
         encrypted = self.crypto is not None and self.crypto.settings.default and not space
         if encrypted:
             initial_state.append(
