@@ -19,7 +19,7 @@ from typing import TextIO
 from ruamel.yaml import YAML
 
 from . import __version__, logsafe, registration
-from .config import ENV_PREFIX, Config, ConfigError, FileConfig, load, load_raw
+from .config import ENV_PREFIX, Config, ConfigError, FileConfig, is_placeholder, load, load_raw
 
 log = logging.getLogger("bridge")
 
@@ -156,8 +156,8 @@ def _redacted(text: str, config_path: str) -> str:
     )
     with contextlib.suppress(ConfigError):
         found |= logsafe.secrets_in(load_raw(config_path)._data)
-    # "generate" is the placeholder of the appservice tokens, not a secret.
-    return logsafe.SecretFilter(found - {"generate"}).redact(text)
+    # A placeholder ("generate") stands for a token still to be made, it is no secret.
+    return logsafe.SecretFilter({s for s in found if not is_placeholder(s)}).redact(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
