@@ -30,6 +30,7 @@ from .media import measure_media
 from .report import build_figures, table
 from .scale import measure_scale
 from .stack import Stack, start_stack
+from .startup import measure_startup, startup_figures
 from .traffic import (
     Measured,
     bridge_sender,
@@ -45,7 +46,7 @@ PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
 STACK_PARTS = ("traffic", "media", "inbox-e2e", "encrypted", "scale")
 """The parts that need the whole stack; the local ones need at most a PostgreSQL."""
-LOCAL_PARTS = ("inbox", "broadcast")
+LOCAL_PARTS = ("inbox", "broadcast", "startup")
 
 
 @dataclass
@@ -262,6 +263,7 @@ async def run(opts: Options) -> dict[str, Any]:
     inbox_e2e: list[dict[str, Any]] = []
     encrypted: list[dict[str, Any]] = []
     broadcast: dict[str, Any] = {}
+    startup: dict[str, list[float]] = {}
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -314,6 +316,8 @@ async def run(opts: Options) -> dict[str, Any]:
                 workdir, postgres, opts.broadcast_dbs, sizes, opts.broadcast_rate
             )
             log.info("broadcasts done in %.1fs", time.monotonic() - t)
+        if "startup" not in opts.skip:
+            startup = await measure_startup(workdir, opts.startups)
         ok = True
     finally:
         if stack is not None:
@@ -326,7 +330,7 @@ async def run(opts: Options) -> dict[str, Any]:
             log.error("Logs are kept in %s", workdir)
     figures = build_figures(
         runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted
-    )
+    ) + startup_figures(startup)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -344,6 +348,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "inbox_e2e": inbox_e2e,
         "encrypted": encrypted,
         "broadcast": broadcast,
+        "startup": startup,
     }
 
 
