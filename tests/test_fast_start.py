@@ -1,5 +1,6 @@
 """Start-up stays fast: what the bridge imports before it serves leaves out the libraries that
-take seconds to import (aiogram), which a connector imports when it starts."""
+take long to import: aiogram (seconds; the Telegram connector imports it when it starts) and,
+without encryption in the config, mautrix's Olm machine."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bridge.config import load
 config = load("example-config.yaml", {}, need_tokens=False)
 assert {c.type for c in config.channels.values()} >= {"telegram", "webhook"}
 app.build(config, app.features(config))
-print(sorted(m for m in ("aiogram", "pydantic") if m in sys.modules))
+print(sorted(m for m in ("aiogram", "pydantic", "mautrix.crypto") if m in sys.modules))
 """
 
 

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI
@@ -29,7 +29,6 @@ from . import deadletters
 from .appservice import AppServiceListener
 from .bridgeinfo import BridgeInfoUpdater
 from .commands import CommandRunner
-from .crypto.machine import Encryption
 from .dispatcher import Dispatcher, RetryLimits
 from .encrypted import CryptoFlow
 from .ghosts import GhostManager
@@ -45,6 +44,9 @@ from .routing import MatrixRouter
 from .sender import MatrixSender
 from .services import Services
 from .staff import StaffHandler
+
+if TYPE_CHECKING:
+    from .crypto.machine import Encryption
 
 log = logging.getLogger("bridge")
 
@@ -131,6 +133,8 @@ class Bridge:
             self._command, self.seams,
         )  # fmt: skip
         if config.encryption.allow:
+            from .crypto.machine import Encryption  # mautrix.crypto: only with encryption
+
             assert self.session is not None
             self.encryption = Encryption(config, self.db, self.session, self.ghosts.is_own)
             self.sender.crypto = self.encryption

@@ -11,7 +11,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -39,7 +39,10 @@ from .crypto.attachments import (
     encrypt_media,
     parse_encrypted_file,
 )
-from .crypto.machine import Encryption, Undecryptable, txn_mark
+from .crypto.marks import Undecryptable, txn_mark
+
+if TYPE_CHECKING:
+    from .crypto.machine import Encryption
 
 log = logging.getLogger("bridge.sender")
 
