@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from mautrix.errors import MForbidden
 from mautrix.types import RoomID, UserID
 
 from bridge.config import Config, parse
 from bridge.core import bridgeinfo
-from bridge.core.bridgeinfo import MARKER, BridgeInfoUpdater, content, state_key
+from bridge.core.bridgeinfo import MARKER, BridgeInfoUpdater, Pass, content, state_key
 from bridge.core.portals import PortalManager
 from bridge.db import Portal
 from bridge.events import RemoteChat, RemoteUser
@@ -19,6 +20,11 @@ from bridge.types import AccountID, RemoteChatID, RemoteUserID
 from tests.test_config import example
 
 ACCOUNT = "support-telegram"
+
+
+@pytest.fixture(autouse=True)
+def _no_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridgeinfo, "PACE", 0)
 
 
 class _Telegram:
@@ -35,6 +41,7 @@ class _Sender:
     created: list[dict[str, Any]] = field(default_factory=list)
     states: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    unreachable: set[str] = field(default_factory=set)
 
     async def create_room(self, *args: Any, **kwargs: Any) -> RoomID:
         self.created.append(kwargs)
@@ -44,7 +51,9 @@ class _Sender:
         self, room_id: str, event_type: str, key: str, body: dict[str, Any]
     ) -> None:
         if room_id in self.refuse:
-            raise RuntimeError("M_FORBIDDEN")
+            raise MForbidden(403, "not allowed")
+        if room_id in self.unreachable:
+            raise ConnectionResetError("the homeserver went away")
         self.states.append((room_id, event_type, key, body))
 
 
@@ -92,7 +101,7 @@ async def test_new_portal_room_has_both_events_in_its_initial_state(database: ob
     # Recorded with the portal: the start-up work has nothing to do for it.
     stored = await Portal.get(ACCOUNT, "777")
     assert stored is not None and stored.metadata[MARKER] == portal.metadata[MARKER]
-    assert await BridgeInfoUpdater(config, sender, connectors).update_all() == (0, 0)  # type: ignore[arg-type]
+    assert await BridgeInfoUpdater(config, sender, connectors).update_all() == Pass()  # type: ignore[arg-type]
     assert sender.states == []
 
 
@@ -107,32 +116,60 @@ async def test_old_portals_get_it_once_in_pages(
     await Portal(ACCOUNT, "roomless", None, created_at=0).insert()
     updater = BridgeInfoUpdater(config, sender, connectors)  # type: ignore[arg-type]
     sender.refuse = {"!r3:example.com"}
+    sender.unreachable = {"!r4:example.com"}
 
-    assert await updater.update_all() == (4, 1)
+    done = await updater.update_all()
+    assert (done.sent, done.refused, done.failed) == (3, 1, 1)
+    assert done.first_error.startswith("!r3:example.com")
     rooms = sorted({s[0] for s in sender.states})
-    assert rooms == [f"!r{n}:example.com" for n in (0, 1, 2, 4)]
+    assert rooms == [f"!r{n}:example.com" for n in (0, 1, 2)]
     first = next(s for s in sender.states if s[0] == "!r1:example.com")
     assert first[2] == state_key(config, ACCOUNT, "c1")
     assert first[3]["channel"] == {"id": "c1", "displayname": "Chat 1"}
     assert {s[1] for s in sender.states} == {"m.bridge", "uk.half-shot.bridge"}
 
-    # The refused room is tried again; the others are done.
+    # The rooms that failed are tried again; the others are done.
     sender.states.clear()
-    sender.refuse = set()
-    assert await updater.update_all() == (1, 0)
-    assert {s[0] for s in sender.states} == {"!r3:example.com"}
-    assert await updater.update_all() == (0, 0)
+    sender.refuse = sender.unreachable = set()
+    assert (await updater.update_all()).sent == 2
+    assert {s[0] for s in sender.states} == {"!r3:example.com", "!r4:example.com"}
+    assert await updater.update_all() == Pass()
     portal = await Portal.get(ACCOUNT, "c3")
     assert portal is not None and MARKER in portal.metadata
+
+
+async def test_run_retries_only_what_could_not_be_reached(
+    database: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bridgeinfo, "RETRY_DELAY", 0)
+    config, sender, connectors = _setup()
+    await Portal(ACCOUNT, "a", "!refused:example.com", created_at=0).insert()
+    await Portal(ACCOUNT, "b", "!down:example.com", created_at=0).insert()
+    sender.refuse = {"!refused:example.com"}
+    sender.unreachable = {"!down:example.com"}
+    updater = BridgeInfoUpdater(config, sender, connectors)  # type: ignore[arg-type]
+    passes: list[Pass] = []
+    update_all = updater.update_all
+
+    async def counted() -> Pass:
+        done = await update_all()
+        passes.append(done)
+        if len(passes) == 2:
+            sender.unreachable = set()  # the homeserver is back for the third pass
+        return done
+
+    monkeypatch.setattr(updater, "update_all", counted)
+    await updater.run()
+    assert [(p.sent, p.refused, p.failed) for p in passes] == [(0, 1, 1), (0, 1, 1), (1, 1, 0)]
 
 
 async def test_a_renamed_channel_is_sent_again(database: object) -> None:
     config, sender, connectors = _setup()
     await Portal(ACCOUNT, "c", "!r:example.com", "Chat", created_at=0).insert()
     updater = BridgeInfoUpdater(config, sender, connectors)  # type: ignore[arg-type]
-    assert await updater.update_all() == (1, 0)
+    assert (await updater.update_all()).sent == 1
     connectors[ACCOUNT].title = "Shop (new name)"
-    assert await updater.update_all() == (1, 0)
+    assert (await updater.update_all()).sent == 1
     assert sender.states[-1][3]["network"]["displayname"] == "Shop (new name)"
 
 
