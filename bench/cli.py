@@ -31,6 +31,7 @@ from .metrics import measure_metrics
 from .report import build_figures, table
 from .scale import measure_scale
 from .stack import Stack, start_stack
+from .startup import measure_startup, startup_figures
 from .traffic import (
     Measured,
     bridge_sender,
@@ -46,7 +47,7 @@ PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
 STACK_PARTS = ("traffic", "media", "inbox-e2e", "encrypted", "scale")
 """The parts that need the whole stack; the local ones need at most a PostgreSQL."""
-LOCAL_PARTS = ("inbox", "broadcast", "metrics")
+LOCAL_PARTS = ("inbox", "broadcast", "metrics", "startup")
 
 
 @dataclass
@@ -270,6 +271,7 @@ async def run(opts: Options) -> dict[str, Any]:
     encrypted: list[dict[str, Any]] = []
     broadcast: dict[str, Any] = {}
     metrics: list[dict[str, Any]] = []
+    startup: dict[str, list[float]] = {}
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -327,6 +329,8 @@ async def run(opts: Options) -> dict[str, Any]:
                 part = workdir / f"metrics-{rep}"
                 part.mkdir()
                 metrics.append(await measure_metrics(part, opts.portals, opts.metrics_scrapes))
+        if "startup" not in opts.skip:
+            startup = await measure_startup(workdir, opts.startups)
         ok = True
     finally:
         if stack is not None:
@@ -339,7 +343,7 @@ async def run(opts: Options) -> dict[str, Any]:
             log.error("Logs are kept in %s", workdir)
     figures = build_figures(
         runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted, metrics
-    )
+    ) + startup_figures(startup)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": asdict(opts),
@@ -358,6 +362,7 @@ async def run(opts: Options) -> dict[str, Any]:
         "encrypted": encrypted,
         "broadcast": broadcast,
         "metrics": metrics,
+        "startup": startup,
     }
 
 

@@ -14,12 +14,15 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ruamel.yaml import YAML
 
 from . import __version__, logsafe, registration
-from .config import ENV_PREFIX, Config, ConfigError, FileConfig, load, load_raw
+from .config import ENV_PREFIX, Config, ConfigError, FileConfig, is_placeholder, load, load_raw
+
+if TYPE_CHECKING:
+    from .core.bridge import Feature
 
 log = logging.getLogger("bridge")
 
@@ -119,10 +122,9 @@ def setup_logging(config: Config) -> None:
     logsafe.install(logsafe.secrets_in(config))
 
 
-async def _run(config_path: str) -> int:
+async def _run(config: Config, features: list[Feature]) -> int:
     from . import app
 
-    config, features = app.load(config_path)
     setup_logging(config)
     bridge = app.build(config, features)
     stop = asyncio.Event()
@@ -156,8 +158,8 @@ def _redacted(text: str, config_path: str) -> str:
     )
     with contextlib.suppress(ConfigError):
         found |= logsafe.secrets_in(load_raw(config_path)._data)
-    # "generate" is the placeholder of the appservice tokens, not a secret.
-    return logsafe.SecretFilter(found - {"generate"}).redact(text)
+    # A placeholder ("generate") stands for a token still to be made, it is no secret.
+    return logsafe.SecretFilter({s for s in found if not is_placeholder(s)}).redact(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,9 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from . import app
 
-        app.load(args.config)  # fail before anything starts
+        config, features = app.load(args.config)  # fail before anything starts
     except ConfigError as e:
         shown = _redacted(str(e), args.config)
         print(f"Configuration error in {args.config}: {shown}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args.config))
+    return asyncio.run(_run(config, features))

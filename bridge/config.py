@@ -432,8 +432,8 @@ def parse(data: Mapping[str, Any]) -> Config:
                     " conversations (grant it in permissions)",
                 )
 
-    as_token = r.str("appservice.as_token")
-    hs_token = r.str("appservice.hs_token")
+    as_token = r.str("appservice.as_token", empty_ok=True)  # refused by load: run -g
+    hs_token = r.str("appservice.hs_token", empty_ok=True)
     log_config = r.get("logging", {})
     return Config(
         hs_address=r.url("homeserver.address"),
@@ -503,7 +503,7 @@ def _admin_token(r: _Reader) -> str | None:
     if r.get("homeserver.admin_token", None) is None:
         return None
     token = r.str("homeserver.admin_token")
-    if not token.strip() or token == "generate":
+    if is_placeholder(token):
         raise ConfigError("homeserver.admin_token", "must be an access token, or null")
     return token
 
@@ -537,6 +537,25 @@ def _permissions(
     return permissions
 
 
+PLACEHOLDERS = frozenset(
+    {"generate", "changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me"}
+    | {"token", "secret", "todo", "xxx", "...", "null", "none"}
+)
+"""Token values that stand for a token still to be made (``generate`` is the example's)."""
+
+
+def is_placeholder(token: str) -> bool:
+    """Whether ``token`` is a placeholder: empty, a word of ``PLACEHOLDERS`` (any case), or a
+    template left unfilled (``<as_token>``, ``${AS_TOKEN}``, ``{{ as_token }}``)."""
+    value = token.strip().lower()
+    return (
+        value in PLACEHOLDERS
+        or not value
+        or (value[0], value[-1]) == ("<", ">")
+        or (value.startswith(("${", "{{")) and value.endswith("}"))
+    )
+
+
 def load(
     path: str, environ: Mapping[str, str] = os.environ, *, need_tokens: bool = True
 ) -> Config:
@@ -550,10 +569,11 @@ def load(
     config = parse(data)
     if need_tokens:
         for name in ("as_token", "hs_token"):
-            if getattr(config, name) == "generate":
+            if is_placeholder(getattr(config, name)):
                 raise ConfigError(
                     f"appservice.{name}",
-                    "is still 'generate': run with -g to write a registration first",
+                    f"is a placeholder ({getattr(config, name)!r}), not a token: run the bridge "
+                    "with -g to write fresh tokens and the registration first",
                 )
     return config
 
@@ -564,6 +584,7 @@ __all__ = [
     "ConfigError",
     "ListenerConfig",
     "ListenerLimits",
+    "is_placeholder",
     "load",
     "load_raw",
     "parse",

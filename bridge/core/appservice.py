@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..config import ListenerConfig, ListenerLimits
 from ..db import QueueItem
-from .crypto.machine import DEVICE_LISTS, QUEUE_KEY, TO_DEVICE
+from .crypto.marks import DEVICE_LISTS, QUEUE_KEY, TO_DEVICE
 from .listener import ConnectionGuard, GuardedSite
 
 log = logging.getLogger("bridge.appservice")

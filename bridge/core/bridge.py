@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI
@@ -30,8 +30,8 @@ from ..seams import PeriodicJob, Seams
 from ..tasks import cancel_and_wait
 from . import deadletters
 from .appservice import AppServiceListener
+from .bridgeinfo import BridgeInfoUpdater
 from .commands import CommandRunner
-from .crypto.machine import Encryption
 from .dispatcher import Dispatcher, RetryLimits
 from .encrypted import CryptoFlow
 from .ghosts import GhostManager
@@ -47,6 +47,9 @@ from .routing import MatrixRouter
 from .sender import MatrixSender
 from .services import Services
 from .staff import StaffHandler
+
+if TYPE_CHECKING:
+    from .crypto.machine import Encryption
 
 log = logging.getLogger("bridge")
 
@@ -144,6 +147,8 @@ class Bridge:
             self._command, self.seams,
         )  # fmt: skip
         if config.encryption.allow:
+            from .crypto.machine import Encryption  # mautrix.crypto: only with encryption
+
             assert self.session is not None
             self.encryption = Encryption(config, self.db, self.session, self.ghosts.is_own)
             self.sender.crypto = self.encryption
@@ -207,6 +212,8 @@ class Bridge:
                 log.exception("Channel account %s failed to start", account_name)
         self._ping_task = asyncio.create_task(self._ping_homeserver())
         self.jobs.start(self.seams.jobs)
+        info = BridgeInfoUpdater(self.config, self.sender, self.connectors)
+        self._spawn(info.run(), "bridge-info")  # rooms made before the bridge sent m.bridge
 
     async def _wait_for_homeserver(self) -> None:
         delay = 1.0
@@ -241,9 +248,12 @@ class Bridge:
         return self.http
 
     def _otk_counts(self, counts: dict[str, Any]) -> None:
-        if self.encryption is None:
-            return
-        task = asyncio.create_task(self.encryption.otk_counts(counts), name="crypto:otk")
+        if self.encryption is not None:
+            self._spawn(self.encryption.otk_counts(counts), "crypto:otk")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background until it ends or the bridge stops."""
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import EncryptionConfig
 from ..db import QueueItem, WaitingEvent
-from .crypto.machine import DEVICE_LISTS, TO_DEVICE, Encryption, Undecryptable
+from .crypto.marks import DEVICE_LISTS, TO_DEVICE, Undecryptable
 from .notices import Notices
 from .sender import MatrixSender
+
+if TYPE_CHECKING:
+    from .crypto.machine import Encryption
 
 log = logging.getLogger("bridge.crypto")
 

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
@@ -18,6 +19,7 @@ from ..events import RemoteChat, RemoteUser
 from ..logsafe import pii
 from ..seams import ConversationRef
 from ..types import AccountID, RemoteChatID
+from . import bridgeinfo
 from .sender import MatrixSender
 from .util import MAX_ID_BYTES, MAX_TOPIC_CHARS, cut_name, escape_localpart, fit_localpart
 
@@ -89,21 +91,40 @@ class PortalManager:
         )
         first = BUSINESS_STARTED if by_business else None
         await Conversation.ensure(account, chat.id, _now_ms(), first)
-        room_id = await self._create_room(account, chat, name, topic, ghost)
+        state, info = self._bridge_info(account, chat.id, name)
+        room_id = await self._create_room(account, chat, name, topic, ghost, state)
         if portal is None:
             portal = Portal(
                 account, chat.id, room_id, name, topic, chat.is_group, created_at=_now_ms()
             )
+            portal.metadata.update(info)
             await portal.insert()
         else:
             portal.room_id, portal.name, portal.topic = room_id, name, topic
+            portal.metadata.update(info)
             await portal.save()
         log.info("Created portal %s/%s in %s", account, pii(chat.id), room_id)
         await self._update_info(portal, chat, fetch)
         return portal
 
+    def _bridge_info(
+        self, account: str, chat: str, name: str
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The ``m.bridge`` state of a new portal room and the metadata that records it."""
+        connector = self.connectors.get(account)
+        if connector is None:
+            return [], {}
+        state, marker = bridgeinfo.initial_state(self.config, connector, chat, name)
+        return state, {bridgeinfo.MARKER: marker}
+
     async def _create_room(
-        self, account: str, chat: RemoteChat, name: str, topic: str, ghost: UserID
+        self,
+        account: str,
+        chat: RemoteChat,
+        name: str,
+        topic: str,
+        ghost: UserID,
+        state: list[dict[str, Any]],
     ) -> RoomID:
         alias_local = self.alias_localpart(account, chat.id)
         alias = f"#{alias_local}:{self.config.hs_domain}"
@@ -116,7 +137,7 @@ class PortalManager:
         power_users = {ghost: 0, **{s: 50 for s in staff}}
         try:
             return await self.sender.create_room(
-                alias_local, name, topic, [ghost, *staff], power_users
+                alias_local, name, topic, [ghost, *staff], power_users, state=state
             )
         except MatrixRequestError as e:
             if e.errcode != "M_ROOM_IN_USE":

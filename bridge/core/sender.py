@@ -11,7 +11,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -40,7 +40,10 @@ from .crypto.attachments import (
     encrypt_media,
     parse_encrypted_file,
 )
-from .crypto.machine import Encryption, Undecryptable, txn_mark
+from .crypto.marks import Undecryptable, txn_mark
+
+if TYPE_CHECKING:
+    from .crypto.machine import Encryption
 
 log = logging.getLogger("bridge.sender")
 T = TypeVar("T")
@@ -385,8 +388,10 @@ class MatrixSender:
         power_users: dict[UserID, int],
         *,
         space: bool = False,
+        state: list[dict[str, Any]] | None = None,
     ) -> RoomID:
-        initial_state = []
+        """A new room, the bot its creator; ``state``: more events of its initial state."""
+        initial_state = list(state or ())
         encrypted = self.crypto is not None and self.crypto.settings.default and not space
         if encrypted:
             initial_state.append(

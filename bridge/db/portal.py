@@ -94,6 +94,17 @@ class Portal:
         return [p for p in (cls._from_row(r) for r in rows) if p]
 
     @classmethod
+    async def page_by_room(cls, after: str, limit: int) -> list[tuple[Portal, str]]:
+        """Up to ``limit`` portals with a room whose room id sorts after ``after``, in room id
+        order, each with its metadata as stored (for ``set_metadata``)."""
+        q = (
+            f"SELECT {_COLUMNS} FROM portal WHERE room_id IS NOT NULL AND room_id > $1 "
+            "ORDER BY room_id LIMIT $2"
+        )
+        rows = await cls.db.fetch(q, after, limit)
+        return [(p, r["metadata"]) for r in rows if (p := cls._from_row(r))]
+
+    @classmethod
     async def count(cls) -> int:
         return int(await cls.db.fetchval("SELECT COUNT(*) FROM portal") or 0)
 
@@ -128,6 +139,23 @@ class Portal:
             "created_at=$8 WHERE account=$1 AND chat_key=$9 AND chat=$2"
         )
         await self._write(q, *self._values(), digest(self.chat))
+
+    async def set_metadata(self, old: str, metadata: dict[str, Any]) -> bool:
+        """Replace the metadata, unless it is no longer ``old`` (as stored): a writer that
+        changed the row meanwhile keeps its change. True if replaced."""
+        q = (
+            "UPDATE portal SET metadata=$4 WHERE account=$1 AND chat_key=$2 AND chat=$3 "
+            "AND metadata=$5 RETURNING room_id"
+        )
+        new = json.dumps(metadata)
+        try:
+            row = await self.db.fetchrow(q, self.account, digest(self.chat), self.chat, new, old)
+        finally:
+            self._cache().invalidate((self.account, self.chat))
+        if row is None:
+            return False
+        self.metadata = metadata
+        return True
 
     async def delete(self) -> None:
         q = "DELETE FROM portal WHERE account=$1 AND chat_key=$2"

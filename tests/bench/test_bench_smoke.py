@@ -31,6 +31,7 @@ FIGURES = {
     "inbox_e2e_first_p50_ms", "inbox_e2e_first_p99_ms", *INBOX_FIGURES,
     "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
     "broadcast_sqlite_cpu_ms", "metrics_scrape_ms", *ENCRYPTED_FIGURES,
+    "startup_all_types_s", "startup_all_types_cpu_s", "startup_webhook_s",
 }  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bridge.config import ListenerConfig, ListenerLimits
 from bridge.core.appservice import AppServiceListener
-from bridge.core.crypto.machine import DEVICE_LISTS, TO_DEVICE
+from bridge.core.crypto.marks import DEVICE_LISTS, TO_DEVICE
 from bridge.db import ASTransaction, QueueItem
 from tests.db.support import Databases
 from tests.infra.ports import LOOPBACK, free_port

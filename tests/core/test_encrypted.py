@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.config import EncryptionConfig
-from bridge.core.crypto.machine import DEVICE_LISTS, TO_DEVICE, Undecryptable
+from bridge.core.crypto.marks import DEVICE_LISTS, TO_DEVICE, Undecryptable
 from bridge.core.encrypted import CryptoFlow
 from bridge.db import QueueItem, WaitingEvent
 from bridge.seams import MediaRef

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
+from contextlib import closing
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -260,3 +263,44 @@ async def test_metrics_move_with_a_message_each_way_and_status_shows_the_connect
     assert status["channels"]["hooks"]["state"] == "connected"
     states = {"starting", "connected", "degraded", "disconnected", "stopped"}
     assert {channel["state"] for channel in status["channels"].values()} <= states
+
+
+async def test_portal_rooms_carry_the_bridge_info(stack: Stack, staff: StaffClient) -> None:
+    """A new portal room has ``m.bridge`` (MSC2346) in its initial state; a room from before the
+    bridge sent it gets it at the next start."""
+    room_id, _ = await open_portal(stack, staff, "c-info", "which bridge is this")
+    info = await _bridge_info(staff, room_id)
+    assert set(info) == {"m.bridge", "uk.half-shot.bridge"}
+    key, content = info["m.bridge"]
+    assert info["uk.half-shot.bridge"] == (key, content)
+    assert content["bridgebot"] == stack.bot_id
+    assert content["protocol"] == {"id": "webhook", "displayname": "Webhook"}
+    assert content["network"]["id"] == stack.account
+    assert content["channel"] == {"id": "c-info", "displayname": "Customer c-info"}
+
+    # As before the upgrade: the room without the event, the portal without its marker.
+    for event_type in info:
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{event_type}/{quote(key, safe='')}"
+        )
+        await staff.api("PUT", path, {})
+    stack.bridge.stop()
+    with closing(sqlite3.connect(stack.workdir / "bridge.db")) as db, db:
+        db.execute(
+            "UPDATE portal SET metadata=json_remove(metadata, '$.bridge_info') WHERE chat=?",
+            ("c-info",),
+        )
+    await stack.bridge.astart()
+    for _ in range(150):
+        if (await _bridge_info(staff, room_id)).get("m.bridge") == (key, content):
+            break
+        await asyncio.sleep(0.2)
+    assert await _bridge_info(staff, room_id) == info
+
+
+async def _bridge_info(staff: StaffClient, room_id: str) -> dict[str, tuple[str, Any]]:
+    return {
+        e["type"]: (e["state_key"], e["content"])
+        for e in await staff.get_state(room_id)
+        if e["type"] in ("m.bridge", "uk.half-shot.bridge") and e["content"]
+    }

@@ -10,12 +10,9 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiogram.methods import GetUpdates
-from aiogram.types import CallbackQuery, Update
 from aiohttp import web
-from pydantic import ValidationError
 
 from ...connector import (
     BridgeHost,
@@ -45,12 +42,14 @@ from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, RemoteUserID
 from ..http import BodyTooLarge, read_body
-from .buttons import answerable, press_events
+from ..lazy import LazyModule, preload
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
-from .client import BotBlocked, TelegramClient
 from .config import SECRET_PATTERN, TelegramConfig, parse_config
-from .handle_matrix import TelegramSender, parse_chat
-from .handle_remote import FILE_PREFIX, UnreadableUpdate, update_to_events
+
+if TYPE_CHECKING:
+    from . import aiogram_parts as tg
+else:
+    tg = LazyModule(f"{__package__}.aiogram_parts")  # imported by start(), or at first use
 
 WEBHOOK_PATH = "/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -83,8 +82,8 @@ class TelegramConnector(NetworkConnector):
         super().__init__(account_id, config, host)
         self.capabilities = capabilities_for(config)
         self.title = config.title
-        self.client = TelegramClient(config, self.capabilities.rate_limits)
-        self.matrix = TelegramSender(self.client, self.capabilities)
+        self._client: tg.TelegramClient | None = None
+        self._matrix: tg.TelegramSender | None = None
         self._poller: asyncio.Task[None] | None = None
         self._route: str | None = None
         self._secret: str | None = None
@@ -95,9 +94,22 @@ class TelegramConnector(NetworkConnector):
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> TelegramConfig:
         return parse_config(raw, key)
 
+    @property
+    def client(self) -> tg.TelegramClient:
+        if self._client is None:
+            self._client = tg.TelegramClient(self.config, self.capabilities.rate_limits)
+        return self._client
+
+    @property
+    def matrix(self) -> tg.TelegramSender:
+        if self._matrix is None:
+            self._matrix = tg.TelegramSender(self.client, self.capabilities)
+        return self._matrix
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        await preload(tg)
         if self.config.mode == "webhook":
             if self._secret is None:
                 self._secret = self.config.webhook_secret or await self._stored_secret()
@@ -120,7 +132,8 @@ class TelegramConnector(NetworkConnector):
         self._open = False
         await cancel_and_wait([self._poller])
         self._poller = None
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
         self.set_state(StateKind.STOPPED)
 
     async def _stored_secret(self) -> str:
@@ -180,7 +193,7 @@ class TelegramConnector(NetworkConnector):
         offset = int(data.get("offset", 0))
         while True:
             batch: list[Any] = await self.client.bot(
-                _RawUpdates(
+                tg.RawUpdates(
                     offset=offset or None,
                     timeout=int(self.config.poll_timeout),
                     allowed_updates=ALLOWED_UPDATES,
@@ -193,7 +206,7 @@ class TelegramConnector(NetworkConnector):
                     self.host.log.warning("Skipping a polled update without an id: %r", pii(raw))
                     continue
                 try:
-                    update = Update.model_validate(raw, context={"bot": self.client.bot})
+                    update = tg.Update.model_validate(raw, context={"bot": self.client.bot})
                 except (ValueError, RecursionError) as e:  # ValidationError is a ValueError
                     self.host.log.warning(
                         "Skipping unreadable update %d: %.300s", update_id, pii(e)
@@ -201,7 +214,7 @@ class TelegramConnector(NetworkConnector):
                 else:
                     try:
                         await self._handle_update(update)
-                    except UnreadableUpdate as e:  # raised before anything is recorded
+                    except tg.UnreadableUpdate as e:  # raised before anything is recorded
                         self.host.log.warning(
                             "Skipping unreadable update %d: %s", update_id, pii(e)
                         )
@@ -225,39 +238,43 @@ class TelegramConnector(NetworkConnector):
         except BodyTooLarge:
             return web.json_response({"error": "update too large"}, status=413)
         try:
-            update = Update.model_validate(json.loads(body), context={"bot": self.client.bot})
+            update = tg.Update.model_validate(json.loads(body), context={"bot": self.client.bot})
         except RecursionError:
             error = "not a Telegram update: nested too deeply"
             return web.json_response({"error": error}, status=400)
-        except (ValueError, ValidationError) as e:
+        except ValueError as e:  # pydantic's ValidationError is one
             return web.json_response({"error": f"not a Telegram update: {e}"[:500]}, status=400)
         try:
             await self._handle_update(update)
-        except UnreadableUpdate as e:  # raised before anything of the update is recorded
+        except tg.UnreadableUpdate as e:  # raised before anything of the update is recorded
             return web.json_response({"error": f"not a Telegram update: {e}"}, status=400)
         except Exception:
             self.host.log.exception("Could not record update %s", update.update_id)
             return web.json_response({"error": "try again later"}, status=503)
         return web.json_response({"ok": True})
 
-    async def _handle_update(self, update: Update) -> None:
+    async def _handle_update(self, update: tg.Update) -> None:
         if update.callback_query is not None:
             await self._handle_press(update.callback_query)
             return
-        events = update_to_events(update, bot_id=self.config.bot_id, business=self.config.business)
+        events = tg.update_to_events(
+            update, bot_id=self.config.bot_id, business=self.config.business
+        )
         for event in events:
             if isinstance(event, RemoteMessage):
                 event = await self._with_avatars(event)
             await self.host.handle_remote_event(event)
 
-    async def _handle_press(self, query: CallbackQuery) -> None:
+    async def _handle_press(self, query: tg.CallbackQuery) -> None:
         """Record a button press, then answer the query (also one the bridge does not bridge)
         so that the customer's app stops waiting. The answer is a courtesy: the press is
         recorded already, so a failed answer is only logged, and a query id that cannot even
         be sent (no real query has one) is not answered."""
-        for event in press_events(query, bot_id=self.config.bot_id, business=self.config.business):
+        for event in tg.press_events(
+            query, bot_id=self.config.bot_id, business=self.config.business
+        ):
             await self.host.handle_remote_event(event)
-        if not answerable(query.id):
+        if not tg.answerable(query.id):
             self.host.log.info("Not answering a callback query with an impossible id")
             return
         try:
@@ -282,10 +299,10 @@ class TelegramConnector(NetworkConnector):
             return cached[1]
         url = None
         try:
-            chat_id, _ = parse_chat(chat)
+            chat_id, _ = tg.parse_chat(chat)
             info = await self.client.bot.get_chat(chat_id)
             if info.photo:
-                url = FILE_PREFIX + info.photo.big_file_id
+                url = tg.FILE_PREFIX + info.photo.big_file_id
         except Exception as e:
             self.host.log.debug(
                 "No profile photo for %s: %s", pii(chat), pii(self.client.scrub(str(e)))
@@ -294,9 +311,9 @@ class TelegramConnector(NetworkConnector):
         return url
 
     async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
-        if not attachment.url.startswith(FILE_PREFIX):
+        if not attachment.url.startswith(tg.FILE_PREFIX):
             raise PermanentDeliveryError(f"not a Telegram file: {attachment.url}")
-        file_id = attachment.url[len(FILE_PREFIX) :]
+        file_id = attachment.url[len(tg.FILE_PREFIX) :]
         name = attachment.filename or "file"
         if not file_id or _UNSENDABLE.search(file_id):
             # Telegram's file ids are base64url; one that cannot even be sent is no file.
@@ -339,14 +356,14 @@ class TelegramConnector(NetworkConnector):
         and the host also hears of the block."""
         try:
             return await send(msg)
-        except BotBlocked:
+        except tg.BotBlocked:
             await self._blocked(msg)
             raise
 
     async def _blocked(self, msg: MatrixMessage) -> None:
         """Hand a ``RemoteBlocked`` for the private chat of ``msg``; its id comes from the
         message, so a retry of the same send (refused again) is the same block."""
-        chat_id, connection = parse_chat(msg.portal.chat)
+        chat_id, connection = tg.parse_chat(msg.portal.chat)
         if connection is not None or chat_id <= 0:
             return  # only a person blocks a bot, in their private chat
         event = RemoteBlocked(
@@ -374,14 +391,6 @@ class TelegramConnector(NetworkConnector):
 
     async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
         await self.matrix.typing(typing)
-
-
-class _RawUpdates(GetUpdates):
-    """getUpdates with the updates left as plain JSON: aiogram reads a whole batch at once, so
-    one update it cannot read would make every later one unreachable; read one by one instead,
-    the unreadable one is skipped."""
-
-    __returning__ = list[Any]  # type: ignore[assignment]
 
 
 def _too_big(name: str, size: int | None) -> str:

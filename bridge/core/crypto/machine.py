@@ -19,7 +19,6 @@ blacklisted (``m.blacklisted``)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -60,34 +59,18 @@ from mautrix.util.async_db import Database
 
 from ...config import Config
 from ...logsafe import pii
+from .marks import TO_DEVICE, Undecryptable
 from .store import KeyArrived, KeyStore, RoomCrypto
 
 log = logging.getLogger("bridge.crypto")
 
 DEVICE_NAME = "Business Bridge"
 MEGOLM = "m.megolm.v1.aes-sha2"
-TO_DEVICE = "net.business_bridge.to_device"
-"""Marks a to-device event recorded in the queue (it has no room)."""
-DEVICE_LISTS = "net.business_bridge.device_lists"
-"""The ``type`` of a recorded device list change."""
-QUEUE_KEY = "crypto:"
-"""The ordering domain of to-device events and device list changes: one at a time, in the
-order the homeserver sent them (Olm sessions advance with every message)."""
 
 
 KEY_WAIT = 5.0
 """Seconds a message whose key is missing waits for it before the room is told (the key
 usually comes in the same or the next transaction, handled beside the message)."""
-
-
-class Undecryptable(Exception):
-    """An encrypted event the bridge cannot read; ``session_id`` is set when its key may still
-    arrive (the event then waits for it)."""
-
-    def __init__(self, reason: str, session_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.session_id = session_id
 
 
 class _Routine(logging.Filter):
@@ -143,12 +126,6 @@ class BridgeOlmMachine(OlmMachine):
     async def _ratchet_session(self, sess: InboundGroupSession, index: int) -> None:
         if self.ratchet_keys_on_decrypt or self.delete_fully_used_keys_on_decrypt:
             await super()._ratchet_session(sess, index)
-
-
-def txn_mark(txn: str) -> str:
-    """What an encrypted event shows of its transaction id outside the ciphertext: a hash, so
-    that a retry finds the stored event without the id (which may name a chat) in the clear."""
-    return hashlib.sha256(txn.encode()).hexdigest()[:32]
 
 
 class Encryption:

@@ -22,7 +22,8 @@ from mautrix.types import (
 from mautrix.util.async_db import Database
 
 from bridge.config import EncryptionConfig, parse
-from bridge.core.crypto.machine import Encryption, Undecryptable, txn_mark
+from bridge.core.crypto.machine import Encryption
+from bridge.core.crypto.marks import Undecryptable, txn_mark
 from tests.test_config import example
 
 ROOM = "!portal:example.com"
