@@ -141,7 +141,10 @@ def build(
     """The API of ``config.provisioning`` (which must be on): the core's operations, then
     ``operations`` (the features')."""
     assert config.provisioning is not None
-    auth = Authenticator(config.provisioning, config.hs_domain, config.hs_address, http)
+    auth = Authenticator(
+        config.provisioning, config.hs_domain, config.hs_address, http,
+        lambda user: config.permission_level(user) != "none",
+    )  # fmt: skip
     everything = [*routes.operations(services), *operations]
     return ProvisioningApi(
         config.provisioning.prefix, services, auth, everything, config.max_body_size

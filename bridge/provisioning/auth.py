@@ -9,7 +9,10 @@
   ``GET /_matrix/federation/v1/openid/userinfo`` and accepts only a ``sub`` that is exactly
   the claimed user, on exactly the server asked: a homeserver vouches for its own users only
   (a server that answers with another server's user is the impersonation of CVE-2023-38691).
-  A verified token is trusted for ``openid_cache`` seconds (a bounded cache).
+  A verified token is trusted for ``openid_cache`` seconds (a bounded cache). Only users the
+  permissions grant something are asked about: a caller cannot make the bridge send requests
+  to servers (or internal addresses) the configuration does not name, and an answer is read
+  up to ``MAX_ANSWER`` bytes.
 
 What the user may then do is decided by the services layer from their permission level, as
 for their commands. A missing or wrong credential is answered 401, never anything else.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import time
@@ -29,6 +33,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from ..connectors.http import read_limited
 from ..seams_api import ApiError
 from .config import ProvisioningConfig
 
@@ -44,6 +49,8 @@ MXID = re.compile(
 )
 """A user ID whose server name is a host name or IP literal with an optional port."""
 MAX_USER_ID = 255
+MAX_ANSWER = 65536
+"""Bytes of a userinfo answer read at most (it is a one-key JSON object)."""
 
 
 def server_of(user_id: str) -> str:
@@ -57,7 +64,9 @@ class Authenticator:
         hs_domain: str,
         hs_address: URL,
         http: Callable[[], aiohttp.ClientSession],
+        may_use: Callable[[str], bool] = lambda user: True,
     ) -> None:
+        self._may_use = may_use
         self._secret = config.shared_secret.encode()
         self._ttl = config.openid_cache
         self._hs_domain = hs_domain
@@ -76,6 +85,9 @@ class Authenticator:
         if not user_id or len(user_id) > MAX_USER_ID or not MXID.match(user_id):
             raise ApiError(401, "user_id must name the Matrix user to act for", "M_MISSING_PARAM")
         if token.startswith(OPENID_PREFIX):
+            if not self._may_use(user_id):
+                # Not asked of the user's server: nothing would be allowed anyway.
+                raise ApiError(401, f"{user_id} may not use the bridge", "M_UNKNOWN_TOKEN")
             await self.verify_openid(user_id, token[len(OPENID_PREFIX) :])
         elif not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._secret):
             raise ApiError(401, "Unknown token", "M_UNKNOWN_TOKEN")
@@ -102,7 +114,12 @@ class Authenticator:
         try:
             async with self._http().get(url, timeout=TIMEOUT) as response:
                 status = response.status
-                body = await response.json(content_type=None) if status == 200 else None
+                raw, more = (
+                    await read_limited(response.content, MAX_ANSWER) if status == 200 else (b"", False)
+                )
+            if more:
+                raise ValueError(f"an answer of over {MAX_ANSWER} bytes")
+            body = json.loads(raw) if raw else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             log.info("Could not verify an OpenID token with %s: %s", server, e)
             raise ApiError(

@@ -65,6 +65,8 @@ class FakeHomeserver:
         self.asked.append(token)
         if token not in self.tokens:
             return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "?"}, status=401)
+        if token == "padded":  # a valid answer, but far larger than any userinfo
+            return web.json_response({"sub": self.tokens[token], "pad": "x" * 100_000})
         return web.json_response({"sub": self.tokens[token]})
 
     async def start(self) -> None:
@@ -157,6 +159,28 @@ async def test_an_openid_token_is_checked_with_the_users_homeserver(
     asked = len(homeserver.asked)
     assert (await call(api, "openid:ann", ANN))[0] == 200  # cached: not asked again
     assert len(homeserver.asked) == asked
+
+
+async def test_no_server_is_asked_about_a_user_without_permission_nor_read_without_end(
+    api: ApiServer, homeserver: FakeHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    verify = auth.Authenticator.verify_openid
+
+    async def recording(self: auth.Authenticator, user_id: str, token: str) -> None:
+        asked.append(user_id)
+        await verify(self, user_id, token)
+
+    monkeypatch.setattr(auth.Authenticator, "verify_openid", recording)
+    # The outsider's server is not asked (the bridge would otherwise request any URL a
+    # caller names, internal addresses too).
+    status, body = await call(api, "openid:anything", OUTSIDER)
+    assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    assert asked == []
+    homeserver.tokens["padded"] = ANN
+    status, body = await call(api, "openid:padded", ANN)
+    assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    assert asked == [ANN] and homeserver.asked == ["padded"]
 
 
 async def test_the_cache_is_bounded_and_can_be_off(
