@@ -11,6 +11,7 @@ from bridge.types import MessageID
 
 
 class RecordingConnector:
+    channel = "test"
     title = "Test channel"
 
     def __init__(self, capabilities: Capabilities | None = None) -> None:
