@@ -4,7 +4,8 @@ show which channel a room bridges.
 Every portal room carries it twice, as ``m.bridge`` and as the older ``uk.half-shot.bridge``
 (as the mautrix bridges do), with the same content: the bridge bot, the protocol (the
 connector type), the network (the channel account) and the channel (the remote chat). The
-state key is unique per bridge, account and chat.
+state key is the bridge's and the account's; the data protection erasure redacts the event
+with the room's other state that names the person.
 
 New portal rooms get it in their initial state. Rooms made before the bridge knew the event
 get it once, in background work at start-up: the portals are read in pages, and each one
@@ -59,12 +60,13 @@ def content(
     }
 
 
-def state_key(config: Config, account: str, chat: str) -> str:
-    """``<appservice id>/<account>/<chat>``, each part escaped as a localpart (so ``/`` only
-    separates), a long chat id shortened to a prefix and a hash: state keys have at most 255
-    bytes."""
-    head = f"{escape_localpart(config.as_id)}/{escape_localpart(account)}/"
-    return head + fit_localpart(escape_localpart(chat), MAX_ID_BYTES - len(head))
+def state_key(config: Config, account: str) -> str:
+    """``<appservice id>/<account>``, each part escaped as a localpart (so ``/`` only
+    separates). A portal room bridges one chat, so bridge and account make it unique; the chat
+    id is left out because a state key can never be redacted (an erasure could not take a
+    phone number or address out of it again)."""
+    head = f"{escape_localpart(config.as_id)}/"
+    return head + fit_localpart(escape_localpart(account), MAX_ID_BYTES - len(head))
 
 
 def initial_state(
@@ -72,7 +74,7 @@ def initial_state(
 ) -> tuple[list[dict[str, Any]], str]:
     """The state events for a new portal room and the marker to store with the portal."""
     body = content(config, connector, chat, name)
-    key = state_key(config, connector.account_id, chat)
+    key = state_key(config, connector.account_id)
     events = [{"type": t, "state_key": key, "content": body} for t in EVENT_TYPES]
     return events, marker(body)
 
@@ -149,7 +151,7 @@ class BridgeInfoUpdater:
         mark = marker(body)
         if portal.metadata.get(MARKER) == mark:
             return False
-        key = state_key(self.config, portal.account, portal.chat)
+        key = state_key(self.config, portal.account)
         try:
             for event_type in EVENT_TYPES:
                 await self.sender.set_state(portal.room_id, event_type, key, body)

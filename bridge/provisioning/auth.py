@@ -114,9 +114,9 @@ class Authenticator:
         try:
             async with self._http().get(url, timeout=TIMEOUT) as response:
                 status = response.status
-                raw, more = (
-                    await read_limited(response.content, MAX_ANSWER) if status == 200 else (b"", False)
-                )
+                raw, more = b"", False
+                if status == 200:
+                    raw, more = await read_limited(response.content, MAX_ANSWER)
             if more:
                 raise ValueError(f"an answer of over {MAX_ANSWER} bytes")
             body = json.loads(raw) if raw else None

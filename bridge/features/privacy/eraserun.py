@@ -50,8 +50,12 @@ ERASED_NAME = "Erased conversation"
 ERASED_NOTICE = "🗑 This conversation was erased at the person's request."
 STEPS = ("matrix", "media", "database", "done")
 PLAN_COUNTS = ("conversations", "groups", "contacts", "identities")
-ROOM_STATE = ("m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.avatar")
-"""State of a person's own room that can hold their name, number or picture."""
+ROOM_STATE = (
+    "m.room.name", "m.room.topic", "m.room.canonical_alias", "m.room.avatar",
+    "m.bridge", "uk.half-shot.bridge",
+)  # fmt: skip
+"""State of a person's own room that can hold their name, number or picture (the bridge
+info names the remote chat and the person)."""
 ERASED_STATE: tuple[dict[str, Any], ...] = ({}, {"name": ERASED_NAME}, {"topic": ""})
 """What the erasure sets them to (not redacted again after a restart)."""
 
