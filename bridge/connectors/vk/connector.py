@@ -42,6 +42,8 @@ CALLBACK_PATH = "/callback"
 MAX_BODY = 1024 * 1024
 """A Callback API event is one message with its attachments' descriptions."""
 OK = "ok"
+CONNECT_TIMEOUT = 10.0
+"""How long ``start`` waits for the long poll server before going on in the background."""
 
 
 class VKConnector(NetworkConnector):
@@ -99,8 +101,14 @@ class VKConnector(NetworkConnector):
                 self._route = self.host.add_route("POST", CALLBACK_PATH, self._callback)
             self.set_state(StateKind.CONNECTED, f"community {self.config.group_id}, callback")
             return
-        self.set_state(StateKind.STARTING, f"community {self.config.group_id}, long poll")
-        self._poller = asyncio.create_task(self._run(), name=f"vk:{self.account_id}")
+        server = None
+        try:
+            server = await asyncio.wait_for(self._server(), CONNECT_TIMEOUT)
+            self.set_state(StateKind.CONNECTED, f"community {self.config.group_id}, long poll")
+        except Exception as e:
+            # Not fatal: the background task keeps trying, the state says why meanwhile.
+            self.set_state(StateKind.DISCONNECTED, self.client.scrub(str(e) or type(e).__name__))
+        self._poller = asyncio.create_task(self._run(server), name=f"vk:{self.account_id}")
 
     async def stop(self) -> None:
         self._open = False
@@ -151,15 +159,16 @@ class VKConnector(NetworkConnector):
             )
         return web.Response(text=OK)
 
-    async def _run(self) -> None:
+    async def _run(self, server: dict[str, Any] | None) -> None:
         delay = 1.0
         while self._open:
             try:
-                await self._poll()
+                await self._poll(server or await self._server())
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 error = self.client.scrub(str(e) or type(e).__name__)
+                server = None
                 self.set_state(StateKind.DISCONNECTED, error)
                 self.host.log.warning("VK long poll failed (%s); retrying in %.0fs", error, delay)
                 await asyncio.sleep(delay)
@@ -171,9 +180,8 @@ class VKConnector(NetworkConnector):
             raise TemporaryDeliveryError("groups.getLongPollServer gave no server")
         return server
 
-    async def _poll(self) -> None:
+    async def _poll(self, server: dict[str, Any]) -> None:
         data = await self.host.load_data()
-        server = await self._server()
         ts = str(data.get("ts") or server["ts"])
         self.set_state(StateKind.CONNECTED, f"community {self.config.group_id}, long poll")
         while True:

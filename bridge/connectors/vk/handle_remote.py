@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import mimetypes
 import re
 from collections import OrderedDict
 from typing import Any
@@ -187,7 +188,8 @@ def _attachment(item: Any) -> tuple[RemoteAttachment | None, str]:
         if isinstance(ext, str) and ext and not title.lower().endswith("." + ext.lower()):
             title = f"{title}.{ext}"
         size = body.get("size") if isinstance(body.get("size"), int) else None
-        return RemoteAttachment(body["url"], title, None, size), ""
+        mime = mimetypes.guess_type(title)[0]
+        return RemoteAttachment(body["url"], title, mime, size), ""
     if kind == "audio_message":
         url = body.get("link_ogg") or body.get("link_mp3")
         if isinstance(url, str):
