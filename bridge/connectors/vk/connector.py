@@ -152,6 +152,10 @@ class VKConnector(NetworkConnector):
         except PayloadError as e:
             # Answered ok: VK would repeat an unreadable event forever, and pause the server.
             self.host.log.warning("Skipping an unreadable VK event: %s", pii(e))
+        except Exception:
+            # Not stored: anything but "ok" makes VK deliver the event again.
+            self.host.log.exception("Could not record VK event %s", pii(raw.get("event_id")))
+            return web.Response(status=500, text="not stored")
         retry = request.headers.get("X-Retry-Counter")
         if retry:
             self.host.log.info(
