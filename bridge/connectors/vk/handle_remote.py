@@ -11,8 +11,9 @@ import dataclasses
 import math
 import mimetypes
 import re
+import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeGuard
 
 from ...events import (
     RemoteAttachment,
@@ -63,6 +64,10 @@ def _int(value: Any, where: str, *, positive: bool = True) -> int:
     return value
 
 
+def _whole(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _obj(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PayloadError(f"{where} must be an object")
@@ -76,7 +81,9 @@ def _text(value: Any) -> str:
 def _timestamp(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and 0 < value < 1e11 else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return float(value) if 0 < value < 1e11 else None
 
 
 def parse_event(event: Any, group_id: int) -> list[RemoteEvent]:
@@ -129,7 +136,7 @@ def _message(msg: dict[str, Any]) -> RemoteMessage:
     reply_to = None
     if isinstance(reply, dict):
         rcmid, rpeer = reply.get("conversation_message_id"), reply.get("peer_id", peer_id)
-        if isinstance(rcmid, int) and isinstance(rpeer, int) and rcmid > 0 and rpeer == peer_id:
+        if _whole(rcmid) and _whole(rpeer) and 0 < rcmid < MAX_PEER and rpeer == peer_id:
             reply_to = message_id(peer_id, rcmid)
     if isinstance(msg.get("fwd_messages"), list) and msg["fwd_messages"]:
         lines.append(f"↪️ {len(msg['fwd_messages'])} forwarded message(s)")
@@ -177,29 +184,31 @@ def _attachment(item: Any) -> tuple[RemoteAttachment | None, str]:
     body = item.get(kind)
     if not isinstance(body, dict):
         return None, f"📎 {kind}"
-    ident = f"{body.get('owner_id')}_{body.get('id')}"
+    ident = _text(f"{body.get('owner_id')}_{body.get('id')}")[:64]
     if kind == "photo":
         url = _largest(body.get("sizes"))
         name = f"photo_{ident}.jpg"
-        return (RemoteAttachment(url, name, "image/jpeg") if url else None), ""
+        return (RemoteAttachment(_text(url), name, "image/jpeg") if url else None), ""
     if kind == "doc" and isinstance(body.get("url"), str):
         title = _text(body.get("title")) or f"doc_{ident}"
         ext = body.get("ext")
         if isinstance(ext, str) and ext and not title.lower().endswith("." + ext.lower()):
-            title = f"{title}.{ext}"
-        size = body.get("size") if isinstance(body.get("size"), int) else None
+            title = _text(f"{title}.{ext}")
+        size = body.get("size") if _whole(body.get("size")) else None
+        size = size if size is not None and 0 <= size < MAX_PEER else None
         mime = mimetypes.guess_type(title)[0]
-        return RemoteAttachment(body["url"], title, mime, size), ""
+        return RemoteAttachment(_text(body["url"]), title, mime, size), ""
     if kind == "audio_message":
         url = body.get("link_ogg") or body.get("link_mp3")
         if isinstance(url, str):
             mime = "audio/ogg" if url == body.get("link_ogg") else "audio/mpeg"
             ext = "ogg" if mime == "audio/ogg" else "mp3"
-            return RemoteAttachment(url, f"voice_{ident}.{ext}", mime), ""
+            return RemoteAttachment(_text(url), f"voice_{ident}.{ext}", mime), ""
     if kind == "sticker":
         url = _largest(body.get("images"))
         if url:
-            return RemoteAttachment(url, f"sticker_{body.get('sticker_id')}.png", "image/png"), ""
+            name = _text(f"sticker_{body.get('sticker_id')}")[:64]
+            return RemoteAttachment(_text(url), f"{name}.png", "image/png"), ""
     if kind == "video":
         return None, f"🎬 https://vk.com/video{ident}"
     if kind == "link" and isinstance(body.get("url"), str):
@@ -225,7 +234,9 @@ def _typing(obj: dict[str, Any]) -> list[RemoteEvent]:
         return []
     from_id = _int(obj.get("from_id"), "object.from_id")
     chat = RemoteChat(id=RemoteChatID(str(from_id)))
-    return [RemoteTyping(chat=chat, sender=RemoteUser(id=RemoteUserID(str(from_id))))]
+    sender = RemoteUser(id=RemoteUserID(str(from_id)))
+    # VK's typing events carry no time; the time of arrival tells two of them apart.
+    return [RemoteTyping(chat=chat, sender=sender, timestamp=time.time())]
 
 
 def _permission(obj: dict[str, Any], allowed: bool, event_id: Any) -> RemoteMessage:
