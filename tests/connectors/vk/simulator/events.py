@@ -136,17 +136,21 @@ class Customers(Methods):
         await self.wait_for(lambda: self.lp_consumed > index, 10.0)
         return None
 
-    async def post_callback(self, event: dict[str, Any]) -> CallbackDelivery:
+    async def post_callback(
+        self, event: dict[str, Any], attempts: int | None = None
+    ) -> CallbackDelivery:
+        """POST ``event`` until the bridge answers ``ok``, at most ``attempts`` times
+        (``callback_attempts``), the repeats with ``X-Retry-Counter``."""
         assert self._http is not None and self.callback_url, "no callback server set"
         delivery = CallbackDelivery(event)
         self.webhook_deliveries.append(delivery)
         body = {**event, "secret": self.secret} if self.secret else event
-        for attempt in range(self.callback_attempts):
+        for attempt in range(attempts or self.callback_attempts):
             headers = {"X-Retry-Counter": str(attempt)} if attempt else {}
             try:
                 async with self._http.post(self.callback_url, json=body, headers=headers) as r:
                     delivery.attempts.append(CallbackAttempt(r.status, await r.text()))
-            except aiohttp.ClientError as e:
+            except (aiohttp.ClientError, OSError) as e:
                 delivery.attempts.append(CallbackAttempt(None, "", str(e) or type(e).__name__))
             self._notify()
             if delivery.ok:
