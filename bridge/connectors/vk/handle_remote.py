@@ -269,8 +269,9 @@ class Names:
         self._names: OrderedDict[int, str] = OrderedDict()
 
     async def fill(self, events: list[RemoteEvent]) -> list[RemoteEvent]:
-        """``events`` with their senders' names (and a private chat's name), where VK gave
-        them; an event keeps its ids when the lookup fails."""
+        """``events`` with their senders' names (and a private chat's name): VK's, or
+        "VK user <id>" for someone VK does not show. When the lookup fails the names stay
+        unset, so a passing error does not rename a known customer."""
         wanted = {
             int(e.sender.id)
             for e in events
@@ -278,12 +279,13 @@ class Names:
         } - set(self._names)
         if wanted:
             try:
-                for user in await self._lookup(sorted(wanted)):
-                    if isinstance(user, dict) and isinstance(user.get("id"), int):
-                        first, last = _text(user.get("first_name")), _text(user.get("last_name"))
-                        self._names[user["id"]] = f"{first} {last}".strip() or str(user["id"])
+                users = await self._lookup(sorted(wanted))
             except Exception:  # names are a nicety: the event goes on without them
-                pass
+                return events
+            for user in users if isinstance(users, list) else []:
+                if isinstance(user, dict) and _whole(user.get("id")):
+                    first, last = _text(user.get("first_name")), _text(user.get("last_name"))
+                    self._names[user["id"]] = f"{first} {last}".strip()
             while len(self._names) > self.LIMIT:
                 self._names.popitem(last=False)
         return [self._named(e) for e in events]

@@ -144,3 +144,15 @@ async def test_long_poll_saves_ts_and_resumes_after_restart() -> None:
             assert host.duplicates == []
             servers = [m for m, _ in harness.sim.calls if m == "groups.getLongPollServer"]
             assert len(servers) == 3
+
+
+async def test_a_failed_name_lookup_leaves_the_name_unset(
+    harness: VKHarness, connector: VKConnector, host: FakeHost
+) -> None:
+    harness.sim.name(CUSTOMER, "Ivan", "Petrov")
+    harness.sim.storm(1, 10)  # users.get answers "internal server error"
+    await deliver(harness, harness.sim.message(CUSTOMER, "one"))
+    await deliver(harness, harness.sim.message(CUSTOMER + 1, "two"))  # VK shows no such user
+    first, second = host.events
+    assert first.sender.displayname is None and first.chat.name is None
+    assert second.sender.displayname == f"VK user {CUSTOMER + 1}"
