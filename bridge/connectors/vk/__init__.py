@@ -17,13 +17,16 @@ What the code relies on of VK's documented API (dev.vk.com):
   key=&ts=&wait=`` answers ``{"ts", "updates"}`` or ``{"failed": 1|2|3}``.
 * Events bridged: ``message_new`` (``object.message`` with ``peer_id``, ``from_id``,
   ``conversation_message_id``, ``text``, ``attachments``, ``reply_message``, ``ref``),
-  ``message_edit``, ``message_typing_state``, ``message_allow``/``message_deny``. Group
-  chats have ``peer_id`` 2000000000 + chat number.
+  ``message_edit``, ``message_event`` (a callback button pressed: ``user_id``, ``peer_id``,
+  ``event_id``, ``payload``, ``conversation_message_id``; answered with
+  ``messages.sendMessageEventAnswer``), ``message_typing_state``,
+  ``message_allow``/``message_deny``. Group chats have ``peer_id`` 2000000000 + chat number.
 * ``messages.send`` with ``peer_ids`` (answers ``[{peer_id, conversation_message_id}]``),
   ``random_id`` (VK drops a repeat with the same value from the same sender: the bridge
-  derives it from the Matrix event), ``message`` (up to 4096 characters), ``attachment``
-  and ``forward`` (``is_reply``) for replies; ``messages.edit``/``messages.delete`` with
-  ``peer_id`` and ``conversation_message_id``/``cmids``.
+  derives it from the Matrix event), ``message`` (up to 4096 characters), ``attachment``,
+  ``forward`` (``is_reply``) for replies and ``keyboard`` (inline, callback buttons: labels
+  up to 40 characters, payloads up to 255, at most 6 rows); ``messages.edit`` and
+  ``messages.delete`` with ``peer_id`` and ``conversation_message_id``/``cmids``.
 * Uploads: ``photos.getMessagesUploadServer`` -> POST ``photo`` -> ``photos.saveMessagesPhoto``;
   ``docs.getMessagesUploadServer`` -> POST ``file`` -> ``docs.save``.
 """

@@ -28,6 +28,9 @@ VK_CAPABILITIES = Capabilities(
     delete_window=DELETE_WINDOW,
     rate_limits={"global": REQUESTS_PER_SECOND},
     delivery_deadline=24 * 3600.0,
+    max_buttons=6,  # an inline keyboard of callback buttons, one a row (at most 6 rows)
+    max_button_title=40,  # a button's label
+    max_button_id=64,  # with the title, in the button's payload (at most 255 characters)
 )
 
 

@@ -24,6 +24,7 @@ from ...events import (
     MatrixMessage,
     MatrixRedaction,
     RemoteAttachment,
+    RemoteButtonPress,
     RemoteEvent,
     SentMessage,
 )
@@ -124,6 +125,21 @@ class VKConnector(NetworkConnector):
         if events:
             for event in await self.names.fill(events):
                 await self.host.handle_remote_event(event)
+                if isinstance(event, RemoteButtonPress):
+                    await self._answer_press(event)
+
+    async def _answer_press(self, press: RemoteButtonPress) -> None:
+        """Tell VK the press was taken (else the button spins on the customer's screen)."""
+        vk_event = press.metadata.get("vk_event", {})
+        try:
+            await self.client.call(
+                "messages.sendMessageEventAnswer",
+                event_id=vk_event.get("event_id"),
+                user_id=vk_event.get("user_id"),
+                peer_id=press.chat.id,
+            )
+        except Exception as e:  # the press is recorded; only the spinner stays a while
+            self.host.log.warning("Could not answer a button press: %s", pii(e))
 
     async def _callback(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ...connector import Capabilities, PermanentDeliveryError
-from ...events import MatrixEdit, MatrixMessage, MatrixRedaction, SentMessage
+from ...events import Button, MatrixEdit, MatrixMessage, MatrixRedaction, SentMessage
 from ...media import FileTooLarge, open_staff_file
 from ...types import MessageID
 from ..parts import PartSender
@@ -68,13 +68,16 @@ class VKSender:
 
         def part(index: int, chunk: str) -> Callable[[], Awaitable[SentMessage]]:
             extra = {"forward": reply} if index == 0 and reply else {}
+            if msg.buttons and index == len(chunks) - 1:
+                extra["keyboard"] = keyboard(msg.buttons)
             key = f"{msg.event_id}:text:{index}"
             return lambda: self._send(peer, key, message=chunk, **extra)
 
         sent = await self.parts.send(
             f"{msg.event_id}:text", [part(i, c) for i, c in enumerate(chunks)]
         )
-        return sent[0]
+        # With buttons, the message a press names (the part that has them) stands for it.
+        return sent[-1] if msg.buttons else sent[0]
 
     async def send_media(self, msg: MatrixMessage) -> SentMessage:
         media = msg.media
@@ -156,6 +159,20 @@ class VKSender:
     async def delete(self, redaction: MatrixRedaction) -> None:
         peer, cmid = _target(redaction.target.message_id)
         await self.client.call("messages.delete", peer_id=peer, cmids=cmid, delete_for_all=1)
+
+
+def keyboard(buttons: Sequence[Button]) -> str:
+    """An inline keyboard of callback buttons, one a row; each button's payload carries its
+    id and title, which come back in the ``message_event`` of a press."""
+    rows = [
+        [{"action": {"type": "callback", "label": b.title, "payload": button_payload(b)}}]
+        for b in buttons
+    ]
+    return json.dumps({"inline": True, "buttons": rows}, ensure_ascii=False)
+
+
+def button_payload(button: Button) -> str:
+    return json.dumps({"b": button.id, "t": button.title}, ensure_ascii=False)
 
 
 def _peer(chat: str) -> int:

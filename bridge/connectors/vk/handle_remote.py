@@ -8,6 +8,7 @@ replies (``forward``) take for a community."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import mimetypes
 import re
@@ -17,6 +18,7 @@ from typing import Any, TypeGuard
 
 from ...events import (
     RemoteAttachment,
+    RemoteButtonPress,
     RemoteChat,
     RemoteEdit,
     RemoteEvent,
@@ -32,7 +34,14 @@ CHAT_OFFSET = 2_000_000_000
 MAX_PEER = 2**53
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_REF = 256
-BRIDGED = ("message_new", "message_edit", "message_typing_state", "message_allow", "message_deny")
+BRIDGED = (
+    "message_new",
+    "message_edit",
+    "message_event",
+    "message_typing_state",
+    "message_allow",
+    "message_deny",
+)
 
 
 class PayloadError(ValueError):
@@ -102,6 +111,8 @@ def parse_event(event: Any, group_id: int) -> list[RemoteEvent]:
         return [_edit(obj)]
     if kind == "message_typing_state":
         return _typing(obj)
+    if kind == "message_event":
+        return _press(obj)
     return [_permission(obj, kind == "message_allow", event.get("event_id"))]
 
 
@@ -227,6 +238,38 @@ def _edit(msg: dict[str, Any]) -> RemoteEdit:
         html=vk_to_matrix(text),
         edit_id=str(stamp) if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
     )
+
+
+def _press(obj: dict[str, Any]) -> list[RemoteEvent]:
+    """A callback button pressed (``message_event``): its payload holds the button's id and
+    title (``handle_matrix.keyboard``); a payload of some other keyboard is not a press."""
+    peer_id = _int(obj.get("peer_id"), "object.peer_id")
+    user_id = _int(obj.get("user_id"), "object.user_id")
+    cmid = _int(obj.get("conversation_message_id"), "object.conversation_message_id")
+    event_id = obj.get("event_id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 128:
+        raise PayloadError("object.event_id must be a string")
+    payload = obj.get("payload")
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except (ValueError, RecursionError):
+            payload = None
+    button = payload.get("b") if isinstance(payload, dict) else None
+    title = payload.get("t") if isinstance(payload, dict) else None
+    if not isinstance(button, str) or not button or _UNSTORABLE.search(button):
+        return []
+    return [
+        RemoteButtonPress(
+            chat=RemoteChat(id=RemoteChatID(str(peer_id)), is_group=is_group(peer_id)),
+            sender=RemoteUser(id=RemoteUserID(str(user_id))),
+            message_id=message_id(peer_id, cmid),
+            button_id=button,
+            title=_text(title),
+            press_id=_text(event_id),
+            metadata={"vk_event": {"event_id": _text(event_id), "user_id": user_id}},
+        )
+    ]
 
 
 def _typing(obj: dict[str, Any]) -> list[RemoteEvent]:

@@ -15,6 +15,7 @@ customer the harness names has allowed the community's messages (as after an ear
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -202,6 +203,16 @@ class VKHarness(ConnectorHarness):
         self._ids.setdefault(("message", label), known)
         await self.deliver_message(label, event)
 
+    async def remote_presses_button(
+        self, chat_id: str, sender_id: str, message_id: str, button_id: str
+    ) -> None:
+        user = self._pair(chat_id, sender_id)
+        peer, _, cmid = message_id.partition("_")
+        sent = self.sim.find_sent(int(peer), int(cmid))
+        assert sent is not None, message_id
+        label = next(t for t, p in sent.buttons if json.loads(p).get("b") == button_id)
+        await self.redeliver(message_id, self.sim.press(user, int(peer), int(cmid), label))
+
     async def redeliver(self, label: str, delivery: Any) -> None:
         """VK delivers at least once: a repeat is the same event again."""
         if self.mode == "longpoll":
@@ -253,6 +264,7 @@ def received(sim: VKSimulator) -> Iterator[Received]:
                 html=None,
                 reply_to=reply,
                 attachment=attachment,
+                buttons=[(json.loads(p)["b"], t) for t, p in message.buttons],
             )
 
 

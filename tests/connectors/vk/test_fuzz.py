@@ -53,6 +53,16 @@ def valid_events() -> list[dict[str, Any]]:
         SIM.message(CUSTOMER, "", peer_id=2_000_000_001, attachments=[voice, sticker, video]),
         SIM.edit(CUSTOMER, 1, "edited"),
         SIM.typing(CUSTOMER),
+        SIM.envelope(
+            "message_event",
+            {
+                "user_id": CUSTOMER,
+                "peer_id": CUSTOMER,
+                "event_id": "3a1b",
+                "payload": {"b": "consent:yes", "t": "Да"},
+                "conversation_message_id": 2,
+            },
+        ),  # fmt: skip
         SIM.permission(CUSTOMER, True),
         SIM.permission(CUSTOMER, False),
     ]

@@ -10,8 +10,9 @@ import pytest
 
 from bridge.connectors.vk import VKConnector
 from bridge.connectors.vk.connector import CALLBACK_PATH
-from bridge.events import RemoteEdit, RemoteMessage, RemoteTyping
-from tests.contract.harness import FakeHost
+from bridge.events import Button, RemoteButtonPress, RemoteEdit, RemoteMessage, RemoteTyping
+from bridge.types import PortalKey, RemoteChatID
+from tests.contract.harness import FakeHost, staff_message
 
 from ..conftest import running
 from .harness import CONFIRMATION, SECRET, VKHarness
@@ -156,3 +157,23 @@ async def test_a_failed_name_lookup_leaves_the_name_unset(
     first, second = host.events
     assert first.sender.displayname is None and first.chat.name is None
     assert second.sender.displayname == f"VK user {CUSTOMER + 1}"
+
+
+async def test_a_button_press_is_recorded_and_answered(
+    harness: VKHarness, connector: VKConnector, host: FakeHost
+) -> None:
+    await deliver(harness, harness.sim.message(CUSTOMER, "Sign me up"))
+    buttons = (Button("consent:yes", "Да, подписаться"), Button("consent:no", "Нет"))
+    key = PortalKey(harness.account_id, RemoteChatID(str(CUSTOMER)))
+    sent = await connector.send_message(staff_message(key, "Subscribe?", buttons=buttons))
+    (message,) = harness.sim.sent
+    assert [label for label, _ in message.buttons] == ["Да, подписаться", "Нет"]
+    press = harness.sim.press(CUSTOMER, CUSTOMER, message.cmid, "Нет")
+    await deliver(harness, press)
+    await deliver(harness, press)  # VK repeats it: recorded once
+    _, recorded = host.events
+    assert isinstance(recorded, RemoteButtonPress)
+    assert (recorded.message_id, recorded.button_id, recorded.title) == (
+        sent.message_id, "consent:no", "Нет",
+    )  # fmt: skip
+    assert harness.sim.event_answers[0]["event_id"] == press["object"]["event_id"]

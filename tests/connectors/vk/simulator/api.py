@@ -58,6 +58,7 @@ class Methods(State):
             raise self.reject("messages.send", 100, peer)
         if len(text) > self.text_limit:
             raise self.reject("messages.send", 914, peer)
+        buttons = self._keyboard(params.get("keyboard"))
         code = self.may_write(peer)
         if code is not None:
             self.reject("messages.send", code, peer)
@@ -75,11 +76,38 @@ class Methods(State):
             )
             message.files = [self.files[a] for a in attachments if a in self.files]
             message.reply_to = self._reply_to(params, peer)
+            message.buttons = buttons
             self.sent.append(message)
             self.actions.append(("send", message, text))
         if not many:
             return message.cmid
         return [{"peer_id": peer, "message_id": 0, "conversation_message_id": message.cmid}]
+
+    def _keyboard(self, raw: str | None) -> list[tuple[str, str]]:
+        """The callback buttons of an inline keyboard; error 911 for one VK refuses."""
+        if not raw:
+            return []
+        try:
+            keyboard = json.loads(raw)
+            rows = keyboard["buttons"]
+            buttons = [(b["action"]["label"], b["action"]["payload"]) for row in rows for b in row]
+            ok = keyboard.get("inline") is True and 0 < len(rows) <= 6 and len(buttons) <= 10
+            ok = ok and all(
+                isinstance(label, str) and 0 < len(label) <= 40 and len(payload) <= 255
+                for label, payload in buttons
+            )
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise self.reject("messages.send", 911)
+        return buttons
+
+    def m_messages_sendMessageEventAnswer(self, params: dict[str, str]) -> Any:  # noqa: N802
+        for name in ("event_id", "user_id", "peer_id"):
+            if not params.get(name):
+                raise self.reject("messages.sendMessageEventAnswer", 100)
+        self.event_answers.append(params)
+        return 1
 
     @staticmethod
     def _reply_to(params: dict[str, str], peer: int) -> int | None:

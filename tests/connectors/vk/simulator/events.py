@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from typing import Any
 
@@ -103,6 +104,18 @@ class Customers(Methods):
             "text": text, "conversation_message_id": cmid, "id": 0, "attachments": [],
         }  # fmt: skip
         return self.envelope("message_edit", obj)
+
+    def press(self, user_id: int, peer_id: int, cmid: int, label: str) -> dict[str, Any]:
+        """A ``message_event``: ``user_id`` pressed the callback button ``label`` of the
+        community's message ``cmid``."""
+        message = self.find_sent(peer_id, cmid)
+        assert message is not None, f"no message {cmid} in {peer_id}"
+        payload = next(p for title, p in message.buttons if title == label)
+        obj = {
+            "user_id": user_id, "peer_id": peer_id, "event_id": secrets.token_hex(6),
+            "payload": json.loads(payload), "conversation_message_id": cmid,
+        }  # fmt: skip
+        return self.envelope("message_event", obj)
 
     def typing(self, from_id: int) -> dict[str, Any]:
         obj = {"state": "typing", "from_id": from_id, "to_id": -self.group_id}

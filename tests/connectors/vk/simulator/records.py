@@ -33,6 +33,8 @@ class SentMessage:
     deleted: bool = False
     repeats: int = 0
     """Sends with the same ``random_id`` that VK dropped."""
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    """The inline keyboard's callback buttons: (label, payload)."""
 
 
 @dataclass

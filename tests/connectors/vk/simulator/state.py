@@ -35,6 +35,7 @@ MESSAGES = {
     900: "Can't send messages for user from blacklist",
     901: "Can't send messages for users without permission",
     909: "Can't edit this message, because it's too old",
+    911: "Keyboard format is invalid",
     914: "Message is too long",
     924: "Can't delete this message for everybody",
 }
@@ -70,6 +71,8 @@ class State(SimulatorBase[SentMessage, CallbackDelivery]):
         self.webhook_deliveries: list[CallbackDelivery] = []
         self.files: dict[str, StoredFile] = {}
         self.calls: list[tuple[str, dict[str, str]]] = []
+        self.event_answers: list[dict[str, str]] = []
+        """``messages.sendMessageEventAnswer`` calls: the presses the community answered."""
         self.actions: list[tuple[str, SentMessage, str]] = []
         """``send``, ``edit`` and ``delete`` of the community's messages, in order."""
         self._recent: deque[float] = deque()
