@@ -12,6 +12,8 @@ HARNESSES = [
     "tests.connectors.whatsapp.harness:WhatsAppHarness",
     "tests.connectors.email.harness:EmailHarness",
     "tests.connectors.email.harness:EmailLmtpHarness",
+    "tests.connectors.vk.harness:VKHarness",
+    "tests.connectors.vk.harness:VKLongPollHarness",
 ]
 """``module:Class`` of each harness."""
 

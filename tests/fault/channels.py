@@ -16,6 +16,7 @@ import aiohttp
 
 from tests.conftest import MAIL_USER, Stack
 from tests.connectors.telegram import updates as tg
+from tests.connectors.vk.simulator import VKSimulator
 from tests.connectors.whatsapp import payloads as wa
 from tests.e2e.helpers import body_is, customer_msg, join_invite_named
 from tests.e2e.test_email import mail
@@ -29,6 +30,7 @@ RETRY_DELAY = 0.2
 
 _tg_ids = itertools.count(880_000_001)
 _wa_numbers = itertools.count(4917650000001)
+_vk_users = itertools.count(710_000_001)
 
 
 class Conversation(ABC):
@@ -240,11 +242,47 @@ class EmailConversation(Conversation):
         return out
 
 
+class VKConversation(Conversation):
+    account = "vk"
+    exactly_once_out = True
+    """``messages.send``'s ``random_id`` comes from the Matrix event: VK drops a repeat."""
+
+    @property
+    def sim(self) -> VKSimulator:
+        sim = self.stack.extra["vk"]
+        assert isinstance(sim, VKSimulator)
+        return sim
+
+    async def _open(self, text: str) -> str:
+        self.user = next(_vk_users)
+        self.sim.name(self.user, "Fault", f"{self.ident} VK")
+        await self.send(text)
+        return f"Fault {self.ident} VK"
+
+    async def send(self, text: str, *, twice: bool = False) -> None:
+        event = self.sim.message(self.user, text)
+        for _ in range(2 if twice else 1):  # twice: VK repeats an event whose "ok" was lost
+            await _until_accepted(
+                f"VK {text!r}",
+                lambda: self.sim.post_callback(event, attempts=1),
+                ok=lambda delivery: delivery.ok,
+            )
+
+    def received(self) -> list[str]:
+        return [m.text for m in self.sim.sent if m.peer_id == self.user]
+
+    def deliveries(self) -> list[str]:
+        return [
+            m.text for m in self.sim.sent for _ in range(m.repeats + 1) if m.peer_id == self.user
+        ]
+
+
 CONVERSATIONS: tuple[type[Conversation], ...] = (
     WebhookConversation,
     TelegramConversation,
     TelegramHookConversation,
     WhatsAppConversation,
     EmailConversation,
+    VKConversation,
 )
 """One per connector (both Telegram modes): a fault test runs its streams through all."""

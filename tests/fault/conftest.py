@@ -19,6 +19,7 @@ from tests.conftest import (
     build_stack,
 )
 from tests.connectors.telegram.simulator import RateLimits as TelegramRateLimits
+from tests.connectors.vk.simulator import VKSimulator
 from tests.connectors.whatsapp.simulator import RateLimits as WhatsAppRateLimits
 from tests.connectors.whatsapp.simulator import WhatsAppSimulator
 from tests.fault.as_proxy import AppServiceProxy
@@ -32,6 +33,9 @@ DEADLINE = 600
 """Delivery deadline of every account: no fault here may make the bridge give up."""
 WEBHOOK_RETRY = 0.2
 """Seconds between a platform's webhook retries (Telegram, Meta)."""
+VK_TOKEN = "vk1.a.fault-community-token"
+VK_GROUP = 219_000_002
+VK_SECRET = "faultsecret"
 WELCOME = "Welcome! Thank you for writing to ACME."
 """The automatic reply to a new conversation of the webhook account."""
 
@@ -72,6 +76,15 @@ async def fault_stack(
         "wa": {"delivery_deadline": DEADLINE, "reorder_window": 0.2, "pair_burst": 1000},
         "mail": {"delivery_deadline": DEADLINE},
     }
+    vk = VKSimulator(VK_TOKEN, VK_GROUP, secret=VK_SECRET, confirmation_code="fault")
+    vk.rate = 10**6  # as the other simulators here: faults only, no limits
+    vk.callback_url = f"http://127.0.0.1:{bridge_port}/connectors/vk/callback"
+    await vk.start()
+    options["vk"] = {
+        "type": "vk", "staff": ["@staff:localhost"], "group_id": VK_GROUP,
+        "access_token": VK_TOKEN, "confirmation_code": "fault", "secret": VK_SECRET,
+        "base_url": vk.base_url, "delivery_deadline": DEADLINE,
+    }  # fmt: skip
     try:
         async with build_stack(
             tmp_path_factory.mktemp("fault"), db_url=db_url, telegram=telegram,
@@ -79,9 +92,11 @@ async def fault_stack(
             bridge_port=bridge_port, appservice_address=proxy.url,
             features={"welcome": {"hooks": WELCOME}},
         ) as stack:  # fmt: skip
+            stack.extra["vk"] = vk
             yield FaultStack(stack, postgres, proxy, db_name)
     finally:
         await proxy.stop()
+        await vk.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -41,6 +41,8 @@ async def test_rate_limits_and_server_errors(
         telegrams.append(sim)
     convs = begin(fault_conversations, "flaky")
     wa_before = Counter(r.code for r in st.whatsapp.rejected)
+    vk = st.extra["vk"]
+    vk_before = Counter(r.code for r in vk.rejected)
     smtp_before = len(st.smtp.rejections)
     tg_before = [(t.server_errors, _storms(t)) for t in telegrams]
     injected = 0
@@ -55,6 +57,9 @@ async def test_rate_limits_and_server_errors(
                 left.append(f"telegram {t.server_errors - errors}/{_storms(t) - storms}")
         if wa[130429] != injected or wa[1] + wa[2] != injected:
             left.append(f"whatsapp {dict(wa)}")
+        vk_codes = Counter(r.code for r in vk.rejected) - vk_before
+        if vk_codes[6] != injected or vk_codes[10] != injected:
+            left.append(f"vk {dict(vk_codes)}")
         if len(st.smtp.rejections) - smtp_before != injected:
             left.append(f"smtp {len(st.smtp.rejections) - smtp_before}")
         return left
@@ -70,6 +75,8 @@ async def test_rate_limits_and_server_errors(
             st.whatsapp.storm(PER_ROUND, code=130429)
             st.whatsapp.fail_next(PER_ROUND, code=rng.choice([1, 2]))
             st.smtp.fail_next(PER_ROUND, code=rng.choice(SMTP_CODES))
+            vk.storm(PER_ROUND, 6)  # too many requests per second
+            vk.storm(PER_ROUND, 10)  # internal server error
             injected += PER_ROUND
             if n == 1:
                 # The mailbox server restarts: the IMAP connection drops, mail waits there.
