@@ -11,6 +11,7 @@ CONNECTORS: dict[str, str] = {
     "telegram": "bridge.connectors.telegram:TelegramConnector",
     "whatsapp": "bridge.connectors.whatsapp:WhatsAppConnector",
     "email": "bridge.connectors.email:EmailConnector",
+    "max": "bridge.connectors.max:MaxConnector",
 }
 
 

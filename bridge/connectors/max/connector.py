@@ -1,0 +1,273 @@
+"""The MAX connector: one bot per channel account, by long polling or by webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ...connector import (
+    BridgeHost,
+    DeliveryError,
+    NetworkConnector,
+    PermanentDeliveryError,
+    StateKind,
+)
+from ...events import (
+    MatrixEdit,
+    MatrixMessage,
+    MatrixRedaction,
+    RemoteAttachment,
+    RemoteButtonPress,
+    SentMessage,
+)
+from ...logsafe import add_secrets, pii
+from ...media import MediaFile
+from ...tasks import cancel_and_wait
+from ...types import AccountID
+from ..http import BodyTooLarge, read_body
+from .capabilities import DOWNLOAD_LIMIT, MAX_CAPABILITIES, capabilities_for
+from .client import MaxClient
+from .config import SECRET_PATTERN, MaxConfig, parse_config
+from .handle_matrix import MaxSender
+from .handle_remote import UPDATE_TYPES, UnreadableUpdate, update_events
+
+WEBHOOK_PATH = "/webhook"
+SECRET_HEADER = "X-Max-Bot-Api-Secret"
+MAX_UPDATE_SIZE = 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+POLL_LIMIT = 100
+
+
+class MaxConnector(NetworkConnector):
+    """Bridges the dialogs and group chats of one MAX bot."""
+
+    channel = "max"
+    title = "MAX"
+    capabilities = MAX_CAPABILITIES
+    config: MaxConfig
+
+    def __init__(self, account_id: AccountID, config: MaxConfig, host: BridgeHost) -> None:
+        super().__init__(account_id, config, host)
+        self.capabilities = capabilities_for(config)
+        self.title = config.title
+        self._client: MaxClient | None = None
+        self._matrix: MaxSender | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._route: str | None = None
+        self._secret: str | None = None
+        self._open = False
+        self.bot_id: int | None = None
+
+    @classmethod
+    def parse_config(cls, raw: Mapping[str, Any], key: str) -> MaxConfig:
+        return parse_config(raw, key)
+
+    @property
+    def client(self) -> MaxClient:
+        if self._client is None:
+            self._client = MaxClient(self.config, self.host.http, self.capabilities.rate_limits)
+        return self._client
+
+    @property
+    def matrix(self) -> MaxSender:
+        if self._matrix is None:
+            self._matrix = MaxSender(self.client, self.capabilities)
+        return self._matrix
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        add_secrets(self.config.token)
+        if self.config.mode == "webhook":
+            if self._secret is None:
+                self._secret = self.config.webhook_secret or await self._stored_secret()
+                add_secrets(self._secret)
+            if self._route is None:
+                self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
+        self._open = True
+        try:
+            await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
+            connected = True
+        except Exception as e:
+            # Not fatal: the background task keeps trying, the state says why meanwhile.
+            self.set_state(StateKind.DISCONNECTED, _reason(e, self.client))
+            connected = False
+        self._poller = asyncio.create_task(self._run(connected), name=f"max:{self.account_id}")
+
+    async def stop(self) -> None:
+        self._open = False
+        await cancel_and_wait([self._poller])
+        self._poller = None
+        self.set_state(StateKind.STOPPED)
+
+    async def _stored_secret(self) -> str:
+        """The webhook secret generated for this account earlier, or a new one, kept with the
+        account's data so that a restart subscribes with the same one."""
+        data = await self.host.load_data()
+        secret = data.get("webhook_secret")
+        if isinstance(secret, str) and re.fullmatch(SECRET_PATTERN, secret):
+            return secret
+        secret = secrets.token_urlsafe(48)
+        await self.host.save_data({**data, "webhook_secret": secret})
+        return secret
+
+    async def _connect(self) -> None:
+        """Check the token (``GET /me``), then subscribe the webhook, or for polling remove
+        the bridge's subscription (MAX delivers no polled updates while one is set)."""
+        me = await self.client.request("GET", "/me")
+        bot_id = me.get("user_id")
+        self.bot_id = bot_id if isinstance(bot_id, int) else None
+        username = me.get("username")
+        self.public_address = username if isinstance(username, str) and username else None
+        name = f"@{username}" if self.public_address else str(me.get("name") or "bot")
+        if self.config.mode == "webhook":
+            assert self._route is not None and self.config.webhook_url
+            body = {
+                "url": self.config.webhook_url + self._route,
+                "update_types": UPDATE_TYPES,
+                "secret": self._secret,
+            }
+            await self.client.request("POST", "/subscriptions", json=body)
+            self.set_state(StateKind.CONNECTED, f"{name}, webhook")
+        else:
+            if self.config.webhook_url:
+                url = self.config.webhook_url + f"/connectors/{self.account_id}{WEBHOOK_PATH}"
+                await self.client.request("DELETE", "/subscriptions", params={"url": url})
+            self.set_state(StateKind.CONNECTED, f"{name}, polling")
+
+    async def _run(self, connected: bool) -> None:
+        """Connect (retrying until the token is accepted), then poll; webhook mode is done
+        once connected."""
+        delay = 1.0
+        while True:
+            try:
+                if not connected:
+                    await self._connect()
+                    connected = True
+                    delay = 1.0
+                if self.config.mode == "webhook":
+                    return
+                await self._poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                connected = False
+                error = _reason(e, self.client)
+                self.set_state(StateKind.DISCONNECTED, error)
+                self.host.log.warning("MAX not reachable (%s); retrying in %.0fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    # ------------------------------------------------------------------ MAX -> Matrix
+
+    async def _poll(self) -> None:
+        data = await self.host.load_data()
+        marker = data.get("marker")
+        while True:
+            params: dict[str, str | int] = {
+                "timeout": int(self.config.poll_timeout),
+                "limit": POLL_LIMIT,
+                "types": ",".join(UPDATE_TYPES),
+            }
+            if isinstance(marker, int) and not isinstance(marker, bool):
+                params["marker"] = marker
+            answer = await self.client.request(
+                "GET",
+                "/updates",
+                params=params,
+                timeout=self.config.poll_timeout + self.config.request_timeout,
+            )
+            updates = answer.get("updates")
+            for update in updates if isinstance(updates, list) else []:
+                try:
+                    await self._handle_update(update)
+                except UnreadableUpdate as e:  # raised before anything is recorded
+                    self.host.log.warning("Skipping an unreadable update: %s", pii(e))
+            new_marker = answer.get("marker")
+            if isinstance(new_marker, int) and not isinstance(new_marker, bool):
+                if new_marker != marker:
+                    # Only once every event of the batch is recorded: a crash before this
+                    # line fetches the batch again, and the dedup keys keep it from doubling.
+                    marker = new_marker
+                    data = {**data, "marker": marker}
+                    await self.host.save_data(data)
+            self.set_state(StateKind.CONNECTED, self._state.message)
+
+    async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
+        secret = (self._secret or "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if not secret or not hmac.compare_digest(given, secret):
+            self.host.log.warning("Refused a webhook request with a wrong secret")
+            return web.json_response({"error": "wrong secret"}, status=401)
+        if not self._open:
+            return web.json_response({"error": "not running"}, status=503)
+        try:
+            body = await read_body(request, MAX_UPDATE_SIZE)
+        except BodyTooLarge:
+            return web.json_response({"error": "update too large"}, status=413)
+        try:
+            update = json.loads(body)
+            await self._handle_update(update)
+        except RecursionError:
+            return web.json_response({"error": "not a MAX update: nested too deeply"}, status=400)
+        except ValueError as e:  # UnreadableUpdate and JSON errors, before anything is recorded
+            return web.json_response({"error": f"not a MAX update: {e}"[:500]}, status=400)
+        except Exception:
+            self.host.log.exception("Could not record a MAX update")
+            return web.json_response({"error": "try again later"}, status=503)
+        return web.json_response({"ok": True})
+
+    async def _handle_update(self, update: Any) -> None:
+        for event in update_events(update, bot_id=self.bot_id):
+            await self.host.handle_remote_event(event)
+            if isinstance(event, RemoteButtonPress):
+                await self._answer(event.press_id)
+
+    async def _answer(self, callback_id: str) -> None:
+        """Answer a press so that the customer's app stops waiting. A courtesy: the press is
+        recorded already, so a failed answer is only logged."""
+        try:
+            await self.client.request(
+                "POST", "/answers", params={"callback_id": callback_id}, json={"notification": ""}
+            )
+        except DeliveryError as e:
+            self.host.log.info("Could not answer callback %s: %s", callback_id, pii(e.reason))
+
+    async def download_attachment(self, attachment: RemoteAttachment) -> tuple[MediaFile, str]:
+        name = attachment.filename or "file"
+        if attachment.size and attachment.size > DOWNLOAD_LIMIT:
+            raise PermanentDeliveryError(
+                f"{name} is over the {DOWNLOAD_LIMIT // 1024 // 1024} MB the bridge takes from MAX"
+            )
+        mimetype = attachment.mimetype or "application/octet-stream"
+        return await self.client.download(attachment.url, DOWNLOAD_LIMIT, mimetype), mimetype
+
+    # ------------------------------------------------------------------ Matrix -> MAX
+
+    async def send_message(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_message(msg)
+
+    async def send_reply(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_message(msg)
+
+    async def send_media(self, msg: MatrixMessage) -> SentMessage:
+        return await self.matrix.send_media(msg)
+
+    async def handle_matrix_edit(self, edit: MatrixEdit) -> None:
+        await self.matrix.edit(edit)
+
+    async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None:
+        await self.matrix.delete(redaction)
+
+
+def _reason(error: Exception, client: MaxClient) -> str:
+    if isinstance(error, DeliveryError):
+        return client.scrub(error.reason)
+    return client.scrub(str(error) or type(error).__name__)
