@@ -77,6 +77,7 @@ def test_example_config_loads(config_path: Path) -> None:
     }  # fmt: skip
     assert list(config.channels) == [
         "support-webhook", "support-telegram", "support-whatsapp", "support-email",
+        "support-max",
     ]  # fmt: skip
     telegram = config.channels[AccountID("support-telegram")]
     assert telegram.connector is TelegramConnector
