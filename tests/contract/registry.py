@@ -12,6 +12,7 @@ HARNESSES = [
     "tests.connectors.whatsapp.harness:WhatsAppHarness",
     "tests.connectors.email.harness:EmailHarness",
     "tests.connectors.email.harness:EmailLmtpHarness",
+    "tests.connectors.max.harness:MaxHarness",
 ]
 """``module:Class`` of each harness."""
 

@@ -117,16 +117,21 @@ class MaxClient:
             raise PermanentDeliveryError("MAX gave no token for the uploaded file")
         return token
 
-    async def download(self, url: str, limit: int, mimetype: str) -> MediaFile:
+    async def download(self, url: str, limit: int, mimetype: str) -> tuple[MediaFile, str]:
         """Fetch a file MAX named in an update, up to ``limit`` bytes, in chunks into a
-        ``MediaFile`` (the caller closes it). The URLs are signed: no token is sent along."""
+        ``MediaFile`` (the caller closes it), with its type: the one the file server names,
+        else ``mimetype``. The URLs are signed: no token is sent along."""
         try:
             async with self.http.get(url, timeout=self.timeout) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise TemporaryDeliveryError(f"the MAX file server answered {resp.status}")
                 if resp.status != 200:
                     raise PermanentDeliveryError(f"the MAX file server answered {resp.status}")
-                return await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+                served = resp.content_type
+                if served and served != "application/octet-stream" and "/" in served:
+                    mimetype = served
+                media = await MediaFile.from_response(resp, limit=limit, mimetype=mimetype)
+                return media, mimetype
         except FileTooLarge as e:
             raise PermanentDeliveryError(
                 f"the file is over the {limit / MIB:g} MB the bridge takes from MAX"

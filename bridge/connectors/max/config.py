@@ -25,7 +25,8 @@ class MaxConfig:
     api_url: str = "https://platform-api2.max.ru"
     """The Bot API base: it has moved hosts before; the test simulator's in tests."""
     webhook_url: str | None = None
-    """Public HTTPS base URL at which MAX reaches the bridge's listener (webhook mode)."""
+    """Public base URL at which MAX reaches the bridge's listener (webhook mode); MAX takes
+    only HTTPS with a publicly trusted certificate (a TLS proxy in front of the listener)."""
     webhook_secret: str | None = None
     """The subscription's ``secret``, sent back in X-Max-Bot-Api-Secret; None in webhook
     mode: the connector generates one and keeps it with the account's data."""
@@ -43,7 +44,7 @@ def parse_config(raw: Any, key: str) -> MaxConfig:
     mode = opts.choice("mode", ("polling", "webhook"), d.mode)
     webhook_url = None
     if raw.get("webhook_url") is not None:
-        webhook_url = opts.url("webhook_url", schemes=("https",))
+        webhook_url = opts.url("webhook_url")
     secret = None
     if raw.get("webhook_secret") is not None:
         secret = opts.string(

@@ -247,7 +247,7 @@ class MaxConnector(NetworkConnector):
                 f"{name} is over the {DOWNLOAD_LIMIT // 1024 // 1024} MB the bridge takes from MAX"
             )
         mimetype = attachment.mimetype or "application/octet-stream"
-        return await self.client.download(attachment.url, DOWNLOAD_LIMIT, mimetype), mimetype
+        return await self.client.download(attachment.url, DOWNLOAD_LIMIT, mimetype)
 
     # ------------------------------------------------------------------ Matrix -> MAX
 
