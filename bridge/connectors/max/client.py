@@ -22,6 +22,7 @@ MAX_ANSWER = 4 * MIB
 RETRY_AFTER = {429: 1.0, 503: 5.0}
 NOT_READY = "attachment.not.ready"
 """An uploaded file MAX is still processing: the send is retried shortly."""
+NOT_READY_REASON = "MAX is still processing the file"
 EXPLAIN = {
     "chat.denied": "MAX does not let the bot write in this chat (blocked, or not a member)",
     "chat.not.found": "the MAX chat does not exist (any more)",
@@ -165,7 +166,7 @@ def _error(status: int, answer: Any, retry_after: str | None, scrub: Any) -> Exc
     if status == 429 or code == "too.many.requests":
         return TemporaryDeliveryError(reason, retry_after=_seconds(retry_after) or 1.0)
     if code == NOT_READY:
-        return TemporaryDeliveryError("MAX is still processing the file", retry_after=1.0)
+        return TemporaryDeliveryError(NOT_READY_REASON, retry_after=1.0)
     if status >= 500 or status == 401:
         return TemporaryDeliveryError(reason, retry_after=RETRY_AFTER.get(status))
     return PermanentDeliveryError(reason)

@@ -7,11 +7,12 @@ middle sends only the parts not yet sent (``PartSender``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
 
-from ...connector import Capabilities, PermanentDeliveryError
+from ...connector import Capabilities, PermanentDeliveryError, TemporaryDeliveryError
 from ...events import (
     Button,
     MatrixEdit,
@@ -24,10 +25,13 @@ from ...media import FileTooLarge, MediaFile, open_staff_file
 from ...types import MessageID
 from ..parts import PartSender
 from .capabilities import UPLOAD_LIMIT
-from .client import MaxClient
+from .client import NOT_READY_REASON, MaxClient
 from .format import matrix_to_max, split_text
 
 UPLOAD_TYPES = {"m.image": "image", "m.video": "video", "m.audio": "audio"}
+NOT_READY_DELAY = 1.0
+"""Seconds to wait before sending again a file MAX is still processing (more each time)."""
+NOT_READY_TRIES = 5
 
 
 class MaxSender:
@@ -52,6 +56,19 @@ class MaxSender:
         return await self.client.send(
             chat, "POST", "/messages", params={"chat_id": chat}, json=body
         )
+
+    async def _post_when_ready(self, chat: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a message with an uploaded file, waiting while MAX answers that it is still
+        processing the file (``attachment.not.ready``), as the documentation advises; the
+        upload is not repeated."""
+        for attempt in range(1, NOT_READY_TRIES + 1):
+            try:
+                return await self._post(chat, body)
+            except TemporaryDeliveryError as e:
+                if not e.reason.startswith(NOT_READY_REASON) or attempt == NOT_READY_TRIES:
+                    raise
+            await asyncio.sleep(NOT_READY_DELAY * attempt)
+        raise AssertionError("unreachable")
 
     async def send_message(self, msg: MatrixMessage) -> SentMessage:
         if msg.media is not None:
@@ -90,7 +107,7 @@ class MaxSender:
                 body.update({"text": html, "format": "html"} if html else {"text": plain.strip()})
             if msg.reply_to:
                 body["link"] = {"type": "reply", "mid": msg.reply_to.message_id}
-            return await self._post(chat, body)
+            return await self._post_when_ready(chat, body)
 
         parts = [upload_and_send]
         if msg.text and len(matrix_to_max(msg.text, msg.html)[0]) > self.text_limit:

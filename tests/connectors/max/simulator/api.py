@@ -316,6 +316,8 @@ async def receive_upload(sim: MaxSimulator, request: web.Request) -> web.Respons
         return web.json_response({"code": "proto.payload", "message": "no data"}, status=400)
     upload.done = True
     sim.uploads[upload.token] = upload
+    if sim.processing:
+        sim.not_ready[upload.token] = sim.processing
     sim.notify()
     if upload.kind == "image":
         return web.json_response({"photos": {secrets.token_hex(6): {"token": upload.token}}})

@@ -92,6 +92,8 @@ class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
         self.uploads: dict[str, Upload] = {}
         self.slots: dict[str, Upload] = {}
         self.not_ready: dict[str, int] = {}
+        self.processing = 0
+        """Sends of a new upload answered ``attachment.not.ready`` before it is."""
         self.files: dict[str, tuple[bytes, str]] = {}
         self.chat_types: dict[int, str] = {}
         self.denied: set[int] = set()
