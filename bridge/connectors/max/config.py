@@ -31,7 +31,7 @@ class MaxConfig:
     """The subscription's ``secret``, sent back in X-Max-Bot-Api-Secret; None in webhook
     mode: the connector generates one and keeps it with the account's data."""
     poll_timeout: float = 30.0
-    chat_burst: int = 2
+    chat_burst: int = 1
     """Messages to one chat sent back to back before they are spaced out to the chat rate."""
     delivery_deadline: float = 24 * 3600.0
     request_timeout: float = 30.0

@@ -67,7 +67,7 @@ class MaxHarness(ConnectorHarness):
             "webhook_url": host.base_url if host is not None else "http://127.0.0.1:1",
             "webhook_secret": SECRET,
             "poll_timeout": 1,
-            "chat_burst": 2,
+            "chat_burst": 1,
             "delivery_deadline": 600,
             "request_timeout": 10,
             "title": "Test MAX",

@@ -23,6 +23,9 @@ class Limits:
     global_rate: int = 30
     """Requests a bot may make within ``window`` seconds."""
     window: float = 1.0
+    chat_window: float = 0.95
+    """The per-chat window: a second, less a little for the jitter of the network ("about" 2
+    a second)."""
     delete_age: float = 24 * 3600.0
     """Only messages younger than this can be deleted by the bot."""
     buttons: int = 210

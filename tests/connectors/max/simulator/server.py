@@ -48,8 +48,10 @@ class RateWindow:
         self.throttled: list[tuple[str, float]] = []
         self.enabled = True
 
-    def _take(self, times: deque[float], allowed: int, now: float, what: str) -> None:
-        while times and now - times[0] >= self.limits.window:
+    def _take(
+        self, times: deque[float], allowed: int, now: float, what: str, window: float = 1.0
+    ) -> None:
+        while times and now - times[0] >= window:
             times.popleft()
         if self.enabled and len(times) >= allowed:
             self.throttled.append((what, now))
@@ -60,7 +62,8 @@ class RateWindow:
         self._take(self.requests, self.limits.global_rate, now, "global")
 
     def check_chat(self, chat_id: int, now: float) -> None:
-        self._take(self.per_chat.setdefault(chat_id, deque()), self.limits.per_chat, now, "chat")
+        times = self.per_chat.setdefault(chat_id, deque())
+        self._take(times, self.limits.per_chat, now, "chat", self.limits.chat_window)
 
 
 class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
