@@ -64,6 +64,8 @@ class MaxConnector(NetworkConnector):
         self._secret: str | None = None
         self._open = False
         self.bot_id: int | None = None
+        self._batch: tuple[list[Any], Any] | None = None
+        """A polled batch not yet recorded in full, and the marker after it."""
 
     @classmethod
     def parse_config(cls, raw: Mapping[str, Any], key: str) -> MaxConfig:
@@ -171,34 +173,42 @@ class MaxConnector(NetworkConnector):
         data = await self.host.load_data()
         marker = data.get("marker")
         while True:
-            params: dict[str, str | int] = {
-                "timeout": int(self.config.poll_timeout),
-                "limit": POLL_LIMIT,
-                "types": ",".join(UPDATE_TYPES),
-            }
-            if isinstance(marker, int) and not isinstance(marker, bool):
-                params["marker"] = marker
-            answer = await self.client.request(
-                "GET",
-                "/updates",
-                params=params,
-                timeout=self.config.poll_timeout + self.config.request_timeout,
-            )
-            updates = answer.get("updates")
-            for update in updates if isinstance(updates, list) else []:
+            if self._batch is None:
+                self._batch = await self._fetch(marker)
+            updates, new_marker = self._batch
+            for update in updates:
                 try:
                     await self._handle_update(update)
                 except UnreadableUpdate as e:  # raised before anything is recorded
                     self.host.log.warning("Skipping an unreadable update: %s", pii(e))
-            new_marker = answer.get("marker")
+            # A batch that failed is handled again (the dedup keys keep what was recorded
+            # from doubling), so the first batch, fetched without a marker, is not lost either.
+            self._batch = None
             if isinstance(new_marker, int) and not isinstance(new_marker, bool):
                 if new_marker != marker:
                     # Only once every event of the batch is recorded: a crash before this
-                    # line fetches the batch again, and the dedup keys keep it from doubling.
+                    # line fetches the batch again with the saved marker.
                     marker = new_marker
                     data = {**data, "marker": marker}
                     await self.host.save_data(data)
             self.set_state(StateKind.CONNECTED, self._state.message)
+
+    async def _fetch(self, marker: Any) -> tuple[list[Any], Any]:
+        params: dict[str, str | int] = {
+            "timeout": int(self.config.poll_timeout),
+            "limit": POLL_LIMIT,
+            "types": ",".join(UPDATE_TYPES),
+        }
+        if isinstance(marker, int) and not isinstance(marker, bool):
+            params["marker"] = marker
+        answer = await self.client.request(
+            "GET",
+            "/updates",
+            params=params,
+            timeout=self.config.poll_timeout + self.config.request_timeout,
+        )
+        updates = answer.get("updates")
+        return (updates if isinstance(updates, list) else []), answer.get("marker")
 
     async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
         secret = (self._secret or "").encode()

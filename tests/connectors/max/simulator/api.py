@@ -160,6 +160,8 @@ async def updates(sim: MaxSimulator, request: web.Request) -> Json:
         except TimeoutError:
             found = []
     next_marker = found[-1][0] + 1 if found else start
+    if found:
+        sim.fetched_by = sim.polls
     sim.acknowledged = max(sim.acknowledged, next_marker)
     return {"updates": [u for _, u in found], "marker": next_marker}
 

@@ -105,6 +105,8 @@ class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
         self.queue: list[tuple[int, Json]] = []
         self.acknowledged = 0
         self.polls = 0
+        self.fetched_by = 0
+        """The number of the poll that last fetched updates."""
         self._seq = itertools.count(1)
 
     def _app(self) -> web.Application:
@@ -294,6 +296,6 @@ class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
     async def wait_polled(self) -> None:
         """Wait until every queued update was fetched by a poll and the bot polled again
         (so it has handled them)."""
-        polls = self.polls
         last = self.queue[-1][0] if self.queue else 0
-        await self.wait_for(lambda: self.acknowledged > last and self.polls > polls, 10)
+        await self.wait_for(lambda: self.acknowledged > last, 10)
+        await self.wait_for(lambda: self.polls > self.fetched_by, 10)
