@@ -8,6 +8,7 @@ answer is not 200), or queued for ``GET /updates`` when there is none."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import secrets
 from collections import deque
@@ -277,10 +278,12 @@ class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers[SECRET_HEADER] = secret
-        data = update if isinstance(update, bytes) else None
+        raw = update if isinstance(update, bytes) else None
         payload: Any = None if isinstance(update, bytes) else update
         delivery = WebhookDelivery({}, 0, "", secret)
         for _ in range(attempts or self.webhook_attempts):
+            # Large bodies as a stream: aiohttp warns about big raw bytes.
+            data: Any = io.BytesIO(raw) if raw is not None and len(raw) > 256 * 1024 else raw
             async with self._http.post(
                 self.subscription["url"], json=payload, data=data, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=30),
