@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +28,7 @@ from ...logsafe import add_secrets, pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID
+from ..bot_loop import connect_and_poll, secret_matches, stored_secret
 from ..http import BodyTooLarge, read_body
 from .capabilities import DOWNLOAD_LIMIT, MAX_CAPABILITIES, capabilities_for
 from .client import MaxClient
@@ -89,7 +87,9 @@ class MaxConnector(NetworkConnector):
         add_secrets(self.config.token)
         if self.config.mode == "webhook":
             if self._secret is None:
-                self._secret = self.config.webhook_secret or await self._stored_secret()
+                self._secret = self.config.webhook_secret or await stored_secret(
+                    self.host, SECRET_PATTERN
+                )
                 add_secrets(self._secret)
             if self._route is None:
                 self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
@@ -108,17 +108,6 @@ class MaxConnector(NetworkConnector):
         await cancel_and_wait([self._poller])
         self._poller = None
         self.set_state(StateKind.STOPPED)
-
-    async def _stored_secret(self) -> str:
-        """The webhook secret generated for this account earlier, or a new one, kept with the
-        account's data so that a restart subscribes with the same one."""
-        data = await self.host.load_data()
-        secret = data.get("webhook_secret")
-        if isinstance(secret, str) and re.fullmatch(SECRET_PATTERN, secret):
-            return secret
-        secret = secrets.token_urlsafe(48)
-        await self.host.save_data({**data, "webhook_secret": secret})
-        return secret
 
     async def _connect(self) -> None:
         """Check the token (``GET /me``), then subscribe the webhook, or for polling remove
@@ -145,27 +134,14 @@ class MaxConnector(NetworkConnector):
             self.set_state(StateKind.CONNECTED, f"{name}, polling")
 
     async def _run(self, connected: bool) -> None:
-        """Connect (retrying until the token is accepted), then poll; webhook mode is done
-        once connected."""
-        delay = 1.0
-        while True:
-            try:
-                if not connected:
-                    await self._connect()
-                    connected = True
-                    delay = 1.0
-                if self.config.mode == "webhook":
-                    return
-                await self._poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                connected = False
-                error = _reason(e, self.client)
-                self.set_state(StateKind.DISCONNECTED, error)
-                self.host.log.warning("MAX not reachable (%s); retrying in %.0fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+        await connect_and_poll(
+            self,
+            name="MAX",
+            connected=connected,
+            connect=self._connect,
+            poll=None if self.config.mode == "webhook" else self._poll,
+            describe=lambda e: _reason(e, self.client),
+        )
 
     # ------------------------------------------------------------------ MAX -> Matrix
 
@@ -211,9 +187,7 @@ class MaxConnector(NetworkConnector):
         return (updates if isinstance(updates, list) else []), answer.get("marker")
 
     async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
-        secret = (self._secret or "").encode()
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
-        if not secret or not hmac.compare_digest(given, secret):
+        if not secret_matches(request, SECRET_HEADER, self._secret):
             self.host.log.warning("Refused a webhook request with a wrong secret")
             return web.json_response({"error": "wrong secret"}, status=401)
         if not self._open:
