@@ -1,6 +1,6 @@
 """Start-up: seconds from starting the bridge process until its listener answers and it has
 reached the homeserver (a stub here, which answers what the bridge asks at start-up), with an
-account of every connector type configured (webhook, Telegram, WhatsApp, email). References
+account of every connector type configured (webhook, Telegram, WhatsApp, email, MAX). References
 measured in the same run: the same start with only a webhook account, and a bare interpreter
 start (``python -c pass``).
 
@@ -94,6 +94,7 @@ def _config(workdir: Path, name: str, hs: StubHomeserver, every_type: bool) -> t
     channels["support-webhook"]["outbound_url"] = f"http://{LOOPBACK}:{closed}/inbox"
     channels["support-telegram"]["api_url"] = hs.url
     channels["support-whatsapp"]["base_url"] = hs.url
+    channels["support-max"]["api_url"] = hs.url
     mail = channels["support-email"]
     for side in ("imap", "smtp"):
         mail[side].update(host=LOOPBACK, port=closed, security="none")
