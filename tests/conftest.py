@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ class Stack:
     account: str = ACCOUNT
     metrics_url: str = ""
     """The bridge's metrics listener (``/metrics``, ``/status``)."""
+    simulators: dict[str, Any] = field(default_factory=dict)
+    """Simulators of accounts a test added through ``channel_options``, by account, started
+    and stopped by that test (the fault suite's MAX bot)."""
 
 
 def backend_database(request: pytest.FixtureRequest, name: str) -> str | None:

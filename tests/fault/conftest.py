@@ -18,6 +18,7 @@ from tests.conftest import (
     Stack,
     build_stack,
 )
+from tests.connectors.max.simulator import MaxSimulator
 from tests.connectors.telegram.simulator import RateLimits as TelegramRateLimits
 from tests.connectors.whatsapp.simulator import RateLimits as WhatsAppRateLimits
 from tests.connectors.whatsapp.simulator import WhatsAppSimulator
@@ -33,6 +34,7 @@ DEADLINE = 600
 WEBHOOK_RETRY = 0.2
 """Seconds between a platform's webhook retries (Telegram, Meta)."""
 WELCOME = "Welcome! Thank you for writing to ACME."
+MAX_SECRET = "fault-max-webhook-secret-0123456789abcdef"
 """The automatic reply to a new conversation of the webhook account."""
 
 
@@ -72,6 +74,15 @@ async def fault_stack(
         "wa": {"delivery_deadline": DEADLINE, "reorder_window": 0.2, "pair_burst": 1000},
         "mail": {"delivery_deadline": DEADLINE},
     }
+    max_sim = MaxSimulator(webhook_attempts=1)  # the conversation retries, as MAX does
+    max_sim.rate.enabled = False
+    await max_sim.start()
+    options["max"] = {
+        "type": "max", "staff": ["@staff:localhost"], "token": max_sim.token,
+        "mode": "webhook", "api_url": max_sim.base_url,
+        "webhook_url": f"http://127.0.0.1:{bridge_port}", "webhook_secret": MAX_SECRET,
+        "chat_burst": 1000, "delivery_deadline": DEADLINE,
+    }  # fmt: skip
     try:
         async with build_stack(
             tmp_path_factory.mktemp("fault"), db_url=db_url, telegram=telegram,
@@ -79,9 +90,11 @@ async def fault_stack(
             bridge_port=bridge_port, appservice_address=proxy.url,
             features={"welcome": {"hooks": WELCOME}},
         ) as stack:  # fmt: skip
+            stack.simulators["max"] = max_sim
             yield FaultStack(stack, postgres, proxy, db_name)
     finally:
         await proxy.stop()
+        await max_sim.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
