@@ -42,6 +42,8 @@ async def test_rate_limits_and_server_errors(
     convs = begin(fault_conversations, "flaky")
     wa_before = Counter(r.code for r in st.whatsapp.rejected)
     smtp_before = len(st.smtp.rejections)
+    max_sim = st.simulators["max"]
+    max_before = (max_sim.refusals("too.many.requests"), max_sim.refusals("service.unavailable"))
     tg_before = [(t.server_errors, _storms(t)) for t in telegrams]
     injected = 0
     streamed = asyncio.Event()
@@ -57,6 +59,11 @@ async def test_rate_limits_and_server_errors(
             left.append(f"whatsapp {dict(wa)}")
         if len(st.smtp.rejections) - smtp_before != injected:
             left.append(f"smtp {len(st.smtp.rejections) - smtp_before}")
+        max_now = (max_sim.refusals("too.many.requests"), max_sim.refusals("service.unavailable"))
+        if tuple(now - before for now, before in zip(max_now, max_before, strict=True)) != (
+            injected, injected,
+        ):  # fmt: skip
+            left.append(f"max {max_now} after {max_before}")
         return left
 
     async def inject() -> None:
@@ -70,6 +77,8 @@ async def test_rate_limits_and_server_errors(
             st.whatsapp.storm(PER_ROUND, code=130429)
             st.whatsapp.fail_next(PER_ROUND, code=rng.choice([1, 2]))
             st.smtp.fail_next(PER_ROUND, code=rng.choice(SMTP_CODES))
+            max_sim.fail(PER_ROUND, 429)
+            max_sim.fail(PER_ROUND, 503, "service.unavailable")
             injected += PER_ROUND
             if n == 1:
                 # The mailbox server restarts: the IMAP connection drops, mail waits there.
