@@ -21,7 +21,8 @@ What the code relies on of the documented Bot API (dev.max.ru/docs-api):
   ``attachments`` (``{"type": "image", "payload": {"token": …}}``, ``inline_keyboard``)
   and ``link: {"type": "reply", "mid": …}``; the answer's ``message.body.mid`` is the id.
   ``PUT``/``DELETE /messages?message_id=…`` edit and delete. ``POST /answers?callback_id=…``
-  answers a button press.
+  answers a button press. ``POST /chats/{chat_id}/actions`` with ``typing_on`` or
+  ``mark_seen`` shows the bot typing and marks the chat read.
 * Media: ``POST /uploads?type=image|video|audio|file`` returns a one-time ``url`` (and for
   video and audio the ``token``); the file goes there as multipart ``data``, the answer has the
   token (``photos`` for images). A send right after may be answered

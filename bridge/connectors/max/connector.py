@@ -19,7 +19,9 @@ from ...connector import (
 from ...events import (
     MatrixEdit,
     MatrixMessage,
+    MatrixReadReceipt,
     MatrixRedaction,
+    MatrixTyping,
     RemoteAttachment,
     RemoteButtonPress,
     SentMessage,
@@ -249,6 +251,14 @@ class MaxConnector(NetworkConnector):
 
     async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None:
         await self.matrix.delete(redaction)
+
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
+        if typing.typing:  # MAX's typing shows for a few seconds; it has no "stopped typing"
+            await self.matrix.action(typing.portal.chat, "typing_on")
+
+    async def handle_matrix_read_receipt(self, receipt: MatrixReadReceipt) -> None:
+        if receipt.target.sender is not None:  # a customer's message: the chat is read
+            await self.matrix.action(receipt.portal.chat, "mark_seen")
 
 
 def _reason(error: Exception, client: MaxClient) -> str:

@@ -132,6 +132,10 @@ class MaxSender:
             json=body,
         )
 
+    async def action(self, chat: str, action: str) -> None:
+        """A chat action: ``typing_on`` (the bot is typing) or ``mark_seen`` (read)."""
+        await self.client.request("POST", f"/chats/{chat}/actions", json={"action": action})
+
     async def delete(self, redaction: MatrixRedaction) -> None:
         await self.client.send(
             redaction.portal.chat,

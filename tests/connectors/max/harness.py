@@ -193,7 +193,9 @@ class MaxHarness(ConnectorHarness):
 
 
 def received(sim: MaxSimulator) -> Iterator[Received]:
-    """What the bot sent, edited and deleted, in the order the simulator accepted it."""
+    """What the bot sent, edited and deleted, and its chat actions (typing; ``mark_seen`` as
+    a read receipt of the chat's latest customer message), in the order the simulator
+    accepted them."""
     records: list[tuple[float, int, Received]] = []
     for index, sent in enumerate(sim.sent):
         attachment = None
@@ -225,6 +227,12 @@ def received(sim: MaxSimulator) -> Iterator[Received]:
     for index, deletion in enumerate(sim.deletions):
         item = Received(type="delete", chat_id=str(deletion.chat_id), target=deletion.mid)
         records.append((deletion.at, 2 * 10**6 + index, item))
+    for index, (chat_id, action, at, seen) in enumerate(sim.actions):
+        if action == "mark_seen":
+            item = Received(type="read_receipt", chat_id=str(chat_id), target=seen or "")
+        else:
+            item = Received(type="typing", chat_id=str(chat_id), typing=True)
+        records.append((at, 3 * 10**6 + index, item))
     records.sort(key=lambda record: (record[0], record[1]))
     for _, _, item in records:
         yield item

@@ -179,3 +179,27 @@ async def test_wrong_token_disconnected(harness: MaxHarness, host: FakeHost) -> 
         assert "not-the-right-token" not in host.state.message
     finally:
         await connector.stop()
+
+
+async def test_typing_and_read_as_chat_actions(
+    harness: MaxHarness, connector: MaxConnector
+) -> None:
+    from bridge.events import MatrixReadReceipt, MatrixTyping
+    from bridge.types import RemoteUserID
+
+    sim = harness.sim
+    chat = dialog(sim)
+    update = sim.customer_message(ALICE, "Anna", "Hello?")
+    await deliver(harness, update)
+    mid = update["message"]["body"]["mid"]
+    for typing in (True, False):  # MAX has no "stopped typing": nothing is sent for False
+        await connector.handle_matrix_typing(MatrixTyping(portal(chat), "@a:example.com", typing))
+    own = await connector.send_message(staff(chat, "Hi"))
+    for target in (MessageRef(own.message_id), MessageRef(mid, sender=RemoteUserID(str(ALICE)))):
+        await connector.handle_matrix_read_receipt(
+            MatrixReadReceipt(portal(chat), "@a:example.com", target)
+        )
+    assert [(c, a, seen) for c, a, _, seen in sim.actions] == [
+        (int(chat), "typing_on", mid),
+        (int(chat), "mark_seen", mid),
+    ]

@@ -62,6 +62,7 @@ def routes(sim: MaxSimulator) -> list[web.RouteDef]:
         web.delete("/messages", guarded(delete)),
         web.post("/uploads", guarded(upload_slot)),
         web.post("/answers", guarded(answer)),
+        web.post("/chats/{chat_id}/actions", guarded(chat_action)),
         web.post("/upload/{slot}", lambda request: receive_upload(sim, request)),
         web.get("/files/{id}", lambda request: serve_file(sim, request)),
     ]
@@ -341,5 +342,24 @@ async def answer(sim: MaxSimulator, request: web.Request) -> Json:
     if not callback_id:
         raise Refused(400, "proto.payload", "callback_id is required")
     sim.answers.append((callback_id, await _json(request)))
+    sim.notify()
+    return {"success": True}
+
+
+ACTIONS = ("typing_on", "sending_photo", "sending_video", "sending_audio", "sending_file")
+
+
+async def chat_action(sim: MaxSimulator, request: web.Request) -> Json:
+    """Typing and the like, or ``mark_seen``: the chat's messages read up to the latest."""
+    try:
+        chat_id = int(request.match_info["chat_id"])
+    except ValueError:
+        raise Refused(400, "proto.payload", "chat_id must be a number") from None
+    action = (await _json(request)).get("action")
+    if action not in (*ACTIONS, "mark_seen"):
+        raise Refused(400, "proto.payload", f"unknown action {action!r}")
+    latest = [m for m in sim.messages.values() if m.chat_id == chat_id and not m.from_bot]
+    seen = max(latest, key=lambda m: m.at).mid if latest else None
+    sim.actions.append((chat_id, str(action), sim.clock.now(), seen))
     sim.notify()
     return {"success": True}

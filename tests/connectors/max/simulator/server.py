@@ -91,6 +91,9 @@ class MaxSimulator(SimulatorBase[SentMessage, WebhookDelivery]):
         self.errors: list[ApiError] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.answers: list[tuple[str, Json]] = []
+        self.actions: list[tuple[int, str, float, str | None]] = []
+        """Chat actions: the chat, the action, when, and for ``mark_seen`` the latest customer
+        message then."""
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         self.messages: dict[str, StoredMessage] = {}
         self.uploads: dict[str, Upload] = {}
