@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..connector import BridgeHost, NetworkConnector, StateKind
+from ..logsafe import add_secrets
 
 
 async def stored_secret(host: BridgeHost, pattern: str) -> str:
@@ -25,6 +26,41 @@ async def stored_secret(host: BridgeHost, pattern: str) -> str:
     secret = secrets.token_urlsafe(48)
     await host.save_data({**data, "webhook_secret": secret})
     return secret
+
+
+async def open_webhook(
+    connector: NetworkConnector,
+    secret: str | None,
+    route: str | None,
+    *,
+    configured: str | None,
+    pattern: str,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[str, str]:
+    """The webhook's secret (``configured``, else the stored one) and its route (added once
+    under ``/webhook``), for a connector that has ``secret`` and ``route`` from before."""
+    if secret is None:
+        secret = configured or await stored_secret(connector.host, pattern)
+        add_secrets(secret)
+    if route is None:
+        route = connector.host.add_route("POST", "/webhook", handler)
+    return secret, route
+
+
+async def first_connect(
+    connector: NetworkConnector,
+    connect: Callable[[], Awaitable[None]],
+    describe: Callable[[Exception], str],
+    timeout: float,  # noqa: ASYNC109
+) -> bool:
+    """Whether ``connect`` succeeded within ``timeout`` at start. A failure is not fatal:
+    ``connect_and_poll`` keeps trying, and the state says why meanwhile."""
+    try:
+        await asyncio.wait_for(connect(), timeout)
+    except Exception as e:
+        connector.set_state(StateKind.DISCONNECTED, describe(e))
+        return False
+    return True
 
 
 def secret_matches(request: web.Request, header: str, secret: str | None) -> bool:

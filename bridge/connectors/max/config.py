@@ -41,20 +41,7 @@ class MaxConfig:
 def parse_config(raw: Any, key: str) -> MaxConfig:
     opts = Options(raw, key, (f.name for f in fields(MaxConfig)), "max")
     d = MaxConfig(token="x")
-    mode = opts.choice("mode", ("polling", "webhook"), d.mode)
-    webhook_url = None
-    if raw.get("webhook_url") is not None:
-        webhook_url = opts.url("webhook_url")
-    secret = None
-    if raw.get("webhook_secret") is not None:
-        secret = opts.string(
-            "webhook_secret",
-            pattern=SECRET_PATTERN,
-            hint="must be 32-256 characters of A-Z, a-z, 0-9, '_' and '-' (or left out: the"
-            " bridge then generates one)",
-        )
-    if mode == "webhook" and webhook_url is None:
-        raise ConfigError(f"{key}.webhook_url", "is required in webhook mode")
+    mode, webhook_url, secret = opts.receiving(SECRET_PATTERN)
     poll_timeout = opts.seconds("poll_timeout", d.poll_timeout)
     if poll_timeout > MAX_POLL_TIMEOUT:
         raise ConfigError(f"{key}.poll_timeout", "MAX waits at most 90 seconds for updates")

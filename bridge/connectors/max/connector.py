@@ -30,7 +30,7 @@ from ...logsafe import add_secrets, pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID
-from ..bot_loop import connect_and_poll, secret_matches, stored_secret
+from ..bot_loop import connect_and_poll, first_connect, open_webhook, secret_matches
 from ..http import BodyTooLarge, read_body
 from .capabilities import DOWNLOAD_LIMIT, MAX_CAPABILITIES, capabilities_for
 from .client import MaxClient
@@ -88,21 +88,18 @@ class MaxConnector(NetworkConnector):
     async def start(self) -> None:
         add_secrets(self.config.token)
         if self.config.mode == "webhook":
-            if self._secret is None:
-                self._secret = self.config.webhook_secret or await stored_secret(
-                    self.host, SECRET_PATTERN
-                )
-                add_secrets(self._secret)
-            if self._route is None:
-                self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
+            self._secret, self._route = await open_webhook(
+                self,
+                self._secret,
+                self._route,
+                configured=self.config.webhook_secret,
+                pattern=SECRET_PATTERN,
+                handler=self._handle_webhook,
+            )
         self._open = True
-        try:
-            await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
-            connected = True
-        except Exception as e:
-            # Not fatal: the background task keeps trying, the state says why meanwhile.
-            self.set_state(StateKind.DISCONNECTED, _reason(e, self.client))
-            connected = False
+        connected = await first_connect(
+            self, self._connect, lambda e: _reason(e, self.client), CONNECT_TIMEOUT
+        )
         self._poller = asyncio.create_task(self._run(connected), name=f"max:{self.account_id}")
 
     async def stop(self) -> None:

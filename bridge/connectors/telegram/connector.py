@@ -35,11 +35,11 @@ from ...events import (
     RemoteUser,
     SentMessage,
 )
-from ...logsafe import add_secrets, pii
+from ...logsafe import pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, RemoteUserID
-from ..bot_loop import connect_and_poll, secret_matches, stored_secret
+from ..bot_loop import connect_and_poll, first_connect, open_webhook, secret_matches
 from ..http import BodyTooLarge, read_body
 from ..lazy import LazyModule, preload
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
@@ -110,21 +110,21 @@ class TelegramConnector(NetworkConnector):
     async def start(self) -> None:
         await preload(tg)
         if self.config.mode == "webhook":
-            if self._secret is None:
-                self._secret = self.config.webhook_secret or await stored_secret(
-                    self.host, SECRET_PATTERN
-                )
-                add_secrets(self._secret)
-            if self._route is None:
-                self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
+            self._secret, self._route = await open_webhook(
+                self,
+                self._secret,
+                self._route,
+                configured=self.config.webhook_secret,
+                pattern=SECRET_PATTERN,
+                handler=self._handle_webhook,
+            )
         self._open = True
-        try:
-            await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
-            connected = True
-        except Exception as e:
-            # Not fatal: the background task keeps trying, the state says why meanwhile.
-            self.set_state(StateKind.DISCONNECTED, self.client.scrub(str(e) or type(e).__name__))
-            connected = False
+        connected = await first_connect(
+            self,
+            self._connect,
+            lambda e: self.client.scrub(str(e) or type(e).__name__),
+            CONNECT_TIMEOUT,
+        )
         self._poller = asyncio.create_task(
             self._run(connected), name=f"telegram:{self.account_id}"
         )
