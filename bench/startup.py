@@ -1,8 +1,8 @@
 """Start-up: seconds from starting the bridge process until its listener answers and it has
 reached the homeserver (a stub here, which answers what the bridge asks at start-up), with an
-account of every connector type configured (webhook, Telegram, WhatsApp, email, VK). References
-measured in the same run: the same start with only a webhook account, and a bare interpreter
-start (``python -c pass``).
+account of every connector type configured (webhook, Telegram, WhatsApp, email, VK, MAX).
+References measured in the same run: the same start with only a webhook account, and a bare
+interpreter start (``python -c pass``).
 
 The connectors' far ends are closed ports or the stub: what is timed is the bridge's own start,
 not a network's. A first, untimed start creates the database schema and the compiled modules
@@ -95,6 +95,7 @@ def _config(workdir: Path, name: str, hs: StubHomeserver, every_type: bool) -> t
     channels["support-telegram"]["api_url"] = hs.url
     channels["support-whatsapp"]["base_url"] = hs.url
     channels["support-vk"]["base_url"] = hs.url
+    channels["support-max"]["api_url"] = hs.url
     mail = channels["support-email"]
     for side in ("imap", "smtp"):
         mail[side].update(host=LOOPBACK, port=closed, security="none")

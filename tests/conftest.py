@@ -94,8 +94,9 @@ class Stack:
     account: str = ACCOUNT
     metrics_url: str = ""
     """The bridge's metrics listener (``/metrics``, ``/status``)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Simulators of channel accounts a suite adds with ``channel_options`` (``vk``...)."""
+    simulators: dict[str, Any] = field(default_factory=dict)
+    """Simulators of accounts a test added through ``channel_options``, by account, started
+    and stopped by that test (the fault suite's MAX bot)."""
 
 
 def backend_database(request: pytest.FixtureRequest, name: str) -> str | None:

@@ -78,6 +78,7 @@ def test_example_config_loads(config_path: Path) -> None:
     assert list(config.channels) == [
         "support-webhook", "support-telegram", "support-whatsapp", "support-email",
         "support-vk",
+        "support-max",
     ]  # fmt: skip
     telegram = config.channels[AccountID("support-telegram")]
     assert telegram.connector is TelegramConnector

@@ -12,6 +12,7 @@ CONNECTORS: dict[str, str] = {
     "whatsapp": "bridge.connectors.whatsapp:WhatsAppConnector",
     "email": "bridge.connectors.email:EmailConnector",
     "vk": "bridge.connectors.vk:VKConnector",
+    "max": "bridge.connectors.max:MaxConnector",
 }
 
 

@@ -77,6 +77,24 @@ class Options:
             )
         return float(value)
 
+    def receiving(self, pattern: str) -> tuple[str, str | None, str | None]:
+        """The bot connectors' way of receiving (Telegram, MAX): ``mode`` (``polling`` or
+        ``webhook``), ``webhook_url`` (required for a webhook) and ``webhook_secret`` (matching
+        ``pattern``, 32-256 characters; None: the connector generates one)."""
+        mode = self.choice("mode", ("polling", "webhook"), "polling")
+        url = self.url("webhook_url") if self.raw.get("webhook_url") is not None else None
+        secret = None
+        if self.raw.get("webhook_secret") is not None:
+            secret = self.string(
+                "webhook_secret",
+                pattern=pattern,
+                hint="must be 32-256 characters of A-Z, a-z, 0-9, '_' and '-' (or left out: the"
+                " bridge then generates one)",
+            )
+        if mode == "webhook" and url is None:
+            raise ConfigError(f"{self.key}.webhook_url", "is required in webhook mode")
+        return mode, url, secret
+
     def url(
         self, name: str, default: Any = ..., schemes: tuple[str, ...] = ("http", "https")
     ) -> str:

@@ -14,6 +14,7 @@ HARNESSES = [
     "tests.connectors.email.harness:EmailLmtpHarness",
     "tests.connectors.vk.harness:VKHarness",
     "tests.connectors.vk.harness:VKLongPollHarness",
+    "tests.connectors.max.harness:MaxHarness",
 ]
 """``module:Class`` of each harness."""
 

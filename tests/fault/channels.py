@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import MAIL_USER, Stack
+from tests.connectors.max.simulator import MaxSimulator
 from tests.connectors.telegram import updates as tg
 from tests.connectors.vk.simulator import VKSimulator
 from tests.connectors.whatsapp import payloads as wa
@@ -31,6 +32,7 @@ RETRY_DELAY = 0.2
 _tg_ids = itertools.count(880_000_001)
 _wa_numbers = itertools.count(4917650000001)
 _vk_users = itertools.count(710_000_001)
+_max_users = itertools.count(52_000_001)
 
 
 class Conversation(ABC):
@@ -249,7 +251,7 @@ class VKConversation(Conversation):
 
     @property
     def sim(self) -> VKSimulator:
-        sim = self.stack.extra["vk"]
+        sim = self.stack.simulators["vk"]
         assert isinstance(sim, VKSimulator)
         return sim
 
@@ -277,6 +279,36 @@ class VKConversation(Conversation):
         ]
 
 
+class MaxConversation(Conversation):
+    account = "max"
+
+    @property
+    def sim(self) -> MaxSimulator:
+        sim = self.stack.simulators["max"]
+        assert isinstance(sim, MaxSimulator)
+        return sim
+
+    async def _open(self, text: str) -> str:
+        self.user = next(_max_users)
+        self.name = f"Fault {self.ident} MAX"
+        await self.send(text)
+        return self.name
+
+    async def send(self, text: str, *, twice: bool = False) -> None:
+        # MAX posts an update until the bridge answers 200; ``twice``: the same update again.
+        update = self.sim.customer_message(self.user, self.name, text)
+        for _ in range(2 if twice else 1):
+            await _until_accepted(
+                f"MAX {text!r}",
+                lambda: self.sim.deliver(update),
+                ok=lambda delivery: delivery is not None and delivery.status == 200,
+            )
+
+    def received(self) -> list[str]:
+        chat = self.sim.dialog_of(self.user)
+        return [s.plain or "" for s in self.sim.sent if s.chat_id == chat]
+
+
 CONVERSATIONS: tuple[type[Conversation], ...] = (
     WebhookConversation,
     TelegramConversation,
@@ -284,5 +316,6 @@ CONVERSATIONS: tuple[type[Conversation], ...] = (
     WhatsAppConversation,
     EmailConversation,
     VKConversation,
+    MaxConversation,
 )
 """One per connector (both Telegram modes): a fault test runs its streams through all."""

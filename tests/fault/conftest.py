@@ -18,6 +18,7 @@ from tests.conftest import (
     Stack,
     build_stack,
 )
+from tests.connectors.max.simulator import MaxSimulator
 from tests.connectors.telegram.simulator import RateLimits as TelegramRateLimits
 from tests.connectors.vk.simulator import VKSimulator
 from tests.connectors.whatsapp.simulator import RateLimits as WhatsAppRateLimits
@@ -37,6 +38,7 @@ VK_TOKEN = "vk1.a.fault-community-token"
 VK_GROUP = 219_000_002
 VK_SECRET = "faultsecret"
 WELCOME = "Welcome! Thank you for writing to ACME."
+MAX_SECRET = "fault-max-webhook-secret-0123456789abcdef"
 """The automatic reply to a new conversation of the webhook account."""
 
 
@@ -85,6 +87,15 @@ async def fault_stack(
         "access_token": VK_TOKEN, "confirmation_code": "fault", "secret": VK_SECRET,
         "base_url": vk.base_url, "delivery_deadline": DEADLINE,
     }  # fmt: skip
+    max_sim = MaxSimulator(webhook_attempts=1)  # the conversation retries, as MAX does
+    max_sim.rate.enabled = False
+    await max_sim.start()
+    options["max"] = {
+        "type": "max", "staff": ["@staff:localhost"], "token": max_sim.token,
+        "mode": "webhook", "api_url": max_sim.base_url,
+        "webhook_url": f"http://127.0.0.1:{bridge_port}", "webhook_secret": MAX_SECRET,
+        "chat_burst": 1000, "delivery_deadline": DEADLINE,
+    }  # fmt: skip
     try:
         async with build_stack(
             tmp_path_factory.mktemp("fault"), db_url=db_url, telegram=telegram,
@@ -92,11 +103,13 @@ async def fault_stack(
             bridge_port=bridge_port, appservice_address=proxy.url,
             features={"welcome": {"hooks": WELCOME}},
         ) as stack:  # fmt: skip
-            stack.extra["vk"] = vk
+            stack.simulators["vk"] = vk
+            stack.simulators["max"] = max_sim
             yield FaultStack(stack, postgres, proxy, db_name)
     finally:
         await proxy.stop()
         await vk.stop()
+        await max_sim.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

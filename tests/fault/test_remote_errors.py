@@ -41,9 +41,11 @@ async def test_rate_limits_and_server_errors(
         telegrams.append(sim)
     convs = begin(fault_conversations, "flaky")
     wa_before = Counter(r.code for r in st.whatsapp.rejected)
-    vk = st.extra["vk"]
+    vk = st.simulators["vk"]
     vk_before = Counter(r.code for r in vk.rejected)
     smtp_before = len(st.smtp.rejections)
+    max_sim = st.simulators["max"]
+    max_before = (max_sim.refusals("too.many.requests"), max_sim.refusals("service.unavailable"))
     tg_before = [(t.server_errors, _storms(t)) for t in telegrams]
     injected = 0
     streamed = asyncio.Event()
@@ -62,6 +64,11 @@ async def test_rate_limits_and_server_errors(
             left.append(f"vk {dict(vk_codes)}")
         if len(st.smtp.rejections) - smtp_before != injected:
             left.append(f"smtp {len(st.smtp.rejections) - smtp_before}")
+        max_now = (max_sim.refusals("too.many.requests"), max_sim.refusals("service.unavailable"))
+        if tuple(now - before for now, before in zip(max_now, max_before, strict=True)) != (
+            injected, injected,
+        ):  # fmt: skip
+            left.append(f"max {max_now} after {max_before}")
         return left
 
     async def inject() -> None:
@@ -77,6 +84,8 @@ async def test_rate_limits_and_server_errors(
             st.smtp.fail_next(PER_ROUND, code=rng.choice(SMTP_CODES))
             vk.storm(PER_ROUND, 6)  # too many requests per second
             vk.storm(PER_ROUND, 10)  # internal server error
+            max_sim.fail(PER_ROUND, 429)
+            max_sim.fail(PER_ROUND, 503, "service.unavailable")
             injected += PER_ROUND
             if n == 1:
                 # The mailbox server restarts: the IMAP connection drops, mail waits there.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ...connector import ConfigError
 from ..options import Options
 
 MIB = 1024 * 1024
@@ -42,18 +41,7 @@ class TelegramConfig:
 def parse_config(raw: Any, key: str) -> TelegramConfig:
     opts = Options(raw, key, (f.name for f in fields(TelegramConfig)), "telegram")
     d = TelegramConfig(token="0:x")
-    mode = opts.choice("mode", ("polling", "webhook"), d.mode)
-    webhook_url = opts.url("webhook_url") if raw.get("webhook_url") is not None else None
-    secret = None
-    if raw.get("webhook_secret") is not None:
-        secret = opts.string(
-            "webhook_secret",
-            pattern=SECRET_PATTERN,
-            hint="must be 32-256 characters of A-Z, a-z, 0-9, '_' and '-' (or left out: the"
-            " bridge then generates one)",
-        )
-    if mode == "webhook" and webhook_url is None:
-        raise ConfigError(f"{key}.webhook_url", "is required in webhook mode")
+    mode, webhook_url, secret = opts.receiving(SECRET_PATTERN)
     return TelegramConfig(
         token=opts.string(
             "token", pattern=TOKEN_PATTERN, hint="is not a bot token (<digits>:<secret>)"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import json
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,10 +35,11 @@ from ...events import (
     RemoteUser,
     SentMessage,
 )
-from ...logsafe import add_secrets, pii
+from ...logsafe import pii
 from ...media import MediaFile
 from ...tasks import cancel_and_wait
 from ...types import AccountID, RemoteUserID
+from ..bot_loop import connect_and_poll, first_connect, open_webhook, secret_matches
 from ..http import BodyTooLarge, read_body
 from ..lazy import LazyModule, preload
 from .capabilities import DOWNLOAD_LIMIT, MIB, TELEGRAM_CAPABILITIES, capabilities_for
@@ -111,19 +110,21 @@ class TelegramConnector(NetworkConnector):
     async def start(self) -> None:
         await preload(tg)
         if self.config.mode == "webhook":
-            if self._secret is None:
-                self._secret = self.config.webhook_secret or await self._stored_secret()
-                add_secrets(self._secret)
-            if self._route is None:
-                self._route = self.host.add_route("POST", WEBHOOK_PATH, self._handle_webhook)
+            self._secret, self._route = await open_webhook(
+                self,
+                self._secret,
+                self._route,
+                configured=self.config.webhook_secret,
+                pattern=SECRET_PATTERN,
+                handler=self._handle_webhook,
+            )
         self._open = True
-        try:
-            await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
-            connected = True
-        except Exception as e:
-            # Not fatal: the background task keeps trying, the state says why meanwhile.
-            self.set_state(StateKind.DISCONNECTED, self.client.scrub(str(e) or type(e).__name__))
-            connected = False
+        connected = await first_connect(
+            self,
+            self._connect,
+            lambda e: self.client.scrub(str(e) or type(e).__name__),
+            CONNECT_TIMEOUT,
+        )
         self._poller = asyncio.create_task(
             self._run(connected), name=f"telegram:{self.account_id}"
         )
@@ -135,17 +136,6 @@ class TelegramConnector(NetworkConnector):
         if self._client is not None:
             await self._client.close()
         self.set_state(StateKind.STOPPED)
-
-    async def _stored_secret(self) -> str:
-        """The webhook secret generated for this account earlier, or a new one, kept with the
-        account's data so that a restart sets the same one."""
-        data = await self.host.load_data()
-        secret = data.get("webhook_secret")
-        if isinstance(secret, str) and re.fullmatch(SECRET_PATTERN, secret):
-            return secret
-        secret = secrets.token_urlsafe(48)
-        await self.host.save_data({**data, "webhook_secret": secret})
-        return secret
 
     async def _connect(self) -> None:
         """Check the token and set (or, for polling, remove) the webhook."""
@@ -164,27 +154,14 @@ class TelegramConnector(NetworkConnector):
             self.set_state(StateKind.CONNECTED, f"@{me.username}, polling")
 
     async def _run(self, connected: bool) -> None:
-        """Connect (retrying until the token is accepted), then poll; webhook mode is done
-        once connected."""
-        delay = 1.0
-        while True:
-            try:
-                if not connected:
-                    await self._connect()
-                    connected = True
-                if self.config.mode == "webhook":
-                    return
-                await self._poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                connected = False
-                error = self.client.scrub(str(e) or type(e).__name__)
-                self.set_state(StateKind.DISCONNECTED, error)
-                log = self.host.log
-                log.warning("Telegram not reachable (%s); retrying in %.0fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+        await connect_and_poll(
+            self,
+            name="Telegram",
+            connected=connected,
+            connect=self._connect,
+            poll=None if self.config.mode == "webhook" else self._poll,
+            describe=lambda e: self.client.scrub(str(e) or type(e).__name__),
+        )
 
     # ------------------------------------------------------------------ Telegram -> Matrix
 
@@ -226,9 +203,7 @@ class TelegramConnector(NetworkConnector):
             self.set_state(StateKind.CONNECTED, self._state.message)
 
     async def _handle_webhook(self, request: web.Request) -> web.StreamResponse:
-        secret = (self._secret or "").encode()
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
-        if not secret or not hmac.compare_digest(given, secret):
+        if not secret_matches(request, SECRET_HEADER, self._secret):
             self.host.log.warning("Refused a webhook request with a wrong secret token")
             return web.json_response({"error": "wrong secret token"}, status=401)
         if not self._open:
