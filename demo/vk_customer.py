@@ -300,19 +300,12 @@ async def serve(args: argparse.Namespace) -> int:
     app = web.Application(client_max_size=256 * (1 << 20))
     demo.add_routes(app, ready=demo.api_ready)
     sim.add_routes(app)
-    runner = await page.start_site(
-        app, state["vk_port"], handler_cancellation=True, shutdown_timeout=1.0
-    )
-    demo.say(
+    line = (
         f"VK simulator listening on {vk_url(state)}: the VK API of the community "
         f"{VK_COMMUNITY_NAME} (club{state['vk_group_id']}) for the bridge, the customer page "
         "for you"
     )
-    await page.until_stopped(demo.watch())
-    demo.collect()
-    await sim.stop()
-    await runner.cleanup()
-    return 0
+    return await page.serve_simulated(demo, app, state["vk_port"], line)
 
 
 # --------------------------------------------------------------------------- the CLI
