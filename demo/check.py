@@ -1,12 +1,14 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
 The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer,
-a WhatsApp customer and (when the demo runs with email) an email customer in turn (and for the
-webhook customer once more after the bridge alone was killed, which the demo restarts):
+a WhatsApp customer, a VK customer and (when the demo runs with email) an email customer in
+turn (and for the webhook customer once more after the bridge alone was killed, which the
+demo restarts):
 
 1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
    ``demo/telegram_customer.py send`` as a new Telegram user,
-   ``demo/whatsapp_customer.py send`` from a new phone number, or
+   ``demo/whatsapp_customer.py send`` from a new phone number,
+   ``demo/vk_customer.py send`` as a new VK user, or
    ``demo/email_customer.py send`` from a new address, which puts the mail into the support
    mailbox on the demo's Dovecot);
 2. the staff user waits for the bridge's invite to the new portal room, and joins it (for
@@ -14,8 +16,9 @@ webhook customer once more after the bridge alone was killed, which the demo res
 3. the customer's message is visible in that room;
 4. the staff user answers;
 5. the answer arrived: at the customer app (signed POST to /inbox), at the Telegram
-   simulator as a ``sendMessage`` to that chat, or at the WhatsApp simulator as a text
-   message to that number, with the "Demo Staff: " sender prefix; or at the demo's SMTP
+   simulator as a ``sendMessage`` to that chat, at the WhatsApp simulator as a text
+   message to that number, or at the VK simulator as a ``messages.send`` to that user, with
+   the "Demo Staff: " sender prefix; or at the demo's SMTP
    server as a mail to that address with ``Re: <subject>`` and ``In-Reply-To`` the
    customer's Message-ID;
 6. WhatsApp only: the phone's ``delivered`` and ``read`` statuses come back as read receipts
@@ -62,6 +65,7 @@ from common import (
     hs_url,
     load_state,
     telegram_url,
+    vk_url,
     whatsapp_url,
 )
 from email_customer import mail_url
@@ -151,6 +155,42 @@ def _status(url: str) -> int | None:
         return None
 
 
+async def portal_round_trip(
+    staff: Staff,
+    steps: Steps,
+    channel: str,
+    marker: str,
+    cli: tuple[str, ...],
+    customer_text: str,
+    reply_text: str,
+) -> tuple[str, dict[str, Any], str]:
+    """Steps 1 to 4 for a simulated channel's customer: ``cli`` (a customer script and its
+    arguments) writes ``customer_text`` in a new chat whose portal names ``marker``; the staff
+    user joins the new room, sees the message and answers ``reply_text``. Returns the room, the
+    customer's event and the answer's event id."""
+    steps.begin(f"{channel}: customer CLI sends {customer_text!r} as {marker}")
+    steps.ok(await run_cli(*cli))
+
+    steps.begin(f"{channel}: wait for the bridge's invite to the new portal room")
+    room_id = await staff.wait_for_invite(marker)
+    steps.ok(room_id)
+
+    steps.begin(f"{channel}: join the portal room")
+    await staff.join(room_id)
+    steps.ok()
+
+    steps.begin(f"{channel}: see the customer's message in the room")
+    seen = await staff.wait_for_message(room_id, customer_text)
+    steps.ok(f"from {seen.get('sender')}")
+
+    steps.begin(f"{channel}: staff answers {reply_text!r}")
+    answer_id = await staff.answer(room_id, reply_text)
+    steps.ok(answer_id)
+    messages = {seen["event_id"]: customer_text, answer_id: reply_text}
+    await staff.check_encrypted(steps, channel, room_id, messages)
+    return room_id, seen, answer_id
+
+
 async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     # A new Telegram user (private chat id = user id), so that the bridge makes a new portal.
     user_id = str(6_000_000_000 + secrets.randbelow(1_000_000_000))
@@ -158,30 +198,11 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     reply_text = f"Здравствуйте, we are on it ({nonce})"
     expected = f"Demo Staff: {reply_text}"
 
-    steps.begin(f"telegram: customer CLI sends {customer_text!r} as user {user_id}")
-    out = await run_cli(
-        "telegram_customer.py", "send", customer_text, "--user-id", user_id,
-        "--name", "Check Telegram",
-    )  # fmt: skip
-    steps.ok(out)
-
-    steps.begin("telegram: wait for the bridge's invite to the new portal room")
-    room_id = await staff.wait_for_invite(user_id)
-    steps.ok(room_id)
-
-    steps.begin("telegram: join the portal room")
-    await staff.join(room_id)
-    steps.ok()
-
-    steps.begin("telegram: see the customer's message in the room")
-    seen = await staff.wait_for_message(room_id, customer_text)
-    steps.ok(f"from {seen.get('sender')}")
-
-    steps.begin(f"telegram: staff answers {reply_text!r}")
-    answer_id = await staff.answer(room_id, reply_text)
-    steps.ok(answer_id)
-    messages = {seen["event_id"]: customer_text, answer_id: reply_text}
-    await staff.check_encrypted(steps, "telegram", room_id, messages)
+    cli = ("telegram_customer.py", "send", customer_text, "--user-id", user_id,
+           "--name", "Check Telegram")  # fmt: skip
+    room_id, _seen, _answer = await portal_round_trip(
+        staff, steps, "telegram", user_id, cli, customer_text, reply_text
+    )
 
     steps.begin(f"telegram: the simulator gets sendMessage to chat {user_id} with the prefix")
     url = f"{telegram_url(state)}/api/messages?chat={user_id}"
@@ -272,6 +293,32 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
     steps.ok(ghost)
 
 
+async def check_vk(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new VK user (private chat: peer id = user id), so that the bridge makes a new portal.
+    user_id = str(100_000_000 + secrets.randbelow(900_000_000))
+    customer_text = f"Здравствуйте from the demo check ({nonce})"
+    reply_text = f"Добрый день, we are on it ({nonce})"
+    expected = f"Demo Staff: {reply_text}"
+    cli = ("vk_customer.py", "send", customer_text, "--user-id", user_id, "--name", "Check VK")
+    await portal_round_trip(staff, steps, "vk", user_id, cli, customer_text, reply_text)
+
+    steps.begin(f"vk: the simulator gets messages.send to peer {user_id} with the prefix")
+    url = f"{vk_url(state)}/api/messages?peer={user_id}"
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != "community":
+                continue
+            if str(msg.get("peer_id")) != user_id or msg.get("text") != expected:
+                raise CheckFailed(f"the community sent {msg}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got = await wait("the answer at the VK simulator", delivered)
+    steps.ok(f"messages.send {got.get('text')!r}")
+
+
 async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     # A new address and name (the portal room's name), so that the bridge makes a new portal.
     name = f"Check Email {nonce}"
@@ -352,6 +399,7 @@ async def run(state: dict[str, Any]) -> None:
         await check_webhook(state, staff, steps, nonce, room)
         await check_telegram(state, staff, steps, nonce)
         await check_whatsapp(state, staff, steps, nonce)
+        await check_vk(state, staff, steps, nonce)
         if state.get("email_enabled"):
             await check_email(state, staff, steps, nonce)
         else:

@@ -3,7 +3,7 @@
 Everything the demo creates is under ``demo-data/`` at the repository root (``DEMO_DATA`` to
 put it elsewhere). ``demo-data/demo.json`` holds the settings the scripts share: ports, the
 staff user's password, the webhook secret, the Telegram bot token, the WhatsApp app secret and
-access token.
+access token, the VK community's token and Callback API secret.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ WHATSAPP_WABA_ID = "102290129340398"
 WHATSAPP_DISPLAY_NUMBER = "4930901820"
 """The business's own phone number, as customers see it (+49 30 901820)."""
 WHATSAPP_BUSINESS_NAME = "Demo Company"
+VK_ACCOUNT = "demo-vk"
+"""The VK channel account of the demo, a community on the local VK API simulator."""
+VK_GROUP_ID = 229_340_001
+"""The community's id (vk.com/club229340001); the simulator answers only for its token."""
+VK_COMMUNITY_NAME = "Demo Company"
 EMAIL_ACCOUNT = "demo-email"
 """The email channel account of the demo: the support mailbox on the demo's Dovecot."""
 
@@ -94,6 +99,16 @@ def telegram_url(state: dict[str, Any]) -> str:
 def whatsapp_url(state: dict[str, Any]) -> str:
     """The WhatsApp simulator: the Graph API for the bridge, a customer page for people."""
     return f"http://{LOOPBACK}:{state['whatsapp_port']}"
+
+
+def vk_url(state: dict[str, Any]) -> str:
+    """The VK simulator: the VK API for the bridge, a customer page for people."""
+    return f"http://{LOOPBACK}:{state['vk_port']}"
+
+
+def vk_callback_url(state: dict[str, Any]) -> str:
+    """Where "VK" (the simulator) posts the Callback API events of the demo's VK account."""
+    return f"{bridge_url(state)}/connectors/{state['vk_account']}/callback"
 
 
 NEWSLETTER = "newsletter"

@@ -1,7 +1,7 @@
 """The config files the demo writes on every start (``demo/setup.py prepare``): Synapse's
 ``homeserver.yaml`` (a throwaway homeserver: SQLite, loopback, no federation, relaxed rate
 limits) and the bridge's ``config.yaml``, made from ``example-config.yaml`` with its comments,
-with the demo's webhook, Telegram, WhatsApp and (unless switched off) email accounts, the
+with the demo's webhook, Telegram, WhatsApp, VK and (unless switched off) email accounts, the
 team inbox (``features.inbox``) for the webhook and email accounts, and a ``newsletter`` consent
 list on the Telegram, WhatsApp and email accounts with its broadcast room
 (``features.consent``, ``features.broadcast``); with ``DEMO_E2EE=1`` both are set up for
@@ -26,6 +26,7 @@ from common import (
     customer_url,
     hs_url,
     telegram_url,
+    vk_url,
     whatsapp_url,
 )
 from email_customer import SALES_ADDRESS
@@ -58,6 +59,8 @@ INBOX_COMMENT = (
     "the webhook and email accounts' conversations go to support, or to sales by keyword or\n"
     "by the address written to; sales is never open, so its away reply always goes out."
 )
+SIMULATED = {"telegram": "telegram_account", "whatsapp": "whatsapp_account", "vk": "vk_account"}
+"""The channels the demo simulates: the key of each one's account name in demo.json."""
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
 REGISTRATION = DATA / "registration.yaml"
@@ -127,14 +130,16 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
     # Edit the example's sections in place, so that their documenting comments stay.
     _replace_keys(data["permissions"], [("*", "none"), (SERVER_NAME, "admin")])
     has_email = state["email_account"] in data["channels"]
-    if state["whatsapp_account"] not in data["channels"] or has_email != state["email_enabled"]:
-        # Fresh, or demo-data/ from before the demo had Telegram, WhatsApp or email, or email
+    missing = any(state[key] not in data["channels"] for key in SIMULATED.values())
+    if missing or has_email != state["email_enabled"]:
+        # Fresh, or demo-data/ from before the demo had one of its channels, or email
         # was switched on or off: make the demo's accounts from the example's (with their
         # comments). Everything the demo needs in them is set below, on every start.
         data["channels"] = _demo_channels(state)
     channels = data["channels"]
     _set_telegram_channel(channels[state["telegram_account"]], state)
     _set_whatsapp_channel(channels[state["whatsapp_account"]], state)
+    _set_vk_channel(channels[state["vk_account"]], state)
     if state["email_enabled"]:
         _set_email_channel(channels[state["email_account"]], state)
     channel = channels[state["account"]]
@@ -283,11 +288,11 @@ def _channel_of_type(channels: CommentedMap, kind: str) -> CommentedMap | None:
 
 
 def _demo_channels(state: dict[str, Any]) -> CommentedMap:
-    """The example config's channel accounts turned into the demo's: a webhook, a Telegram, a
-    WhatsApp and (unless switched off) an email account, in this order."""
+    """The example config's channel accounts turned into the demo's: a webhook account, one
+    for each simulated channel and (unless switched off) an email account, in this order."""
     channels = YAML().load(EXAMPLE_CONFIG.read_text())["channels"]
     items = [(state["account"], _channel_of_type(channels, "webhook") or CommentedMap())]
-    kinds = [("telegram_account", "telegram"), ("whatsapp_account", "whatsapp")]
+    kinds = [(key, kind) for kind, key in SIMULATED.items()]
     if state["email_enabled"]:
         kinds.append(("email_account", "email"))
     for key, kind in kinds:
@@ -331,6 +336,23 @@ def _set_whatsapp_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     channel["delivery_deadline"] = 600
     channel["request_timeout"] = 10
     channel["title"] = "WhatsApp"
+
+
+def _set_vk_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
+    """The demo's VK account: a community on the local VK API simulator, which posts the
+    customers' messages to the bridge through the Callback API (with the secret key) and takes
+    the answers as ``messages.send`` calls."""
+    channel["type"] = "vk"
+    _set_staff(channel, [state["staff_user"]])
+    channel["group_id"] = state["vk_group_id"]
+    channel["access_token"] = state["vk_access_token"]
+    channel["mode"] = "callback"
+    channel["confirmation_code"] = state["vk_confirmation_code"]
+    channel["secret"] = state["vk_secret"]
+    channel["base_url"] = vk_url(state)
+    channel["delivery_deadline"] = 600
+    channel["request_timeout"] = 10
+    channel["title"] = "VK"
 
 
 def _set_email_channel(channel: CommentedMap, state: dict[str, Any]) -> None:

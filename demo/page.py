@@ -1,16 +1,17 @@
-"""What the demo's four customer pages share.
+"""What the demo's customer pages share.
 
 Each customer script (``customer.py`` for the webhook, ``telegram_customer.py``,
-``whatsapp_customer.py``, ``email_customer.py``) serves a small web page where a person plays a
-customer of one channel, and has a ``send`` command doing the same from a shell. They differ in
-what a customer's message is (a signed POST, a Bot API update, a signed Meta webhook, a mail in
-a mailbox) and in how a conversation looks; the rest is here:
+``whatsapp_customer.py``, ``vk_customer.py``, ``email_customer.py``) serves a small web page
+where a person plays a customer of one channel, and has a ``send`` command doing the same from
+a shell. They differ in what a customer's message is (a signed POST, a Bot API update, a signed
+Meta webhook, a Callback API event, a mail in a mailbox) and in how a conversation looks; the
+rest is here:
 
 - the HTML shell of a page: its head, the styles of the form, and the script helpers
   (``$``, ``fmt``, ``postJson``, ``sendForm``, ``poll``, the parts of a chat bubble);
 - ``CustomerPage``, the base of each page's server: terminal lines, the conversation log, the
   files exchanged, the ``/api/send`` request checked before the channel sees it, the routes;
-- starting the site and running until Ctrl-C;
+- starting the site and running until Ctrl-C (for a simulated channel, with its simulator);
 - the command line: ``send`` (asking the running page to deliver) and ``serve``.
 """
 
@@ -329,6 +330,22 @@ async def until_stopped(watch: Coroutine[Any, Any, None] | None = None) -> None:
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
+
+
+async def serve_simulated(demo: Any, app: Any, port: int, line: str) -> int:
+    """Serve ``app`` (a simulated channel's API next to ``demo``'s page) on the loopback
+    ``port``, say ``line`` and run ``demo.watch()`` until SIGINT or SIGTERM; then cancel
+    ``demo.tasks`` (if it has any), take in what the simulator did last (``demo.collect()``) and
+    stop ``demo.sim``."""
+    runner = await start_site(app, port, handler_cancellation=True, shutdown_timeout=1.0)
+    demo.say(line)
+    await until_stopped(demo.watch())
+    for task in list(getattr(demo, "tasks", ())):
+        task.cancel()
+    demo.collect()
+    await demo.sim.stop()
+    await runner.cleanup()
+    return 0
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -7,9 +7,10 @@
 
 Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090),
 DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the email page),
-DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the staff password, the
-Telegram bot token, the WhatsApp app secret, verify token and access token and the support
-mailbox's password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0
+DEMO_VK_PORT (8094), DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the
+staff password, the Telegram bot token, the WhatsApp app secret, verify token and access token,
+the VK community's token, Callback API secret and confirmation code and the support mailbox's
+password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0
 (scripts/demo.sh sets it when Dovecot is missing) leaves the email account out of the bridge
 config. DEMO_E2EE=1 turns on end-to-bridge encryption (README "End-to-bridge encryption"):
 every new room is encrypted; a later run without it makes new rooms plain again but keeps
@@ -46,6 +47,9 @@ from common import (
     STAFF_USER,
     TELEGRAM_ACCOUNT,
     TELEGRAM_BOT_USERNAME,
+    VK_ACCOUNT,
+    VK_COMMUNITY_NAME,
+    VK_GROUP_ID,
     WHATSAPP_ACCOUNT,
     WHATSAPP_DISPLAY_NUMBER,
     WHATSAPP_PHONE_NUMBER_ID,
@@ -56,6 +60,7 @@ from common import (
     newsletter_form_url,
     save_state,
     telegram_url,
+    vk_url,
     whatsapp_url,
 )
 from configs import BRIDGE_CONFIG, REGISTRATION, write_bridge_config, write_synapse_config
@@ -63,12 +68,13 @@ from ruamel.yaml import YAML
 
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
                  "telegram_port": 8091, "whatsapp_port": 8092, "mail_port": 8093,
-                 "imap_port": 8143, "smtp_port": 8025}  # fmt: skip
+                 "vk_port": 8094, "imap_port": 8143, "smtp_port": 8025}  # fmt: skip
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
             "customer_port": "DEMO_CUSTOMER_PORT",
             "telegram_port": "DEMO_TELEGRAM_PORT",
             "whatsapp_port": "DEMO_WHATSAPP_PORT",
             "mail_port": "DEMO_MAIL_PORT",
+            "vk_port": "DEMO_VK_PORT",
             "imap_port": "DEMO_IMAP_PORT",
             "smtp_port": "DEMO_SMTP_PORT"}  # fmt: skip
 PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
@@ -76,6 +82,7 @@ PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
              "telegram_port": "the Telegram simulator",
              "whatsapp_port": "the WhatsApp simulator",
              "mail_port": "the email customer page",
+             "vk_port": "the VK simulator",
              "imap_port": "the demo's Dovecot (IMAP)",
              "smtp_port": "the demo's SMTP server"}  # fmt: skip
 
@@ -140,6 +147,13 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     state.setdefault("whatsapp_access_token", "EAAdemo" + secrets.token_urlsafe(48))
     state.setdefault("whatsapp_app_secret", secrets.token_hex(16))
     state.setdefault("whatsapp_verify_token", secrets.token_urlsafe(24))
+    # The VK community: what its Manage -> API usage page would show (a community token, the
+    # Callback API's secret key and the string VK wants back when it confirms the address).
+    state.setdefault("vk_account", VK_ACCOUNT)
+    state.setdefault("vk_group_id", VK_GROUP_ID)
+    state.setdefault("vk_access_token", "vk1.a." + secrets.token_urlsafe(48))
+    state.setdefault("vk_secret", secrets.token_hex(16))
+    state.setdefault("vk_confirmation_code", secrets.token_hex(4))
     # The support mailbox on the demo's Dovecot, which the bridge reads and sends as.
     state.setdefault("email_account", EMAIL_ACCOUNT)
     state.setdefault("email_password", secrets.token_urlsafe(12))
@@ -346,7 +360,8 @@ def banner(_: argparse.Namespace) -> None:
   The demo is running: Synapse, the bridge, a customer web app, a simulated
   Telegram (a local Bot API server with the company's bot), a simulated
   WhatsApp (a local Cloud API with the company's business number
-  +{WHATSAPP_DISPLAY_NUMBER}){mailbox}, all on {LOOPBACK}.
+  +{WHATSAPP_DISPLAY_NUMBER}), a simulated VK (a local VK API with the company's
+  community){mailbox}, all on {LOOPBACK}.
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
@@ -361,10 +376,13 @@ def banner(_: argparse.Namespace) -> None:
         - from a shell:  {python} demo/telegram_customer.py send "Привет"
      or as a WhatsApp customer writing to the business number:
         - in a browser:  {whatsapp_url(s)}   (name, phone number, text, a file), or
-        - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"{email_part}
+        - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"
+     or as a VK user writing to the community {VK_COMMUNITY_NAME} (vk.com/club{s["vk_group_id"]}):
+        - in a browser:  {vk_url(s)}   (name, user id, text, a file), or
+        - from a shell:  {python} demo/vk_customer.py send "Здравствуйте"{email_part}
 
   3. In the Matrix client, accept the invite to the new room ("Web chat", "Telegram",
-     "WhatsApp" or, for a mail, the sender's name) and answer. The customer's page
+     "WhatsApp", "VK" or, for a mail, the sender's name) and answer. The customer's page
      shows the answer (on WhatsApp with ticks: the phone reports sent, delivered,
      read, which the room shows as read receipts of the bridge bot and of the
      customer); this terminal prints it.

@@ -407,18 +407,11 @@ async def serve(args: argparse.Namespace) -> int:
     app.router.add_route("*", "/bot{token}/{method}", sim._handle_api)
     app.router.add_get("/file/bot{token}/{path:.+}", sim._handle_file)
     demo.add_routes(app, ready=demo.api_ready)
-    runner = await page.start_site(
-        app, state["telegram_port"], handler_cancellation=True, shutdown_timeout=1.0
-    )
-    demo.say(
+    line = (
         f"Telegram simulator listening on {telegram_url(state)}: the Bot API of "
         f"@{state['telegram_bot_username']} for the bridge, the customer page for you"
     )
-    await page.until_stopped(demo.watch())
-    demo.collect()
-    await sim.stop()
-    await runner.cleanup()
-    return 0
+    return await page.serve_simulated(demo, app, state["telegram_port"], line)
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -457,21 +457,12 @@ async def serve(args: argparse.Namespace) -> int:
     app = web.Application(client_max_size=max_upload)
     demo.add_routes(app, ready=demo.api_ready)
     sim.add_routes(app)
-    runner = await page.start_site(
-        app, state["whatsapp_port"], handler_cancellation=True, shutdown_timeout=1.0
-    )
-    demo.say(
+    line = (
         f"WhatsApp simulator listening on {whatsapp_url(state)}: the Cloud API of the business "
         f"number +{WHATSAPP_DISPLAY_NUMBER} ({WHATSAPP_BUSINESS_NAME}) for the bridge, the "
         "customer page for you"
     )
-    await page.until_stopped(demo.watch())
-    for task in list(demo.tasks):
-        task.cancel()
-    demo.collect()
-    await sim.stop()
-    await runner.cleanup()
-    return 0
+    return await page.serve_simulated(demo, app, state["whatsapp_port"], line)
 
 
 # --------------------------------------------------------------------------- the CLI

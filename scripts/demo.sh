@@ -2,13 +2,14 @@
 # A local demo of the bridge in one command: a throwaway Synapse, the bridge, a small
 # "customer" web app on the far side of the webhook connector, a simulated Telegram (a local
 # Bot API server with the company's bot and a page to write to it), a simulated WhatsApp (a
-# local Cloud API with the company's business number and a page to write to it) and a support
+# local Cloud API with the company's business number and a page to write to it), a simulated VK
+# (a local VK API with the company's community and a page to write to it) and a support
 # mailbox (a local Dovecot, an SMTP server that keeps the replies, a page to mail from), all on
 # 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp and an
-#                                  # email conversation end to end, then the newsletter's
+#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp, a VK and
+#                                  # an email conversation end to end, then the newsletter's
 #                                  # opt-ins, broadcasts and an opt-out, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #   DEMO_E2EE=1 bash scripts/demo.sh   # the same with end-to-bridge encryption: every new room
@@ -17,7 +18,7 @@
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
 #        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
 #        DEMO_WHATSAPP_PORT (WhatsApp, 8092), DEMO_MAIL_PORT (email page, 8093),
-#        DEMO_IMAP_PORT (Dovecot, 8143), DEMO_SMTP_PORT (SMTP, 8025).
+#        DEMO_VK_PORT (VK, 8094), DEMO_IMAP_PORT (Dovecot, 8143), DEMO_SMTP_PORT (SMTP, 8025).
 # Email needs Dovecot (dovecot-imapd), which is installed with apt when missing and root;
 # otherwise the demo runs without email.
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
@@ -25,7 +26,8 @@
 # new rooms plain again and keeps the encrypted ones working.
 #
 # Works on a fresh Debian machine with Python >= 3.11: creates .venv and installs the project
-# with its test extra (which brings Synapse and matrix-nio) the first time.
+# with its test extra (which brings Synapse and matrix-nio) the first time; DEMO_SKIP_INSTALL=1
+# uses .venv as it is (as the test suite does: its venv is the one under test) and never installs.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,7 +44,7 @@ CHECK=${DEMO_CHECK:-0}
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done
@@ -79,7 +81,10 @@ PY="$VENV/bin/python"
 
 STAMP="$VENV/.test-deps.sha256"
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
+if [ "${DEMO_SKIP_INSTALL:-0}" = 1 ]; then
+  "$PY" -c 'import bridge, synapse, nio, aiohttp, ruamel.yaml' \
+    || die "DEMO_SKIP_INSTALL=1, but .venv lacks what the demo needs"
+elif [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
   || ! "$PY" -c 'import bridge, synapse, nio, pytest, pytest_asyncio, asyncpg, aiohttp, aiogram, ruamel.yaml, olm, base58' 2>/dev/null; then
   log "pip install -e '.[test]' (the first time this takes a few minutes)"
   "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -120,7 +125,7 @@ for pidfile in "$DATA"/*.pid; do
     && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
       | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'scripts/demo.sh' \
         -e 'demo/customer.py' \
-        -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' \
+        -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' -e 'demo/vk_customer.py' \
         -e 'demo/email_customer.py' -e 'dovecot'; then
     LEFTOVER+=("$pid")
   else
@@ -177,8 +182,8 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, mail servers, WhatsApp and Telegram simulators,
-    # then Synapse.
+    # Reverse order: customer app, bridge, mail servers, VK, WhatsApp and Telegram
+    # simulators, then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
       rm -f "$DATA/${NAMES[i]}.pid"
@@ -193,12 +198,12 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT ACCOUNT \
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT VK_PORT ACCOUNT \
   < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"],
-      s["whatsapp_port"], s["mail_port"], s["account"])
+      s["whatsapp_port"], s["mail_port"], s["vk_port"], s["account"])
 ' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
@@ -234,6 +239,18 @@ fi
 WHATSAPP_PID=${PIDS[-1]}
 "$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/messages" \
   --pid "$WHATSAPP_PID" --what "The WhatsApp simulator" --log "$DATA/whatsapp.log" --timeout 60
+
+# VK too: it confirms the bridge's callback address as soon as the bridge answers.
+log "starting the VK simulator on 127.0.0.1:$VK_PORT (log: demo-data/vk.log)"
+if [ "$CHECK" = 1 ]; then
+  start vk /dev/null "$DATA/vk.log" "$ROOT" \
+    "$PY" demo/vk_customer.py serve --log "$DATA/vk.log" --quiet
+else
+  # Its terminal output ("the community answered ...") is part of the demo.
+  start vk - "$DATA/vk.log" "$ROOT" "$PY" demo/vk_customer.py serve --log "$DATA/vk.log"
+fi
+"$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/messages" \
+  --pid "${PIDS[-1]}" --what "The VK simulator" --log "$DATA/vk.log" --timeout 60
 
 # The mail servers too: the bridge's email account logs in to the mailbox when it starts.
 if [ "$EMAIL" = 1 ]; then
@@ -293,6 +310,9 @@ remember bridge "$!" "$DATA/bridge.log"
 # ... and 200 here once it has verified the bridge's WhatsApp webhook (hub.challenge).
 "$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/ready" \
   --pid "${PIDS[-1]}" --what "The bridge's WhatsApp webhook" --log "$DATA/bridge.log" --timeout 60
+# ... and 200 here once the bridge has answered VK's confirmation request with the right code.
+"$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/ready" \
+  --pid "${PIDS[-1]}" --what "The bridge's VK callback" --log "$DATA/bridge.log" --timeout 60
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then
