@@ -46,10 +46,10 @@ def broadcast(section: Any, consent: Any = CONSENT) -> BroadcastConfig | None:
 def test_defaults() -> None:
     parsed = broadcast({})
     assert parsed is not None
+    # Without accounts of its own, a list has those of its consent list: every account.
     assert parsed.lists["newsletter"] == BroadcastList(
-        "newsletter", "News",
-        ("support-webhook", "support-telegram", "support-whatsapp", "support-email"),  # type: ignore[arg-type]
-    )  # fmt: skip
+        "newsletter", "News", tuple(example()["channels"])
+    )
     assert parsed.lists["offers"].accounts == ("support-webhook",)
     assert parsed.hint("de") == DEFAULT_STOP_HINT
     assert (parsed.staff, parsed.rates, parsed.timezone) == ((), {}, "UTC")

@@ -44,6 +44,7 @@ from tests.features.inbox.test_module import (
     row,
     wire,
 )
+from tests.test_config import example
 
 __all__ = ["database", "databases"]
 
@@ -464,6 +465,6 @@ def test_a_matrix_bot_needs_only_the_accounts_it_serves() -> None:
     _bots(data)
     data["bots"]["helpbot"]["matrix_user"] = "@bot:partner.test"
     # Sales is reached by its rules on every account; the webhook account has its own bot.
-    accounts = {"support-email": "staff", "support-telegram": "staff", "support-whatsapp": "staff"}
+    accounts = {a: "staff" for a in example()["channels"] if a != "support-webhook"}
     parsed = inbox(data, _grant("partner.test", accounts))
     assert parsed is not None and parsed.bots["helpbot"].matrix_user == "@bot:partner.test"
