@@ -1,14 +1,16 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
 The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer,
-a WhatsApp customer, a VK customer and (when the demo runs with email) an email customer in
+a WhatsApp customer, a VK customer, a MAX customer and (when the demo runs with email) an email
+customer in
 turn (and for the webhook customer once more after the bridge alone was killed, which the
 demo restarts):
 
 1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
    ``demo/telegram_customer.py send`` as a new Telegram user,
    ``demo/whatsapp_customer.py send`` from a new phone number,
-   ``demo/vk_customer.py send`` as a new VK user, or
+   ``demo/vk_customer.py send`` as a new VK user, ``demo/max_customer.py send`` as a new MAX
+   user, or
    ``demo/email_customer.py send`` from a new address, which puts the mail into the support
    mailbox on the demo's Dovecot);
 2. the staff user waits for the bridge's invite to the new portal room, and joins it (for
@@ -17,7 +19,8 @@ demo restarts):
 4. the staff user answers;
 5. the answer arrived: at the customer app (signed POST to /inbox), at the Telegram
    simulator as a ``sendMessage`` to that chat, at the WhatsApp simulator as a text
-   message to that number, or at the VK simulator as a ``messages.send`` to that user, with
+   message to that number, at the VK simulator as a ``messages.send`` to that user, or at
+   the MAX simulator as a ``POST /messages`` to that user's dialog, with
    the "Demo Staff: " sender prefix; or at the demo's SMTP
    server as a mail to that address with ``Re: <subject>`` and ``In-Reply-To`` the
    customer's Message-ID;
@@ -64,6 +67,7 @@ from common import (
     customer_url,
     hs_url,
     load_state,
+    max_url,
     telegram_url,
     vk_url,
     whatsapp_url,
@@ -319,6 +323,34 @@ async def check_vk(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str
     steps.ok(f"messages.send {got.get('text')!r}")
 
 
+async def check_max(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new MAX user, so that the bridge makes a new portal (its remote chat: their dialog).
+    user_id = 10_000_000 + secrets.randbelow(90_000_000)
+    chat = str(user_id + 10**12)
+    customer_text = f"Добрый день from the demo check ({nonce})"
+    reply_text = f"Здравствуйте, we are on it ({nonce})"
+    expected = f"Demo Staff: {reply_text}"
+    cli = ("max_customer.py", "send", customer_text, "--user-id", str(user_id), "--name",
+           "Check MAX")  # fmt: skip
+    await portal_round_trip(staff, steps, "max", chat, cli, customer_text, reply_text)
+
+    steps.begin(f"max: the simulator gets POST /messages to chat {chat} with the prefix")
+    url = f"{max_url(state)}/api/messages?user={user_id}"
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != "bot":
+                continue
+            if str(msg.get("chat_id")) != chat or msg.get("text") != expected:
+                raise CheckFailed(f"the bot sent {msg}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got = await wait("the answer at the MAX simulator", delivered)
+    steps.ok(f"POST /messages {got.get('text')!r}")
+
+
 async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     # A new address and name (the portal room's name), so that the bridge makes a new portal.
     name = f"Check Email {nonce}"
@@ -400,6 +432,7 @@ async def run(state: dict[str, Any]) -> None:
         await check_telegram(state, staff, steps, nonce)
         await check_whatsapp(state, staff, steps, nonce)
         await check_vk(state, staff, steps, nonce)
+        await check_max(state, staff, steps, nonce)
         if state.get("email_enabled"):
             await check_email(state, staff, steps, nonce)
         else:

@@ -3,13 +3,14 @@
 # "customer" web app on the far side of the webhook connector, a simulated Telegram (a local
 # Bot API server with the company's bot and a page to write to it), a simulated WhatsApp (a
 # local Cloud API with the company's business number and a page to write to it), a simulated VK
-# (a local VK API with the company's community and a page to write to it) and a support
+# (a local VK API with the company's community and a page to write to it), a simulated MAX (a
+# local MAX Bot API with the company's bot and a page to write to it) and a support
 # mailbox (a local Dovecot, an SMTP server that keeps the replies, a page to mail from), all on
 # 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp, a VK and
-#                                  # an email conversation end to end, then the newsletter's
+#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp, a VK, a
+#                                  # MAX and an email conversation end to end, then the newsletter's
 #                                  # opt-ins, broadcasts and an opt-out, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #   DEMO_E2EE=1 bash scripts/demo.sh   # the same with end-to-bridge encryption: every new room
@@ -18,7 +19,8 @@
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
 #        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
 #        DEMO_WHATSAPP_PORT (WhatsApp, 8092), DEMO_MAIL_PORT (email page, 8093),
-#        DEMO_VK_PORT (VK, 8094), DEMO_IMAP_PORT (Dovecot, 8143), DEMO_SMTP_PORT (SMTP, 8025).
+#        DEMO_VK_PORT (VK, 8094), DEMO_MAX_PORT (MAX, 8095), DEMO_IMAP_PORT (Dovecot, 8143),
+#        DEMO_SMTP_PORT (SMTP, 8025).
 # Email needs Dovecot (dovecot-imapd), which is installed with apt when missing and root;
 # otherwise the demo runs without email.
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
@@ -126,6 +128,7 @@ for pidfile in "$DATA"/*.pid; do
       | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'scripts/demo.sh' \
         -e 'demo/customer.py' \
         -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' -e 'demo/vk_customer.py' \
+        -e 'demo/max_customer.py' \
         -e 'demo/email_customer.py' -e 'dovecot'; then
     LEFTOVER+=("$pid")
   else
@@ -182,7 +185,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, mail servers, VK, WhatsApp and Telegram
+    # Reverse order: customer app, bridge, mail servers, MAX, VK, WhatsApp and Telegram
     # simulators, then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
@@ -198,12 +201,13 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT VK_PORT ACCOUNT \
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT VK_PORT MAX_PORT \
+  ACCOUNT \
   < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"],
-      s["whatsapp_port"], s["mail_port"], s["vk_port"], s["account"])
+      s["whatsapp_port"], s["mail_port"], s["vk_port"], s["max_port"], s["account"])
 ' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
@@ -251,6 +255,18 @@ else
 fi
 "$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/messages" \
   --pid "${PIDS[-1]}" --what "The VK simulator" --log "$DATA/vk.log" --timeout 60
+
+# MAX too: the bridge subscribes its webhook there when it starts.
+log "starting the MAX simulator on 127.0.0.1:$MAX_PORT (log: demo-data/max.log)"
+if [ "$CHECK" = 1 ]; then
+  start max /dev/null "$DATA/max.log" "$ROOT" \
+    "$PY" demo/max_customer.py serve --log "$DATA/max.log" --quiet
+else
+  # Its terminal output ("the bot answered ...") is part of the demo.
+  start max - "$DATA/max.log" "$ROOT" "$PY" demo/max_customer.py serve --log "$DATA/max.log"
+fi
+"$PY" demo/setup.py wait "http://127.0.0.1:$MAX_PORT/api/messages" \
+  --pid "${PIDS[-1]}" --what "The MAX simulator" --log "$DATA/max.log" --timeout 60
 
 # The mail servers too: the bridge's email account logs in to the mailbox when it starts.
 if [ "$EMAIL" = 1 ]; then
@@ -313,6 +329,9 @@ remember bridge "$!" "$DATA/bridge.log"
 # ... and 200 here once the bridge has answered VK's confirmation request with the right code.
 "$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/ready" \
   --pid "${PIDS[-1]}" --what "The bridge's VK callback" --log "$DATA/bridge.log" --timeout 60
+# ... and 200 here once the bridge has subscribed its MAX webhook (POST /subscriptions).
+"$PY" demo/setup.py wait "http://127.0.0.1:$MAX_PORT/api/ready" \
+  --pid "${PIDS[-1]}" --what "The bridge's MAX webhook" --log "$DATA/bridge.log" --timeout 60
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then
