@@ -195,6 +195,29 @@ async def portal_round_trip(
     return room_id, seen, answer_id
 
 
+async def answer_at(
+    url: str, direction: str, fields: dict[str, str], expected: str, what: str
+) -> dict[str, Any]:
+    """The company's first message (``direction``) in a simulated channel's conversation at
+    ``url`` (its page's ``/api/messages``), once there: it must have ``fields`` and the text
+    ``expected``."""
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != direction:
+                continue
+            if any(str(msg.get(key)) != value for key, value in fields.items()):
+                raise CheckFailed(f"{what} got something else: {msg}")
+            if msg.get("text") != expected:
+                raise CheckFailed(f"{what} got {msg.get('text')!r}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got: dict[str, Any] = await wait(f"the answer at {what}", delivered)
+    return got
+
+
 async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     # A new Telegram user (private chat id = user id), so that the bridge makes a new portal.
     user_id = str(6_000_000_000 + secrets.randbelow(1_000_000_000))
@@ -210,20 +233,8 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
 
     steps.begin(f"telegram: the simulator gets sendMessage to chat {user_id} with the prefix")
     url = f"{telegram_url(state)}/api/messages?chat={user_id}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "staff":
-                continue
-            if msg.get("method") != "sendMessage" or str(msg.get("chat_id")) != user_id:
-                raise CheckFailed(f"the bot sent something else: {msg}")
-            if msg.get("text") != expected:
-                raise CheckFailed(f"the bot sent {msg.get('text')!r}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the Telegram simulator", delivered)
+    fields = {"method": "sendMessage", "chat_id": user_id}
+    got = await answer_at(url, "staff", fields, expected, "the Telegram simulator")
     steps.ok(f"sendMessage {got.get('text')!r}")
 
     account = state["telegram_account"]
@@ -271,20 +282,8 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
 
     steps.begin(f"whatsapp: the simulator gets a text message to +{number} with the prefix")
     url = f"{whatsapp_url(state)}/api/messages?number={number}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "business":
-                continue
-            if msg.get("kind") != "text" or msg.get("number") != number:
-                raise CheckFailed(f"the business sent something else: {msg}")
-            if msg.get("text") != expected:
-                raise CheckFailed(f"the business sent {msg.get('text')!r}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the WhatsApp simulator", delivered)
+    fields = {"kind": "text", "number": number}
+    got = await answer_at(url, "business", fields, expected, "the WhatsApp simulator")
     steps.ok(f"text {got.get('text')!r}")
 
     bot = f"@{YAML().load((DATA / 'config.yaml').read_text())['bot']['username']}:{SERVER_NAME}"
@@ -308,18 +307,7 @@ async def check_vk(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str
 
     steps.begin(f"vk: the simulator gets messages.send to peer {user_id} with the prefix")
     url = f"{vk_url(state)}/api/messages?peer={user_id}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "community":
-                continue
-            if str(msg.get("peer_id")) != user_id or msg.get("text") != expected:
-                raise CheckFailed(f"the community sent {msg}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the VK simulator", delivered)
+    got = await answer_at(url, "community", {"peer_id": user_id}, expected, "the VK simulator")
     steps.ok(f"messages.send {got.get('text')!r}")
 
 
@@ -336,18 +324,7 @@ async def check_max(state: dict[str, Any], staff: Staff, steps: Steps, nonce: st
 
     steps.begin(f"max: the simulator gets POST /messages to chat {chat} with the prefix")
     url = f"{max_url(state)}/api/messages?user={user_id}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "bot":
-                continue
-            if str(msg.get("chat_id")) != chat or msg.get("text") != expected:
-                raise CheckFailed(f"the bot sent {msg}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the MAX simulator", delivered)
+    got = await answer_at(url, "bot", {"chat_id": chat}, expected, "the MAX simulator")
     steps.ok(f"POST /messages {got.get('text')!r}")
 
 
