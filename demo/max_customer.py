@@ -253,12 +253,14 @@ class DemoMax(CustomerPage):
     async def api_messages(self, request: Any) -> Any:
         self.collect()
         raw = request.query.get("user", "").strip()
-        chat = self.sim.dialog_of(int(raw)) if raw.isdigit() else None
+        user_id = int(raw) if raw.isdigit() else None
+        chat = self.sim.dialog_of(user_id) if user_id is not None else None
         return json_answer(
             {
                 "bot": self.state["max_bot_username"],
                 "subscribed": self.subscribed,
-                "messages": conversation(chat, self.log) if chat else [],
+                "user_id": user_id,
+                "messages": conversation(chat, self.log) if chat is not None else [],
             }
         )
 
