@@ -167,6 +167,22 @@ remember() {
   echo "$2" >"$DATA/$1.pid"
 }
 
+# start_simulator NAME TITLE PORT: a simulated channel and its customer page
+# (demo/NAME_customer.py serve) on PORT, waited for. Its terminal output ("the bot answered
+# ...") is part of the demo, but not of --check.
+start_simulator() {
+  local name=$1 title=$2 port=$3 out=- quiet=()
+  log "starting the $title simulator on 127.0.0.1:$port (log: demo-data/$name.log)"
+  if [ "$CHECK" = 1 ]; then
+    out=/dev/null
+    quiet=(--quiet)
+  fi
+  start "$name" "$out" "$DATA/$name.log" "$ROOT" \
+    "$PY" "demo/${name}_customer.py" serve --log "$DATA/$name.log" "${quiet[@]}"
+  "$PY" demo/setup.py wait "http://127.0.0.1:$port/api/messages" \
+    --pid "${PIDS[-1]}" --what "The $title simulator" --log "$DATA/$name.log" --timeout 60
+}
+
 stop_pid() {  # SIGTERM, then SIGKILL after $2 seconds
   local pid=$1 grace=$2 waited=0
   kill -TERM "$pid" 2>/dev/null || return 0
@@ -217,56 +233,14 @@ start synapse "$DATA/synapse-console.log" "$DATA/synapse-console.log" "$DATA/syn
   --pid "${PIDS[-1]}" --what Synapse --log "$DATA/synapse-console.log" --timeout 180
 "$PY" demo/setup.py staff
 
-# Telegram before the bridge, so that the bridge's Telegram account connects at once.
-log "starting the Telegram simulator on 127.0.0.1:$TELEGRAM_PORT (log: demo-data/telegram.log)"
-if [ "$CHECK" = 1 ]; then
-  start telegram /dev/null "$DATA/telegram.log" "$ROOT" \
-    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log" --quiet
-else
-  # Its terminal output ("the bot answered ...") is part of the demo.
-  start telegram - "$DATA/telegram.log" "$ROOT" \
-    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log"
-fi
-"$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/messages" \
-  --pid "${PIDS[-1]}" --what "The Telegram simulator" --log "$DATA/telegram.log" --timeout 60
-
-# WhatsApp too: it plays Meta, which verifies the bridge's webhook as soon as it answers.
-log "starting the WhatsApp simulator on 127.0.0.1:$WHATSAPP_PORT (log: demo-data/whatsapp.log)"
-if [ "$CHECK" = 1 ]; then
-  start whatsapp /dev/null "$DATA/whatsapp.log" "$ROOT" \
-    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log" --quiet
-else
-  # Its terminal output ("the business answered ...") is part of the demo.
-  start whatsapp - "$DATA/whatsapp.log" "$ROOT" \
-    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log"
-fi
-WHATSAPP_PID=${PIDS[-1]}
-"$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/messages" \
-  --pid "$WHATSAPP_PID" --what "The WhatsApp simulator" --log "$DATA/whatsapp.log" --timeout 60
-
-# VK too: it confirms the bridge's callback address as soon as the bridge answers.
-log "starting the VK simulator on 127.0.0.1:$VK_PORT (log: demo-data/vk.log)"
-if [ "$CHECK" = 1 ]; then
-  start vk /dev/null "$DATA/vk.log" "$ROOT" \
-    "$PY" demo/vk_customer.py serve --log "$DATA/vk.log" --quiet
-else
-  # Its terminal output ("the community answered ...") is part of the demo.
-  start vk - "$DATA/vk.log" "$ROOT" "$PY" demo/vk_customer.py serve --log "$DATA/vk.log"
-fi
-"$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/messages" \
-  --pid "${PIDS[-1]}" --what "The VK simulator" --log "$DATA/vk.log" --timeout 60
-
-# MAX too: the bridge subscribes its webhook there when it starts.
-log "starting the MAX simulator on 127.0.0.1:$MAX_PORT (log: demo-data/max.log)"
-if [ "$CHECK" = 1 ]; then
-  start max /dev/null "$DATA/max.log" "$ROOT" \
-    "$PY" demo/max_customer.py serve --log "$DATA/max.log" --quiet
-else
-  # Its terminal output ("the bot answered ...") is part of the demo.
-  start max - "$DATA/max.log" "$ROOT" "$PY" demo/max_customer.py serve --log "$DATA/max.log"
-fi
-"$PY" demo/setup.py wait "http://127.0.0.1:$MAX_PORT/api/messages" \
-  --pid "${PIDS[-1]}" --what "The MAX simulator" --log "$DATA/max.log" --timeout 60
+# The simulated channels before the bridge, so that its accounts connect at once: Telegram,
+# WhatsApp (it plays Meta, which verifies the bridge's webhook as soon as it answers), VK (it
+# confirms the bridge's callback address as soon as the bridge answers) and MAX (the bridge
+# subscribes its webhook there when it starts).
+start_simulator telegram Telegram "$TELEGRAM_PORT"
+start_simulator whatsapp WhatsApp "$WHATSAPP_PORT"
+start_simulator vk VK "$VK_PORT"
+start_simulator max MAX "$MAX_PORT"
 
 # The mail servers too: the bridge's email account logs in to the mailbox when it starts.
 if [ "$EMAIL" = 1 ]; then
