@@ -212,7 +212,7 @@ class DemoMax(CustomerPage):
         sim, seen = self.sim, self.seen
         for sent in sim.sent[seen["sent"] :]:
             seen["sent"] += 1
-            user_id = sent.chat_id - sim.dialog_of(0)
+            user_id = sent.chat_id - sim.dialog_of(0)  # the demo's chats are all dialogs
             text = sent.plain or ""
             record: dict[str, Any] = {
                 "direction": "bot", "type": "message", "chat_id": sent.chat_id, "mid": sent.mid,
