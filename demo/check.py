@@ -1,14 +1,16 @@
 """``scripts/demo.sh --check``: drives the running demo end to end, prints PASS or FAIL.
 
 The staff user logs in with matrix-nio. Then, for the webhook customer, a Telegram customer,
-a WhatsApp customer, a VK customer and (when the demo runs with email) an email customer in
+a WhatsApp customer, a VK customer, a MAX customer and (when the demo runs with email) an email
+customer in
 turn (and for the webhook customer once more after the bridge alone was killed, which the
 demo restarts):
 
 1. the customer writes through its CLI in a new chat (``demo/customer.py send``,
    ``demo/telegram_customer.py send`` as a new Telegram user,
    ``demo/whatsapp_customer.py send`` from a new phone number,
-   ``demo/vk_customer.py send`` as a new VK user, or
+   ``demo/vk_customer.py send`` as a new VK user, ``demo/max_customer.py send`` as a new MAX
+   user, or
    ``demo/email_customer.py send`` from a new address, which puts the mail into the support
    mailbox on the demo's Dovecot);
 2. the staff user waits for the bridge's invite to the new portal room, and joins it (for
@@ -17,7 +19,8 @@ demo restarts):
 4. the staff user answers;
 5. the answer arrived: at the customer app (signed POST to /inbox), at the Telegram
    simulator as a ``sendMessage`` to that chat, at the WhatsApp simulator as a text
-   message to that number, or at the VK simulator as a ``messages.send`` to that user, with
+   message to that number, at the VK simulator as a ``messages.send`` to that user, or at
+   the MAX simulator as a ``POST /messages`` to that user's dialog, with
    the "Demo Staff: " sender prefix; or at the demo's SMTP
    server as a mail to that address with ``Re: <subject>`` and ``In-Reply-To`` the
    customer's Message-ID;
@@ -64,6 +67,7 @@ from common import (
     customer_url,
     hs_url,
     load_state,
+    max_url,
     telegram_url,
     vk_url,
     whatsapp_url,
@@ -191,6 +195,29 @@ async def portal_round_trip(
     return room_id, seen, answer_id
 
 
+async def answer_at(
+    url: str, direction: str, fields: dict[str, str], expected: str, what: str
+) -> dict[str, Any]:
+    """The company's first message (``direction``) in a simulated channel's conversation at
+    ``url`` (its page's ``/api/messages``), once there: it must have ``fields`` and the text
+    ``expected``."""
+
+    async def delivered() -> dict[str, Any] | None:
+        answer = await asyncio.to_thread(get_json, url)
+        for msg in answer["messages"]:
+            if msg.get("direction") != direction:
+                continue
+            if any(str(msg.get(key)) != value for key, value in fields.items()):
+                raise CheckFailed(f"{what} got something else: {msg}")
+            if msg.get("text") != expected:
+                raise CheckFailed(f"{what} got {msg.get('text')!r}, expected {expected!r}")
+            return dict(msg)
+        return None
+
+    got: dict[str, Any] = await wait(f"the answer at {what}", delivered)
+    return got
+
+
 async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
     # A new Telegram user (private chat id = user id), so that the bridge makes a new portal.
     user_id = str(6_000_000_000 + secrets.randbelow(1_000_000_000))
@@ -206,20 +233,8 @@ async def check_telegram(state: dict[str, Any], staff: Staff, steps: Steps, nonc
 
     steps.begin(f"telegram: the simulator gets sendMessage to chat {user_id} with the prefix")
     url = f"{telegram_url(state)}/api/messages?chat={user_id}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "staff":
-                continue
-            if msg.get("method") != "sendMessage" or str(msg.get("chat_id")) != user_id:
-                raise CheckFailed(f"the bot sent something else: {msg}")
-            if msg.get("text") != expected:
-                raise CheckFailed(f"the bot sent {msg.get('text')!r}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the Telegram simulator", delivered)
+    fields = {"method": "sendMessage", "chat_id": user_id}
+    got = await answer_at(url, "staff", fields, expected, "the Telegram simulator")
     steps.ok(f"sendMessage {got.get('text')!r}")
 
     account = state["telegram_account"]
@@ -267,20 +282,8 @@ async def check_whatsapp(state: dict[str, Any], staff: Staff, steps: Steps, nonc
 
     steps.begin(f"whatsapp: the simulator gets a text message to +{number} with the prefix")
     url = f"{whatsapp_url(state)}/api/messages?number={number}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "business":
-                continue
-            if msg.get("kind") != "text" or msg.get("number") != number:
-                raise CheckFailed(f"the business sent something else: {msg}")
-            if msg.get("text") != expected:
-                raise CheckFailed(f"the business sent {msg.get('text')!r}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the WhatsApp simulator", delivered)
+    fields = {"kind": "text", "number": number}
+    got = await answer_at(url, "business", fields, expected, "the WhatsApp simulator")
     steps.ok(f"text {got.get('text')!r}")
 
     bot = f"@{YAML().load((DATA / 'config.yaml').read_text())['bot']['username']}:{SERVER_NAME}"
@@ -304,19 +307,25 @@ async def check_vk(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str
 
     steps.begin(f"vk: the simulator gets messages.send to peer {user_id} with the prefix")
     url = f"{vk_url(state)}/api/messages?peer={user_id}"
-
-    async def delivered() -> dict[str, Any] | None:
-        answer = await asyncio.to_thread(get_json, url)
-        for msg in answer["messages"]:
-            if msg.get("direction") != "community":
-                continue
-            if str(msg.get("peer_id")) != user_id or msg.get("text") != expected:
-                raise CheckFailed(f"the community sent {msg}, expected {expected!r}")
-            return dict(msg)
-        return None
-
-    got = await wait("the answer at the VK simulator", delivered)
+    got = await answer_at(url, "community", {"peer_id": user_id}, expected, "the VK simulator")
     steps.ok(f"messages.send {got.get('text')!r}")
+
+
+async def check_max(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
+    # A new MAX user, so that the bridge makes a new portal (its remote chat: their dialog).
+    user_id = 10_000_000 + secrets.randbelow(90_000_000)
+    chat = str(user_id + 10**12)
+    customer_text = f"Добрый день from the demo check ({nonce})"
+    reply_text = f"Здравствуйте, we are on it ({nonce})"
+    expected = f"Demo Staff: {reply_text}"
+    cli = ("max_customer.py", "send", customer_text, "--user-id", str(user_id), "--name",
+           "Check MAX")  # fmt: skip
+    await portal_round_trip(staff, steps, "max", chat, cli, customer_text, reply_text)
+
+    steps.begin(f"max: the simulator gets POST /messages to chat {chat} with the prefix")
+    url = f"{max_url(state)}/api/messages?user={user_id}"
+    got = await answer_at(url, "bot", {"chat_id": chat}, expected, "the MAX simulator")
+    steps.ok(f"POST /messages {got.get('text')!r}")
 
 
 async def check_email(state: dict[str, Any], staff: Staff, steps: Steps, nonce: str) -> None:
@@ -400,6 +409,7 @@ async def run(state: dict[str, Any]) -> None:
         await check_telegram(state, staff, steps, nonce)
         await check_whatsapp(state, staff, steps, nonce)
         await check_vk(state, staff, steps, nonce)
+        await check_max(state, staff, steps, nonce)
         if state.get("email_enabled"):
             await check_email(state, staff, steps, nonce)
         else:

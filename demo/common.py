@@ -54,6 +54,9 @@ VK_ACCOUNT = "demo-vk"
 VK_GROUP_ID = 229_340_001
 """The community's id (vk.com/club229340001); the simulator answers only for its token."""
 VK_COMMUNITY_NAME = "Demo Company"
+MAX_ACCOUNT = "demo-max"
+"""The MAX channel account of the demo, a bot on the local MAX Bot API simulator."""
+MAX_BOT_USERNAME = "demo_company_max_bot"
 EMAIL_ACCOUNT = "demo-email"
 """The email channel account of the demo: the support mailbox on the demo's Dovecot."""
 
@@ -109,6 +112,11 @@ def vk_url(state: dict[str, Any]) -> str:
 def vk_callback_url(state: dict[str, Any]) -> str:
     """Where "VK" (the simulator) posts the Callback API events of the demo's VK account."""
     return f"{bridge_url(state)}/connectors/{state['vk_account']}/callback"
+
+
+def max_url(state: dict[str, Any]) -> str:
+    """The MAX simulator: the MAX Bot API for the bridge, a customer page for people."""
+    return f"http://{LOOPBACK}:{state['max_port']}"
 
 
 NEWSLETTER = "newsletter"

@@ -1,7 +1,7 @@
 """The config files the demo writes on every start (``demo/setup.py prepare``): Synapse's
 ``homeserver.yaml`` (a throwaway homeserver: SQLite, loopback, no federation, relaxed rate
 limits) and the bridge's ``config.yaml``, made from ``example-config.yaml`` with its comments,
-with the demo's webhook, Telegram, WhatsApp, VK and (unless switched off) email accounts, the
+with the demo's webhook, Telegram, WhatsApp, VK, MAX and (unless switched off) email accounts, the
 team inbox (``features.inbox``) for the webhook and email accounts, and a ``newsletter`` consent
 list on the Telegram, WhatsApp and email accounts with its broadcast room
 (``features.consent``, ``features.broadcast``); with ``DEMO_E2EE=1`` both are set up for
@@ -25,6 +25,7 @@ from common import (
     bridge_url,
     customer_url,
     hs_url,
+    max_url,
     telegram_url,
     vk_url,
     whatsapp_url,
@@ -59,7 +60,8 @@ INBOX_COMMENT = (
     "the webhook and email accounts' conversations go to support, or to sales by keyword or\n"
     "by the address written to; sales is never open, so its away reply always goes out."
 )
-SIMULATED = {"telegram": "telegram_account", "whatsapp": "whatsapp_account", "vk": "vk_account"}
+SIMULATED = {"telegram": "telegram_account", "whatsapp": "whatsapp_account", "vk": "vk_account",
+             "max": "max_account"}  # fmt: skip
 """The channels the demo simulates: the key of each one's account name in demo.json."""
 SYNAPSE_DIR = DATA / "synapse"
 BRIDGE_CONFIG = DATA / "config.yaml"
@@ -140,6 +142,7 @@ def write_bridge_config(state: dict[str, Any]) -> bool:
     _set_telegram_channel(channels[state["telegram_account"]], state)
     _set_whatsapp_channel(channels[state["whatsapp_account"]], state)
     _set_vk_channel(channels[state["vk_account"]], state)
+    _set_max_channel(channels[state["max_account"]], state)
     if state["email_enabled"]:
         _set_email_channel(channels[state["email_account"]], state)
     channel = channels[state["account"]]
@@ -353,6 +356,20 @@ def _set_vk_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
     channel["delivery_deadline"] = 600
     channel["request_timeout"] = 10
     channel["title"] = "VK"
+
+
+def _set_max_channel(channel: CommentedMap, state: dict[str, Any]) -> None:
+    """The demo's MAX account: a bot on the local MAX Bot API simulator in webhook mode (the
+    bridge subscribes its listener; loopback HTTP, which real MAX would refuse, does here)."""
+    channel["type"] = "max"
+    _set_staff(channel, [state["staff_user"]])
+    channel["token"] = state["max_token"]
+    channel["mode"] = "webhook"
+    channel["api_url"] = max_url(state)
+    channel["webhook_url"] = bridge_url(state)
+    channel["delivery_deadline"] = 600
+    channel["request_timeout"] = 10
+    channel["title"] = "MAX"
 
 
 def _set_email_channel(channel: CommentedMap, state: dict[str, Any]) -> None:

@@ -132,6 +132,38 @@ function fileLink(file, newTab) {
   a.textContent = '📎 ' + file.name + ' (' + file.size + ' bytes)';
   return a;
 }
+// A chat with the company (`messages`, oldest first, as a simulated channel's /api/messages
+// gives them) in #log. `o.id`: a message's id field (what `reply_to` names); `o.company`: the
+// direction of the company's messages, `o.name` its name; `o.press(m, button)`: the
+// /api/press body of a button under `m`; `o.extra(m, bubble)`, if given, adds a channel's own
+// parts before the buttons.
+function showChat(messages, o) {
+  const log = $('log'); log.textContent = '';
+  if (!messages.length) { log.textContent = 'No messages in this chat yet.'; }
+  const byId = {};
+  for (const m of messages) { byId[m[o.id]] = m; }
+  for (const m of messages) {
+    const bubble = div('msg ' + m.direction);
+    bubble.append(div('meta', (m.direction === o.company ? o.name : m.name) + ' · '
+      + fmt(m.time) + (m.edited ? ' · edited' : '')));
+    const quoted = m.reply_to && byId[m.reply_to];
+    if (quoted && !m.deleted) {
+      bubble.append(div('quote',
+        quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name)));
+    }
+    bubble.append(textOrDeleted(m));
+    if (m.file && !m.deleted) { bubble.append(fileLink(m.file, true)); }
+    if (o.extra) { o.extra(m, bubble); }
+    if ((m.buttons || []).length && !m.deleted) {
+      bubble.append(buttonRows(m.buttons, b => o.press(m, b)));
+    }
+    if (m.pressed) { bubble.append(div('meta', 'You pressed "' + m.pressed + '"')); }
+    if (m.direction !== o.company && m.accepted === false) {
+      bubble.append(div('failed', '⚠ the bridge did not take it'));
+    }
+    log.append(bubble);
+  }
+}
 """
 """Script helpers for every page; each page defines ``refresh()`` (show the conversation)."""
 

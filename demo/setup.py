@@ -7,10 +7,11 @@
 
 Ports come from DEMO_HS_PORT (8008), DEMO_BRIDGE_PORT (29340), DEMO_CUSTOMER_PORT (8090),
 DEMO_TELEGRAM_PORT (8091), DEMO_WHATSAPP_PORT (8092), DEMO_MAIL_PORT (8093, the email page),
-DEMO_VK_PORT (8094), DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on every run; secrets, the
-staff password, the Telegram bot token, the WhatsApp app secret, verify token and access token,
-the VK community's token, Callback API secret and confirmation code and the support mailbox's
-password are made once and kept in demo-data/demo.json. DEMO_EMAIL=0
+DEMO_VK_PORT (8094), DEMO_MAX_PORT (8095), DEMO_IMAP_PORT (8143) and DEMO_SMTP_PORT (8025) on
+every run; secrets, the staff password, the Telegram bot token, the WhatsApp app secret, verify
+token and access token, the VK community's token, Callback API secret and confirmation code, the
+MAX bot's token and the support mailbox's password are made once and kept in
+demo-data/demo.json. DEMO_EMAIL=0
 (scripts/demo.sh sets it when Dovecot is missing) leaves the email account out of the bridge
 config. DEMO_E2EE=1 turns on end-to-bridge encryption (README "End-to-bridge encryption"):
 every new room is encrypted; a later run without it makes new rooms plain again but keeps
@@ -40,6 +41,8 @@ from common import (
     DATA,
     EMAIL_ACCOUNT,
     LOOPBACK,
+    MAX_ACCOUNT,
+    MAX_BOT_USERNAME,
     NEWSLETTER,
     NEWSLETTER_KEYWORD,
     SERVER_NAME,
@@ -57,6 +60,7 @@ from common import (
     customer_url,
     hs_url,
     load_state,
+    max_url,
     newsletter_form_url,
     save_state,
     telegram_url,
@@ -68,13 +72,15 @@ from ruamel.yaml import YAML
 
 DEFAULT_PORTS = {"hs_port": 8008, "bridge_port": 29340, "customer_port": 8090,
                  "telegram_port": 8091, "whatsapp_port": 8092, "mail_port": 8093,
-                 "vk_port": 8094, "imap_port": 8143, "smtp_port": 8025}  # fmt: skip
+                 "vk_port": 8094, "max_port": 8095, "imap_port": 8143,
+                 "smtp_port": 8025}  # fmt: skip
 PORT_ENV = {"hs_port": "DEMO_HS_PORT", "bridge_port": "DEMO_BRIDGE_PORT",
             "customer_port": "DEMO_CUSTOMER_PORT",
             "telegram_port": "DEMO_TELEGRAM_PORT",
             "whatsapp_port": "DEMO_WHATSAPP_PORT",
             "mail_port": "DEMO_MAIL_PORT",
             "vk_port": "DEMO_VK_PORT",
+            "max_port": "DEMO_MAX_PORT",
             "imap_port": "DEMO_IMAP_PORT",
             "smtp_port": "DEMO_SMTP_PORT"}  # fmt: skip
 PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
@@ -83,6 +89,7 @@ PORT_WHAT = {"hs_port": "Synapse", "bridge_port": "the bridge",
              "whatsapp_port": "the WhatsApp simulator",
              "mail_port": "the email customer page",
              "vk_port": "the VK simulator",
+             "max_port": "the MAX simulator",
              "imap_port": "the demo's Dovecot (IMAP)",
              "smtp_port": "the demo's SMTP server"}  # fmt: skip
 
@@ -154,6 +161,11 @@ def _state(ports: dict[str, int]) -> dict[str, Any]:
     state.setdefault("vk_access_token", "vk1.a." + secrets.token_urlsafe(48))
     state.setdefault("vk_secret", secrets.token_hex(16))
     state.setdefault("vk_confirmation_code", secrets.token_hex(4))
+    # The MAX bot: the token the MAX business platform shows for it (the simulator accepts
+    # only it); the bridge makes the webhook subscription's secret itself.
+    state.setdefault("max_account", MAX_ACCOUNT)
+    state.setdefault("max_token", secrets.token_urlsafe(32))
+    state.setdefault("max_bot_username", MAX_BOT_USERNAME)
     # The support mailbox on the demo's Dovecot, which the bridge reads and sends as.
     state.setdefault("email_account", EMAIL_ACCOUNT)
     state.setdefault("email_password", secrets.token_urlsafe(12))
@@ -361,7 +373,8 @@ def banner(_: argparse.Namespace) -> None:
   Telegram (a local Bot API server with the company's bot), a simulated
   WhatsApp (a local Cloud API with the company's business number
   +{WHATSAPP_DISPLAY_NUMBER}), a simulated VK (a local VK API with the company's
-  community){mailbox}, all on {LOOPBACK}.
+  community), a simulated MAX (a local MAX Bot API with the company's
+  bot){mailbox}, all on {LOOPBACK}.
 
   1. Open a Matrix client (Element desktop, or Element web), choose "Sign in",
      edit the homeserver and enter:   {hs_url(s)}
@@ -379,13 +392,16 @@ def banner(_: argparse.Namespace) -> None:
         - from a shell:  {python} demo/whatsapp_customer.py send "Hallo"
      or as a VK user writing to the community {VK_COMMUNITY_NAME} (vk.com/club{s["vk_group_id"]}):
         - in a browser:  {vk_url(s)}   (name, user id, text, a file), or
-        - from a shell:  {python} demo/vk_customer.py send "Здравствуйте"{email_part}
+        - from a shell:  {python} demo/vk_customer.py send "Здравствуйте"
+     or as a MAX user writing to the bot @{s["max_bot_username"]}:
+        - in a browser:  {max_url(s)}   (name, user id, text, a file), or
+        - from a shell:  {python} demo/max_customer.py send "Добрый день"{email_part}
 
   3. In the Matrix client, accept the invite to the new room ("Web chat", "Telegram",
-     "WhatsApp", "VK" or, for a mail, the sender's name) and answer. The customer's page
-     shows the answer (on WhatsApp with ticks: the phone reports sent, delivered,
-     read, which the room shows as read receipts of the bridge bot and of the
-     customer); this terminal prints it.
+     "WhatsApp", "VK", "MAX" or, for a mail, the sender's name) and answer. The
+     customer's page shows the answer (on WhatsApp with ticks: the phone reports
+     sent, delivered, read, which the room shows as read receipts of the bridge bot
+     and of the customer); this terminal prints it.
 
   WhatsApp templates (order_update (de), hello_world (en_US)), which the business may
   send even after the customer's 24 hours have passed:

@@ -494,29 +494,13 @@ async function refresh() {
     const r = await fetch('/api/messages?chat=' + encodeURIComponent($('user').value.trim()));
     const res = await r.json();
     $('typing').textContent = res.typing ? 'typing…' : '';
-    const log = $('log'); log.textContent = '';
-    if (!res.messages.length) { log.textContent = 'No messages in this chat yet.'; }
-    const byId = {};
-    for (const m of res.messages) { byId[m.message_id] = m; }
-    for (const m of res.messages) {
-      const bubble = div('msg ' + m.direction);
-      bubble.append(div('meta', (m.direction === 'staff' ? res.bot : m.name) + ' · '
-        + fmt(m.time) + (m.edited ? ' · edited' : '')));
-      const quoted = m.reply_to && byId[m.reply_to];
-      if (quoted && !m.deleted) {
-        bubble.append(div('quote',
-          quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name)));
-      }
-      bubble.append(textOrDeleted(m));
-      if (m.file && !m.deleted) { bubble.append(fileLink(m.file, true)); }
-      if (m.reactions.length && !m.deleted) { bubble.append(div('', m.reactions.join(' '))); }
-      if (m.buttons.length && !m.deleted) {
-        bubble.append(buttonRows(m.buttons, b => ({ chat_id: m.chat_id,
-                                                    message_id: m.message_id, id: b.id })));
-      }
-      if (m.pressed) { bubble.append(div('meta', 'You pressed "' + m.pressed + '"')); }
-      log.append(bubble);
-    }
+    showChat(res.messages, {
+      id: 'message_id', company: 'staff', name: res.bot,
+      press: (m, b) => ({ chat_id: m.chat_id, message_id: m.message_id, id: b.id }),
+      extra: (m, bubble) => {
+        if (m.reactions.length && !m.deleted) { bubble.append(div('', m.reactions.join(' '))); }
+      },
+    });
   } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
 }
 onSubmit(() => sendForm(

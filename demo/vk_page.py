@@ -44,31 +44,8 @@ async function refresh() {
   try {
     const r = await fetch('/api/messages?peer=' + encodeURIComponent($('user').value.trim()));
     const res = await r.json();
-    const log = $('log'); log.textContent = '';
-    if (!res.messages.length) { log.textContent = 'No messages in this chat yet.'; }
-    const byId = {};
-    for (const m of res.messages) { byId[m.cmid] = m; }
-    for (const m of res.messages) {
-      const bubble = div('msg ' + m.direction);
-      bubble.append(div('meta', (m.direction === 'community' ? res.community : m.name) + ' · '
-        + fmt(m.time) + (m.edited ? ' · edited' : '')));
-      const quoted = m.reply_to && byId[m.reply_to];
-      if (quoted && !m.deleted) {
-        bubble.append(div('quote',
-          quoted.deleted ? '(deleted)' : (quoted.text || (quoted.file || {}).name)));
-      }
-      bubble.append(textOrDeleted(m));
-      if (m.file && !m.deleted) { bubble.append(fileLink(m.file, true)); }
-      if ((m.buttons || []).length && !m.deleted) {
-        bubble.append(buttonRows(m.buttons, b => ({ peer_id: m.peer_id, cmid: m.cmid,
-                                                    id: b.id })));
-      }
-      if (m.pressed) { bubble.append(div('meta', 'You pressed "' + m.pressed + '"')); }
-      if (m.direction === 'customer' && m.accepted === false) {
-        bubble.append(div('failed', '⚠ the bridge did not take it'));
-      }
-      log.append(bubble);
-    }
+    showChat(res.messages, { id: 'cmid', company: 'community', name: res.community,
+                             press: (m, b) => ({ peer_id: m.peer_id, cmid: m.cmid, id: b.id }) });
   } catch (e) { $('status').textContent = 'Cannot reach the simulator: ' + e; }
 }
 onSubmit(() => sendForm(

@@ -3,13 +3,14 @@
 # "customer" web app on the far side of the webhook connector, a simulated Telegram (a local
 # Bot API server with the company's bot and a page to write to it), a simulated WhatsApp (a
 # local Cloud API with the company's business number and a page to write to it), a simulated VK
-# (a local VK API with the company's community and a page to write to it) and a support
+# (a local VK API with the company's community and a page to write to it), a simulated MAX (a
+# local MAX Bot API with the company's bot and a page to write to it) and a support
 # mailbox (a local Dovecot, an SMTP server that keeps the replies, a page to mail from), all on
 # 127.0.0.1.
 #
 #   bash scripts/demo.sh           # start everything, print how to log in; Ctrl-C stops it
-#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp, a VK and
-#                                  # an email conversation end to end, then the newsletter's
+#   bash scripts/demo.sh --check   # start, drive a webhook, a Telegram, a WhatsApp, a VK, a
+#                                  # MAX and an email conversation end to end, then the newsletter's
 #                                  # opt-ins, broadcasts and an opt-out, print PASS/FAIL
 #                                  # (or DEMO_CHECK=1 bash scripts/demo.sh)
 #   DEMO_E2EE=1 bash scripts/demo.sh   # the same with end-to-bridge encryption: every new room
@@ -18,7 +19,8 @@
 # Ports: DEMO_HS_PORT (Synapse, 8008), DEMO_BRIDGE_PORT (bridge, 29340),
 #        DEMO_CUSTOMER_PORT (customer app, 8090), DEMO_TELEGRAM_PORT (Telegram, 8091),
 #        DEMO_WHATSAPP_PORT (WhatsApp, 8092), DEMO_MAIL_PORT (email page, 8093),
-#        DEMO_VK_PORT (VK, 8094), DEMO_IMAP_PORT (Dovecot, 8143), DEMO_SMTP_PORT (SMTP, 8025).
+#        DEMO_VK_PORT (VK, 8094), DEMO_MAX_PORT (MAX, 8095), DEMO_IMAP_PORT (Dovecot, 8143),
+#        DEMO_SMTP_PORT (SMTP, 8025).
 # Email needs Dovecot (dovecot-imapd), which is installed with apt when missing and root;
 # otherwise the demo runs without email.
 # Everything is kept in demo-data/ (config, databases, the staff password, logs) and reused by
@@ -126,6 +128,7 @@ for pidfile in "$DATA"/*.pid; do
       | grep -q -e 'synapse.app.homeserver' -e '-m bridge' -e 'scripts/demo.sh' \
         -e 'demo/customer.py' \
         -e 'demo/telegram_customer.py' -e 'demo/whatsapp_customer.py' -e 'demo/vk_customer.py' \
+        -e 'demo/max_customer.py' \
         -e 'demo/email_customer.py' -e 'dovecot'; then
     LEFTOVER+=("$pid")
   else
@@ -164,6 +167,22 @@ remember() {
   echo "$2" >"$DATA/$1.pid"
 }
 
+# start_simulator NAME TITLE PORT: a simulated channel and its customer page
+# (demo/NAME_customer.py serve) on PORT, waited for. Its terminal output ("the bot answered
+# ...") is part of the demo, but not of --check.
+start_simulator() {
+  local name=$1 title=$2 port=$3 out=- quiet=()
+  log "starting the $title simulator on 127.0.0.1:$port (log: demo-data/$name.log)"
+  if [ "$CHECK" = 1 ]; then
+    out=/dev/null
+    quiet=(--quiet)
+  fi
+  start "$name" "$out" "$DATA/$name.log" "$ROOT" \
+    "$PY" "demo/${name}_customer.py" serve --log "$DATA/$name.log" "${quiet[@]}"
+  "$PY" demo/setup.py wait "http://127.0.0.1:$port/api/messages" \
+    --pid "${PIDS[-1]}" --what "The $title simulator" --log "$DATA/$name.log" --timeout 60
+}
+
 stop_pid() {  # SIGTERM, then SIGKILL after $2 seconds
   local pid=$1 grace=$2 waited=0
   kill -TERM "$pid" 2>/dev/null || return 0
@@ -182,7 +201,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   if [ "${#PIDS[@]}" -gt 0 ]; then
     log "stopping the demo"
-    # Reverse order: customer app, bridge, mail servers, VK, WhatsApp and Telegram
+    # Reverse order: customer app, bridge, mail servers, MAX, VK, WhatsApp and Telegram
     # simulators, then Synapse.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
       stop_pid "${PIDS[i]}" 20
@@ -198,12 +217,13 @@ trap 'exit 129' HUP
 
 log "preparing demo-data/"
 "$PY" demo/setup.py prepare
-read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT VK_PORT ACCOUNT \
+read -r HS_PORT BRIDGE_PORT CUSTOMER_PORT TELEGRAM_PORT WHATSAPP_PORT MAIL_PORT VK_PORT MAX_PORT \
+  ACCOUNT \
   < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(s["hs_port"], s["bridge_port"], s["customer_port"], s["telegram_port"],
-      s["whatsapp_port"], s["mail_port"], s["vk_port"], s["account"])
+      s["whatsapp_port"], s["mail_port"], s["vk_port"], s["max_port"], s["account"])
 ' "$DATA/demo.json")
 
 log "starting Synapse on 127.0.0.1:$HS_PORT (log: demo-data/synapse.log)"
@@ -213,44 +233,14 @@ start synapse "$DATA/synapse-console.log" "$DATA/synapse-console.log" "$DATA/syn
   --pid "${PIDS[-1]}" --what Synapse --log "$DATA/synapse-console.log" --timeout 180
 "$PY" demo/setup.py staff
 
-# Telegram before the bridge, so that the bridge's Telegram account connects at once.
-log "starting the Telegram simulator on 127.0.0.1:$TELEGRAM_PORT (log: demo-data/telegram.log)"
-if [ "$CHECK" = 1 ]; then
-  start telegram /dev/null "$DATA/telegram.log" "$ROOT" \
-    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log" --quiet
-else
-  # Its terminal output ("the bot answered ...") is part of the demo.
-  start telegram - "$DATA/telegram.log" "$ROOT" \
-    "$PY" demo/telegram_customer.py serve --log "$DATA/telegram.log"
-fi
-"$PY" demo/setup.py wait "http://127.0.0.1:$TELEGRAM_PORT/api/messages" \
-  --pid "${PIDS[-1]}" --what "The Telegram simulator" --log "$DATA/telegram.log" --timeout 60
-
-# WhatsApp too: it plays Meta, which verifies the bridge's webhook as soon as it answers.
-log "starting the WhatsApp simulator on 127.0.0.1:$WHATSAPP_PORT (log: demo-data/whatsapp.log)"
-if [ "$CHECK" = 1 ]; then
-  start whatsapp /dev/null "$DATA/whatsapp.log" "$ROOT" \
-    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log" --quiet
-else
-  # Its terminal output ("the business answered ...") is part of the demo.
-  start whatsapp - "$DATA/whatsapp.log" "$ROOT" \
-    "$PY" demo/whatsapp_customer.py serve --log "$DATA/whatsapp.log"
-fi
-WHATSAPP_PID=${PIDS[-1]}
-"$PY" demo/setup.py wait "http://127.0.0.1:$WHATSAPP_PORT/api/messages" \
-  --pid "$WHATSAPP_PID" --what "The WhatsApp simulator" --log "$DATA/whatsapp.log" --timeout 60
-
-# VK too: it confirms the bridge's callback address as soon as the bridge answers.
-log "starting the VK simulator on 127.0.0.1:$VK_PORT (log: demo-data/vk.log)"
-if [ "$CHECK" = 1 ]; then
-  start vk /dev/null "$DATA/vk.log" "$ROOT" \
-    "$PY" demo/vk_customer.py serve --log "$DATA/vk.log" --quiet
-else
-  # Its terminal output ("the community answered ...") is part of the demo.
-  start vk - "$DATA/vk.log" "$ROOT" "$PY" demo/vk_customer.py serve --log "$DATA/vk.log"
-fi
-"$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/messages" \
-  --pid "${PIDS[-1]}" --what "The VK simulator" --log "$DATA/vk.log" --timeout 60
+# The simulated channels before the bridge, so that its accounts connect at once: Telegram,
+# WhatsApp (it plays Meta, which verifies the bridge's webhook as soon as it answers), VK (it
+# confirms the bridge's callback address as soon as the bridge answers) and MAX (the bridge
+# subscribes its webhook there when it starts).
+start_simulator telegram Telegram "$TELEGRAM_PORT"
+start_simulator whatsapp WhatsApp "$WHATSAPP_PORT"
+start_simulator vk VK "$VK_PORT"
+start_simulator max MAX "$MAX_PORT"
 
 # The mail servers too: the bridge's email account logs in to the mailbox when it starts.
 if [ "$EMAIL" = 1 ]; then
@@ -313,6 +303,9 @@ remember bridge "$!" "$DATA/bridge.log"
 # ... and 200 here once the bridge has answered VK's confirmation request with the right code.
 "$PY" demo/setup.py wait "http://127.0.0.1:$VK_PORT/api/ready" \
   --pid "${PIDS[-1]}" --what "The bridge's VK callback" --log "$DATA/bridge.log" --timeout 60
+# ... and 200 here once the bridge has subscribed its MAX webhook (POST /subscriptions).
+"$PY" demo/setup.py wait "http://127.0.0.1:$MAX_PORT/api/ready" \
+  --pid "${PIDS[-1]}" --what "The bridge's MAX webhook" --log "$DATA/bridge.log" --timeout 60
 
 log "starting the customer app on 127.0.0.1:$CUSTOMER_PORT (log: demo-data/customer.log)"
 if [ "$CHECK" = 1 ]; then

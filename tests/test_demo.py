@@ -1,6 +1,6 @@
 """The README's first command: ``scripts/demo.sh`` starts the demo, and ``--check`` drives a
-customer of every channel through it (webhook, Telegram, WhatsApp, VK, email) and back, then the
-newsletter's opt-ins, broadcasts and an opt-out."""
+customer of every channel through it (webhook, Telegram, WhatsApp, VK, MAX, email) and back,
+then the newsletter's opt-ins, broadcasts and an opt-out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.infra.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-PORTS = ("HS", "BRIDGE", "CUSTOMER", "TELEGRAM", "WHATSAPP", "VK", "MAIL", "IMAP", "SMTP")
+PORTS = ("HS", "BRIDGE", "CUSTOMER", "TELEGRAM", "WHATSAPP", "VK", "MAX", "MAIL", "IMAP", "SMTP")
 
 
 def test_demo_check_passes(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_demo_check_passes(tmp_path: Path) -> None:
     # conversation went on in the same room.
     assert "kill the bridge alone" in output and "running again as pid" in output, output[-3000:]
     assert "Hello again from the demo check" in output, output[-3000:]
-    for channel in ("telegram", "whatsapp", "vk", "email"):
+    for channel in ("telegram", "whatsapp", "vk", "max", "email"):
         assert f"  - {channel}: " in output, f"the check skipped {channel}:\n{output[-3000:]}"
     # The newsletter: opt-in on Telegram and by email, two broadcasts, an opt-out between them;
     # a person's data export.
