@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from yarl import URL
 
+from .catchup_config import CatchUpConfig, parse_catch_up
 from .connector import ConfigError, NetworkConnector
 from .connectors import connector_class
 from .metrics.config import MetricsConfig, parse_metrics
@@ -135,6 +136,7 @@ class Config:
     """A homeserver admin's access token: lets the bridge delete media through Synapse's admin
     API (data protection erasure and retention); None: it cannot."""
     metrics: MetricsConfig | None = None
+    catch_up: CatchUpConfig = field(default_factory=CatchUpConfig)
     """The metrics and status listener (``metrics.listen``); None: off."""
     provisioning: ProvisioningConfig | None = None
     """The provisioning API; None: off (no shared secret)."""
@@ -470,6 +472,7 @@ def parse(data: Mapping[str, Any]) -> Config:
         ),
         encryption=_encryption(r),
         provisioning=parse_provisioning(data),
+        catch_up=parse_catch_up(data),
     )
 
 

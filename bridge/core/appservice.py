@@ -149,6 +149,9 @@ class AppServiceListener:
         limits: ListenerLimits | None = None,
         webhooks: ListenerConfig | None = None,
     ) -> None:
+        self.before_record: Callable[[str], Awaitable[None]] | None = None
+        """Awaited with a transaction's id before its events are recorded (the catch-up's
+        look at it: a homeserver that restarted numbers its transactions anew)."""
         self.on_otk_counts: Callable[[dict[str, Any]], None] | None = None
         """Set when encryption is on: to-device messages and device list changes are then
         recorded too (under the ``crypto:`` key), and one-time key counts handed here."""
@@ -249,6 +252,8 @@ class AppServiceListener:
             # work to keep, so nothing to record; a repeat of it is as harmless.
             return web.json_response({})
         try:
+            if self.before_record is not None:
+                await self.before_record(txn_id)
             items = [(await self._key(evt), "matrix", evt) for evt in kept]
             items += [(QUEUE_KEY, "matrix", evt) for evt in crypto]
             new = await QueueItem.record_transaction(txn_id, items)

@@ -31,6 +31,8 @@ from ..tasks import cancel_and_wait
 from . import deadletters
 from .appservice import AppServiceListener
 from .bridgeinfo import BridgeInfoUpdater
+from .catchup import FLUSH_INTERVAL as ACTIVITY_FLUSH
+from .catchup import CatchUp
 from .commands import CommandRunner
 from .dispatcher import Dispatcher, RetryLimits
 from .encrypted import CryptoFlow
@@ -163,9 +165,20 @@ class Bridge:
         outbound = OutboundHandler(
             config, self.sender, self.connectors, self.notices, self.seams, self.metrics
         )
+        self.catchup = CatchUp(
+            config.catch_up, self.sender, self.dispatcher, self.notices,
+            is_own=self.ghosts.is_own, queue_key=Pipeline.matrix_key, deadline=self._deadline,
+            metrics=self.metrics,
+        )  # fmt: skip
+        self.sender.on_sent = self.catchup.sent
+        self.listener.before_record = self.catchup.before_record
+        every = config.catch_up.interval
+        self.seams.add_job(PeriodicJob("catch-up", every, self.catchup.periodic))
+        self.seams.add_job(PeriodicJob("room-activity", ACTIVITY_FLUSH, self.catchup.flush))
         self.pipeline = Pipeline(
-            self.dispatcher, self.router, remote, outbound, self.seams, self.metrics
-        )
+            self.dispatcher, self.router, remote, outbound, self.seams, self.metrics,
+            catchup=self.catchup,
+        )  # fmt: skip
 
     async def start(self) -> None:
         logsafe.log_personal_data(self.config.log_personal_data)
@@ -193,6 +206,10 @@ class Bridge:
         pending = await self.dispatcher.load_pending()
         if pending:
             log.info("Resuming %d queued event(s) from before the last stop", pending)
+        # The homeserver may have lost events while the bridge was away: the active rooms are
+        # read back, ahead of anything it pushes from now on.
+        await self.catchup.start()
+        self.metrics.reachability.watch(self.catchup.watch)
         await self.listener.start(self.config.as_hostname, self.config.as_port)
         log.info("Listening on %s:%d", self.config.as_hostname, self.config.as_port)
         if self.config.webhook_listener is not None:
@@ -292,6 +309,10 @@ class Bridge:
     async def stop(self) -> None:
         await cancel_and_wait([self._ping_task, *self._background])
         await self.jobs.stop()
+        try:
+            await self.catchup.flush()
+        except Exception as e:
+            log.warning("Could not store the rooms' recent activity: %s", e)
         for account_id, connector in self.connectors.items():
             try:
                 await connector.stop()
@@ -327,6 +348,7 @@ class Bridge:
     # ------------------------------------------------------------------ queue
 
     def _submit_all(self, items: list[QueueItem]) -> None:
+        self.catchup.recorded(items)
         for item in items:
             self.dispatcher.submit(item)
 
@@ -335,6 +357,12 @@ class Bridge:
 
     async def _announce(self, dead: dbm.DeadLetter) -> None:
         await deadletters.announce(self.notices, self.portals.channel_title, dead)
+
+    async def _deadline(self, room_id: str) -> float | None:
+        """The delivery deadline of the channel account of ``room_id`` (None: no portal)."""
+        portal = await dbm.Portal.get_by_room(room_id)
+        connector = self.connectors.get(portal.account) if portal is not None else None
+        return connector.capabilities.delivery_deadline if connector is not None else None
 
     def _is_echo(self, evt: dict[str, Any]) -> bool:
         return self.router.is_echo(evt)
@@ -347,6 +375,7 @@ async def _housekeeping() -> None:
     cutoff = int(time.time() * 1000) - DEDUP_RETENTION_MS
     await dbm.RemoteDedup.prune(cutoff)
     await dbm.ASTransaction.prune(cutoff)
+    await dbm.QueueItem.prune_seen(cutoff)
 
 
 def _db_args(config: Config) -> dict[str, Any]:

@@ -31,6 +31,13 @@ async def announce(notices: Notices, title: Callable[[str], str], dead: DeadLett
     retry = f"Kept as dead letter {dead.id}; an admin can retry it with `deadletters retry "
     retry += f"{dead.id}`."
     txn = txn_id("dead-letter", str(dead.id), str(dead.failed_at))
+    if dead.kind == "catchup" and dead.room_id:
+        reason = (
+            "the bridge could not read this room back after the homeserver's outage, so a "
+            f"message sent during it may not have reached the customer ({dead.error}). {retry}"
+        )
+        await notices.failure(dead.room_id, None, reason, txn=txn)
+        return
     if dead.kind == "matrix":
         event_id = dead.payload.get("event_id")
         if not dead.room_id:

@@ -98,6 +98,25 @@ class Dispatcher:
     def submit(self, item: QueueItem) -> None:
         self._add(item.id, item.queue_key, item, item.created_at)
 
+    def submit_next(self, items: list[QueueItem]) -> None:
+        """Queue ``items`` (of one key) right after the item of their key running now: the
+        events a catch-up found take its place, ahead of what was queued after it."""
+        if not items:
+            return
+        queue = self._queues.get(items[0].queue_key)
+        if queue is None or self._stopping:
+            for item in items:
+                self.submit(item)
+            return
+        place = 1
+        for item in items:
+            if item.id in self._known:
+                continue
+            self._known[item.id] = item.created_at
+            heapq.heappush(self._ages, (item.created_at, item.id))
+            queue.insert(place, item)
+            place += 1
+
     def _add(self, item_id: int, key: str, entry: QueueItem | int, created_at: int) -> None:
         if self._stopping or item_id in self._known:
             return
@@ -190,7 +209,7 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.buried(item.queue_key, item.kind)
         log.error("Giving up queue item %d (%s): %s", item.id, pii(item.queue_key), pii(error))
-        room_id = item.payload.get("room_id") if item.kind == "matrix" else None
+        room_id = item.payload.get("room_id") if item.kind in ("matrix", "catchup") else None
         dead = await _until_done(
             f"keep queue item {item.id} as a dead letter",
             lambda: DeadLetter.bury(item, error, room_id if isinstance(room_id, str) else None),

@@ -5,7 +5,9 @@ runs in that conversation's one ordering domain (its queue key), one at a time.
   are called;
 * Matrix events (``kind='matrix'``) are routed: staff events of a portal room go out through
   its channel account, past the outbound gates; commands, invitations and the rest;
-* bridge-initiated messages (``kind='outbound'``) go out through the outbound gates.
+* bridge-initiated messages (``kind='outbound'``) go out through the outbound gates;
+* catch-ups (``kind='catchup'``) read the room back for events the homeserver never pushed
+  and queue them in their place (``catchup.py``).
 
 A Matrix event is recorded under its conversation's key when its room is a portal (else under
 its room's ``mx:`` key), so a staff reply and the customer's next message never run at once
@@ -21,6 +23,8 @@ from ..metrics.registry import BridgeMetrics
 from ..seams import Seams
 from ..types import AccountID
 from .appservice import matrix_queue_key
+from .catchup import KIND as CATCH_UP
+from .catchup import CatchUp
 from .dispatcher import Dispatcher, GiveUp
 from .outbound import OutboundHandler
 from .remote import RemoteHandler
@@ -37,6 +41,8 @@ class Pipeline:
         outbound: OutboundHandler,
         seams: Seams,
         metrics: BridgeMetrics | None = None,
+        *,
+        catchup: CatchUp | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.router = router
@@ -44,6 +50,7 @@ class Pipeline:
         self.outbound = outbound
         self.seams = seams
         self.metrics = metrics or BridgeMetrics()
+        self.catchup = catchup
 
     async def process(self, item: QueueItem) -> None:
         if item.kind == "remote":
@@ -62,6 +69,8 @@ class Pipeline:
             await self.router.route(item)
         elif item.kind == "outbound":
             await self.outbound.handle(item)
+        elif item.kind == CATCH_UP and self.catchup is not None:
+            await self.catchup.handle(item)
         else:
             raise GiveUp(f"unknown queue item kind {item.kind!r}")
 

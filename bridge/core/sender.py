@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterable, Awaitable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
@@ -61,6 +61,9 @@ ADMIN_TIMEOUT = 30.0
 """Seconds an admin API request may take."""
 
 
+TIMELINE_FILTER = {"lazy_load_members": True, "include_redundant_members": False}
+
+
 class Refused(Exception):
     """The homeserver gave a final answer (a 4xx other than a rate limit): the same request
     gets the same answer again."""
@@ -87,6 +90,8 @@ class MatrixSender:
         self._unsure: set[str] = set()
         """Transactions whose last sending failed without telling whether it was stored."""
         self._intents: OrderedDict[str, IntentAPI] = OrderedDict()
+        self.on_sent: Callable[[str], None] | None = None
+        """Told the room of every event the bridge sent (the catch-up's room activity)."""
         self.crypto: Encryption | None = None
         """The bot's device, when encryption is allowed: what goes into an encrypted room is
         encrypted here, and encrypted events are decrypted here (``decrypt``)."""
@@ -151,6 +156,8 @@ class MatrixSender:
         self.metrics.reachability.ok()
         if txn is not None:
             self._unsure.discard(txn)
+        if self.on_sent is not None:
+            self.on_sent(room)
         return event_id
 
     async def _find_sent(self, intent: IntentAPI, room_id: RoomID, txn: str) -> EventID | None:
@@ -200,6 +207,21 @@ class MatrixSender:
             state if isinstance(state, list) else [],
             end if isinstance(end, str) and chunk else None,
         )
+
+    async def timeline(
+        self, room_id: str, start: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the room's timeline as the homeserver stored it, newest first
+        (``/messages`` backwards from ``start``, None: the newest event), as the bot, without
+        member state; and the token of the next older page (None: the beginning)."""
+        path = Path.v3.rooms[RoomID(room_id)].messages
+        query = {"dir": "b", "limit": str(limit), "filter": json.dumps(TIMELINE_FILTER)}
+        if start is not None:
+            query["from"] = start
+        answer = await self._reach(self.bot.api.request(Method.GET, path, query_params=query))
+        chunk, end = answer.get("chunk"), answer.get("end")
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        return events, end if isinstance(end, str) and events else None
 
     async def _readable(self, evt: Any) -> Any:
         """A timeline event decrypted when the bridge holds its key (its own messages and

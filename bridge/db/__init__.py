@@ -23,6 +23,7 @@ from .queue import QueueItem
 from .reaction import Reaction
 from .remote_dedup import RemoteDedup
 from .spool import Spool
+from .timeline import RoomTimeline
 from .upgrade import upgrade_table
 
 ROW_CLASSES = (
@@ -50,6 +51,7 @@ ROW_CLASSES = (
     Reaction,
     Recipient,
     RemoteDedup,
+    RoomTimeline,
     Spool,
     Suppression,
     WaitingEvent,
@@ -68,5 +70,5 @@ __all__ = [
     "InboxAgent", "InboxCanned", "InboxConversation", "InboxPause", "InboxResponse",
     "InboxTeam", "Message", "Portal", "QueueItem", "Reaction", "RemoteDedup", "Spool",
     "AuditEntry", "PrivacyJob", "Suppression", "upgrade_table", "init", "Database",
-    "BridgePostgres", "WaitingEvent",
+    "BridgePostgres", "WaitingEvent", "RoomTimeline",
 ]  # fmt: skip

@@ -21,15 +21,31 @@ _INSERT = (
 )
 _RECORD_TRANSACTION_PG = (
     # One statement (one round trip, atomic by itself): the events are inserted, in their
-    # order, only if the transaction was.
+    # order, only if the transaction was, and each event only if its id was never recorded
+    # (pushed before in another transaction, or read back from the room by a catch-up).
     "WITH txn AS ("
     " INSERT INTO as_txn (txn_id, body_hash, received_at) VALUES ($1, $2, $3)"
     " ON CONFLICT (txn_id, body_hash) DO NOTHING RETURNING 1"
-    ") INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
-    " SELECT e.queue_key, e.kind, e.payload, $3, 0"
-    " FROM txn, unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY"
-    " AS e(queue_key, kind, payload, n)"
-    " ORDER BY e.n RETURNING id"
+    "), e AS ("
+    " SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY"
+    " AS e(queue_key, kind, payload, event_id, n)"
+    "), seen AS ("
+    " INSERT INTO matrix_seen (event_id, seen_at)"
+    " SELECT e.event_id, $3 FROM txn, e WHERE e.event_id IS NOT NULL"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    "), kept AS ("
+    " SELECT e.* FROM txn, e"
+    " WHERE e.event_id IS NULL OR e.event_id IN (SELECT event_id FROM seen)"
+    "), ins AS ("
+    " INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
+    " SELECT queue_key, kind, payload, $3, 0 FROM kept ORDER BY n RETURNING id"
+    ") SELECT (SELECT count(*) FROM txn) AS recorded,"
+    " (SELECT array_agg(id ORDER BY id) FROM ins) AS ids,"
+    " (SELECT array_agg(n ORDER BY n) FROM kept) AS ns"
+)
+_SEEN = (
+    "INSERT INTO matrix_seen (event_id, seen_at) VALUES ($1, $2) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 _RECORD_REMOTE_PG = (
     # One statement, so one round trip and atomic by itself: the item is inserted only if
@@ -40,6 +56,12 @@ _RECORD_REMOTE_PG = (
     ") INSERT INTO queue (queue_key, kind, payload, created_at, attempts)"
     " SELECT $4, $6, $5, $3, 0 FROM seen RETURNING id"
 )
+
+
+_ORDER = "COALESCE(position, id), id"
+"""The order of queue items: by id, except that the events a catch-up found stand where the
+catch-up item stood (``position``)."""
+MAX_EVENT_ID = 255
 
 
 def now_ms() -> int:
@@ -71,14 +93,15 @@ class QueueItem:
 
     @classmethod
     async def pending(cls) -> list[QueueItem]:
-        rows = await cls.db.fetch(f"SELECT {_COLUMNS} FROM queue ORDER BY id")
+        rows = await cls.db.fetch(f"SELECT {_COLUMNS} FROM queue ORDER BY {_ORDER}")
         return [cls._from_row(r) for r in rows]
 
     @classmethod
     async def pending_keys(cls) -> list[tuple[int, str, int]]:
         """``(id, queue_key, created_at)`` of every item, in id order: a backlog is resumed
         without its payloads in memory at once (``get`` loads each when its turn comes)."""
-        rows = await cls.db.fetch("SELECT id, queue_key, created_at FROM queue ORDER BY id")
+        q = f"SELECT id, queue_key, created_at FROM queue ORDER BY {_ORDER}"
+        rows = await cls.db.fetch(q)
         return [(int(r["id"]), str(r["queue_key"]), int(r["created_at"])) for r in rows]
 
     @classmethod
@@ -88,7 +111,7 @@ class QueueItem:
 
     @classmethod
     async def pending_for(cls, queue_key: str, after_id: int = 0) -> list[QueueItem]:
-        q = f"SELECT {_COLUMNS} FROM queue WHERE queue_key=$1 AND id>$2 ORDER BY id"
+        q = f"SELECT {_COLUMNS} FROM queue WHERE queue_key=$1 AND id>$2 ORDER BY {_ORDER}"
         return [cls._from_row(r) for r in await cls.db.fetch(q, queue_key, after_id)]
 
     @classmethod
@@ -103,24 +126,24 @@ class QueueItem:
         stores nothing) when the same transaction (same id, same events) was recorded before.
         """
         ts = now_ms()
-        items = list(items)
+        items = _first_of_each_event(items)
         body_hash = hashlib.sha256(
             json.dumps([p for _, _, p in items], sort_keys=True).encode()
         ).hexdigest()
         recorded: list[QueueItem] = []
         if items and cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
             keys, kinds, payloads = ([it[i] for it in items] for i in range(3))
-            rows = await cls.db.fetch(
+            row = await cls.db.fetchrow(
                 _RECORD_TRANSACTION_PG, txn_id, body_hash, ts, keys, kinds,
-                [json.dumps(p) for p in payloads],
+                [json.dumps(p) for p in payloads], [event_id_of(it[2]) for it in items],
             )  # fmt: skip
-            if not rows:
+            if row is None or not row["recorded"]:
                 return None
             # Ids come from the sequence in the order the rows were inserted: the items' order.
-            ids = sorted(row["id"] for row in rows)
+            ids, kept = row["ids"] or [], row["ns"] or []
             return [
-                cls(item_id, key, kind, payload, ts, 0)
-                for item_id, (key, kind, payload) in zip(ids, items, strict=True)
+                cls(item_id, items[n - 1][0], items[n - 1][1], items[n - 1][2], ts, 0)
+                for item_id, n in zip(sorted(ids), kept, strict=True)
             ]
         conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():
@@ -134,9 +157,63 @@ class QueueItem:
             if inserted is None:
                 return None
             for key, kind, payload in items:
+                event_id = event_id_of(payload)
+                if event_id is not None and await conn.fetchval(_SEEN, event_id, ts) is None:
+                    continue  # recorded before: pushed already, or read back by a catch-up
                 item_id = await conn.fetchval(_INSERT, key, kind, json.dumps(payload), ts)
                 recorded.append(cls(item_id, key, kind, payload, ts, 0))
         return recorded
+
+    @classmethod
+    async def insert_found(
+        cls,
+        conn: Connection,
+        barrier: QueueItem,
+        events: Iterable[tuple[dict[str, Any], int]],
+        told: Iterable[str],
+        seen_at: int,
+    ) -> list[QueueItem]:
+        """Within ``conn``'s transaction: queue the ``(event, accepted at)`` a catch-up found,
+        in their order, at the place of ``barrier`` in its conversation (ahead of everything
+        queued after it, also after a restart), skipping events recorded before; record the
+        ids of ``told`` (events found too late, not queued) as seen."""
+        for told_id in told:
+            await conn.execute(_SEEN, told_id, seen_at)
+        found: list[QueueItem] = []
+        for payload, created_at in events:
+            event_id = event_id_of(payload)
+            if event_id is None or await conn.fetchval(_SEEN, event_id, seen_at) is None:
+                continue
+            item_id = await conn.fetchval(
+                "INSERT INTO queue (queue_key, kind, payload, created_at, attempts, position) "
+                "VALUES ($1, 'matrix', $2, $3, 0, $4) RETURNING id",
+                barrier.queue_key, json.dumps(payload), created_at, barrier.id,
+            )  # fmt: skip
+            found.append(cls(item_id, barrier.queue_key, "matrix", payload, created_at, 0))
+        await conn.execute("DELETE FROM queue WHERE id=$1", barrier.id)
+        return found
+
+    @classmethod
+    async def payloads(cls, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the queued items of ``kind``."""
+        rows = await cls.db.fetch("SELECT payload FROM queue WHERE kind=$1", kind)
+        return [json.loads(r["payload"]) for r in rows]
+
+    @classmethod
+    async def seen(cls, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` the bridge recorded before."""
+        if not event_ids:
+            return set()
+        if cls.db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH):
+            q = "SELECT event_id FROM matrix_seen WHERE event_id = ANY($1::text[])"
+            return {r["event_id"] for r in await cls.db.fetch(q, event_ids)}
+        marks = ",".join(f"${i}" for i in range(1, len(event_ids) + 1))
+        q = f"SELECT event_id FROM matrix_seen WHERE event_id IN ({marks})"
+        return {r["event_id"] for r in await cls.db.fetch(q, *event_ids)}
+
+    @classmethod
+    async def prune_seen(cls, older_than_ms: int) -> None:
+        await cls.db.execute("DELETE FROM matrix_seen WHERE seen_at < $1", older_than_ms)
 
     @classmethod
     async def record_remote(
@@ -200,3 +277,26 @@ class QueueItem:
         async with self.db.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM queue WHERE id=$1", self.id)
             await Spool.delete(*keys, conn=conn)
+
+
+def event_id_of(payload: dict[str, Any]) -> str | None:
+    """The id of the room event ``payload`` is (None: an ephemeral or to-device one)."""
+    event_id = payload.get("event_id")
+    if isinstance(event_id, str) and event_id and len(event_id.encode()) <= MAX_EVENT_ID:
+        return event_id
+    return None
+
+
+def _first_of_each_event(
+    items: Iterable[tuple[str, str, dict[str, Any]]],
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``items`` without the repeats of an event id within them."""
+    kept, ids = [], set()
+    for item in items:
+        event_id = event_id_of(item[2])
+        if event_id is not None:
+            if event_id in ids:
+                continue
+            ids.add(event_id)
+        kept.append(item)
+    return kept

@@ -102,6 +102,19 @@ class BridgeMetrics:
             "Recipients of each list's latest broadcast by status (sent, failed, skipped, "
             "pending)", ["list", "status"], registry=r,
         )  # fmt: skip
+        self.catch_up_rooms = Counter(
+            "bridge_catch_up_rooms", "Rooms queued to be read back, by trigger (outage, "
+            "restart, start, periodic)", ["trigger"], registry=r,
+        )  # fmt: skip
+        self.catch_up_events = Counter(
+            "bridge_catch_up_events", "Events the homeserver never pushed, found by reading "
+            "rooms back: queued, or late (past the delivery deadline; the room was told)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        for trigger in ("outage", "restart", "start", "periodic"):
+            self.catch_up_rooms.labels(trigger)
+        for outcome in ("queued", "late"):
+            self.catch_up_events.labels(outcome)
         self.live = LiveCollector(self)
         r.register(self.live)
 
@@ -135,6 +148,13 @@ class BridgeMetrics:
         account, direction = account_of(queue_key), direction_of(kind)
         self.failed(account, direction, "dead_letter")
         self.dead_letters.labels(account, direction).inc()
+
+    def catch_up_planned(self, trigger: str, rooms: int) -> None:
+        self.catch_up_rooms.labels(trigger).inc(rooms)
+
+    def caught_up(self, queued: int, late: int) -> None:
+        self.catch_up_events.labels("queued").inc(queued)
+        self.catch_up_events.labels("late").inc(late)
 
     # ------------------------------------------------------------------ features
 

@@ -14,8 +14,13 @@ from tests.db.support import Databases
 MIB = 1024 * 1024
 
 
-def _events(n: int, room: str = "!r:example.com") -> list[tuple[str, str, dict[str, object]]]:
-    return [(f"mx:{room}", "matrix", {"event_id": f"$e{i}", "room_id": room}) for i in range(n)]
+def _events(
+    n: int, room: str = "!r:example.com", first: int = 0
+) -> list[tuple[str, str, dict[str, object]]]:
+    return [
+        (f"mx:{room}", "matrix", {"event_id": f"$e{i}{room}", "room_id": room})
+        for i in range(first, first + n)
+    ]
 
 
 async def _stored() -> list[tuple[int, str, str, dict[str, object]]]:
@@ -27,13 +32,13 @@ async def test_record_transaction_returns_items_with_increasing_ids(database: Da
     assert items is not None and len(items) == 5
     ids = [i.id for i in items]
     assert ids == sorted(ids) and len(set(ids)) == 5
-    assert [i.payload["event_id"] for i in items] == [f"$e{n}" for n in range(5)]
+    assert [i.payload["event_id"] for i in items] == [f"$e{n}!r:example.com" for n in range(5)]
     assert all(i.kind == "matrix" and i.attempts == 0 for i in items)
     assert await _stored() == [(i.id, i.queue_key, i.kind, i.payload) for i in items]
     assert await ASTransaction.seen("txn1")
     assert not await ASTransaction.seen("txn2")
 
-    later = await QueueItem.record_transaction("txn2", _events(2))
+    later = await QueueItem.record_transaction("txn2", _events(2, first=5))
     assert later is not None and min(i.id for i in later) > max(ids)
 
 
@@ -98,7 +103,7 @@ async def test_record_transaction_survives_a_restart(databases: Databases) -> No
     await databases.open()
     assert await QueueItem.record_transaction("txn1", _events(3)) is None
     assert await _stored() == [(i.id, i.queue_key, i.kind, i.payload) for i in items]
-    more = await QueueItem.record_transaction("txn2", _events(1))
+    more = await QueueItem.record_transaction("txn2", _events(1, first=3))
     assert more is not None and more[0].id > max(i.id for i in items)
 
 

@@ -13,9 +13,12 @@ from tests.infra.postgres import PostgresServer
 
 BRIDGE_TABLES = {
     "channel_account", "portal", "ghost", "message", "reaction", "as_txn", "queue",
-    "remote_dedup",
+    "remote_dedup", "matrix_seen", "room_timeline",
 }  # fmt: skip
-BRIDGE_INDEXES = {"message_event_idx", "reaction_event_idx", "queue_key_idx"}
+BRIDGE_INDEXES = {
+    "message_event_idx", "reaction_event_idx", "queue_key_idx", "matrix_seen_at_idx",
+    "room_timeline_active_idx",
+}  # fmt: skip
 
 
 async def columns(db: Database) -> dict[str, list[str]]:
@@ -62,7 +65,7 @@ async def test_migration_creates_the_same_tables_on_both(
         for table in sqlite_cols:
             assert sqlite_cols[table] == pg_cols[table], table
         assert sqlite_cols["queue"] == [
-            "id", "queue_key", "kind", "payload", "created_at", "attempts",
+            "id", "queue_key", "kind", "payload", "created_at", "attempts", "position",
         ]  # fmt: skip
         sqlite_idx = await indexes(sqlite._open[0])
         pg_idx = await indexes(pg._open[0])

@@ -21,4 +21,5 @@ from . import (  # noqa: E402,F401
     v14_consent_lookups,
     v15_privacy,
     v16_crypto_waiting,
+    v17_catch_up,
 )
