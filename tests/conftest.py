@@ -123,6 +123,7 @@ async def build_stack(
     features: dict[str, Any] | None = None,
     encryption: dict[str, Any] | None = None,
     permissions: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything (simulators, Dovecot, SMTP capture, Synapse, the bridge) in
     ``workdir`` and stop it all afterwards. The bridge's database is SQLite in ``workdir``
@@ -135,7 +136,8 @@ async def build_stack(
     ``features`` is the config's ``features`` section; ``encryption`` the bridge's
     ``encryption`` section, and with it Synapse encrypts every new room and pushes to-device
     messages and device lists to the bridge (``E2EE_SETTINGS``); ``permissions`` are merged
-    over the default ones (the homeserver's users staff of every account)."""
+    over the default ones (the homeserver's users staff of every account); ``sections``
+    replace the bridge config's top-level sections of their names."""
     secret = secrets.token_hex(16)
     peer = WebhookPeer(secret)
     await peer.start()
@@ -211,6 +213,7 @@ async def build_stack(
         encryption=encryption,
         permissions=permissions,
         metrics=metrics,
+        sections=sections,
     )
     # ``bridge -g`` in this process: a subprocess would import every connector again (seconds
     # of CPU per stack); the command line itself is tested in tests/test_cli.py.

@@ -216,11 +216,26 @@ class CatchUp:
             if timeline is not None and timeline.checked_at is not None:
                 floor = max(floor, timeline.checked_at)
             events = await self._read_back(room_id, floor - SLACK_MS)
-        new = await self._unrecorded(events)
+        people = self._people(events)
+        seen = await QueueItem.seen([str(e["event_id"]) for e in people])
+        new = [e for e in people if e["event_id"] not in seen]
         send, late = await self._split_late(room_id, new)
+        # Each found event goes right after the event it followed in the room when that one is
+        # still queued (pushed after the outage, waiting behind this item), else here.
+        queued = {
+            event_id_of(i.payload): i
+            for i in await QueueItem.pending_for(item.queue_key, item.id)
+            if i.kind == "matrix"
+        }
+        sending = {id(e) for e in send}
+        anchor, found = item, []
+        for evt in people:
+            if evt["event_id"] in queued:
+                anchor = queued[evt["event_id"]]
+            elif id(evt) in sending:
+                found.append((evt, _accepted_at(evt, self._now()), anchor))
         for evt in late:
             await self._tell_late(room_id, evt)
-        found = [(evt, _accepted_at(evt, self._now())) for evt in send]
         told = [str(evt["event_id"]) for evt in late]
         items = await RoomTimeline.caught_up(item, room_id, found, told, planned_at)
         self._queued.discard(room_id)
@@ -231,7 +246,12 @@ class CatchUp:
                 "Catch-up of %s found %d event(s) the homeserver never pushed (%d too late)",
                 pii(room_id), len(new), len(late),
             )  # fmt: skip
-        self.dispatcher.submit_next(items)
+        after = {evt["event_id"]: anchor.id for evt, _, anchor in found}
+        groups: dict[int, list[QueueItem]] = {}
+        for queued_item in items:
+            groups.setdefault(after[queued_item.payload["event_id"]], []).append(queued_item)
+        for anchor_id, group in groups.items():
+            self.dispatcher.submit_after(anchor_id, group)
 
     async def _homeserver_up(self) -> None:
         """Return once the homeserver answers; while it is down one probe a second serves
@@ -270,19 +290,17 @@ class CatchUp:
         )  # fmt: skip
         return events[::-1]
 
-    async def _unrecorded(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The events of people (not the bridge's users) that were never recorded, cleaned
-        as pushed ones are."""
-        candidates = []
+    def _people(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events of people (not the bridge's users), cleaned as pushed ones are."""
+        people = []
         for evt in events:
             sender = evt.get("sender")
             if not isinstance(sender, str) or self.is_own(sender) or event_id_of(evt) is None:
                 continue
             cleaned = clean_event(evt)
             if cleaned is not None:
-                candidates.append(cleaned)
-        seen = await QueueItem.seen([str(e["event_id"]) for e in candidates])
-        return [e for e in candidates if e["event_id"] not in seen]
+                people.append(cleaned)
+        return people
 
     async def _split_late(
         self, room_id: str, events: list[dict[str, Any]]

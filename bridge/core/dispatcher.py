@@ -98,17 +98,21 @@ class Dispatcher:
     def submit(self, item: QueueItem) -> None:
         self._add(item.id, item.queue_key, item, item.created_at)
 
-    def submit_next(self, items: list[QueueItem]) -> None:
-        """Queue ``items`` (of one key) right after the item of their key running now: the
-        events a catch-up found take its place, ahead of what was queued after it."""
+    def submit_after(self, anchor: int, items: list[QueueItem]) -> None:
+        """Queue ``items`` (of one key) right after the queued item ``anchor`` of their key
+        (the running one, or one behind it): the events a catch-up found take the place they
+        have in the room, ahead of what was queued after it."""
         if not items:
             return
         queue = self._queues.get(items[0].queue_key)
-        if queue is None or self._stopping:
+        place = None
+        if queue is not None and not self._stopping:
+            ids = [e.id if isinstance(e, QueueItem) else e for e in queue]
+            place = ids.index(anchor) + 1 if anchor in ids else None
+        if queue is None or place is None:
             for item in items:
                 self.submit(item)
             return
-        place = 1
         for item in items:
             if item.id in self._known:
                 continue

@@ -14,7 +14,7 @@ from .spool import Spool, spool_keys
 
 Record = Any
 
-_COLUMNS = "id, queue_key, kind, payload, created_at, attempts"
+_COLUMNS = "id, queue_key, kind, payload, created_at, attempts, position"
 _INSERT = (
     "INSERT INTO queue (queue_key, kind, payload, created_at, attempts) "
     "VALUES ($1, $2, $3, $4, 0) RETURNING id"
@@ -84,6 +84,13 @@ class QueueItem:
     payload: dict[str, Any]
     created_at: int
     attempts: int
+    position: int | None = None
+    """Where the item stands in its key's order when that is not its id (an event a catch-up
+    found stands after the item it followed in the room)."""
+
+    @property
+    def place(self) -> int:
+        return self.id if self.position is None else self.position
 
     @classmethod
     def _from_row(cls, row: Record) -> QueueItem:
@@ -169,27 +176,30 @@ class QueueItem:
         cls,
         conn: Connection,
         barrier: QueueItem,
-        events: Iterable[tuple[dict[str, Any], int]],
+        events: Iterable[tuple[dict[str, Any], int, QueueItem]],
         told: Iterable[str],
         seen_at: int,
     ) -> list[QueueItem]:
-        """Within ``conn``'s transaction: queue the ``(event, accepted at)`` a catch-up found,
-        in their order, at the place of ``barrier`` in its conversation (ahead of everything
-        queued after it, also after a restart), skipping events recorded before; record the
-        ids of ``told`` (events found too late, not queued) as seen."""
+        """Within ``conn``'s transaction: queue the ``(event, accepted at, after)`` a catch-up
+        found, in their order, each right after the item ``after`` (the catch-up item
+        ``barrier``, or an event it followed in the room that is still queued), ahead of what
+        was queued after that (also after a restart); skip events recorded before; record the
+        ids of ``told`` (events found too late, not queued) as seen; delete ``barrier``."""
         for told_id in told:
             await conn.execute(_SEEN, told_id, seen_at)
         found: list[QueueItem] = []
-        for payload, created_at in events:
+        for payload, created_at, after in events:
             event_id = event_id_of(payload)
             if event_id is None or await conn.fetchval(_SEEN, event_id, seen_at) is None:
                 continue
             item_id = await conn.fetchval(
                 "INSERT INTO queue (queue_key, kind, payload, created_at, attempts, position) "
                 "VALUES ($1, 'matrix', $2, $3, 0, $4) RETURNING id",
-                barrier.queue_key, json.dumps(payload), created_at, barrier.id,
+                barrier.queue_key, json.dumps(payload), created_at, after.place,
             )  # fmt: skip
-            found.append(cls(item_id, barrier.queue_key, "matrix", payload, created_at, 0))
+            found.append(
+                cls(item_id, barrier.queue_key, "matrix", payload, created_at, 0, after.place)
+            )
         await conn.execute("DELETE FROM queue WHERE id=$1", barrier.id)
         return found
 

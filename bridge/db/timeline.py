@@ -71,12 +71,12 @@ class RoomTimeline:
         cls,
         barrier: QueueItem,
         room_id: str,
-        found: list[tuple[dict[str, Any], int]],
+        found: list[tuple[dict[str, Any], int, QueueItem]],
         told: list[str],
         checked_at: int,
     ) -> list[QueueItem]:
-        """In one transaction: queue what a catch-up found at the place of its ``barrier``
-        (which is done then), record ``told`` as seen, and remember that the room is checked
+        """In one transaction: queue what a catch-up found (``QueueItem.insert_found``; its
+        ``barrier`` is done then), record ``told`` as seen, and remember that the room is checked
         up to ``checked_at``."""
         conn: Connection
         async with cls.db.acquire() as conn, conn.transaction():

@@ -54,7 +54,7 @@ async def test_found_events_take_the_place_of_the_catch_up_item(databases: Datab
     barrier = await QueueItem.enqueue(KEY, "catchup", {"room_id": ROOM})
     pushed = await QueueItem.record_transaction("2", [_event("$after"), _event("$found2")])
     assert pushed is not None
-    found = [({"event_id": f"$found{n}", "room_id": ROOM}, 1000 + n) for n in (1, 2, 3)]
+    found = [({"event_id": f"$found{n}", "room_id": ROOM}, 1000 + n, barrier) for n in (1, 2, 3)]
     items = await RoomTimeline.caught_up(barrier, ROOM, found, ["$late"], checked_at=5000)
     # $found2 was pushed meanwhile: it stays where the push put it, and is not queued twice.
     assert [i.payload["event_id"] for i in items] == ["$found1", "$found3"]
@@ -100,3 +100,20 @@ async def test_recorded_event_ids_are_pruned_by_age(database: Database) -> None:
     await QueueItem.record_transaction("2", [_event("$new")])
     await QueueItem.prune_seen(older_than_ms=1000)
     assert await QueueItem.seen(["$old", "$new"]) == {"$new"}
+
+
+async def test_a_found_event_can_stand_after_a_pushed_one(databases: Databases) -> None:
+    db = await databases.open()
+    barrier = await QueueItem.enqueue(KEY, "catchup", {"room_id": ROOM})
+    pushed = await QueueItem.record_transaction("1", [_event("$p1"), _event("$p2")])
+    assert pushed is not None
+    found = [
+        ({"event_id": "$f0", "room_id": ROOM}, 1, barrier),
+        ({"event_id": "$f1", "room_id": ROOM}, 2, pushed[0]),
+    ]
+    items = await RoomTimeline.caught_up(barrier, ROOM, found, [], checked_at=5)
+    assert [i.place for i in items] == [barrier.id, pushed[0].id]
+    assert await _order() == ["$f0", "$p1", "$f1", "$p2"]
+    await databases.close(db)
+    await databases.open()
+    assert await _order() == ["$f0", "$p1", "$f1", "$p2"]

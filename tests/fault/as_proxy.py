@@ -37,6 +37,11 @@ class AppServiceProxy:
         self.unreachable = False
         """Answer transaction pushes 502, as for a bridge that is down, until the bridge
         answers a ping (it is up again then) or this is set back."""
+        self.swallow = False
+        """Answer transaction pushes 200 without passing them on, as if the homeserver lost
+        their events before pushing them (it does so when killed at the wrong moment)."""
+        self.swallowed: list[dict[str, Any]] = []
+        """The events of the transactions swallowed."""
         self.pushes: list[Push] = []
         self.pings: list[float] = []
         self.recorded: list[tuple[str, bytes, dict[str, str]]] = []
@@ -96,6 +101,9 @@ class AppServiceProxy:
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         path = request.path
+        if self.swallow and path.startswith("/_matrix/app/v1/transactions/"):
+            self.swallowed += json.loads(body).get("events", [])
+            return web.json_response({})
         if self.unreachable and path.startswith("/_matrix/app/v1/transactions/"):
             self.pushes.append(Push(time.monotonic(), path.rsplit("/", 1)[1], 502))
             return web.json_response({"errcode": "M_UNKNOWN"}, status=502)

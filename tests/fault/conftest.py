@@ -38,8 +38,11 @@ VK_TOKEN = "vk1.a.fault-community-token"
 VK_GROUP = 219_000_002
 VK_SECRET = "faultsecret"
 WELCOME = "Welcome! Thank you for writing to ACME."
-MAX_SECRET = "fault-max-webhook-secret-0123456789abcdef"
 """The automatic reply to a new conversation of the webhook account."""
+MAX_SECRET = "fault-max-webhook-secret-0123456789abcdef"
+CATCH_UP_INTERVAL = 10
+"""Seconds between the bridge's periodic catch-ups (the least it takes): a lost event no
+restart revealed is found within this (``test_catch_up.py``)."""
 
 
 @dataclass
@@ -102,6 +105,7 @@ async def fault_stack(
             telegram_hook=telegram_hook, whatsapp=whatsapp, channel_options=options,
             bridge_port=bridge_port, appservice_address=proxy.url,
             features={"welcome": {"hooks": WELCOME}},
+            sections={"catch_up": {"interval": CATCH_UP_INTERVAL}},
         ) as stack:  # fmt: skip
             stack.simulators["vk"] = vk
             stack.simulators["max"] = max_sim

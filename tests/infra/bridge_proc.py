@@ -38,12 +38,14 @@ def write_bridge_config(
     encryption: dict[str, Any] | None = None,
     permissions: dict[str, Any] | None = None,
     metrics: str | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a bridge config (tokens 'generate': run ``-g`` next) from the example config.
     ``address`` is where the homeserver reaches the bridge (default: its own listener);
     ``encryption`` is merged over the ``encryption`` section, ``permissions`` over the
     default permissions (the homeserver's domain staff, ``admins`` admin); ``metrics`` is
-    ``metrics.listen`` (host:port)."""
+    ``metrics.listen`` (host:port); ``sections`` replace the config's top-level sections of
+    their names."""
     yaml = YAML()
     data = yaml.load((REPO / "example-config.yaml").read_text())
     port = port or free_port()
@@ -87,6 +89,7 @@ def write_bridge_config(
         data["features"] = features
     for key, value in (encryption or {}).items():
         data["encryption"][key] = value
+    data.update(sections or {})
     data["logging"]["root"]["level"] = "DEBUG" if os.environ.get("BRIDGE_TEST_DEBUG") else "INFO"
     with path.open("w") as f:
         yaml.dump(data, f)
