@@ -10,6 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 from yarl import URL
 
+from bridge.catchup_config import CatchUpConfig
 from bridge.config import ConfigError, ListenerConfig, ListenerLimits, load, parse
 from bridge.connectors.telegram import TelegramConfig, TelegramConnector
 from bridge.connectors.webhook import WebhookConfig, WebhookConnector
@@ -92,6 +93,11 @@ def test_example_config_loads(config_path: Path) -> None:
     assert channel.options.secret == "change-me-to-a-long-random-string"
     assert channel.options.outbound_url == "http://127.0.0.1:8090/inbox"
     assert config.logging["root"]["level"] == "INFO"
+    # The documented catch-up values are the defaults; a config without the section has them.
+    assert config.catch_up == CatchUpConfig()
+    assert parse(example(_delete("catch_up"))).catch_up == CatchUpConfig()
+    tuned = parse(example(_set("catch_up", {"active_window": 3600, "concurrency": 2})))
+    assert (tuned.catch_up.active_window, tuned.catch_up.concurrency) == (3600.0, 2)
 
 
 def test_example_config_without_tokens_is_refused(tmp_path: Path) -> None:
@@ -229,6 +235,14 @@ BAD_VALUES: list[tuple[str, str, Any, str | None]] = [
     ("encryption level unknown", "encryption/verification_levels/share", "trusted", None),
     ("encryption level a number", "encryption/verification_levels/send", 1, None),
     ("encryption pickle_key empty", "encryption/pickle_key", "", None),
+    ("catch_up a list", "catch_up", [1], None),
+    ("catch_up window beyond the dedup retention", "catch_up/active_window", 31 * 86400, None),
+    ("catch_up window a string", "catch_up/active_window", "1d", None),
+    ("catch_up interval too short", "catch_up/interval", 1, None),
+    ("catch_up page_size zero", "catch_up/page_size", 0, None),
+    ("catch_up max_pages a fraction", "catch_up/max_pages", 1.5, None),
+    ("catch_up concurrency a boolean", "catch_up/concurrency", True, None),
+    ("catch_up unknown option", "catch_up/window", 60, None),
 ]
 
 

@@ -91,7 +91,9 @@ class CatchUp:
         """Rooms seen or sent to since the last flush: when, the last event recorded, its ts."""
         self._queued: set[str] = set()
         """Rooms with a catch-up item in the queue."""
-        self._planning: asyncio.Task[int] | None = None
+        self._planning: asyncio.Task[None] | None = None
+        self._since = 0
+        """When the bridge began recording event ids: events before are not looked at."""
         self._last_txn: int | None = None
         self._reads = asyncio.Semaphore(config.concurrency)
         self._probe = asyncio.Lock()
@@ -137,6 +139,7 @@ class CatchUp:
     async def start(self) -> None:
         """Before the listener accepts transactions: one catch-up of every active room
         (the homeserver may have lost events while the bridge was away)."""
+        self._since = await RoomTimeline.recording_since()
         for payload in await QueueItem.payloads(KIND):
             room_id = payload.get("room_id")
             if isinstance(room_id, str):
@@ -154,8 +157,14 @@ class CatchUp:
         if self._planning is not None and not self._planning.done():
             return
         self._planning = asyncio.create_task(
-            self.plan(reason, unchecked=unchecked), name="catch-up:plan"
+            self._plan_logged(reason, unchecked), name="catch-up:plan"
         )
+
+    async def _plan_logged(self, reason: str, unchecked: bool) -> None:
+        try:
+            await self.plan(reason, unchecked=unchecked)
+        except Exception:
+            log.exception("Could not queue the catch-ups (%s); the next look will", reason)
 
     async def before_record(self, txn: str) -> None:
         """Before a transaction's events are recorded: a transaction numbered lower than the
@@ -168,10 +177,7 @@ class CatchUp:
             self._last_txn = number
         planning = self._planning
         if planning is not None and not planning.done():
-            try:
-                await asyncio.shield(planning)
-            except Exception:
-                log.exception("Could not queue the catch-ups; the periodic one will look")
+            await asyncio.shield(planning)
 
     async def periodic(self) -> None:
         """The job every ``catch_up.interval``: rooms active since their last read."""
@@ -215,7 +221,7 @@ class CatchUp:
             floor = planned_at - int(self.config.active_window * 1000)
             if timeline is not None and timeline.checked_at is not None:
                 floor = max(floor, timeline.checked_at)
-            events = await self._read_back(room_id, floor - SLACK_MS)
+            events = await self._read_back(room_id, max(floor - SLACK_MS, self._since))
         people = self._people(events)
         seen = await QueueItem.seen([str(e["event_id"]) for e in people])
         new = [e for e in people if e["event_id"] not in seen]

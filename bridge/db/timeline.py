@@ -58,6 +58,11 @@ class RoomTimeline:
         return [cls(**dict(r)) for r in rows]
 
     @classmethod
+    async def recording_since(cls) -> int:
+        """When the bridge began recording event ids (ms): rooms are not read back further."""
+        return int(await cls.db.fetchval("SELECT since FROM catch_up_since") or 0)
+
+    @classmethod
     async def get(cls, room_id: str) -> RoomTimeline | None:
         row = await cls.db.fetchrow(
             "SELECT room_id, active_at, event_id, event_ts, checked_at FROM room_timeline "

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from mautrix.util.async_db import Database
 
 from bridge.catchup_config import CatchUpConfig
 from bridge.core import catchup as catchup_module
@@ -352,3 +353,19 @@ async def test_a_found_event_goes_after_the_pushed_ones_it_followed_in_the_room(
     s.hs.down = False
     await s.idle()
     assert s.handled == ["$lost1", "$pushed2", "$pushed3", "$lost4", "$pushed5"]
+
+
+async def test_events_from_before_the_bridge_recorded_event_ids_are_not_looked_at(
+    setup: Setup, database: Database
+) -> None:
+    # Upgraded from a version without matrix_seen: what it handled has no record, and a
+    # read-back must not take it for lost.
+    s = setup
+    await database.execute("UPDATE catch_up_since SET since=$1", NOW - 50_000)
+    await _active(ROOM)
+    s.hs.post(ROOM, "$before-upgrade", ts=NOW - 100_000)
+    s.hs.post(ROOM, "$lost", ts=NOW - 1_000)
+    await s.catchup.start()  # a catch-up of every active room at start
+    await s.idle()
+    assert s.handled == ["$lost"]
+    assert _planned(s, "start") == 1

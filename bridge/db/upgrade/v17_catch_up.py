@@ -8,9 +8,13 @@
   been read back and checked (``checked_at``).
 * ``queue.position``: where an item stands in its conversation's order when that is not its
   id: events found by a catch-up take the place of the catch-up item, ahead of the events
-  pushed after it (NULL: the id)."""
+  pushed after it (NULL: the id).
+* ``catch_up_since``: when the bridge began recording event ids (this migration): a room is
+  never read back further, as events before were handled without a record of their ids."""
 
 from __future__ import annotations
+
+import time
 
 from mautrix.util.async_db import Connection
 
@@ -37,3 +41,7 @@ async def upgrade_v17(conn: Connection) -> None:
     )
     await conn.execute("CREATE INDEX room_timeline_active_idx ON room_timeline (active_at)")
     await conn.execute("ALTER TABLE queue ADD COLUMN position BIGINT")
+    await conn.execute("CREATE TABLE catch_up_since (since BIGINT NOT NULL)")
+    await conn.execute(
+        "INSERT INTO catch_up_since (since) VALUES ($1)", int(time.time() * 1000)
+    )
