@@ -33,9 +33,7 @@ async def _swallow_one(
     proxy.swallow = True
     try:
         for conv in convs:
-            conv.sent_out[number] = await staff.send_text(
-                conv.room_id, f"{conv.tag} out {number}"
-            )
+            conv.sent_out[number] = await staff.send_text(conv.room_id, f"{conv.tag} out {number}")
         lost = {conv.sent_out[number] for conv in convs}
         await wait_until(
             "the homeserver's push of the staff messages",

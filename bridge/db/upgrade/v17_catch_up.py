@@ -42,6 +42,4 @@ async def upgrade_v17(conn: Connection) -> None:
     await conn.execute("CREATE INDEX room_timeline_active_idx ON room_timeline (active_at)")
     await conn.execute("ALTER TABLE queue ADD COLUMN position BIGINT")
     await conn.execute("CREATE TABLE catch_up_since (since BIGINT NOT NULL)")
-    await conn.execute(
-        "INSERT INTO catch_up_since (since) VALUES ($1)", int(time.time() * 1000)
-    )
+    await conn.execute("INSERT INTO catch_up_since (since) VALUES ($1)", int(time.time() * 1000))
