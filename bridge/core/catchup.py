@@ -153,14 +153,22 @@ class CatchUp:
             self.trigger("outage")
 
     def trigger(self, reason: str, *, unchecked: bool = False) -> None:
-        """Plan the catch-ups for ``reason`` (a key of ``TRIGGERS``) in the background."""
-        if self._planning is not None and not self._planning.done():
+        """Plan the catch-ups for ``reason`` (a key of ``TRIGGERS``) in the background, after
+        a planning under way (a periodic look is covered by any planning under way)."""
+        previous = self._planning
+        if previous is not None and previous.done():
+            previous = None
+        if previous is not None and unchecked:
             return
         self._planning = asyncio.create_task(
-            self._plan_logged(reason, unchecked), name="catch-up:plan"
+            self._plan_after(previous, reason, unchecked), name="catch-up:plan"
         )
 
-    async def _plan_logged(self, reason: str, unchecked: bool) -> None:
+    async def _plan_after(
+        self, previous: asyncio.Task[None] | None, reason: str, unchecked: bool
+    ) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)  # it logs its own failure
         try:
             await self.plan(reason, unchecked=unchecked)
         except Exception:
@@ -169,10 +177,11 @@ class CatchUp:
     async def before_record(self, txn: str) -> None:
         """Before a transaction's events are recorded: a transaction numbered lower than the
         last one means the homeserver restarted (and may have lost events), so the catch-ups
-        are queued first; a planning under way is awaited (its items go first)."""
+        are queued first; a planning under way is awaited (its items go first). The same
+        number again is a transaction resent (its answer was lost), no restart."""
         number = int(txn) if txn.isdigit() and len(txn) < 19 else None
         if number is not None:
-            if self._last_txn is not None and number <= self._last_txn:
+            if self._last_txn is not None and number < self._last_txn:
                 self.trigger("restart")
             self._last_txn = number
         planning = self._planning

@@ -369,3 +369,33 @@ async def test_events_from_before_the_bridge_recorded_event_ids_are_not_looked_a
     await s.idle()
     assert s.handled == ["$lost"]
     assert _planned(s, "start") == 1
+
+
+async def test_an_outage_during_a_periodic_look_still_reads_every_active_room(
+    setup: Setup,
+) -> None:
+    s = setup
+    await _active(ROOM, QUIET)
+    await s.catchup.plan("start")
+    await s.idle()
+    s.clock += 60
+    s.catchup.sent(ROOM)
+    s.catchup.trigger("periodic", unchecked=True)  # ROOM only
+    s.catchup.trigger("outage")  # both, once the periodic planning is through
+    s.catchup.trigger("periodic", unchecked=True)  # covered by what is under way
+    await s.catchup.before_record("1")
+    assert _planned(s, "periodic") == 1
+    await s.idle()
+    # The quiet room too: read at the start and after the outage.
+    assert [room for room, _ in s.hs.reads].count(QUIET) == 2
+
+
+async def test_a_transaction_resent_is_no_restart(setup: Setup) -> None:
+    s = setup
+    await _active(ROOM)
+    for txn in ("5", "6", "6", "7"):
+        await s.catchup.before_record(txn)
+    assert _planned(s, "restart") == 0
+    await s.catchup.before_record("3")
+    assert _planned(s, "restart") == 1
+    await s.idle()
