@@ -45,6 +45,9 @@ log = logging.getLogger("bridge.catchup")
 KIND = "catchup"
 SLACK_MS = 60_000
 """Read this much further back than the last read: clocks of servers differ."""
+FIRST_SLACK_MS = 2_000
+"""Read this much further back than the room's first activity (the bridge's clock and the
+homeserver's)."""
 FLUSH_INTERVAL = 2.0
 """Seconds between writes of the rooms' activity (kept in memory meanwhile)."""
 PROBE_INTERVAL = 1.0
@@ -230,7 +233,10 @@ class CatchUp:
             floor = planned_at - int(self.config.active_window * 1000)
             if timeline is not None and timeline.checked_at is not None:
                 floor = max(floor, timeline.checked_at)
-            events = await self._read_back(room_id, max(floor - SLACK_MS, self._since))
+            floor = max(floor - SLACK_MS, self._since)
+            if timeline is not None:
+                floor = max(floor, timeline.first_at - FIRST_SLACK_MS)
+            events = await self._read_back(room_id, floor)
         people = self._people(events)
         seen = await QueueItem.seen([str(e["event_id"]) for e in people])
         new = [e for e in people if e["event_id"] not in seen]

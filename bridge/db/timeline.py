@@ -11,12 +11,17 @@ from mautrix.util.async_db import Connection, Database, Scheme
 
 from .queue import QueueItem
 
+_COLUMNS = "room_id, first_at, active_at, event_id, event_ts, checked_at"
+
 
 @define
 class RoomTimeline:
     db: ClassVar[Database]
 
     room_id: str
+    first_at: int
+    """When the bridge first saw or sent an event in the room (ms): what the room held before
+    was never the bridge's to handle (a room staff made before inviting the bot)."""
     active_at: int
     """When the bridge last saw or sent an event in the room (ms)."""
     event_id: str | None
@@ -36,8 +41,8 @@ class RoomTimeline:
             return
         greatest = "MAX" if cls.db.scheme == Scheme.SQLITE else "GREATEST"
         await cls.db.executemany(
-            "INSERT INTO room_timeline (room_id, active_at, event_id, event_ts) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (room_id) DO UPDATE SET "
+            "INSERT INTO room_timeline (room_id, first_at, active_at, event_id, event_ts) "
+            "VALUES ($1, $2, $2, $3, $4) ON CONFLICT (room_id) DO UPDATE SET "
             f"active_at={greatest}(room_timeline.active_at, excluded.active_at), "
             "event_id=COALESCE(excluded.event_id, room_timeline.event_id), "
             "event_ts=COALESCE(excluded.event_ts, room_timeline.event_ts)",
@@ -48,10 +53,7 @@ class RoomTimeline:
     async def active(cls, since: int, *, unchecked: bool = False) -> list[RoomTimeline]:
         """The rooms active at or after ``since`` (ms), least recently checked first; with
         ``unchecked``, only those active after their last check."""
-        q = (
-            "SELECT room_id, active_at, event_id, event_ts, checked_at FROM room_timeline "
-            "WHERE active_at >= $1"
-        )
+        q = f"SELECT {_COLUMNS} FROM room_timeline WHERE active_at >= $1"
         if unchecked:
             q += " AND (checked_at IS NULL OR active_at > checked_at)"
         rows = await cls.db.fetch(q + " ORDER BY active_at DESC", since)
@@ -65,8 +67,7 @@ class RoomTimeline:
     @classmethod
     async def get(cls, room_id: str) -> RoomTimeline | None:
         row = await cls.db.fetchrow(
-            "SELECT room_id, active_at, event_id, event_ts, checked_at FROM room_timeline "
-            "WHERE room_id=$1",
+            f"SELECT {_COLUMNS} FROM room_timeline WHERE room_id=$1",
             room_id,
         )
         return None if row is None else cls(**dict(row))
@@ -87,7 +88,8 @@ class RoomTimeline:
         async with cls.db.acquire() as conn, conn.transaction():
             items = await QueueItem.insert_found(conn, barrier, found, told, checked_at)
             await conn.execute(
-                "INSERT INTO room_timeline (room_id, active_at, checked_at) VALUES ($1, $2, $2) "
+                "INSERT INTO room_timeline (room_id, first_at, active_at, checked_at) "
+                "VALUES ($1, $2, $2, $2) "
                 "ON CONFLICT (room_id) DO UPDATE SET checked_at=excluded.checked_at",
                 room_id,
                 checked_at,

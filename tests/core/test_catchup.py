@@ -131,7 +131,7 @@ def _planned(s: Setup, trigger: str) -> float | None:
     return s.metrics.registry.get_sample_value("bridge_catch_up_rooms_total", {"trigger": trigger})
 
 
-async def _active(*rooms: str, at: int = NOW - 1000) -> None:
+async def _active(*rooms: str, at: int = NOW - 3_000_000) -> None:
     await RoomTimeline.touch((room, at, None, None) for room in rooms)
 
 
@@ -313,6 +313,7 @@ async def test_activity_is_written_in_batches(setup: Setup) -> None:
     assert room is not None and (room.active_at, room.event_id, room.event_ts) == (
         NOW, "$b", NOW - 5,
     )  # fmt: skip
+    assert room.first_at == NOW
     assert await RoomTimeline.get(QUIET) is not None
 
 
@@ -399,3 +400,16 @@ async def test_a_transaction_resent_is_no_restart(setup: Setup) -> None:
     await s.catchup.before_record("3")
     assert _planned(s, "restart") == 1
     await s.idle()
+
+
+async def test_what_a_room_held_before_the_bridge_was_in_it_is_not_looked_at(
+    setup: Setup,
+) -> None:
+    # Staff made a room and wrote there before inviting the bot: never the bridge's to handle.
+    s = setup
+    s.hs.post(ROOM, "$before-the-bot", ts=NOW - 60_000)
+    await _active(ROOM, at=NOW - 30_000)  # the bot's invitation: the first the bridge saw
+    s.hs.post(ROOM, "$lost", ts=NOW - 1_000)
+    await s.catchup.plan("outage")
+    await s.idle()
+    assert s.handled == ["$lost"]

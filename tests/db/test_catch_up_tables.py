@@ -79,8 +79,8 @@ async def test_room_activity_keeps_the_latest(database: Database) -> None:
     await RoomTimeline.touch([(ROOM, 1000, None, None)])  # older activity, no event
     room = await RoomTimeline.get(ROOM)
     assert room is not None
-    assert (room.active_at, room.event_id, room.event_ts, room.checked_at) == (
-        2000, "$a", 1900, None,
+    assert (room.first_at, room.active_at, room.event_id, room.event_ts, room.checked_at) == (
+        2000, 2000, "$a", 1900, None,
     )  # fmt: skip
     assert [r.room_id for r in await RoomTimeline.active(1000)] == [ROOM]
     assert {r.room_id for r in await RoomTimeline.active(0)} == {ROOM, "!q:example.com"}

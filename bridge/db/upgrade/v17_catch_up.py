@@ -3,9 +3,9 @@
 * ``matrix_seen``: every Matrix event id the bridge recorded, pushed or read back from a
   timeline, so an event is queued once however it reaches the bridge (pruned with the other
   dedup keys).
-* ``room_timeline``: per room, when the bridge last saw or sent something there
-  (``active_at``), the last event it recorded from the room, and up to when its timeline has
-  been read back and checked (``checked_at``).
+* ``room_timeline``: per room, when the bridge first and last saw or sent something there
+  (``first_at``, ``active_at``), the last event it recorded from the room, and up to when
+  its timeline has been read back and checked (``checked_at``).
 * ``queue.position``: where an item stands in its conversation's order when that is not its
   id: events found by a catch-up take the place of the catch-up item, ahead of the events
   pushed after it (NULL: the id).
@@ -33,6 +33,7 @@ async def upgrade_v17(conn: Connection) -> None:
     await conn.execute(
         """CREATE TABLE room_timeline (
             room_id     TEXT PRIMARY KEY,
+            first_at    BIGINT NOT NULL,
             active_at   BIGINT NOT NULL,
             event_id    TEXT,
             event_ts    BIGINT,
