@@ -46,7 +46,7 @@ from tests.infra.synapse import (
 )
 
 from .cpu import CpuSnapshot
-from .stack import SERVER_NAME
+from .stack import SERVER_NAME, call_matrix
 
 log = logging.getLogger("bench.catchup")
 T = TypeVar("T")
@@ -93,13 +93,7 @@ class Homeserver:
         self.rooms_read.clear()
 
     async def call(self, method: str, path: str, token: str, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"}
-        url = self.synapse.base_url + path
-        async with self.session.request(method, url, json=body, headers=headers) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise RuntimeError(f"{method} {path} -> {resp.status}: {data}")
-            return data
+        return await call_matrix(self.session, method, self.synapse.base_url + path, token, body)
 
     async def send(self, room_id: str, token: str, text: str) -> str:
         self._txn += 1
