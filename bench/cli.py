@@ -21,6 +21,7 @@ from typing import Any
 from tests.infra.postgres import PostgresServer
 
 from .broadcast import measure_broadcast
+from .catchup import measure_catchup
 from .encrypted import measure_encrypted
 from .endpoints import Arrivals
 from .inbox import measure_inbox
@@ -47,7 +48,7 @@ PAUSE = 1.0
 """Seconds between runs, so one run's leftovers (echoes, Synapse background work) settle."""
 STACK_PARTS = ("traffic", "media", "inbox-e2e", "encrypted", "scale")
 """The parts that need the whole stack; the local ones need at most a PostgreSQL."""
-LOCAL_PARTS = ("inbox", "broadcast", "metrics", "startup")
+LOCAL_PARTS = ("inbox", "broadcast", "metrics", "startup", "catchup")
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Options:
     broadcast_rate: float = 1000.0
     broadcast_dbs: list[str] = field(default_factory=lambda: ["sqlite"])
     metrics_scrapes: int = 200
+    catchup_rooms: int = 1000
     bridge_db: str = "postgres"
     json: str = "bench-results.json"
     workdir: str | None = None
@@ -87,7 +89,7 @@ class Options:
             messages=20, latency_messages=10, concurrency=4, rooms=3, repeat=1, portals=2000,
             scale_dbs=["sqlite"], startups=1, lookups=100, media_mb=8, inbox_first=20,
             inbox_floods=1, inbox_e2e=3, enc_messages=20, enc_rooms=2, broadcast_recipients=200,
-            broadcast_reference=50, metrics_scrapes=30,
+            broadcast_reference=50, metrics_scrapes=30, catchup_rooms=20,
         )  # fmt: skip
 
 
@@ -159,6 +161,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--metrics-scrapes", type=int,
         help=f"scrapes of /metrics, and as many trivial requests ({d.metrics_scrapes})",
     )  # fmt: skip
+    p.add_argument(
+        "--catchup-rooms", type=int,
+        help=f"active rooms read back by the measured catch-up ({d.catchup_rooms})",
+    )  # fmt: skip
     p.add_argument("--skip", action="append", choices=[*STACK_PARTS, *LOCAL_PARTS], default=[])
     p.add_argument("--json", help=f"where to write the figures ({d.json})")
     p.add_argument("--workdir", help="keep all files here (default: a temporary directory)")
@@ -172,7 +178,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     for name in ("messages", "latency_messages", "concurrency", "rooms", "repeat", "portals",
                  "media_mb", "inbox_first", "inbox_floods", "inbox_e2e", "enc_messages",
                  "enc_rooms", "broadcast_recipients",
-                 "broadcast_reference", "broadcast_rate", "metrics_scrapes", "bridge_db", "json",
+                 "broadcast_reference", "broadcast_rate", "metrics_scrapes", "catchup_rooms",
+                 "bridge_db", "json",
                  "workdir",
                  "profile"):  # fmt: skip
         value = getattr(args, name)
@@ -272,6 +279,7 @@ async def run(opts: Options) -> dict[str, Any]:
     broadcast: dict[str, Any] = {}
     metrics: list[dict[str, Any]] = []
     startup: dict[str, list[float]] = {}
+    catchup: list[dict[str, Any]] = []
     ok = False
     try:
         if stack is not None and "traffic" not in opts.skip:
@@ -331,6 +339,11 @@ async def run(opts: Options) -> dict[str, Any]:
                 metrics.append(await measure_metrics(part, opts.portals, opts.metrics_scrapes))
         if "startup" not in opts.skip:
             startup = await measure_startup(workdir, opts.startups)
+        if "catchup" not in opts.skip:
+            assert postgres is not None
+            t = time.monotonic()
+            catchup = await measure_catchup(workdir, postgres, opts.catchup_rooms, opts.repeat)
+            log.info("catch-ups done in %.1fs", time.monotonic() - t)
         ok = True
     finally:
         if stack is not None:
@@ -342,7 +355,7 @@ async def run(opts: Options) -> dict[str, Any]:
         elif not ok:
             log.error("Logs are kept in %s", workdir)
     figures = build_figures(
-        runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted, metrics
+        runs, scale, asdict(opts), media, inbox, inbox_e2e, broadcast, encrypted, metrics, catchup
     ) + startup_figures(startup)
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
@@ -363,13 +376,16 @@ async def run(opts: Options) -> dict[str, Any]:
         "broadcast": broadcast,
         "metrics": metrics,
         "startup": startup,
+        "catchup": catchup,
     }
 
 
 def _local_postgres(opts: Options) -> bool:
     """Whether a part that runs without the stack wants a PostgreSQL."""
-    return ("inbox" not in opts.skip and "postgres" in opts.inbox_dbs) or (
-        "broadcast" not in opts.skip and "postgres" in opts.broadcast_dbs
+    return (
+        ("inbox" not in opts.skip and "postgres" in opts.inbox_dbs)
+        or ("broadcast" not in opts.skip and "postgres" in opts.broadcast_dbs)
+        or "catchup" not in opts.skip
     )
 
 

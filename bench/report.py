@@ -111,6 +111,7 @@ def build_figures(
     broadcast: Raw | None = None,
     encrypted: Sequence[Raw] = (),
     metrics: Sequence[Raw] = (),
+    catchup: Sequence[Raw] = (),
 ) -> list[Figure]:
     rooms, conc = opts["rooms"], opts["concurrency"]
     figs: list[Figure] = []
@@ -203,7 +204,32 @@ def build_figures(
     figs.extend(_broadcast_figures(broadcast or {}))
     figs.extend(_metrics_figures(metrics))
     figs.extend(_encrypted_figures(encrypted, opts))
+    figs.extend(_catchup_figures(catchup))
     return figs
+
+
+def _catchup_figures(runs: Sequence[Raw]) -> list[Figure]:
+    """The catch-up of every active room after an outage against the same reads made directly
+    and against one send to each room (bench/catchup.py); the names carry the absolute time
+    and the rooms a second. Homeserver CPU is Synapse's process and its database connections."""
+    if not runs:
+        return []
+    n = f"{int(runs[0]['rooms']):,}"
+    wall = _series(runs, "catchup", "wall_s")
+    per_second = median([r["rooms"] / w for r, w in zip(runs, wall, strict=True) if w > 0])
+    cpu = _series(runs, "catchup", "hs_cpu_s")
+    return [
+        Figure("catchup_wall_s",
+               f"catch-up of {n} active rooms: {median(wall):.1f} s, {per_second:.0f} rooms/s",
+               "s", wall, _series(runs, "reads", "wall_s"), "the same reads, direct", "ratio"),
+        Figure("catchup_hs_cpu_s", f"homeserver CPU, catch-up of {n} rooms", "s", cpu,
+               _series(runs, "reads", "hs_cpu_s"), "the same reads, direct", "ratio"),
+        Figure("catchup_hs_cpu_vs_sends", f"homeserver CPU, catch-up of {n} rooms", "s", cpu,
+               _series(runs, "sends", "hs_cpu_s"), f"sending {n} messages", "ratio"),
+        Figure("catchup_requests", f"requests to the homeserver, catch-up of {n} rooms",
+               "requests", _series(runs, "catchup", "requests"),
+               _series(runs, "reads", "requests"), "the same reads, direct", "ratio"),
+    ]  # fmt: skip
 
 
 ENCRYPTED_TPUT_GOAL = Goal("compare", ">=", 0.8, "ratio >= 0.8")

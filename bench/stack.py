@@ -148,12 +148,7 @@ class Stack:
         url = self.synapse.base_url + path
         if as_user:
             url += ("&" if "?" in url else "?") + "user_id=" + urllib.parse.quote(as_user)
-        headers = {"Authorization": f"Bearer {token}"}
-        async with self.session.request(method, url, json=body, headers=headers) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise RuntimeError(f"{method} {path} -> {resp.status}: {data}")
-            return data
+        return await call_matrix(self.session, method, url, token, body)
 
     async def send_direct(self, room_id: str, ghost: str, text: str) -> None:
         """The reference path: the same message sent straight to Synapse by the appservice,
@@ -218,6 +213,18 @@ class Stack:
         await self.receiver.stop()
         await self.session.close()
         await self.postgres.astop()
+
+
+async def call_matrix(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, body: Any = None
+) -> Any:
+    """One client-server API request with ``token``; its JSON answer, or RuntimeError."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.request(method, url, json=body, headers=headers) as resp:
+        data = await resp.json(content_type=None)
+        if resp.status != 200:
+            raise RuntimeError(f"{method} {url} -> {resp.status}: {data}")
+        return data
 
 
 async def start_stack(workdir: Path, *, bridge_db: str = "postgres", e2ee: bool = False) -> Stack:

@@ -32,6 +32,7 @@ FIGURES = {
     "broadcast_sqlite_per_second", "broadcast_sqlite_rss_mb", "broadcast_sqlite_snapshot_s",
     "broadcast_sqlite_cpu_ms", "metrics_scrape_ms", *ENCRYPTED_FIGURES,
     "startup_all_types_s", "startup_all_types_cpu_s", "startup_webhook_s",
+    "catchup_wall_s", "catchup_hs_cpu_s", "catchup_hs_cpu_vs_sends", "catchup_requests",
 }  # fmt: skip
 
 
@@ -68,3 +69,15 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert metrics["portals"] == data["options"]["portals"] and metrics["scrape_bytes"] > 1000
     scrape = data["figures"]["metrics_scrape_ms"]
     assert f"{scrape['bridge']:.2f} ms" in scrape["name"] and scrape["goal"] == "scrape < 10 ms"
+    # The catch-up: every active room read back, as often as the direct reads read, and the
+    # one lost event of every tenth room found and queued; the homeserver did some work.
+    [catchup] = data["catchup"]
+    rooms = data["options"]["catchup_rooms"]
+    assert catchup["rooms"] == rooms and catchup["lost"] == rooms // 10 > 0
+    run, reads = catchup["catchup"], catchup["reads"]
+    assert run["planned"] == run["rooms_read"] == reads["rooms_read"] == rooms
+    assert run["found"] == run["queued"] == catchup["lost"]
+    assert run["requests"] == reads["requests"] >= rooms
+    assert catchup["sends"]["requests"] == rooms
+    for part in ("catchup", "reads", "sends"):
+        assert catchup[part]["hs_cpu_s"] > 0, part
