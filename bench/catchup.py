@@ -183,6 +183,7 @@ async def _make_rooms(hs: Homeserver, count: int) -> tuple[list[str], list[str]]
         assert len(events) == MESSAGES + (room[1] is None), (room, events)  # and the join
         return room[0], events[::-1], room[1]
 
+    began = int(time.time() * 1000)  # the bridge saw the rooms from their start
     rooms = await _each(range(count), SETUP_CONCURRENCY, one)
     made = await _each(rooms, SETUP_CONCURRENCY, pushed)
     recorded = [(f"mx:{room_id}", "matrix", evt) for room_id, pushed, _ in made for evt in pushed]
@@ -190,7 +191,7 @@ async def _make_rooms(hs: Homeserver, count: int) -> tuple[list[str], list[str]]
         await QueueItem.record_transaction(f"setup-{start}", recorded[start : start + 1000])
     await QueueItem.db.execute("DELETE FROM queue")  # handled, as the bridge would have
     await RoomTimeline.touch(
-        (room_id, int(time.time() * 1000), pushed[-1]["event_id"], pushed[-1]["origin_server_ts"])
+        (room_id, began, pushed[-1]["event_id"], pushed[-1]["origin_server_ts"])
         for room_id, pushed, _ in made
     )
     return [room_id for room_id, _, _ in made], [lost for _, _, lost in made if lost]
