@@ -176,8 +176,9 @@ class CryptoFlow:
     async def _requeue(self, waiting: WaitingEvent) -> None:
         key = await self.queue_key(waiting.payload)
         items = await QueueItem.record_transaction(
-            f"crypto-retry:{waiting.event_id}", [(key, "matrix", waiting.payload)]
-        )
+            f"crypto-retry:{waiting.event_id}", [(key, "matrix", waiting.payload)],
+            once_per_event=False,  # recorded when it was pushed; queued again on purpose
+        )  # fmt: skip
         for item in items or ():
             self.submit(item)
 

@@ -127,13 +127,19 @@ class QueueItem:
 
     @classmethod
     async def record_transaction(
-        cls, txn_id: str, items: Iterable[tuple[str, str, dict[str, Any]]]
+        cls,
+        txn_id: str,
+        items: Iterable[tuple[str, str, dict[str, Any]]],
+        *,
+        once_per_event: bool = True,
     ) -> list[QueueItem] | None:
         """Record an appservice transaction and its events atomically. Returns None (and
         stores nothing) when the same transaction (same id, same events) was recorded before.
-        """
+        An event whose id was recorded before is left out, unless ``once_per_event`` is off
+        (an event queued again on purpose: its room key arrived)."""
         ts = now_ms()
-        items = _first_of_each_event(items)
+        items = _first_of_each_event(items) if once_per_event else list(items)
+        dedup_id = event_id_of if once_per_event else _no_id
         body_hash = hashlib.sha256(
             json.dumps([p for _, _, p in items], sort_keys=True).encode()
         ).hexdigest()
@@ -142,7 +148,7 @@ class QueueItem:
             keys, kinds, payloads = ([it[i] for it in items] for i in range(3))
             row = await cls.db.fetchrow(
                 _RECORD_TRANSACTION_PG, txn_id, body_hash, ts, keys, kinds,
-                [json.dumps(p) for p in payloads], [event_id_of(it[2]) for it in items],
+                [json.dumps(p) for p in payloads], [dedup_id(it[2]) for it in items],
             )  # fmt: skip
             if row is None or not row["recorded"]:
                 return None
@@ -164,7 +170,7 @@ class QueueItem:
             if inserted is None:
                 return None
             for key, kind, payload in items:
-                event_id = event_id_of(payload)
+                event_id = dedup_id(payload)
                 if event_id is not None and await conn.fetchval(_SEEN, event_id, ts) is None:
                     continue  # recorded before: pushed already, or read back by a catch-up
                 item_id = await conn.fetchval(_INSERT, key, kind, json.dumps(payload), ts)
@@ -294,6 +300,10 @@ def event_id_of(payload: dict[str, Any]) -> str | None:
     event_id = payload.get("event_id")
     if isinstance(event_id, str) and event_id and len(event_id.encode()) <= MAX_EVENT_ID:
         return event_id
+    return None
+
+
+def _no_id(payload: dict[str, Any]) -> None:
     return None
 
 

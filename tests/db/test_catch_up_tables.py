@@ -117,3 +117,13 @@ async def test_a_found_event_can_stand_after_a_pushed_one(databases: Databases) 
     await databases.close(db)
     await databases.open()
     assert await _order() == ["$f0", "$p1", "$f1", "$p2"]
+
+
+async def test_an_event_queued_again_on_purpose_is_queued(database: Database) -> None:
+    # An encrypted event waiting for its room key goes back into the queue when it arrives.
+    await QueueItem.record_transaction("1", [_event("$enc")])
+    again = await QueueItem.record_transaction(
+        "retry:$enc", [_event("$enc")], once_per_event=False
+    )
+    assert again is not None and [i.payload["event_id"] for i in again] == ["$enc"]
+    assert await QueueItem.record_transaction("retry:$enc", [_event("$enc")]) is None

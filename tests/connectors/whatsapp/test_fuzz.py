@@ -236,6 +236,8 @@ def hostile_payloads(draw: st.DrawFn) -> dict[str, Any]:
             parent[path[-1]]  # noqa: B018 - still there (an earlier change may have moved it)
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, dict | list):
+            continue  # an earlier change put a string where a container was
         if isinstance(parent, dict) and draw(st.booleans()):
             event("field removed")
             del parent[path[-1]]
