@@ -413,3 +413,30 @@ async def test_what_a_room_held_before_the_bridge_was_in_it_is_not_looked_at(
     await s.catchup.plan("outage")
     await s.idle()
     assert s.handled == ["$lost"]
+
+
+async def test_a_catch_up_given_up_tells_its_room(database: object) -> None:
+    from bridge.core import deadletters
+    from bridge.core.dispatcher import RetryLimits
+
+    s = Setup(CatchUpConfig())
+
+    async def announce(dead: Any) -> None:
+        await deadletters.announce(s.notices, str, dead)  # type: ignore[arg-type]
+
+    s.dispatcher = Dispatcher(s._handle, announce, RetryLimits(max_attempts=1, max_age=0))
+    s.catchup.dispatcher = s.dispatcher
+    try:
+        await _active(ROOM)
+        # Every read fails, though the homeserver counts as reachable (a 5xx of a proxy in
+        # front of it that its probe does not meet): the item fails until it is given up.
+        s.hs.down = True
+        s.hs.reach = type("Mute", (), {"ok": lambda self: None, "failed": lambda self: None})()
+        await s.catchup.plan("outage")
+        await s.idle()
+        announced = s.notices.told
+        assert [(room, event) for room, event, _ in announced] == [(ROOM, None)]
+        assert "could not read this room back" in announced[0][2]
+        assert "deadletters retry" in announced[0][2]
+    finally:
+        await s.dispatcher.stop()
