@@ -92,8 +92,6 @@ class CatchUp:
         self.clock = clock
         self._activity: dict[str, tuple[int, str | None, int | None]] = {}
         """Rooms seen or sent to since the last flush: when, the last event recorded, its ts."""
-        self._queued: set[str] = set()
-        """Rooms with a catch-up item in the queue."""
         self._planning: asyncio.Task[None] | None = None
         self._since = 0
         """When the bridge began recording event ids: events before are not looked at."""
@@ -143,10 +141,6 @@ class CatchUp:
         """Before the listener accepts transactions: one catch-up of every active room
         (the homeserver may have lost events while the bridge was away)."""
         self._since = await RoomTimeline.recording_since()
-        for payload in await QueueItem.payloads(KIND):
-            room_id = payload.get("room_id")
-            if isinstance(room_id, str):
-                self._queued.add(room_id)
         await self.plan("start")
 
     def watch(self, reachable: bool) -> None:
@@ -205,14 +199,15 @@ class CatchUp:
         now = self._now()
         since = now - int(self.config.active_window * 1000)
         rooms = await RoomTimeline.active(since, unchecked=unchecked)
+        # Rooms with a catch-up in the queue (also one that failed and is retried) get none.
+        waiting = {p.get("room_id") for p in await QueueItem.payloads(KIND)}
         queued = 0
         for room in rooms:
-            if room.room_id in self._queued:
+            if room.room_id in waiting:
                 continue
             key = await self.queue_key({"room_id": room.room_id})
             payload = {"room_id": room.room_id, "reason": reason, "planned_at": now}
             item = await QueueItem.enqueue(key, KIND, payload)
-            self._queued.add(room.room_id)
             self.dispatcher.submit(item)
             queued += 1
         if queued:
@@ -259,7 +254,6 @@ class CatchUp:
             await self._tell_late(room_id, evt)
         told = [str(evt["event_id"]) for evt in late]
         items = await RoomTimeline.caught_up(item, room_id, found, told, planned_at)
-        self._queued.discard(room_id)
         self.found += len(new)
         self.metrics.caught_up(len(send), len(late))
         if new:

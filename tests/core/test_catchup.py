@@ -438,5 +438,10 @@ async def test_a_catch_up_given_up_tells_its_room(database: object) -> None:
         assert [(room, event) for room, event, _ in announced] == [(ROOM, None)]
         assert "could not read this room back" in announced[0][2]
         assert "deadletters retry" in announced[0][2]
+        # Given up, it blocks no later catch-up of the room.
+        s.hs.down = False
+        assert await s.catchup.plan("outage") == 1
+        await s.idle()
+        assert len(s.notices.told) == 1
     finally:
         await s.dispatcher.stop()
