@@ -34,7 +34,7 @@ from ..db import QueueItem, RoomTimeline
 from ..db.queue import event_id_of
 from ..logsafe import pii
 from ..metrics.registry import BridgeMetrics
-from .appservice import clean_event
+from .appservice import MAX_ID_LENGTH, clean_event
 from .dispatcher import Dispatcher, GiveUp
 from .notices import Notices
 from .sender import MatrixSender, Refused
@@ -110,6 +110,8 @@ class CatchUp:
             room_id = item.payload.get("room_id")
             if item.kind != "matrix" or not isinstance(room_id, str):
                 continue
+            if len(room_id.encode()) > MAX_ID_LENGTH:
+                continue  # names no room (a key that long would not fit the index either)
             ts = item.payload.get("origin_server_ts")
             event_id = event_id_of(item.payload)
             self._activity[room_id] = (

@@ -445,3 +445,15 @@ async def test_a_catch_up_given_up_tells_its_room(database: object) -> None:
         assert len(s.notices.told) == 1
     finally:
         await s.dispatcher.stop()
+
+
+async def test_a_room_id_no_room_has_is_not_remembered(setup: Setup) -> None:
+    # A hostile transaction's room id of kilobytes: no room has it, no index takes it, and it
+    # must not keep the activity of the real rooms from being written.
+    s = setup
+    huge = "!" + "x" * 5000 + ":example.com"
+    items = await _push("1", "$a", room=huge) + await _push("2", "$b")
+    s.catchup.recorded(items)
+    await s.catchup.flush()
+    assert await RoomTimeline.get(ROOM) is not None
+    assert [r.room_id for r in await RoomTimeline.active(0)] == [ROOM]
