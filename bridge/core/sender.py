@@ -213,12 +213,19 @@ class MatrixSender:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the room's timeline as the homeserver stored it, newest first
         (``/messages`` backwards from ``start``, None: the newest event), as the bot, without
-        member state; and the token of the next older page (None: the beginning)."""
+        member state; and the token of the next older page (None: the beginning). A final
+        refusal raises ``Refused``."""
         path = Path.v3.rooms[RoomID(room_id)].messages
         query = {"dir": "b", "limit": str(limit), "filter": json.dumps(TIMELINE_FILTER)}
         if start is not None:
             query["from"] = start
-        answer = await self._reach(self.bot.api.request(Method.GET, path, query_params=query))
+        try:
+            request = self.bot.api.request(Method.GET, path, query_params=query)
+            answer = await self._reach(request)
+        except MatrixRequestError as e:
+            if refused(e):  # the bot is not in the room (any more): it stays so
+                raise Refused(e) from e
+            raise
         chunk, end = answer.get("chunk"), answer.get("end")
         events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
         return events, end if isinstance(end, str) and events else None
